@@ -1,0 +1,175 @@
+/*
+ * parley_proto.h - the Parley wire protocol v1: strict decoding of client
+ * commands, encoding of replies and pushes, error codes and limits.
+ *
+ * Depends only on cJSON. The server, the load generator and the tests link it.
+ * The wire spec is PROTOCOL.md beside this file; this header is its C form.
+ *
+ * Ownership: pp_decode() fills a struct pp_cmd whose string pointers point into
+ * a parse tree owned by the struct; they stay valid until pp_cmd_free(). The
+ * JSON writer (struct pp_w) writes into a caller-owned buffer and never
+ * allocates. Nothing here keeps global mutable state.
+ */
+#ifndef PARLEY_PROTO_H
+#define PARLEY_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdbool.h>
+
+#define PP_PROTOCOL_NAME "parley.v1"
+
+/* Defaults; the server may be configured with others and passes them in. */
+#define PP_DEFAULT_MAX_FRAME 65536  /* bytes of one reassembled client message */
+#define PP_DEFAULT_MAX_BODY 4096    /* bytes of a message body (UTF-8) */
+#define PP_MAX_CLIENT_MSG_ID 64     /* bytes of a client_msg_id */
+#define PP_MAX_TOKEN 128            /* bytes of an access token */
+#define PP_HISTORY_DEFAULT_LIMIT 50 /* history rows when no limit is given */
+#define PP_HISTORY_MAX_LIMIT 100    /* history rows at most */
+#define PP_UUID_LEN 36              /* canonical text form, lower-case hex */
+#define PP_MAX_ID 9007199254740991LL /* 2^53 - 1: ids must survive a JS double */
+
+/* Stable error codes: the wire names are in pp_err_name(). Never renumber. */
+enum pp_err_code {
+    PP_OK = 0,
+    PP_E_BAD_JSON,              /* "bad_json": the frame is not a JSON object */
+    PP_E_BAD_REQUEST,           /* "bad_request": missing/unknown/mistyped field */
+    PP_E_UNKNOWN_OP,            /* "unknown_op" */
+    PP_E_AUTH_REQUIRED,         /* "auth_required": op before a successful auth */
+    PP_E_AUTH_FAILED,           /* "auth_failed": token unknown, expired or revoked */
+    PP_E_ALREADY_AUTHENTICATED, /* "already_authenticated" */
+    PP_E_ROOM_NOT_FOUND,        /* "room_not_found": none in *your* workspace */
+    PP_E_FORBIDDEN,             /* "forbidden": exists, but you may not */
+    PP_E_NOT_JOINED,            /* "not_joined": join the room first */
+    PP_E_ALREADY_JOINED,        /* "already_joined" */
+    PP_E_TOO_MANY_ROOMS,        /* "too_many_rooms": per-connection cap */
+    PP_E_BODY_TOO_LONG,         /* "body_too_long" */
+    PP_E_UNAVAILABLE,           /* "unavailable": storage down; retry same client_msg_id */
+    PP_E_BUSY,                  /* "busy": server over its queue limits; retry later */
+    PP_E_INTERNAL,              /* "internal" */
+    PP_E__COUNT
+};
+
+enum pp_op {
+    PP_OP_AUTH = 1,
+    PP_OP_JOIN,
+    PP_OP_LEAVE,
+    PP_OP_SEND,
+    PP_OP_HISTORY,
+    PP_OP_PING,
+};
+
+/* Limits the decoder enforces; filled from server configuration. */
+struct pp_limits {
+    size_t max_body; /* body bytes at most (>= 1) */
+};
+
+/* A string slice into the parse tree (not NUL-terminated beyond len? it is:
+ * cJSON strings are NUL-terminated, so str[len] == '\0' always holds). */
+struct pp_str {
+    const char *str; /* NUL-terminated UTF-8; NULL when absent */
+    size_t len;      /* bytes, without the NUL */
+};
+
+/* One decoded client command. Only the fields of its op are set. */
+struct pp_cmd {
+    int64_t id;          /* 1..PP_MAX_ID */
+    enum pp_op op;       /* which command */
+    struct pp_str token;     /* auth */
+    struct pp_str workspace; /* auth: optional uuid; required for a token valid in several */
+    struct pp_str room;  /* join, leave, send, history: canonical lower-case UUID */
+    bool has_since;      /* join: since given */
+    int64_t since;       /* join: last seq the client has (>= 0) */
+    struct pp_str client_msg_id; /* send: 1..PP_MAX_CLIENT_MSG_ID bytes */
+    struct pp_str body;          /* send: 1..limits.max_body bytes */
+    bool has_before;             /* history */
+    int64_t before;              /* history: seqs < before (>= 1) */
+    bool has_after;              /* history */
+    int64_t after;               /* history: seqs > after (>= 0) */
+    int limit;                   /* history: 1..PP_HISTORY_MAX_LIMIT, default 50 */
+    void *tree;                  /* owned parse tree (cJSON *) */
+};
+
+/* Why a decode failed: the code, a human message naming the field, and the
+ * command id when it could be read (so the error reply can carry it). */
+struct pp_err {
+    enum pp_err_code code;
+    int64_t id;        /* 0 when unknown: the reply then carries "id":null */
+    char message[128]; /* NUL-terminated, never contains input bytes beyond a field name */
+};
+
+/* Decodes one client frame (exactly one JSON object). Strict: unknown fields,
+ * duplicate keys, wrong types, out-of-range numbers are refused. Returns 0 and
+ * fills *out (free with pp_cmd_free) or returns -1 and fills *err (nothing to free). */
+int pp_decode(const char *buf, size_t len, const struct pp_limits *lim, struct pp_cmd *out,
+              struct pp_err *err);
+void pp_cmd_free(struct pp_cmd *cmd);
+
+const char *pp_err_name(enum pp_err_code code); /* "bad_json", ...; "internal" if out of range */
+const char *pp_op_name(enum pp_op op);          /* "auth", ...; "?" if out of range */
+bool pp_uuid_valid(const char *s, size_t len);  /* canonical lower-case 8-4-4-4-12 */
+
+/*
+ * JSON writer into a caller buffer. Every call appends; on overflow the
+ * writer sets overflow and stops writing, so callers check once at the end.
+ * Commas between members/elements are inserted automatically.
+ */
+struct pp_w {
+    char *buf;     /* caller-owned output buffer */
+    size_t cap;    /* its size */
+    size_t len;    /* bytes written so far */
+    bool overflow; /* a write did not fit; the content is unusable */
+    int depth;     /* nesting depth, for comma bookkeeping */
+    uint32_t need_comma; /* bit d set: the next item at depth d needs a comma */
+    bool after_key;      /* a key was just written; its value needs no comma */
+};
+
+void pp_w_init(struct pp_w *w, char *buf, size_t cap);
+void pp_w_obj_begin(struct pp_w *w);
+void pp_w_obj_end(struct pp_w *w);
+void pp_w_arr_begin(struct pp_w *w);
+void pp_w_arr_end(struct pp_w *w);
+void pp_w_key(struct pp_w *w, const char *key); /* key is a trusted ASCII literal */
+void pp_w_str(struct pp_w *w, const char *s, size_t len); /* escapes per RFC 8259 */
+void pp_w_cstr(struct pp_w *w, const char *s);
+void pp_w_int(struct pp_w *w, int64_t v);
+void pp_w_bool(struct pp_w *w, bool v);
+void pp_w_null(struct pp_w *w);
+void pp_w_raw(struct pp_w *w, const char *json, size_t len); /* already-encoded JSON value */
+/* Returns the length written, or -1 on overflow. */
+int pp_w_finish(struct pp_w *w);
+
+/* A stored chat message as pushed to clients. */
+struct pp_message {
+    const char *room;          /* uuid */
+    int64_t seq;               /* room sequence number, >= 1 */
+    const char *sender;        /* uuid of the person */
+    const char *client_msg_id; /* as the sender chose it */
+    size_t client_msg_id_len;
+    const char *body; /* UTF-8 */
+    size_t body_len;
+    int64_t ts; /* milliseconds since the Unix epoch, server time at commit */
+};
+
+/* Encoders: each returns the number of bytes written into buf, or -1 if it
+ * does not fit. The output is one complete JSON object. */
+int pp_encode_message(char *buf, size_t cap, const struct pp_message *m);
+/* {"push":"member","room":...,"person":...,"event":"joined"|"left"} */
+int pp_encode_member(char *buf, size_t cap, const char *room, const char *person, bool joined);
+/* {"id":N,"error":{"code":..,"message":..}}; id 0 encodes as null. */
+int pp_encode_error(char *buf, size_t cap, int64_t id, enum pp_err_code code, const char *message);
+/* {"id":N,"ok":<result>} where result_json is an encoded JSON value ("{}" if NULL). */
+int pp_encode_ok(char *buf, size_t cap, int64_t id, const char *result_json, size_t result_len);
+/* Writes an encoded message object (from pp_encode_message) into w as a value. */
+void pp_w_message(struct pp_w *w, const struct pp_message *m);
+
+/*
+ * Client side (tests, load generator): splits one server frame, which is either
+ * one JSON object or a JSON array of objects, and calls fn once per object in
+ * order. Returns the number of objects, or -1 if the frame is not valid.
+ * The cJSON item passed to fn is owned by the call and freed after fn returns.
+ */
+typedef void (*pp_each_fn)(void *ud, const void *cjson_item);
+int pp_split_server_frame(const char *buf, size_t len, pp_each_fn fn, void *ud);
+
+#endif

@@ -1,0 +1,420 @@
+#include "admin.h"
+
+#include "auth.h"
+
+#include <dirent.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_MIGRATIONS 256
+
+static PGconn *connect_db(const char *conninfo)
+{
+    PGconn *pg = PQconnectdb(conninfo);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        fprintf(stderr, "parleyd: cannot connect to PostgreSQL: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return NULL;
+    }
+    PQsetNoticeProcessor(pg, NULL, NULL);
+    return pg;
+}
+
+/* Runs a parameterised statement; returns the result if its status is ok
+ * (caller clears), else prints and returns NULL. */
+static PGresult *run(PGconn *pg, const char *sql, int n, const char *const *v)
+{
+    PGresult *r = PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK) {
+        fprintf(stderr, "parleyd: %s", PQresultErrorMessage(r));
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Migration files NNN_name.sql, sorted by number. */
+struct mig {
+    int version;    /* NNN */
+    char name[256]; /* file name */
+};
+
+static int cmp_mig(const void *x, const void *y)
+{
+    return ((const struct mig *)x)->version - ((const struct mig *)y)->version;
+}
+
+static int list_migrations(const char *dir, struct mig *out)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        fprintf(stderr, "parleyd: sql-dir: cannot open %s\n", dir);
+        return -1;
+    }
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < MAX_MIGRATIONS) {
+        size_t len = strlen(e->d_name);
+        int v;
+        if (len < 8 || strcmp(e->d_name + len - 4, ".sql") || sscanf(e->d_name, "%3d_", &v) != 1)
+            continue;
+        out[n].version = v;
+        snprintf(out[n].name, sizeof out[n].name, "%s", e->d_name);
+        n++;
+    }
+    closedir(d);
+    qsort(out, (size_t)n, sizeof *out, cmp_mig);
+    return n;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    if (buf) buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+static int db_version(PGconn *pg)
+{
+    PGresult *r = PQexec(pg, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+    int v = PQresultStatus(r) == PGRES_TUPLES_OK ? atoi(PQgetvalue(r, 0, 0)) : -1;
+    PQclear(r);
+    return v;
+}
+
+int admin_migrate(const char *conninfo, const char *sql_dir)
+{
+    struct mig m[MAX_MIGRATIONS];
+    int n = list_migrations(sql_dir, m);
+    if (n < 0) return -1;
+    PGconn *pg = connect_db(conninfo);
+    if (!pg) return -1;
+    int rc = -1;
+    PGresult *r = run(pg,
+                      "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                      " version int PRIMARY KEY, name text NOT NULL,"
+                      " applied_at timestamptz NOT NULL DEFAULT now())",
+                      0, NULL);
+    if (!r) goto out;
+    PQclear(r);
+    /* One migrator at a time across every gateway started together. */
+    if (!(r = run(pg, "SELECT pg_advisory_lock(7277001)", 0, NULL))) goto out;
+    PQclear(r);
+    int cur = db_version(pg);
+    if (n && cur > m[n - 1].version) {
+        fprintf(stderr, "parleyd: database schema is at version %d, newer than this parleyd (%d)\n",
+                cur, m[n - 1].version);
+        goto out;
+    }
+    for (int i = 0; i < n; i++) {
+        if (m[i].version <= cur) continue;
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s", sql_dir, m[i].name);
+        char *sql = read_file(path);
+        if (!sql) {
+            fprintf(stderr, "parleyd: cannot read %s\n", path);
+            goto out;
+        }
+        char ver[16];
+        snprintf(ver, sizeof ver, "%d", m[i].version);
+        const char *v[2] = {ver, m[i].name};
+        PGresult *b = run(pg, "BEGIN", 0, NULL);
+        PGresult *x = b ? PQexec(pg, sql) : NULL;
+        free(sql);
+        if (b) PQclear(b);
+        if (!x || PQresultStatus(x) != PGRES_COMMAND_OK) {
+            fprintf(stderr, "parleyd: migration %s failed: %s", m[i].name,
+                    x ? PQresultErrorMessage(x) : PQerrorMessage(pg));
+            if (x) PQclear(x);
+            PQclear(PQexec(pg, "ROLLBACK"));
+            goto out;
+        }
+        PQclear(x);
+        PGresult *ins = run(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, v);
+        if (!ins) {
+            PQclear(PQexec(pg, "ROLLBACK"));
+            goto out;
+        }
+        PQclear(ins);
+        if (!(r = run(pg, "COMMIT", 0, NULL))) goto out;
+        PQclear(r);
+        printf("applied %s\n", m[i].name);
+    }
+    rc = 0;
+out:
+    PQfinish(pg);
+    return rc;
+}
+
+int admin_check_schema(const char *conninfo, const char *sql_dir)
+{
+    struct mig m[MAX_MIGRATIONS];
+    int n = list_migrations(sql_dir, m);
+    if (n < 0) return -1;
+    PGconn *pg = connect_db(conninfo);
+    if (!pg) return -1;
+    int cur = db_version(pg);
+    PQfinish(pg);
+    int want = n ? m[n - 1].version : 0;
+    if (cur == want) return 0;
+    if (cur < want)
+        fprintf(stderr, "parleyd: database schema is at version %d, behind this parleyd (%d): "
+                        "run 'parleyd migrate'\n", cur < 0 ? 0 : cur, want);
+    else
+        fprintf(stderr, "parleyd: database schema is at version %d, ahead of this parleyd (%d): "
+                        "upgrade parleyd\n", cur, want);
+    return -1;
+}
+
+/* ---- admin commands ------------------------------------------------------ */
+
+static int print_one(PGconn *pg, const char *sql, int n, const char *const *v)
+{
+    PGresult *r = run(pg, sql, n, v);
+    if (!r) return 1;
+    if (PQntuples(r) != 1) {
+        fprintf(stderr, "parleyd: not found\n");
+        PQclear(r);
+        return 1;
+    }
+    printf("%s\n", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    return 0;
+}
+
+static char *make_token(PGconn *pg, const char *person, const char *ws, const char *ttl,
+                        char text[AUTH_TOKEN_CHARS + 1])
+{
+    unsigned char hash[AUTH_HASH_BYTES];
+    char hex[2 * AUTH_HASH_BYTES + 3] = "\\x";
+    auth_token_new(text, hash);
+    for (int i = 0; i < AUTH_HASH_BYTES; i++) sprintf(hex + 2 + 2 * i, "%02x", hash[i]);
+    const char *v[4] = {hex, person, ws, ttl};
+    PGresult *r = run(pg,
+                      "INSERT INTO access_tokens (hash, person_id, workspace_id, kind, expires_at)"
+                      " SELECT $1::bytea, $2::uuid, $3::uuid, 'api',"
+                      "        CASE WHEN $4::int8 > 0 THEN now() + make_interval(secs => $4::int8)"
+                      "        END"
+                      "  WHERE EXISTS (SELECT 1 FROM workspace_members"
+                      "                 WHERE person_id = $2::uuid AND workspace_id = $3::uuid)",
+                      4, v);
+    if (!r) return NULL;
+    int ok = atoi(PQcmdTuples(r)) == 1;
+    PQclear(r);
+    if (!ok) fprintf(stderr, "parleyd: that person is not in that workspace\n");
+    return ok ? text : NULL;
+}
+
+static const char *valid_role(const char *r)
+{
+    static const char *const roles[] = {"owner", "admin", "keyuser", "support", "member", "avatar"};
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
+        if (!strcmp(r, roles[i])) return r;
+    return NULL;
+}
+
+static int cmd_create_person(PGconn *pg, const char *ws, const char *email, const char *role)
+{
+    if (!valid_role(role)) {
+        fprintf(stderr, "parleyd: role must be owner, admin, keyuser, support, member or avatar\n");
+        return 1;
+    }
+    const char *v[3] = {ws, email, role};
+    return print_one(pg,
+                     "WITH p AS ("
+                     "  INSERT INTO people (email, is_avatar) VALUES ($2, $3 = 'avatar')"
+                     "  ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id),"
+                     " m AS ("
+                     "  INSERT INTO workspace_members (workspace_id, person_id, role)"
+                     "  SELECT $1::uuid, id, $3 FROM p"
+                     "  ON CONFLICT (workspace_id, person_id) DO UPDATE SET role = EXCLUDED.role,"
+                     "     removed_at = NULL RETURNING person_id)"
+                     " SELECT person_id FROM m",
+                     3, v);
+}
+
+static int seed_demo(PGconn *pg)
+{
+    PGresult *r = run(pg, "INSERT INTO workspaces (name) VALUES ('Demo') RETURNING id", 0, NULL);
+    if (!r) return 1;
+    char ws[64];
+    snprintf(ws, sizeof ws, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    printf("workspace %s (Demo)\n", ws);
+    const char *rooms[][2] = {{"general", "chat"}, {"ideas", "dialogue"}};
+    for (int i = 0; i < 2; i++) {
+        const char *v[3] = {ws, rooms[i][0], rooms[i][1]};
+        r = run(pg, "INSERT INTO rooms (workspace_id, name, kind) VALUES ($1, $2, $3) RETURNING id",
+                3, v);
+        if (!r) return 1;
+        printf("room %s (%s, %s)\n", PQgetvalue(r, 0, 0), rooms[i][0], rooms[i][1]);
+        PQclear(r);
+    }
+    const char *people[][2] = {{"consultant@demo.example", "owner"},
+                               {"alice@demo.example", "member"},
+                               {"bob@demo.example", "member"}};
+    for (int i = 0; i < 3; i++) {
+        const char *v[3] = {ws, people[i][0], people[i][1]};
+        r = run(pg,
+                "WITH p AS (INSERT INTO people (email) VALUES ($2)"
+                "  ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id)"
+                " INSERT INTO workspace_members (workspace_id, person_id, role)"
+                " SELECT $1::uuid, id, $3 FROM p RETURNING person_id",
+                3, v);
+        if (!r) return 1;
+        char person[64], tok[AUTH_TOKEN_CHARS + 1];
+        snprintf(person, sizeof person, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (!make_token(pg, person, ws, "0", tok)) return 1;
+        printf("person %s (%s, %s) token %s\n", person, people[i][0], people[i][1], tok);
+    }
+    return 0;
+}
+
+/* A workspace with `rooms` rooms and `people` people (person i in room
+ * i % rooms), each with a token: what a load test needs, in one transaction.
+ * Prints `room <id>` lines, then `token <room index> <token>` lines. */
+static int load_fixture(PGconn *pg, int people, int rooms)
+{
+    if (people < 1 || rooms < 1 || people > 1000000 || rooms > people) {
+        fprintf(stderr, "parleyd: load-fixture: need 1 <= rooms <= people <= 1000000\n");
+        return 2;
+    }
+    PGresult *r = run(pg, "BEGIN", 0, NULL);
+    if (!r) return 1;
+    PQclear(r);
+    r = run(pg, "INSERT INTO workspaces (name) VALUES ('load') RETURNING id", 0, NULL);
+    if (!r) return 1;
+    char ws[64];
+    snprintf(ws, sizeof ws, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+    char nrooms[16];
+    snprintf(nrooms, sizeof nrooms, "%d", rooms);
+    const char *v[2] = {ws, nrooms};
+    r = run(pg,
+            "INSERT INTO rooms (workspace_id, name)"
+            " SELECT $1::uuid, 'load-' || g FROM generate_series(1, $2::int) g RETURNING id",
+            2, v);
+    if (!r) return 1;
+    for (int i = 0; i < PQntuples(r); i++) printf("room %s\n", PQgetvalue(r, i, 0));
+    PQclear(r);
+    for (int i = 0; i < people; i++) {
+        char email[96];
+        snprintf(email, sizeof email, "load-%s-%d@load.invalid", ws, i);
+        const char *pv[2] = {ws, email};
+        r = run(pg,
+                "WITH p AS (INSERT INTO people (email) VALUES ($2) RETURNING id)"
+                " INSERT INTO workspace_members (workspace_id, person_id, role)"
+                " SELECT $1::uuid, id, 'member' FROM p RETURNING person_id",
+                2, pv);
+        if (!r) return 1;
+        char person[64], tok[AUTH_TOKEN_CHARS + 1];
+        snprintf(person, sizeof person, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+        if (!make_token(pg, person, ws, "0", tok)) return 1;
+        printf("token %d %s\n", i % rooms, tok);
+    }
+    r = run(pg, "COMMIT", 0, NULL);
+    if (!r) return 1;
+    PQclear(r);
+    return 0;
+}
+
+static void admin_usage(void)
+{
+    fprintf(stderr,
+            "usage: parleyd admin [--pg CONNINFO] <command>\n"
+            "  create-workspace <name>                        prints the workspace id\n"
+            "  create-person <workspace> <email> [role]       prints the person id\n"
+            "  create-room <workspace> <name> [workspace|members] [chat|dialogue]\n"
+            "                                                 prints the room id\n"
+            "  add-member <room> <person>                     prints ok\n"
+            "  create-token <person> <workspace> [ttl_seconds] prints the token (shown once)\n"
+            "  revoke-tokens <person>                         prints how many were revoked\n"
+            "  seed-demo                                      a demo workspace, rooms, people\n"
+            "  load-fixture <people> <rooms>                  a load-test workspace with tokens\n");
+}
+
+int admin_main(const char *conninfo, int argc, char **argv)
+{
+    if (argc < 1 || !strcmp(argv[0], "help")) {
+        admin_usage();
+        return argc < 1 ? 2 : 0;
+    }
+    if (auth_init()) return 1;
+    PGconn *pg = connect_db(conninfo);
+    if (!pg) return 1;
+    const char *cmd = argv[0];
+    int rc = 2;
+#define NEED(k)                                                                                    \
+    if (argc < (k) + 1) {                                                                          \
+        admin_usage();                                                                             \
+        goto out;                                                                                  \
+    }
+    if (!strcmp(cmd, "create-workspace")) {
+        NEED(1);
+        const char *v[1] = {argv[1]};
+        rc = print_one(pg, "INSERT INTO workspaces (name) VALUES ($1) RETURNING id", 1, v);
+    } else if (!strcmp(cmd, "create-person")) {
+        NEED(2);
+        rc = cmd_create_person(pg, argv[1], argv[2], argc > 3 ? argv[3] : "member");
+    } else if (!strcmp(cmd, "create-room")) {
+        NEED(2);
+        const char *v[4] = {argv[1], argv[2], argc > 3 ? argv[3] : "workspace",
+                            argc > 4 ? argv[4] : "chat"};
+        rc = print_one(pg,
+                       "INSERT INTO rooms (workspace_id, name, visibility, kind)"
+                       " VALUES ($1, $2, $3, $4) RETURNING id",
+                       4, v);
+    } else if (!strcmp(cmd, "add-member")) {
+        NEED(2);
+        const char *v[2] = {argv[1], argv[2]};
+        rc = print_one(pg,
+                       "INSERT INTO room_members (room_id, person_id)"
+                       " SELECT r.id, wm.person_id FROM rooms r JOIN workspace_members wm"
+                       "   ON wm.workspace_id = r.workspace_id AND wm.person_id = $2::uuid"
+                       "  WHERE r.id = $1::uuid"
+                       " ON CONFLICT DO NOTHING RETURNING 'ok'",
+                       2, v);
+    } else if (!strcmp(cmd, "create-token")) {
+        NEED(2);
+        char tok[AUTH_TOKEN_CHARS + 1];
+        rc = make_token(pg, argv[1], argv[2], argc > 3 ? argv[3] : "0", tok) ? 0 : 1;
+        if (!rc) printf("%s\n", tok);
+    } else if (!strcmp(cmd, "revoke-tokens")) {
+        NEED(1);
+        const char *v[1] = {argv[1]};
+        PGresult *r = run(pg,
+                          "UPDATE access_tokens SET revoked_at = now()"
+                          " WHERE person_id = $1::uuid AND revoked_at IS NULL",
+                          1, v);
+        rc = r ? 0 : 1;
+        if (r) {
+            printf("%s\n", PQcmdTuples(r));
+            PQclear(r);
+        }
+    } else if (!strcmp(cmd, "load-fixture")) {
+        NEED(2);
+        rc = load_fixture(pg, atoi(argv[1]), atoi(argv[2]));
+    } else if (!strcmp(cmd, "seed-demo")) {
+        rc = seed_demo(pg);
+    } else {
+        admin_usage();
+    }
+out:
+    PQfinish(pg);
+    return rc;
+}

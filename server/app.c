@@ -1,0 +1,140 @@
+#include "app.h"
+
+#include "bus.h"
+#include "conn.h"
+#include "db.h"
+#include "frame.h"
+#include "log.h"
+#include "mem.h"
+#include "room.h"
+#include "store.h"
+#include "ws.h"
+
+#include <libwebsockets.h>
+#include <string.h>
+#include <time.h>
+
+#define SWEEP_MS 20            /* room gaps, auth deadlines, shutdown steps */
+#define DRAIN_FLUSH_MAX_MS 5000 /* shutdown: wait for pending writes at most */
+#define DRAIN_CLOSE_MAX_MS 2000 /* shutdown: wait for clients to close at most */
+
+uint64_t app_now_ms(const struct app *a)
+{
+    return uv_now(a->loop);
+}
+
+int64_t app_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Final step: everything is closed in dependency order and the loop ends
+ * when the last handle is gone. */
+static void app_stop(struct app *a)
+{
+    a->stopped = true;
+    ws_stop(a); /* CLOSED for any connection left: they leave their rooms */
+    db_close(a->db); /* pending queries complete with -EAGAIN */
+    bus_close(a->bus);
+    store_batcher_free(a);
+    room_registry_free(a);
+    uv_timer_stop(&a->sweep);
+    uv_close((uv_handle_t *)&a->sweep, on_handle_closed);
+    uv_close((uv_handle_t *)&a->sig_term, on_handle_closed);
+    uv_close((uv_handle_t *)&a->sig_int, on_handle_closed);
+    log_info("stopped", "opened=%llu persisted=%llu delivered=%llu",
+             (unsigned long long)a->stats.conns_opened, (unsigned long long)a->stats.msgs_persisted,
+             (unsigned long long)a->stats.frames_delivered);
+}
+
+static void drain_step(struct app *a)
+{
+    uint64_t waited = app_now_ms(a) - a->drain_started;
+    if (!a->closing_clients) {
+        if (!store_idle(a) && waited < DRAIN_FLUSH_MAX_MS) return;
+        if (!store_idle(a)) log_warn("shutdown: pending writes not flushed in time", "%s", "");
+        a->closing_clients = true;
+        a->drain_started = app_now_ms(a);
+        for (struct conn *c = a->conns; c; c = c->next)
+            conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+        return;
+    }
+    if (a->nconns && waited < DRAIN_CLOSE_MAX_MS) return;
+    app_stop(a);
+}
+
+static void on_sweep(uv_timer_t *t)
+{
+    struct app *a = t->data;
+    room_tick(a);
+    /* Auth deadlines need no 20 ms precision; walking every connection that
+     * often would cost an idle gateway with many connections real CPU. */
+    if (++a->sweeps % 10 == 0) {
+        uint64_t now = app_now_ms(a);
+        for (struct conn *c = a->conns; c; c = c->next)
+            if (!c->authed && !c->closing && now - c->opened_ms >= a->cfg.auth_timeout_ms)
+                conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "auth timeout");
+    }
+    if (a->draining && !a->stopped) drain_step(a);
+}
+
+void app_drain(struct app *a)
+{
+    if (a->draining) return;
+    log_info("shutting down", "connections=%u", a->nconns);
+    a->draining = true;
+    a->drain_started = app_now_ms(a);
+    store_flush(a);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    app_drain(h->data);
+}
+
+int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
+{
+    memset(a, 0, sizeof *a);
+    a->cfg = *cfg;
+    a->loop = loop;
+    a->plim.max_body = cfg->max_body;
+    /* Big enough for a packed write, a history page and any one push. */
+    a->scratch_cap = cfg->max_frame * 4 > (1u << 20) ? cfg->max_frame * 4 : (1u << 20);
+    a->scratch = mem_alloc(FRAME_PRE + a->scratch_cap);
+    if (!a->scratch || room_registry_new(a) || store_batcher_new(a)) {
+        log_error("out of memory at start", "%s", "");
+        return -1;
+    }
+    a->db = db_new(loop, cfg->pg, (int)cfg->db_conns, (int)cfg->db_timeout_ms, store_stmts,
+                   ST__COUNT);
+    struct bus_hooks hooks = {
+        .ud = a,
+        .on_message = room_on_bus_message,
+        .on_subscribed = room_on_subscribed,
+        .on_unsubscribed = room_on_unsubscribed,
+        .on_up = room_on_bus_up,
+        .on_down = room_on_bus_down,
+    };
+    a->bus = bus_new(loop, cfg->redis_host, cfg->redis_port, (int)cfg->db_timeout_ms, &hooks);
+    if (!a->db || !a->bus) return -1;
+    db_start(a->db);
+    bus_start(a->bus);
+    if (ws_start(a)) return -1;
+    uv_timer_init(loop, &a->sweep);
+    a->sweep.data = a;
+    uv_timer_start(&a->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    uv_signal_init(loop, &a->sig_term);
+    uv_signal_init(loop, &a->sig_int);
+    a->sig_term.data = a->sig_int.data = a;
+    uv_signal_start(&a->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&a->sig_int, on_signal, SIGINT);
+    return 0;
+}

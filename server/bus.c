@@ -1,0 +1,227 @@
+#include "bus.h"
+
+#include "log.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/adapters/libuv.h>
+#include <string.h>
+
+#define BUS_TICK_MS 100
+#define BUS_BACKOFF_MIN_MS 100
+#define BUS_BACKOFF_MAX_MS 2000
+#define BUS_MAX_UNANSWERED 50000 /* publishes in flight before we shed */
+
+enum { PUB = 0, SUB = 1 };
+
+struct link {
+    struct bus *b;           /* owner */
+    int which;               /* PUB or SUB */
+    redisAsyncContext *ac;   /* NULL when down; hiredis frees it */
+    bool up;                 /* connect callback said OK */
+    uint64_t retry_at;       /* reconnect when down and now >= this */
+    unsigned backoff_ms;     /* next reconnect delay */
+    bool was_up;             /* for "reconnected" logs */
+};
+
+struct bus {
+    uv_loop_t *loop;         /* the one loop */
+    char host[256];          /* Redis host */
+    int port;                /* Redis port */
+    int timeout_ms;          /* unanswered publish limit in time */
+    struct bus_hooks hooks;  /* room layer */
+    struct link l[2];        /* PUB and SUB */
+    uv_timer_t tick;         /* reconnects and the publish watchdog */
+    unsigned unanswered;     /* publishes sent, reply not yet seen */
+    uint64_t last_progress;  /* last publish reply, or when unanswered left 0 */
+    bool closing;            /* bus_close called */
+};
+
+static void link_connect(struct link *l);
+
+static uint64_t now_ms(struct bus *b)
+{
+    return uv_now(b->loop);
+}
+
+static void link_down(struct link *l, const char *why)
+{
+    struct bus *b = l->b;
+    bool was = l->up;
+    l->ac = NULL; /* hiredis frees the context after this callback */
+    l->up = false;
+    l->retry_at = now_ms(b) + l->backoff_ms;
+    l->backoff_ms = l->backoff_ms * 2 > BUS_BACKOFF_MAX_MS ? BUS_BACKOFF_MAX_MS : l->backoff_ms * 2;
+    if (l->which == PUB) b->unanswered = 0;
+    if (b->closing) return;
+    if (was) log_warn("redis connection lost", "link=%s reason=\"%s\"", l->which ? "sub" : "pub", why);
+    if (was && l->which == SUB && b->hooks.on_down) b->hooks.on_down(b->hooks.ud);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    struct link *l = ac->data;
+    if (status != REDIS_OK) {
+        link_down(l, ac->errstr);
+        return;
+    }
+    l->up = true;
+    l->backoff_ms = BUS_BACKOFF_MIN_MS;
+    log_info(l->was_up ? "redis reconnected" : "redis connected", "link=%s",
+             l->which ? "sub" : "pub");
+    l->was_up = true;
+    if (l->which == PUB) l->b->last_progress = now_ms(l->b);
+    if (l->which == SUB && l->b->hooks.on_up) l->b->hooks.on_up(l->b->hooks.ud);
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    struct link *l = ac->data;
+    (void)status;
+    link_down(l, ac->errstr[0] ? ac->errstr : "closed");
+}
+
+static void link_connect(struct link *l)
+{
+    struct bus *b = l->b;
+    redisAsyncContext *ac = redisAsyncConnect(b->host, b->port);
+    if (!ac) {
+        l->retry_at = now_ms(b) + l->backoff_ms;
+        return;
+    }
+    if (ac->err) {
+        log_debug("redis connect failed", "reason=\"%s\"", ac->errstr);
+        redisAsyncFree(ac);
+        l->retry_at = now_ms(b) + l->backoff_ms;
+        return;
+    }
+    ac->data = l;
+    if (redisLibuvAttach(ac, b->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        l->retry_at = now_ms(b) + l->backoff_ms;
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    l->ac = ac;
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct bus *b = t->data;
+    uint64_t now = now_ms(b);
+    for (int i = 0; i < 2; i++)
+        if (!b->l[i].ac && now >= b->l[i].retry_at) link_connect(&b->l[i]);
+    /* A Redis that accepts publishes but never answers is as good as gone:
+     * drop the link so it reconnects (the room layer recovers from PostgreSQL). */
+    struct link *p = &b->l[PUB];
+    if (p->ac && p->up && b->unanswered && now - b->last_progress > (uint64_t)b->timeout_ms) {
+        log_warn("redis publish timeout", "unanswered=%u", b->unanswered);
+        redisAsyncFree(p->ac); /* runs on_disconnect */
+    }
+}
+
+struct bus *bus_new(uv_loop_t *loop, const char *host, int port, int timeout_ms,
+                    const struct bus_hooks *hooks)
+{
+    struct bus *b = mem_calloc(1, sizeof *b);
+    if (!b) return NULL;
+    b->loop = loop;
+    snprintf(b->host, sizeof b->host, "%s", host);
+    b->port = port;
+    b->timeout_ms = timeout_ms;
+    b->hooks = *hooks;
+    for (int i = 0; i < 2; i++) {
+        b->l[i].b = b;
+        b->l[i].which = i;
+        b->l[i].backoff_ms = BUS_BACKOFF_MIN_MS;
+    }
+    uv_timer_init(loop, &b->tick);
+    b->tick.data = b;
+    return b;
+}
+
+void bus_start(struct bus *b)
+{
+    link_connect(&b->l[PUB]);
+    link_connect(&b->l[SUB]);
+    uv_timer_start(&b->tick, on_tick, BUS_TICK_MS, BUS_TICK_MS);
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    mem_free(h->data);
+}
+
+void bus_close(struct bus *b)
+{
+    b->closing = true;
+    for (int i = 0; i < 2; i++)
+        if (b->l[i].ac) redisAsyncFree(b->l[i].ac);
+    uv_timer_stop(&b->tick);
+    uv_close((uv_handle_t *)&b->tick, on_tick_closed);
+}
+
+bool bus_up(const struct bus *b)
+{
+    return b->l[PUB].up && b->l[SUB].up;
+}
+
+static void on_pub_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct bus *b = priv;
+    (void)ac;
+    (void)r;
+    if (b->unanswered) b->unanswered--;
+    b->last_progress = now_ms(b);
+}
+
+int bus_publish(struct bus *b, const char *ch, size_t chlen, const char *p, size_t len)
+{
+    struct link *l = &b->l[PUB];
+    if (!l->up) return -EAGAIN;
+    if (b->unanswered >= BUS_MAX_UNANSWERED) return -ENOBUFS;
+    if (redisAsyncCommand(l->ac, on_pub_reply, b, "PUBLISH %b %b", ch, chlen, p, len) != REDIS_OK)
+        return -EAGAIN;
+    if (b->unanswered++ == 0) b->last_progress = now_ms(b);
+    return 0;
+}
+
+static void on_sub_reply(redisAsyncContext *ac, void *rv, void *priv)
+{
+    struct bus *b = priv;
+    redisReply *r = rv;
+    (void)ac;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3) return;
+    redisReply *kind = r->element[0], *ch = r->element[1];
+    if (kind->type != REDIS_REPLY_STRING || ch->type != REDIS_REPLY_STRING) return;
+    if (!strcmp(kind->str, "message")) {
+        redisReply *p = r->element[2];
+        if (p->type == REDIS_REPLY_STRING)
+            b->hooks.on_message(b->hooks.ud, ch->str, ch->len, p->str, p->len);
+    } else if (!strcmp(kind->str, "subscribe")) {
+        b->hooks.on_subscribed(b->hooks.ud, ch->str, ch->len);
+    } else if (!strcmp(kind->str, "unsubscribe")) {
+        b->hooks.on_unsubscribed(b->hooks.ud, ch->str, ch->len);
+    }
+}
+
+int bus_subscribe(struct bus *b, const char *ch, size_t chlen)
+{
+    struct link *l = &b->l[SUB];
+    if (!l->up) return -EAGAIN;
+    if (redisAsyncCommand(l->ac, on_sub_reply, b, "SUBSCRIBE %b", ch, chlen) != REDIS_OK)
+        return -EAGAIN;
+    return 0;
+}
+
+int bus_unsubscribe(struct bus *b, const char *ch, size_t chlen)
+{
+    struct link *l = &b->l[SUB];
+    if (!l->up) return -EAGAIN;
+    if (redisAsyncCommand(l->ac, NULL, NULL, "UNSUBSCRIBE %b", ch, chlen) != REDIS_OK)
+        return -EAGAIN;
+    return 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * bus.h - Redis pub/sub between gateways: hiredis async on the loop, one
+ * context to publish and one to subscribe, reconnection with backoff, and
+ * our own bound on unanswered publishes (hiredis 0.14 has no async timeouts).
+ *
+ * Redis is the fast path, not the record: a publish may be lost when Redis
+ * goes away, and the room layer catches up from PostgreSQL when the bus
+ * comes back (on_up) or when it sees a gap.
+ *
+ * Channels are `room:<uuid>`. Payloads are `<seq>\n<json>` where seq is the
+ * room sequence of a stored message, or 0 for an unsequenced event.
+ *
+ * Ownership: bus_publish copies the payload into hiredis's buffer. Hooks are
+ * called on the loop thread; the channel and payload pointers are valid for
+ * the duration of the call only.
+ */
+#ifndef PARLEY_BUS_H
+#define PARLEY_BUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+struct bus;
+
+struct bus_hooks {
+    void *ud; /* passed to every hook */
+    /* A message on a subscribed channel. */
+    void (*on_message)(void *ud, const char *ch, size_t chlen, const char *p, size_t len);
+    /* SUBSCRIBE / UNSUBSCRIBE of ch confirmed by Redis. */
+    void (*on_subscribed)(void *ud, const char *ch, size_t chlen);
+    void (*on_unsubscribed)(void *ud, const char *ch, size_t chlen);
+    /* The subscribe connection is (re)established: resubscribe everything. */
+    void (*on_up)(void *ud);
+    /* The subscribe connection is lost: every subscription is gone. */
+    void (*on_down)(void *ud);
+};
+
+struct bus *bus_new(uv_loop_t *loop, const char *host, int port, int timeout_ms,
+                    const struct bus_hooks *hooks);
+void bus_start(struct bus *b);
+void bus_close(struct bus *b);
+
+/* 0, -EAGAIN (not connected), -ENOBUFS (too many unanswered publishes). */
+int bus_publish(struct bus *b, const char *ch, size_t chlen, const char *p, size_t len);
+/* 0 or -EAGAIN; confirmation arrives through on_subscribed/on_unsubscribed. */
+int bus_subscribe(struct bus *b, const char *ch, size_t chlen);
+int bus_unsubscribe(struct bus *b, const char *ch, size_t chlen);
+
+bool bus_up(const struct bus *b); /* both connections established */
+
+#endif

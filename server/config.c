@@ -1,0 +1,182 @@
+#include "config.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef PARLEY_SQL_DIR_DEFAULT
+#define PARLEY_SQL_DIR_DEFAULT "sql"
+#endif
+
+/* One table drives the flags, the environment and --help, so they cannot
+ * drift apart. */
+enum kind { K_INT, K_SIZE, K_U32, K_STR, K_HOSTPORT, K_LEVEL };
+
+struct opt {
+    const char *flag;   /* --name */
+    const char *env;    /* PARLEY_NAME */
+    enum kind kind;     /* how the value parses */
+    size_t off;         /* offset into struct config */
+    size_t cap;         /* K_STR: buffer size */
+    long long min, max; /* numeric range, inclusive */
+    const char *help;   /* one line */
+};
+
+#define OFF(f) offsetof(struct config, f)
+static const struct opt opts[] = {
+    {"--port", "PARLEY_PORT", K_INT, OFF(port), 0, 1, 65535, "listen port (8080)"},
+    {"--bind", "PARLEY_BIND", K_STR, OFF(bind), 64, 0, 0, "listen address (127.0.0.1)"},
+    {"--pg", "PARLEY_PG", K_STR, OFF(pg), 1024, 0, 0, "PostgreSQL conninfo (required)"},
+    {"--redis", "PARLEY_REDIS", K_HOSTPORT, 0, 0, 0, 0, "Redis HOST:PORT (127.0.0.1:6379)"},
+    {"--sql-dir", "PARLEY_SQL_DIR", K_STR, OFF(sql_dir), 1024, 0, 0, "migrations directory"},
+    {"--max-frame", "PARLEY_MAX_FRAME", K_SIZE, OFF(max_frame), 0, 1024, 16 << 20,
+     "bytes of one client message (65536)"},
+    {"--max-body", "PARLEY_MAX_BODY", K_SIZE, OFF(max_body), 0, 1, 1 << 20,
+     "bytes of a message body (4096)"},
+    {"--outq-bytes", "PARLEY_OUTQ_BYTES", K_SIZE, OFF(outq_bytes), 0, 4096, 1LL << 30,
+     "out-queue bytes per connection (1048576)"},
+    {"--outq-frames", "PARLEY_OUTQ_FRAMES", K_U32, OFF(outq_frames), 0, 8, 1 << 20,
+     "out-queue frames per connection (4096)"},
+    {"--batch-max", "PARLEY_BATCH_MAX", K_U32, OFF(batch_max), 0, 1, 10000,
+     "messages per write transaction (256)"},
+    {"--batch-delay-us", "PARLEY_BATCH_DELAY_US", K_U32, OFF(batch_delay_us), 0, 0, 1000000,
+     "batch linger in microseconds (1000)"},
+    {"--batch-queue-max", "PARLEY_BATCH_QUEUE_MAX", K_U32, OFF(batch_queue_max), 0, 16, 1 << 20,
+     "messages waiting to be written (8192)"},
+    {"--replay-limit", "PARLEY_REPLAY_LIMIT", K_U32, OFF(replay_limit), 0, 0, 1000000,
+     "messages replayed on join with since (1000)"},
+    {"--auth-timeout-ms", "PARLEY_AUTH_TIMEOUT_MS", K_U32, OFF(auth_timeout_ms), 0, 100, 600000,
+     "close unauthenticated connections after (5000)"},
+    {"--per-ip-max", "PARLEY_PER_IP_MAX", K_U32, OFF(per_ip_max), 0, 1, 1000000,
+     "WebSocket connections per client IP (256)"},
+    {"--db-timeout-ms", "PARLEY_DB_TIMEOUT_MS", K_U32, OFF(db_timeout_ms), 0, 50, 600000,
+     "query timeout (3000)"},
+    {"--db-conns", "PARLEY_DB_CONNS", K_U32, OFF(db_conns), 0, 1, 64,
+     "PostgreSQL connections (3)"},
+    {"--max-rooms", "PARLEY_MAX_ROOMS", K_U32, OFF(max_rooms), 0, 1, 10000,
+     "rooms per connection (64)"},
+    {"--reorder-ms", "PARLEY_REORDER_MS", K_U32, OFF(reorder_ms), 0, 1, 60000,
+     "wait for a bus gap before fetching it (100)"},
+    {"--log-level", "PARLEY_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, 0,
+     "error|warn|info|debug (info)"},
+};
+#define NOPTS (sizeof opts / sizeof opts[0])
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->port = 8080;
+    strcpy(c->bind, "127.0.0.1");
+    strcpy(c->redis_host, "127.0.0.1");
+    c->redis_port = 6379;
+    snprintf(c->sql_dir, sizeof c->sql_dir, "%s", PARLEY_SQL_DIR_DEFAULT);
+    c->max_frame = 65536;
+    c->max_body = 4096;
+    c->outq_bytes = 1 << 20;
+    c->outq_frames = 4096;
+    c->batch_max = 256;
+    c->batch_delay_us = 1000;
+    c->batch_queue_max = 8192;
+    c->replay_limit = 1000;
+    c->auth_timeout_ms = 5000;
+    c->per_ip_max = 256;
+    c->db_timeout_ms = 3000;
+    c->db_conns = 3;
+    c->max_rooms = 64;
+    c->reorder_ms = 100;
+    c->log_level = LOG_INFO;
+}
+
+static int bad(const struct opt *o, const char *from, const char *why)
+{
+    fprintf(stderr, "parleyd: %s (%s): %s\n", o->flag + 2, from, why);
+    return -1;
+}
+
+static int apply(struct config *c, const struct opt *o, const char *v, const char *from)
+{
+    char *base = (char *)c;
+    char *end;
+    switch (o->kind) {
+    case K_STR:
+        if (strlen(v) >= o->cap) return bad(o, from, "value too long");
+        strcpy(base + o->off, v);
+        return 0;
+    case K_LEVEL: {
+        enum log_level l;
+        if (log_parse_level(v, &l)) return bad(o, from, "must be error, warn, info or debug");
+        *(int *)(base + o->off) = (int)l;
+        return 0;
+    }
+    case K_HOSTPORT: {
+        const char *colon = strrchr(v, ':');
+        if (!colon || colon == v || (size_t)(colon - v) >= sizeof c->redis_host)
+            return bad(o, from, "must be HOST:PORT");
+        errno = 0;
+        long p = strtol(colon + 1, &end, 10);
+        if (errno || *end || end == colon + 1 || p < 1 || p > 65535)
+            return bad(o, from, "port must be 1..65535");
+        memcpy(c->redis_host, v, (size_t)(colon - v));
+        c->redis_host[colon - v] = '\0';
+        c->redis_port = (int)p;
+        return 0;
+    }
+    default:
+        break;
+    }
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || *end || end == v) return bad(o, from, "not an integer");
+    if (n < o->min || n > o->max) {
+        char why[96];
+        snprintf(why, sizeof why, "must be between %lld and %lld", o->min, o->max);
+        return bad(o, from, why);
+    }
+    if (o->kind == K_INT) *(int *)(base + o->off) = (int)n;
+    else if (o->kind == K_SIZE) *(size_t *)(base + o->off) = (size_t)n;
+    else *(uint32_t *)(base + o->off) = (uint32_t)n;
+    return 0;
+}
+
+int config_load(struct config *c, int argc, char **argv)
+{
+    for (size_t i = 0; i < NOPTS; i++) {
+        const char *v = getenv(opts[i].env);
+        if (v && apply(c, &opts[i], v, opts[i].env)) return -1;
+    }
+    for (int a = 0; a < argc; a++) {
+        const char *arg = argv[a];
+        const char *eq = strchr(arg, '=');
+        size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+        const struct opt *o = NULL;
+        for (size_t i = 0; i < NOPTS; i++)
+            if (strlen(opts[i].flag) == nlen && !strncmp(opts[i].flag, arg, nlen)) o = &opts[i];
+        if (!o) {
+            fprintf(stderr, "parleyd: unknown option '%s' (see --help)\n", arg);
+            return -1;
+        }
+        const char *v = eq ? eq + 1 : (a + 1 < argc ? argv[++a] : NULL);
+        if (!v) return bad(o, "flag", "needs a value");
+        if (apply(c, o, v, "flag")) return -1;
+    }
+    if (!c->pg[0]) return bad(&opts[2], "flag", "required (or set PARLEY_PG)");
+    if (c->max_body + 1024 > c->max_frame)
+        return bad(&opts[6], "flag", "must be at least 1024 bytes below max-frame");
+    if (c->outq_bytes < c->max_frame)
+        return bad(&opts[7], "flag", "must be at least max-frame");
+    return 0;
+}
+
+void config_usage(const char *prog)
+{
+    printf("usage: %s [serve] [options]\n"
+           "       %s migrate [--pg CONNINFO] [--sql-dir DIR]\n"
+           "       %s admin [--pg CONNINFO] <command> ... (see '%s admin help')\n\n"
+           "options (flag / environment variable):\n",
+           prog, prog, prog, prog);
+    for (size_t i = 0; i < NOPTS; i++)
+        printf("  %-20s %-24s %s\n", opts[i].flag, opts[i].env, opts[i].help);
+}

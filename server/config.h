@@ -1,0 +1,45 @@
+/*
+ * config.h - the gateway's settings: defaults, then environment variables,
+ * then command-line flags (flags win). Validated once at start; a bad value
+ * stops start-up with a message naming the setting. Immutable afterwards.
+ */
+#ifndef PARLEY_CONFIG_H
+#define PARLEY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct config {
+    int port;                 /* WebSocket/HTTP listen port */
+    char bind[64];            /* listen address */
+    char pg[1024];            /* PostgreSQL conninfo */
+    char redis_host[256];     /* Redis host */
+    int redis_port;           /* Redis port */
+    char sql_dir[1024];       /* migrations directory (for the schema check and migrate) */
+    size_t max_frame;         /* bytes of one reassembled client message */
+    size_t max_body;          /* bytes of a message body */
+    size_t outq_bytes;        /* a connection's out-queue limit in bytes */
+    uint32_t outq_frames;     /* ... and in frames */
+    uint32_t batch_max;       /* messages per write transaction at most */
+    uint32_t batch_delay_us;  /* how long the first message of a batch may wait */
+    uint32_t batch_queue_max; /* messages waiting for a batch at most (then rx flow off) */
+    uint32_t replay_limit;    /* messages a join with since may replay at most */
+    uint32_t auth_timeout_ms; /* unauthenticated connections are closed after this */
+    uint32_t per_ip_max;      /* WebSocket connections per client IP */
+    uint32_t db_timeout_ms;   /* a query not answered by then fails with unavailable */
+    uint32_t db_conns;        /* PostgreSQL connections (1 writer + readers) */
+    uint32_t max_rooms;       /* rooms one connection may join */
+    uint32_t reorder_ms;      /* how long a gap in a room's bus stream may wait before a fetch */
+    int log_level;            /* enum log_level */
+};
+
+void config_defaults(struct config *c);
+
+/* Applies PARLEY_* environment variables, then the flags in argv[0..argc).
+ * Returns 0, or -1 after printing "parleyd: <setting>: <why>" to stderr. */
+int config_load(struct config *c, int argc, char **argv);
+
+/* Prints the options table (for --help). */
+void config_usage(const char *prog);
+
+#endif

@@ -1,0 +1,185 @@
+#include "conn.h"
+
+#include "app.h"
+#include "log.h"
+#include "mem.h"
+#include "room.h"
+
+#include <libwebsockets.h>
+#include <string.h>
+
+/* A WRITEABLE packs queued frames into one JSON array frame up to this many
+ * messages, so a busy socket costs far less than one syscall per message. */
+#define PACK_MAX_FRAMES 512
+
+static struct outq_limits limits(const struct conn *c)
+{
+    struct outq_limits l = {c->app->cfg.outq_frames, c->app->cfg.outq_bytes};
+    return l;
+}
+
+void creq_link(struct conn *c, struct creq *r)
+{
+    r->c = c;
+    r->next = c->reqs.next;
+    r->prev = &c->reqs;
+    c->reqs.next->prev = r;
+    c->reqs.next = r;
+}
+
+void creq_unlink(struct creq *r)
+{
+    if (!r->c) return;
+    r->prev->next = r->next;
+    r->next->prev = r->prev;
+    r->c = NULL;
+    r->prev = r->next = NULL;
+}
+
+void conn_init(struct conn *c, struct app *app, struct lws *wsi)
+{
+    memset(c, 0, sizeof *c);
+    c->app = app;
+    c->wsi = wsi;
+    c->ws = true;
+    c->id = ++app->next_conn_id;
+    c->opened_ms = app_now_ms(app);
+    c->reqs.next = c->reqs.prev = &c->reqs;
+    lws_get_peer_simple(wsi, c->ip, sizeof c->ip);
+    c->next = app->conns;
+    if (app->conns) app->conns->prev = c;
+    app->conns = c;
+    app->nconns++;
+    app->stats.conns_opened++;
+}
+
+void conn_destroy(struct conn *c)
+{
+    struct app *a = c->app;
+    if (!c->ws) return;
+    /* Unhook pending work first so no completion touches this memory. */
+    while (c->reqs.next != &c->reqs) creq_unlink(c->reqs.next);
+    room_conn_gone(a, c);
+    mem_free(c->subs);
+    outq_clear(&c->q);
+    mem_free(c->rx);
+    if (c->prev) c->prev->next = c->next;
+    else a->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    a->nconns--;
+    a->stats.conns_closed++;
+    log_debug("connection closed", "conn=%llu", (unsigned long long)c->id);
+    c->ws = false;
+}
+
+void conn_close(struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->closing) return;
+    c->closing = true;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    outq_clear(&c->q);
+    lws_callback_on_writable(c->wsi);
+    /* A peer that does not read never makes us writeable again: lws kills
+     * the connection after this timeout in that case. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 2);
+}
+
+int conn_send(struct conn *c, struct frame *f)
+{
+    if (c->closing) return -1;
+    struct outq_limits l = limits(c);
+    bool was_empty = c->q.count == 0;
+    if (outq_push(&c->q, f, &l)) {
+        c->app->stats.slow_consumers++;
+        log_info("slow consumer closed", "conn=%llu queued_bytes=%zu queued_frames=%u",
+                 (unsigned long long)c->id, c->q.bytes, c->q.count);
+        conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
+        return -1;
+    }
+    if (was_empty) lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+int conn_send_copy(struct conn *c, const char *p, size_t len)
+{
+    struct frame *f = frame_new(p, len);
+    if (!f) {
+        conn_close(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return -1;
+    }
+    int rc = conn_send(c, f);
+    frame_unref(f);
+    return rc;
+}
+
+void conn_reply_ok(struct conn *c, int64_t id, const char *result, size_t len)
+{
+    struct app *a = c->app;
+    int n = pp_encode_ok(a->scratch + FRAME_PRE, a->scratch_cap, id, result, len);
+    if (n < 0) {
+        conn_reply_err(c, id, PP_E_INTERNAL, "reply too large");
+        return;
+    }
+    conn_send_copy(c, a->scratch + FRAME_PRE, (size_t)n);
+}
+
+void conn_reply_err(struct conn *c, int64_t id, enum pp_err_code code, const char *msg)
+{
+    char buf[512];
+    int n = pp_encode_error(buf, sizeof buf, id, code, msg);
+    if (n > 0) conn_send_copy(c, buf, (size_t)n);
+}
+
+void conn_rx_flow(struct conn *c)
+{
+    lws_rx_flow_control(c->wsi, c->rx_paused ? 0 : 1);
+}
+
+int conn_on_writeable(struct conn *c)
+{
+    struct app *a = c->app;
+    if (c->closing) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    if (!c->q.count) return 0; /* a spare WRITEABLE is normal */
+
+    struct frame *first = outq_peek(&c->q, 0);
+    unsigned char *out;
+    size_t len;
+    uint32_t used = 1;
+    if (c->q.count == 1 || (size_t)first->len + 2 > a->scratch_cap) {
+        /* Common case on a quiet socket: write the shared frame itself. */
+        out = frame_data(first);
+        len = first->len;
+    } else {
+        /* Pack several queued messages into one array frame. The copy is a
+         * memcpy per message, far cheaper than a syscall per message. */
+        unsigned char *p = (unsigned char *)a->scratch + FRAME_PRE;
+        size_t n = 0;
+        p[n++] = '[';
+        used = 0;
+        while (used < c->q.count && used < PACK_MAX_FRAMES) {
+            struct frame *f = outq_peek(&c->q, used);
+            if (n + f->len + 2 > a->scratch_cap) break;
+            if (used) p[n++] = ',';
+            memcpy(p + n, frame_data(f), f->len);
+            n += f->len;
+            used++;
+        }
+        p[n++] = ']';
+        out = p;
+        len = n;
+    }
+    /* lws copies whatever the kernel does not take, so the shared frame and
+     * the scratch buffer are free for reuse once lws_write returns. */
+    int w = lws_write(c->wsi, out, len, LWS_WRITE_TEXT);
+    a->stats.writes++;
+    for (uint32_t i = 0; i < used; i++) outq_pop(&c->q);
+    if (w < (int)len) return -1;
+    if (c->q.count) lws_callback_on_writable(c->wsi);
+    else room_conn_drained(a, c);
+    return 0;
+}

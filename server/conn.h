@@ -1,0 +1,98 @@
+/*
+ * conn.h - one WebSocket connection: identity cached at auth, the rooms it
+ * joined, its bounded out-queue, its reassembly buffer and its in-flight
+ * asynchronous work.
+ *
+ * conn_send only queues and asks for WRITEABLE; the one lws_write happens in
+ * conn_on_writeable (mosquitto and the lws ring example do the same). A
+ * connection over its out-queue limit is closed asynchronously, like Redis
+ * frees a client over client-output-buffer-limit.
+ *
+ * Ownership: the struct lives in libwebsockets' per-session memory (lws
+ * allocates and frees it); conn_init/conn_destroy bracket its use. Work
+ * that completes later (a query, a batched send) holds a struct creq linked
+ * to the connection; conn_destroy unhooks every creq so completions for a
+ * closed connection find creq->c == NULL and only free themselves.
+ */
+#ifndef PARLEY_CONN_H
+#define PARLEY_CONN_H
+
+#include "frame.h"
+#include "outq.h"
+#include "parley_proto.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct app;
+struct lws;
+struct sub;
+
+/* A cancellable link from pending work back to its connection. */
+struct creq {
+    struct conn *c;              /* NULL once the connection is gone */
+    struct creq *prev, *next;    /* in c's list while c is set */
+};
+
+/* Pending work that may outlive both its connection and the object it
+ * serves: cr unhooks on connection close, obj is set to NULL by the object's
+ * owner when the object goes first. */
+struct ticket {
+    struct creq cr; /* link to the connection */
+    void *obj;      /* the object served (a sub), or NULL */
+    int64_t id;     /* command id to answer */
+};
+
+struct conn {
+    struct app *app;             /* owner of everything */
+    struct lws *wsi;             /* the lws connection */
+    uint64_t id;                 /* for logs */
+    struct conn *prev, *next;    /* app's list of WebSocket connections */
+    char ip[48];                 /* peer address, for the per-IP cap and logs */
+    uint64_t opened_ms;          /* uv_now at ESTABLISHED: auth deadline base */
+    bool ws;                     /* an established WebSocket (not HTTP) */
+    bool authed;                 /* auth succeeded */
+    bool auth_pending;           /* auth query in flight */
+    bool closing;                /* close requested; nothing more is queued */
+    bool rx_paused;              /* reading stopped for backpressure */
+    char person[PP_UUID_LEN + 1];    /* authenticated person */
+    char workspace[PP_UUID_LEN + 1]; /* the workspace of this session */
+    char role[12];               /* role in that workspace */
+    struct outq q;               /* frames waiting for WRITEABLE */
+    unsigned char *rx;           /* reassembly of a fragmented message, or NULL */
+    size_t rx_len;               /* bytes in rx */
+    size_t rx_cap;               /* rx allocation */
+    struct sub **subs;           /* rooms joined (or being joined) */
+    uint32_t nsubs, subs_cap;    /* entries, allocation */
+    struct creq reqs;            /* sentinel of in-flight work */
+    uint32_t inflight;           /* commands not yet answered */
+    uint16_t close_code;         /* status for the close frame */
+    char close_reason[48];       /* reason for the close frame */
+    const char *http_body;       /* HTTP: static response body */
+    int http_status;             /* HTTP: status code; 0 when headers are sent */
+};
+
+void conn_init(struct conn *c, struct app *app, struct lws *wsi);
+void conn_destroy(struct conn *c);
+
+/* Queues a reference to f (the caller keeps its own). Returns 0, or -1 when
+ * the connection is closing or was just closed for passing its limit. */
+int conn_send(struct conn *c, struct frame *f);
+int conn_send_copy(struct conn *c, const char *p, size_t len);
+void conn_reply_ok(struct conn *c, int64_t id, const char *result, size_t len);
+void conn_reply_err(struct conn *c, int64_t id, enum pp_err_code code, const char *msg);
+
+/* Closes asynchronously with a WebSocket close code; queued frames are
+ * dropped at once so their memory is freed now. */
+void conn_close(struct conn *c, uint16_t code, const char *reason);
+
+/* Applies c->rx_paused: stop or resume reading from the socket. */
+void conn_rx_flow(struct conn *c);
+
+/* LWS_CALLBACK_SERVER_WRITEABLE: 0, or -1 to close. */
+int conn_on_writeable(struct conn *c);
+
+void creq_link(struct conn *c, struct creq *r);
+void creq_unlink(struct creq *r);
+
+#endif

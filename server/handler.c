@@ -1,0 +1,384 @@
+#include "handler.h"
+
+#include "app.h"
+#include "auth.h"
+#include "conn.h"
+#include "db.h"
+#include "log.h"
+#include "mem.h"
+#include "room.h"
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Commands of one connection awaiting an answer, at most: a client cannot
+ * make the gateway hold unbounded work on its behalf. */
+#define MAX_INFLIGHT 1024
+
+static struct ticket *ticket_new(struct conn *c, int64_t id, void *obj)
+{
+    struct ticket *t = mem_calloc(1, sizeof *t);
+    if (!t) return NULL;
+    t->id = id;
+    t->obj = obj;
+    creq_link(c, &t->cr);
+    c->inflight++;
+    return t;
+}
+
+/* Takes the connection out of a completed ticket and frees it; NULL when the
+ * connection closed meanwhile. */
+static struct conn *ticket_done(struct ticket *t, int64_t *id, void **obj)
+{
+    struct conn *c = t->cr.c;
+    *id = t->id;
+    if (obj) *obj = t->obj;
+    creq_unlink(&t->cr);
+    mem_free(t);
+    if (c && c->inflight) c->inflight--;
+    return c;
+}
+
+static void reply_db_error(struct conn *c, int64_t id, int err)
+{
+    if (err == -ENOBUFS) conn_reply_err(c, id, PP_E_BUSY, "server busy, retry later");
+    else conn_reply_err(c, id, PP_E_UNAVAILABLE, "storage unavailable, retry later");
+}
+
+/* ---- auth ---------------------------------------------------------------- */
+
+static void on_auth(void *ud, PGresult *res, int err)
+{
+    int64_t id;
+    struct conn *c = ticket_done(ud, &id, NULL);
+    if (!c) return;
+    c->auth_pending = false;
+    if (err) {
+        reply_db_error(c, id, err);
+        return;
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_error("auth query failed", "conn=%llu sqlstate=%s", (unsigned long long)c->id,
+                  db_sqlstate(res));
+        conn_reply_err(c, id, PP_E_INTERNAL, "internal error");
+        return;
+    }
+    int n = PQntuples(res);
+    if (n == 0) {
+        conn_reply_err(c, id, PP_E_AUTH_FAILED, "invalid, expired or revoked token");
+        return;
+    }
+    if (n > 1) {
+        conn_reply_err(c, id, PP_E_BAD_REQUEST,
+                       "workspace: required, the token is valid in several workspaces");
+        return;
+    }
+    snprintf(c->person, sizeof c->person, "%s", PQgetvalue(res, 0, 0));
+    snprintf(c->workspace, sizeof c->workspace, "%s", PQgetvalue(res, 0, 1));
+    snprintf(c->role, sizeof c->role, "%s", PQgetvalue(res, 0, 2));
+    c->authed = true;
+    log_info("authenticated", "conn=%llu person=%s workspace=%s role=%s",
+             (unsigned long long)c->id, c->person, c->workspace, c->role);
+    char buf[160];
+    struct pp_w w;
+    pp_w_init(&w, buf, sizeof buf);
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "person");
+    pp_w_cstr(&w, c->person);
+    pp_w_key(&w, "workspace");
+    pp_w_cstr(&w, c->workspace);
+    pp_w_key(&w, "role");
+    pp_w_cstr(&w, c->role);
+    pp_w_obj_end(&w);
+    int len = pp_w_finish(&w);
+    conn_reply_ok(c, id, buf, len > 0 ? (size_t)len : 0);
+}
+
+static void op_auth(struct conn *c, const struct pp_cmd *cmd)
+{
+    struct app *a = c->app;
+    if (c->authed) {
+        conn_reply_err(c, cmd->id, PP_E_ALREADY_AUTHENTICATED, "already authenticated");
+        return;
+    }
+    if (c->auth_pending) {
+        conn_reply_err(c, cmd->id, PP_E_BAD_REQUEST, "auth already in progress");
+        return;
+    }
+    unsigned char hash[AUTH_HASH_BYTES];
+    if (auth_token_hash(cmd->token.str, cmd->token.len, hash)) {
+        conn_reply_err(c, cmd->id, PP_E_AUTH_FAILED, "invalid, expired or revoked token");
+        return;
+    }
+    struct ticket *t = ticket_new(c, cmd->id, NULL);
+    if (!t) {
+        conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
+        return;
+    }
+    const char *v[2] = {(const char *)hash, cmd->workspace.str};
+    int len[2] = {AUTH_HASH_BYTES, 0}, fmt[2] = {1, 0};
+    int rc = db_query(a->db, -1, ST_AUTH, 2, v, len, fmt, on_auth, t);
+    if (rc) {
+        int64_t id;
+        ticket_done(t, &id, NULL);
+        reply_db_error(c, id, rc);
+        return;
+    }
+    c->auth_pending = true;
+}
+
+/* ---- join / leave -------------------------------------------------------- */
+
+static void on_join_check(void *ud, PGresult *res, int err)
+{
+    int64_t id;
+    void *obj;
+    struct conn *c = ticket_done(ud, &id, &obj);
+    struct sub *s = obj;
+    if (!c || !s) return; /* closed, or left (the leave answered the join) */
+    struct app *a = c->app;
+    s->check = NULL;
+    if (err) {
+        reply_db_error(c, id, err);
+        room_sub_leave(a, s);
+    } else if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_error("join check failed", "conn=%llu sqlstate=%s", (unsigned long long)c->id,
+                  db_sqlstate(res));
+        conn_reply_err(c, id, PP_E_INTERNAL, "internal error");
+        room_sub_leave(a, s);
+    } else if (PQntuples(res) != 1) {
+        /* The same answer for a room of another workspace as for none at
+         * all: nobody learns that another workspace's room exists. */
+        conn_reply_err(c, id, PP_E_ROOM_NOT_FOUND, "no such room");
+        room_sub_leave(a, s);
+    } else if (PQgetvalue(res, 0, 0)[0] != 't') {
+        conn_reply_err(c, id, PP_E_FORBIDDEN, "not a member of this room");
+        room_sub_leave(a, s);
+    } else {
+        room_sub_enter(a, s); /* answers when the room knows its position */
+    }
+}
+
+static void op_join(struct conn *c, const struct pp_cmd *cmd)
+{
+    struct app *a = c->app;
+    if (room_find_sub(c, cmd->room.str)) {
+        conn_reply_err(c, cmd->id, PP_E_ALREADY_JOINED, "already joined");
+        return;
+    }
+    if (c->nsubs >= a->cfg.max_rooms) {
+        conn_reply_err(c, cmd->id, PP_E_TOO_MANY_ROOMS, "too many rooms on this connection");
+        return;
+    }
+    struct sub *s = room_sub_new(c, cmd->room.str, cmd->id, cmd->has_since, cmd->since);
+    struct ticket *t = s ? ticket_new(c, cmd->id, s) : NULL;
+    if (!t) {
+        if (s) room_sub_leave(a, s);
+        conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
+        return;
+    }
+    s->check = t;
+    const char *v[3] = {cmd->room.str, c->workspace, c->person};
+    int rc = db_query(a->db, -1, ST_JOIN_CHECK, 3, v, NULL, NULL, on_join_check, t);
+    if (rc) {
+        int64_t id;
+        ticket_done(t, &id, NULL);
+        s->check = NULL;
+        room_sub_leave(a, s);
+        reply_db_error(c, id, rc);
+    }
+}
+
+static void reply_room(struct conn *c, int64_t id, const char *room)
+{
+    char buf[64];
+    int n = snprintf(buf, sizeof buf, "{\"room\":\"%.*s\"}", PP_UUID_LEN, room);
+    conn_reply_ok(c, id, buf, (size_t)n);
+}
+
+static void op_leave(struct conn *c, const struct pp_cmd *cmd)
+{
+    struct sub *s = room_find_sub(c, cmd->room.str);
+    if (!s) {
+        conn_reply_err(c, cmd->id, PP_E_NOT_JOINED, "not joined");
+        return;
+    }
+    if (s->state == SUB_CHECKING || s->state == SUB_WAITING)
+        conn_reply_err(c, s->join_id, PP_E_NOT_JOINED, "left before the join completed");
+    room_sub_leave(c->app, s);
+    reply_room(c, cmd->id, cmd->room.str);
+}
+
+/* ---- send ---------------------------------------------------------------- */
+
+static struct sub *joined(struct conn *c, const struct pp_cmd *cmd)
+{
+    struct sub *s = room_find_sub(c, cmd->room.str);
+    if (!s || s->state == SUB_CHECKING || s->state == SUB_WAITING) {
+        conn_reply_err(c, cmd->id, PP_E_NOT_JOINED, "join the room first");
+        return NULL;
+    }
+    return s;
+}
+
+static void op_send(struct conn *c, const struct pp_cmd *cmd)
+{
+    if (!joined(c, cmd)) return;
+    /* The guidelines engine (a later issue) runs here, before anything is
+     * stored or sent. */
+    if (store_send(c->app, c, cmd->id, cmd->room.str, &cmd->client_msg_id, &cmd->body)) {
+        conn_reply_err(c, cmd->id, PP_E_BUSY, "server busy, retry later");
+        return;
+    }
+    c->inflight++;
+}
+
+/* ---- history ------------------------------------------------------------- */
+
+struct hist {
+    struct ticket t;          /* must be first: freed through the ticket */
+    char room[PP_UUID_LEN + 1]; /* the room asked about */
+    int limit;                /* rows asked for (one more was fetched) */
+    bool descending;          /* rows arrive newest first */
+};
+
+static void on_history(void *ud, PGresult *res, int err)
+{
+    struct hist *h = ud;
+    struct hist copy = *h;
+    int64_t id;
+    struct conn *c = ticket_done(&h->t, &id, NULL); /* frees h */
+    if (!c) return;
+    struct app *a = c->app;
+    if (err) {
+        reply_db_error(c, id, err);
+        return;
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        conn_reply_err(c, id, PP_E_INTERNAL, "internal error");
+        return;
+    }
+    int n = PQntuples(res);
+    bool more = n > copy.limit;
+    if (more) n = copy.limit;
+    /* Fit the reply in the scratch buffer and well inside the out-queue limit;
+     * rows nearest the cursor are kept, has_more tells the client to page. */
+    size_t budget = a->scratch_cap < a->cfg.outq_bytes / 2 ? a->scratch_cap : a->cfg.outq_bytes / 2;
+    size_t used = 256;
+    int k = 0;
+    for (; k < n; k++) {
+        size_t row = 256 + 6 * (size_t)(PQgetlength(res, k, COL_BODY) + PQgetlength(res, k, COL_CMID));
+        if (used + row > budget) break;
+        used += row;
+    }
+    if (k < n) more = true;
+    struct pp_w w;
+    pp_w_init(&w, a->scratch + FRAME_PRE, a->scratch_cap);
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "id");
+    pp_w_int(&w, id);
+    pp_w_key(&w, "ok");
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "room");
+    pp_w_str(&w, copy.room, PP_UUID_LEN);
+    pp_w_key(&w, "messages");
+    pp_w_arr_begin(&w);
+    for (int j = 0; j < k; j++) {
+        int r = copy.descending ? k - 1 - j : j;
+        pp_w_obj_begin(&w);
+        pp_w_key(&w, "seq");
+        pp_w_int(&w, strtoll(PQgetvalue(res, r, COL_SEQ), NULL, 10));
+        pp_w_key(&w, "sender");
+        pp_w_str(&w, PQgetvalue(res, r, COL_SENDER), (size_t)PQgetlength(res, r, COL_SENDER));
+        pp_w_key(&w, "client_msg_id");
+        pp_w_str(&w, PQgetvalue(res, r, COL_CMID), (size_t)PQgetlength(res, r, COL_CMID));
+        pp_w_key(&w, "body");
+        pp_w_str(&w, PQgetvalue(res, r, COL_BODY), (size_t)PQgetlength(res, r, COL_BODY));
+        pp_w_key(&w, "ts");
+        pp_w_int(&w, strtoll(PQgetvalue(res, r, COL_TS), NULL, 10));
+        pp_w_obj_end(&w);
+    }
+    pp_w_arr_end(&w);
+    pp_w_key(&w, "has_more");
+    pp_w_bool(&w, more);
+    pp_w_obj_end(&w);
+    pp_w_obj_end(&w);
+    int len = pp_w_finish(&w);
+    if (len < 0) {
+        conn_reply_err(c, id, PP_E_INTERNAL, "reply too large");
+        return;
+    }
+    conn_send_copy(c, a->scratch + FRAME_PRE, (size_t)len);
+}
+
+static void op_history(struct conn *c, const struct pp_cmd *cmd)
+{
+    struct app *a = c->app;
+    if (!joined(c, cmd)) return;
+    struct hist *h = mem_calloc(1, sizeof *h);
+    if (!h) {
+        conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
+        return;
+    }
+    h->t.id = cmd->id;
+    creq_link(c, &h->t.cr);
+    c->inflight++;
+    memcpy(h->room, cmd->room.str, PP_UUID_LEN);
+    h->limit = cmd->limit;
+    h->descending = !cmd->has_after;
+    char cursor[24], lim[12];
+    snprintf(cursor, sizeof cursor, "%lld",
+             (long long)(cmd->has_after ? cmd->after : cmd->has_before ? cmd->before : INT64_MAX));
+    snprintf(lim, sizeof lim, "%d", cmd->limit + 1);
+    const char *v[3] = {h->room, cursor, lim};
+    int rc = db_query(a->db, -1, cmd->has_after ? ST_FETCH : ST_BEFORE, 3, v, NULL, NULL,
+                      on_history, h);
+    if (rc) {
+        int64_t id;
+        ticket_done(&h->t, &id, NULL);
+        reply_db_error(c, id, rc);
+    }
+}
+
+/* ---- ping and dispatch --------------------------------------------------- */
+
+static void op_ping(struct conn *c, const struct pp_cmd *cmd)
+{
+    char buf[48];
+    int n = snprintf(buf, sizeof buf, "{\"ts\":%lld}", (long long)app_wall_ms());
+    conn_reply_ok(c, cmd->id, buf, (size_t)n);
+}
+
+typedef void (*op_fn)(struct conn *c, const struct pp_cmd *cmd);
+
+/* The op table: later issues add receipts, votes and moderation here. */
+static const op_fn ops[] = {
+    [PP_OP_AUTH] = op_auth,   [PP_OP_JOIN] = op_join,       [PP_OP_LEAVE] = op_leave,
+    [PP_OP_SEND] = op_send,   [PP_OP_HISTORY] = op_history, [PP_OP_PING] = op_ping,
+};
+
+void handler_dispatch(struct conn *c, const char *msg, size_t len)
+{
+    struct app *a = c->app;
+    struct pp_cmd cmd;
+    struct pp_err err;
+    if (c->closing) return;
+    if (pp_decode(msg, len, &a->plim, &cmd, &err)) {
+        conn_reply_err(c, err.id, err.code, err.message);
+        return;
+    }
+    if (a->draining)
+        conn_reply_err(c, cmd.id, PP_E_UNAVAILABLE, "server shutting down, reconnect");
+    else if (cmd.op != PP_OP_AUTH && !c->authed)
+        conn_reply_err(c, cmd.id, PP_E_AUTH_REQUIRED, "authenticate first");
+    else if (c->inflight >= MAX_INFLIGHT)
+        conn_reply_err(c, cmd.id, PP_E_BUSY, "too many commands in flight");
+    else if ((size_t)cmd.op < sizeof ops / sizeof ops[0] && ops[cmd.op])
+        ops[cmd.op](c, &cmd);
+    else
+        conn_reply_err(c, cmd.id, PP_E_UNKNOWN_OP, "unknown op");
+    pp_cmd_free(&cmd);
+}

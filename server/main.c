@@ -1,0 +1,82 @@
+/*
+ * parleyd - the Parley gateway.
+ *
+ *   parleyd [serve] [options]    run the gateway (see --help)
+ *   parleyd migrate [options]    apply pending sql/ migrations
+ *   parleyd admin [options] ...  blocking admin commands
+ */
+#include "admin.h"
+#include "app.h"
+#include "auth.h"
+#include "config.h"
+#include "log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <uv.h>
+
+/* migrate and admin take --pg and --sql-dir (and the environment) too. */
+static int tool_config(struct config *c, int *argc, char ***argv)
+{
+    config_defaults(c);
+    int keep = 0;
+    char **args = *argv;
+    int n = *argc;
+    char *conf_args[4];
+    int nc = 0;
+    for (int i = 0; i < n; i++) {
+        if ((!strcmp(args[i], "--pg") || !strcmp(args[i], "--sql-dir")) && i + 1 < n && nc < 3) {
+            conf_args[nc++] = args[i];
+            conf_args[nc++] = args[++i];
+        } else {
+            args[keep++] = args[i];
+        }
+    }
+    *argc = keep;
+    return config_load(c, nc, conf_args);
+}
+
+int main(int argc, char **argv)
+{
+    struct config cfg;
+    int a = 1;
+    if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        config_usage(argv[0]);
+        return 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "migrate")) {
+        int n = argc - 2;
+        char **v = argv + 2;
+        if (tool_config(&cfg, &n, &v)) return 2;
+        return admin_migrate(cfg.pg, cfg.sql_dir) ? 1 : 0;
+    }
+    if (argc > 1 && !strcmp(argv[1], "admin")) {
+        int n = argc - 2;
+        char **v = argv + 2;
+        if (tool_config(&cfg, &n, &v)) return 2;
+        return admin_main(cfg.pg, n, v);
+    }
+    if (argc > 1 && !strcmp(argv[1], "serve")) a = 2;
+
+    config_defaults(&cfg);
+    if (config_load(&cfg, argc - a, argv + a)) return 2;
+    log_set_level((enum log_level)cfg.log_level);
+    if (auth_init()) {
+        log_error("libsodium init failed", "%s", "");
+        return 1;
+    }
+    if (admin_check_schema(cfg.pg, cfg.sql_dir)) return 1;
+    signal(SIGPIPE, SIG_IGN);
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    static struct app app;
+    if (app_start(&app, &cfg, &loop)) return 1;
+    uv_run(&loop, UV_RUN_DEFAULT);
+    /* Handles libwebsockets or hiredis close late still get their callbacks. */
+    uv_run(&loop, UV_RUN_DEFAULT);
+    int rc = uv_loop_close(&loop);
+    if (rc) log_warn("loop closed with handles open", "rc=%d", rc);
+    return 0;
+}

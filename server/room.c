@@ -1,0 +1,703 @@
+#include "room.h"
+
+#include "app.h"
+#include "bus.h"
+#include "db.h"
+#include "frame.h"
+#include "log.h"
+#include "mem.h"
+#include "store.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ROOM_WINDOW 64   /* out-of-order bus messages held per room */
+#define FETCH_CHUNK 256  /* rows per catch-up or replay query */
+#define CHAN_PREFIX "room:"
+
+enum bus_state {
+    BS_NONE,    /* not subscribed */
+    BS_PENDING, /* SUBSCRIBE sent */
+    BS_ON,      /* subscribed */
+    BS_LEAVING, /* UNSUBSCRIBE sent */
+};
+
+struct held {
+    int64_t seq;     /* room seq */
+    struct frame *f; /* the push, ready to queue */
+};
+
+enum fetch_kind { F_INIT, F_CATCHUP, F_REPLAY };
+
+/* A query in flight for a room or a sub; whichever goes first sets its
+ * pointer here to NULL, and the completion then only frees the ticket. */
+struct fetch {
+    struct app *app;      /* owner */
+    enum fetch_kind kind; /* what the result is for */
+    struct room *room;    /* F_INIT, F_CATCHUP */
+    struct sub *sub;      /* F_REPLAY */
+};
+
+struct room {
+    char id[PP_UUID_LEN + 1];      /* room uuid */
+    char chan[sizeof CHAN_PREFIX + PP_UUID_LEN]; /* bus channel */
+    size_t chlen;                  /* its length */
+    struct room *hnext;            /* hash chain */
+    struct room *gnext;            /* gap list link */
+    bool in_gap_list;              /* listed in rooms->gaps */
+    struct sub *head;              /* members */
+    uint32_t nsubs;                /* their number */
+    bool ready;                    /* delivered is known */
+    int64_t delivered;             /* last seq fanned out here */
+    enum bus_state bs;             /* bus subscription */
+    bool catchup_wanted;           /* fetch again when the current one ends */
+    struct held win[ROOM_WINDOW];  /* sorted by seq, all > delivered + 1 */
+    uint32_t nwin;                 /* entries in win */
+    uint64_t gap_since;            /* uv_now when the oldest gap appeared; 0: none */
+    struct fetch *fetch;           /* room query in flight */
+};
+
+struct rooms {
+    struct room **tab; /* buckets */
+    uint32_t mask;     /* buckets - 1 */
+    uint32_t count;    /* rooms */
+    struct room *gaps; /* rooms that may have a gap to fetch */
+};
+
+static void catchup(struct app *a, struct room *r);
+static void replay_next(struct app *a, struct sub *s);
+static void room_bus_sync(struct app *a, struct room *r);
+
+/* ---- registry ---------------------------------------------------------- */
+
+static uint32_t hash_id(const char *id)
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < PP_UUID_LEN; i++) h = (h ^ (unsigned char)id[i]) * 16777619u;
+    return h;
+}
+
+int room_registry_new(struct app *a)
+{
+    struct rooms *rs = mem_calloc(1, sizeof *rs);
+    if (!rs) return -1;
+    rs->mask = 1023;
+    rs->tab = mem_calloc(rs->mask + 1, sizeof *rs->tab);
+    if (!rs->tab) {
+        mem_free(rs);
+        return -1;
+    }
+    a->rooms = rs;
+    return 0;
+}
+
+static void room_free(struct app *a, struct room *r)
+{
+    struct rooms *rs = a->rooms;
+    struct room **pp = &rs->tab[hash_id(r->id) & rs->mask];
+    while (*pp != r) pp = &(*pp)->hnext;
+    *pp = r->hnext;
+    for (pp = &rs->gaps; *pp; pp = &(*pp)->gnext)
+        if (*pp == r) {
+            *pp = r->gnext;
+            break;
+        }
+    if (r->fetch) r->fetch->room = NULL;
+    for (uint32_t i = 0; i < r->nwin; i++) frame_unref(r->win[i].f);
+    rs->count--;
+    mem_free(r);
+}
+
+void room_registry_free(struct app *a)
+{
+    struct rooms *rs = a->rooms;
+    if (!rs) return;
+    for (uint32_t b = 0; b <= rs->mask; b++)
+        while (rs->tab[b]) room_free(a, rs->tab[b]);
+    mem_free(rs->tab);
+    mem_free(rs);
+    a->rooms = NULL;
+}
+
+static struct room *room_lookup(struct app *a, const char *id)
+{
+    for (struct room *r = a->rooms->tab[hash_id(id) & a->rooms->mask]; r; r = r->hnext)
+        if (!memcmp(r->id, id, PP_UUID_LEN)) return r;
+    return NULL;
+}
+
+static void grow(struct rooms *rs)
+{
+    uint32_t nmask = rs->mask * 2 + 1;
+    struct room **nt = mem_calloc(nmask + 1, sizeof *nt);
+    if (!nt) return; /* keep the longer chains; still correct */
+    for (uint32_t b = 0; b <= rs->mask; b++) {
+        while (rs->tab[b]) {
+            struct room *r = rs->tab[b];
+            rs->tab[b] = r->hnext;
+            r->hnext = nt[hash_id(r->id) & nmask];
+            nt[hash_id(r->id) & nmask] = r;
+        }
+    }
+    mem_free(rs->tab);
+    rs->tab = nt;
+    rs->mask = nmask;
+}
+
+static struct room *room_get(struct app *a, const char *id)
+{
+    struct room *r = room_lookup(a, id);
+    if (r) return r;
+    struct rooms *rs = a->rooms;
+    if (rs->count > 2 * (rs->mask + 1)) grow(rs);
+    r = mem_calloc(1, sizeof *r);
+    if (!r) return NULL;
+    memcpy(r->id, id, PP_UUID_LEN);
+    r->chlen = (size_t)snprintf(r->chan, sizeof r->chan, CHAN_PREFIX "%s", r->id);
+    uint32_t b = hash_id(id) & rs->mask;
+    r->hnext = rs->tab[b];
+    rs->tab[b] = r;
+    rs->count++;
+    return r;
+}
+
+static struct room *room_by_channel(struct app *a, const char *ch, size_t chlen)
+{
+    size_t pl = sizeof CHAN_PREFIX - 1;
+    if (chlen != pl + PP_UUID_LEN || memcmp(ch, CHAN_PREFIX, pl)) return NULL;
+    return room_lookup(a, ch + pl);
+}
+
+/* ---- encoding ---------------------------------------------------------- */
+
+struct frame *room_encode_message(struct app *a, const struct pp_message *m)
+{
+    int n = pp_encode_message(a->scratch + FRAME_PRE, a->scratch_cap, m);
+    return n < 0 ? NULL : frame_new(a->scratch + FRAME_PRE, (size_t)n);
+}
+
+/* A frame from a ST_FETCH/ST_BEFORE row. */
+static struct frame *row_frame(struct app *a, const char *room, PGresult *res, int row)
+{
+    struct pp_message m = {
+        .room = room,
+        .seq = strtoll(PQgetvalue(res, row, COL_SEQ), NULL, 10),
+        .sender = PQgetvalue(res, row, COL_SENDER),
+        .client_msg_id = PQgetvalue(res, row, COL_CMID),
+        .client_msg_id_len = (size_t)PQgetlength(res, row, COL_CMID),
+        .body = PQgetvalue(res, row, COL_BODY),
+        .body_len = (size_t)PQgetlength(res, row, COL_BODY),
+        .ts = strtoll(PQgetvalue(res, row, COL_TS), NULL, 10),
+    };
+    return room_encode_message(a, &m);
+}
+
+/* ---- fan-out ----------------------------------------------------------- */
+
+static void deliver(struct app *a, struct room *r, int64_t seq, struct frame *f)
+{
+    for (struct sub *s = r->head, *next; s; s = next) {
+        next = s->next;
+        if (s->state != SUB_LIVE) continue; /* replay will reach this seq */
+        if (seq <= s->pos) continue;         /* it has this one already */
+        if (seq == s->pos + 1) {
+            s->pos = seq;
+            if (conn_send(s->conn, f) == 0) a->stats.frames_delivered++;
+        } else {
+            /* Cannot happen while delivered advances by one, but if it ever
+             * does the member catches up from storage rather than skip. */
+            s->state = SUB_REPLAY;
+            replay_next(a, s);
+        }
+    }
+    r->delivered = seq;
+}
+
+static void deliver_event(struct room *r, struct frame *f)
+{
+    for (struct sub *s = r->head; s; s = s->next)
+        if (s->state == SUB_LIVE) conn_send(s->conn, f);
+}
+
+static void gap_list_add(struct app *a, struct room *r)
+{
+    if (r->in_gap_list) return;
+    r->in_gap_list = true;
+    r->gnext = a->rooms->gaps;
+    a->rooms->gaps = r;
+}
+
+/* Delivers held messages that became next in line; drops stale ones. */
+static void drain_window(struct app *a, struct room *r)
+{
+    uint32_t k = 0;
+    while (k < r->nwin && r->win[k].seq <= r->delivered + 1) {
+        if (r->win[k].seq == r->delivered + 1) deliver(a, r, r->win[k].seq, r->win[k].f);
+        frame_unref(r->win[k].f);
+        k++;
+    }
+    if (k) {
+        memmove(r->win, r->win + k, (r->nwin - k) * sizeof r->win[0]);
+        r->nwin -= k;
+    }
+    r->gap_since = r->nwin ? (r->gap_since ? r->gap_since : app_now_ms(a)) : 0;
+    if (r->gap_since) gap_list_add(a, r);
+}
+
+static void hold(struct app *a, struct room *r, int64_t seq, const char *p, size_t len)
+{
+    uint32_t i = 0;
+    while (i < r->nwin && r->win[i].seq < seq) i++;
+    if (i < r->nwin && r->win[i].seq == seq) return; /* already held */
+    if (r->nwin == ROOM_WINDOW) {
+        /* Full: drop this one and fetch the gap now rather than wait. */
+        r->gap_since = 1;
+        gap_list_add(a, r);
+        return;
+    }
+    struct frame *f = frame_new(p, len);
+    if (!f) return;
+    memmove(r->win + i + 1, r->win + i, (r->nwin - i) * sizeof r->win[0]);
+    r->win[i].seq = seq;
+    r->win[i].f = f;
+    r->nwin++;
+    if (!r->gap_since) r->gap_since = app_now_ms(a);
+    gap_list_add(a, r);
+}
+
+static void accept_seq(struct app *a, struct room *r, int64_t seq, const char *p, size_t len)
+{
+    if (r->ready && seq <= r->delivered) return; /* duplicate */
+    if (r->ready && seq == r->delivered + 1) {
+        struct frame *f = frame_new(p, len);
+        if (!f) return; /* the gap fetch will bring it */
+        deliver(a, r, seq, f);
+        frame_unref(f);
+        if (r->nwin) drain_window(a, r);
+        return;
+    }
+    hold(a, r, seq, p, len);
+}
+
+void room_on_bus_message(void *ud, const char *ch, size_t chlen, const char *p, size_t len)
+{
+    struct app *a = ud;
+    struct room *r = room_by_channel(a, ch, chlen);
+    if (!r) return;
+    const char *nl = memchr(p, '\n', len < 24 ? len : 24);
+    if (!nl) return;
+    int64_t seq = 0;
+    for (const char *q = p; q < nl; q++) {
+        if (*q < '0' || *q > '9') return;
+        seq = seq * 10 + (*q - '0');
+    }
+    const char *json = nl + 1;
+    size_t jlen = len - (size_t)(json - p);
+    if (seq == 0) {
+        struct frame *f = frame_new(json, jlen);
+        if (!f) return;
+        deliver_event(r, f);
+        frame_unref(f);
+        return;
+    }
+    accept_seq(a, r, seq, json, jlen);
+}
+
+/* ---- room queries: init and catch-up ------------------------------------ */
+
+static void join_reply(struct sub *s, bool recovered_field, bool recovered)
+{
+    char buf[160];
+    struct pp_w w;
+    pp_w_init(&w, buf, sizeof buf);
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "room");
+    pp_w_str(&w, s->room_id, PP_UUID_LEN);
+    pp_w_key(&w, "last_seq");
+    pp_w_int(&w, s->room->delivered);
+    if (recovered_field) {
+        pp_w_key(&w, "recovered");
+        pp_w_bool(&w, recovered);
+    }
+    pp_w_obj_end(&w);
+    int n = pp_w_finish(&w);
+    conn_reply_ok(s->conn, s->join_id, buf, n > 0 ? (size_t)n : 0);
+}
+
+static void announce(struct app *a, struct sub *s, bool joined)
+{
+    char buf[256];
+    buf[0] = '0';
+    buf[1] = '\n';
+    int n = pp_encode_member(buf + 2, sizeof buf - 2, s->room_id, s->conn->person, joined);
+    if (n > 0 && bus_publish(a->bus, s->room->chan, s->room->chlen, buf, (size_t)n + 2) == 0)
+        a->stats.bus_published++;
+}
+
+/* The room knows its position: answer the join and start replay or live. */
+static void sub_start(struct app *a, struct sub *s)
+{
+    int64_t d = s->room->delivered;
+    if (!s->has_since) {
+        join_reply(s, false, false);
+        s->pos = d;
+        s->state = SUB_LIVE;
+    } else if (s->since >= d) {
+        join_reply(s, true, true);
+        s->pos = s->since; /* it claims more than we delivered: never repeat */
+        s->state = SUB_LIVE;
+    } else if ((uint64_t)(d - s->since) > a->cfg.replay_limit) {
+        join_reply(s, true, false);
+        s->pos = d;
+        s->state = SUB_LIVE;
+    } else {
+        join_reply(s, true, true);
+        s->pos = s->since;
+        s->state = SUB_REPLAY;
+        replay_next(a, s);
+    }
+    announce(a, s, true);
+}
+
+static void fail_waiting(struct app *a, struct room *r)
+{
+    for (struct sub *s = r->head, *next; s; s = next) {
+        next = s->next;
+        if (s->state != SUB_WAITING) continue;
+        conn_reply_err(s->conn, s->join_id, PP_E_UNAVAILABLE, "storage unavailable");
+        room_sub_leave(a, s);
+    }
+}
+
+static void on_room_fetch(void *ud, PGresult *res, int err)
+{
+    struct fetch *ft = ud;
+    struct app *a = ft->app;
+    struct room *r = ft->room;
+    enum fetch_kind kind = ft->kind;
+    mem_free(ft);
+    if (!r) return;
+    r->fetch = NULL;
+    bool ok = !err && PQresultStatus(res) == PGRES_TUPLES_OK;
+    if (kind == F_INIT) {
+        if (!ok || PQntuples(res) != 1) {
+            log_warn("room init failed", "room=%s", r->id);
+            fail_waiting(a, r);
+            return; /* fail_waiting may have freed the room */
+        }
+        int64_t last = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        if (!r->ready || last > r->delivered) r->delivered = last;
+        r->ready = true;
+        drain_window(a, r);
+        for (struct sub *s = r->head, *next; s; s = next) {
+            next = s->next;
+            if (s->state == SUB_WAITING) sub_start(a, s);
+        }
+        if (r->catchup_wanted) catchup(a, r);
+        return;
+    }
+    /* F_CATCHUP */
+    a->stats.gap_fetches++;
+    if (!ok) {
+        r->gap_since = app_now_ms(a); /* try again after reorder_ms */
+        r->catchup_wanted = true;
+        gap_list_add(a, r);
+        return;
+    }
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        int64_t seq = strtoll(PQgetvalue(res, i, COL_SEQ), NULL, 10);
+        if (seq != r->delivered + 1) continue;
+        struct frame *f = row_frame(a, r->id, res, i);
+        if (!f) break;
+        deliver(a, r, seq, f);
+        frame_unref(f);
+    }
+    drain_window(a, r);
+    if (n == FETCH_CHUNK || r->catchup_wanted) {
+        r->catchup_wanted = false;
+        catchup(a, r);
+    } else if (r->nwin) {
+        /* Held messages PostgreSQL did not show yet: wait and fetch again. */
+        r->gap_since = app_now_ms(a);
+        gap_list_add(a, r);
+    }
+}
+
+static int room_query(struct app *a, struct room *r, enum fetch_kind kind)
+{
+    struct fetch *ft = mem_calloc(1, sizeof *ft);
+    if (!ft) return -ENOMEM;
+    ft->app = a;
+    ft->kind = kind;
+    ft->room = r;
+    int rc;
+    if (kind == F_INIT) {
+        const char *v[1] = {r->id};
+        rc = db_query(a->db, -1, ST_LAST_SEQ, 1, v, NULL, NULL, on_room_fetch, ft);
+    } else {
+        char after[24], lim[8];
+        snprintf(after, sizeof after, "%lld", (long long)r->delivered);
+        snprintf(lim, sizeof lim, "%d", FETCH_CHUNK);
+        const char *v[3] = {r->id, after, lim};
+        rc = db_query(a->db, -1, ST_FETCH, 3, v, NULL, NULL, on_room_fetch, ft);
+    }
+    if (rc) {
+        mem_free(ft);
+        return rc;
+    }
+    r->fetch = ft;
+    return 0;
+}
+
+/* Brings the room up to what PostgreSQL has. */
+static void catchup(struct app *a, struct room *r)
+{
+    if (!r->ready || r->fetch) {
+        r->catchup_wanted = true;
+        return;
+    }
+    r->catchup_wanted = false;
+    if (room_query(a, r, F_CATCHUP)) {
+        r->catchup_wanted = true;
+        r->gap_since = app_now_ms(a);
+        gap_list_add(a, r);
+    }
+}
+
+void room_kick(struct app *a, const char *room_id)
+{
+    struct room *r = room_lookup(a, room_id);
+    if (r && r->nsubs) catchup(a, r);
+}
+
+void room_tick(struct app *a)
+{
+    uint64_t now = app_now_ms(a);
+    struct room **pp = &a->rooms->gaps;
+    while (*pp) {
+        struct room *r = *pp;
+        if (!r->gap_since && !r->catchup_wanted) {
+            *pp = r->gnext;
+            r->in_gap_list = false;
+            continue;
+        }
+        if (r->ready && !r->fetch && now - r->gap_since >= a->cfg.reorder_ms) {
+            r->gap_since = r->nwin ? now : 0;
+            catchup(a, r);
+        }
+        pp = &r->gnext;
+    }
+}
+
+/* ---- replay for joins with since --------------------------------------- */
+
+static void on_replay(void *ud, PGresult *res, int err)
+{
+    struct fetch *ft = ud;
+    struct app *a = ft->app;
+    struct sub *s = ft->sub;
+    mem_free(ft);
+    if (!s) return;
+    s->fetch = NULL;
+    if (err || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        /* The join was answered already; a silent gap is not an option, so
+         * the client is told to reconnect and recover with since. */
+        conn_close(s->conn, 1013, "recovery unavailable, retry");
+        return;
+    }
+    int n = PQntuples(res);
+    for (int i = 0; i < n && !s->conn->closing; i++) {
+        int64_t seq = strtoll(PQgetvalue(res, i, COL_SEQ), NULL, 10);
+        if (seq <= s->pos) continue;
+        struct frame *f = row_frame(a, s->room_id, res, i);
+        if (!f) break;
+        s->pos = seq;
+        conn_send(s->conn, f);
+        frame_unref(f);
+        a->stats.replayed++;
+    }
+    if (s->conn->closing) return;
+    if (n == FETCH_CHUNK || s->room->delivered > s->pos) replay_next(a, s);
+    else s->state = SUB_LIVE; /* caught up: on this thread nothing slips in between */
+}
+
+static void replay_next(struct app *a, struct sub *s)
+{
+    if (s->fetch || s->conn->closing) return;
+    if (s->conn->q.bytes > a->cfg.outq_bytes / 2) {
+        s->wait_drain = true; /* resume from room_conn_drained */
+        return;
+    }
+    s->wait_drain = false;
+    struct fetch *ft = mem_calloc(1, sizeof *ft);
+    if (!ft) {
+        conn_close(s->conn, 1011, "out of memory");
+        return;
+    }
+    ft->app = a;
+    ft->kind = F_REPLAY;
+    ft->sub = s;
+    char after[24], lim[8];
+    snprintf(after, sizeof after, "%lld", (long long)s->pos);
+    snprintf(lim, sizeof lim, "%d", FETCH_CHUNK);
+    const char *v[3] = {s->room_id, after, lim};
+    if (db_query(a->db, -1, ST_FETCH, 3, v, NULL, NULL, on_replay, ft)) {
+        mem_free(ft);
+        conn_close(s->conn, 1013, "recovery unavailable, retry");
+        return;
+    }
+    s->fetch = ft;
+}
+
+void room_conn_drained(struct app *a, struct conn *c)
+{
+    for (uint32_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i]->wait_drain) replay_next(a, c->subs[i]);
+}
+
+/* ---- membership -------------------------------------------------------- */
+
+struct sub *room_find_sub(struct conn *c, const char *room_id)
+{
+    for (uint32_t i = 0; i < c->nsubs; i++)
+        if (!memcmp(c->subs[i]->room_id, room_id, PP_UUID_LEN)) return c->subs[i];
+    return NULL;
+}
+
+struct sub *room_sub_new(struct conn *c, const char *room_id, int64_t join_id, bool has_since,
+                         int64_t since)
+{
+    if (c->nsubs == c->subs_cap) {
+        uint32_t ncap = c->subs_cap ? c->subs_cap * 2 : 4;
+        struct sub **n = mem_realloc(c->subs, ncap * sizeof *n);
+        if (!n) return NULL;
+        c->subs = n;
+        c->subs_cap = ncap;
+    }
+    struct sub *s = mem_calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->conn = c;
+    memcpy(s->room_id, room_id, PP_UUID_LEN);
+    s->state = SUB_CHECKING;
+    s->join_id = join_id;
+    s->has_since = has_since;
+    s->since = since;
+    c->subs[c->nsubs++] = s;
+    return s;
+}
+
+static void room_bus_sync(struct app *a, struct room *r)
+{
+    bool want = r->nsubs > 0;
+    if (want && r->bs == BS_NONE) {
+        if (bus_subscribe(a->bus, r->chan, r->chlen) == 0) r->bs = BS_PENDING;
+    } else if (!want && r->bs == BS_ON) {
+        if (bus_unsubscribe(a->bus, r->chan, r->chlen) == 0) r->bs = BS_LEAVING;
+        else r->bs = BS_NONE;
+    }
+    if (!want && r->bs == BS_NONE) room_free(a, r);
+}
+
+void room_sub_enter(struct app *a, struct sub *s)
+{
+    struct room *r = room_get(a, s->room_id);
+    if (!r) {
+        conn_reply_err(s->conn, s->join_id, PP_E_INTERNAL, "out of memory");
+        room_sub_leave(a, s);
+        return;
+    }
+    s->room = r;
+    s->state = SUB_WAITING;
+    s->next = r->head;
+    if (r->head) r->head->prev = s;
+    r->head = s;
+    r->nsubs++;
+    room_bus_sync(a, r);
+    if (r->ready) {
+        sub_start(a, s);
+    } else if (!r->fetch && room_query(a, r, F_INIT)) {
+        fail_waiting(a, r);
+    }
+}
+
+void room_sub_leave(struct app *a, struct sub *s)
+{
+    struct conn *c = s->conn;
+    for (uint32_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i] == s) {
+            c->subs[i] = c->subs[--c->nsubs];
+            break;
+        }
+    if (s->check) s->check->obj = NULL;
+    if (s->fetch) s->fetch->sub = NULL;
+    struct room *r = s->room;
+    if (r) {
+        if (s->state == SUB_LIVE || s->state == SUB_REPLAY) announce(a, s, false);
+        if (s->prev) s->prev->next = s->next;
+        else r->head = s->next;
+        if (s->next) s->next->prev = s->prev;
+        r->nsubs--;
+    }
+    mem_free(s);
+    if (r) room_bus_sync(a, r);
+}
+
+void room_conn_gone(struct app *a, struct conn *c)
+{
+    while (c->nsubs) room_sub_leave(a, c->subs[c->nsubs - 1]);
+}
+
+/* ---- bus state --------------------------------------------------------- */
+
+void room_on_subscribed(void *ud, const char *ch, size_t chlen)
+{
+    struct app *a = ud;
+    struct room *r = room_by_channel(a, ch, chlen);
+    if (!r) return;
+    if (r->bs == BS_PENDING) r->bs = BS_ON;
+    /* Messages committed before the subscription took effect never reach
+     * us through the bus: read them from PostgreSQL. */
+    catchup(a, r);
+    room_bus_sync(a, r);
+}
+
+void room_on_unsubscribed(void *ud, const char *ch, size_t chlen)
+{
+    struct app *a = ud;
+    struct room *r = room_by_channel(a, ch, chlen);
+    if (!r) return;
+    r->bs = BS_NONE;
+    room_bus_sync(a, r); /* resubscribes if someone joined meanwhile, else frees */
+}
+
+static void for_each_room(struct app *a, void (*fn)(struct app *, struct room *))
+{
+    struct rooms *rs = a->rooms;
+    for (uint32_t b = 0; b <= rs->mask; b++) {
+        for (struct room *r = rs->tab[b], *next; r; r = next) {
+            next = r->hnext;
+            fn(a, r);
+        }
+    }
+}
+
+static void mark_unsubscribed(struct app *a, struct room *r)
+{
+    r->bs = BS_NONE;
+    if (!r->nsubs) room_free(a, r);
+}
+
+void room_on_bus_down(void *ud)
+{
+    for_each_room(ud, mark_unsubscribed);
+}
+
+void room_on_bus_up(void *ud)
+{
+    log_info("bus up, resubscribing rooms", "rooms=%u", ((struct app *)ud)->rooms->count);
+    for_each_room(ud, room_bus_sync);
+}

@@ -1,0 +1,87 @@
+/*
+ * room.h - the local room registry: which connections of this gateway are in
+ * which room, the bus subscription of each room (SUBSCRIBE on the first local
+ * join, UNSUBSCRIBE after the last leave), in-order fan-out with a small
+ * reorder window, catch-up from PostgreSQL, and replay for joins with since.
+ *
+ * Order: a room's order is its PostgreSQL seq. room->delivered is the last
+ * seq fanned out here; a bus message with seq <= delivered is a duplicate, one
+ * with seq > delivered + 1 waits in the window until the gap fills or
+ * reorder_ms passes, then the gap is fetched from PostgreSQL. Each member
+ * keeps its own position (sub->pos) and is given a seq only if it is pos + 1,
+ * so no client ever sees a gap or a duplicate.
+ *
+ * Ownership: the registry owns rooms and subs. A sub is owned by its room and
+ * listed in its connection's subs array. A room with no subs is freed once its
+ * bus subscription is gone. Fetch tickets are unhooked when their room goes.
+ */
+#ifndef PARLEY_ROOM_H
+#define PARLEY_ROOM_H
+
+#include "conn.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct app;
+struct frame;
+struct room;
+struct fetch;
+
+enum sub_state {
+    SUB_CHECKING, /* join authorisation query in flight; not in a room yet */
+    SUB_WAITING,  /* in the room, waiting for it to learn its last seq */
+    SUB_REPLAY,   /* being given stored messages after since */
+    SUB_LIVE,     /* receiving fan-out */
+};
+
+struct sub {
+    struct conn *conn;          /* the member connection */
+    struct room *room;          /* NULL while SUB_CHECKING */
+    char room_id[PP_UUID_LEN + 1]; /* the room, also while checking */
+    struct sub *prev, *next;    /* in room's member list */
+    enum sub_state state;       /* see enum */
+    int64_t pos;                /* last seq given to this connection */
+    int64_t join_id;            /* command id of the pending join */
+    bool has_since;             /* join asked for recovery */
+    int64_t since;              /* ... from this seq */
+    bool wait_drain;            /* replay paused until the out-queue drains */
+    struct fetch *fetch;        /* replay query in flight, or NULL */
+    struct ticket *check;       /* join authorisation query in flight, or NULL */
+};
+
+int room_registry_new(struct app *a);
+void room_registry_free(struct app *a);
+
+/* The sub for room_id on c, or NULL. */
+struct sub *room_find_sub(struct conn *c, const char *room_id);
+/* Adds a SUB_CHECKING sub to c (NULL on allocation failure). */
+struct sub *room_sub_new(struct conn *c, const char *room_id, int64_t join_id, bool has_since,
+                         int64_t since);
+/* Authorisation passed: enter the room; the join reply is sent when the room
+ * knows its position, then replay or live fan-out follows. */
+void room_sub_enter(struct app *a, struct sub *s);
+/* Leaves (any state) and frees the sub; announces it if it was in the room. */
+void room_sub_leave(struct app *a, struct sub *s);
+/* Connection closing: leave every room. */
+void room_conn_gone(struct app *a, struct conn *c);
+/* Connection's out-queue emptied: resume paused replays. */
+void room_conn_drained(struct app *a, struct conn *c);
+
+/* A committed message could not be published: fetch it for local members. */
+void room_kick(struct app *a, const char *room_id);
+
+/* Bus hooks. */
+void room_on_bus_message(void *ud, const char *ch, size_t chlen, const char *p, size_t len);
+void room_on_subscribed(void *ud, const char *ch, size_t chlen);
+void room_on_unsubscribed(void *ud, const char *ch, size_t chlen);
+void room_on_bus_up(void *ud);
+void room_on_bus_down(void *ud);
+
+/* Periodic: fetch gaps that waited longer than reorder_ms. */
+void room_tick(struct app *a);
+
+/* Encodes a stored message as a push into a new frame (NULL on failure). */
+struct frame *room_encode_message(struct app *a, const struct pp_message *m);
+
+#endif

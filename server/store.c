@@ -1,0 +1,455 @@
+#include "store.h"
+
+#include "app.h"
+#include "bus.h"
+#include "conn.h"
+#include "frame.h"
+#include "log.h"
+#include "mem.h"
+#include "room.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define TS_MS(col) "(extract(epoch from " col ") * 1000)::int8"
+#define ROW_COLS "seq, sender_id::text, client_msg_id, body, " TS_MS("created_at")
+
+const struct db_stmt store_stmts[ST__COUNT] = {
+    [ST_AUTH] = {"auth",
+                 "SELECT t.person_id::text, wm.workspace_id::text, wm.role"
+                 "  FROM access_tokens t"
+                 "  JOIN workspace_members wm ON wm.person_id = t.person_id"
+                 "   AND wm.removed_at IS NULL"
+                 "   AND (t.workspace_id IS NULL OR wm.workspace_id = t.workspace_id)"
+                 " WHERE t.hash = $1 AND t.revoked_at IS NULL"
+                 "   AND (t.expires_at IS NULL OR t.expires_at > now())"
+                 "   AND ($2::uuid IS NULL OR wm.workspace_id = $2::uuid)"
+                 " LIMIT 2",
+                 2},
+    [ST_JOIN_CHECK] = {"join_check",
+                       "SELECT r.visibility = 'workspace' OR EXISTS ("
+                       "         SELECT 1 FROM room_members m"
+                       "          WHERE m.room_id = r.id AND m.person_id = $3::uuid)"
+                       "  FROM rooms r"
+                       " WHERE r.id = $1::uuid AND r.workspace_id = $2::uuid"
+                       "   AND r.archived_at IS NULL",
+                       3},
+    [ST_LAST_SEQ] = {"last_seq", "SELECT last_seq FROM rooms WHERE id = $1::uuid", 1},
+    [ST_FETCH] = {"fetch",
+                  "SELECT " ROW_COLS " FROM messages"
+                  " WHERE room_id = $1::uuid AND seq > $2::int8 ORDER BY seq LIMIT $3::int4",
+                  3},
+    [ST_BEFORE] = {"before",
+                   "SELECT " ROW_COLS " FROM messages"
+                   " WHERE room_id = $1::uuid AND seq < $2::int8 ORDER BY seq DESC LIMIT $3::int4",
+                   3},
+    /* One statement, one implicit transaction. Rooms are locked in id order
+     * (two gateways' batches never deadlock), seqs are taken from the locked
+     * rows, rows already stored under the same (room, sender, client_msg_id)
+     * are returned instead of inserted. */
+    [ST_INSERT_BATCH] =
+        {"insert_batch",
+         "WITH input AS ("
+         "  SELECT * FROM json_to_recordset($1::json)"
+         "    AS t(i int, room uuid, sender uuid, cmid text, body text)),"
+         " existing AS ("
+         "  SELECT i.i, m.seq, m.created_at, m.body FROM input i JOIN messages m"
+         "    ON m.room_id = i.room AND m.sender_id = i.sender AND m.client_msg_id = i.cmid),"
+         " fresh AS ("
+         "  SELECT i.*, row_number() OVER (PARTITION BY i.room ORDER BY i.i) AS rn"
+         "    FROM input i WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = i.i)),"
+         " counts AS (SELECT room, count(*) AS k FROM fresh GROUP BY room),"
+         " locked AS ("
+         "  SELECT r.id FROM rooms r WHERE r.id IN (SELECT room FROM counts)"
+         "   ORDER BY r.id FOR UPDATE),"
+         " alloc AS ("
+         "  UPDATE rooms r SET last_seq = r.last_seq + c.k FROM counts c, locked l"
+         "   WHERE r.id = c.room AND l.id = r.id RETURNING r.id, r.last_seq - c.k AS base),"
+         " ins AS ("
+         "  INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body)"
+         "  SELECT f.room, a.base + f.rn, f.sender, f.cmid, f.body"
+         "    FROM fresh f JOIN alloc a ON a.id = f.room"
+         "  RETURNING room_id, seq, sender_id, client_msg_id, created_at)"
+         " SELECT f.i, ins.seq, " TS_MS("ins.created_at") ", false, NULL"
+         "   FROM ins JOIN fresh f ON f.room = ins.room_id AND f.sender = ins.sender_id"
+         "    AND f.cmid = ins.client_msg_id"
+         " UNION ALL"
+         " SELECT e.i, e.seq, " TS_MS("e.created_at") ", true, e.body FROM existing e",
+         1},
+};
+
+#define BATCH_RETRIES 3 /* conflicts with another gateway's batch */
+
+struct item {
+    struct creq cr;          /* link to the sender's connection */
+    struct item *next;       /* in the waiting list or the batch */
+    struct item *dup_of;     /* an earlier item of the same batch with the same key */
+    int64_t id;              /* command id */
+    uint64_t key;            /* hash of (room, sender, client_msg_id) */
+    char room[PP_UUID_LEN + 1];   /* room uuid */
+    char sender[PP_UUID_LEN + 1]; /* person uuid */
+    char *cmid;              /* client_msg_id (inside this allocation) */
+    size_t cmid_len;
+    char *body;              /* body (inside this allocation) */
+    size_t body_len;
+    int64_t seq, ts;         /* result */
+    bool done, duplicate;    /* result arrived; it was stored before */
+};
+
+struct batcher {
+    struct app *app;           /* owner */
+    struct item *wait_head, *wait_tail; /* not yet in a batch */
+    uint32_t nwait;
+    struct item **batch;       /* the batch in flight (batch_max slots) */
+    uint32_t nbatch;           /* its size; 0 when none in flight */
+    int tries;                 /* attempts of the batch in flight */
+    char *json;                /* the batch parameter */
+    size_t json_cap;
+    uv_timer_t linger;         /* batch_delay_us after the first waiting item */
+    bool linger_on;
+    bool paused_rx;            /* connections were told to stop reading */
+};
+
+static void flush(struct batcher *b);
+
+static uint64_t key_of(const char *room, const char *sender, const char *cmid, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (int i = 0; i < PP_UUID_LEN; i++) h = (h ^ (unsigned char)room[i]) * 1099511628211ull;
+    for (int i = 0; i < PP_UUID_LEN; i++) h = (h ^ (unsigned char)sender[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)cmid[i]) * 1099511628211ull;
+    return h;
+}
+
+static bool same_key(const struct item *x, const struct item *y)
+{
+    return x->key == y->key && x->cmid_len == y->cmid_len &&
+           !memcmp(x->room, y->room, PP_UUID_LEN) && !memcmp(x->sender, y->sender, PP_UUID_LEN) &&
+           !memcmp(x->cmid, y->cmid, x->cmid_len);
+}
+
+static void on_linger(uv_timer_t *t)
+{
+    struct batcher *b = t->data;
+    b->linger_on = false;
+    flush(b);
+}
+
+int store_batcher_new(struct app *a)
+{
+    struct batcher *b = mem_calloc(1, sizeof *b);
+    if (!b) return -1;
+    b->app = a;
+    b->batch = mem_calloc(a->cfg.batch_max, sizeof *b->batch);
+    if (!b->batch) {
+        mem_free(b);
+        return -1;
+    }
+    uv_timer_init(a->loop, &b->linger);
+    b->linger.data = b;
+    a->batch = b;
+    return 0;
+}
+
+static void on_linger_closed(uv_handle_t *h)
+{
+    struct batcher *b = h->data;
+    mem_free(b->batch);
+    mem_free(b->json);
+    mem_free(b);
+}
+
+static void item_free(struct item *it)
+{
+    creq_unlink(&it->cr);
+    mem_free(it);
+}
+
+void store_batcher_free(struct app *a)
+{
+    struct batcher *b = a->batch;
+    if (!b) return;
+    while (b->wait_head) {
+        struct item *it = b->wait_head;
+        b->wait_head = it->next;
+        item_free(it);
+    }
+    for (uint32_t i = 0; i < b->nbatch; i++) item_free(b->batch[i]);
+    uv_timer_stop(&b->linger);
+    uv_close((uv_handle_t *)&b->linger, on_linger_closed);
+    a->batch = NULL;
+}
+
+bool store_congested(const struct app *a)
+{
+    return a->batch->nwait >= a->cfg.batch_queue_max / 2;
+}
+
+bool store_idle(const struct app *a)
+{
+    return !a->batch || (!a->batch->nwait && !a->batch->nbatch);
+}
+
+void store_flush(struct app *a)
+{
+    flush(a->batch);
+}
+
+/* Backpressure release: once the queue has room, read from everyone again. */
+static void resume_rx(struct batcher *b)
+{
+    struct app *a = b->app;
+    if (!b->paused_rx || b->nwait > a->cfg.batch_queue_max / 4) return;
+    b->paused_rx = false;
+    for (struct conn *c = a->conns; c; c = c->next)
+        if (c->rx_paused) {
+            c->rx_paused = false;
+            conn_rx_flow(c);
+        }
+}
+
+int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
+               const struct pp_str *cmid, const struct pp_str *body)
+{
+    struct batcher *b = a->batch;
+    if (b->nwait >= a->cfg.batch_queue_max) return -EBUSY;
+    struct item *it = mem_alloc(sizeof *it + cmid->len + body->len + 2);
+    if (!it) return -EBUSY;
+    memset(it, 0, sizeof *it);
+    it->id = id;
+    memcpy(it->room, room, PP_UUID_LEN);
+    memcpy(it->sender, c->person, PP_UUID_LEN);
+    it->cmid = (char *)(it + 1);
+    memcpy(it->cmid, cmid->str, cmid->len);
+    it->cmid[cmid->len] = '\0';
+    it->cmid_len = cmid->len;
+    it->body = it->cmid + cmid->len + 1;
+    memcpy(it->body, body->str, body->len);
+    it->body[body->len] = '\0';
+    it->body_len = body->len;
+    it->key = key_of(it->room, it->sender, it->cmid, it->cmid_len);
+    creq_link(c, &it->cr);
+    if (b->wait_tail) b->wait_tail->next = it;
+    else b->wait_head = it;
+    b->wait_tail = it;
+    b->nwait++;
+    a->stats.msgs_received++;
+    if (store_congested(a) && !c->rx_paused) {
+        /* Stop reading from this sender instead of growing the queue. */
+        c->rx_paused = true;
+        b->paused_rx = true;
+        conn_rx_flow(c);
+    }
+    if (b->nbatch) return 0; /* gathers while the batch in flight commits */
+    if (b->nwait >= a->cfg.batch_max) flush(b);
+    else if (!b->linger_on) {
+        b->linger_on = true;
+        uv_timer_start(&b->linger, on_linger, (a->cfg.batch_delay_us + 999) / 1000, 0);
+    }
+    return 0;
+}
+
+/* Builds the JSON parameter for the batch. Bodies are validated UTF-8, the
+ * writer escapes them, PostgreSQL parses it once for all rows. */
+static int build_json(struct batcher *b)
+{
+    size_t need = 16;
+    for (uint32_t i = 0; i < b->nbatch; i++)
+        need += 128 + 6 * (b->batch[i]->cmid_len + b->batch[i]->body_len);
+    if (need > b->json_cap) {
+        char *n = mem_realloc(b->json, need);
+        if (!n) return -1;
+        b->json = n;
+        b->json_cap = need;
+    }
+    struct pp_w w;
+    pp_w_init(&w, b->json, b->json_cap);
+    pp_w_arr_begin(&w);
+    for (uint32_t i = 0; i < b->nbatch; i++) {
+        struct item *it = b->batch[i];
+        if (it->dup_of) continue;
+        pp_w_obj_begin(&w);
+        pp_w_key(&w, "i");
+        pp_w_int(&w, i);
+        pp_w_key(&w, "room");
+        pp_w_str(&w, it->room, PP_UUID_LEN);
+        pp_w_key(&w, "sender");
+        pp_w_str(&w, it->sender, PP_UUID_LEN);
+        pp_w_key(&w, "cmid");
+        pp_w_str(&w, it->cmid, it->cmid_len);
+        pp_w_key(&w, "body");
+        pp_w_str(&w, it->body, it->body_len);
+        pp_w_obj_end(&w);
+    }
+    pp_w_arr_end(&w);
+    int n = pp_w_finish(&w);
+    if (n < 0 || (size_t)n >= b->json_cap) return -1;
+    b->json[n] = '\0';
+    return 0;
+}
+
+static void on_batch(void *ud, PGresult *res, int err);
+
+static void submit(struct batcher *b)
+{
+    struct app *a = b->app;
+    const char *v[1] = {b->json};
+    int rc = db_query(a->db, 0, ST_INSERT_BATCH, 1, v, NULL, NULL, on_batch, b);
+    if (rc) on_batch(b, NULL, rc);
+}
+
+static void flush(struct batcher *b)
+{
+    struct app *a = b->app;
+    if (b->nbatch || !b->nwait) return;
+    if (b->linger_on) {
+        uv_timer_stop(&b->linger);
+        b->linger_on = false;
+    }
+    while (b->wait_head && b->nbatch < a->cfg.batch_max) {
+        struct item *it = b->wait_head;
+        b->wait_head = it->next;
+        if (!b->wait_head) b->wait_tail = NULL;
+        b->nwait--;
+        it->next = NULL;
+        /* The same send twice in one batch would break the unique key and
+         * fail the whole statement: the later copy takes the earlier's result. */
+        for (uint32_t j = 0; j < b->nbatch; j++)
+            if (!b->batch[j]->dup_of && same_key(b->batch[j], it)) {
+                it->dup_of = b->batch[j];
+                break;
+            }
+        b->batch[b->nbatch++] = it;
+    }
+    b->tries = 1;
+    if (build_json(b)) {
+        on_batch(b, NULL, -ENOMEM);
+        return;
+    }
+    submit(b);
+}
+
+static void publish(struct app *a, struct item *it, const char *body, size_t body_len)
+{
+    char *p = a->scratch + FRAME_PRE;
+    int h = snprintf(p, 24, "%lld\n", (long long)it->seq);
+    struct pp_message m = {
+        .room = it->room,
+        .seq = it->seq,
+        .sender = it->sender,
+        .client_msg_id = it->cmid,
+        .client_msg_id_len = it->cmid_len,
+        .body = body,
+        .body_len = body_len,
+        .ts = it->ts,
+    };
+    int n = pp_encode_message(p + h, a->scratch_cap - (size_t)h, &m);
+    char ch[64];
+    int chlen = snprintf(ch, sizeof ch, "room:%s", it->room);
+    if (n > 0 && bus_publish(a->bus, ch, (size_t)chlen, p, (size_t)(h + n)) == 0) {
+        a->stats.bus_published++;
+    } else {
+        a->stats.bus_publish_failed++;
+        room_kick(a, it->room); /* local members get it from PostgreSQL */
+    }
+}
+
+static void answer(struct item *it)
+{
+    struct conn *c = it->cr.c;
+    if (!c) return;
+    if (c->inflight) c->inflight--;
+    char buf[192];
+    struct pp_w w;
+    pp_w_init(&w, buf, sizeof buf);
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "room");
+    pp_w_str(&w, it->room, PP_UUID_LEN);
+    pp_w_key(&w, "seq");
+    pp_w_int(&w, it->seq);
+    pp_w_key(&w, "ts");
+    pp_w_int(&w, it->ts);
+    pp_w_key(&w, "duplicate");
+    pp_w_bool(&w, it->duplicate);
+    pp_w_obj_end(&w);
+    int n = pp_w_finish(&w);
+    conn_reply_ok(c, it->id, buf, n > 0 ? (size_t)n : 0);
+}
+
+static void fail_all(struct batcher *b, enum pp_err_code code, const char *msg)
+{
+    for (uint32_t i = 0; i < b->nbatch; i++) {
+        struct item *it = b->batch[i];
+        if (it->cr.c) {
+            if (it->cr.c->inflight) it->cr.c->inflight--;
+            conn_reply_err(it->cr.c, it->id, code, msg);
+        }
+    }
+}
+
+static void on_batch(void *ud, PGresult *res, int err)
+{
+    struct batcher *b = ud;
+    struct app *a = b->app;
+    if (!err && PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *st = db_sqlstate(res);
+        /* 23505: another gateway stored the same retried send first;
+         * 40P01/40001: concurrency. A retry sees the stored rows. */
+        if ((!strcmp(st, "23505") || !strcmp(st, "40P01") || !strcmp(st, "40001")) &&
+            b->tries < BATCH_RETRIES) {
+            b->tries++;
+            a->stats.batch_retries++;
+            submit(b);
+            return;
+        }
+        log_error("write batch failed", "sqlstate=%s size=%u error=\"%s\"", st, b->nbatch,
+                  PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+        fail_all(b, PP_E_INTERNAL, "could not store the message");
+    } else if (err) {
+        /* The batch may or may not have committed; a retry with the same
+         * client_msg_id returns the stored row if it did. */
+        fail_all(b, PP_E_UNAVAILABLE, "storage unavailable, retry with the same client_msg_id");
+    } else {
+        a->stats.batches++;
+        int n = PQntuples(res);
+        for (int r = 0; r < n; r++) {
+            long i = strtol(PQgetvalue(res, r, 0), NULL, 10);
+            if (i < 0 || (uint32_t)i >= b->nbatch) continue;
+            struct item *it = b->batch[i];
+            it->seq = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+            it->ts = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+            it->duplicate = PQgetvalue(res, r, 3)[0] == 't';
+            it->done = true;
+            if (it->duplicate) {
+                a->stats.msgs_duplicate++;
+                /* Published again in case the first publish was lost;
+                 * receivers drop seqs they have delivered. */
+                publish(a, it, PQgetvalue(res, r, 4), (size_t)PQgetlength(res, r, 4));
+            } else {
+                a->stats.msgs_persisted++;
+                publish(a, it, it->body, it->body_len);
+            }
+        }
+        for (uint32_t i = 0; i < b->nbatch; i++) {
+            struct item *it = b->batch[i];
+            if (it->dup_of) {
+                it->seq = it->dup_of->seq;
+                it->ts = it->dup_of->ts;
+                it->duplicate = true;
+                it->done = it->dup_of->done;
+            }
+            if (it->done) answer(it);
+            else if (it->cr.c) {
+                if (it->cr.c->inflight) it->cr.c->inflight--;
+                conn_reply_err(it->cr.c, it->id, PP_E_INTERNAL, "not stored");
+            }
+        }
+    }
+    for (uint32_t i = 0; i < b->nbatch; i++) item_free(b->batch[i]);
+    b->nbatch = 0;
+    resume_rx(b);
+    /* What gathered meanwhile has waited long enough: write it now. */
+    if (b->nwait) flush(b);
+}

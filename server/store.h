@@ -1,0 +1,58 @@
+/*
+ * store.h - typed PostgreSQL queries and the write batcher.
+ *
+ * The batcher groups concurrent sends into one statement, one implicit
+ * transaction: per-room seqs are taken with UPDATE rooms SET last_seq =
+ * last_seq + k ... RETURNING (rooms locked in id order so two gateways never
+ * deadlock), the rows are inserted, and a retried client_msg_id returns the
+ * row already stored. The batch is written when it is full or batch_delay_us
+ * old; while one batch commits the next one gathers (group commit). Only after
+ * COMMIT is the sender answered and the push published, encoded once.
+ *
+ * Ownership: the batcher copies what it needs from the command; items link
+ * to their connection with a creq, so a closed connection's items are still
+ * written (and published) but not answered.
+ */
+#ifndef PARLEY_STORE_H
+#define PARLEY_STORE_H
+
+#include "db.h"
+#include "parley_proto.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct app;
+struct conn;
+
+enum store_stmt {
+    ST_AUTH,         /* $1 token hash (bytea), $2 workspace uuid or NULL */
+    ST_JOIN_CHECK,   /* $1 room, $2 workspace, $3 person -> allowed */
+    ST_LAST_SEQ,     /* $1 room -> last_seq */
+    ST_FETCH,        /* $1 room, $2 after seq, $3 limit -> rows ascending */
+    ST_BEFORE,       /* $1 room, $2 before seq, $3 limit -> rows descending */
+    ST_INSERT_BATCH, /* $1 json array of sends -> (i, seq, ts, dup, body) */
+    ST__COUNT
+};
+
+extern const struct db_stmt store_stmts[ST__COUNT];
+
+/* Columns of ST_FETCH and ST_BEFORE rows. */
+enum { COL_SEQ, COL_SENDER, COL_CMID, COL_BODY, COL_TS };
+
+int store_batcher_new(struct app *a);
+void store_batcher_free(struct app *a);
+
+/* Queues a send; the reply goes to c when it commits (or fails).
+ * Returns 0 or -EBUSY when the queue is full (the caller answers busy). */
+int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
+               const struct pp_str *cmid, const struct pp_str *body);
+
+/* True when the write queue is above its high-water mark: stop reading. */
+bool store_congested(const struct app *a);
+/* Nothing waiting and nothing in flight. */
+bool store_idle(const struct app *a);
+/* Writes what is waiting now (shutdown). */
+void store_flush(struct app *a);
+
+#endif

@@ -1,0 +1,266 @@
+#include "ws.h"
+
+#include "app.h"
+#include "bus.h"
+#include "conn.h"
+#include "db.h"
+#include "handler.h"
+#include "log.h"
+#include "mem.h"
+
+#include <libwebsockets.h>
+#include <string.h>
+
+_Static_assert(LWS_PRE <= FRAME_PRE, "frame headroom must hold LWS_PRE");
+
+/* ---- per-IP connection counts ------------------------------------------ */
+
+struct ipent {
+    struct ipent *next; /* chain */
+    uint32_t n;         /* WebSocket connections from this address */
+    char ip[48];        /* the address */
+};
+
+struct iptab {
+    struct ipent *b[1024]; /* buckets */
+};
+
+static struct ipent **ip_slot(struct app *a, const char *ip)
+{
+    uint32_t h = 2166136261u;
+    for (const char *p = ip; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    struct ipent **pp = &a->ips->b[h & 1023];
+    while (*pp && strcmp((*pp)->ip, ip)) pp = &(*pp)->next;
+    return pp;
+}
+
+static uint32_t ip_count(struct app *a, const char *ip)
+{
+    struct ipent *e = *ip_slot(a, ip);
+    return e ? e->n : 0;
+}
+
+static void ip_add(struct app *a, const char *ip, int d)
+{
+    struct ipent **pp = ip_slot(a, ip), *e = *pp;
+    if (!e) {
+        if (d < 0) return;
+        e = mem_calloc(1, sizeof *e);
+        if (!e) return;
+        snprintf(e->ip, sizeof e->ip, "%s", ip);
+        *pp = e;
+    }
+    if (d > 0) e->n++;
+    else if (e->n) e->n--;
+    if (!e->n) {
+        *pp = e->next;
+        mem_free(e);
+    }
+}
+
+/* ---- HTTP ---------------------------------------------------------------- */
+
+static int http_request(struct app *a, struct conn *c, struct lws *wsi, const char *uri)
+{
+    if (!strcmp(uri, "/healthz")) {
+        c->http_status = 200;
+        c->http_body = "{\"status\":\"ok\"}";
+    } else if (!strcmp(uri, "/readyz")) {
+        bool ready = db_ready(a->db) && bus_up(a->bus) && !a->draining;
+        c->http_status = ready ? 200 : 503;
+        c->http_body = ready ? "{\"status\":\"ready\"}" : "{\"status\":\"not ready\"}";
+    } else {
+        c->http_status = 404;
+        c->http_body = "{\"error\":{\"code\":\"not_found\",\"message\":\"no such route\"}}";
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* Headers on the first WRITEABLE, the body on the second: one write each. */
+static int http_writeable(struct conn *c, struct lws *wsi)
+{
+    unsigned char buf[LWS_PRE + 512];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+    if (!c->http_body) return -1;
+    size_t blen = strlen(c->http_body);
+    if (c->http_status) {
+        if (lws_add_http_common_headers(wsi, (unsigned int)c->http_status, "application/json",
+                                        blen, &p, end) ||
+            lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+        c->http_status = 0;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    memcpy(start, c->http_body, blen);
+    if (lws_write(wsi, start, blen, LWS_WRITE_HTTP_FINAL) != (int)blen) return -1;
+    c->http_body = NULL;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* ---- WebSocket ----------------------------------------------------------- */
+
+static void send_hello(struct app *a, struct conn *c)
+{
+    char buf[256];
+    struct pp_w w;
+    pp_w_init(&w, buf, sizeof buf);
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "push");
+    pp_w_cstr(&w, "hello");
+    pp_w_key(&w, "protocol");
+    pp_w_cstr(&w, PP_PROTOCOL_NAME);
+    pp_w_key(&w, "server");
+    pp_w_cstr(&w, "parleyd/0.1.0");
+    pp_w_key(&w, "max_frame");
+    pp_w_int(&w, (int64_t)a->cfg.max_frame);
+    pp_w_key(&w, "max_body");
+    pp_w_int(&w, (int64_t)a->cfg.max_body);
+    pp_w_key(&w, "auth_timeout_ms");
+    pp_w_int(&w, a->cfg.auth_timeout_ms);
+    pp_w_obj_end(&w);
+    int n = pp_w_finish(&w);
+    if (n > 0) conn_send_copy(c, buf, (size_t)n);
+}
+
+static int ws_receive(struct app *a, struct conn *c, struct lws *wsi, const char *in, size_t len)
+{
+    if (lws_frame_is_binary(wsi)) {
+        static const char why[] = "text frames only";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, (unsigned char *)why,
+                         sizeof why - 1);
+        return -1;
+    }
+    bool done = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+    if (done && !c->rx_len) {
+        /* The usual case: a whole message in one piece, no copy. */
+        handler_dispatch(c, in, len);
+        return 0;
+    }
+    if (c->rx_len + len > a->cfg.max_frame) {
+        static const char why[] = "message too large";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)why,
+                         sizeof why - 1);
+        return -1;
+    }
+    if (c->rx_len + len > c->rx_cap) {
+        size_t ncap = c->rx_cap ? c->rx_cap : 4096;
+        while (ncap < c->rx_len + len) ncap *= 2;
+        if (ncap > a->cfg.max_frame) ncap = a->cfg.max_frame;
+        unsigned char *n = mem_realloc(c->rx, ncap);
+        if (!n) return -1;
+        c->rx = n;
+        c->rx_cap = ncap;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (done) {
+        size_t n = c->rx_len;
+        c->rx_len = 0;
+        handler_dispatch(c, (const char *)c->rx, n);
+        /* Large reassembly buffers are not kept on idle connections. */
+        if (c->rx_cap > 16384) {
+            mem_free(c->rx);
+            c->rx = NULL;
+            c->rx_cap = 0;
+        }
+    }
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct conn *c = user;
+    struct lws_context *ctx = lws_get_context(wsi);
+    struct app *a = ctx ? lws_context_user(ctx) : NULL;
+    switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        return a && a->draining ? 1 : 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        char ip[48];
+        lws_get_peer_simple(wsi, ip, sizeof ip);
+        if (a->draining) return 1;
+        if (ip_count(a, ip) >= a->cfg.per_ip_max) {
+            log_warn("per-ip cap reached, handshake refused", "ip=%s cap=%u", ip,
+                     a->cfg.per_ip_max);
+            return 1;
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED:
+        conn_init(c, a, wsi);
+        ip_add(a, c->ip, +1);
+        log_debug("connection opened", "conn=%llu ip=%s", (unsigned long long)c->id, c->ip);
+        send_hello(a, c);
+        return 0;
+    case LWS_CALLBACK_RECEIVE:
+        return ws_receive(a, c, wsi, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return conn_on_writeable(c);
+    case LWS_CALLBACK_CLOSED:
+        if (c && c->ws) {
+            ip_add(a, c->ip, -1);
+            conn_destroy(c);
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP:
+        return c ? http_request(a, c, wsi, (const char *)in) : -1;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return c ? http_writeable(c, wsi) : -1;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    {PP_PROTOCOL_NAME, callback, sizeof(struct conn), 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+int ws_start(struct app *a)
+{
+    a->ips = mem_calloc(1, sizeof *a->ips);
+    if (!a->ips) return -1;
+    int lv = LLL_ERR | LLL_WARN;
+    if (a->cfg.log_level >= LOG_DEBUG) lv |= LLL_NOTICE;
+    lws_set_log_level(lv, log_lws_emit);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    void *loops[1] = {a->loop};
+    info.port = a->cfg.port;
+    info.iface = a->cfg.bind;
+    info.protocols = protocols;
+    info.user = a;
+    info.foreign_loops = loops;
+    info.count_threads = 1;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
+                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    a->lws = lws_create_context(&info);
+    if (!a->lws) {
+        log_error("cannot listen", "bind=%s port=%d", a->cfg.bind, a->cfg.port);
+        return -1;
+    }
+    log_info("listening", "bind=%s port=%d protocol=%s", a->cfg.bind, a->cfg.port,
+             PP_PROTOCOL_NAME);
+    return 0;
+}
+
+void ws_stop(struct app *a)
+{
+    if (a->lws) lws_context_destroy(a->lws);
+    a->lws = NULL;
+    if (a->ips) {
+        for (int i = 0; i < 1024; i++)
+            while (a->ips->b[i]) {
+                struct ipent *e = a->ips->b[i];
+                a->ips->b[i] = e->next;
+                mem_free(e);
+            }
+        mem_free(a->ips);
+        a->ips = NULL;
+    }
+}
