@@ -50,10 +50,10 @@ struct client {
     size_t rlen, rcap;
     unsigned char *wbuf; /* bytes not yet written */
     size_t wlen, wcap;
-    uint64_t next_send;  /* monotonic ns of the next send */
-    int64_t last_seq;    /* last message seq seen (-1: none yet) */
+    uint64_t next_send; /* monotonic ns of the next send */
+    int64_t last_seq;   /* last message seq seen (-1: none yet) */
     uint64_t sent, acked, errors, delivered, gaps, dups;
-    int64_t next_id;     /* command id */
+    int64_t next_id; /* command id */
 };
 
 static struct {
@@ -64,7 +64,8 @@ static struct {
     int nrooms;
     int *members; /* per room */
     uint64_t *acked_in_room;
-    uint32_t *lat; /* delivery latencies in µs */
+    uint32_t *lat;            /* delivery latencies in µs */
+    unsigned long long nonce; /* makes client_msg_ids unique per run */
     size_t nlat;
 } G;
 
@@ -106,7 +107,8 @@ static void ws_send(struct client *c, const char *p, size_t n)
         h[hl++] = (unsigned char)n;
     } else {
         h[hl++] = 0x80 | 127;
-        for (int i = 7; i >= 0; i--) h[hl++] = (unsigned char)(n >> (8 * i));
+        for (int i = 7; i >= 0; i--)
+            h[hl++] = (unsigned char)(n >> (8 * i));
     }
     uint32_t r = (uint32_t)rand();
     unsigned char mask[4] = {(unsigned char)r, (unsigned char)(r >> 8), (unsigned char)(r >> 16),
@@ -116,7 +118,8 @@ static void ws_send(struct client *c, const char *p, size_t n)
     wappend(c, h, hl);
     size_t off = c->wlen;
     wappend(c, p, n);
-    for (size_t i = 0; i < n; i++) c->wbuf[off + i] ^= mask[i & 3];
+    for (size_t i = 0; i < n; i++)
+        c->wbuf[off + i] ^= mask[i & 3];
 }
 
 static void flush_out(int ep, struct client *c)
@@ -154,15 +157,18 @@ static void on_object(struct client *c, const cJSON *o)
         int64_t seq = (int64_t)cJSON_GetObjectItemCaseSensitive(o, "seq")->valuedouble;
         const cJSON *body = cJSON_GetObjectItemCaseSensitive(o, "body");
         if (c->last_seq >= 0) {
-            if (seq <= c->last_seq) c->dups++;
-            else if (seq != c->last_seq + 1) c->gaps += (uint64_t)(seq - c->last_seq - 1);
+            if (seq <= c->last_seq)
+                c->dups++;
+            else if (seq != c->last_seq + 1)
+                c->gaps += (uint64_t)(seq - c->last_seq - 1);
         }
         if (seq > c->last_seq) c->last_seq = seq;
         c->delivered++;
         if (cJSON_IsString(body)) {
             uint64_t t = strtoull(body->valuestring, NULL, 10);
             uint64_t now = now_ns();
-            if (t && now > t && G.nlat < MAX_SAMPLES) G.lat[G.nlat++] = (uint32_t)((now - t) / 1000);
+            if (t && now > t && G.nlat < MAX_SAMPLES)
+                G.lat[G.nlat++] = (uint32_t)((now - t) / 1000);
         }
         return;
     }
@@ -244,13 +250,16 @@ static void on_readable(int ep, struct client *c)
         } else if (len == 127) {
             if (c->rlen - off < 10) break;
             len = 0;
-            for (int i = 0; i < 8; i++) len = (len << 8) | h[2 + i];
+            for (int i = 0; i < 8; i++)
+                len = (len << 8) | h[2 + i];
             hl = 10;
         }
         if (c->rlen - off < hl + len) break;
         int op = h[0] & 0x0f;
-        if (op == 1) on_frame(c, (const char *)h + hl, (size_t)len);
-        else if (op == 8) c->phase = P_DEAD;
+        if (op == 1)
+            on_frame(c, (const char *)h + hl, (size_t)len);
+        else if (op == 8)
+            c->phase = P_DEAD;
         off += hl + (size_t)len;
     }
     memmove(c->rbuf, c->rbuf + off, c->rlen - off);
@@ -304,7 +313,8 @@ static void parse_gw(const char *s)
     a->sin_family = AF_INET;
     a->sin_port = htons((uint16_t)port);
     if (inet_pton(AF_INET, host, &a->sin_addr) != 1) die("--gw needs an IPv4 address");
-    if ((ntohl(a->sin_addr.s_addr) >> 24) != 127) die("--gw must be on 127.0.0.0/8 (loopback only)");
+    if ((ntohl(a->sin_addr.s_addr) >> 24) != 127)
+        die("--gw must be on 127.0.0.0/8 (loopback only)");
 }
 
 int main(int argc, char **argv)
@@ -316,19 +326,30 @@ int main(int argc, char **argv)
     G.sources = 4;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--json")) { G.json = 1; continue; }
+        if (!strcmp(a, "--json")) {
+            G.json = 1;
+            continue;
+        }
         if (!v) die("option needs a value");
-        if (!strcmp(a, "--fixture")) fixture = v;
-        else if (!strcmp(a, "--gw")) parse_gw(v);
-        else if (!strcmp(a, "--rate")) G.rate = atof(v);
-        else if (!strcmp(a, "--duration")) G.duration = atof(v);
-        else if (!strcmp(a, "--body")) G.body = atoi(v);
-        else if (!strcmp(a, "--sources")) G.sources = atoi(v);
-        else die("unknown option");
+        if (!strcmp(a, "--fixture"))
+            fixture = v;
+        else if (!strcmp(a, "--gw"))
+            parse_gw(v);
+        else if (!strcmp(a, "--rate"))
+            G.rate = atof(v);
+        else if (!strcmp(a, "--duration"))
+            G.duration = atof(v);
+        else if (!strcmp(a, "--body"))
+            G.body = atoi(v);
+        else if (!strcmp(a, "--sources"))
+            G.sources = atoi(v);
+        else
+            die("unknown option");
         i++;
     }
     if (!fixture || !G.ngw) die("usage: parley-load --fixture F --gw 127.0.0.1:PORT [...]");
-    if (G.rate <= 0 || G.rate > 10000 || G.duration <= 0 || G.duration > 3600) die("bad rate/duration");
+    if (G.rate <= 0 || G.rate > 10000 || G.duration <= 0 || G.duration > 3600)
+        die("bad rate/duration");
     if (G.body < 24 || G.body > 60000 || G.sources < 1 || G.sources > 250) die("bad body/sources");
 
     FILE *f = fopen(fixture, "r");
@@ -355,11 +376,14 @@ int main(int argc, char **argv)
     G.members = calloc((size_t)G.nrooms, sizeof *G.members);
     G.acked_in_room = calloc((size_t)G.nrooms, sizeof *G.acked_in_room);
     G.lat = malloc(sizeof *G.lat * MAX_SAMPLES);
-    for (int i = 0; i < n; i++) G.members[cl[i].room]++;
+    for (int i = 0; i < n; i++)
+        G.members[cl[i].room]++;
 
     int ep = epoll_create1(0);
     srand((unsigned)now_ns());
-    for (int i = 0; i < n; i++) start_client(ep, &cl[i]);
+    G.nonce = (unsigned long long)now_ns() ^ ((unsigned long long)getpid() << 40);
+    for (int i = 0; i < n; i++)
+        start_client(ep, &cl[i]);
 
     uint64_t t0 = now_ns(), setup_deadline = t0 + 30000000000ull;
     int open = 0;
@@ -369,16 +393,20 @@ int main(int argc, char **argv)
         int k = epoll_wait(ep, evs, 512, 10);
         for (int i = 0; i < k; i++) {
             struct client *c = evs[i].data.ptr;
-            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(ep, c);
-            else flush_out(ep, c);
+            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+                on_readable(ep, c);
+            else
+                flush_out(ep, c);
         }
         open = 0;
-        for (int i = 0; i < n; i++) open += cl[i].phase == P_OPEN;
+        for (int i = 0; i < n; i++)
+            open += cl[i].phase == P_OPEN;
     }
     if (open < n) fprintf(stderr, "parley-load: only %d of %d clients joined\n", open, n);
     uint64_t interval = (uint64_t)(1e9 / G.rate);
     uint64_t start = now_ns(), stop = start + (uint64_t)(G.duration * 1e9);
-    for (int i = 0; i < n; i++) cl[i].next_send = start + (uint64_t)rand() % interval;
+    for (int i = 0; i < n; i++)
+        cl[i].next_send = start + (uint64_t)rand() % interval;
     char *body = malloc((size_t)G.body + 1);
     /* Phase 2: send for --duration; phase 3: drain at most DRAIN_MS. */
     uint64_t last_progress = start, total_sent = 0;
@@ -392,7 +420,8 @@ int main(int argc, char **argv)
                 sent += cl[i].sent;
                 got += cl[i].delivered;
             }
-            for (int r = 0; r < G.nrooms; r++) want += G.acked_in_room[r] * (uint64_t)G.members[r];
+            for (int r = 0; r < G.nrooms; r++)
+                want += G.acked_in_room[r] * (uint64_t)G.members[r];
             if ((acked == sent && got >= want) || now > stop + DRAIN_MS * 1000000ull) break;
         }
         if (sending) {
@@ -406,8 +435,8 @@ int main(int argc, char **argv)
                     body[G.body] = '\0';
                     send_cmd(c,
                              "{\"id\":%" PRId64 ",\"op\":\"send\",\"room\":\"%s\","
-                             "\"client_msg_id\":\"c%d-%" PRId64 "\",\"body\":\"%s\"}",
-                             c->next_id + 3, G.rooms[c->room], c->idx, c->next_id, body);
+                             "\"client_msg_id\":\"%llx-%d-%" PRId64 "\",\"body\":\"%s\"}",
+                             c->next_id + 3, G.rooms[c->room], G.nonce, c->idx, c->next_id, body);
                     c->next_id++;
                     c->sent++;
                     total_sent++;
@@ -420,13 +449,15 @@ int main(int argc, char **argv)
         int k = epoll_wait(ep, evs, 512, 1);
         for (int i = 0; i < k; i++) {
             struct client *c = evs[i].data.ptr;
-            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(ep, c);
-            else flush_out(ep, c);
+            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+                on_readable(ep, c);
+            else
+                flush_out(ep, c);
         }
         if (!G.json && now - last_progress > 1000000000ull) {
             last_progress = now;
-            fprintf(stderr, "\r[%5.1fs] sent %" PRIu64 " samples %zu", (now - start) / 1e9, total_sent,
-                    G.nlat);
+            fprintf(stderr, "\r[%5.1fs] sent %" PRIu64 " samples %zu", (now - start) / 1e9,
+                    total_sent, G.nlat);
         }
     }
     double elapsed = (now_ns() - start) / 1e9;
@@ -440,20 +471,22 @@ int main(int argc, char **argv)
         dups += cl[i].dups;
         dead += cl[i].phase == P_DEAD;
     }
-    for (int r = 0; r < G.nrooms; r++) want += G.acked_in_room[r] * (uint64_t)G.members[r];
+    for (int r = 0; r < G.nrooms; r++)
+        want += G.acked_in_room[r] * (uint64_t)G.members[r];
     qsort(G.lat, G.nlat, sizeof *G.lat, cmp_u32);
     uint64_t lost = want > got ? want - got : 0;
     double send_s = G.duration;
     if (G.json) {
-        printf("{\"clients\":%d,\"rooms\":%d,\"gateways\":%d,\"rate\":%g,\"duration\":%g,"
-               "\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"errors\":%" PRIu64
-               ",\"delivered\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"lost\":%" PRIu64
-               ",\"gaps\":%" PRIu64 ",\"dups\":%" PRIu64 ",\"dead\":%" PRIu64
-               ",\"acked_per_s\":%.1f,\"delivered_per_s\":%.1f,"
-               "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f}\n",
-               n, G.nrooms, G.ngw, G.rate, G.duration, sent, acked, errors, got, want, lost, gaps,
-               dups, dead, acked / send_s, got / send_s, pct(50), pct(90), pct(99), pct(99.9),
-               pct(100));
+        printf(
+            "{\"clients\":%d,\"rooms\":%d,\"gateways\":%d,\"rate\":%g,\"duration\":%g,"
+            "\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"errors\":%" PRIu64
+            ",\"delivered\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"lost\":%" PRIu64
+            ",\"gaps\":%" PRIu64 ",\"dups\":%" PRIu64 ",\"dead\":%" PRIu64
+            ",\"acked_per_s\":%.1f,\"delivered_per_s\":%.1f,"
+            "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f}\n",
+            n, G.nrooms, G.ngw, G.rate, G.duration, sent, acked, errors, got, want, lost, gaps,
+            dups, dead, acked / send_s, got / send_s, pct(50), pct(90), pct(99), pct(99.9),
+            pct(100));
     } else {
         printf("\nclients %d rooms %d gateways %d rate %g/s each for %gs (%.1fs incl. drain)\n", n,
                G.nrooms, G.ngw, G.rate, G.duration, elapsed);

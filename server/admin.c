@@ -143,7 +143,8 @@ int admin_migrate(const char *conninfo, const char *sql_dir)
             goto out;
         }
         PQclear(x);
-        PGresult *ins = run(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, v);
+        PGresult *ins =
+            run(pg, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, v);
         if (!ins) {
             PQclear(PQexec(pg, "ROLLBACK"));
             goto out;
@@ -171,11 +172,15 @@ int admin_check_schema(const char *conninfo, const char *sql_dir)
     int want = n ? m[n - 1].version : 0;
     if (cur == want) return 0;
     if (cur < want)
-        fprintf(stderr, "parleyd: database schema is at version %d, behind this parleyd (%d): "
-                        "run 'parleyd migrate'\n", cur < 0 ? 0 : cur, want);
+        fprintf(stderr,
+                "parleyd: database schema is at version %d, behind this parleyd (%d): "
+                "run 'parleyd migrate'\n",
+                cur < 0 ? 0 : cur, want);
     else
-        fprintf(stderr, "parleyd: database schema is at version %d, ahead of this parleyd (%d): "
-                        "upgrade parleyd\n", cur, want);
+        fprintf(stderr,
+                "parleyd: database schema is at version %d, ahead of this parleyd (%d): "
+                "upgrade parleyd\n",
+                cur, want);
     return -1;
 }
 
@@ -201,7 +206,8 @@ static char *make_token(PGconn *pg, const char *person, const char *ws, const ch
     unsigned char hash[AUTH_HASH_BYTES];
     char hex[2 * AUTH_HASH_BYTES + 3] = "\\x";
     auth_token_new(text, hash);
-    for (int i = 0; i < AUTH_HASH_BYTES; i++) sprintf(hex + 2 + 2 * i, "%02x", hash[i]);
+    for (int i = 0; i < AUTH_HASH_BYTES; i++)
+        sprintf(hex + 2 + 2 * i, "%02x", hash[i]);
     const char *v[4] = {hex, person, ws, ttl};
     PGresult *r = run(pg,
                       "INSERT INTO access_tokens (hash, person_id, workspace_id, kind, expires_at)"
@@ -309,7 +315,8 @@ static int load_fixture(PGconn *pg, int people, int rooms)
             " SELECT $1::uuid, 'load-' || g FROM generate_series(1, $2::int) g RETURNING id",
             2, v);
     if (!r) return 1;
-    for (int i = 0; i < PQntuples(r); i++) printf("room %s\n", PQgetvalue(r, i, 0));
+    for (int i = 0; i < PQntuples(r); i++)
+        printf("room %s\n", PQgetvalue(r, i, 0));
     PQclear(r);
     for (int i = 0; i < people; i++) {
         char email[96];

@@ -14,7 +14,7 @@
 #include <string.h>
 #include <time.h>
 
-#define SWEEP_MS 20            /* room gaps, auth deadlines, shutdown steps */
+#define SWEEP_MS 20             /* room gaps, auth deadlines, shutdown steps */
 #define DRAIN_FLUSH_MAX_MS 5000 /* shutdown: wait for pending writes at most */
 #define DRAIN_CLOSE_MAX_MS 2000 /* shutdown: wait for clients to close at most */
 
@@ -40,7 +40,7 @@ static void on_handle_closed(uv_handle_t *h)
 static void app_stop(struct app *a)
 {
     a->stopped = true;
-    ws_stop(a); /* CLOSED for any connection left: they leave their rooms */
+    ws_stop(a);      /* CLOSED for any connection left: they leave their rooms */
     db_close(a->db); /* pending queries complete with -EAGAIN */
     bus_close(a->bus);
     store_batcher_free(a);
@@ -113,8 +113,8 @@ int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
         log_error("out of memory at start", "%s", "");
         return -1;
     }
-    a->db = db_new(loop, cfg->pg, (int)cfg->db_conns, (int)cfg->db_timeout_ms, store_stmts,
-                   ST__COUNT);
+    a->db =
+        db_new(loop, cfg->pg, (int)cfg->db_conns, (int)cfg->db_timeout_ms, store_stmts, ST__COUNT);
     struct bus_hooks hooks = {
         .ud = a,
         .on_message = room_on_bus_message,

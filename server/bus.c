@@ -17,26 +17,26 @@
 enum { PUB = 0, SUB = 1 };
 
 struct link {
-    struct bus *b;           /* owner */
-    int which;               /* PUB or SUB */
-    redisAsyncContext *ac;   /* NULL when down; hiredis frees it */
-    bool up;                 /* connect callback said OK */
-    uint64_t retry_at;       /* reconnect when down and now >= this */
-    unsigned backoff_ms;     /* next reconnect delay */
-    bool was_up;             /* for "reconnected" logs */
+    struct bus *b;         /* owner */
+    int which;             /* PUB or SUB */
+    redisAsyncContext *ac; /* NULL when down; hiredis frees it */
+    bool up;               /* connect callback said OK */
+    uint64_t retry_at;     /* reconnect when down and now >= this */
+    unsigned backoff_ms;   /* next reconnect delay */
+    bool was_up;           /* for "reconnected" logs */
 };
 
 struct bus {
-    uv_loop_t *loop;         /* the one loop */
-    char host[256];          /* Redis host */
-    int port;                /* Redis port */
-    int timeout_ms;          /* unanswered publish limit in time */
-    struct bus_hooks hooks;  /* room layer */
-    struct link l[2];        /* PUB and SUB */
-    uv_timer_t tick;         /* reconnects and the publish watchdog */
-    unsigned unanswered;     /* publishes sent, reply not yet seen */
-    uint64_t last_progress;  /* last publish reply, or when unanswered left 0 */
-    bool closing;            /* bus_close called */
+    uv_loop_t *loop;        /* the one loop */
+    char host[256];         /* Redis host */
+    int port;               /* Redis port */
+    int timeout_ms;         /* unanswered publish limit in time */
+    struct bus_hooks hooks; /* room layer */
+    struct link l[2];       /* PUB and SUB */
+    uv_timer_t tick;        /* reconnects and the publish watchdog */
+    unsigned unanswered;    /* publishes sent, reply not yet seen */
+    uint64_t last_progress; /* last publish reply, or when unanswered left 0 */
+    bool closing;           /* bus_close called */
 };
 
 static void link_connect(struct link *l);
@@ -56,7 +56,8 @@ static void link_down(struct link *l, const char *why)
     l->backoff_ms = l->backoff_ms * 2 > BUS_BACKOFF_MAX_MS ? BUS_BACKOFF_MAX_MS : l->backoff_ms * 2;
     if (l->which == PUB) b->unanswered = 0;
     if (b->closing) return;
-    if (was) log_warn("redis connection lost", "link=%s reason=\"%s\"", l->which ? "sub" : "pub", why);
+    if (was)
+        log_warn("redis connection lost", "link=%s reason=\"%s\"", l->which ? "sub" : "pub", why);
     if (was && l->which == SUB && b->hooks.on_down) b->hooks.on_down(b->hooks.ud);
 }
 

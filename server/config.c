@@ -54,8 +54,7 @@ static const struct opt opts[] = {
      "WebSocket connections per client IP (256)"},
     {"--db-timeout-ms", "PARLEY_DB_TIMEOUT_MS", K_U32, OFF(db_timeout_ms), 0, 50, 600000,
      "query timeout (3000)"},
-    {"--db-conns", "PARLEY_DB_CONNS", K_U32, OFF(db_conns), 0, 1, 64,
-     "PostgreSQL connections (3)"},
+    {"--db-conns", "PARLEY_DB_CONNS", K_U32, OFF(db_conns), 0, 1, 64, "PostgreSQL connections (3)"},
     {"--max-rooms", "PARLEY_MAX_ROOMS", K_U32, OFF(max_rooms), 0, 1, 10000,
      "rooms per connection (64)"},
     {"--reorder-ms", "PARLEY_REORDER_MS", K_U32, OFF(reorder_ms), 0, 1, 60000,
@@ -135,9 +134,12 @@ static int apply(struct config *c, const struct opt *o, const char *v, const cha
         snprintf(why, sizeof why, "must be between %lld and %lld", o->min, o->max);
         return bad(o, from, why);
     }
-    if (o->kind == K_INT) *(int *)(base + o->off) = (int)n;
-    else if (o->kind == K_SIZE) *(size_t *)(base + o->off) = (size_t)n;
-    else *(uint32_t *)(base + o->off) = (uint32_t)n;
+    if (o->kind == K_INT)
+        *(int *)(base + o->off) = (int)n;
+    else if (o->kind == K_SIZE)
+        *(size_t *)(base + o->off) = (size_t)n;
+    else
+        *(uint32_t *)(base + o->off) = (uint32_t)n;
     return 0;
 }
 
@@ -165,8 +167,7 @@ int config_load(struct config *c, int argc, char **argv)
     if (!c->pg[0]) return bad(&opts[2], "flag", "required (or set PARLEY_PG)");
     if (c->max_body + 1024 > c->max_frame)
         return bad(&opts[6], "flag", "must be at least 1024 bytes below max-frame");
-    if (c->outq_bytes < c->max_frame)
-        return bad(&opts[7], "flag", "must be at least max-frame");
+    if (c->outq_bytes < c->max_frame) return bad(&opts[7], "flag", "must be at least max-frame");
     return 0;
 }
 

@@ -58,13 +58,16 @@ void conn_destroy(struct conn *c)
     struct app *a = c->app;
     if (!c->ws) return;
     /* Unhook pending work first so no completion touches this memory. */
-    while (c->reqs.next != &c->reqs) creq_unlink(c->reqs.next);
+    while (c->reqs.next != &c->reqs)
+        creq_unlink(c->reqs.next);
     room_conn_gone(a, c);
     mem_free(c->subs);
     outq_clear(&c->q);
     mem_free(c->rx);
-    if (c->prev) c->prev->next = c->next;
-    else a->conns = c->next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        a->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     a->nconns--;
     a->stats.conns_closed++;
@@ -177,9 +180,12 @@ int conn_on_writeable(struct conn *c)
      * the scratch buffer are free for reuse once lws_write returns. */
     int w = lws_write(c->wsi, out, len, LWS_WRITE_TEXT);
     a->stats.writes++;
-    for (uint32_t i = 0; i < used; i++) outq_pop(&c->q);
+    for (uint32_t i = 0; i < used; i++)
+        outq_pop(&c->q);
     if (w < (int)len) return -1;
-    if (c->q.count) lws_callback_on_writable(c->wsi);
-    else room_conn_drained(a, c);
+    if (c->q.count)
+        lws_callback_on_writable(c->wsi);
+    else
+        room_conn_drained(a, c);
     return 0;
 }

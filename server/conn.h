@@ -30,8 +30,8 @@ struct sub;
 
 /* A cancellable link from pending work back to its connection. */
 struct creq {
-    struct conn *c;              /* NULL once the connection is gone */
-    struct creq *prev, *next;    /* in c's list while c is set */
+    struct conn *c;           /* NULL once the connection is gone */
+    struct creq *prev, *next; /* in c's list while c is set */
 };
 
 /* Pending work that may outlive both its connection and the object it
@@ -44,32 +44,32 @@ struct ticket {
 };
 
 struct conn {
-    struct app *app;             /* owner of everything */
-    struct lws *wsi;             /* the lws connection */
-    uint64_t id;                 /* for logs */
-    struct conn *prev, *next;    /* app's list of WebSocket connections */
-    char ip[48];                 /* peer address, for the per-IP cap and logs */
-    uint64_t opened_ms;          /* uv_now at ESTABLISHED: auth deadline base */
-    bool ws;                     /* an established WebSocket (not HTTP) */
-    bool authed;                 /* auth succeeded */
-    bool auth_pending;           /* auth query in flight */
-    bool closing;                /* close requested; nothing more is queued */
-    bool rx_paused;              /* reading stopped for backpressure */
+    struct app *app;                 /* owner of everything */
+    struct lws *wsi;                 /* the lws connection */
+    uint64_t id;                     /* for logs */
+    struct conn *prev, *next;        /* app's list of WebSocket connections */
+    char ip[48];                     /* peer address, for the per-IP cap and logs */
+    uint64_t opened_ms;              /* uv_now at ESTABLISHED: auth deadline base */
+    bool ws;                         /* an established WebSocket (not HTTP) */
+    bool authed;                     /* auth succeeded */
+    bool auth_pending;               /* auth query in flight */
+    bool closing;                    /* close requested; nothing more is queued */
+    bool rx_paused;                  /* reading stopped for backpressure */
     char person[PP_UUID_LEN + 1];    /* authenticated person */
     char workspace[PP_UUID_LEN + 1]; /* the workspace of this session */
-    char role[12];               /* role in that workspace */
-    struct outq q;               /* frames waiting for WRITEABLE */
-    unsigned char *rx;           /* reassembly of a fragmented message, or NULL */
-    size_t rx_len;               /* bytes in rx */
-    size_t rx_cap;               /* rx allocation */
-    struct sub **subs;           /* rooms joined (or being joined) */
-    uint32_t nsubs, subs_cap;    /* entries, allocation */
-    struct creq reqs;            /* sentinel of in-flight work */
-    uint32_t inflight;           /* commands not yet answered */
-    uint16_t close_code;         /* status for the close frame */
-    char close_reason[48];       /* reason for the close frame */
-    const char *http_body;       /* HTTP: static response body */
-    int http_status;             /* HTTP: status code; 0 when headers are sent */
+    char role[12];                   /* role in that workspace */
+    struct outq q;                   /* frames waiting for WRITEABLE */
+    unsigned char *rx;               /* reassembly of a fragmented message, or NULL */
+    size_t rx_len;                   /* bytes in rx */
+    size_t rx_cap;                   /* rx allocation */
+    struct sub **subs;               /* rooms joined (or being joined) */
+    uint32_t nsubs, subs_cap;        /* entries, allocation */
+    struct creq reqs;                /* sentinel of in-flight work */
+    uint32_t inflight;               /* commands not yet answered */
+    uint16_t close_code;             /* status for the close frame */
+    char close_reason[48];           /* reason for the close frame */
+    const char *http_body;           /* HTTP: static response body */
+    int http_status;                 /* HTTP: status code; 0 when headers are sent */
 };
 
 void conn_init(struct conn *c, struct app *app, struct lws *wsi);

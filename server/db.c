@@ -13,54 +13,54 @@
 #define DB_BACKOFF_MAX_MS 2000
 
 struct job {
-    struct job *next;   /* FIFO link (pending or in flight) */
-    db_cb cb;           /* NULL for an internal prepare */
-    void *ud;           /* callback argument */
-    int stmt;           /* statement index */
-    bool prepare;       /* a PQsendPrepare of stmt, not a query */
-    bool got_null;      /* the NULL after this query's result was seen */
-    int nparams;        /* number of parameters */
-    uint64_t deadline;  /* uv_now() ms after which the connection is reset */
-    PGresult *res;      /* the query's result, once it arrived */
-    char **values;      /* parameter copies (inside this allocation) */
-    int *lengths;       /* parameter lengths (inside this allocation) */
-    int *formats;       /* parameter formats (inside this allocation) */
+    struct job *next;  /* FIFO link (pending or in flight) */
+    db_cb cb;          /* NULL for an internal prepare */
+    void *ud;          /* callback argument */
+    int stmt;          /* statement index */
+    bool prepare;      /* a PQsendPrepare of stmt, not a query */
+    bool got_null;     /* the NULL after this query's result was seen */
+    int nparams;       /* number of parameters */
+    uint64_t deadline; /* uv_now() ms after which the connection is reset */
+    PGresult *res;     /* the query's result, once it arrived */
+    char **values;     /* parameter copies (inside this allocation) */
+    int *lengths;      /* parameter lengths (inside this allocation) */
+    int *formats;      /* parameter formats (inside this allocation) */
 };
 
 enum pc_state { PC_DOWN, PC_CONNECTING, PC_PREPARING, PC_READY };
 
 struct pgconn {
-    struct db *db;        /* owner */
-    int idx;              /* lane number, for logs */
-    PGconn *pg;           /* NULL when down */
-    uv_poll_t *poll;      /* watches PQsocket(pg); freed in its close callback */
-    int poll_fd;          /* the fd poll watches */
-    int events;           /* UV_READABLE/UV_WRITABLE currently requested */
-    enum pc_state state;  /* see enum */
+    struct db *db;                     /* owner */
+    int idx;                           /* lane number, for logs */
+    PGconn *pg;                        /* NULL when down */
+    uv_poll_t *poll;                   /* watches PQsocket(pg); freed in its close callback */
+    int poll_fd;                       /* the fd poll watches */
+    int events;                        /* UV_READABLE/UV_WRITABLE currently requested */
+    enum pc_state state;               /* see enum */
     struct job *pend_head, *pend_tail; /* not sent yet */
     struct job *fly_head, *fly_tail;   /* sent, results awaited, in order */
-    unsigned npend, nfly; /* list lengths */
-    int prep_left;        /* prepares outstanding while PC_PREPARING */
-    uint64_t connect_deadline; /* PC_CONNECTING gives up at this time */
-    uint64_t retry_at;    /* PC_DOWN reconnects at this time */
-    unsigned backoff_ms;  /* next reconnect delay */
-    bool was_up;          /* has been ready once: log recoveries */
-    bool dirty;           /* queries queued since the last pump */
+    unsigned npend, nfly;              /* list lengths */
+    int prep_left;                     /* prepares outstanding while PC_PREPARING */
+    uint64_t connect_deadline;         /* PC_CONNECTING gives up at this time */
+    uint64_t retry_at;                 /* PC_DOWN reconnects at this time */
+    unsigned backoff_ms;               /* next reconnect delay */
+    bool was_up;                       /* has been ready once: log recoveries */
+    bool dirty;                        /* queries queued since the last pump */
 };
 
 struct db {
-    uv_loop_t *loop;            /* the one loop */
-    char *conninfo;             /* owned copy */
-    int n;                      /* connections */
-    struct pgconn *c;           /* n connections */
-    int timeout_ms;             /* query deadline */
+    uv_loop_t *loop;             /* the one loop */
+    char *conninfo;              /* owned copy */
+    int n;                       /* connections */
+    struct pgconn *c;            /* n connections */
+    int timeout_ms;              /* query deadline */
     const struct db_stmt *stmts; /* borrowed: static table */
     int nstmts;
-    uv_timer_t tick;            /* deadlines and reconnects */
-    uv_prepare_t flush;         /* sends what this loop iteration queued, in one flush */
-    int open_handles;           /* tick and flush until closed: free db at 0 */
-    unsigned rr;                /* round robin over readers */
-    bool closing;               /* db_close called */
+    uv_timer_t tick;    /* deadlines and reconnects */
+    uv_prepare_t flush; /* sends what this loop iteration queued, in one flush */
+    int open_handles;   /* tick and flush until closed: free db at 0 */
+    unsigned rr;        /* round robin over readers */
+    bool closing;       /* db_close called */
 };
 
 static void pc_connect(struct pgconn *pc);
@@ -127,8 +127,10 @@ static int poll_want(struct pgconn *pc, int events)
 static void list_push(struct job **head, struct job **tail, struct job *j)
 {
     j->next = NULL;
-    if (*tail) (*tail)->next = j;
-    else *head = j;
+    if (*tail)
+        (*tail)->next = j;
+    else
+        *head = j;
     *tail = j;
 }
 
@@ -219,8 +221,10 @@ static void pc_drain(struct pgconn *pc)
             continue;
         }
         j->got_null = false;
-        if (!j->res) j->res = r;
-        else PQclear(r);
+        if (!j->res)
+            j->res = r;
+        else
+            PQclear(r);
     }
 }
 
@@ -271,7 +275,8 @@ static void pc_reset(struct pgconn *pc, int err, const char *why)
     pc->pg = NULL;
     pc->state = PC_DOWN;
     pc->retry_at = now_ms(pc->db) + pc->backoff_ms;
-    pc->backoff_ms = pc->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : pc->backoff_ms * 2;
+    pc->backoff_ms =
+        pc->backoff_ms * 2 > DB_BACKOFF_MAX_MS ? DB_BACKOFF_MAX_MS : pc->backoff_ms * 2;
     for (struct job *lists[2] = {fly, pend}, **l = lists; l < lists + 2; l++) {
         while (*l) {
             struct job *j = *l;
@@ -393,7 +398,8 @@ struct db *db_new(uv_loop_t *loop, const char *conninfo, int nconns, int timeout
 
 void db_start(struct db *db)
 {
-    for (int i = 0; i < db->n; i++) pc_connect(&db->c[i]);
+    for (int i = 0; i < db->n; i++)
+        pc_connect(&db->c[i]);
     uv_timer_start(&db->tick, on_tick, DB_TICK_MS, DB_TICK_MS);
     uv_prepare_start(&db->flush, on_flush);
 }
@@ -408,7 +414,8 @@ bool db_ready(const struct db *db)
 unsigned db_pending(const struct db *db)
 {
     unsigned n = 0;
-    for (int i = 0; i < db->n; i++) n += db->c[i].npend + db->c[i].nfly;
+    for (int i = 0; i < db->n; i++)
+        n += db->c[i].npend + db->c[i].nfly;
     return n;
 }
 

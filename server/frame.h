@@ -20,8 +20,8 @@
 #define FRAME_PRE 16
 
 struct frame {
-    uint32_t refs; /* holders; the frame is freed when it drops to 0 */
-    uint32_t len;  /* payload bytes */
+    uint32_t refs;       /* holders; the frame is freed when it drops to 0 */
+    uint32_t len;        /* payload bytes */
     unsigned char buf[]; /* FRAME_PRE headroom, then len payload bytes */
 };
 

@@ -44,8 +44,10 @@ static struct conn *ticket_done(struct ticket *t, int64_t *id, void **obj)
 
 static void reply_db_error(struct conn *c, int64_t id, int err)
 {
-    if (err == -ENOBUFS) conn_reply_err(c, id, PP_E_BUSY, "server busy, retry later");
-    else conn_reply_err(c, id, PP_E_UNAVAILABLE, "storage unavailable, retry later");
+    if (err == -ENOBUFS)
+        conn_reply_err(c, id, PP_E_BUSY, "server busy, retry later");
+    else
+        conn_reply_err(c, id, PP_E_UNAVAILABLE, "storage unavailable, retry later");
 }
 
 /* ---- auth ---------------------------------------------------------------- */
@@ -80,8 +82,8 @@ static void on_auth(void *ud, PGresult *res, int err)
     snprintf(c->workspace, sizeof c->workspace, "%s", PQgetvalue(res, 0, 1));
     snprintf(c->role, sizeof c->role, "%s", PQgetvalue(res, 0, 2));
     c->authed = true;
-    log_info("authenticated", "conn=%llu person=%s workspace=%s role=%s",
-             (unsigned long long)c->id, c->person, c->workspace, c->role);
+    log_info("authenticated", "conn=%llu person=%s workspace=%s role=%s", (unsigned long long)c->id,
+             c->person, c->workspace, c->role);
     char buf[160];
     struct pp_w w;
     pp_w_init(&w, buf, sizeof buf);
@@ -239,10 +241,10 @@ static void op_send(struct conn *c, const struct pp_cmd *cmd)
 /* ---- history ------------------------------------------------------------- */
 
 struct hist {
-    struct ticket t;          /* must be first: freed through the ticket */
+    struct ticket t;            /* must be first: freed through the ticket */
     char room[PP_UUID_LEN + 1]; /* the room asked about */
-    int limit;                /* rows asked for (one more was fetched) */
-    bool descending;          /* rows arrive newest first */
+    int limit;                  /* rows asked for (one more was fetched) */
+    bool descending;            /* rows arrive newest first */
 };
 
 static void on_history(void *ud, PGresult *res, int err)
@@ -270,7 +272,8 @@ static void on_history(void *ud, PGresult *res, int err)
     size_t used = 256;
     int k = 0;
     for (; k < n; k++) {
-        size_t row = 256 + 6 * (size_t)(PQgetlength(res, k, COL_BODY) + PQgetlength(res, k, COL_CMID));
+        size_t row =
+            256 + 6 * (size_t)(PQgetlength(res, k, COL_BODY) + PQgetlength(res, k, COL_CMID));
         if (used + row > budget) break;
         used += row;
     }
@@ -331,11 +334,13 @@ static void op_history(struct conn *c, const struct pp_cmd *cmd)
     h->descending = !cmd->has_after;
     char cursor[24], lim[12];
     snprintf(cursor, sizeof cursor, "%lld",
-             (long long)(cmd->has_after ? cmd->after : cmd->has_before ? cmd->before : INT64_MAX));
+             (long long)(cmd->has_after    ? cmd->after
+                         : cmd->has_before ? cmd->before
+                                           : INT64_MAX));
     snprintf(lim, sizeof lim, "%d", cmd->limit + 1);
     const char *v[3] = {h->room, cursor, lim};
-    int rc = db_query(a->db, -1, cmd->has_after ? ST_FETCH : ST_BEFORE, 3, v, NULL, NULL,
-                      on_history, h);
+    int rc =
+        db_query(a->db, -1, cmd->has_after ? ST_FETCH : ST_BEFORE, 3, v, NULL, NULL, on_history, h);
     if (rc) {
         int64_t id;
         ticket_done(&h->t, &id, NULL);
@@ -356,8 +361,8 @@ typedef void (*op_fn)(struct conn *c, const struct pp_cmd *cmd);
 
 /* The op table: later issues add receipts, votes and moderation here. */
 static const op_fn ops[] = {
-    [PP_OP_AUTH] = op_auth,   [PP_OP_JOIN] = op_join,       [PP_OP_LEAVE] = op_leave,
-    [PP_OP_SEND] = op_send,   [PP_OP_HISTORY] = op_history, [PP_OP_PING] = op_ping,
+    [PP_OP_AUTH] = op_auth, [PP_OP_JOIN] = op_join,       [PP_OP_LEAVE] = op_leave,
+    [PP_OP_SEND] = op_send, [PP_OP_HISTORY] = op_history, [PP_OP_PING] = op_ping,
 };
 
 void handler_dispatch(struct conn *c, const char *msg, size_t len)

@@ -8,7 +8,7 @@
 
 #include <stddef.h>
 
-void *mem_alloc(size_t n);            /* NULL on failure (or injected failure) */
+void *mem_alloc(size_t n);             /* NULL on failure (or injected failure) */
 void *mem_calloc(size_t n, size_t sz); /* zeroed; NULL on overflow or failure */
 void *mem_realloc(void *p, size_t n);  /* like realloc; p untouched on failure */
 void mem_free(void *p);

@@ -15,7 +15,8 @@ static int grow(struct outq *q, uint32_t max_frames)
     struct frame **n = mem_alloc(sizeof *n * ncap);
     if (!n) return -ENOMEM;
     /* Unwrap the ring into the new array so head becomes 0. */
-    for (uint32_t i = 0; i < q->count; i++) n[i] = q->ring[(q->head + i) & (q->cap - 1)];
+    for (uint32_t i = 0; i < q->count; i++)
+        n[i] = q->ring[(q->head + i) & (q->cap - 1)];
     mem_free(q->ring);
     q->ring = n;
     q->cap = ncap;
@@ -62,7 +63,8 @@ void outq_pop(struct outq *q)
 
 void outq_clear(struct outq *q)
 {
-    while (q->count) outq_pop(q);
+    while (q->count)
+        outq_pop(q);
     mem_free(q->ring);
     memset(q, 0, sizeof *q);
 }

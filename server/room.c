@@ -14,8 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ROOM_WINDOW 64   /* out-of-order bus messages held per room */
-#define FETCH_CHUNK 256  /* rows per catch-up or replay query */
+#define ROOM_WINDOW 64  /* out-of-order bus messages held per room */
+#define FETCH_CHUNK 256 /* rows per catch-up or replay query */
 #define CHAN_PREFIX "room:"
 
 enum bus_state {
@@ -42,22 +42,22 @@ struct fetch {
 };
 
 struct room {
-    char id[PP_UUID_LEN + 1];      /* room uuid */
+    char id[PP_UUID_LEN + 1];                    /* room uuid */
     char chan[sizeof CHAN_PREFIX + PP_UUID_LEN]; /* bus channel */
-    size_t chlen;                  /* its length */
-    struct room *hnext;            /* hash chain */
-    struct room *gnext;            /* gap list link */
-    bool in_gap_list;              /* listed in rooms->gaps */
-    struct sub *head;              /* members */
-    uint32_t nsubs;                /* their number */
-    bool ready;                    /* delivered is known */
-    int64_t delivered;             /* last seq fanned out here */
-    enum bus_state bs;             /* bus subscription */
-    bool catchup_wanted;           /* fetch again when the current one ends */
-    struct held win[ROOM_WINDOW];  /* sorted by seq, all > delivered + 1 */
-    uint32_t nwin;                 /* entries in win */
-    uint64_t gap_since;            /* uv_now when the oldest gap appeared; 0: none */
-    struct fetch *fetch;           /* room query in flight */
+    size_t chlen;                                /* its length */
+    struct room *hnext;                          /* hash chain */
+    struct room *gnext;                          /* gap list link */
+    bool in_gap_list;                            /* listed in rooms->gaps */
+    struct sub *head;                            /* members */
+    uint32_t nsubs;                              /* their number */
+    bool ready;                                  /* delivered is known */
+    int64_t delivered;                           /* last seq fanned out here */
+    enum bus_state bs;                           /* bus subscription */
+    bool catchup_wanted;                         /* fetch again when the current one ends */
+    struct held win[ROOM_WINDOW];                /* sorted by seq, all > delivered + 1 */
+    uint32_t nwin;                               /* entries in win */
+    uint64_t gap_since;                          /* uv_now when the oldest gap appeared; 0: none */
+    struct fetch *fetch;                         /* room query in flight */
 };
 
 struct rooms {
@@ -76,7 +76,8 @@ static void room_bus_sync(struct app *a, struct room *r);
 static uint32_t hash_id(const char *id)
 {
     uint32_t h = 2166136261u;
-    for (int i = 0; i < PP_UUID_LEN; i++) h = (h ^ (unsigned char)id[i]) * 16777619u;
+    for (int i = 0; i < PP_UUID_LEN; i++)
+        h = (h ^ (unsigned char)id[i]) * 16777619u;
     return h;
 }
 
@@ -98,7 +99,8 @@ static void room_free(struct app *a, struct room *r)
 {
     struct rooms *rs = a->rooms;
     struct room **pp = &rs->tab[hash_id(r->id) & rs->mask];
-    while (*pp != r) pp = &(*pp)->hnext;
+    while (*pp != r)
+        pp = &(*pp)->hnext;
     *pp = r->hnext;
     for (pp = &rs->gaps; *pp; pp = &(*pp)->gnext)
         if (*pp == r) {
@@ -106,7 +108,8 @@ static void room_free(struct app *a, struct room *r)
             break;
         }
     if (r->fetch) r->fetch->room = NULL;
-    for (uint32_t i = 0; i < r->nwin; i++) frame_unref(r->win[i].f);
+    for (uint32_t i = 0; i < r->nwin; i++)
+        frame_unref(r->win[i].f);
     rs->count--;
     mem_free(r);
 }
@@ -116,7 +119,8 @@ void room_registry_free(struct app *a)
     struct rooms *rs = a->rooms;
     if (!rs) return;
     for (uint32_t b = 0; b <= rs->mask; b++)
-        while (rs->tab[b]) room_free(a, rs->tab[b]);
+        while (rs->tab[b])
+            room_free(a, rs->tab[b]);
     mem_free(rs->tab);
     mem_free(rs);
     a->rooms = NULL;
@@ -202,7 +206,7 @@ static void deliver(struct app *a, struct room *r, int64_t seq, struct frame *f)
     for (struct sub *s = r->head, *next; s; s = next) {
         next = s->next;
         if (s->state != SUB_LIVE) continue; /* replay will reach this seq */
-        if (seq <= s->pos) continue;         /* it has this one already */
+        if (seq <= s->pos) continue;        /* it has this one already */
         if (seq == s->pos + 1) {
             s->pos = seq;
             if (conn_send(s->conn, f) == 0) a->stats.frames_delivered++;
@@ -250,7 +254,8 @@ static void drain_window(struct app *a, struct room *r)
 static void hold(struct app *a, struct room *r, int64_t seq, const char *p, size_t len)
 {
     uint32_t i = 0;
-    while (i < r->nwin && r->win[i].seq < seq) i++;
+    while (i < r->nwin && r->win[i].seq < seq)
+        i++;
     if (i < r->nwin && r->win[i].seq == seq) return; /* already held */
     if (r->nwin == ROOM_WINDOW) {
         /* Full: drop this one and fetch the gap now rather than wait. */
@@ -521,8 +526,10 @@ static void on_replay(void *ud, PGresult *res, int err)
         a->stats.replayed++;
     }
     if (s->conn->closing) return;
-    if (n == FETCH_CHUNK || s->room->delivered > s->pos) replay_next(a, s);
-    else s->state = SUB_LIVE; /* caught up: on this thread nothing slips in between */
+    if (n == FETCH_CHUNK || s->room->delivered > s->pos)
+        replay_next(a, s);
+    else
+        s->state = SUB_LIVE; /* caught up: on this thread nothing slips in between */
 }
 
 static void replay_next(struct app *a, struct sub *s)
@@ -596,8 +603,10 @@ static void room_bus_sync(struct app *a, struct room *r)
     if (want && r->bs == BS_NONE) {
         if (bus_subscribe(a->bus, r->chan, r->chlen) == 0) r->bs = BS_PENDING;
     } else if (!want && r->bs == BS_ON) {
-        if (bus_unsubscribe(a->bus, r->chan, r->chlen) == 0) r->bs = BS_LEAVING;
-        else r->bs = BS_NONE;
+        if (bus_unsubscribe(a->bus, r->chan, r->chlen) == 0)
+            r->bs = BS_LEAVING;
+        else
+            r->bs = BS_NONE;
     }
     if (!want && r->bs == BS_NONE) room_free(a, r);
 }
@@ -637,8 +646,10 @@ void room_sub_leave(struct app *a, struct sub *s)
     struct room *r = s->room;
     if (r) {
         if (s->state == SUB_LIVE || s->state == SUB_REPLAY) announce(a, s, false);
-        if (s->prev) s->prev->next = s->next;
-        else r->head = s->next;
+        if (s->prev)
+            s->prev->next = s->next;
+        else
+            r->head = s->next;
         if (s->next) s->next->prev = s->prev;
         r->nsubs--;
     }
@@ -648,7 +659,8 @@ void room_sub_leave(struct app *a, struct sub *s)
 
 void room_conn_gone(struct app *a, struct conn *c)
 {
-    while (c->nsubs) room_sub_leave(a, c->subs[c->nsubs - 1]);
+    while (c->nsubs)
+        room_sub_leave(a, c->subs[c->nsubs - 1]);
 }
 
 /* ---- bus state --------------------------------------------------------- */

@@ -36,18 +36,18 @@ enum sub_state {
 };
 
 struct sub {
-    struct conn *conn;          /* the member connection */
-    struct room *room;          /* NULL while SUB_CHECKING */
+    struct conn *conn;             /* the member connection */
+    struct room *room;             /* NULL while SUB_CHECKING */
     char room_id[PP_UUID_LEN + 1]; /* the room, also while checking */
-    struct sub *prev, *next;    /* in room's member list */
-    enum sub_state state;       /* see enum */
-    int64_t pos;                /* last seq given to this connection */
-    int64_t join_id;            /* command id of the pending join */
-    bool has_since;             /* join asked for recovery */
-    int64_t since;              /* ... from this seq */
-    bool wait_drain;            /* replay paused until the out-queue drains */
-    struct fetch *fetch;        /* replay query in flight, or NULL */
-    struct ticket *check;       /* join authorisation query in flight, or NULL */
+    struct sub *prev, *next;       /* in room's member list */
+    enum sub_state state;          /* see enum */
+    int64_t pos;                   /* last seq given to this connection */
+    int64_t join_id;               /* command id of the pending join */
+    bool has_since;                /* join asked for recovery */
+    int64_t since;                 /* ... from this seq */
+    bool wait_drain;               /* replay paused until the out-queue drains */
+    struct fetch *fetch;           /* replay query in flight, or NULL */
+    struct ticket *check;          /* join authorisation query in flight, or NULL */
 };
 
 int room_registry_new(struct app *a);

@@ -72,44 +72,47 @@ const struct db_stmt store_stmts[ST__COUNT] = {
          "  SELECT f.room, a.base + f.rn, f.sender, f.cmid, f.body"
          "    FROM fresh f JOIN alloc a ON a.id = f.room"
          "  RETURNING room_id, seq, sender_id, client_msg_id, created_at)"
-         " SELECT f.i, ins.seq, " TS_MS("ins.created_at") ", false, NULL"
-         "   FROM ins JOIN fresh f ON f.room = ins.room_id AND f.sender = ins.sender_id"
-         "    AND f.cmid = ins.client_msg_id"
-         " UNION ALL"
-         " SELECT e.i, e.seq, " TS_MS("e.created_at") ", true, e.body FROM existing e",
+         " SELECT f.i, ins.seq, " TS_MS(
+             "ins.created_at") ", false, NULL"
+                               "   FROM ins JOIN fresh f ON f.room = ins.room_id AND f.sender = "
+                               "ins.sender_id"
+                               "    AND f.cmid = ins.client_msg_id"
+                               " UNION ALL"
+                               " SELECT e.i, e.seq, " TS_MS(
+                                   "e.created_at") ", true, e.body FROM existing e",
          1},
 };
 
 #define BATCH_RETRIES 3 /* conflicts with another gateway's batch */
 
 struct item {
-    struct creq cr;          /* link to the sender's connection */
-    struct item *next;       /* in the waiting list or the batch */
-    struct item *dup_of;     /* an earlier item of the same batch with the same key */
-    int64_t id;              /* command id */
-    uint64_t key;            /* hash of (room, sender, client_msg_id) */
+    struct creq cr;               /* link to the sender's connection */
+    struct item *next;            /* in the waiting list or the batch */
+    struct item *dup_of;          /* an earlier item of the same batch with the same key */
+    int64_t id;                   /* command id */
+    uint64_t key;                 /* hash of (room, sender, client_msg_id) */
     char room[PP_UUID_LEN + 1];   /* room uuid */
     char sender[PP_UUID_LEN + 1]; /* person uuid */
-    char *cmid;              /* client_msg_id (inside this allocation) */
+    char *cmid;                   /* client_msg_id (inside this allocation) */
     size_t cmid_len;
-    char *body;              /* body (inside this allocation) */
+    char *body; /* body (inside this allocation) */
     size_t body_len;
-    int64_t seq, ts;         /* result */
-    bool done, duplicate;    /* result arrived; it was stored before */
+    int64_t seq, ts;      /* result */
+    bool done, duplicate; /* result arrived; it was stored before */
 };
 
 struct batcher {
-    struct app *app;           /* owner */
+    struct app *app;                    /* owner */
     struct item *wait_head, *wait_tail; /* not yet in a batch */
     uint32_t nwait;
-    struct item **batch;       /* the batch in flight (batch_max slots) */
-    uint32_t nbatch;           /* its size; 0 when none in flight */
-    int tries;                 /* attempts of the batch in flight */
-    char *json;                /* the batch parameter */
+    struct item **batch; /* the batch in flight (batch_max slots) */
+    uint32_t nbatch;     /* its size; 0 when none in flight */
+    int tries;           /* attempts of the batch in flight */
+    char *json;          /* the batch parameter */
     size_t json_cap;
-    uv_timer_t linger;         /* batch_delay_us after the first waiting item */
+    uv_timer_t linger; /* batch_delay_us after the first waiting item */
     bool linger_on;
-    bool paused_rx;            /* connections were told to stop reading */
+    bool paused_rx; /* connections were told to stop reading */
 };
 
 static void flush(struct batcher *b);
@@ -117,9 +120,12 @@ static void flush(struct batcher *b);
 static uint64_t key_of(const char *room, const char *sender, const char *cmid, size_t n)
 {
     uint64_t h = 1469598103934665603ull;
-    for (int i = 0; i < PP_UUID_LEN; i++) h = (h ^ (unsigned char)room[i]) * 1099511628211ull;
-    for (int i = 0; i < PP_UUID_LEN; i++) h = (h ^ (unsigned char)sender[i]) * 1099511628211ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)cmid[i]) * 1099511628211ull;
+    for (int i = 0; i < PP_UUID_LEN; i++)
+        h = (h ^ (unsigned char)room[i]) * 1099511628211ull;
+    for (int i = 0; i < PP_UUID_LEN; i++)
+        h = (h ^ (unsigned char)sender[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)cmid[i]) * 1099511628211ull;
     return h;
 }
 
@@ -176,7 +182,8 @@ void store_batcher_free(struct app *a)
         b->wait_head = it->next;
         item_free(it);
     }
-    for (uint32_t i = 0; i < b->nbatch; i++) item_free(b->batch[i]);
+    for (uint32_t i = 0; i < b->nbatch; i++)
+        item_free(b->batch[i]);
     uv_timer_stop(&b->linger);
     uv_close((uv_handle_t *)&b->linger, on_linger_closed);
     a->batch = NULL;
@@ -231,8 +238,10 @@ int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
     it->body_len = body->len;
     it->key = key_of(it->room, it->sender, it->cmid, it->cmid_len);
     creq_link(c, &it->cr);
-    if (b->wait_tail) b->wait_tail->next = it;
-    else b->wait_head = it;
+    if (b->wait_tail)
+        b->wait_tail->next = it;
+    else
+        b->wait_head = it;
     b->wait_tail = it;
     b->nwait++;
     a->stats.msgs_received++;
@@ -243,7 +252,8 @@ int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
         conn_rx_flow(c);
     }
     if (b->nbatch) return 0; /* gathers while the batch in flight commits */
-    if (b->nwait >= a->cfg.batch_max) flush(b);
+    if (b->nwait >= a->cfg.batch_max)
+        flush(b);
     else if (!b->linger_on) {
         b->linger_on = true;
         uv_timer_start(&b->linger, on_linger, (a->cfg.batch_delay_us + 999) / 1000, 0);
@@ -440,14 +450,16 @@ static void on_batch(void *ud, PGresult *res, int err)
                 it->duplicate = true;
                 it->done = it->dup_of->done;
             }
-            if (it->done) answer(it);
+            if (it->done)
+                answer(it);
             else if (it->cr.c) {
                 if (it->cr.c->inflight) it->cr.c->inflight--;
                 conn_reply_err(it->cr.c, it->id, PP_E_INTERNAL, "not stored");
             }
         }
     }
-    for (uint32_t i = 0; i < b->nbatch; i++) item_free(b->batch[i]);
+    for (uint32_t i = 0; i < b->nbatch; i++)
+        item_free(b->batch[i]);
     b->nbatch = 0;
     resume_rx(b);
     /* What gathered meanwhile has waited long enough: write it now. */

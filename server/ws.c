@@ -28,9 +28,11 @@ struct iptab {
 static struct ipent **ip_slot(struct app *a, const char *ip)
 {
     uint32_t h = 2166136261u;
-    for (const char *p = ip; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    for (const char *p = ip; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
     struct ipent **pp = &a->ips->b[h & 1023];
-    while (*pp && strcmp((*pp)->ip, ip)) pp = &(*pp)->next;
+    while (*pp && strcmp((*pp)->ip, ip))
+        pp = &(*pp)->next;
     return pp;
 }
 
@@ -50,8 +52,10 @@ static void ip_add(struct app *a, const char *ip, int d)
         snprintf(e->ip, sizeof e->ip, "%s", ip);
         *pp = e;
     }
-    if (d > 0) e->n++;
-    else if (e->n) e->n--;
+    if (d > 0)
+        e->n++;
+    else if (e->n)
+        e->n--;
     if (!e->n) {
         *pp = e->next;
         mem_free(e);
@@ -85,8 +89,8 @@ static int http_writeable(struct conn *c, struct lws *wsi)
     if (!c->http_body) return -1;
     size_t blen = strlen(c->http_body);
     if (c->http_status) {
-        if (lws_add_http_common_headers(wsi, (unsigned int)c->http_status, "application/json",
-                                        blen, &p, end) ||
+        if (lws_add_http_common_headers(wsi, (unsigned int)c->http_status, "application/json", blen,
+                                        &p, end) ||
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         c->http_status = 0;
@@ -146,7 +150,8 @@ static int ws_receive(struct app *a, struct conn *c, struct lws *wsi, const char
     }
     if (c->rx_len + len > c->rx_cap) {
         size_t ncap = c->rx_cap ? c->rx_cap : 4096;
-        while (ncap < c->rx_len + len) ncap *= 2;
+        while (ncap < c->rx_len + len)
+            ncap *= 2;
         if (ncap > a->cfg.max_frame) ncap = a->cfg.max_frame;
         unsigned char *n = mem_realloc(c->rx, ncap);
         if (!n) return -1;

@@ -57,8 +57,8 @@ static void bad_values_name_the_setting(void **state)
         char *argv[2];
         const char *needle;
     } cases[] = {
-        {{"--port", "70000"}, "port"},        {{"--port", "12x"}, "port"},
-        {{"--redis", "nocolon"}, "redis"},    {{"--redis", "h:0"}, "redis"},
+        {{"--port", "70000"}, "port"},          {{"--port", "12x"}, "port"},
+        {{"--redis", "nocolon"}, "redis"},      {{"--redis", "h:0"}, "redis"},
         {{"--log-level", "loud"}, "log-level"}, {{"--max-body", "0"}, "max-body"},
         {{"--outq-bytes", "10"}, "outq-bytes"}, {{"--nonsense", "1"}, "unknown option"},
     };

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "frame.h"
@@ -65,7 +66,8 @@ static void outq_fifo_and_refs(void **state)
         outq_pop(&q);
         assert_int_equal(f[i]->refs, 1);
     }
-    for (int i = 0; i < 7; i++) assert_int_equal(outq_push(&q, f[i], &lim), 0);
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(outq_push(&q, f[i], &lim), 0);
     for (uint32_t i = 0; i < q.count; i++) {
         struct frame *want = i < 13 ? f[7 + i] : f[i - 13];
         assert_ptr_equal(outq_peek(&q, i), want);
@@ -88,14 +90,16 @@ static void outq_limits_refuse(void **state)
     struct frame *f = frame_new("0123456789", 10);
     /* Byte limit: 3 frames of 10 fit in 35 bytes, the 4th does not. */
     struct outq_limits by_bytes = {1000, 35};
-    for (int i = 0; i < 3; i++) assert_int_equal(outq_push(&q, f, &by_bytes), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(outq_push(&q, f, &by_bytes), 0);
     assert_int_equal(outq_push(&q, f, &by_bytes), -ENOBUFS);
     assert_int_equal(q.count, 3);
     assert_int_equal(f->refs, 4); /* a refused push takes no reference */
     outq_clear(&q);
     /* Frame limit. */
     struct outq_limits by_frames = {5, 1 << 20};
-    for (int i = 0; i < 5; i++) assert_int_equal(outq_push(&q, f, &by_frames), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(outq_push(&q, f, &by_frames), 0);
     assert_int_equal(outq_push(&q, f, &by_frames), -ENOBUFS);
     assert_int_equal(q.count, 5);
     outq_clear(&q);
@@ -109,7 +113,8 @@ static void outq_growth_failure_keeps_queue(void **state)
     struct outq q = {0};
     struct outq_limits lim = {1000, 1 << 20};
     struct frame *f = frame_new("x", 1);
-    for (int i = 0; i < 4; i++) assert_int_equal(outq_push(&q, f, &lim), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(outq_push(&q, f, &lim), 0);
     mem_fail_after(1); /* the ring must grow for the 5th */
     assert_int_equal(outq_push(&q, f, &lim), -ENOMEM);
     mem_fail_after(0);
@@ -128,9 +133,11 @@ static void outq_shrinks_when_drained(void **state)
     struct outq q = {0};
     struct outq_limits lim = {1000, 1 << 20};
     struct frame *f = frame_new("x", 1);
-    for (int i = 0; i < 100; i++) outq_push(&q, f, &lim);
+    for (int i = 0; i < 100; i++)
+        outq_push(&q, f, &lim);
     assert_true(q.cap >= 100);
-    while (q.count) outq_pop(&q);
+    while (q.count)
+        outq_pop(&q);
     /* A burst's big ring is given back; a small one stays for the trickle. */
     assert_null(q.ring);
     outq_push(&q, f, &lim);
