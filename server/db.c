@@ -262,7 +262,7 @@ static void pc_reset(struct pgconn *pc, int err, const char *why)
     struct job *fly = pc->fly_head, *pend = pc->pend_head;
     pc->fly_head = pc->fly_tail = pc->pend_head = pc->pend_tail = NULL;
     pc->nfly = pc->npend = 0;
-    if (pc->state != PC_DOWN || pc->pg) {
+    if ((pc->state != PC_DOWN || pc->pg) && !pc->db->closing) {
         char clean[200];
         size_t k = 0;
         for (const char *s = why ? why : ""; *s && k < sizeof clean - 1; s++)

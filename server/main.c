@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "config.h"
 #include "log.h"
+#include "ws.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -74,7 +75,9 @@ int main(int argc, char **argv)
     static struct app app;
     if (app_start(&app, &cfg, &loop)) return 1;
     uv_run(&loop, UV_RUN_DEFAULT);
-    /* Handles libwebsockets or hiredis close late still get their callbacks. */
+    /* The lws context finishes its destruction now that the loop is idle;
+     * handles it closes late still get their callbacks. */
+    ws_finish(&app);
     uv_run(&loop, UV_RUN_DEFAULT);
     int rc = uv_loop_close(&loop);
     if (rc) log_warn("loop closed with handles open", "rc=%d", rc);

@@ -241,6 +241,7 @@ int ws_start(struct app *a)
     info.user = a;
     info.foreign_loops = loops;
     info.count_threads = 1;
+    info.pcontext = &a->lws; /* lws sets it to NULL once fully destroyed */
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
@@ -254,10 +255,16 @@ int ws_start(struct app *a)
     return 0;
 }
 
-void ws_stop(struct app *a)
+void ws_finish(struct app *a)
 {
     if (a->lws) lws_context_destroy(a->lws);
-    a->lws = NULL;
+}
+
+void ws_stop(struct app *a)
+{
+    /* With a foreign loop, destruction finishes over later loop turns; main
+     * calls ws_finish after the loop to complete it (as the lws examples do). */
+    if (a->lws) lws_context_destroy(a->lws);
     if (a->ips) {
         for (int i = 0; i < 1024; i++)
             while (a->ips->b[i]) {
