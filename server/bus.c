@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <hiredis/adapters/libuv.h>
 #include <string.h>
 
 #define BUS_TICK_MS 100
@@ -17,14 +16,91 @@
 enum { PUB = 0, SUB = 1 };
 
 struct link {
-    struct bus *b;         /* owner */
-    int which;             /* PUB or SUB */
-    redisAsyncContext *ac; /* NULL when down; hiredis frees it */
-    bool up;               /* connect callback said OK */
-    uint64_t retry_at;     /* reconnect when down and now >= this */
-    unsigned backoff_ms;   /* next reconnect delay */
-    bool was_up;           /* for "reconnected" logs */
+    struct bus *b;             /* owner */
+    int which;                 /* PUB or SUB */
+    redisAsyncContext *ac;     /* NULL when down; hiredis frees it */
+    bool up;                   /* connect callback said OK */
+    uint64_t retry_at;         /* reconnect when down and now >= this */
+    uint64_t connect_deadline; /* a connect not done by then is abandoned */
+    unsigned backoff_ms;       /* next reconnect delay */
+    bool was_up;               /* for "reconnected" logs */
 };
+
+/* hiredis event hooks on a uv_poll. Our own rather than hiredis 0.14's
+ * adapters/libuv.h: that one drops poll errors (status < 0), and libuv reports
+ * a refused connect exactly that way, so a reconnect to a Redis that is still
+ * down would hang forever. Here an error is handed to hiredis as readiness,
+ * and hiredis finds the socket error itself and fails the context. */
+struct uvev {
+    redisAsyncContext *ac; /* NULL once hiredis cleaned up */
+    uv_poll_t poll;        /* on the context's fd */
+    int events;            /* UV_READABLE | UV_WRITABLE wanted */
+};
+
+static void uvev_cb(uv_poll_t *h, int status, int events)
+{
+    struct uvev *e = h->data;
+    if (status < 0) events = e->events ? e->events : UV_WRITABLE;
+    if (e->ac && (events & UV_READABLE)) redisAsyncHandleRead(e->ac);
+    if (e->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(e->ac);
+}
+
+static void uvev_set(struct uvev *e, int events)
+{
+    e->events = events;
+    if (events)
+        uv_poll_start(&e->poll, events, uvev_cb);
+    else
+        uv_poll_stop(&e->poll);
+}
+
+static void uvev_add_read(void *p)
+{
+    uvev_set(p, ((struct uvev *)p)->events | UV_READABLE);
+}
+static void uvev_del_read(void *p)
+{
+    uvev_set(p, ((struct uvev *)p)->events & ~UV_READABLE);
+}
+static void uvev_add_write(void *p)
+{
+    uvev_set(p, ((struct uvev *)p)->events | UV_WRITABLE);
+}
+static void uvev_del_write(void *p)
+{
+    uvev_set(p, ((struct uvev *)p)->events & ~UV_WRITABLE);
+}
+
+static void uvev_closed(uv_handle_t *h)
+{
+    mem_free(h->data);
+}
+
+static void uvev_cleanup(void *p)
+{
+    struct uvev *e = p;
+    e->ac = NULL;
+    uv_close((uv_handle_t *)&e->poll, uvev_closed);
+}
+
+static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop)
+{
+    struct uvev *e = mem_calloc(1, sizeof *e);
+    if (!e) return -1;
+    if (uv_poll_init(loop, &e->poll, ac->c.fd)) {
+        mem_free(e);
+        return -1;
+    }
+    e->poll.data = e;
+    e->ac = ac;
+    ac->ev.data = e;
+    ac->ev.addRead = uvev_add_read;
+    ac->ev.delRead = uvev_del_read;
+    ac->ev.addWrite = uvev_add_write;
+    ac->ev.delWrite = uvev_del_write;
+    ac->ev.cleanup = uvev_cleanup;
+    return 0;
+}
 
 struct bus {
     uv_loop_t *loop;        /* the one loop */
@@ -99,7 +175,7 @@ static void link_connect(struct link *l)
         return;
     }
     ac->data = l;
-    if (redisLibuvAttach(ac, b->loop) != REDIS_OK) {
+    if (uvev_attach(ac, b->loop)) {
         redisAsyncFree(ac);
         l->retry_at = now_ms(b) + l->backoff_ms;
         return;
@@ -107,14 +183,23 @@ static void link_connect(struct link *l)
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     l->ac = ac;
+    l->connect_deadline = now_ms(b) + (uint64_t)b->timeout_ms;
 }
 
 static void on_tick(uv_timer_t *t)
 {
     struct bus *b = t->data;
     uint64_t now = now_ms(b);
-    for (int i = 0; i < 2; i++)
-        if (!b->l[i].ac && now >= b->l[i].retry_at) link_connect(&b->l[i]);
+    for (int i = 0; i < 2; i++) {
+        struct link *l = &b->l[i];
+        if (!l->ac && now >= l->retry_at)
+            link_connect(l);
+        else if (l->ac && !l->up && now >= l->connect_deadline) {
+            /* Never connected, so hiredis calls no callback when freed. */
+            redisAsyncFree(l->ac);
+            link_down(l, "connect timeout");
+        }
+    }
     /* A Redis that accepts publishes but never answers is as good as gone:
      * drop the link so it reconnects (the room layer recovers from PostgreSQL). */
     struct link *p = &b->l[PUB];
