@@ -143,6 +143,7 @@ int conn_on_writeable(struct conn *c)
 {
     struct app *a = c->app;
     if (c->closing) {
+        log_debug("closing", "conn=%llu code=%u", (unsigned long long)c->id, c->close_code);
         lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
