@@ -217,13 +217,6 @@ int pp_decode(const char *buf, size_t len, const struct pp_limits *lim, struct p
             cJSON_Delete(root);
             return fail(err, PP_E_BAD_JSON, "trailing data after the object%s", "");
         }
-    /* Duplicate keys are refused: which one wins would be a guess. */
-    for (const cJSON *a = root->child; a; a = a->next)
-        for (const cJSON *b = a->next; b; b = b->next)
-            if (!strcmp(a->string, b->string)) {
-                cJSON_Delete(root);
-                return fail(err, PP_E_BAD_REQUEST, "%s: duplicate key", a->string);
-            }
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(root, "op");
     int64_t idv = 0;
@@ -232,6 +225,16 @@ int pp_decode(const char *buf, size_t len, const struct pp_limits *lim, struct p
         return fail(err, PP_E_BAD_REQUEST, "id: %s",
                     id ? "must be an integer 1..2^53-1" : "required");
     }
+    /* Duplicate keys are refused: which one wins would be a guess. The id is
+     * echoed unless it is the duplicated key. */
+    for (const cJSON *a = root->child; a; a = a->next)
+        for (const cJSON *b = a->next; b; b = b->next)
+            if (!strcmp(a->string, b->string)) {
+                if (strcmp(a->string, "id")) err->id = idv;
+                fail(err, PP_E_BAD_REQUEST, "%s: duplicate key", a->string);
+                cJSON_Delete(root);
+                return -1;
+            }
     err->id = idv;
     if (!cJSON_IsString(op)) {
         cJSON_Delete(root);

@@ -121,6 +121,7 @@ int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
         .on_subscribed = room_on_subscribed,
         .on_unsubscribed = room_on_unsubscribed,
         .on_up = room_on_bus_up,
+        .on_pub_up = store_on_pub_up,
         .on_down = room_on_bus_down,
     };
     a->bus = bus_new(loop, cfg->redis_host, cfg->redis_port, (int)cfg->db_timeout_ms, &hooks);

@@ -149,7 +149,10 @@ static void on_connect(const redisAsyncContext *ac, int status)
     log_info(l->was_up ? "redis reconnected" : "redis connected", "link=%s",
              l->which ? "sub" : "pub");
     l->was_up = true;
-    if (l->which == PUB) l->b->last_progress = now_ms(l->b);
+    if (l->which == PUB) {
+        l->b->last_progress = now_ms(l->b);
+        if (l->b->hooks.on_pub_up) l->b->hooks.on_pub_up(l->b->hooks.ud);
+    }
     if (l->which == SUB && l->b->hooks.on_up) l->b->hooks.on_up(l->b->hooks.ud);
 }
 

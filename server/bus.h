@@ -8,7 +8,9 @@
  * comes back (on_up) or when it sees a gap.
  *
  * Channels are `room:<uuid>`. Payloads are `<seq>\n<json>` where seq is the
- * room sequence of a stored message, or 0 for an unsequenced event.
+ * room sequence of a stored message, or 0 for an unsequenced event; `<seq>\n`
+ * with no JSON is a sync marker: "the room has reached seq, catch up if you
+ * are behind" (sent for messages whose publish failed).
  *
  * Ownership: bus_publish copies the payload into hiredis's buffer. Hooks are
  * called on the loop thread; the channel and payload pointers are valid for
@@ -32,6 +34,8 @@ struct bus_hooks {
     void (*on_unsubscribed)(void *ud, const char *ch, size_t chlen);
     /* The subscribe connection is (re)established: resubscribe everything. */
     void (*on_up)(void *ud);
+    /* The publish connection is (re)established. */
+    void (*on_pub_up)(void *ud);
     /* The subscribe connection is lost: every subscription is gone. */
     void (*on_down)(void *ud);
 };

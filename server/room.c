@@ -301,6 +301,11 @@ void room_on_bus_message(void *ud, const char *ch, size_t chlen, const char *p, 
     }
     const char *json = nl + 1;
     size_t jlen = len - (size_t)(json - p);
+    if (jlen == 0) {
+        /* Sync marker: a message up to seq was stored but not published. */
+        if (!r->ready || seq > r->delivered) catchup(a, r);
+        return;
+    }
     if (seq == 0) {
         struct frame *f = frame_new(json, jlen);
         if (!f) return;
@@ -600,6 +605,7 @@ struct sub *room_sub_new(struct conn *c, const char *room_id, int64_t join_id, b
 static void room_bus_sync(struct app *a, struct room *r)
 {
     bool want = r->nsubs > 0;
+    log_debug("bus sync", "room=%s want=%d state=%d", r->id, want, r->bs);
     if (want && r->bs == BS_NONE) {
         if (bus_subscribe(a->bus, r->chan, r->chlen) == 0) r->bs = BS_PENDING;
     } else if (!want && r->bs == BS_ON) {
@@ -670,6 +676,7 @@ void room_on_subscribed(void *ud, const char *ch, size_t chlen)
     struct app *a = ud;
     struct room *r = room_by_channel(a, ch, chlen);
     if (!r) return;
+    log_debug("subscribed", "room=%s state=%d subs=%u", r->id, r->bs, r->nsubs);
     if (r->bs == BS_PENDING) r->bs = BS_ON;
     /* Messages committed before the subscription took effect never reach
      * us through the bus: read them from PostgreSQL. */
@@ -682,6 +689,7 @@ void room_on_unsubscribed(void *ud, const char *ch, size_t chlen)
     struct app *a = ud;
     struct room *r = room_by_channel(a, ch, chlen);
     if (!r) return;
+    log_debug("unsubscribed", "room=%s subs=%u", r->id, r->nsubs);
     r->bs = BS_NONE;
     room_bus_sync(a, r); /* resubscribes if someone joined meanwhile, else frees */
 }

@@ -84,6 +84,14 @@ const struct db_stmt store_stmts[ST__COUNT] = {
 };
 
 #define BATCH_RETRIES 3 /* conflicts with another gateway's batch */
+#define UNSENT_MAX 4096 /* rooms remembered with an unpublished message */
+
+/* The highest seq of a room whose publish failed; announced with a sync
+ * marker when the publish link returns, so every gateway catches up. */
+struct unsent {
+    char room[PP_UUID_LEN + 1]; /* room uuid */
+    int64_t seq;                /* highest unpublished seq */
+};
 
 struct item {
     struct creq cr;               /* link to the sender's connection */
@@ -112,7 +120,9 @@ struct batcher {
     size_t json_cap;
     uv_timer_t linger; /* batch_delay_us after the first waiting item */
     bool linger_on;
-    bool paused_rx; /* connections were told to stop reading */
+    bool paused_rx;                   /* connections were told to stop reading */
+    struct unsent unsent[UNSENT_MAX]; /* rooms to announce when the bus returns */
+    uint32_t nunsent;                 /* entries in unsent */
 };
 
 static void flush(struct batcher *b);
@@ -341,6 +351,34 @@ static void flush(struct batcher *b)
     submit(b);
 }
 
+static void remember_unsent(struct batcher *b, const char *room, int64_t seq)
+{
+    for (uint32_t i = 0; i < b->nunsent; i++)
+        if (!memcmp(b->unsent[i].room, room, PP_UUID_LEN)) {
+            if (seq > b->unsent[i].seq) b->unsent[i].seq = seq;
+            return;
+        }
+    /* Full: that room's gateways learn of it from its next message instead. */
+    if (b->nunsent == UNSENT_MAX) return;
+    memcpy(b->unsent[b->nunsent].room, room, PP_UUID_LEN + 1);
+    b->unsent[b->nunsent++].seq = seq;
+}
+
+void store_on_pub_up(void *ud)
+{
+    struct app *a = ud;
+    struct batcher *b = a->batch;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < b->nunsent; i++) {
+        char ch[64], marker[24];
+        int chlen = snprintf(ch, sizeof ch, "room:%s", b->unsent[i].room);
+        int n = snprintf(marker, sizeof marker, "%lld\n", (long long)b->unsent[i].seq);
+        if (bus_publish(a->bus, ch, (size_t)chlen, marker, (size_t)n))
+            b->unsent[kept++] = b->unsent[i];
+    }
+    b->nunsent = kept;
+}
+
 static void publish(struct app *a, struct item *it, const char *body, size_t body_len)
 {
     char *p = a->scratch + FRAME_PRE;
@@ -363,6 +401,7 @@ static void publish(struct app *a, struct item *it, const char *body, size_t bod
     } else {
         a->stats.bus_publish_failed++;
         room_kick(a, it->room); /* local members get it from PostgreSQL */
+        remember_unsent(a->batch, it->room, it->seq);
     }
 }
 

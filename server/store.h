@@ -48,6 +48,9 @@ void store_batcher_free(struct app *a);
 int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
                const struct pp_str *cmid, const struct pp_str *body);
 
+/* Bus hook: the publish link is back; announce what could not be published. */
+void store_on_pub_up(void *ud);
+
 /* True when the write queue is above its high-water mark: stop reading. */
 bool store_congested(const struct app *a);
 /* Nothing waiting and nothing in flight. */

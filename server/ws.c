@@ -204,6 +204,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return ws_receive(a, c, wsi, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return conn_on_writeable(c);
+    case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
+        /* lws 4.1 unbinds the protocol before a close it must wait for (a
+         * close frame to a socket that does not drain) and then may never
+         * report CLOSED: the connection ends for us at whichever comes first. */
     case LWS_CALLBACK_CLOSED:
         if (c && c->ws) {
             ip_add(a, c->ip, -1);

@@ -9,8 +9,8 @@
 
 struct app;
 
-int ws_start(struct app *a); /* creates the context and listens; 0 or -1 */
-void ws_stop(struct app *a); /* destroys the context (closes every connection) */
+int ws_start(struct app *a);   /* creates the context and listens; 0 or -1 */
+void ws_stop(struct app *a);   /* destroys the context (closes every connection) */
 void ws_finish(struct app *a); /* after the loop ended: completes the destruction */
 
 #endif

@@ -1,0 +1,112 @@
+# shellcheck shell=bash
+# Private PostgreSQL and Redis servers on free loopback ports under a state
+# directory, and parleyd gateways against them. Sourced by scripts/dev,
+# tests/integration/env.sh and loadtest/bench.sh, so they all start the
+# services the same way.
+
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)}
+
+svc_die() { echo "services: $*" >&2; exit 1; }
+
+# A free TCP port on 127.0.0.1 (asks the kernel, then checks nobody listens).
+svc_free_port() {
+  local p
+  for _ in $(seq 1 50); do
+    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return 0; fi
+  done
+  svc_die "no free port"
+}
+
+# Runs a PostgreSQL binary as the postgres user when we are root (initdb and
+# postgres refuse to run as root).
+svc_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# svc_pg_start STATE PORT: initdb once, then start on PORT.
+svc_pg_start() {
+  local state=$1 port=$2 data=$1/pg
+  [ -n "$PG_BIN" ] || svc_die "PostgreSQL server binaries not found (install postgresql)"
+  if [ ! -f "$data/PG_VERSION" ]; then
+    mkdir -p "$data"
+    [ "$(id -u)" = 0 ] && chown postgres "$data" "$state"
+    svc_pg "$PG_BIN/initdb" -D "$data" -U postgres -A trust --no-sync >"$state/initdb.log" 2>&1 \
+      || { cat "$state/initdb.log" >&2; svc_die "initdb failed"; }
+  fi
+  svc_pg "$PG_BIN/pg_ctl" -D "$data" -w -t 30 -l "$state/postgres.log" \
+    -o "-p $port -k $state -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    start >/dev/null || { tail -n 20 "$state/postgres.log" >&2; svc_die "postgres did not start"; }
+  if ! svc_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname='parley'" | grep -q 1; then
+    svc_pg "$PG_BIN/psql" -q -h 127.0.0.1 -p "$port" -U postgres -c "CREATE ROLE parley LOGIN" >/dev/null
+    svc_pg "$PG_BIN/psql" -q -h 127.0.0.1 -p "$port" -U postgres -c "CREATE DATABASE parley OWNER parley" >/dev/null
+  fi
+}
+
+svc_pg_stop() {
+  local data=$1/pg
+  [ -f "$data/postmaster.pid" ] && svc_pg "$PG_BIN/pg_ctl" -D "$data" -w -t 30 -m fast stop >/dev/null 2>&1
+  return 0
+}
+
+# svc_redis_start STATE PORT
+svc_redis_start() {
+  local state=$1 port=$2
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --pidfile "$state/redis.pid" --logfile "$state/redis.log" --dir "$state" >/dev/null \
+    || svc_die "redis-server did not start"
+  for _ in $(seq 1 100); do
+    redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && return 0
+    sleep 0.05
+  done
+  svc_die "redis did not answer"
+}
+
+svc_redis_stop() {
+  local state=$1 pid
+  pid=$(cat "$state/redis.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  rm -f "$state/redis.pid"
+}
+
+# svc_wait_http PORT PATH SECONDS: until GET answers 200.
+svc_wait_http() {
+  local port=$1 path=$2 secs=$3
+  for _ in $(seq 1 $((secs * 20))); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port" && printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$path" >&3 && head -n 1 <&3 | grep -q ' 200') 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.05
+  done
+  return 1
+}
+
+# svc_gw_start STATE NAME PORT PARLEYD CONNINFO REDIS_PORT [extra flags...]
+svc_gw_start() {
+  local state=$1 name=$2 port=$3 bin=$4 pg=$5 rport=$6
+  shift 6
+  "$bin" serve --port "$port" --pg "$pg" --redis "127.0.0.1:$rport" "$@" \
+    >"$state/$name.log" 2>&1 &
+  echo $! >"$state/$name.pid"
+  if ! svc_wait_http "$port" /readyz 20; then
+    tail -n 20 "$state/$name.log" >&2
+    svc_die "gateway $name did not become ready"
+  fi
+}
+
+# svc_gw_stop STATE NAME: SIGTERM, wait, report a non-zero exit.
+svc_gw_stop() {
+  local state=$1 name=$2 pid
+  pid=$(cat "$state/$name.pid" 2>/dev/null) || return 0
+  rm -f "$state/$name.pid"
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -KILL "$pid" 2>/dev/null
+    echo "services: gateway $name did not exit on SIGTERM" >&2
+    return 1
+  fi
+  wait "$pid" 2>/dev/null
+  return 0
+}

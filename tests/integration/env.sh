@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The integration test environment: a private PostgreSQL, a private Redis and
+# two parleyd gateways on free loopback ports, all under STATE_DIR.
+#
+#   env.sh STATE_DIR start|stop|stop-pg|start-pg|stop-redis|start-redis
+#
+# start writes STATE_DIR/env (KEY=VALUE lines) for the tests to read.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=../../scripts/services.sh
+. "$here/../../scripts/services.sh"
+
+state=${1:?state dir}
+cmd=${2:?command}
+PARLEYD=${PARLEYD:-}
+
+# The gateways' test settings: small limits so limit behaviour is cheap to reach.
+gw_flags=(--per-ip-max 32 --auth-timeout-ms 1500 --outq-bytes 262144 --replay-limit 200
+          --db-timeout-ms 2000 --log-level ${GW_LOG_LEVEL:-info})
+
+load_env() { [ -f "$state/env" ] && . "$state/env"; }
+
+case "$cmd" in
+start)
+  [ -x "$PARLEYD" ] || svc_die "PARLEYD must name the parleyd binary"
+  "$0" "$state" stop >/dev/null 2>&1 || true
+  rm -rf "$state"
+  mkdir -p "$state"
+  chmod 755 "$state"
+  pg_port=$(svc_free_port)
+  redis_port=$(svc_free_port)
+  gw1=$(svc_free_port)
+  gw2=$(svc_free_port)
+  conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
+  svc_pg_start "$state" "$pg_port"
+  svc_redis_start "$state" "$redis_port"
+  "$PARLEYD" migrate --pg "$conninfo" >"$state/migrate.log"
+  svc_gw_start "$state" gw1 "$gw1" "$PARLEYD" "$conninfo" "$redis_port" "${gw_flags[@]}"
+  svc_gw_start "$state" gw2 "$gw2" "$PARLEYD" "$conninfo" "$redis_port" "${gw_flags[@]}"
+  cat >"$state/env" <<EOV
+PARLEY_PG="$conninfo"
+PG_PORT=$pg_port
+REDIS_PORT=$redis_port
+GW1_PORT=$gw1
+GW2_PORT=$gw2
+GW1_PID=$(cat "$state/gw1.pid")
+GW2_PID=$(cat "$state/gw2.pid")
+STATE_DIR=$state
+PARLEYD=$PARLEYD
+ENV_SH=$here/env.sh
+EOV
+  echo "environment up: gateways on $gw1 and $gw2"
+  ;;
+stop)
+  rc=0
+  svc_gw_stop "$state" gw1 || rc=1
+  svc_gw_stop "$state" gw2 || rc=1
+  svc_redis_stop "$state"
+  svc_pg_stop "$state"
+  # A sanitizer build reports leaks and errors in the gateway logs.
+  if grep -l "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$state"/gw*.log 2>/dev/null; then
+    echo "env.sh: sanitizer reports in gateway logs:" >&2
+    grep -h -A 30 "ERROR: \|runtime error:" "$state"/gw*.log >&2 || true
+    rc=1
+  fi
+  exit $rc
+  ;;
+stop-pg) load_env; svc_pg_stop "$state" ;;
+start-pg) load_env; svc_pg_start "$state" "$PG_PORT" ;;
+stop-redis) load_env; svc_redis_stop "$state" ;;
+start-redis) load_env; svc_redis_start "$state" "$REDIS_PORT" ;;
+*) svc_die "unknown command $cmd" ;;
+esac

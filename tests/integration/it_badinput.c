@@ -1,0 +1,164 @@
+/* Integration: malformed commands get stable error codes, the connection
+ * survives and nothing is stored; oversized and binary frames close. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "itest.h"
+
+static const char *last_seq(const char *room)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT last_seq FROM rooms WHERE id = '%s'", room);
+    return it_sql(sql);
+}
+
+static void bad_commands_answered_connection_survives(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    struct wsc *c = it_connect_auth(0, w.tok[0]);
+    cJSON_Delete(it_join(c, w.room, -1));
+    char *long_body = malloc(4098);
+    memset(long_body, 'x', 4097);
+    long_body[4097] = '\0';
+    static char frame[8192];
+    struct {
+        const char *raw; /* NULL: build from fmt with the room */
+        const char *fmt;
+        const char *code;
+        long long id; /* expected id in the reply, 0 for null */
+    } cases[] = {
+        {"{not json", NULL, "bad_json", 0},
+        {"[1,2,3]", NULL, "bad_json", 0},
+        {"\"just a string\"", NULL, "bad_json", 0},
+        {"{\"id\":\"7\",\"op\":\"ping\"}", NULL, "bad_request", 0},
+        {"{\"id\":1.5,\"op\":\"ping\"}", NULL, "bad_request", 0},
+        {"{\"id\":5,\"op\":\"fly\"}", NULL, "unknown_op", 5},
+        {"{\"id\":6,\"op\":7}", NULL, "bad_request", 6},
+        {NULL, "{\"id\":8,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":5,\"body\":\"x\"}",
+         "bad_request", 8},
+        {NULL, "{\"id\":9,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"c9\"}", "bad_request",
+         9},
+        {NULL,
+         "{\"id\":10,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"c10\",\"body\":\"x\","
+         "\"color\":\"red\"}",
+         "bad_request", 10},
+        {NULL,
+         "{\"id\":11,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"c11\",\"body\":\"\"}",
+         "bad_request", 11},
+        {NULL, "{\"id\":12,\"op\":\"history\",\"room\":\"%s\",\"limit\":1000}", "bad_request", 12},
+        {NULL,
+         "{\"id\":13,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"c13\",\"body\":\"x\","
+         "\"body\":\"y\"}",
+         "bad_request", 13},
+        {"{\"id\":14,\"op\":\"join\",\"room\":\"NOT-A-UUID\"}", NULL, "bad_request", 14},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const char *f = cases[k].raw;
+        if (!f) {
+            snprintf(frame, sizeof frame, cases[k].fmt, w.room);
+            f = frame;
+        }
+        assert_int_equal(wsc_send_text(c, f, strlen(f)), 0);
+        cJSON *r = wsc_next_reply(c, 3000);
+        assert_non_null(r);
+        assert_non_null(wsc_err_code(r));
+        if (!wsc_err_code(r) || strcmp(wsc_err_code(r), cases[k].code)) {
+            char *s = cJSON_PrintUnformatted(r);
+            fprintf(stderr, "case %zu: %s\n", k, s);
+            free(s);
+        }
+        assert_string_equal(wsc_err_code(r), cases[k].code);
+        if (cases[k].id)
+            assert_int_equal(wsc_int(r, "id"), cases[k].id);
+        else
+            assert_true(cJSON_IsNull(cJSON_GetObjectItem(r, "id")));
+        cJSON_Delete(r);
+    }
+    /* Over-long body: its own code, with the id. */
+    snprintf(
+        frame, sizeof frame,
+        "{\"id\":20,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"long\",\"body\":\"%s\"}",
+        w.room, long_body);
+    wsc_send_text(c, frame, strlen(frame));
+    cJSON *r = wsc_next_reply(c, 3000);
+    assert_string_equal(wsc_err_code(r), "body_too_long");
+    assert_int_equal(wsc_int(r, "id"), 20);
+    cJSON_Delete(r);
+    /* Still usable, and nothing was stored. */
+    cJSON *p = wsc_request(c, 3000, "\"op\":\"ping\"");
+    assert_null(wsc_err_code(p));
+    assert_true(wsc_int(p, "ok.ts") > 0);
+    cJSON_Delete(p);
+    assert_string_equal(last_seq(w.room), "0");
+    /* A valid command split into fragments works. */
+    snprintf(
+        frame, sizeof frame,
+        "{\"id\":30,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"frag\",\"body\":\"ok\"}",
+        w.room);
+    wsc_send_fragmented(c, frame, strlen(frame), 4);
+    r = NULL;
+    for (int i = 0; i < 5 && !r; i++) {
+        cJSON *o = wsc_next_reply(c, 3000);
+        if (o && wsc_int(o, "id") == 30)
+            r = o;
+        else
+            cJSON_Delete(o);
+    }
+    assert_non_null(r);
+    assert_int_equal(wsc_int(r, "ok.seq"), 1);
+    cJSON_Delete(r);
+    free(long_body);
+    wsc_close(c);
+}
+
+static void oversized_message_closes_1009(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    struct wsc *c = it_connect_auth(0, w.tok[0]);
+    size_t n = 70000; /* over the 65536 limit */
+    char *big = malloc(n);
+    memset(big, ' ', n);
+    wsc_send_text(c, big, n);
+    assert_int_equal(wsc_wait_closed(c, 3000), 1009);
+    wsc_close(c);
+    /* Also when the excess comes in fragments. */
+    c = it_connect_auth(0, w.tok[0]);
+    wsc_send_fragmented(c, big, n, 10);
+    assert_int_equal(wsc_wait_closed(c, 3000), 1009);
+    wsc_close(c);
+    free(big);
+    assert_string_equal(last_seq(w.room), "0");
+}
+
+static void binary_frame_closes_1003(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    struct wsc *c = it_connect_auth(0, w.tok[0]);
+    wsc_send_raw(c, 0x82, "\x01\x02\x03", 3);
+    assert_int_equal(wsc_wait_closed(c, 3000), 1003);
+    wsc_close(c);
+}
+
+int main(void)
+{
+    it_load_env();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(bad_commands_answered_connection_survives),
+        cmocka_unit_test(oversized_message_closes_1009),
+        cmocka_unit_test(binary_frame_closes_1003),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,183 @@
+/* Integration: Redis restart, PostgreSQL outage and a slow consumer, with
+ * the real servers stopped and started under the gateways. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+static void redis_restart_catches_up_from_postgres(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 2, NULL);
+    struct wsc *a = it_connect_auth(0, w.tok[0]), *b = it_connect_auth(1, w.tok[1]);
+    cJSON_Delete(it_join(a, w.room, -1));
+    cJSON *jb = it_join(b, w.room, -1);
+    int64_t base = wsc_int(jb, "ok.last_seq");
+    cJSON_Delete(jb);
+    assert_int_equal(it_env("stop-redis"), 0);
+    char cmid[32];
+    for (int i = 0; i < 10; i++) {
+        snprintf(cmid, sizeof cmid, "outage-%d", i);
+        cJSON *r = it_send(a, w.room, cmid, "during the outage");
+        assert_null(wsc_err_code(r)); /* PostgreSQL is up: acknowledged */
+        cJSON_Delete(r);
+    }
+    assert_int_equal(it_env("start-redis"), 0);
+    for (int i = 0; i < 10; i++) {
+        cJSON *m = wsc_wait_push(b, "message", 10000);
+        assert_non_null(m);
+        assert_int_equal(wsc_int(m, "seq"), base + 1 + i);
+        cJSON_Delete(m);
+    }
+    /* A message sent right after the restart arrives too, even if this
+     * gateway's publish link is still reconnecting when it commits. */
+    cJSON *r = it_send(a, w.room, "after-restart", "after");
+    assert_null(wsc_err_code(r));
+    cJSON_Delete(r);
+    cJSON *m = wsc_wait_push(b, "message", 10000);
+    assert_non_null(m);
+    assert_int_equal(wsc_int(m, "seq"), base + 11);
+    cJSON_Delete(m);
+    wsc_close(a);
+    wsc_close(b);
+}
+
+static void postgres_down_fails_fast_and_recovers(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 2, NULL);
+    struct wsc *a = it_connect_auth(0, w.tok[0]), *b = it_connect_auth(1, w.tok[1]);
+    cJSON_Delete(it_join(a, w.room, -1));
+    cJSON_Delete(it_join(b, w.room, -1));
+    assert_int_equal(it_env("stop-pg"), 0);
+    uint64_t t0 = it_now_ms();
+    cJSON *r = it_send(a, w.room, "pg-1", "while postgres is down");
+    assert_string_equal(wsc_err_code(r), "unavailable");
+    cJSON_Delete(r);
+    r = wsc_request(a, 5000, "\"op\":\"history\",\"room\":\"%s\"", w.room);
+    assert_string_equal(wsc_err_code(r), "unavailable");
+    cJSON_Delete(r);
+    assert_true(it_now_ms() - t0 < 5000);
+    /* The connection stays up. */
+    r = wsc_request(a, 3000, "\"op\":\"ping\"");
+    assert_null(wsc_err_code(r));
+    cJSON_Delete(r);
+    int rc = it_env("start-pg");
+    assert_int_equal(rc, 0);
+    /* The client retries with the same client_msg_id until it is stored. */
+    int64_t seq = -1;
+    for (int i = 0; i < 100 && seq < 0; i++) {
+        r = it_send(a, w.room, "pg-1", "while postgres is down");
+        if (!wsc_err_code(r))
+            seq = wsc_int(r, "ok.seq");
+        else {
+            assert_string_equal(wsc_err_code(r), "unavailable");
+            usleep(200000);
+        }
+        cJSON_Delete(r);
+    }
+    assert_int_equal(seq, 1);
+    cJSON *m = wsc_wait_push(b, "message", 5000);
+    assert_non_null(m);
+    assert_int_equal(wsc_int(m, "seq"), 1);
+    cJSON_Delete(m);
+    assert_null(wsc_wait_push(b, "message", 300));
+    wsc_close(a);
+    wsc_close(b);
+}
+
+/* Reads whatever the watcher has, so it never becomes a slow consumer
+ * itself; counts message pushes and checks their order. */
+static void drain_watcher(struct wsc *wt, int64_t *next, int *count)
+{
+    cJSON *m;
+    while ((m = wsc_next(wt, 0))) {
+        const char *p = wsc_str(m, "push");
+        if (p && !strcmp(p, "message")) {
+            assert_int_equal(wsc_int(m, "seq"), *next);
+            (*next)++;
+            (*count)++;
+        }
+        cJSON_Delete(m);
+    }
+}
+
+static void slow_consumer_is_dropped_others_unaffected(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 3, NULL);
+    struct wsc_opts small = {.rcvbuf = 4096};
+    struct wsc *slow = wsc_connect(IT.gw[0], &small, NULL);
+    assert_non_null(slow);
+    cJSON_Delete(wsc_request(slow, 3000, "\"op\":\"auth\",\"token\":\"%s\"", w.tok[0]));
+    cJSON_Delete(it_join(slow, w.room, -1));
+    struct wsc *watch = it_connect_auth(0, w.tok[1]);
+    cJSON_Delete(it_join(watch, w.room, -1));
+    struct wsc *sender = it_connect_auth(1, w.tok[2]);
+    cJSON_Delete(it_join(sender, w.room, -1));
+    long rss0 = it_rss_kb(IT.gw_pid[0]);
+    static char body[4001];
+    memset(body, 'b', 4000);
+    enum { N = 2500 }; /* 10 MB: far over 256 KiB of out-queue plus socket buffers */
+    int64_t next = 1;
+    int seen = 0;
+    char cmid[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(cmid, sizeof cmid, "flood-%d", i);
+        cJSON *r = it_send(sender, w.room, cmid, body);
+        assert_null(wsc_err_code(r));
+        cJSON_Delete(r);
+        drain_watcher(watch, &next, &seen);
+        /* The sender's own pushes are not read either: drain them too. */
+        cJSON *o;
+        while ((o = wsc_next(sender, 0)))
+            cJSON_Delete(o);
+    }
+    long rss1 = it_rss_kb(IT.gw_pid[0]);
+    /* The watcher gets every message, in order. */
+    uint64_t deadline = it_now_ms() + 10000;
+    while (seen < N && it_now_ms() < deadline) {
+        cJSON *m = wsc_next(watch, 200);
+        if (!m) continue;
+        const char *p = wsc_str(m, "push");
+        if (p && !strcmp(p, "message")) {
+            assert_int_equal(wsc_int(m, "seq"), next);
+            next++;
+            seen++;
+        }
+        cJSON_Delete(m);
+    }
+    assert_int_equal(seen, N);
+    /* The slow one was cut off: reading now ends in a close, long before
+     * it could have received everything. */
+    int code = wsc_wait_closed(slow, 10000);
+    assert_true(code == 1008 || code == -1);
+    /* Memory stayed bounded while 10 MB went through. */
+    assert_true(rss0 > 0 && rss1 > 0);
+    assert_true(rss1 - rss0 < 64 * 1024);
+    wsc_close(slow);
+    wsc_close(watch);
+    wsc_close(sender);
+}
+
+int main(void)
+{
+    it_load_env();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(redis_restart_catches_up_from_postgres),
+        cmocka_unit_test(postgres_down_fails_fast_and_recovers),
+        cmocka_unit_test(slow_consumer_is_dropped_others_unaffected),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

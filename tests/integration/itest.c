@@ -1,0 +1,174 @@
+#include "itest.h"
+
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct itest_env IT;
+
+static void trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '"'))
+        s[--n] = '\0';
+}
+
+void it_load_env(void)
+{
+    const char *path = getenv("PARLEY_ENV_FILE");
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) {
+        fprintf(stderr, "itest: PARLEY_ENV_FILE not set or unreadable (run through ctest)\n");
+        exit(1);
+    }
+    char line[1024];
+    while (fgets(line, sizeof line, f)) {
+        trim(line);
+        char *eq = strchr(line, '=');
+        if (!eq) continue;
+        *eq = '\0';
+        char *v = eq + 1;
+        if (*v == '"') v++;
+        if (!strcmp(line, "PARLEY_PG"))
+            snprintf(IT.pg, sizeof IT.pg, "%s", v);
+        else if (!strcmp(line, "GW1_PORT"))
+            IT.gw[0] = atoi(v);
+        else if (!strcmp(line, "GW2_PORT"))
+            IT.gw[1] = atoi(v);
+        else if (!strcmp(line, "GW1_PID"))
+            IT.gw_pid[0] = atoi(v);
+        else if (!strcmp(line, "GW2_PID"))
+            IT.gw_pid[1] = atoi(v);
+        else if (!strcmp(line, "STATE_DIR"))
+            snprintf(IT.state, sizeof IT.state, "%s", v);
+        else if (!strcmp(line, "PARLEYD"))
+            snprintf(IT.parleyd, sizeof IT.parleyd, "%s", v);
+        else if (!strcmp(line, "ENV_SH"))
+            snprintf(IT.env_sh, sizeof IT.env_sh, "%s", v);
+    }
+    fclose(f);
+    srand((unsigned)time(NULL) ^ (unsigned)getpid());
+}
+
+const char *it_admin(const char *fmt, ...)
+{
+    static char out[256];
+    char args[1024], cmd[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "'%s' admin --pg '%s' %s", IT.parleyd, IT.pg, args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return NULL;
+    out[0] = '\0';
+    char *ok = fgets(out, sizeof out, p);
+    int rc = pclose(p);
+    if (!ok || rc != 0) return NULL;
+    trim(out);
+    return out;
+}
+
+int it_env(const char *cmd)
+{
+    char buf[1200];
+    snprintf(buf, sizeof buf, "'%s' '%s' %s >/dev/null 2>&1", IT.env_sh, IT.state, cmd);
+    return system(buf);
+}
+
+const char *it_sql(const char *sql)
+{
+    static char out[256];
+    PGconn *pg = PQconnectdb(IT.pg);
+    out[0] = '\0';
+    if (PQstatus(pg) == CONNECTION_OK) {
+        PGresult *r = PQexec(pg, sql);
+        if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0)
+            snprintf(out, sizeof out, "%s", PQgetvalue(r, 0, 0));
+        PQclear(r);
+    }
+    PQfinish(pg);
+    return out;
+}
+
+void it_world(struct it_world *w, int n, const char *visibility)
+{
+    char name[64];
+    snprintf(name, sizeof name, "ws-%d", rand());
+    snprintf(w->ws, sizeof w->ws, "%s", it_admin("create-workspace %s", name));
+    snprintf(w->room, sizeof w->room, "%s",
+             it_admin("create-room %s general %s", w->ws, visibility ? visibility : "workspace"));
+    for (int i = 0; i < n && i < 8; i++) {
+        snprintf(name, sizeof name, "p%d-%d@test.invalid", i, rand());
+        snprintf(w->person[i], sizeof w->person[i], "%s",
+                 it_admin("create-person %s %s member", w->ws, name));
+        snprintf(w->tok[i], sizeof w->tok[i], "%s",
+                 it_admin("create-token %s %s", w->person[i], w->ws));
+    }
+}
+
+struct wsc *it_connect_auth(int g, const char *tok)
+{
+    int status = 0;
+    struct wsc *c = wsc_connect(IT.gw[g], NULL, &status);
+    if (!c) {
+        fprintf(stderr, "itest: connect to gateway %d failed (HTTP status %d)\n", g, status);
+        return NULL;
+    }
+    cJSON *hello = wsc_wait_push(c, "hello", 2000);
+    if (!hello) {
+        fprintf(stderr, "itest: no hello from gateway %d\n", g);
+        wsc_close(c);
+        return NULL;
+    }
+    cJSON_Delete(hello);
+    if (tok) {
+        cJSON *r = wsc_request(c, 5000, "\"op\":\"auth\",\"token\":\"%s\"", tok);
+        bool ok = r && !wsc_err_code(r);
+        if (!ok) fprintf(stderr, "itest: auth failed: %s\n", r ? wsc_err_code(r) : "no reply");
+        cJSON_Delete(r);
+        if (!ok) {
+            wsc_close(c);
+            return NULL;
+        }
+    }
+    return c;
+}
+
+cJSON *it_join(struct wsc *c, const char *room, int64_t since)
+{
+    if (since < 0) return wsc_request(c, 5000, "\"op\":\"join\",\"room\":\"%s\"", room);
+    return wsc_request(c, 5000, "\"op\":\"join\",\"room\":\"%s\",\"since\":%lld", room,
+                       (long long)since);
+}
+
+cJSON *it_send(struct wsc *c, const char *room, const char *cmid, const char *body)
+{
+    return wsc_request(c, 5000,
+                       "\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"%s\",\"body\":\"%s\"",
+                       room, cmid, body);
+}
+
+long it_rss_kb(int pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
+    fclose(f);
+    return kb;
+}
+
+uint64_t it_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}

@@ -1,0 +1,52 @@
+/*
+ * itest.h - shared helpers of the integration tests: the environment written
+ * by env.sh, `parleyd admin` through popen, and connect/auth/join shortcuts.
+ */
+#ifndef ITEST_H
+#define ITEST_H
+
+#include "wsc.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct itest_env {
+    char pg[256];      /* conninfo */
+    int gw[2];         /* gateway ports */
+    int gw_pid[2];     /* gateway pids */
+    char state[512];   /* state dir */
+    char parleyd[512]; /* binary */
+    char env_sh[512];  /* fixture script */
+};
+
+extern struct itest_env IT;
+
+/* Reads $PARLEY_ENV_FILE; aborts the test program if missing. */
+void it_load_env(void);
+/* Runs `parleyd admin --pg ... <args>` and returns its first output line
+ * (static buffer; NULL on failure). */
+const char *it_admin(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Runs `env.sh STATE <cmd>`; 0 on success. */
+int it_env(const char *cmd);
+/* Runs psql-free SQL through libpq; returns the first value (static buffer). */
+const char *it_sql(const char *sql);
+
+/* A workspace with one room and n people (tokens in tok[i], ids in person[i]). */
+struct it_world {
+    char ws[40];
+    char room[40];
+    char person[8][40];
+    char tok[8][64];
+};
+void it_world(struct it_world *w, int n, const char *visibility);
+
+/* Connect to gateway g (0/1), read hello, authenticate with tok. */
+struct wsc *it_connect_auth(int g, const char *tok);
+/* join room (since < 0: without since); returns the reply. */
+cJSON *it_join(struct wsc *c, const char *room, int64_t since);
+/* send; returns the reply */
+cJSON *it_send(struct wsc *c, const char *room, const char *cmid, const char *body);
+long it_rss_kb(int pid);
+uint64_t it_now_ms(void);
+
+#endif
