@@ -86,10 +86,12 @@ svc_wait_http() {
 svc_gw_start() {
   local state=$1 name=$2 port=$3 bin=$4 pg=$5 rport=$6
   shift 6
-  "$bin" serve --port "$port" --pg "$pg" --redis "127.0.0.1:$rport" "$@" \
+  # GW_WRAPPER runs the gateway under a tool, e.g. valgrind.
+  # shellcheck disable=SC2086
+  ${GW_WRAPPER:-} "$bin" serve --port "$port" --pg "$pg" --redis "127.0.0.1:$rport" "$@" \
     >"$state/$name.log" 2>&1 &
   echo $! >"$state/$name.pid"
-  if ! svc_wait_http "$port" /readyz 20; then
+  if ! svc_wait_http "$port" /readyz 60; then
     tail -n 20 "$state/$name.log" >&2
     svc_die "gateway $name did not become ready"
   fi

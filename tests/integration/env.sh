@@ -58,9 +58,11 @@ stop)
   svc_redis_stop "$state"
   svc_pg_stop "$state"
   # A sanitizer build reports leaks and errors in the gateway logs.
-  if grep -l "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:" "$state"/gw*.log 2>/dev/null; then
-    echo "env.sh: sanitizer reports in gateway logs:" >&2
-    grep -h -A 30 "ERROR: \|runtime error:" "$state"/gw*.log >&2 || true
+  # A sanitizer build or valgrind reports errors and leaks in the gateway logs.
+  if grep -l "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:\|ERROR SUMMARY: [1-9]" \
+      "$state"/gw*.log 2>/dev/null; then
+    echo "env.sh: sanitizer or valgrind reports in gateway logs:" >&2
+    grep -h -B 2 -A 30 "ERROR: \|runtime error:\|ERROR SUMMARY: [1-9]" "$state"/gw*.log >&2 || true
     rc=1
   fi
   exit $rc

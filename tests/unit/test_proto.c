@@ -1,0 +1,322 @@
+/* Unit tests of the protocol codec: strict decoding (every op, every error
+ * class), the JSON writer's escaping and overflow handling, the encoders and
+ * the client-side frame splitter. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "parley_proto.h"
+
+#define ROOM "5bb74dc2-439c-47fe-9744-509cd4531e7f"
+static const struct pp_limits LIM = {.max_body = 16};
+
+static void valid_commands_decode(void **state)
+{
+    (void)state;
+    struct pp_cmd c;
+    struct pp_err e;
+    const char *auth = "{\"id\":1,\"op\":\"auth\",\"token\":\"tok\",\"workspace\":\"" ROOM "\"}";
+    assert_int_equal(pp_decode(auth, strlen(auth), &LIM, &c, &e), 0);
+    assert_int_equal(c.op, PP_OP_AUTH);
+    assert_int_equal(c.id, 1);
+    assert_string_equal(c.token.str, "tok");
+    assert_int_equal(c.token.len, 3);
+    assert_string_equal(c.workspace.str, ROOM);
+    pp_cmd_free(&c);
+
+    const char *join =
+        "{\"op\":\"join\",\"room\":\"" ROOM "\",\"since\":42,\"id\":9007199254740991}";
+    assert_int_equal(pp_decode(join, strlen(join), &LIM, &c, &e), 0);
+    assert_int_equal(c.op, PP_OP_JOIN);
+    assert_int_equal(c.id, PP_MAX_ID);
+    assert_true(c.has_since);
+    assert_int_equal(c.since, 42);
+    pp_cmd_free(&c);
+
+    const char *send = "{\"id\":3,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"m1\","
+                       "\"body\":\"h\\u00e9 \\\"q\\\"\"}";
+    assert_int_equal(pp_decode(send, strlen(send), &LIM, &c, &e), 0);
+    assert_int_equal(c.op, PP_OP_SEND);
+    assert_string_equal(c.body.str, "h\xc3\xa9 \"q\"");
+    assert_int_equal(c.body.len, 7);
+    assert_string_equal(c.client_msg_id.str, "m1");
+    pp_cmd_free(&c);
+
+    const char *hist = "{\"id\":4,\"op\":\"history\",\"room\":\"" ROOM "\",\"before\":7}";
+    assert_int_equal(pp_decode(hist, strlen(hist), &LIM, &c, &e), 0);
+    assert_true(c.has_before);
+    assert_false(c.has_after);
+    assert_int_equal(c.before, 7);
+    assert_int_equal(c.limit, PP_HISTORY_DEFAULT_LIMIT);
+    pp_cmd_free(&c);
+
+    const char *ping = "  {\"id\":5,\"op\":\"ping\"}\n";
+    assert_int_equal(pp_decode(ping, strlen(ping), &LIM, &c, &e), 0);
+    assert_int_equal(c.op, PP_OP_PING);
+    pp_cmd_free(&c);
+
+    /* The decoder never reads past len: a valid command followed by junk
+     * outside the length decodes. */
+    const char *cut = "{\"id\":6,\"op\":\"leave\",\"room\":\"" ROOM "\"}GARBAGE";
+    assert_int_equal(pp_decode(cut, strlen(cut) - 7, &LIM, &c, &e), 0);
+    assert_int_equal(c.op, PP_OP_LEAVE);
+    pp_cmd_free(&c);
+}
+
+static void bad_commands_refused(void **state)
+{
+    (void)state;
+    struct {
+        const char *in;
+        enum pp_err_code code;
+        int64_t id; /* expected err.id */
+    } cases[] = {
+        {"", PP_E_BAD_JSON, 0},
+        {"{", PP_E_BAD_JSON, 0},
+        {"nope", PP_E_BAD_JSON, 0},
+        {"[1]", PP_E_BAD_JSON, 0},
+        {"\"s\"", PP_E_BAD_JSON, 0},
+        {"{\"id\":1,\"op\":\"ping\"} x", PP_E_BAD_JSON, 0},
+        {"{\"op\":\"ping\"}", PP_E_BAD_REQUEST, 0},
+        {"{\"id\":\"1\",\"op\":\"ping\"}", PP_E_BAD_REQUEST, 0},
+        {"{\"id\":0,\"op\":\"ping\"}", PP_E_BAD_REQUEST, 0},
+        {"{\"id\":-3,\"op\":\"ping\"}", PP_E_BAD_REQUEST, 0},
+        {"{\"id\":1.5,\"op\":\"ping\"}", PP_E_BAD_REQUEST, 0},
+        {"{\"id\":9007199254740992,\"op\":\"ping\"}", PP_E_BAD_REQUEST, 0},
+        {"{\"id\":1e400,\"op\":\"ping\"}", PP_E_BAD_REQUEST, 0},
+        {"{\"id\":2}", PP_E_BAD_REQUEST, 2},
+        {"{\"id\":2,\"op\":3}", PP_E_BAD_REQUEST, 2},
+        {"{\"id\":2,\"op\":\"dance\"}", PP_E_UNKNOWN_OP, 2},
+        {"{\"id\":3,\"op\":\"ping\",\"extra\":1}", PP_E_BAD_REQUEST, 3},
+        {"{\"id\":3,\"op\":\"ping\",\"op\":\"ping\"}", PP_E_BAD_REQUEST, 3},
+        {"{\"id\":3,\"id\":4,\"op\":\"ping\"}", PP_E_BAD_REQUEST, 0},
+        {"{\"id\":4,\"op\":\"auth\"}", PP_E_BAD_REQUEST, 4},
+        {"{\"id\":4,\"op\":\"auth\",\"token\":\"\"}", PP_E_BAD_REQUEST, 4},
+        {"{\"id\":4,\"op\":\"auth\",\"token\":7}", PP_E_BAD_REQUEST, 4},
+        {"{\"id\":4,\"op\":\"auth\",\"token\":\"t\",\"workspace\":\"x\"}", PP_E_BAD_REQUEST, 4},
+        {"{\"id\":5,\"op\":\"join\"}", PP_E_BAD_REQUEST, 5},
+        {"{\"id\":5,\"op\":\"join\",\"room\":\"5BB74DC2-439C-47FE-9744-509CD4531E7F\"}",
+         PP_E_BAD_REQUEST, 5},
+        {"{\"id\":5,\"op\":\"join\",\"room\":\"5bb74dc2-439c-47fe-9744-509cd4531e7\"}",
+         PP_E_BAD_REQUEST, 5},
+        {"{\"id\":5,\"op\":\"join\",\"room\":\"" ROOM "\",\"since\":-1}", PP_E_BAD_REQUEST, 5},
+        {"{\"id\":5,\"op\":\"join\",\"room\":\"" ROOM "\",\"since\":\"1\"}", PP_E_BAD_REQUEST, 5},
+        {"{\"id\":5,\"op\":\"join\",\"room\":\"" ROOM "\",\"body\":\"x\"}", PP_E_BAD_REQUEST, 5},
+        {"{\"id\":6,\"op\":\"send\",\"room\":\"" ROOM "\",\"body\":\"x\"}", PP_E_BAD_REQUEST, 6},
+        {"{\"id\":6,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"c\"}",
+         PP_E_BAD_REQUEST, 6},
+        {"{\"id\":6,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"c\",\"body\":\"\"}",
+         PP_E_BAD_REQUEST, 6},
+        {"{\"id\":6,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"c\",\"body\":null}",
+         PP_E_BAD_REQUEST, 6},
+        {"{\"id\":6,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"c\","
+         "\"body\":\"01234567890123456\"}",
+         PP_E_BODY_TOO_LONG, 6},
+        {"{\"id\":6,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":"
+         "\"0123456789012345678901234567890123456789012345678901234567890123X\",\"body\":\"b\"}",
+         PP_E_BAD_REQUEST, 6},
+        {"{\"id\":7,\"op\":\"history\",\"room\":\"" ROOM "\",\"limit\":0}", PP_E_BAD_REQUEST, 7},
+        {"{\"id\":7,\"op\":\"history\",\"room\":\"" ROOM "\",\"limit\":101}", PP_E_BAD_REQUEST, 7},
+        {"{\"id\":7,\"op\":\"history\",\"room\":\"" ROOM "\",\"before\":0}", PP_E_BAD_REQUEST, 7},
+        {"{\"id\":7,\"op\":\"history\",\"room\":\"" ROOM "\",\"before\":5,\"after\":1}",
+         PP_E_BAD_REQUEST, 7},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct pp_cmd c;
+        struct pp_err e;
+        int rc = pp_decode(cases[i].in, strlen(cases[i].in), &LIM, &c, &e);
+        if (rc != -1 || e.code != cases[i].code || e.id != cases[i].id)
+            fprintf(stderr, "case %zu: %s -> rc %d code %s id %lld (%s)\n", i, cases[i].in, rc,
+                    pp_err_name(e.code), (long long)e.id, e.message);
+        assert_int_equal(rc, -1);
+        assert_int_equal(e.code, cases[i].code);
+        assert_int_equal(e.id, cases[i].id);
+        assert_true(strlen(e.message) > 0);
+        /* The message names a field at most, never echoes a body. */
+        assert_null(strstr(e.message, "0123456789"));
+    }
+}
+
+static void body_exactly_at_limit_is_accepted(void **state)
+{
+    (void)state;
+    const char *in = "{\"id\":6,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"c\","
+                     "\"body\":\"0123456789012345\"}";
+    struct pp_cmd c;
+    struct pp_err e;
+    assert_int_equal(pp_decode(in, strlen(in), &LIM, &c, &e), 0);
+    assert_int_equal(c.body.len, 16);
+    pp_cmd_free(&c);
+}
+
+static void writer_escapes_and_round_trips(void **state)
+{
+    (void)state;
+    const char raw[] = "quote\" back\\ nl\n tab\t ctl\x01\x1f uni \xc3\xa9\xe2\x82\xac end";
+    char buf[512];
+    struct pp_w w;
+    pp_w_init(&w, buf, sizeof buf);
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "s");
+    pp_w_str(&w, raw, sizeof raw - 1);
+    pp_w_key(&w, "n");
+    pp_w_int(&w, -9007199254740991LL);
+    pp_w_key(&w, "a");
+    pp_w_arr_begin(&w);
+    pp_w_bool(&w, true);
+    pp_w_null(&w);
+    pp_w_obj_begin(&w);
+    pp_w_obj_end(&w);
+    pp_w_raw(&w, "[1,2]", 5);
+    pp_w_arr_end(&w);
+    pp_w_obj_end(&w);
+    int n = pp_w_finish(&w);
+    assert_true(n > 0);
+    cJSON *j = cJSON_ParseWithLength(buf, (size_t)n);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "s")->valuestring, raw);
+    assert_true(cJSON_GetObjectItem(j, "n")->valuedouble == -9007199254740991.0);
+    cJSON *a = cJSON_GetObjectItem(j, "a");
+    assert_int_equal(cJSON_GetArraySize(a), 4);
+    assert_true(cJSON_IsTrue(cJSON_GetArrayItem(a, 0)));
+    assert_true(cJSON_IsNull(cJSON_GetArrayItem(a, 1)));
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetArrayItem(a, 3)), 2);
+    cJSON_Delete(j);
+}
+
+static void writer_never_overflows(void **state)
+{
+    (void)state;
+    struct pp_message m = {.room = ROOM,
+                           .seq = 12,
+                           .sender = ROOM,
+                           .client_msg_id = "c\"1",
+                           .client_msg_id_len = 3,
+                           .body = "b\n\x02",
+                           .body_len = 3,
+                           .ts = 1700};
+    char full[512];
+    int need = pp_encode_message(full, sizeof full, &m);
+    assert_true(need > 0);
+    for (int cap = 0; cap <= need; cap++) {
+        char buf[600];
+        memset(buf, 0x5a, sizeof buf);
+        int n = pp_encode_message(buf, (size_t)cap, &m);
+        if (cap < need)
+            assert_int_equal(n, -1);
+        else
+            assert_int_equal(n, need);
+        for (size_t k = (size_t)cap; k < sizeof buf; k++)
+            assert_int_equal((unsigned char)buf[k], 0x5a);
+    }
+}
+
+static void encoders_produce_the_spec_shapes(void **state)
+{
+    (void)state;
+    char buf[512];
+    struct pp_message m = {.room = ROOM,
+                           .seq = 7,
+                           .sender = ROOM,
+                           .client_msg_id = "x",
+                           .client_msg_id_len = 1,
+                           .body = "hi",
+                           .body_len = 2,
+                           .ts = 99};
+    int n = pp_encode_message(buf, sizeof buf, &m);
+    cJSON *j = cJSON_ParseWithLength(buf, (size_t)n);
+    assert_string_equal(cJSON_GetObjectItem(j, "push")->valuestring, "message");
+    assert_string_equal(cJSON_GetObjectItem(j, "room")->valuestring, ROOM);
+    assert_int_equal(cJSON_GetObjectItem(j, "seq")->valuedouble, 7);
+    assert_string_equal(cJSON_GetObjectItem(j, "body")->valuestring, "hi");
+    assert_string_equal(cJSON_GetObjectItem(j, "client_msg_id")->valuestring, "x");
+    assert_int_equal(cJSON_GetObjectItem(j, "ts")->valuedouble, 99);
+    cJSON_Delete(j);
+
+    n = pp_encode_error(buf, sizeof buf, 0, PP_E_BAD_JSON, "nope");
+    buf[n] = '\0'; /* encoders write no terminator */
+    assert_string_equal(buf,
+                        "{\"id\":null,\"error\":{\"code\":\"bad_json\",\"message\":\"nope\"}}");
+    assert_int_equal(n, (int)strlen(buf));
+    n = pp_encode_ok(buf, sizeof buf, 12, "{\"seq\":3}", 9);
+    buf[n] = '\0';
+    assert_string_equal(buf, "{\"id\":12,\"ok\":{\"seq\":3}}");
+    n = pp_encode_ok(buf, sizeof buf, 13, NULL, 0);
+    buf[n] = '\0';
+    assert_string_equal(buf, "{\"id\":13,\"ok\":{}}");
+    n = pp_encode_member(buf, sizeof buf, ROOM, ROOM, false);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "\"event\":\"left\""));
+    /* Every error code has a distinct, stable name. */
+    for (int a = PP_E_BAD_JSON; a < PP_E__COUNT; a++)
+        for (int b = a + 1; b < PP_E__COUNT; b++)
+            assert_string_not_equal(pp_err_name((enum pp_err_code)a),
+                                    pp_err_name((enum pp_err_code)b));
+    assert_string_equal(pp_err_name(PP_E_UNAVAILABLE), "unavailable");
+    assert_string_equal(pp_err_name((enum pp_err_code)999), "internal");
+}
+
+static int objects_seen;
+static void count_obj(void *ud, const void *item)
+{
+    (void)ud;
+    assert_true(cJSON_IsObject((const cJSON *)item));
+    objects_seen++;
+}
+
+static void split_server_frames(void **state)
+{
+    (void)state;
+    struct {
+        const char *in;
+        int want;
+    } cases[] = {
+        {"{\"push\":\"hello\"}", 1},
+        {"[{\"a\":1},{\"b\":2},{\"c\":3}]", 3},
+        {"[]", 0},
+        {"[{\"a\":1},2]", -1},
+        {"garbage", -1},
+        {"7", -1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        objects_seen = 0;
+        int n = pp_split_server_frame(cases[i].in, strlen(cases[i].in), count_obj, NULL);
+        assert_int_equal(n, cases[i].want);
+        if (n >= 0)
+            assert_int_equal(objects_seen, n);
+        else
+            assert_int_equal(objects_seen, 0);
+    }
+}
+
+static void uuid_validation(void **state)
+{
+    (void)state;
+    assert_true(pp_uuid_valid(ROOM, 36));
+    assert_false(pp_uuid_valid(ROOM, 35));
+    assert_false(pp_uuid_valid("5bb74dc2x439c-47fe-9744-509cd4531e7f", 36));
+    assert_false(pp_uuid_valid("5bb74dc2-439c-47fe-9744-509cd4531e7g", 36));
+    assert_false(pp_uuid_valid(NULL, 36));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(valid_commands_decode),
+        cmocka_unit_test(bad_commands_refused),
+        cmocka_unit_test(body_exactly_at_limit_is_accepted),
+        cmocka_unit_test(writer_escapes_and_round_trips),
+        cmocka_unit_test(writer_never_overflows),
+        cmocka_unit_test(encoders_produce_the_spec_shapes),
+        cmocka_unit_test(split_server_frames),
+        cmocka_unit_test(uuid_validation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
