@@ -49,6 +49,8 @@ static void app_stop(struct app *a)
     uv_close((uv_handle_t *)&a->sweep, on_handle_closed);
     uv_close((uv_handle_t *)&a->sig_term, on_handle_closed);
     uv_close((uv_handle_t *)&a->sig_int, on_handle_closed);
+    uv_close((uv_handle_t *)&a->sig_usr1, on_handle_closed);
+    uv_close((uv_handle_t *)&a->sig_usr2, on_handle_closed);
     log_info("stopped", "opened=%llu persisted=%llu delivered=%llu",
              (unsigned long long)a->stats.conns_opened, (unsigned long long)a->stats.msgs_persisted,
              (unsigned long long)a->stats.frames_delivered);
@@ -80,7 +82,10 @@ static void on_sweep(uv_timer_t *t)
         uint64_t now = app_now_ms(a);
         for (struct conn *c = a->conns; c; c = c->next)
             if (!c->authed && !c->closing && now - c->opened_ms >= a->cfg.auth_timeout_ms)
+            {
+                a->stats.auth_timeouts++;
                 conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "auth timeout");
+            }
     }
     if (a->draining && !a->stopped) drain_step(a);
 }
@@ -96,7 +101,14 @@ void app_drain(struct app *a)
 
 static void on_signal(uv_signal_t *h, int signum)
 {
-    (void)signum;
+    if (signum == SIGUSR1 || signum == SIGUSR2) {
+        int l = (int)log_get_level() + (signum == SIGUSR1 ? 1 : -1);
+        if (l < LOG_ERROR) l = LOG_ERROR;
+        if (l > LOG_DEBUG) l = LOG_DEBUG;
+        log_set_level((enum log_level)l);
+        log_warn("log level changed", "level=%d", l);
+        return;
+    }
     app_drain(h->data);
 }
 
@@ -132,10 +144,12 @@ int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
     uv_timer_init(loop, &a->sweep);
     a->sweep.data = a;
     uv_timer_start(&a->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
-    uv_signal_init(loop, &a->sig_term);
-    uv_signal_init(loop, &a->sig_int);
-    a->sig_term.data = a->sig_int.data = a;
-    uv_signal_start(&a->sig_term, on_signal, SIGTERM);
-    uv_signal_start(&a->sig_int, on_signal, SIGINT);
+    uv_signal_t *sigs[] = {&a->sig_term, &a->sig_int, &a->sig_usr1, &a->sig_usr2};
+    int signums[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
+    for (int i = 0; i < 4; i++) {
+        uv_signal_init(loop, sigs[i]);
+        sigs[i]->data = a;
+        uv_signal_start(sigs[i], on_signal, signums[i]);
+    }
     return 0;
 }

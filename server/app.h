@@ -39,6 +39,8 @@ struct app {
     uint64_t sweeps;         /* sweep count: auth deadlines every 10th */
     uv_signal_t sig_term;    /* SIGTERM: drain and exit */
     uv_signal_t sig_int;     /* SIGINT: same */
+    uv_signal_t sig_usr1;       /* SIGUSR1: one log level more verbose */
+    uv_signal_t sig_usr2;       /* SIGUSR2: one log level quieter */
     bool draining;           /* shutting down: refuse new connections */
     uint64_t drain_started;  /* uv_now when draining began */
     bool closing_clients;    /* drain phase 2: 1001 sent to everyone */

@@ -113,6 +113,7 @@ struct bus {
     unsigned unanswered;    /* publishes sent, reply not yet seen */
     uint64_t last_progress; /* last publish reply, or when unanswered left 0 */
     bool closing;           /* bus_close called */
+    unsigned long long reconnects; /* links re-established */
 };
 
 static void link_connect(struct link *l);
@@ -148,6 +149,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     l->backoff_ms = BUS_BACKOFF_MIN_MS;
     log_info(l->was_up ? "redis reconnected" : "redis connected", "link=%s",
              l->which ? "sub" : "pub");
+    if (l->was_up) l->b->reconnects++;
     l->was_up = true;
     if (l->which == PUB) {
         l->b->last_progress = now_ms(l->b);
@@ -251,6 +253,11 @@ void bus_close(struct bus *b)
         if (b->l[i].ac) redisAsyncFree(b->l[i].ac);
     uv_timer_stop(&b->tick);
     uv_close((uv_handle_t *)&b->tick, on_tick_closed);
+}
+
+unsigned long long bus_reconnects(const struct bus *b)
+{
+    return b->reconnects;
 }
 
 bool bus_up(const struct bus *b)

@@ -52,5 +52,6 @@ int bus_subscribe(struct bus *b, const char *ch, size_t chlen);
 int bus_unsubscribe(struct bus *b, const char *ch, size_t chlen);
 
 bool bus_up(const struct bus *b); /* both connections established */
+unsigned long long bus_reconnects(const struct bus *b); /* links re-established */
 
 #endif

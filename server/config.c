@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifndef PARLEY_SQL_DIR_DEFAULT
 #define PARLEY_SQL_DIR_DEFAULT "sql"
@@ -61,6 +62,13 @@ static const struct opt opts[] = {
      "wait for a bus gap before fetching it (100)"},
     {"--log-level", "PARLEY_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, 0,
      "error|warn|info|debug (info)"},
+    {"--tls-cert", "PARLEY_TLS_CERT", K_STR, OFF(tls_cert), 1024, 0, 0,
+     "PEM certificate: serve wss:// and https://"},
+    {"--tls-key", "PARLEY_TLS_KEY", K_STR, OFF(tls_key), 1024, 0, 0, "PEM private key"},
+    {"--origins", "PARLEY_ORIGINS", K_STR, OFF(origins), 2048, 0, 0,
+     "allowed Origin values, comma-separated (any)"},
+    {"--reuse-port", "PARLEY_REUSE_PORT", K_INT, OFF(reuse_port), 0, 0, 1,
+     "1: share the port with other gateways (0)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -143,8 +151,65 @@ static int apply(struct config *c, const struct opt *o, const char *v, const cha
     return 0;
 }
 
+static const struct opt *find_opt(const char *name, size_t len)
+{
+    for (size_t i = 0; i < NOPTS; i++)
+        if (strlen(opts[i].flag) == len && !strncmp(opts[i].flag, name, len)) return &opts[i];
+    return NULL;
+}
+
+/* `name = value` lines (the flag names without dashes), # comments. */
+static int load_file(struct config *c, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(stderr, "parleyd: config: cannot open %s\n", path);
+        return -1;
+    }
+    char line[4096], where[1100];
+    int lineno = 0, rc = 0;
+    while (!rc && fgets(line, sizeof line, f)) {
+        lineno++;
+        char *p = line;
+        while (*p == ' ' || *p == '\t') p++;
+        size_t n = strlen(p);
+        while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ')) p[--n] = '\0';
+        if (!*p || *p == '#') continue;
+        char *eq = strchr(p, '=');
+        snprintf(where, sizeof where, "%s:%d", path, lineno);
+        if (!eq) {
+            fprintf(stderr, "parleyd: %s: expected name = value\n", where);
+            rc = -1;
+            break;
+        }
+        char *k = p, *ke = eq;
+        while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t')) ke--;
+        char *v = eq + 1;
+        while (*v == ' ' || *v == '\t') v++;
+        char flag[64];
+        snprintf(flag, sizeof flag, "--%.*s", (int)(ke - k), k);
+        const struct opt *o = find_opt(flag, strlen(flag));
+        if (!o || !strcmp(flag, "--config")) {
+            fprintf(stderr, "parleyd: %s: unknown setting '%.*s'\n", where, (int)(ke - k), k);
+            rc = -1;
+        } else {
+            rc = apply(c, o, v, where);
+        }
+    }
+    fclose(f);
+    if (!rc) snprintf(c->config_file, sizeof c->config_file, "%s", path);
+    return rc;
+}
+
 int config_load(struct config *c, int argc, char **argv)
 {
+    /* The file first (lowest precedence after the defaults). */
+    const char *file = getenv("PARLEY_CONFIG");
+    for (int a = 0; a < argc; a++) {
+        if (!strcmp(argv[a], "--config") && a + 1 < argc) file = argv[a + 1];
+        else if (!strncmp(argv[a], "--config=", 9)) file = argv[a] + 9;
+    }
+    if (file && *file && load_file(c, file)) return -1;
     for (size_t i = 0; i < NOPTS; i++) {
         const char *v = getenv(opts[i].env);
         if (v && apply(c, &opts[i], v, opts[i].env)) return -1;
@@ -153,9 +218,11 @@ int config_load(struct config *c, int argc, char **argv)
         const char *arg = argv[a];
         const char *eq = strchr(arg, '=');
         size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
-        const struct opt *o = NULL;
-        for (size_t i = 0; i < NOPTS; i++)
-            if (strlen(opts[i].flag) == nlen && !strncmp(opts[i].flag, arg, nlen)) o = &opts[i];
+        if (nlen == 8 && !strncmp(arg, "--config", 8)) {
+            if (!eq) a++; /* already applied */
+            continue;
+        }
+        const struct opt *o = find_opt(arg, nlen);
         if (!o) {
             fprintf(stderr, "parleyd: unknown option '%s' (see --help)\n", arg);
             return -1;
@@ -168,14 +235,35 @@ int config_load(struct config *c, int argc, char **argv)
     if (c->max_body + 1024 > c->max_frame)
         return bad(&opts[6], "flag", "must be at least 1024 bytes below max-frame");
     if (c->outq_bytes < c->max_frame) return bad(&opts[7], "flag", "must be at least max-frame");
+    const struct opt *cert = find_opt("--tls-cert", 10), *key = find_opt("--tls-key", 9);
+    if (!c->tls_cert[0] != !c->tls_key[0]) return bad(cert, "flag", "tls-cert and tls-key go together");
+    if (c->tls_cert[0] && access(c->tls_cert, R_OK)) return bad(cert, "flag", "cannot read the file");
+    if (c->tls_key[0] && access(c->tls_key, R_OK)) return bad(key, "flag", "cannot read the file");
+    return 0;
+}
+
+int config_origin_allowed(const struct config *c, const char *origin, size_t len)
+{
+    if (!c->origins[0]) return 1;
+    /* Exact matches only: prefix or suffix matching is how allow-lists leak. */
+    for (const char *p = c->origins; *p;) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        while (n && *p == ' ') p++, n--;
+        while (n && p[n - 1] == ' ') n--;
+        if (n == len && !memcmp(p, origin, len)) return 1;
+        if (!e) break;
+        p = e + 1;
+    }
     return 0;
 }
 
 void config_usage(const char *prog)
 {
-    printf("usage: %s [serve] [options]\n"
+    printf("usage: %s [serve] [--config FILE] [options]\n"
            "       %s migrate [--pg CONNINFO] [--sql-dir DIR]\n"
            "       %s admin [--pg CONNINFO] <command> ... (see '%s admin help')\n\n"
+           "settings: defaults < config file (name = value) < environment < flags\n"
            "options (flag / environment variable):\n",
            prog, prog, prog, prog);
     for (size_t i = 0; i < NOPTS; i++)

@@ -1,7 +1,9 @@
 /*
- * config.h - the gateway's settings: defaults, then environment variables,
- * then command-line flags (flags win). Validated once at start; a bad value
- * stops start-up with a message naming the setting. Immutable afterwards.
+ * config.h - the gateway's settings, in increasing precedence: defaults, the
+ * configuration file (--config FILE or PARLEY_CONFIG), environment variables
+ * (PARLEY_*), command-line flags. Validated once at start; a bad value stops
+ * start-up with a message naming the setting and where it came from.
+ * Immutable afterwards.
  */
 #ifndef PARLEY_CONFIG_H
 #define PARLEY_CONFIG_H
@@ -31,13 +33,22 @@ struct config {
     uint32_t max_rooms;       /* rooms one connection may join */
     uint32_t reorder_ms;      /* how long a gap in a room's bus stream may wait before a fetch */
     int log_level;            /* enum log_level */
+    char tls_cert[1024];      /* PEM certificate chain: serve wss/https when set */
+    char tls_key[1024];       /* PEM private key */
+    char origins[2048];       /* comma-separated allowed Origin values; empty: any */
+    int reuse_port;           /* 1: SO_REUSEPORT, several gateways on one port */
+    char config_file[1024];   /* where file settings came from (for logs) */
 };
 
 void config_defaults(struct config *c);
 
-/* Applies PARLEY_* environment variables, then the flags in argv[0..argc).
+/* Applies the configuration file (if --config or PARLEY_CONFIG names one),
+ * then PARLEY_* environment variables, then the flags in argv[0..argc).
  * Returns 0, or -1 after printing "parleyd: <setting>: <why>" to stderr. */
 int config_load(struct config *c, int argc, char **argv);
+
+/* True when origin (len bytes) is allowed by c->origins. */
+int config_origin_allowed(const struct config *c, const char *origin, size_t len);
 
 /* Prints the options table (for --help). */
 void config_usage(const char *prog);

@@ -61,6 +61,8 @@ struct db {
     int open_handles;   /* tick and flush until closed: free db at 0 */
     unsigned rr;        /* round robin over readers */
     bool closing;       /* db_close called */
+    unsigned long long reconnects; /* connections re-established */
+    unsigned long long errors;     /* connections lost, queries timed out */
 };
 
 static void pc_connect(struct pgconn *pc);
@@ -194,6 +196,7 @@ static void pc_complete(struct pgconn *pc, struct job *j)
             pc->backoff_ms = DB_BACKOFF_MIN_MS;
             log_info(pc->was_up ? "postgres reconnected" : "postgres connected", "lane=%d",
                      pc->idx);
+            if (pc->was_up) pc->db->reconnects++;
             pc->was_up = true;
         }
         return;
@@ -269,6 +272,7 @@ static void pc_reset(struct pgconn *pc, int err, const char *why)
             clean[k++] = (*s == '\n' || *s == '"') ? ' ' : *s;
         clean[k] = '\0';
         log_warn("postgres connection lost", "lane=%d reason=\"%s\"", pc->idx, clean);
+        pc->db->errors++;
     }
     poll_drop(pc);
     if (pc->pg) PQfinish(pc->pg);
@@ -409,6 +413,23 @@ bool db_ready(const struct db *db)
     for (int i = 0; i < db->n; i++)
         if (db->c[i].state != PC_READY) return false;
     return true;
+}
+
+int db_ready_count(const struct db *db)
+{
+    int n = 0;
+    for (int i = 0; i < db->n; i++) n += db->c[i].state == PC_READY;
+    return n;
+}
+
+unsigned long long db_reconnects(const struct db *db)
+{
+    return db->reconnects;
+}
+
+unsigned long long db_errors(const struct db *db)
+{
+    return db->errors;
 }
 
 unsigned db_pending(const struct db *db)

@@ -49,6 +49,11 @@ void db_close(struct db *db);
 int db_query(struct db *db, int lane, int stmt, int nparams, const char *const *values,
              const int *lengths, const int *formats, db_cb cb, void *ud);
 
+/* Connections ready, connections re-established, errors (lost or timed out). */
+int db_ready_count(const struct db *db);
+unsigned long long db_reconnects(const struct db *db);
+unsigned long long db_errors(const struct db *db);
+
 /* Queries waiting or in flight, for backpressure and metrics. */
 unsigned db_pending(const struct db *db);
 

@@ -8,6 +8,7 @@
 #include "mem.h"
 #include "room.h"
 #include "store.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -24,6 +25,7 @@ static struct ticket *ticket_new(struct conn *c, int64_t id, void *obj)
     if (!t) return NULL;
     t->id = id;
     t->obj = obj;
+    t->t0 = uv_hrtime();
     creq_link(c, &t->cr);
     c->inflight++;
     return t;
@@ -31,14 +33,17 @@ static struct ticket *ticket_new(struct conn *c, int64_t id, void *obj)
 
 /* Takes the connection out of a completed ticket and frees it; NULL when the
  * connection closed meanwhile. */
-static struct conn *ticket_done(struct ticket *t, int64_t *id, void **obj)
+static struct conn *ticket_done(struct ticket *t, int op, int64_t *id, void **obj)
 {
     struct conn *c = t->cr.c;
+    uint64_t t0 = t->t0;
     *id = t->id;
     if (obj) *obj = t->obj;
     creq_unlink(&t->cr);
     mem_free(t);
     if (c && c->inflight) c->inflight--;
+    if (c && op >= 0)
+        stats_observe(&c->app->stats.op_seconds[op], (double)(uv_hrtime() - t0) / 1e9, 0);
     return c;
 }
 
@@ -55,7 +60,7 @@ static void reply_db_error(struct conn *c, int64_t id, int err)
 static void on_auth(void *ud, PGresult *res, int err)
 {
     int64_t id;
-    struct conn *c = ticket_done(ud, &id, NULL);
+    struct conn *c = ticket_done(ud, SO_AUTH, &id, NULL);
     if (!c) return;
     c->auth_pending = false;
     if (err) {
@@ -125,7 +130,7 @@ static void op_auth(struct conn *c, const struct pp_cmd *cmd)
     int rc = db_query(a->db, -1, ST_AUTH, 2, v, len, fmt, on_auth, t);
     if (rc) {
         int64_t id;
-        ticket_done(t, &id, NULL);
+        ticket_done(t, -1, &id, NULL);
         reply_db_error(c, id, rc);
         return;
     }
@@ -138,7 +143,7 @@ static void on_join_check(void *ud, PGresult *res, int err)
 {
     int64_t id;
     void *obj;
-    struct conn *c = ticket_done(ud, &id, &obj);
+    struct conn *c = ticket_done(ud, -1, &id, &obj); /* joins are timed at their reply */
     struct sub *s = obj;
     if (!c || !s) return; /* closed, or left (the leave answered the join) */
     struct app *a = c->app;
@@ -187,7 +192,7 @@ static void op_join(struct conn *c, const struct pp_cmd *cmd)
     int rc = db_query(a->db, -1, ST_JOIN_CHECK, 3, v, NULL, NULL, on_join_check, t);
     if (rc) {
         int64_t id;
-        ticket_done(t, &id, NULL);
+        ticket_done(t, -1, &id, NULL);
         s->check = NULL;
         room_sub_leave(a, s);
         reply_db_error(c, id, rc);
@@ -240,7 +245,7 @@ static void op_send(struct conn *c, const struct pp_cmd *cmd)
 
 /* ---- history ------------------------------------------------------------- */
 
-struct hist {
+struct hist_req {
     struct ticket t;            /* must be first: freed through the ticket */
     char room[PP_UUID_LEN + 1]; /* the room asked about */
     int limit;                  /* rows asked for (one more was fetched) */
@@ -249,10 +254,10 @@ struct hist {
 
 static void on_history(void *ud, PGresult *res, int err)
 {
-    struct hist *h = ud;
-    struct hist copy = *h;
+    struct hist_req *h = ud;
+    struct hist_req copy = *h;
     int64_t id;
-    struct conn *c = ticket_done(&h->t, &id, NULL); /* frees h */
+    struct conn *c = ticket_done(&h->t, SO_HISTORY, &id, NULL); /* frees h */
     if (!c) return;
     struct app *a = c->app;
     if (err) {
@@ -321,12 +326,13 @@ static void op_history(struct conn *c, const struct pp_cmd *cmd)
 {
     struct app *a = c->app;
     if (!joined(c, cmd)) return;
-    struct hist *h = mem_calloc(1, sizeof *h);
+    struct hist_req *h = mem_calloc(1, sizeof *h);
     if (!h) {
         conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
         return;
     }
     h->t.id = cmd->id;
+    h->t.t0 = uv_hrtime();
     creq_link(c, &h->t.cr);
     c->inflight++;
     memcpy(h->room, cmd->room.str, PP_UUID_LEN);
@@ -343,7 +349,7 @@ static void op_history(struct conn *c, const struct pp_cmd *cmd)
         db_query(a->db, -1, cmd->has_after ? ST_FETCH : ST_BEFORE, 3, v, NULL, NULL, on_history, h);
     if (rc) {
         int64_t id;
-        ticket_done(&h->t, &id, NULL);
+        ticket_done(&h->t, -1, &id, NULL);
         reply_db_error(c, id, rc);
     }
 }

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "mem.h"
 #include "store.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <libwebsockets.h>
@@ -290,6 +291,7 @@ static void accept_seq(struct app *a, struct room *r, int64_t seq, const char *p
 void room_on_bus_message(void *ud, const char *ch, size_t chlen, const char *p, size_t len)
 {
     struct app *a = ud;
+    a->stats.bus_received++;
     struct room *r = room_by_channel(a, ch, chlen);
     if (!r) return;
     const char *nl = memchr(p, '\n', len < 24 ? len : 24);
@@ -350,6 +352,7 @@ static void announce(struct app *a, struct sub *s, bool joined)
 /* The room knows its position: answer the join and start replay or live. */
 static void sub_start(struct app *a, struct sub *s)
 {
+    stats_observe(&a->stats.op_seconds[SO_JOIN], (double)(uv_hrtime() - s->join_t0) / 1e9, 0);
     int64_t d = s->room->delivered;
     if (!s->has_since) {
         join_reply(s, false, false);
@@ -367,6 +370,7 @@ static void sub_start(struct app *a, struct sub *s)
         join_reply(s, true, true);
         s->pos = s->since;
         s->state = SUB_REPLAY;
+        a->stats.replays++;
         replay_next(a, s);
     }
     announce(a, s, true);
@@ -484,6 +488,20 @@ void room_kick(struct app *a, const char *room_id)
     if (r && r->nsubs) catchup(a, r);
 }
 
+unsigned room_count(const struct app *a)
+{
+    return a->rooms ? a->rooms->count : 0;
+}
+
+unsigned room_subscribed_count(const struct app *a)
+{
+    unsigned n = 0;
+    const struct rooms *rs = a->rooms;
+    for (uint32_t b = 0; rs && b <= rs->mask; b++)
+        for (const struct room *r = rs->tab[b]; r; r = r->hnext) n += r->bs == BS_ON;
+    return n;
+}
+
 void room_tick(struct app *a)
 {
     uint64_t now = app_now_ms(a);
@@ -596,6 +614,7 @@ struct sub *room_sub_new(struct conn *c, const char *room_id, int64_t join_id, b
     memcpy(s->room_id, room_id, PP_UUID_LEN);
     s->state = SUB_CHECKING;
     s->join_id = join_id;
+    s->join_t0 = uv_hrtime();
     s->has_since = has_since;
     s->since = since;
     c->subs[c->nsubs++] = s;

@@ -43,6 +43,7 @@ struct sub {
     enum sub_state state;          /* see enum */
     int64_t pos;                   /* last seq given to this connection */
     int64_t join_id;               /* command id of the pending join */
+    uint64_t join_t0;           /* uv_hrtime at the join command, for latency */
     bool has_since;                /* join asked for recovery */
     int64_t since;                 /* ... from this seq */
     bool wait_drain;               /* replay paused until the out-queue drains */
@@ -77,6 +78,10 @@ void room_on_subscribed(void *ud, const char *ch, size_t chlen);
 void room_on_unsubscribed(void *ud, const char *ch, size_t chlen);
 void room_on_bus_up(void *ud);
 void room_on_bus_down(void *ud);
+
+/* Rooms with local members, and rooms subscribed on the bus (metrics). */
+unsigned room_count(const struct app *a);
+unsigned room_subscribed_count(const struct app *a);
 
 /* Periodic: fetch gaps that waited longer than reorder_ms. */
 void room_tick(struct app *a);

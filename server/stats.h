@@ -1,16 +1,33 @@
 /*
- * stats.h - plain counters of the gateway, read by /metrics (a later issue
- * turns these into the Prometheus text format).
+ * stats.h - the gateway's counters and histograms, rendered by /metrics in
+ * the Prometheus text format (version 0.0.4).
+ *
+ * Everything is updated on the loop thread, so plain integers suffice.
+ * Histograms have fixed log-spaced buckets in seconds.
  */
 #ifndef PARLEY_STATS_H
 #define PARLEY_STATS_H
 
+#include <stddef.h>
 #include <stdint.h>
+
+#define STATS_BUCKETS 14 /* upper bounds: see stats.c, then +Inf */
+
+struct hist {
+    uint64_t bucket[STATS_BUCKETS + 1]; /* counts per bucket (not cumulative), last = +Inf */
+    uint64_t count;                     /* observations */
+    double sum;                         /* their sum, in the histogram's unit */
+};
+
+enum stats_op { SO_AUTH, SO_JOIN, SO_SEND, SO_HISTORY, SO__COUNT };
 
 struct stats {
     uint64_t conns_opened;       /* WebSocket connections established */
-    uint64_t conns_closed;       /* ... and closed */
+    uint64_t conns_closed;       /* ... and closed, any reason */
     uint64_t slow_consumers;     /* closed for passing the out-queue limit */
+    uint64_t auth_timeouts;      /* closed for not authenticating in time */
+    uint64_t refused_ip_cap;     /* handshakes refused by the per-IP cap */
+    uint64_t refused_origin;     /* handshakes refused by the Origin allow-list */
     uint64_t msgs_received;      /* send commands accepted for writing */
     uint64_t msgs_persisted;     /* rows committed (not counting duplicates) */
     uint64_t msgs_duplicate;     /* sends answered with an existing row */
@@ -18,10 +35,24 @@ struct stats {
     uint64_t writes;             /* lws_write calls on WebSocket connections */
     uint64_t batches;            /* write transactions committed */
     uint64_t batch_retries;      /* batches retried after a conflict */
+    uint64_t batch_failures;     /* batches answered unavailable/internal */
     uint64_t bus_published;      /* PUBLISH sent */
     uint64_t bus_publish_failed; /* PUBLISH not sent (bus down or full) */
+    uint64_t bus_received;       /* bus messages received */
     uint64_t gap_fetches;        /* room catch-ups from PostgreSQL */
+    uint64_t replays;            /* joins that replayed from storage */
     uint64_t replayed;           /* messages replayed to joining connections */
+    struct hist batch_size;      /* messages per write transaction */
+    struct hist commit_seconds;  /* write transaction latency */
+    struct hist op_seconds[SO__COUNT]; /* command latency, receipt to reply */
 };
+
+/* Adds one observation (in the histogram's unit: seconds, or a count). */
+void stats_observe(struct hist *h, double v, int is_count);
+
+struct app;
+/* Renders the Prometheus text into a new malloc'd string (*len set); NULL on
+ * allocation failure. The caller frees it. */
+char *stats_render(struct app *a, size_t *len);
 
 #endif

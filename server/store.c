@@ -7,6 +7,7 @@
 #include "log.h"
 #include "mem.h"
 #include "room.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -98,6 +99,7 @@ struct item {
     struct item *next;            /* in the waiting list or the batch */
     struct item *dup_of;          /* an earlier item of the same batch with the same key */
     int64_t id;                   /* command id */
+    uint64_t t0;             /* uv_hrtime at receipt, for latency */
     uint64_t key;                 /* hash of (room, sender, client_msg_id) */
     char room[PP_UUID_LEN + 1];   /* room uuid */
     char sender[PP_UUID_LEN + 1]; /* person uuid */
@@ -116,6 +118,7 @@ struct batcher {
     struct item **batch; /* the batch in flight (batch_max slots) */
     uint32_t nbatch;     /* its size; 0 when none in flight */
     int tries;           /* attempts of the batch in flight */
+    uint64_t t0;               /* uv_hrtime when the batch was submitted */
     char *json;          /* the batch parameter */
     size_t json_cap;
     uv_timer_t linger; /* batch_delay_us after the first waiting item */
@@ -236,6 +239,7 @@ int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
     if (!it) return -EBUSY;
     memset(it, 0, sizeof *it);
     it->id = id;
+    it->t0 = uv_hrtime();
     memcpy(it->room, room, PP_UUID_LEN);
     memcpy(it->sender, c->person, PP_UUID_LEN);
     it->cmid = (char *)(it + 1);
@@ -344,6 +348,8 @@ static void flush(struct batcher *b)
         b->batch[b->nbatch++] = it;
     }
     b->tries = 1;
+    b->t0 = uv_hrtime();
+    stats_observe(&a->stats.batch_size, b->nbatch, 1);
     if (build_json(b)) {
         on_batch(b, NULL, -ENOMEM);
         return;
@@ -409,6 +415,7 @@ static void answer(struct item *it)
 {
     struct conn *c = it->cr.c;
     if (!c) return;
+    stats_observe(&c->app->stats.op_seconds[SO_SEND], (double)(uv_hrtime() - it->t0) / 1e9, 0);
     if (c->inflight) c->inflight--;
     char buf[192];
     struct pp_w w;
@@ -429,6 +436,7 @@ static void answer(struct item *it)
 
 static void fail_all(struct batcher *b, enum pp_err_code code, const char *msg)
 {
+    b->app->stats.batch_failures++;
     for (uint32_t i = 0; i < b->nbatch; i++) {
         struct item *it = b->batch[i];
         if (it->cr.c) {
@@ -462,6 +470,7 @@ static void on_batch(void *ud, PGresult *res, int err)
         fail_all(b, PP_E_UNAVAILABLE, "storage unavailable, retry with the same client_msg_id");
     } else {
         a->stats.batches++;
+        stats_observe(&a->stats.commit_seconds, (double)(uv_hrtime() - b->t0) / 1e9, 0);
         int n = PQntuples(res);
         for (int r = 0; r < n; r++) {
             long i = strtol(PQgetvalue(res, r, 0), NULL, 10);

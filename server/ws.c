@@ -2,13 +2,16 @@
 
 #include "app.h"
 #include "bus.h"
+#include "config.h"
 #include "conn.h"
 #include "db.h"
 #include "handler.h"
 #include "log.h"
 #include "mem.h"
+#include "stats.h"
 
 #include <libwebsockets.h>
+#include <stdlib.h>
 #include <string.h>
 
 _Static_assert(LWS_PRE <= FRAME_PRE, "frame headroom must hold LWS_PRE");
@@ -66,7 +69,15 @@ static void ip_add(struct app *a, const char *ip, int d)
 
 static int http_request(struct app *a, struct conn *c, struct lws *wsi, const char *uri)
 {
-    if (!strcmp(uri, "/healthz")) {
+    if (!strcmp(uri, "/metrics")) {
+        size_t n;
+        char *text = stats_render(a, &n);
+        if (!text) return -1;
+        c->http_status = 200;
+        c->http_body = text;
+        c->http_body_owned = true;
+        c->http_type = "text/plain; version=0.0.4; charset=utf-8";
+    } else if (!strcmp(uri, "/healthz")) {
         c->http_status = 200;
         c->http_body = "{\"status\":\"ok\"}";
     } else if (!strcmp(uri, "/readyz")) {
@@ -79,6 +90,13 @@ static int http_request(struct app *a, struct conn *c, struct lws *wsi, const ch
     }
     lws_callback_on_writable(wsi);
     return 0;
+}
+
+static void http_body_free(struct conn *c)
+{
+    if (c->http_body_owned) free((char *)c->http_body);
+    c->http_body = NULL;
+    c->http_body_owned = false;
 }
 
 /* Headers on the first WRITEABLE, the body on the second: one write each. */
@@ -97,9 +115,15 @@ static int http_writeable(struct conn *c, struct lws *wsi)
         lws_callback_on_writable(wsi);
         return 0;
     }
-    memcpy(start, c->http_body, blen);
-    if (lws_write(wsi, start, blen, LWS_WRITE_HTTP_FINAL) != (int)blen) return -1;
-    c->http_body = NULL;
+    /* The body needs LWS_PRE bytes of headroom: copy it after them. */
+    unsigned char *out = blen <= sizeof buf - LWS_PRE ? start : malloc(LWS_PRE + blen);
+    if (!out) return -1;
+    if (out != start) out += LWS_PRE;
+    memcpy(out, c->http_body, blen);
+    int w = lws_write(wsi, out, blen, LWS_WRITE_HTTP_FINAL);
+    if (out != start) free(out - LWS_PRE);
+    http_body_free(c);
+    if (w != (int)blen) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
@@ -188,9 +212,23 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         lws_get_peer_simple(wsi, ip, sizeof ip);
         if (a->draining) return 1;
         if (ip_count(a, ip) >= a->cfg.per_ip_max) {
+            a->stats.refused_ip_cap++;
             log_warn("per-ip cap reached, handshake refused", "ip=%s cap=%u", ip,
                      a->cfg.per_ip_max);
             return 1;
+        }
+        /* Cross-site WebSocket hijacking: a browser always sends Origin, so
+         * a page of another site is refused here. Clients that are not
+         * browsers (bots, SDKs) send none and authenticate with a token. */
+        char origin[256];
+        int olen = lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN);
+        if (olen > 0 && !config_origin_allowed(&a->cfg, origin, (size_t)olen)) {
+            a->stats.refused_origin++;
+            log_warn("origin not allowed, handshake refused", "ip=%s", ip);
+            return 1;
+        }
+        if (olen < 0 || olen >= (int)sizeof origin - 1) {
+            if (a->cfg.origins[0] && lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0) return 1;
         }
         return 0;
     }
@@ -218,6 +256,9 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return c ? http_request(a, c, wsi, (const char *)in) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return c ? http_writeable(c, wsi) : -1;
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (c) http_body_free(c); /* closed before the body went out */
+        return 0;
     default:
         return 0;
     }
@@ -249,13 +290,19 @@ int ws_start(struct app *a)
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    if (a->cfg.reuse_port) info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
+    if (a->cfg.tls_cert[0]) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = a->cfg.tls_cert;
+        info.ssl_private_key_filepath = a->cfg.tls_key;
+    }
     a->lws = lws_create_context(&info);
     if (!a->lws) {
         log_error("cannot listen", "bind=%s port=%d", a->cfg.bind, a->cfg.port);
         return -1;
     }
-    log_info("listening", "bind=%s port=%d protocol=%s", a->cfg.bind, a->cfg.port,
-             PP_PROTOCOL_NAME);
+    log_info("listening", "bind=%s port=%d protocol=%s tls=%s reuse_port=%d", a->cfg.bind,
+             a->cfg.port, PP_PROTOCOL_NAME, a->cfg.tls_cert[0] ? "on" : "off", a->cfg.reuse_port);
     return 0;
 }
 
