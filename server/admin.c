@@ -170,7 +170,7 @@ int admin_check_schema(const char *conninfo, const char *sql_dir)
     int cur = db_version(pg);
     PQfinish(pg);
     int want = n ? m[n - 1].version : 0;
-    if (cur == want) return 0;
+    if (cur == want) return want;
     if (cur < want)
         fprintf(stderr,
                 "parleyd: database schema is at version %d, behind this parleyd (%d): "

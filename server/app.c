@@ -11,6 +11,7 @@
 #include "ws.h"
 
 #include <libwebsockets.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -72,6 +73,17 @@ static void drain_step(struct app *a)
     app_stop(a);
 }
 
+static void on_schema(void *ud, PGresult *res, int err)
+{
+    struct app *a = ud;
+    if (err || PQresultStatus(res) != PGRES_TUPLES_OK) return; /* db readiness covers it */
+    bool ok = atoi(PQgetvalue(res, 0, 0)) == a->schema_version;
+    if (ok != a->schema_ok)
+        log_warn(ok ? "schema current again" : "schema changed under this gateway",
+                 "expected=%d found=%s", a->schema_version, PQgetvalue(res, 0, 0));
+    a->schema_ok = ok;
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     struct app *a = t->data;
@@ -81,12 +93,15 @@ static void on_sweep(uv_timer_t *t)
     if (++a->sweeps % 10 == 0) {
         uint64_t now = app_now_ms(a);
         for (struct conn *c = a->conns; c; c = c->next)
-            if (!c->authed && !c->closing && now - c->opened_ms >= a->cfg.auth_timeout_ms)
-            {
+            if (!c->authed && !c->closing && now - c->opened_ms >= a->cfg.auth_timeout_ms) {
                 a->stats.auth_timeouts++;
                 conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "auth timeout");
             }
     }
+    /* Readiness also means the schema is the one this build expects: a
+     * migration run by a newer gateway makes this one not ready. */
+    if (a->sweeps % 250 == 0 && !a->draining)
+        db_query(a->db, -1, ST_SCHEMA, 0, NULL, NULL, NULL, on_schema, a);
     if (a->draining && !a->stopped) drain_step(a);
 }
 

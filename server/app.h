@@ -39,12 +39,14 @@ struct app {
     uint64_t sweeps;         /* sweep count: auth deadlines every 10th */
     uv_signal_t sig_term;    /* SIGTERM: drain and exit */
     uv_signal_t sig_int;     /* SIGINT: same */
-    uv_signal_t sig_usr1;       /* SIGUSR1: one log level more verbose */
-    uv_signal_t sig_usr2;       /* SIGUSR2: one log level quieter */
+    uv_signal_t sig_usr1;    /* SIGUSR1: one log level more verbose */
+    uv_signal_t sig_usr2;    /* SIGUSR2: one log level quieter */
     bool draining;           /* shutting down: refuse new connections */
     uint64_t drain_started;  /* uv_now when draining began */
     bool closing_clients;    /* drain phase 2: 1001 sent to everyone */
     bool stopped;            /* everything closed; the loop is winding down */
+    int schema_version;      /* the migrations this build expects */
+    bool schema_ok;          /* the database was at schema_version when last checked */
     char *scratch;           /* encode/pack buffer, FRAME_PRE + scratch_cap */
     size_t scratch_cap;      /* usable bytes after the headroom */
     struct stats stats;      /* counters */

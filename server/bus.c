@@ -103,16 +103,16 @@ static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop)
 }
 
 struct bus {
-    uv_loop_t *loop;        /* the one loop */
-    char host[256];         /* Redis host */
-    int port;               /* Redis port */
-    int timeout_ms;         /* unanswered publish limit in time */
-    struct bus_hooks hooks; /* room layer */
-    struct link l[2];       /* PUB and SUB */
-    uv_timer_t tick;        /* reconnects and the publish watchdog */
-    unsigned unanswered;    /* publishes sent, reply not yet seen */
-    uint64_t last_progress; /* last publish reply, or when unanswered left 0 */
-    bool closing;           /* bus_close called */
+    uv_loop_t *loop;               /* the one loop */
+    char host[256];                /* Redis host */
+    int port;                      /* Redis port */
+    int timeout_ms;                /* unanswered publish limit in time */
+    struct bus_hooks hooks;        /* room layer */
+    struct link l[2];              /* PUB and SUB */
+    uv_timer_t tick;               /* reconnects and the publish watchdog */
+    unsigned unanswered;           /* publishes sent, reply not yet seen */
+    uint64_t last_progress;        /* last publish reply, or when unanswered left 0 */
+    bool closing;                  /* bus_close called */
     unsigned long long reconnects; /* links re-established */
 };
 

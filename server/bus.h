@@ -51,7 +51,7 @@ int bus_publish(struct bus *b, const char *ch, size_t chlen, const char *p, size
 int bus_subscribe(struct bus *b, const char *ch, size_t chlen);
 int bus_unsubscribe(struct bus *b, const char *ch, size_t chlen);
 
-bool bus_up(const struct bus *b); /* both connections established */
+bool bus_up(const struct bus *b);                       /* both connections established */
 unsigned long long bus_reconnects(const struct bus *b); /* links re-established */
 
 #endif

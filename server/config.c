@@ -67,8 +67,6 @@ static const struct opt opts[] = {
     {"--tls-key", "PARLEY_TLS_KEY", K_STR, OFF(tls_key), 1024, 0, 0, "PEM private key"},
     {"--origins", "PARLEY_ORIGINS", K_STR, OFF(origins), 2048, 0, 0,
      "allowed Origin values, comma-separated (any)"},
-    {"--reuse-port", "PARLEY_REUSE_PORT", K_INT, OFF(reuse_port), 0, 0, 1,
-     "1: share the port with other gateways (0)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -171,9 +169,11 @@ static int load_file(struct config *c, const char *path)
     while (!rc && fgets(line, sizeof line, f)) {
         lineno++;
         char *p = line;
-        while (*p == ' ' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
         size_t n = strlen(p);
-        while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' ')) p[--n] = '\0';
+        while (n && (p[n - 1] == '\n' || p[n - 1] == '\r' || p[n - 1] == ' '))
+            p[--n] = '\0';
         if (!*p || *p == '#') continue;
         char *eq = strchr(p, '=');
         snprintf(where, sizeof where, "%s:%d", path, lineno);
@@ -183,9 +183,11 @@ static int load_file(struct config *c, const char *path)
             break;
         }
         char *k = p, *ke = eq;
-        while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t')) ke--;
+        while (ke > k && (ke[-1] == ' ' || ke[-1] == '\t'))
+            ke--;
         char *v = eq + 1;
-        while (*v == ' ' || *v == '\t') v++;
+        while (*v == ' ' || *v == '\t')
+            v++;
         char flag[64];
         snprintf(flag, sizeof flag, "--%.*s", (int)(ke - k), k);
         const struct opt *o = find_opt(flag, strlen(flag));
@@ -206,8 +208,10 @@ int config_load(struct config *c, int argc, char **argv)
     /* The file first (lowest precedence after the defaults). */
     const char *file = getenv("PARLEY_CONFIG");
     for (int a = 0; a < argc; a++) {
-        if (!strcmp(argv[a], "--config") && a + 1 < argc) file = argv[a + 1];
-        else if (!strncmp(argv[a], "--config=", 9)) file = argv[a] + 9;
+        if (!strcmp(argv[a], "--config") && a + 1 < argc)
+            file = argv[a + 1];
+        else if (!strncmp(argv[a], "--config=", 9))
+            file = argv[a] + 9;
     }
     if (file && *file && load_file(c, file)) return -1;
     for (size_t i = 0; i < NOPTS; i++) {
@@ -236,8 +240,10 @@ int config_load(struct config *c, int argc, char **argv)
         return bad(&opts[6], "flag", "must be at least 1024 bytes below max-frame");
     if (c->outq_bytes < c->max_frame) return bad(&opts[7], "flag", "must be at least max-frame");
     const struct opt *cert = find_opt("--tls-cert", 10), *key = find_opt("--tls-key", 9);
-    if (!c->tls_cert[0] != !c->tls_key[0]) return bad(cert, "flag", "tls-cert and tls-key go together");
-    if (c->tls_cert[0] && access(c->tls_cert, R_OK)) return bad(cert, "flag", "cannot read the file");
+    if (!c->tls_cert[0] != !c->tls_key[0])
+        return bad(cert, "flag", "tls-cert and tls-key go together");
+    if (c->tls_cert[0] && access(c->tls_cert, R_OK))
+        return bad(cert, "flag", "cannot read the file");
     if (c->tls_key[0] && access(c->tls_key, R_OK)) return bad(key, "flag", "cannot read the file");
     return 0;
 }
@@ -249,8 +255,10 @@ int config_origin_allowed(const struct config *c, const char *origin, size_t len
     for (const char *p = c->origins; *p;) {
         const char *e = strchr(p, ',');
         size_t n = e ? (size_t)(e - p) : strlen(p);
-        while (n && *p == ' ') p++, n--;
-        while (n && p[n - 1] == ' ') n--;
+        while (n && *p == ' ')
+            p++, n--;
+        while (n && p[n - 1] == ' ')
+            n--;
         if (n == len && !memcmp(p, origin, len)) return 1;
         if (!e) break;
         p = e + 1;

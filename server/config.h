@@ -36,7 +36,6 @@ struct config {
     char tls_cert[1024];      /* PEM certificate chain: serve wss/https when set */
     char tls_key[1024];       /* PEM private key */
     char origins[2048];       /* comma-separated allowed Origin values; empty: any */
-    int reuse_port;           /* 1: SO_REUSEPORT, several gateways on one port */
     char config_file[1024];   /* where file settings came from (for logs) */
 };
 

@@ -71,8 +71,8 @@ struct conn {
     char close_reason[48];           /* reason for the close frame */
     const char *http_body;           /* HTTP: static response body */
     int http_status;                 /* HTTP: status code; 0 when headers are sent */
-    bool http_body_owned;        /* HTTP: http_body is malloc'd (free after writing) */
-    const char *http_type;       /* HTTP: content type, NULL for JSON */
+    bool http_body_owned;            /* HTTP: http_body is malloc'd (free after writing) */
+    const char *http_type;           /* HTTP: content type, NULL for JSON */
 };
 
 void conn_init(struct conn *c, struct app *app, struct lws *wsi);

@@ -56,11 +56,11 @@ struct db {
     int timeout_ms;              /* query deadline */
     const struct db_stmt *stmts; /* borrowed: static table */
     int nstmts;
-    uv_timer_t tick;    /* deadlines and reconnects */
-    uv_prepare_t flush; /* sends what this loop iteration queued, in one flush */
-    int open_handles;   /* tick and flush until closed: free db at 0 */
-    unsigned rr;        /* round robin over readers */
-    bool closing;       /* db_close called */
+    uv_timer_t tick;               /* deadlines and reconnects */
+    uv_prepare_t flush;            /* sends what this loop iteration queued, in one flush */
+    int open_handles;              /* tick and flush until closed: free db at 0 */
+    unsigned rr;                   /* round robin over readers */
+    bool closing;                  /* db_close called */
     unsigned long long reconnects; /* connections re-established */
     unsigned long long errors;     /* connections lost, queries timed out */
 };
@@ -418,7 +418,8 @@ bool db_ready(const struct db *db)
 int db_ready_count(const struct db *db)
 {
     int n = 0;
-    for (int i = 0; i < db->n; i++) n += db->c[i].state == PC_READY;
+    for (int i = 0; i < db->n; i++)
+        n += db->c[i].state == PC_READY;
     return n;
 }
 

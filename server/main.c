@@ -67,13 +67,16 @@ int main(int argc, char **argv)
         log_error("libsodium init failed", "%s", "");
         return 1;
     }
-    if (admin_check_schema(cfg.pg, cfg.sql_dir)) return 1;
+    int schema = admin_check_schema(cfg.pg, cfg.sql_dir);
+    if (schema < 0) return 1;
     signal(SIGPIPE, SIG_IGN);
 
     uv_loop_t loop;
     uv_loop_init(&loop);
     static struct app app;
     if (app_start(&app, &cfg, &loop)) return 1;
+    app.schema_version = schema;
+    app.schema_ok = true;
     uv_run(&loop, UV_RUN_DEFAULT);
     /* The lws context finishes its destruction now that the loop is idle;
      * handles it closes late still get their callbacks. */

@@ -498,7 +498,8 @@ unsigned room_subscribed_count(const struct app *a)
     unsigned n = 0;
     const struct rooms *rs = a->rooms;
     for (uint32_t b = 0; rs && b <= rs->mask; b++)
-        for (const struct room *r = rs->tab[b]; r; r = r->hnext) n += r->bs == BS_ON;
+        for (const struct room *r = rs->tab[b]; r; r = r->hnext)
+            n += r->bs == BS_ON;
     return n;
 }
 

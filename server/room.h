@@ -43,7 +43,7 @@ struct sub {
     enum sub_state state;          /* see enum */
     int64_t pos;                   /* last seq given to this connection */
     int64_t join_id;               /* command id of the pending join */
-    uint64_t join_t0;           /* uv_hrtime at the join command, for latency */
+    uint64_t join_t0;              /* uv_hrtime at the join command, for latency */
     bool has_since;                /* join asked for recovery */
     int64_t since;                 /* ... from this seq */
     bool wait_drain;               /* replay paused until the out-queue drains */

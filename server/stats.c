@@ -13,14 +13,15 @@
 
 static const double sec_bounds[STATS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
                                                  0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-static const double count_bounds[STATS_BUCKETS] = {1,   2,   4,    8,    16,   32,   64,
+static const double count_bounds[STATS_BUCKETS] = {1,   2,   4,   8,    16,   32,   64,
                                                    128, 256, 512, 1024, 2048, 4096, 8192};
 
 void stats_observe(struct hist *h, double v, int is_count)
 {
     const double *b = is_count ? count_bounds : sec_bounds;
     int i = 0;
-    while (i < STATS_BUCKETS && v > b[i]) i++;
+    while (i < STATS_BUCKETS && v > b[i])
+        i++;
     h->bucket[i]++;
     h->count++;
     h->sum += v;
@@ -48,13 +49,14 @@ static void put(struct out *o, const char *fmt, ...)
         }
         size_t ncap = (o->cap + (size_t)n + 1) * 2;
         char *np = realloc(o->p, ncap);
-        if (!np) o->oom = 1;
-        else o->p = np, o->cap = ncap;
+        if (!np)
+            o->oom = 1;
+        else
+            o->p = np, o->cap = ncap;
     }
 }
 
-static void metric(struct out *o, const char *name, const char *type, const char *help,
-                   double v)
+static void metric(struct out *o, const char *name, const char *type, const char *help, double v)
 {
     put(o, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
 }
@@ -72,7 +74,8 @@ static void histogram(struct out *o, const char *name, const char *help, const c
     }
     cum += h->bucket[STATS_BUCKETS];
     put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
-    put(o, "%s_sum%s%s%s %.17g\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "", h->sum);
+    put(o, "%s_sum%s%s%s %.17g\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
+        h->sum);
     put(o, "%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
         (unsigned long long)h->count);
 }
@@ -84,7 +87,8 @@ char *stats_render(struct app *a, size_t *len)
     if (!o.p) return NULL;
     const struct stats *s = &a->stats;
     size_t outq = 0;
-    for (struct conn *c = a->conns; c; c = c->next) outq += c->q.bytes;
+    for (struct conn *c = a->conns; c; c = c->next)
+        outq += c->q.bytes;
 
     metric(&o, "parley_connections_open", "gauge", "WebSocket connections open now.", a->nconns);
     metric(&o, "parley_connections_opened_total", "counter", "WebSocket connections established.",
@@ -98,10 +102,11 @@ char *stats_render(struct app *a, size_t *len)
         (unsigned long long)s->auth_timeouts);
     put(&o, "parley_connections_closed_total{reason=\"other\"} %llu\n",
         (unsigned long long)(s->conns_closed > special ? s->conns_closed - special : 0));
-    put(&o, "# HELP parley_handshakes_refused_total WebSocket upgrades refused, by reason.\n"
-            "# TYPE parley_handshakes_refused_total counter\n"
-            "parley_handshakes_refused_total{reason=\"per_ip_cap\"} %llu\n"
-            "parley_handshakes_refused_total{reason=\"origin\"} %llu\n",
+    put(&o,
+        "# HELP parley_handshakes_refused_total WebSocket upgrades refused, by reason.\n"
+        "# TYPE parley_handshakes_refused_total counter\n"
+        "parley_handshakes_refused_total{reason=\"per_ip_cap\"} %llu\n"
+        "parley_handshakes_refused_total{reason=\"origin\"} %llu\n",
         (unsigned long long)s->refused_ip_cap, (unsigned long long)s->refused_origin);
     metric(&o, "parley_outqueue_bytes", "gauge", "Bytes queued to all connections.", (double)outq);
     metric(&o, "parley_messages_received_total", "counter", "Send commands accepted for writing.",
@@ -121,29 +126,29 @@ char *stats_render(struct app *a, size_t *len)
     metric(&o, "parley_write_batch_failures_total", "counter",
            "Write transactions that failed (senders told unavailable or internal).",
            (double)s->batch_failures);
-    histogram(&o, "parley_write_batch_size", "Messages per write transaction.", "",
-              &s->batch_size, 1, 1);
+    histogram(&o, "parley_write_batch_size", "Messages per write transaction.", "", &s->batch_size,
+              1, 1);
     histogram(&o, "parley_write_commit_seconds", "Write transaction latency.", "",
               &s->commit_seconds, 0, 1);
     metric(&o, "parley_redis_published_total", "counter", "PUBLISH commands sent.",
            (double)s->bus_published);
     metric(&o, "parley_redis_publish_failed_total", "counter",
-           "Publishes not sent (Redis down or too many unanswered).", (double)s->bus_publish_failed);
+           "Publishes not sent (Redis down or too many unanswered).",
+           (double)s->bus_publish_failed);
     metric(&o, "parley_redis_received_total", "counter", "Messages received from Redis.",
            (double)s->bus_received);
     metric(&o, "parley_redis_reconnects_total", "counter", "Redis links re-established.",
            (double)bus_reconnects(a->bus));
     metric(&o, "parley_redis_up", "gauge", "1 when both Redis links are up.", bus_up(a->bus));
-    metric(&o, "parley_rooms_local", "gauge", "Rooms with members on this gateway.",
-           room_count(a));
+    metric(&o, "parley_rooms_local", "gauge", "Rooms with members on this gateway.", room_count(a));
     metric(&o, "parley_redis_subscriptions", "gauge", "Room channels subscribed.",
            room_subscribed_count(a));
     metric(&o, "parley_postgres_connections_ready", "gauge", "PostgreSQL connections ready.",
            db_ready_count(a->db));
     metric(&o, "parley_postgres_queries_pending", "gauge", "Queries waiting or in flight.",
            db_pending(a->db));
-    metric(&o, "parley_postgres_reconnects_total", "counter", "PostgreSQL connections re-established.",
-           (double)db_reconnects(a->db));
+    metric(&o, "parley_postgres_reconnects_total", "counter",
+           "PostgreSQL connections re-established.", (double)db_reconnects(a->db));
     metric(&o, "parley_postgres_errors_total", "counter",
            "PostgreSQL connections lost or queries timed out.", (double)db_errors(a->db));
     metric(&o, "parley_recovery_gap_fetches_total", "counter",

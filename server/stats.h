@@ -22,28 +22,28 @@ struct hist {
 enum stats_op { SO_AUTH, SO_JOIN, SO_SEND, SO_HISTORY, SO__COUNT };
 
 struct stats {
-    uint64_t conns_opened;       /* WebSocket connections established */
-    uint64_t conns_closed;       /* ... and closed, any reason */
-    uint64_t slow_consumers;     /* closed for passing the out-queue limit */
-    uint64_t auth_timeouts;      /* closed for not authenticating in time */
-    uint64_t refused_ip_cap;     /* handshakes refused by the per-IP cap */
-    uint64_t refused_origin;     /* handshakes refused by the Origin allow-list */
-    uint64_t msgs_received;      /* send commands accepted for writing */
-    uint64_t msgs_persisted;     /* rows committed (not counting duplicates) */
-    uint64_t msgs_duplicate;     /* sends answered with an existing row */
-    uint64_t frames_delivered;   /* message pushes queued to connections */
-    uint64_t writes;             /* lws_write calls on WebSocket connections */
-    uint64_t batches;            /* write transactions committed */
-    uint64_t batch_retries;      /* batches retried after a conflict */
-    uint64_t batch_failures;     /* batches answered unavailable/internal */
-    uint64_t bus_published;      /* PUBLISH sent */
-    uint64_t bus_publish_failed; /* PUBLISH not sent (bus down or full) */
-    uint64_t bus_received;       /* bus messages received */
-    uint64_t gap_fetches;        /* room catch-ups from PostgreSQL */
-    uint64_t replays;            /* joins that replayed from storage */
-    uint64_t replayed;           /* messages replayed to joining connections */
-    struct hist batch_size;      /* messages per write transaction */
-    struct hist commit_seconds;  /* write transaction latency */
+    uint64_t conns_opened;             /* WebSocket connections established */
+    uint64_t conns_closed;             /* ... and closed, any reason */
+    uint64_t slow_consumers;           /* closed for passing the out-queue limit */
+    uint64_t auth_timeouts;            /* closed for not authenticating in time */
+    uint64_t refused_ip_cap;           /* handshakes refused by the per-IP cap */
+    uint64_t refused_origin;           /* handshakes refused by the Origin allow-list */
+    uint64_t msgs_received;            /* send commands accepted for writing */
+    uint64_t msgs_persisted;           /* rows committed (not counting duplicates) */
+    uint64_t msgs_duplicate;           /* sends answered with an existing row */
+    uint64_t frames_delivered;         /* message pushes queued to connections */
+    uint64_t writes;                   /* lws_write calls on WebSocket connections */
+    uint64_t batches;                  /* write transactions committed */
+    uint64_t batch_retries;            /* batches retried after a conflict */
+    uint64_t batch_failures;           /* batches answered unavailable/internal */
+    uint64_t bus_published;            /* PUBLISH sent */
+    uint64_t bus_publish_failed;       /* PUBLISH not sent (bus down or full) */
+    uint64_t bus_received;             /* bus messages received */
+    uint64_t gap_fetches;              /* room catch-ups from PostgreSQL */
+    uint64_t replays;                  /* joins that replayed from storage */
+    uint64_t replayed;                 /* messages replayed to joining connections */
+    struct hist batch_size;            /* messages per write transaction */
+    struct hist commit_seconds;        /* write transaction latency */
     struct hist op_seconds[SO__COUNT]; /* command latency, receipt to reply */
 };
 

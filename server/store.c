@@ -82,6 +82,7 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                                " SELECT e.i, e.seq, " TS_MS(
                                    "e.created_at") ", true, e.body FROM existing e",
          1},
+    [ST_SCHEMA] = {"schema", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
 };
 
 #define BATCH_RETRIES 3 /* conflicts with another gateway's batch */
@@ -99,7 +100,7 @@ struct item {
     struct item *next;            /* in the waiting list or the batch */
     struct item *dup_of;          /* an earlier item of the same batch with the same key */
     int64_t id;                   /* command id */
-    uint64_t t0;             /* uv_hrtime at receipt, for latency */
+    uint64_t t0;                  /* uv_hrtime at receipt, for latency */
     uint64_t key;                 /* hash of (room, sender, client_msg_id) */
     char room[PP_UUID_LEN + 1];   /* room uuid */
     char sender[PP_UUID_LEN + 1]; /* person uuid */
@@ -118,7 +119,7 @@ struct batcher {
     struct item **batch; /* the batch in flight (batch_max slots) */
     uint32_t nbatch;     /* its size; 0 when none in flight */
     int tries;           /* attempts of the batch in flight */
-    uint64_t t0;               /* uv_hrtime when the batch was submitted */
+    uint64_t t0;         /* uv_hrtime when the batch was submitted */
     char *json;          /* the batch parameter */
     size_t json_cap;
     uv_timer_t linger; /* batch_delay_us after the first waiting item */

@@ -32,6 +32,7 @@ enum store_stmt {
     ST_FETCH,        /* $1 room, $2 after seq, $3 limit -> rows ascending */
     ST_BEFORE,       /* $1 room, $2 before seq, $3 limit -> rows descending */
     ST_INSERT_BATCH, /* $1 json array of sends -> (i, seq, ts, dup, body) */
+    ST_SCHEMA,       /* -> the database's schema version */
     ST__COUNT
 };
 

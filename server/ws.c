@@ -81,7 +81,7 @@ static int http_request(struct app *a, struct conn *c, struct lws *wsi, const ch
         c->http_status = 200;
         c->http_body = "{\"status\":\"ok\"}";
     } else if (!strcmp(uri, "/readyz")) {
-        bool ready = db_ready(a->db) && bus_up(a->bus) && !a->draining;
+        bool ready = db_ready(a->db) && bus_up(a->bus) && a->schema_ok && !a->draining;
         c->http_status = ready ? 200 : 503;
         c->http_body = ready ? "{\"status\":\"ready\"}" : "{\"status\":\"not ready\"}";
     } else {
@@ -290,19 +290,27 @@ int ws_start(struct app *a)
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
                    LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
-    if (a->cfg.reuse_port) info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE;
+    /* With IPv6 on, lws 4.1 binds the wildcard address and ignores an IPv4
+     * iface: listen on exactly the address asked for. */
+    if (!strchr(a->cfg.bind, ':')) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     if (a->cfg.tls_cert[0]) {
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = a->cfg.tls_cert;
         info.ssl_private_key_filepath = a->cfg.tls_key;
     }
     a->lws = lws_create_context(&info);
+    /* lws 4.1 returns a context even when the listen socket could not be
+     * bound (its default vhost is then missing): that is a failed start. */
+    if (a->lws && !lws_get_vhost_by_name(a->lws, "default")) {
+        lws_context_destroy(a->lws);
+        a->lws = NULL;
+    }
     if (!a->lws) {
         log_error("cannot listen", "bind=%s port=%d", a->cfg.bind, a->cfg.port);
         return -1;
     }
-    log_info("listening", "bind=%s port=%d protocol=%s tls=%s reuse_port=%d", a->cfg.bind,
-             a->cfg.port, PP_PROTOCOL_NAME, a->cfg.tls_cert[0] ? "on" : "off", a->cfg.reuse_port);
+    log_info("listening", "bind=%s port=%d protocol=%s tls=%s", a->cfg.bind, a->cfg.port,
+             PP_PROTOCOL_NAME, a->cfg.tls_cert[0] ? "on" : "off");
     return 0;
 }
 

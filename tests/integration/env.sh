@@ -16,6 +16,7 @@ PARLEYD=${PARLEYD:-}
 
 # The gateways' test settings: small limits so limit behaviour is cheap to reach.
 gw_flags=(--per-ip-max 32 --auth-timeout-ms 1500 --outq-bytes 262144 --replay-limit 200
+          --origins "https://app.parley.example, http://localhost:3000"
           --db-timeout-ms 2000 --log-level ${GW_LOG_LEVEL:-info})
 
 load_env() { [ -f "$state/env" ] && . "$state/env"; }

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/sha.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 
 struct wsc {
     int fd;             /* socket */
+    SSL *ssl;           /* TLS session, or NULL for plain ws */
     unsigned char *buf; /* received, not yet parsed */
     size_t len, cap;
     cJSON **q; /* queued objects (ring) */
@@ -37,11 +39,21 @@ static uint64_t now_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int write_all(int fd, const void *p, size_t n)
+static ssize_t io_write(SSL *ssl, int fd, const void *p, size_t n)
+{
+    return ssl ? SSL_write(ssl, p, (int)n) : write(fd, p, n);
+}
+
+static ssize_t io_read(SSL *ssl, int fd, void *p, size_t n)
+{
+    return ssl ? SSL_read(ssl, p, (int)n) : read(fd, p, n);
+}
+
+static int write_all_ssl(SSL *ssl, int fd, const void *p, size_t n)
 {
     const char *s = p;
     while (n) {
-        ssize_t w = write(fd, s, n);
+        ssize_t w = io_write(ssl, fd, s, n);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN) {
@@ -56,6 +68,8 @@ static int write_all(int fd, const void *p, size_t n)
     }
     return 0;
 }
+
+#define write_all(fd, p, n) write_all_ssl(c->ssl, fd, p, n)
 
 static void b64(const unsigned char *in, size_t n, char *out)
 {
@@ -89,13 +103,14 @@ static void b64(const unsigned char *in, size_t n, char *out)
 static int fill(struct wsc *c, int timeout_ms)
 {
     struct pollfd pf = {c->fd, POLLIN, 0};
-    int r = poll(&pf, 1, timeout_ms);
+    /* TLS may hold decrypted bytes already read from the socket. */
+    int r = c->ssl && SSL_pending(c->ssl) ? 1 : poll(&pf, 1, timeout_ms);
     if (r <= 0) return 0;
     if (c->cap - c->len < 65536) {
         c->cap = c->cap ? c->cap * 2 : 262144;
         c->buf = realloc(c->buf, c->cap);
     }
-    ssize_t n = read(c->fd, c->buf + c->len, c->cap - c->len);
+    ssize_t n = io_read(c->ssl, c->fd, c->buf + c->len, c->cap - c->len);
     if (n <= 0) return -1;
     c->len += (size_t)n;
     return (int)n;
@@ -129,14 +144,23 @@ struct wsc *wsc_connect(int port, const struct wsc_opts *o, int *http_status)
         nonce[i] = (unsigned char)rand();
     char key[32], req[512];
     b64(nonce, 16, key);
+    char origin_hdr[300] = "";
+    if (o && o->origin) snprintf(origin_hdr, sizeof origin_hdr, "Origin: %s\r\n", o->origin);
     int n = snprintf(req, sizeof req,
                      "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: parley.v1\r\n\r\n",
-                     port, key);
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: parley.v1\r\n%s\r\n",
+                     port, key, origin_hdr);
     struct wsc *c = calloc(1, sizeof *c);
     c->fd = fd;
     c->q = calloc(QMAX, sizeof *c->q);
+    if (o && o->tls) {
+        static SSL_CTX *ctx;
+        if (!ctx) ctx = SSL_CTX_new(TLS_client_method());
+        c->ssl = SSL_new(ctx);
+        SSL_set_fd(c->ssl, fd);
+        if (SSL_connect(c->ssl) != 1) goto fail;
+    }
     if (write_all(fd, req, (size_t)n)) goto fail;
     uint64_t deadline = now_ms() + 5000;
     unsigned char *end = NULL;
@@ -168,6 +192,7 @@ fail:
 void wsc_close(struct wsc *c)
 {
     if (!c) return;
+    if (c->ssl) SSL_free(c->ssl);
     close(c->fd);
     while (c->qlen) {
         cJSON_Delete(c->q[c->qhead]);

@@ -21,6 +21,8 @@ struct wsc;
 struct wsc_opts {
     const char *src_ip; /* bind to this source address (NULL: any) */
     int rcvbuf;         /* SO_RCVBUF before connect (0: default) */
+    bool tls;           /* wss: TLS (certificate not verified: tests use self-signed) */
+    const char *origin; /* send this Origin header (NULL: none) */
 };
 
 /* Connects and upgrades. NULL on failure; *http_status gets the refused

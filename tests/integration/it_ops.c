@@ -1,0 +1,456 @@
+/* Integration: running it in production. Metrics, readiness, configuration
+ * errors, the Origin allow-list, TLS, reuse-port, migrations checks, log level
+ * by signal, and logs that never hold bodies or tokens. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "itest.h"
+
+/* GET over plain HTTP; returns the status, body into buf. */
+static int http_get(int port, const char *path, char *buf, size_t cap)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(0x7f000001u);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a)) {
+        close(fd);
+        return -1;
+    }
+    char req[256];
+    int n =
+        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    if (write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    size_t len = 0;
+    ssize_t r;
+    while (len < cap - 1 && (r = read(fd, buf + len, cap - 1 - len)) > 0)
+        len += (size_t)r;
+    buf[len] = '\0';
+    close(fd);
+    int status = -1;
+    sscanf(buf, "HTTP/1.%*d %d", &status);
+    return status;
+}
+
+static double metric_value(const char *text, const char *series)
+{
+    const char *p = text;
+    size_t n = strlen(series);
+    while ((p = strstr(p, series))) {
+        if ((p == text || p[-1] == '\n') && p[n] == ' ') return atof(p + n + 1);
+        p += n;
+    }
+    return -1;
+}
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(0x7f000001u);
+    socklen_t l = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Starts parleyd with args (NULL-terminated), output to log; returns the pid. */
+static pid_t spawn(const char *log, const char *const *args)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        const char *argv[32] = {IT.parleyd};
+        int i = 1;
+        for (; args[i - 1] && i < 31; i++)
+            argv[i] = args[i - 1];
+        argv[i] = NULL;
+        execv(IT.parleyd, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+static int stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    int st = 0;
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        usleep(50000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+static int wait_ready_http(int port, int ms)
+{
+    char buf[4096];
+    for (int t = 0; t < ms; t += 50) {
+        if (http_get(port, "/readyz", buf, sizeof buf) == 200) return 0;
+        usleep(50000);
+    }
+    return -1;
+}
+
+static void metrics_parse_and_move_with_traffic(void **state)
+{
+    (void)state;
+    static char before[65536], after[65536];
+    assert_int_equal(http_get(IT.gw[0], "/metrics", before, sizeof before), 200);
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    struct wsc *c = it_connect_auth(0, w.tok[0]);
+    cJSON_Delete(it_join(c, w.room, -1));
+    char cmid[32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(cmid, sizeof cmid, "m-%d", i);
+        cJSON *r = it_send(c, w.room, cmid, "metrics");
+        assert_null(wsc_err_code(r));
+        cJSON_Delete(r);
+    }
+    assert_int_equal(http_get(IT.gw[0], "/metrics", after, sizeof after), 200);
+    const char *b = strstr(before, "\r\n\r\n") + 4, *a = strstr(after, "\r\n\r\n") + 4;
+    assert_true(metric_value(a, "parley_messages_persisted_total") -
+                    metric_value(b, "parley_messages_persisted_total") >=
+                5);
+    assert_true(metric_value(a, "parley_op_seconds_count{op=\"send\"}") -
+                    metric_value(b, "parley_op_seconds_count{op=\"send\"}") >=
+                5);
+    assert_true(metric_value(a, "parley_connections_open") >= 1);
+    assert_true(metric_value(a, "parley_write_commit_seconds_count") >
+                metric_value(b, "parley_write_commit_seconds_count"));
+    /* Prometheus's own parser accepts the exposition. */
+    char path[600];
+    snprintf(path, sizeof path, "%s/metrics.txt", IT.state);
+    FILE *f = fopen(path, "w");
+    fputs(a, f);
+    fclose(f);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "promtool check metrics < '%s' >/dev/null 2>&1", path);
+    assert_int_equal(system(cmd), 0);
+    wsc_close(c);
+}
+
+static void readiness_follows_redis(void **state)
+{
+    (void)state;
+    char buf[4096];
+    assert_int_equal(http_get(IT.gw[1], "/readyz", buf, sizeof buf), 200);
+    assert_int_equal(it_env("stop-redis"), 0);
+    int st = 0;
+    for (int t = 0; t < 5000 && st != 503; t += 100) {
+        st = http_get(IT.gw[1], "/readyz", buf, sizeof buf);
+        if (st != 503) usleep(100000);
+    }
+    assert_int_equal(st, 503);
+    assert_int_equal(http_get(IT.gw[1], "/healthz", buf, sizeof buf), 200); /* alive */
+    assert_int_equal(it_env("start-redis"), 0);
+    assert_int_equal(wait_ready_http(IT.gw[1], 10000), 0);
+}
+
+static void bad_configuration_is_named(void **state)
+{
+    (void)state;
+    char cmd[1200], out[2048];
+    struct {
+        const char *args;
+        const char *needle;
+    } cases[] = {
+        {"serve --pg x --port 99999", "port"},
+        {"serve --pg x --redis nowhere", "redis"},
+        {"serve --pg x --max-body 0", "max-body"},
+        {"serve --pg x --tls-cert /nonexistent --tls-key /nonexistent", "tls-cert"},
+        {"serve --pg x --tls-cert /etc/hostname", "tls-cert"},
+        {"serve --pg x --frobnicate 1", "unknown option"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(cmd, sizeof cmd, "'%s' %s 2>&1; echo \"rc=$?\"", IT.parleyd, cases[i].args);
+        FILE *p = popen(cmd, "r");
+        size_t n = fread(out, 1, sizeof out - 1, p);
+        out[n] = '\0';
+        pclose(p);
+        assert_non_null(strstr(out, cases[i].needle));
+        assert_non_null(strstr(out, "rc=2"));
+    }
+    /* A configuration file: the bad line is named with its place. */
+    char file[600];
+    snprintf(file, sizeof file, "%s/bad.conf", IT.state);
+    FILE *f = fopen(file, "w");
+    fputs("# comment\nport = 8090\nmax-body = lots\n", f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' serve --pg x --config '%s' 2>&1; echo \"rc=$?\"", IT.parleyd,
+             file);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    assert_non_null(strstr(out, "max-body"));
+    assert_non_null(strstr(out, "bad.conf:3"));
+    assert_non_null(strstr(out, "rc=2"));
+}
+
+static void origin_allow_list(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    int status = 0;
+    struct wsc_opts evil = {.origin = "https://evil.example"};
+    assert_null(wsc_connect(IT.gw[0], &evil, &status));
+    assert_int_not_equal(status, 101);
+    struct wsc_opts lookalike = {.origin = "https://app.parley.example.evil.example"};
+    assert_null(wsc_connect(IT.gw[0], &lookalike, &status));
+    struct wsc_opts good = {.origin = "https://app.parley.example"};
+    struct wsc *c = wsc_connect(IT.gw[0], &good, &status);
+    assert_non_null(c);
+    wsc_close(c);
+    struct wsc_opts good2 = {.origin = "http://localhost:3000"};
+    c = wsc_connect(IT.gw[0], &good2, &status);
+    assert_non_null(c);
+    wsc_close(c);
+}
+
+static void tls_serves_wss_and_refuses_plain(void **state)
+{
+    (void)state;
+    char cert[600], key[600], cmd[2000], log[600];
+    snprintf(cert, sizeof cert, "%s/tls.crt", IT.state);
+    snprintf(key, sizeof key, "%s/tls.key", IT.state);
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 "
+             "-keyout '%s' -out '%s' >/dev/null 2>&1",
+             key, cert);
+    assert_int_equal(system(cmd), 0);
+    int port = free_port();
+    char ports[16];
+    snprintf(ports, sizeof ports, "%d", port);
+    snprintf(log, sizeof log, "%s/gw-tls.log", IT.state);
+    const char *args[] = {"serve", "--port",     ports, "--pg",      IT.pg, "--redis",
+                          "",      "--tls-cert", cert,  "--tls-key", key,   NULL};
+    char redis[64];
+    /* The Redis address comes from the environment file. */
+    FILE *ef = fopen(getenv("PARLEY_ENV_FILE"), "r");
+    char line[512], rport[16] = "";
+    while (fgets(line, sizeof line, ef))
+        if (!strncmp(line, "REDIS_PORT=", 11)) sscanf(line + 11, "%15s", rport);
+    fclose(ef);
+    snprintf(redis, sizeof redis, "127.0.0.1:%s", rport);
+    args[6] = redis;
+    pid_t pid = spawn(log, args);
+    /* Ready when a TLS WebSocket can authenticate. */
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    struct wsc_opts tls = {.tls = true};
+    struct wsc *c = NULL;
+    for (int i = 0; i < 100 && !c; i++) {
+        usleep(100000);
+        c = wsc_connect(port, &tls, NULL);
+    }
+    assert_non_null(c);
+    cJSON *hello = wsc_wait_push(c, "hello", 3000);
+    assert_non_null(hello);
+    cJSON_Delete(hello);
+    cJSON *r = wsc_request(c, 3000, "\"op\":\"auth\",\"token\":\"%s\"", w.tok[0]);
+    assert_null(wsc_err_code(r));
+    cJSON_Delete(r);
+    wsc_close(c);
+    /* A plain connection to the TLS port fails cleanly, and the gateway lives on. */
+    int status = 0;
+    assert_null(wsc_connect(port, NULL, &status));
+    assert_int_not_equal(status, 101);
+    c = wsc_connect(port, &tls, NULL);
+    assert_non_null(c);
+    wsc_close(c);
+    assert_int_equal(stop(pid), 0);
+}
+
+static void port_in_use_fails_start(void **state)
+{
+    (void)state;
+    /* One gateway per port: a second one on a taken port must not run
+     * half-started without a listener. */
+    char cmd[1200], out[2048];
+    snprintf(cmd, sizeof cmd, "timeout 10 '%s' serve --pg '%s' --port %d 2>&1; echo \"rc=$?\"",
+             IT.parleyd, IT.pg, IT.gw[0]);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    assert_non_null(strstr(out, "cannot listen"));
+    assert_non_null(strstr(out, "rc=1"));
+}
+
+static void schema_behind_or_ahead_refuses_start(void **state)
+{
+    (void)state;
+    char db[64], conninfo[512], cmd[1500], out[2048];
+    snprintf(db, sizeof db, "scratch_%d", rand() % 1000000);
+    /* The cluster's superuser creates a scratch database owned by parley. */
+    /* The same server, as its superuser (the conninfo ends in user=parley). */
+    char admin[512];
+    snprintf(admin, sizeof admin, "%s", IT.pg);
+    char *u = strstr(admin, "user=parley");
+    assert_non_null(u);
+    snprintf(u, sizeof admin - (size_t)(u - admin), "user=postgres");
+    snprintf(cmd, sizeof cmd, "psql '%s' -qc 'CREATE DATABASE %s OWNER parley' >/dev/null 2>&1",
+             admin, db);
+    assert_int_equal(system(cmd), 0);
+    snprintf(conninfo, sizeof conninfo, "%s", IT.pg);
+    char *d = strstr(conninfo, "dbname=parley");
+    assert_non_null(d);
+    snprintf(d, sizeof conninfo - (size_t)(d - conninfo), "dbname=%s user=parley", db);
+    /* Behind (empty database). */
+    snprintf(cmd, sizeof cmd, "'%s' serve --pg '%s' 2>&1; echo \"rc=$?\"", IT.parleyd, conninfo);
+    FILE *p = popen(cmd, "r");
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    assert_non_null(strstr(out, "behind"));
+    assert_non_null(strstr(out, "parleyd migrate"));
+    assert_null(strstr(out, "rc=0"));
+    /* Migrate, then pretend a newer parleyd migrated it further. */
+    snprintf(cmd, sizeof cmd, "'%s' migrate --pg '%s' >/dev/null 2>&1", IT.parleyd, conninfo);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd,
+             "psql '%s' -qc \"INSERT INTO schema_migrations (version, name) VALUES (999, "
+             "'999_future.sql')\" >/dev/null 2>&1",
+             conninfo);
+    assert_int_equal(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "'%s' serve --pg '%s' 2>&1; echo \"rc=$?\"", IT.parleyd, conninfo);
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    assert_non_null(strstr(out, "ahead"));
+    assert_null(strstr(out, "rc=0"));
+    /* migrate refuses too, saying which. */
+    snprintf(cmd, sizeof cmd, "'%s' migrate --pg '%s' 2>&1; echo \"rc=$?\"", IT.parleyd, conninfo);
+    p = popen(cmd, "r");
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = '\0';
+    pclose(p);
+    assert_non_null(strstr(out, "newer"));
+    assert_null(strstr(out, "rc=0"));
+}
+
+static void listens_only_on_the_bind_address(void **state)
+{
+    (void)state;
+    /* /proc/net/tcp: local address 0100007F is 127.0.0.1, state 0A is LISTEN. */
+    char want[32], line[512];
+    snprintf(want, sizeof want, "0100007F:%04X", IT.gw[0]);
+    int found = 0, wildcard = 0;
+    FILE *f = fopen("/proc/net/tcp", "r");
+    while (fgets(line, sizeof line, f)) {
+        char local[64], st[8];
+        if (sscanf(line, "%*d: %63s %*s %7s", local, st) != 2 || strcmp(st, "0A")) continue;
+        char port[8];
+        snprintf(port, sizeof port, ":%04X", IT.gw[0]);
+        if (!strcmp(local, want))
+            found = 1;
+        else if (strstr(local, port) && !strncmp(local, "00000000", 8))
+            wildcard = 1;
+    }
+    fclose(f);
+    assert_true(found);
+    assert_false(wildcard);
+    /* And not on IPv6 either. */
+    f = fopen("/proc/net/tcp6", "r");
+    if (f) {
+        char port[8];
+        snprintf(port, sizeof port, ":%04X", IT.gw[0]);
+        while (fgets(line, sizeof line, f)) {
+            char local[64], st[8];
+            if (sscanf(line, "%*d: %63s %*s %7s", local, st) == 2 && !strcmp(st, "0A"))
+                assert_null(strstr(local, port));
+        }
+        fclose(f);
+    }
+}
+
+static int log_contains(const char *needle)
+{
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "grep -q -F -- '%s' '%s'/gw1.log '%s'/gw2.log", needle, IT.state,
+             IT.state);
+    return system(cmd) == 0;
+}
+
+static void log_level_by_signal(void **state)
+{
+    (void)state;
+    kill(IT.gw_pid[0], SIGUSR1);
+    int seen = 0;
+    for (int i = 0; i < 40 && !seen; i++) {
+        usleep(50000);
+        seen = log_contains("log level changed\" level=3");
+    }
+    assert_true(seen);
+    kill(IT.gw_pid[0], SIGUSR2);
+}
+
+static void logs_hold_no_bodies_or_tokens(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    char secret[64];
+    snprintf(secret, sizeof secret, "SECRET-BODY-%d", rand());
+    for (int g = 0; g < 2; g++) {
+        struct wsc *c = it_connect_auth(g, w.tok[0]);
+        cJSON_Delete(it_join(c, w.room, -1));
+        char cmid[32];
+        snprintf(cmid, sizeof cmid, "secret-%d", g);
+        cJSON_Delete(it_send(c, w.room, cmid, secret));
+        cJSON_Delete(wsc_request(c, 3000, "\"op\":\"history\",\"room\":\"%s\"", w.room));
+        wsc_close(c);
+    }
+    /* Also a failing auth (a wrong token must not be logged either). */
+    struct wsc *c = it_connect_auth(0, NULL);
+    cJSON_Delete(wsc_request(c, 3000, "\"op\":\"auth\",\"token\":\"WRONG-TOKEN-%s\"", secret + 12));
+    wsc_close(c);
+    usleep(200000);
+    assert_true(log_contains(w.person[0])); /* the logs do record the session */
+    assert_false(log_contains(secret));
+    assert_false(log_contains(w.tok[0]));
+    assert_false(log_contains("WRONG-TOKEN"));
+}
+
+int main(void)
+{
+    it_load_env();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(metrics_parse_and_move_with_traffic),
+        cmocka_unit_test(readiness_follows_redis),
+        cmocka_unit_test(bad_configuration_is_named),
+        cmocka_unit_test(origin_allow_list),
+        cmocka_unit_test(tls_serves_wss_and_refuses_plain),
+        cmocka_unit_test(port_in_use_fails_start),
+        cmocka_unit_test(schema_behind_or_ahead_refuses_start),
+        cmocka_unit_test(log_level_by_signal),
+        cmocka_unit_test(listens_only_on_the_bind_address),
+        cmocka_unit_test(logs_hold_no_bodies_or_tokens),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
