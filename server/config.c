@@ -269,11 +269,12 @@ int config_origin_allowed(const struct config *c, const char *origin, size_t len
 void config_usage(const char *prog)
 {
     printf("usage: %s [serve] [--config FILE] [options]\n"
+           "       %s config-check [--config FILE] [options]\n"
            "       %s migrate [--pg CONNINFO] [--sql-dir DIR]\n"
            "       %s admin [--pg CONNINFO] <command> ... (see '%s admin help')\n\n"
            "settings: defaults < config file (name = value) < environment < flags\n"
            "options (flag / environment variable):\n",
-           prog, prog, prog, prog);
+           prog, prog, prog, prog, prog);
     for (size_t i = 0; i < NOPTS; i++)
         printf("  %-20s %-24s %s\n", opts[i].flag, opts[i].env, opts[i].help);
 }

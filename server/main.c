@@ -58,6 +58,15 @@ int main(int argc, char **argv)
         if (tool_config(&cfg, &n, &v)) return 2;
         return admin_main(cfg.pg, n, v);
     }
+    if (argc > 1 && !strcmp(argv[1], "config-check")) {
+        /* Validates the settings as serve would and prints where they landed. */
+        config_defaults(&cfg);
+        if (config_load(&cfg, argc - 2, argv + 2)) return 2;
+        printf("ok: port=%d bind=%s redis=%s:%d sql-dir=%s tls=%s config=%s\n", cfg.port, cfg.bind,
+               cfg.redis_host, cfg.redis_port, cfg.sql_dir, cfg.tls_cert[0] ? "on" : "off",
+               cfg.config_file[0] ? cfg.config_file : "(none)");
+        return 0;
+    }
     if (argc > 1 && !strcmp(argv[1], "serve")) a = 2;
 
     config_defaults(&cfg);

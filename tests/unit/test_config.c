@@ -91,12 +91,66 @@ static void pg_is_required(void **state)
     assert_non_null(strstr(err, "pg"));
 }
 
+static void file_env_flag_precedence(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/parley-config-XXXXXX";
+    int fd = mkstemp(path);
+    const char *text = "# a comment\n\nport = 7001\nmax-body = 1000\n  replay-limit = 5  \n"
+                       "pg = host=db.example port=5432 dbname=parley # not a comment\n";
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    struct config c;
+    char err[512];
+    config_defaults(&c);
+    setenv("PARLEY_MAX_BODY", "2000", 1);
+    unsetenv("PARLEY_PG");
+    char *argv[] = {"--config", path, "--replay-limit", "9"};
+    assert_int_equal(load(&c, err, sizeof err, 4, argv), 0);
+    assert_int_equal(c.port, 7001);      /* file over default */
+    assert_int_equal(c.max_body, 2000);  /* environment over file */
+    assert_int_equal(c.replay_limit, 9); /* flag over file */
+    assert_string_equal(c.pg, "host=db.example port=5432 dbname=parley # not a comment");
+    assert_string_equal(c.config_file, path);
+    unsetenv("PARLEY_MAX_BODY");
+    /* A bad line is named with the file and line number. */
+    FILE *f = fopen(path, "w");
+    fputs("port = 7001\nnonsense line\n", f);
+    fclose(f);
+    config_defaults(&c);
+    assert_int_equal(load(&c, err, sizeof err, 2, argv), -1);
+    assert_non_null(strstr(err, ":2"));
+    f = fopen(path, "w");
+    fputs("colour = blue\n", f);
+    fclose(f);
+    config_defaults(&c);
+    assert_int_equal(load(&c, err, sizeof err, 2, argv), -1);
+    assert_non_null(strstr(err, "unknown setting 'colour'"));
+    unlink(path);
+}
+
+static void origin_allow_list_is_exact(void **state)
+{
+    (void)state;
+    struct config c;
+    config_defaults(&c);
+    assert_true(config_origin_allowed(&c, "https://anything.example", 24)); /* empty: any */
+    strcpy(c.origins, "https://app.example, http://localhost:3000");
+    assert_true(config_origin_allowed(&c, "https://app.example", 19));
+    assert_true(config_origin_allowed(&c, "http://localhost:3000", 21));
+    assert_false(config_origin_allowed(&c, "https://app.example.evil", 24));
+    assert_false(config_origin_allowed(&c, "https://app.exampl", 18));
+    assert_false(config_origin_allowed(&c, "http://localhost", 16));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(flags_override_env),
         cmocka_unit_test(bad_values_name_the_setting),
         cmocka_unit_test(pg_is_required),
+        cmocka_unit_test(file_env_flag_precedence),
+        cmocka_unit_test(origin_allow_list_is_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
