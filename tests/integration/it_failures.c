@@ -17,12 +17,8 @@ static void redis_restart_catches_up_from_postgres(void **state)
 {
     (void)state;
     struct it_world w;
-    it_world(&w, 2, NULL);
-    struct wsc *a = it_connect_auth(0, w.tok[0]), *b = it_connect_auth(1, w.tok[1]);
-    cJSON_Delete(it_join(a, w.room, -1));
-    cJSON *jb = it_join(b, w.room, -1);
-    int64_t base = wsc_int(jb, "ok.last_seq");
-    cJSON_Delete(jb);
+    struct wsc *a, *b;
+    int64_t base = it_pair(&w, 0, &a, 1, &b);
     assert_int_equal(it_env("stop-redis"), 0);
     char cmid[32];
     for (int i = 0; i < 10; i++) {
@@ -55,10 +51,8 @@ static void postgres_down_fails_fast_and_recovers(void **state)
 {
     (void)state;
     struct it_world w;
-    it_world(&w, 2, NULL);
-    struct wsc *a = it_connect_auth(0, w.tok[0]), *b = it_connect_auth(1, w.tok[1]);
-    cJSON_Delete(it_join(a, w.room, -1));
-    cJSON_Delete(it_join(b, w.room, -1));
+    struct wsc *a, *b;
+    it_pair(&w, 0, &a, 1, &b);
     assert_int_equal(it_env("stop-pg"), 0);
     uint64_t t0 = it_now_ms();
     cJSON *r = it_send(a, w.room, "pg-1", "while postgres is down");

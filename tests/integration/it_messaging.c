@@ -35,16 +35,8 @@ static void fanout_two_gateways_same_order_exactly_once(void **state)
 {
     (void)state;
     struct it_world w;
-    it_world(&w, 2, NULL);
-    struct wsc *a = it_connect_auth(0, w.tok[0]), *b = it_connect_auth(1, w.tok[1]);
-    assert_non_null(a);
-    assert_non_null(b);
-    cJSON *ja = it_join(a, w.room, -1), *jb = it_join(b, w.room, -1);
-    assert_null(wsc_err_code(ja));
-    assert_null(wsc_err_code(jb));
-    int64_t base = wsc_int(jb, "ok.last_seq");
-    cJSON_Delete(ja);
-    cJSON_Delete(jb);
+    struct wsc *a, *b;
+    int64_t base = it_pair(&w, 0, &a, 1, &b);
     enum { N = 300 };
     static int64_t acked[N];
     static char sent_cmid[N][32];
@@ -84,10 +76,8 @@ static void retry_returns_original_seq(void **state)
 {
     (void)state;
     struct it_world w;
-    it_world(&w, 2, NULL);
-    struct wsc *a = it_connect_auth(0, w.tok[0]), *b = it_connect_auth(1, w.tok[1]);
-    cJSON_Delete(it_join(a, w.room, -1));
-    cJSON_Delete(it_join(b, w.room, -1));
+    struct wsc *a, *b;
+    it_pair(&w, 0, &a, 1, &b);
     cJSON *r1 = it_send(a, w.room, "retry-1", "first");
     assert_null(wsc_err_code(r1));
     int64_t seq = wsc_int(r1, "ok.seq");
@@ -126,10 +116,8 @@ static void rejoin_with_since_replays_then_live(void **state)
 {
     (void)state;
     struct it_world w;
-    it_world(&w, 2, NULL);
-    struct wsc *a = it_connect_auth(0, w.tok[0]), *b = it_connect_auth(0, w.tok[1]);
-    cJSON_Delete(it_join(a, w.room, -1));
-    cJSON_Delete(it_join(b, w.room, -1));
+    struct wsc *a, *b;
+    it_pair(&w, 0, &a, 0, &b);
     char cmid[32];
     for (int i = 0; i < 5; i++) {
         snprintf(cmid, sizeof cmid, "pre-%d", i);

@@ -172,3 +172,20 @@ uint64_t it_now_ms(void)
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
+
+int64_t it_pair(struct it_world *w, int g0, struct wsc **a, int g1, struct wsc **b)
+{
+    it_world(w, 2, NULL);
+    *a = it_connect_auth(g0, w->tok[0]);
+    *b = it_connect_auth(g1, w->tok[1]);
+    cJSON *ja = *a ? it_join(*a, w->room, -1) : NULL;
+    cJSON *jb = *b ? it_join(*b, w->room, -1) : NULL;
+    if (!ja || !jb || wsc_err_code(ja) || wsc_err_code(jb)) {
+        fprintf(stderr, "itest: could not set up two clients in a room\n");
+        abort();
+    }
+    int64_t last = wsc_int(jb, "ok.last_seq");
+    cJSON_Delete(ja);
+    cJSON_Delete(jb);
+    return last;
+}

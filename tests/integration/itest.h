@@ -40,6 +40,10 @@ struct it_world {
 };
 void it_world(struct it_world *w, int n, const char *visibility);
 
+/* A world of two people, person 0 connected to gateway g0 as *a and person 1
+ * to g1 as *b, both joined to its room. Returns the room's last seq at b's
+ * join (aborts the test on any failure). */
+int64_t it_pair(struct it_world *w, int g0, struct wsc **a, int g1, struct wsc **b);
 /* Connect to gateway g (0/1), read hello, authenticate with tok. */
 struct wsc *it_connect_auth(int g, const char *tok);
 /* join room (since < 0: without since); returns the reply. */
