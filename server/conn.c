@@ -144,6 +144,9 @@ int conn_on_writeable(struct conn *c)
     struct app *a = c->app;
     if (c->closing) {
         log_debug("closing", "conn=%llu code=%u", (unsigned long long)c->id, c->close_code);
+        /* The reason is recorded as lws asks, but lws 4.1 closes a
+         * connection that returns -1 from WRITEABLE without sending it
+         * (warmcat/libwebsockets#1159): the peer sees the TCP close. */
         lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
                          (unsigned char *)c->close_reason, strlen(c->close_reason));
         return -1;
