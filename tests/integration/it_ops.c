@@ -172,7 +172,7 @@ static void readiness_follows_redis(void **state)
 static void bad_configuration_is_named(void **state)
 {
     (void)state;
-    char cmd[1200], out[2048];
+    char out[2048];
     struct {
         const char *args;
         const char *needle;
@@ -185,13 +185,8 @@ static void bad_configuration_is_named(void **state)
         {"serve --pg x --frobnicate 1", "unknown option"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        snprintf(cmd, sizeof cmd, "'%s' %s 2>&1; echo \"rc=$?\"", IT.parleyd, cases[i].args);
-        FILE *p = popen(cmd, "r");
-        size_t n = fread(out, 1, sizeof out - 1, p);
-        out[n] = '\0';
-        pclose(p);
+        assert_int_equal(it_run(out, sizeof out, "'%s' %s", IT.parleyd, cases[i].args), 2);
         assert_non_null(strstr(out, cases[i].needle));
-        assert_non_null(strstr(out, "rc=2"));
     }
     /* A configuration file: the bad line is named with its place. */
     char file[600];
@@ -199,15 +194,10 @@ static void bad_configuration_is_named(void **state)
     FILE *f = fopen(file, "w");
     fputs("# comment\nport = 8090\nmax-body = lots\n", f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "'%s' serve --pg x --config '%s' 2>&1; echo \"rc=$?\"", IT.parleyd,
-             file);
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    pclose(p);
+    assert_int_equal(it_run(out, sizeof out, "'%s' serve --pg x --config '%s'", IT.parleyd, file),
+                     2);
     assert_non_null(strstr(out, "max-body"));
     assert_non_null(strstr(out, "bad.conf:3"));
-    assert_non_null(strstr(out, "rc=2"));
 }
 
 static void origin_allow_list(void **state)
@@ -249,13 +239,7 @@ static void tls_serves_wss_and_refuses_plain(void **state)
     const char *args[] = {"serve", "--port",     ports, "--pg",      IT.pg, "--redis",
                           "",      "--tls-cert", cert,  "--tls-key", key,   NULL};
     char redis[64];
-    /* The Redis address comes from the environment file. */
-    FILE *ef = fopen(getenv("PARLEY_ENV_FILE"), "r");
-    char line[512], rport[16] = "";
-    while (fgets(line, sizeof line, ef))
-        if (!strncmp(line, "REDIS_PORT=", 11)) sscanf(line + 11, "%15s", rport);
-    fclose(ef);
-    snprintf(redis, sizeof redis, "127.0.0.1:%s", rport);
+    snprintf(redis, sizeof redis, "127.0.0.1:%d", IT.redis_port);
     args[6] = redis;
     pid_t pid = spawn(log, args);
     /* Ready when a TLS WebSocket can authenticate. */
@@ -290,68 +274,46 @@ static void port_in_use_fails_start(void **state)
     (void)state;
     /* One gateway per port: a second one on a taken port must not run
      * half-started without a listener. */
-    char cmd[1200], out[2048];
-    snprintf(cmd, sizeof cmd, "timeout 10 '%s' serve --pg '%s' --port %d 2>&1; echo \"rc=$?\"",
-             IT.parleyd, IT.pg, IT.gw[0]);
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    pclose(p);
+    char out[2048];
+    int rc = it_run(out, sizeof out, "timeout 10 '%s' serve --pg '%s' --port %d", IT.parleyd, IT.pg,
+                    IT.gw[0]);
+    assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "cannot listen"));
-    assert_non_null(strstr(out, "rc=1"));
 }
 
 static void schema_behind_or_ahead_refuses_start(void **state)
 {
     (void)state;
-    char db[64], conninfo[512], cmd[1500], out[2048];
+    char db[64], conninfo[512], admin[512], out[2048];
     snprintf(db, sizeof db, "scratch_%d", rand() % 1000000);
-    /* The cluster's superuser creates a scratch database owned by parley. */
-    /* The same server, as its superuser (the conninfo ends in user=parley). */
-    char admin[512];
+    /* The same server as its superuser (the fixture's conninfo ends in user=parley). */
     snprintf(admin, sizeof admin, "%s", IT.pg);
     char *u = strstr(admin, "user=parley");
     assert_non_null(u);
     snprintf(u, sizeof admin - (size_t)(u - admin), "user=postgres");
-    snprintf(cmd, sizeof cmd, "psql '%s' -qc 'CREATE DATABASE %s OWNER parley' >/dev/null 2>&1",
-             admin, db);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(
+        it_run(out, sizeof out, "psql '%s' -qc 'CREATE DATABASE %s OWNER parley'", admin, db), 0);
     snprintf(conninfo, sizeof conninfo, "%s", IT.pg);
     char *d = strstr(conninfo, "dbname=parley");
     assert_non_null(d);
     snprintf(d, sizeof conninfo - (size_t)(d - conninfo), "dbname=%s user=parley", db);
-    /* Behind (empty database). */
-    snprintf(cmd, sizeof cmd, "'%s' serve --pg '%s' 2>&1; echo \"rc=$?\"", IT.parleyd, conninfo);
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    pclose(p);
+    /* Behind: an empty database. */
+    assert_int_not_equal(it_run(out, sizeof out, "'%s' serve --pg '%s'", IT.parleyd, conninfo), 0);
     assert_non_null(strstr(out, "behind"));
     assert_non_null(strstr(out, "parleyd migrate"));
-    assert_null(strstr(out, "rc=0"));
-    /* Migrate, then pretend a newer parleyd migrated it further. */
-    snprintf(cmd, sizeof cmd, "'%s' migrate --pg '%s' >/dev/null 2>&1", IT.parleyd, conninfo);
-    assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd,
-             "psql '%s' -qc \"INSERT INTO schema_migrations (version, name) VALUES (999, "
-             "'999_future.sql')\" >/dev/null 2>&1",
-             conninfo);
-    assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "'%s' serve --pg '%s' 2>&1; echo \"rc=$?\"", IT.parleyd, conninfo);
-    p = popen(cmd, "r");
-    n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    pclose(p);
+    /* Migrated, then further by a "newer parleyd": ahead. */
+    assert_int_equal(it_run(out, sizeof out, "'%s' migrate --pg '%s'", IT.parleyd, conninfo), 0);
+    assert_int_equal(it_run(out, sizeof out,
+                            "psql '%s' -qc \"INSERT INTO schema_migrations (version, name) "
+                            "VALUES (999, '999_future.sql')\"",
+                            conninfo),
+                     0);
+    assert_int_not_equal(it_run(out, sizeof out, "'%s' serve --pg '%s'", IT.parleyd, conninfo), 0);
     assert_non_null(strstr(out, "ahead"));
-    assert_null(strstr(out, "rc=0"));
     /* migrate refuses too, saying which. */
-    snprintf(cmd, sizeof cmd, "'%s' migrate --pg '%s' 2>&1; echo \"rc=$?\"", IT.parleyd, conninfo);
-    p = popen(cmd, "r");
-    n = fread(out, 1, sizeof out - 1, p);
-    out[n] = '\0';
-    pclose(p);
+    assert_int_not_equal(it_run(out, sizeof out, "'%s' migrate --pg '%s'", IT.parleyd, conninfo),
+                         0);
     assert_non_null(strstr(out, "newer"));
-    assert_null(strstr(out, "rc=0"));
 }
 
 static void listens_only_on_the_bind_address(void **state)

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 struct itest_env IT;
@@ -49,6 +50,8 @@ void it_load_env(void)
             snprintf(IT.parleyd, sizeof IT.parleyd, "%s", v);
         else if (!strcmp(line, "ENV_SH"))
             snprintf(IT.env_sh, sizeof IT.env_sh, "%s", v);
+        else if (!strcmp(line, "REDIS_PORT"))
+            IT.redis_port = atoi(v);
     }
     fclose(f);
     srand((unsigned)time(NULL) ^ (unsigned)getpid());
@@ -188,4 +191,20 @@ int64_t it_pair(struct it_world *w, int g0, struct wsc **a, int g1, struct wsc *
     cJSON_Delete(ja);
     cJSON_Delete(jb);
     return last;
+}
+
+int it_run(char *out, size_t cap, const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

@@ -17,6 +17,7 @@ struct itest_env {
     char state[512];   /* state dir */
     char parleyd[512]; /* binary */
     char env_sh[512];  /* fixture script */
+    int redis_port;    /* the Redis server */
 };
 
 extern struct itest_env IT;
@@ -26,6 +27,9 @@ void it_load_env(void);
 /* Runs `parleyd admin --pg ... <args>` and returns its first output line
  * (static buffer; NULL on failure). */
 const char *it_admin(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Runs a shell command, capturing stdout and stderr into out; returns its
+ * exit status (-1 if it could not run). */
+int it_run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Runs `env.sh STATE <cmd>`; 0 on success. */
 int it_env(const char *cmd);
 /* Runs psql-free SQL through libpq; returns the first value (static buffer). */
