@@ -2,23 +2,29 @@
  * parley-load - a bounded load generator for parleyd (loopback only).
  *
  * Opens one WebSocket per token of a fixture file (made by
- * `parleyd admin load-fixture <people> <rooms>`), spreads them over the given
- * gateways, authenticates, joins each to its room, sends at a fixed rate per
- * client for a fixed duration, then waits for the last deliveries and
- * reports: sends, acks, deliveries, lost/duplicated/out-of-order deliveries
- * (checked by room seq) and end-to-end latency percentiles (monotonic clock:
- * the send time travels in the body).
+ * `parleyd admin load-fixture <people> <rooms>`: person i is in room i % rooms),
+ * spreads them over the given gateways and over several 127.0.0.x source
+ * addresses, authenticates, joins each to its room, then runs a scenario for
+ * a fixed time and reports: sends, acks, errors by code, deliveries, and for
+ * every (client, room) stream the seqs lost, duplicated or out of order, plus
+ * latency percentiles from a log-linear histogram. The send time travels in
+ * the body (monotonic clock, same machine).
  *
- * Every loop is bounded: --duration caps sending, a drain of at most 5 s
- * follows, and every address must be on 127.0.0.0/8.
+ * Scenarios (each a documented command in loadtest/README.md):
+ *   chat       steady sends at --rate per client (default)
+ *   idle       connect, authenticate, join, then hold: memory per connection
+ *              (--pid: the gateways whose RSS to measure)
+ *   bigroom    chat with a fixture of one room (the same loop; named for the bench)
+ *   reconnect  chat while every client drops its connection every
+ *              --reconnect-every seconds and rejoins with since on the other
+ *              gateway: zero loss required
  *
- *   parley-load --fixture F --gw 127.0.0.1:8081 [--gw ...] [--rate 5]
- *               [--duration 10] [--body 64] [--sources 4] [--json]
+ * Every loop is bounded: --duration caps the scenario, set-up is capped at
+ * 60 s and the drain at 5 s; every gateway address must be on 127.0.0.0/8.
  */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -33,40 +39,58 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_GW 16
-#define RBUF_MAX (4 << 20)
-#define DRAIN_MS 5000
-#define MAX_SAMPLES (50u << 20)
+#include "hist.h"
+#include "seqcheck.h"
 
-enum phase { P_CONNECTING, P_HANDSHAKE, P_AUTH, P_JOIN, P_OPEN, P_DEAD };
+#define MAX_GW 16
+#define MAX_ROOMS 4096
+#define MAX_PIDS 8
+#define MAX_CODES 16
+#define RBUF_MAX (8 << 20)
+#define DRAIN_MS 5000
+#define SETUP_MS 60000
+
+enum phase { P_HANDSHAKE, P_AUTH, P_JOIN, P_OPEN, P_DEAD };
+enum scenario { S_CHAT, S_IDLE, S_BIGROOM, S_RECONNECT };
 
 struct client {
-    int fd;              /* socket */
+    int fd;              /* socket, -1 when closed */
     int idx;             /* client number */
     int room;            /* room index */
+    int gw;              /* gateway index in use */
     enum phase phase;    /* where it is */
     char *token;         /* access token */
-    unsigned char *rbuf; /* received bytes not yet parsed */
+    unsigned char *rbuf; /* received, not yet parsed */
     size_t rlen, rcap;
-    unsigned char *wbuf; /* bytes not yet written */
+    unsigned char *wbuf; /* not yet written */
     size_t wlen, wcap;
     uint64_t next_send; /* monotonic ns of the next send */
-    int64_t last_seq;   /* last message seq seen (-1: none yet) */
-    uint64_t sent, acked, errors, delivered, gaps, dups;
-    int64_t next_id; /* command id */
+    uint64_t next_drop; /* reconnect scenario: when to drop */
+    uint64_t t_connect; /* when the current connection attempt began */
+    bool joined_once;   /* seq checking has started */
+    struct seqcheck sc; /* delivery checking for its room */
+    uint64_t sent, acked, errors, reconnects, unrecovered;
+    int64_t next_id; /* command ids */
 };
 
 static struct {
     struct sockaddr_in gw[MAX_GW];
     int ngw, sources, body, json;
-    double rate, duration;
-    char rooms[4096][40];
+    enum scenario scenario;
+    double rate, duration, reconnect_every;
+    const char *csv;
+    int pids[MAX_PIDS], npids;
+    char rooms[MAX_ROOMS][40];
     int nrooms;
-    int *members; /* per room */
-    uint64_t *acked_in_room;
-    uint32_t *lat;            /* delivery latencies in µs */
+    int *members;              /* per room */
+    uint64_t *acked_in_room;   /* per room */
+    int64_t *room_max_seq;     /* per room: highest acknowledged seq */
+    struct lhist lat;          /* delivery latency, µs */
+    struct lhist join_lat;     /* connect to join ok, µs */
+    char codes[MAX_CODES][32]; /* error codes seen */
+    uint64_t code_count[MAX_CODES];
     unsigned long long nonce; /* makes client_msg_ids unique per run */
-    size_t nlat;
+    int ep;                   /* epoll */
 } G;
 
 static uint64_t now_ns(void)
@@ -80,6 +104,17 @@ static void die(const char *m)
 {
     fprintf(stderr, "parley-load: %s\n", m);
     exit(2);
+}
+
+static void count_error(const char *code)
+{
+    for (int i = 0; i < MAX_CODES; i++) {
+        if (!G.codes[i][0]) snprintf(G.codes[i], sizeof G.codes[i], "%s", code);
+        if (!strcmp(G.codes[i], code)) {
+            G.code_count[i]++;
+            return;
+        }
+    }
 }
 
 static void wappend(struct client *c, const void *p, size_t n)
@@ -108,7 +143,7 @@ static void ws_send(struct client *c, const char *p, size_t n)
     } else {
         h[hl++] = 0x80 | 127;
         for (int i = 7; i >= 0; i--)
-            h[hl++] = (unsigned char)(n >> (8 * i));
+            h[hl++] = (unsigned char)((uint64_t)n >> (8 * i));
     }
     uint32_t r = (uint32_t)rand();
     unsigned char mask[4] = {(unsigned char)r, (unsigned char)(r >> 8), (unsigned char)(r >> 16),
@@ -122,22 +157,6 @@ static void ws_send(struct client *c, const char *p, size_t n)
         c->wbuf[off + i] ^= mask[i & 3];
 }
 
-static void flush_out(int ep, struct client *c)
-{
-    while (c->wlen) {
-        ssize_t w = write(c->fd, c->wbuf, c->wlen);
-        if (w < 0) {
-            if (errno == EAGAIN) break;
-            c->phase = P_DEAD;
-            return;
-        }
-        memmove(c->wbuf, c->wbuf + w, c->wlen - (size_t)w);
-        c->wlen -= (size_t)w;
-    }
-    struct epoll_event ev = {.events = EPOLLIN | (c->wlen ? EPOLLOUT : 0), .data.ptr = c};
-    epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
-}
-
 static void send_cmd(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void send_cmd(struct client *c, const char *fmt, ...)
 {
@@ -149,51 +168,113 @@ static void send_cmd(struct client *c, const char *fmt, ...)
     if (n > 0 && (size_t)n < sizeof buf) ws_send(c, buf, (size_t)n);
 }
 
+static void drop(struct client *c)
+{
+    if (c->fd >= 0) {
+        epoll_ctl(G.ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+    }
+    c->fd = -1;
+    c->rlen = c->wlen = 0;
+}
+
+static void flush_out(struct client *c)
+{
+    while (c->wlen && c->fd >= 0) {
+        ssize_t w = write(c->fd, c->wbuf, c->wlen);
+        if (w < 0) {
+            if (errno == EAGAIN) break;
+            c->phase = P_DEAD;
+            drop(c);
+            return;
+        }
+        memmove(c->wbuf, c->wbuf + w, c->wlen - (size_t)w);
+        c->wlen -= (size_t)w;
+    }
+    if (c->fd < 0) return;
+    struct epoll_event ev = {.events = EPOLLIN | (c->wlen ? EPOLLOUT : 0), .data.ptr = c};
+    epoll_ctl(G.ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+static void start_client(struct client *c)
+{
+    struct sockaddr_in *gw = &G.gw[c->gw % G.ngw];
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (c->fd < 0) die("socket (raise ulimit -n, or run several processes)");
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* Several source addresses: each has its own ephemeral port range. */
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->idx % G.sources));
+    if (bind(c->fd, (struct sockaddr *)&src, sizeof src)) die("bind to a 127.0.0.x source");
+    if (connect(c->fd, (struct sockaddr *)gw, sizeof *gw) && errno != EINPROGRESS) die("connect");
+    c->phase = P_HANDSHAKE;
+    c->t_connect = now_ns();
+    char req[512];
+    int n = snprintf(req, sizeof req,
+                     "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: parley.v1\r\n\r\n");
+    wappend(c, req, (size_t)n);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+    epoll_ctl(G.ep, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+static void on_message_push(struct client *c, const cJSON *o)
+{
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(o, "seq");
+    if (!cJSON_IsNumber(seq) || !c->joined_once) return;
+    seqcheck_see(&c->sc, (int64_t)seq->valuedouble);
+    const cJSON *body = cJSON_GetObjectItemCaseSensitive(o, "body");
+    if (cJSON_IsString(body)) {
+        uint64_t t = strtoull(body->valuestring, NULL, 10), now = now_ns();
+        if (t && now > t) lhist_record(&G.lat, (now - t) / 1000);
+    }
+}
+
 static void on_object(struct client *c, const cJSON *o)
 {
     const cJSON *push = cJSON_GetObjectItemCaseSensitive(o, "push");
     if (cJSON_IsString(push)) {
-        if (strcmp(push->valuestring, "message")) return;
-        int64_t seq = (int64_t)cJSON_GetObjectItemCaseSensitive(o, "seq")->valuedouble;
-        const cJSON *body = cJSON_GetObjectItemCaseSensitive(o, "body");
-        if (c->last_seq >= 0) {
-            if (seq <= c->last_seq)
-                c->dups++;
-            else if (seq != c->last_seq + 1)
-                c->gaps += (uint64_t)(seq - c->last_seq - 1);
-        }
-        if (seq > c->last_seq) c->last_seq = seq;
-        c->delivered++;
-        if (cJSON_IsString(body)) {
-            uint64_t t = strtoull(body->valuestring, NULL, 10);
-            uint64_t now = now_ns();
-            if (t && now > t && G.nlat < MAX_SAMPLES)
-                G.lat[G.nlat++] = (uint32_t)((now - t) / 1000);
-        }
+        if (!strcmp(push->valuestring, "message")) on_message_push(c, o);
         return;
     }
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
     const cJSON *ok = cJSON_GetObjectItemCaseSensitive(o, "ok");
-    if (!cJSON_IsNumber(id)) return;
     if (!ok) {
+        const cJSON *code =
+            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "error"), "code");
+        count_error(cJSON_IsString(code) ? code->valuestring : "?");
         c->errors++;
         if (c->phase != P_OPEN) {
-            char *s = cJSON_PrintUnformatted(o);
-            fprintf(stderr, "client %d: %s\n", c->idx, s);
-            free(s);
             c->phase = P_DEAD;
+            drop(c);
         }
         return;
     }
     if (c->phase == P_AUTH) {
         c->phase = P_JOIN;
-        send_cmd(c, "{\"id\":2,\"op\":\"join\",\"room\":\"%s\"}", G.rooms[c->room]);
+        if (c->joined_once)
+            send_cmd(c, "{\"id\":2,\"op\":\"join\",\"room\":\"%s\",\"since\":%" PRId64 "}",
+                     G.rooms[c->room], c->sc.next - 1);
+        else
+            send_cmd(c, "{\"id\":2,\"op\":\"join\",\"room\":\"%s\"}", G.rooms[c->room]);
     } else if (c->phase == P_JOIN) {
-        c->last_seq = (int64_t)cJSON_GetObjectItemCaseSensitive(ok, "last_seq")->valuedouble;
+        const cJSON *last = cJSON_GetObjectItemCaseSensitive(ok, "last_seq");
+        const cJSON *rec = cJSON_GetObjectItemCaseSensitive(ok, "recovered");
+        if (!c->joined_once) {
+            seqcheck_init(&c->sc, (int64_t)last->valuedouble + 1);
+            c->joined_once = true;
+        } else if (cJSON_IsFalse(rec)) {
+            c->unrecovered++; /* the server could not replay: messages lost to this client */
+        }
+        lhist_record(&G.join_lat, (now_ns() - c->t_connect) / 1000);
         c->phase = P_OPEN;
     } else {
         c->acked++;
         G.acked_in_room[c->room]++;
+        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(ok, "seq");
+        if (cJSON_IsNumber(seq) && (int64_t)seq->valuedouble > G.room_max_seq[c->room])
+            G.room_max_seq[c->room] = (int64_t)seq->valuedouble;
     }
 }
 
@@ -210,7 +291,7 @@ static void on_frame(struct client *c, const char *p, size_t n)
     cJSON_Delete(j);
 }
 
-static void on_readable(int ep, struct client *c)
+static void on_readable(struct client *c)
 {
     for (;;) {
         if (c->rcap - c->rlen < 65536) {
@@ -222,6 +303,7 @@ static void on_readable(int ep, struct client *c)
         ssize_t r = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
         if (r == 0 || (r < 0 && errno != EAGAIN)) {
             c->phase = P_DEAD;
+            drop(c);
             return;
         }
         if (r < 0) break;
@@ -233,13 +315,14 @@ static void on_readable(int ep, struct client *c)
         if (!e) return;
         if (c->rlen < 12 || memcmp(c->rbuf + 9, "101", 3)) {
             c->phase = P_DEAD;
+            drop(c);
             return;
         }
         off = (size_t)(e - c->rbuf) + 4;
         c->phase = P_AUTH;
         send_cmd(c, "{\"id\":1,\"op\":\"auth\",\"token\":\"%s\"}", c->token);
     }
-    while (c->rlen - off >= 2) {
+    while (c->fd >= 0 && c->rlen - off >= 2) {
         unsigned char *h = c->rbuf + off;
         uint64_t len = h[1] & 0x7f;
         size_t hl = 2;
@@ -258,49 +341,52 @@ static void on_readable(int ep, struct client *c)
         int op = h[0] & 0x0f;
         if (op == 1)
             on_frame(c, (const char *)h + hl, (size_t)len);
-        else if (op == 8)
+        else if (op == 8) {
             c->phase = P_DEAD;
+            drop(c);
+            return;
+        }
         off += hl + (size_t)len;
     }
+    if (c->fd < 0) return;
     memmove(c->rbuf, c->rbuf + off, c->rlen - off);
     c->rlen -= off;
-    flush_out(ep, c);
+    flush_out(c);
 }
 
-static void start_client(int ep, struct client *c)
+static void service(int timeout_ms)
 {
-    struct sockaddr_in *gw = &G.gw[c->idx % G.ngw];
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    if (c->fd < 0) die("socket (raise ulimit -n?)");
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in src = {.sin_family = AF_INET};
-    src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->idx % G.sources));
-    if (bind(c->fd, (struct sockaddr *)&src, sizeof src)) die("bind to a 127.0.0.x source");
-    if (connect(c->fd, (struct sockaddr *)gw, sizeof *gw) && errno != EINPROGRESS) die("connect");
-    c->phase = P_HANDSHAKE;
-    c->last_seq = -1;
-    char req[512];
-    int n = snprintf(req, sizeof req,
-                     "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: parley.v1\r\n\r\n");
-    wappend(c, req, (size_t)n);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
-    epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+    struct epoll_event evs[512];
+    int k = epoll_wait(G.ep, evs, 512, timeout_ms);
+    for (int i = 0; i < k; i++) {
+        struct client *c = evs[i].data.ptr;
+        if (c->fd < 0) continue;
+        if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
+            on_readable(c);
+        else
+            flush_out(c);
+    }
 }
 
-static int cmp_u32(const void *a, const void *b)
+static long rss_kb(int pid)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
-    return x < y ? -1 : x > y;
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", pid);
+    FILE *f = fopen(path, "r");
+    long kb = -1;
+    if (!f) return -1;
+    while (fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kb = atol(line + 6);
+    fclose(f);
+    return kb;
 }
 
-static double pct(double p)
+static long total_rss(void)
 {
-    if (!G.nlat) return 0;
-    size_t i = (size_t)(p / 100.0 * (double)(G.nlat - 1) + 0.5);
-    return G.lat[i] / 1000.0;
+    long t = 0;
+    for (int i = 0; i < G.npids; i++)
+        t += rss_kb(G.pids[i]);
+    return t;
 }
 
 static void parse_gw(const char *s)
@@ -317,20 +403,27 @@ static void parse_gw(const char *s)
         die("--gw must be on 127.0.0.0/8 (loopback only)");
 }
 
+static const char *usage =
+    "usage: parley-load --fixture FILE --gw 127.0.0.1:PORT [--gw ...]\n"
+    "         [--scenario chat|idle|bigroom|reconnect] [--rate MSGS_PER_S_PER_CLIENT]\n"
+    "         [--duration S] [--body BYTES] [--sources N] [--reconnect-every S]\n"
+    "         [--pid GATEWAY_PID ...] [--csv HISTOGRAM.csv] [--json]";
+
 int main(int argc, char **argv)
 {
     const char *fixture = NULL;
-    G.rate = 5;
+    G.rate = -1;
     G.duration = 10;
     G.body = 64;
     G.sources = 4;
+    G.reconnect_every = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) {
             G.json = 1;
             continue;
         }
-        if (!v) die("option needs a value");
+        if (!v) die(usage);
         if (!strcmp(a, "--fixture"))
             fixture = v;
         else if (!strcmp(a, "--gw"))
@@ -343,14 +436,34 @@ int main(int argc, char **argv)
             G.body = atoi(v);
         else if (!strcmp(a, "--sources"))
             G.sources = atoi(v);
-        else
-            die("unknown option");
+        else if (!strcmp(a, "--reconnect-every"))
+            G.reconnect_every = atof(v);
+        else if (!strcmp(a, "--csv"))
+            G.csv = v;
+        else if (!strcmp(a, "--pid") && G.npids < MAX_PIDS)
+            G.pids[G.npids++] = atoi(v);
+        else if (!strcmp(a, "--scenario")) {
+            if (!strcmp(v, "chat"))
+                G.scenario = S_CHAT;
+            else if (!strcmp(v, "idle"))
+                G.scenario = S_IDLE;
+            else if (!strcmp(v, "bigroom"))
+                G.scenario = S_BIGROOM;
+            else if (!strcmp(v, "reconnect"))
+                G.scenario = S_RECONNECT;
+            else
+                die("--scenario chat|idle|bigroom|reconnect");
+        } else
+            die(usage);
         i++;
     }
-    if (!fixture || !G.ngw) die("usage: parley-load --fixture F --gw 127.0.0.1:PORT [...]");
-    if (G.rate <= 0 || G.rate > 10000 || G.duration <= 0 || G.duration > 3600)
-        die("bad rate/duration");
-    if (G.body < 24 || G.body > 60000 || G.sources < 1 || G.sources > 250) die("bad body/sources");
+    if (!fixture || !G.ngw) die(usage);
+    if (G.rate < 0) G.rate = G.scenario == S_IDLE ? 0 : G.scenario == S_BIGROOM ? 1 : 5;
+    if (G.scenario == S_IDLE) G.rate = 0;
+    if (G.rate > 10000 || G.duration <= 0 || G.duration > 3600) die("bad --rate or --duration");
+    if (G.body < 24 || G.body > 60000 || G.sources < 1 || G.sources > 250)
+        die("bad --body/--sources");
+    if (G.reconnect_every < 0.2) die("--reconnect-every must be at least 0.2 s");
 
     FILE *f = fopen(fixture, "r");
     if (!f) die("cannot open fixture");
@@ -360,12 +473,14 @@ int main(int argc, char **argv)
     while (fgets(line, sizeof line, f)) {
         char tok[128];
         int room;
-        if (!strncmp(line, "room ", 5) && G.nrooms < 4096) {
+        if (!strncmp(line, "room ", 5) && G.nrooms < MAX_ROOMS) {
             sscanf(line + 5, "%39s", G.rooms[G.nrooms++]);
         } else if (sscanf(line, "token %d %127s", &room, tok) == 2) {
             if (n == cap) cl = realloc(cl, sizeof *cl * (size_t)(cap = cap ? cap * 2 : 256));
             memset(&cl[n], 0, sizeof cl[n]);
+            cl[n].fd = -1;
             cl[n].idx = n;
+            cl[n].gw = n;
             cl[n].room = room;
             cl[n].token = strdup(tok);
             n++;
@@ -375,130 +490,163 @@ int main(int argc, char **argv)
     if (!n || !G.nrooms) die("fixture has no tokens or rooms");
     G.members = calloc((size_t)G.nrooms, sizeof *G.members);
     G.acked_in_room = calloc((size_t)G.nrooms, sizeof *G.acked_in_room);
-    G.lat = malloc(sizeof *G.lat * MAX_SAMPLES);
+    G.room_max_seq = calloc((size_t)G.nrooms, sizeof *G.room_max_seq);
     for (int i = 0; i < n; i++)
         G.members[cl[i].room]++;
-
-    int ep = epoll_create1(0);
+    lhist_init(&G.lat);
+    lhist_init(&G.join_lat);
+    G.ep = epoll_create1(EPOLL_CLOEXEC);
     srand((unsigned)now_ns());
     G.nonce = (unsigned long long)now_ns() ^ ((unsigned long long)getpid() << 40);
-    for (int i = 0; i < n; i++)
-        start_client(ep, &cl[i]);
 
-    uint64_t t0 = now_ns(), setup_deadline = t0 + 30000000000ull;
+    long rss0 = total_rss();
+    for (int i = 0; i < n; i++)
+        start_client(&cl[i]);
+    /* Set-up: connect, authenticate, join (bounded). */
+    uint64_t setup_end = now_ns() + SETUP_MS * 1000000ull;
     int open = 0;
-    struct epoll_event evs[512];
-    /* Phase 1: connect, auth, join (at most 30 s). */
-    while (open < n && now_ns() < setup_deadline) {
-        int k = epoll_wait(ep, evs, 512, 10);
-        for (int i = 0; i < k; i++) {
-            struct client *c = evs[i].data.ptr;
-            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-                on_readable(ep, c);
-            else
-                flush_out(ep, c);
-        }
+    while (open < n && now_ns() < setup_end) {
+        service(10);
         open = 0;
         for (int i = 0; i < n; i++)
             open += cl[i].phase == P_OPEN;
     }
     if (open < n) fprintf(stderr, "parley-load: only %d of %d clients joined\n", open, n);
-    uint64_t interval = (uint64_t)(1e9 / G.rate);
+    long rss1 = total_rss();
+
+    uint64_t interval = G.rate > 0 ? (uint64_t)(1e9 / G.rate) : 0;
     uint64_t start = now_ns(), stop = start + (uint64_t)(G.duration * 1e9);
-    for (int i = 0; i < n; i++)
-        cl[i].next_send = start + (uint64_t)rand() % interval;
+    uint64_t drop_every = (uint64_t)(G.reconnect_every * 1e9);
+    for (int i = 0; i < n; i++) {
+        if (interval) cl[i].next_send = start + (uint64_t)rand() % interval;
+        cl[i].next_drop = start + drop_every / 2 + (uint64_t)rand() % drop_every;
+    }
     char *body = malloc((size_t)G.body + 1);
-    /* Phase 2: send for --duration; phase 3: drain at most DRAIN_MS. */
     uint64_t last_progress = start, total_sent = 0;
     for (;;) {
         uint64_t now = now_ns();
-        bool sending = now < stop;
-        if (!sending) {
-            uint64_t acked = 0, sent = 0, want = 0, got = 0;
-            for (int i = 0; i < n; i++) {
-                acked += cl[i].acked + cl[i].errors;
-                sent += cl[i].sent;
-                got += cl[i].delivered;
-            }
-            for (int r = 0; r < G.nrooms; r++)
-                want += G.acked_in_room[r] * (uint64_t)G.members[r];
-            if ((acked == sent && got >= want) || now > stop + DRAIN_MS * 1000000ull) break;
-        }
-        if (sending) {
-            for (int i = 0; i < n; i++) {
+        bool running = now < stop;
+        if (!running) {
+            /* Drain: every ack back and every stream complete, or time is up. */
+            bool done = true;
+            for (int i = 0; i < n && done; i++) {
                 struct client *c = &cl[i];
-                if (c->phase != P_OPEN) continue;
-                bool any = false;
-                while (c->next_send <= now) {
-                    int bl = snprintf(body, (size_t)G.body + 1, "%" PRIu64 " ", now_ns());
-                    memset(body + bl, 'x', (size_t)(G.body - bl));
-                    body[G.body] = '\0';
-                    send_cmd(c,
-                             "{\"id\":%" PRId64 ",\"op\":\"send\",\"room\":\"%s\","
-                             "\"client_msg_id\":\"%llx-%d-%" PRId64 "\",\"body\":\"%s\"}",
-                             c->next_id + 3, G.rooms[c->room], G.nonce, c->idx, c->next_id, body);
-                    c->next_id++;
-                    c->sent++;
-                    total_sent++;
-                    c->next_send += interval;
-                    any = true;
-                }
-                if (any) flush_out(ep, c);
+                if (c->phase == P_DEAD) continue;
+                if (c->acked + c->errors < c->sent)
+                    done = false;
+                else if (c->joined_once && seqcheck_missing(&c->sc, G.room_max_seq[c->room] + 1))
+                    done = false;
             }
+            if (done || now > stop + DRAIN_MS * 1000000ull) break;
         }
-        int k = epoll_wait(ep, evs, 512, 1);
-        for (int i = 0; i < k; i++) {
-            struct client *c = evs[i].data.ptr;
-            if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
-                on_readable(ep, c);
-            else
-                flush_out(ep, c);
+        for (int i = 0; running && i < n; i++) {
+            struct client *c = &cl[i];
+            if (G.scenario == S_RECONNECT && c->phase == P_OPEN && now >= c->next_drop &&
+                c->acked + c->errors == c->sent) {
+                /* Drop and come back through the other gateway with since. */
+                drop(c);
+                c->gw++;
+                c->reconnects++;
+                c->next_drop = now + drop_every;
+                start_client(c);
+                continue;
+            }
+            if (c->phase != P_OPEN || !interval) continue;
+            bool any = false;
+            while (c->next_send <= now) {
+                int bl = snprintf(body, (size_t)G.body + 1, "%" PRIu64 " ", now_ns());
+                memset(body + bl, 'x', (size_t)(G.body - bl));
+                body[G.body] = '\0';
+                send_cmd(c,
+                         "{\"id\":%" PRId64 ",\"op\":\"send\",\"room\":\"%s\","
+                         "\"client_msg_id\":\"%llx-%d-%" PRId64 "\",\"body\":\"%s\"}",
+                         c->next_id + 3, G.rooms[c->room], G.nonce, c->idx, c->next_id, body);
+                c->next_id++;
+                c->sent++;
+                total_sent++;
+                c->next_send += interval;
+                any = true;
+            }
+            if (any) flush_out(c);
         }
+        service(1);
         if (!G.json && now - last_progress > 1000000000ull) {
             last_progress = now;
-            fprintf(stderr, "\r[%5.1fs] sent %" PRIu64 " samples %zu", (now - start) / 1e9,
-                    total_sent, G.nlat);
+            int conns = 0;
+            for (int i = 0; i < n; i++)
+                conns += cl[i].phase == P_OPEN;
+            fprintf(stderr,
+                    "\r[%5.1fs] open %d sent %" PRIu64 " delivered %" PRIu64 " p99 %.1f ms   ",
+                    (double)(now - start) / 1e9, conns, total_sent, G.lat.count,
+                    (double)lhist_percentile(&G.lat, 99) / 1000.0);
         }
     }
-    double elapsed = (now_ns() - start) / 1e9;
-    uint64_t sent = 0, acked = 0, errors = 0, got = 0, gaps = 0, dups = 0, want = 0, dead = 0;
+    double elapsed = (double)(now_ns() - start) / 1e9;
+
+    uint64_t sent = 0, acked = 0, errors = 0, got = 0, dups = 0, ooo = 0, lost = 0, dead = 0;
+    uint64_t reconnects = 0, unrecovered = 0, want = 0;
     for (int i = 0; i < n; i++) {
-        sent += cl[i].sent;
-        acked += cl[i].acked;
-        errors += cl[i].errors;
-        got += cl[i].delivered;
-        gaps += cl[i].gaps;
-        dups += cl[i].dups;
-        dead += cl[i].phase == P_DEAD;
+        struct client *c = &cl[i];
+        sent += c->sent;
+        acked += c->acked;
+        errors += c->errors;
+        got += c->sc.delivered;
+        dups += c->sc.duplicates;
+        ooo += c->sc.out_of_order;
+        dead += c->phase == P_DEAD;
+        reconnects += c->reconnects;
+        unrecovered += c->unrecovered;
+        if (c->joined_once)
+            lost += seqcheck_missing(&c->sc, G.room_max_seq[c->room] + 1) + c->sc.beyond_window;
     }
     for (int r = 0; r < G.nrooms; r++)
         want += G.acked_in_room[r] * (uint64_t)G.members[r];
-    qsort(G.lat, G.nlat, sizeof *G.lat, cmp_u32);
-    uint64_t lost = want > got ? want - got : 0;
-    double send_s = G.duration;
-    if (G.json) {
-        printf(
-            "{\"clients\":%d,\"rooms\":%d,\"gateways\":%d,\"rate\":%g,\"duration\":%g,"
-            "\"sent\":%" PRIu64 ",\"acked\":%" PRIu64 ",\"errors\":%" PRIu64
-            ",\"delivered\":%" PRIu64 ",\"expected\":%" PRIu64 ",\"lost\":%" PRIu64
-            ",\"gaps\":%" PRIu64 ",\"dups\":%" PRIu64 ",\"dead\":%" PRIu64
-            ",\"acked_per_s\":%.1f,\"delivered_per_s\":%.1f,"
-            "\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f}\n",
-            n, G.nrooms, G.ngw, G.rate, G.duration, sent, acked, errors, got, want, lost, gaps,
-            dups, dead, acked / send_s, got / send_s, pct(50), pct(90), pct(99), pct(99.9),
-            pct(100));
-    } else {
-        printf("\nclients %d rooms %d gateways %d rate %g/s each for %gs (%.1fs incl. drain)\n", n,
-               G.nrooms, G.ngw, G.rate, G.duration, elapsed);
-        printf("sent %" PRIu64 " acked %" PRIu64 " errors %" PRIu64 " (%.0f acked/s)\n", sent,
-               acked, errors, acked / send_s);
-        printf("delivered %" PRIu64 " of %" PRIu64 " expected (%.0f/s)\n", got, want, got / send_s);
-        printf("latency ms: p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f\n", pct(50), pct(90),
-               pct(99), pct(99.9), pct(100));
-        if (lost || gaps || dups || dead || errors)
-            printf("!!! LOST %" PRIu64 " GAPS %" PRIu64 " DUPLICATES %" PRIu64 " DEAD %" PRIu64
-                   " ERRORS %" PRIu64 " !!!\n",
-                   lost, gaps, dups, dead, errors);
+    double secs = G.duration;
+    double kb_per_conn = G.npids && open ? (double)(rss1 - rss0) / open : -1;
+    if (G.csv) {
+        FILE *cf = fopen(G.csv, "w");
+        if (!cf) die("cannot write --csv file");
+        lhist_write_csv(&G.lat, cf);
+        fclose(cf);
     }
-    return (lost || gaps || dups || dead) ? 1 : 0;
+    static const char *const names[] = {"chat", "idle", "bigroom", "reconnect"};
+    char errs[1024] = "";
+    size_t el = 0;
+    for (int i = 0; i < MAX_CODES && G.codes[i][0]; i++)
+        el += (size_t)snprintf(errs + el, sizeof errs - el, "%s\"%s\":%llu", el ? "," : "",
+                               G.codes[i], (unsigned long long)G.code_count[i]);
+#define MS(p) ((double)lhist_percentile(&G.lat, p) / 1000.0)
+    if (G.json) {
+        printf("{\"scenario\":\"%s\",\"clients\":%d,\"joined\":%d,\"rooms\":%d,\"gateways\":%d,"
+               "\"rate\":%g,\"duration\":%g,\"sent\":%" PRIu64 ",\"acked\":%" PRIu64
+               ",\"errors\":%" PRIu64 ",\"errors_by_code\":{%s},\"delivered\":%" PRIu64
+               ",\"expected\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"dups\":%" PRIu64
+               ",\"out_of_order\":%" PRIu64 ",\"gaps\":%" PRIu64 ",\"dead\":%" PRIu64
+               ",\"reconnects\":%" PRIu64 ",\"unrecovered\":%" PRIu64
+               ",\"acked_per_s\":%.1f,\"delivered_per_s\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
+               "\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"join_p99_ms\":%.3f,"
+               "\"kb_per_connection\":%.2f}\n",
+               names[G.scenario], n, open, G.nrooms, G.ngw, G.rate, G.duration, sent, acked, errors,
+               errs, got, want, lost, dups, ooo, lost, dead, reconnects, unrecovered,
+               (double)acked / secs, (double)got / secs, MS(50), MS(90), MS(99), MS(99.9), MS(100),
+               (double)lhist_percentile(&G.join_lat, 99) / 1000.0, kb_per_conn);
+    } else {
+        printf("\nscenario %s: %d clients (%d joined), %d rooms, %d gateways, %g msg/s each, "
+               "%gs (%.1fs with drain)\n",
+               names[G.scenario], n, open, G.nrooms, G.ngw, G.rate, G.duration, elapsed);
+        printf("sent %" PRIu64 " acked %" PRIu64 " (%.0f/s) errors %" PRIu64 " {%s}\n", sent, acked,
+               (double)acked / secs, errors, errs);
+        printf("delivered %" PRIu64 " of %" PRIu64 " expected (%.0f/s)\n", got, want,
+               (double)got / secs);
+        printf("latency ms: p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f; join p99 %.1f ms\n",
+               MS(50), MS(90), MS(99), MS(99.9), MS(100),
+               (double)lhist_percentile(&G.join_lat, 99) / 1000.0);
+        if (G.scenario == S_RECONNECT) printf("reconnects %" PRIu64 "\n", reconnects);
+        if (kb_per_conn >= 0) printf("gateway memory per connection: %.2f KB\n", kb_per_conn);
+        if (lost || dups || ooo || dead || unrecovered)
+            printf("!!! LOST %" PRIu64 " DUPLICATES %" PRIu64 " OUT-OF-ORDER %" PRIu64
+                   " DEAD %" PRIu64 " UNRECOVERED %" PRIu64 " !!!\n",
+                   lost, dups, ooo, dead, unrecovered);
+    }
+    return (lost || dups || ooo || dead || unrecovered || open < n) ? 1 : 0;
 }

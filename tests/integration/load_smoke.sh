@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# A short parley-load run against the integration environment: a few hundred
+# messages in the chat and reconnect scenarios must arrive with zero loss,
+# zero duplicates, zero out-of-order, and a sane report.
+set -euo pipefail
+load=${1:?parley-load binary}
+# shellcheck disable=SC1090
+. "${PARLEY_ENV_FILE:?}"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+"$PARLEYD" admin --pg "$PARLEY_PG" load-fixture 40 8 >"$work/fixture"
+check() { # json-file scenario
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+bad = {k: r[k] for k in ("lost", "dups", "out_of_order", "dead", "unrecovered", "errors") if r[k]}
+assert not bad, "%s: %s" % (sys.argv[2], bad)
+assert r["joined"] == r["clients"] == 40, r
+assert r["acked"] == r["sent"] > 100, r
+assert r["delivered"] == r["expected"] == r["acked"] * 5, r   # rooms of 5
+assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"], r
+if sys.argv[2] == "reconnect": assert r["reconnects"] >= 40, r
+print("%s ok: %d sent, %d delivered, p99 %.1f ms" % (sys.argv[2], r["sent"], r["delivered"], r["p99_ms"]))
+PY
+}
+for s in chat reconnect; do
+  "$load" --fixture "$work/fixture" --gw "127.0.0.1:$GW1_PORT" --gw "127.0.0.1:$GW2_PORT" \
+    --scenario "$s" --rate 5 --duration 3 --reconnect-every 1 --sources 16 --json >"$work/$s.json"
+  check "$work/$s.json" "$s"
+done

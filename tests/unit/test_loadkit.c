@@ -1,0 +1,127 @@
+/* Unit tests of the load generator's measuring parts: the log-linear
+ * histogram against exact percentiles of known data, and the seq checker. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "hist.h"
+#include "seqcheck.h"
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Exact percentile by rank, to compare with. */
+static uint64_t exact(const uint64_t *sorted, size_t n, double p)
+{
+    size_t r = (size_t)(p / 100.0 * (double)n);
+    return sorted[r >= n ? n - 1 : r];
+}
+
+static void histogram_percentiles_within_bucket_error(void **state)
+{
+    (void)state;
+    enum { N = 100000 };
+    static uint64_t v[N];
+    struct lhist h;
+    lhist_init(&h);
+    srand(7);
+    for (size_t i = 0; i < N; i++) {
+        /* A long-tailed mix: mostly ~1 ms, some 10-100 ms, a few seconds. */
+        uint64_t x = 500 + (uint64_t)(rand() % 1500);
+        if (i % 50 == 0) x = 10000 + (uint64_t)(rand() % 90000);
+        if (i % 5000 == 0) x = 2000000 + (uint64_t)(rand() % 1000000);
+        v[i] = x;
+        lhist_record(&h, x);
+    }
+    qsort(v, N, sizeof v[0], cmp_u64);
+    assert_int_equal(h.count, N);
+    assert_int_equal(h.max, v[N - 1]);
+    assert_int_equal(h.min, v[0]);
+    const double ps[] = {50, 90, 99, 99.9};
+    for (size_t k = 0; k < sizeof ps / sizeof ps[0]; k++) {
+        uint64_t want = exact(v, N, ps[k]), got = lhist_percentile(&h, ps[k]);
+        /* Never below the true value, and at most one bucket (1/32) above. */
+        assert_true(got >= want);
+        assert_true((double)got <= (double)want * (1.0 + 1.0 / 32) + 1);
+    }
+    assert_int_equal(lhist_percentile(&h, 100), v[N - 1]);
+}
+
+static void histogram_small_values_exact_and_merge(void **state)
+{
+    (void)state;
+    struct lhist a, b;
+    lhist_init(&a);
+    lhist_init(&b);
+    for (uint64_t i = 0; i < 10; i++)
+        lhist_record(&a, i);
+    for (uint64_t i = 10; i < 20; i++)
+        lhist_record(&b, i);
+    assert_int_equal(lhist_percentile(&a, 50), 5);
+    lhist_merge(&a, &b);
+    assert_int_equal(a.count, 20);
+    assert_int_equal(a.max, 19);
+    assert_int_equal(lhist_percentile(&a, 50), 10);
+    struct lhist empty;
+    lhist_init(&empty);
+    assert_int_equal(lhist_percentile(&empty, 99), 0);
+    /* Huge values land in the last bucket without overflow. */
+    lhist_record(&empty, UINT64_MAX / 2);
+    assert_int_equal(lhist_percentile(&empty, 50), UINT64_MAX / 2);
+}
+
+static void seqcheck_in_order(void **state)
+{
+    (void)state;
+    struct seqcheck s;
+    seqcheck_init(&s, 11);
+    for (int64_t q = 11; q <= 1000; q++)
+        seqcheck_see(&s, q);
+    assert_int_equal(s.delivered, 990);
+    assert_int_equal(s.duplicates, 0);
+    assert_int_equal(s.out_of_order, 0);
+    assert_int_equal(seqcheck_missing(&s, 1001), 0);
+    assert_int_equal(seqcheck_missing(&s, 1003), 2);
+}
+
+static void seqcheck_gaps_dups_reorder(void **state)
+{
+    (void)state;
+    struct seqcheck s;
+    seqcheck_init(&s, 1);
+    int64_t arrivals[] = {1, 2, 4, 5, 3, 3, 2, 7, 9, 8, 12};
+    for (size_t i = 0; i < sizeof arrivals / sizeof arrivals[0]; i++)
+        seqcheck_see(&s, arrivals[i]);
+    /* 3 came after 4 and 5; 8 after 9; 7 and 12 early too. */
+    assert_int_equal(s.duplicates, 2); /* the second 3, the late 2 */
+    assert_int_equal(s.delivered, 9);  /* 1 2 4 5 3 7 9 8 12 */
+    assert_int_equal(s.out_of_order,
+                     6); /* 4 5 7 9 8 12 each arrived while a lower seq was missing */
+    assert_int_equal(seqcheck_missing(&s, 13), 3); /* 6, 10, 11 */
+    assert_int_equal(s.next, 6);
+    seqcheck_see(&s, 6);
+    assert_int_equal(s.next, 10);
+    assert_int_equal(seqcheck_missing(&s, 13), 2);
+    /* Far ahead: not tracked, reported. */
+    seqcheck_see(&s, 10 + SEQCHECK_WINDOW + 5);
+    assert_int_equal(s.beyond_window, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(histogram_percentiles_within_bucket_error),
+        cmocka_unit_test(histogram_small_values_exact_and_merge),
+        cmocka_unit_test(seqcheck_in_order),
+        cmocka_unit_test(seqcheck_gaps_dups_reorder),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
