@@ -269,6 +269,65 @@ static void tls_serves_wss_and_refuses_plain(void **state)
     assert_int_equal(stop(pid), 0);
 }
 
+static void sigterm_flushes_then_exits_zero(void **state)
+{
+    (void)state;
+    int port = free_port();
+    char ports[16], log[600], redis[64];
+    snprintf(ports, sizeof ports, "%d", port);
+    snprintf(log, sizeof log, "%s/gw-term.log", IT.state);
+    snprintf(redis, sizeof redis, "127.0.0.1:%d", IT.redis_port);
+    const char *args[] = {"serve", "--port", ports, "--pg", IT.pg, "--redis", redis, NULL};
+    pid_t pid = spawn(log, args);
+    assert_int_equal(wait_ready_http(port, 10000), 0);
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    struct wsc *c = wsc_connect(port, NULL, NULL);
+    assert_non_null(c);
+    cJSON *r = wsc_request(c, 3000, "\"op\":\"auth\",\"token\":\"%s\"", w.tok[0]);
+    assert_null(wsc_err_code(r));
+    cJSON_Delete(r);
+    cJSON_Delete(it_join(c, w.room, -1));
+    /* Pipeline sends without waiting, then SIGTERM while they are in flight. */
+    enum { N = 200 };
+    char msg[256];
+    for (int i = 0; i < N; i++) {
+        int n = snprintf(msg, sizeof msg,
+                         "{\"id\":%d,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"t-%d\","
+                         "\"body\":\"x\"}",
+                         1000 + i, w.room, i);
+        assert_int_equal(wsc_send_text(c, msg, (size_t)n), 0);
+    }
+    /* Once the first is acknowledged the rest are being read and batched:
+     * stop now, with writes pending. */
+    cJSON *first = wsc_next_reply(c, 5000);
+    assert_non_null(first);
+    assert_null(wsc_err_code(first));
+    cJSON_Delete(first);
+    kill(pid, SIGTERM);
+    int ok = 1, unavailable = 0;
+    cJSON *o;
+    while ((o = wsc_next_reply(c, 5000))) {
+        const char *code = wsc_err_code(o);
+        if (!code)
+            ok++;
+        else if (!strcmp(code, "unavailable"))
+            unavailable++;
+        else
+            fail_msg("unexpected reply code %s", code);
+        cJSON_Delete(o);
+    }
+    assert_true(wsc_is_closed(c)); /* closed by the shutdown, not by us */
+    wsc_close(c);
+    assert_int_equal(stop(pid), 0); /* already exiting: exit status 0 */
+    /* Every acknowledged send is stored; nothing else is. */
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE room_id = '%s'", w.room);
+    assert_int_equal(atoi(it_sql(sql)), ok);
+    assert_true(ok > 0);
+    assert_true(ok + unavailable <= N);
+}
+
 static void port_in_use_fails_start(void **state)
 {
     (void)state;
@@ -409,6 +468,7 @@ int main(void)
         cmocka_unit_test(origin_allow_list),
         cmocka_unit_test(tls_serves_wss_and_refuses_plain),
         cmocka_unit_test(port_in_use_fails_start),
+        cmocka_unit_test(sigterm_flushes_then_exits_zero),
         cmocka_unit_test(schema_behind_or_ahead_refuses_start),
         cmocka_unit_test(log_level_by_signal),
         cmocka_unit_test(listens_only_on_the_bind_address),
