@@ -1,29 +1,36 @@
 #!/usr/bin/env bash
-# Parley benchmark: the gateway core under chat load, against a baseline
-# measured in the same run, interleaved (ours, baseline, ours, ...).
+# Parley benchmark, interleaved in one run against peers on the same machine:
+#   parley     two parleyd gateways
+#   socketio   two Node processes with Socket.IO + its Redis adapter, each
+#              message persisted to PostgreSQL (loadtest/peers/socketio)
+#   batch-1    parleyd with its write batcher off (--batch-max 1)
+# Each round runs all three (ours, peer, baseline), at least three rounds;
+# the report gives medians and ratios against Parley.
 #
-#   loadtest/bench.sh [rounds] [rate per client] [seconds]     (defaults: 3 50 10)
+#   loadtest/bench.sh [rounds] [rate per client] [seconds]     (defaults: 3 5 10)
 #
-# Starts a private PostgreSQL and Redis (loopback, temp dir), two parleyd
-# gateways, 200 clients in 20 rooms of 10 (parley-load), and reports the
-# median of each figure over the rounds. The baseline is the same gateway
-# with the write batcher off (--batch-max 1: one transaction per message).
-# Needs a built tree (scripts/dev test or cmake --build build).
+# Load: 200 clients in 20 rooms of 10 (parley-load chat scenario), clients
+# alternating between the two processes of each system. Private PostgreSQL
+# and Redis on loopback in a temp dir. Needs a built tree and node/npm.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/services.sh"
 rounds=${1:-3}
-rate=${2:-50}
+rate=${2:-5}
 secs=${3:-10}
 bin=$root/build/server/parleyd
 load=$root/build/loadtest/parley-load
+peer=$root/loadtest/peers/socketio
 [ -x "$bin" ] && [ -x "$load" ] || svc_die "build first (cmake --build build)"
+command -v node >/dev/null || svc_die "node is needed for the Socket.IO peer"
+[ -d "$peer/node_modules" ] || (cd "$peer" && npm ci --no-audit --no-fund --silent)
 
 state=$(mktemp -d /tmp/parley-bench.XXXXXX)
 chmod 755 "$state"
 cleanup() {
   svc_gw_stop "$state" gw1 || true
   svc_gw_stop "$state" gw2 || true
+  [ -f "$state/peer.pids" ] && kill $(cat "$state/peer.pids") 2>/dev/null
   svc_redis_stop "$state"
   svc_pg_stop "$state"
   rm -rf "$state"
@@ -37,23 +44,18 @@ conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
 "$bin" migrate --pg "$conninfo" >/dev/null
 "$bin" admin --pg "$conninfo" load-fixture 200 20 >"$state/fixture"
 
-run_one() { # config-name flags...
-  local name=$1
-  shift
-  local p1 p2
-  p1=$(svc_free_port)
-  p2=$(svc_free_port)
-  svc_gw_start "$state" gw1 "$p1" "$bin" "$conninfo" "$redis_port" --log-level warn "$@"
-  svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn "$@"
-  local pids="$(cat "$state/gw1.pid") $(cat "$state/gw2.pid")"
-  local cpu0 cpu1
-  cpu0=$(for p in $pids; do cat "/proc/$p/stat"; done | awk "{s+=\$14+\$15} END {print s}")
-  "$load" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
-    --rate "$rate" --duration "$secs" --body 64 --json >"$state/out.json" || true
-  cpu1=$(for p in $pids; do cat "/proc/$p/stat"; done | awk "{s+=\$14+\$15} END {print s}")
-  svc_gw_stop "$state" gw1
-  svc_gw_stop "$state" gw2
-  python3 - "$name" "$state/out.json" "$((cpu1 - cpu0))" "$(getconf CLK_TCK)" <<'PY' >>"$state/results"
+cpu_ticks() { for p in "$@"; do cat "/proc/$p/stat"; done | awk '{s += $14 + $15} END {print s}'; }
+
+# measure NAME PROTO PORT1 PORT2 PIDS...: one load run, then a JSON line.
+measure() {
+  local name=$1 proto=$2 p1=$3 p2=$4
+  shift 4
+  local c0 c1
+  c0=$(cpu_ticks "$@")
+  "$load" --proto "$proto" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
+    --rate "$rate" --duration "$secs" --body 64 --sources 16 --json >"$state/out.json" || true
+  c1=$(cpu_ticks "$@")
+  python3 - "$name" "$state/out.json" "$((c1 - c0))" "$(getconf CLK_TCK)" <<'PY' >>"$state/results"
 import json, sys
 name, path, ticks, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 r = json.load(open(path))
@@ -61,12 +63,48 @@ r["name"] = name
 r["server_cpu_us_per_delivery"] = ticks / hz * 1e6 / max(r["delivered"], 1)
 print(json.dumps(r))
 PY
-  tail -n 1 "$state/results" >&2
+  tail -n 1 "$state/results" | cut -c1-200 >&2
+}
+
+run_parley() { # name flags...
+  local name=$1
+  shift
+  local p1 p2
+  p1=$(svc_free_port)
+  p2=$(svc_free_port)
+  svc_gw_start "$state" gw1 "$p1" "$bin" "$conninfo" "$redis_port" --log-level warn "$@"
+  svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn "$@"
+  measure "$name" parley "$p1" "$p2" "$(cat "$state/gw1.pid")" "$(cat "$state/gw2.pid")"
+  svc_gw_stop "$state" gw1
+  svc_gw_stop "$state" gw2
+}
+
+run_socketio() {
+  local p1 p2 pids="" p
+  p1=$(svc_free_port)
+  p2=$(svc_free_port)
+  for p in "$p1" "$p2"; do
+    PORT=$p PG="postgres://parley@127.0.0.1:$pg_port/parley" REDIS="redis://127.0.0.1:$redis_port" \
+      node "$peer/server.js" >"$state/sio-$p.log" 2>&1 &
+    pids="$pids $!"
+  done
+  echo "$pids" >"$state/peer.pids"
+  for p in "$p1" "$p2"; do
+    for _ in $(seq 1 200); do grep -q "peer on" "$state/sio-$p.log" 2>/dev/null && break; sleep 0.1; done
+  done
+  # shellcheck disable=SC2086
+  measure socketio socketio "$p1" "$p2" $pids
+  # shellcheck disable=SC2086
+  kill $pids 2>/dev/null
+  # shellcheck disable=SC2086
+  for p in $pids; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
+  rm -f "$state/peer.pids"
 }
 
 for i in $(seq 1 "$rounds"); do
-  run_one parley
-  run_one "baseline (batch-max 1)" --batch-max 1
+  run_parley parley
+  run_socketio
+  run_parley "batch-1" --batch-max 1
 done
 
 python3 - "$state/results" "$rounds" "$rate" "$secs" <<'PY'
@@ -77,14 +115,15 @@ for r in rows:
     if r["name"] not in names: names.append(r["name"])
 keys = [("acked_per_s", "persisted msg/s", "%.0f"), ("delivered_per_s", "deliveries/s", "%.0f"),
         ("p50_ms", "p50 ms", "%.2f"), ("p99_ms", "p99 ms", "%.2f"), ("max_ms", "max ms", "%.1f"),
-        ("server_cpu_us_per_delivery", "gateway CPU µs/delivery", "%.2f"),
-        ("lost", "lost", "%d"), ("gaps", "gaps", "%d"), ("dups", "dups", "%d"), ("errors", "errors", "%d")]
+        ("server_cpu_us_per_delivery", "server CPU µs/delivery", "%.2f"),
+        ("lost", "lost", "%d"), ("dups", "duplicates", "%d"), ("out_of_order", "out of order", "%d"),
+        ("errors", "errors", "%d")]
 med = {n: {k: statistics.median([r[k] for r in rows if r["name"] == n]) for k, _, _ in keys} for n in names}
-print("\n%d rounds, 200 clients, 20 rooms of 10, 2 gateways, %s msg/s per client offered, %s s each, 64-byte bodies; medians" % (int(sys.argv[2]), sys.argv[3], sys.argv[4]))
-print("| figure | " + " | ".join(names) + " | ratio |")
-print("|---|" + "---|" * (len(names) + 1))
+print("\n%d rounds, 200 clients, 20 rooms of 10, 2 processes each, %s msg/s per client offered, %s s each, 64-byte bodies; medians" % (int(sys.argv[2]), sys.argv[3], sys.argv[4]))
+print("| figure | " + " | ".join(names) + " | " + " | ".join("parley / " + n for n in names[1:]) + " |")
+print("|---|" + "---|" * (2 * len(names) - 1))
 for k, label, fmt in keys:
-    a, b = med[names[0]][k], med[names[1]][k]
-    ratio = ("%.2f×" % (a / b)) if b else "–"
-    print("| %s | %s | %s | %s |" % (label, fmt % a, fmt % b, ratio))
+    vals = [med[n][k] for n in names]
+    ratios = [("%.2f×" % (vals[0] / v)) if v else "–" for v in vals[1:]]
+    print("| %s | %s | %s |" % (label, " | ".join(fmt % v for v in vals), " | ".join(ratios)))
 PY

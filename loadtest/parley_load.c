@@ -52,6 +52,7 @@
 
 enum phase { P_HANDSHAKE, P_AUTH, P_JOIN, P_OPEN, P_DEAD };
 enum scenario { S_CHAT, S_IDLE, S_BIGROOM, S_RECONNECT };
+enum proto { PR_PARLEY, PR_SOCKETIO };
 
 struct client {
     int fd;              /* socket, -1 when closed */
@@ -76,6 +77,7 @@ struct client {
 static struct {
     struct sockaddr_in gw[MAX_GW];
     int ngw, sources, body, json;
+    enum proto proto; /* what the gateways speak */
     enum scenario scenario;
     double rate, duration, reconnect_every;
     const char *csv;
@@ -212,9 +214,11 @@ static void start_client(struct client *c)
     c->t_connect = now_ns();
     char req[512];
     int n = snprintf(req, sizeof req,
-                     "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: parley.v1\r\n\r\n");
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     G.proto == PR_SOCKETIO ? "/socket.io/?EIO=4&transport=websocket" : "/",
+                     G.proto == PR_SOCKETIO ? "" : "Sec-WebSocket-Protocol: parley.v1\r\n");
     wappend(c, req, (size_t)n);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
     epoll_ctl(G.ep, EPOLL_CTL_ADD, c->fd, &ev);
@@ -278,8 +282,63 @@ static void on_object(struct client *c, const cJSON *o)
     }
 }
 
+/* Engine.IO v4 / Socket.IO v5 framing, for the Socket.IO peer:
+ *   "0{...}"  engine open         -> we send "40" (connect to namespace /)
+ *   "2"       engine ping         -> we answer "3"
+ *   "40{...}" namespace connected -> we join: 42<id>["join","<room>"]
+ *   "43<id>[{...}]" an ack        -> join or send result
+ *   "42["message",{...}]"         -> a delivery */
+static void on_sio_frame(struct client *c, const char *p, size_t n)
+{
+    if (n == 1 && p[0] == '2') {
+        ws_send(c, "3", 1);
+        return;
+    }
+    if (n >= 1 && p[0] == '0' && c->phase == P_AUTH) {
+        ws_send(c, "40", 2);
+        return;
+    }
+    if (n >= 2 && p[0] == '4' && p[1] == '0' && c->phase == P_AUTH) {
+        c->phase = P_JOIN;
+        send_cmd(c, "422[\"join\",\"%s\"]", G.rooms[c->room]);
+        return;
+    }
+    if (n < 3 || p[0] != '4') return;
+    if (p[1] == '3') {
+        /* 43<id>[result]: turn it into the Parley reply shape. */
+        char *end;
+        long long id = strtoll(p + 2, &end, 10);
+        cJSON *arr = cJSON_ParseWithLength(end, n - (size_t)(end - p));
+        cJSON *res = arr ? cJSON_DetachItemFromArray(arr, 0) : NULL;
+        cJSON_Delete(arr);
+        if (!res) return;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "id", (double)id);
+        const cJSON *err = cJSON_GetObjectItemCaseSensitive(res, "error");
+        if (cJSON_IsString(err)) {
+            cJSON *e = cJSON_AddObjectToObject(o, "error");
+            cJSON_AddStringToObject(e, "code", err->valuestring);
+            cJSON_Delete(res);
+        } else {
+            cJSON_AddItemToObject(o, "ok", res);
+        }
+        on_object(c, o);
+        cJSON_Delete(o);
+    } else if (p[1] == '2') {
+        cJSON *arr = cJSON_ParseWithLength(p + 2, n - 2);
+        const cJSON *ev = cJSON_GetArrayItem(arr, 0), *data = cJSON_GetArrayItem(arr, 1);
+        if (cJSON_IsString(ev) && !strcmp(ev->valuestring, "message") && data)
+            on_message_push(c, data);
+        cJSON_Delete(arr);
+    }
+}
+
 static void on_frame(struct client *c, const char *p, size_t n)
 {
+    if (G.proto == PR_SOCKETIO) {
+        on_sio_frame(c, p, n);
+        return;
+    }
     cJSON *j = cJSON_ParseWithLength(p, n);
     if (!j) return;
     if (cJSON_IsArray(j)) {
@@ -320,7 +379,8 @@ static void on_readable(struct client *c)
         }
         off = (size_t)(e - c->rbuf) + 4;
         c->phase = P_AUTH;
-        send_cmd(c, "{\"id\":1,\"op\":\"auth\",\"token\":\"%s\"}", c->token);
+        if (G.proto == PR_PARLEY)
+            send_cmd(c, "{\"id\":1,\"op\":\"auth\",\"token\":\"%s\"}", c->token);
     }
     while (c->fd >= 0 && c->rlen - off >= 2) {
         unsigned char *h = c->rbuf + off;
@@ -407,7 +467,7 @@ static const char *usage =
     "usage: parley-load --fixture FILE --gw 127.0.0.1:PORT [--gw ...]\n"
     "         [--scenario chat|idle|bigroom|reconnect] [--rate MSGS_PER_S_PER_CLIENT]\n"
     "         [--duration S] [--body BYTES] [--sources N] [--reconnect-every S]\n"
-    "         [--pid GATEWAY_PID ...] [--csv HISTOGRAM.csv] [--json]";
+    "         [--pid GATEWAY_PID ...] [--csv HISTOGRAM.csv] [--proto parley|socketio] [--json]";
 
 int main(int argc, char **argv)
 {
@@ -442,7 +502,14 @@ int main(int argc, char **argv)
             G.csv = v;
         else if (!strcmp(a, "--pid") && G.npids < MAX_PIDS)
             G.pids[G.npids++] = atoi(v);
-        else if (!strcmp(a, "--scenario")) {
+        else if (!strcmp(a, "--proto")) {
+            if (!strcmp(v, "parley"))
+                G.proto = PR_PARLEY;
+            else if (!strcmp(v, "socketio"))
+                G.proto = PR_SOCKETIO;
+            else
+                die("--proto parley|socketio");
+        } else if (!strcmp(a, "--scenario")) {
             if (!strcmp(v, "chat"))
                 G.scenario = S_CHAT;
             else if (!strcmp(v, "idle"))
@@ -464,6 +531,8 @@ int main(int argc, char **argv)
     if (G.body < 24 || G.body > 60000 || G.sources < 1 || G.sources > 250)
         die("bad --body/--sources");
     if (G.reconnect_every < 0.2) die("--reconnect-every must be at least 0.2 s");
+    if (G.proto == PR_SOCKETIO && G.scenario == S_RECONNECT)
+        die("the Socket.IO peer has no recovery: no reconnect scenario");
 
     FILE *f = fopen(fixture, "r");
     if (!f) die("cannot open fixture");
@@ -557,10 +626,16 @@ int main(int argc, char **argv)
                 int bl = snprintf(body, (size_t)G.body + 1, "%" PRIu64 " ", now_ns());
                 memset(body + bl, 'x', (size_t)(G.body - bl));
                 body[G.body] = '\0';
-                send_cmd(c,
-                         "{\"id\":%" PRId64 ",\"op\":\"send\",\"room\":\"%s\","
-                         "\"client_msg_id\":\"%llx-%d-%" PRId64 "\",\"body\":\"%s\"}",
-                         c->next_id + 3, G.rooms[c->room], G.nonce, c->idx, c->next_id, body);
+                if (G.proto == PR_SOCKETIO)
+                    send_cmd(c,
+                             "42%" PRId64 "[\"send\",{\"room\":\"%s\","
+                             "\"client_msg_id\":\"%llx-%d-%" PRId64 "\",\"body\":\"%s\"}]",
+                             c->next_id + 3, G.rooms[c->room], G.nonce, c->idx, c->next_id, body);
+                else
+                    send_cmd(c,
+                             "{\"id\":%" PRId64 ",\"op\":\"send\",\"room\":\"%s\","
+                             "\"client_msg_id\":\"%llx-%d-%" PRId64 "\",\"body\":\"%s\"}",
+                             c->next_id + 3, G.rooms[c->room], G.nonce, c->idx, c->next_id, body);
                 c->next_id++;
                 c->sent++;
                 total_sent++;
@@ -648,5 +723,18 @@ int main(int argc, char **argv)
                    " DEAD %" PRIu64 " UNRECOVERED %" PRIu64 " !!!\n",
                    lost, dups, ooo, dead, unrecovered);
     }
-    return (lost || dups || ooo || dead || unrecovered || open < n) ? 1 : 0;
+    int rc = (lost || dups || ooo || dead || unrecovered || open < n) ? 1 : 0;
+    for (int i = 0; i < n; i++) {
+        drop(&cl[i]);
+        free(cl[i].rbuf);
+        free(cl[i].wbuf);
+        free(cl[i].token);
+    }
+    free(cl);
+    free(body);
+    free(G.members);
+    free(G.acked_in_room);
+    free(G.room_max_seq);
+    close(G.ep);
+    return rc;
 }
