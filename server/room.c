@@ -353,6 +353,8 @@ static void announce(struct app *a, struct sub *s, bool joined)
 static void sub_start(struct app *a, struct sub *s)
 {
     stats_observe(&a->stats.op_seconds[SO_JOIN], (double)(uv_hrtime() - s->join_t0) / 1e9, 0);
+    log_info("joined", "conn=%llu workspace=%s room=%s since=%lld", (unsigned long long)s->conn->id,
+             s->conn->workspace, s->room_id, s->has_since ? (long long)s->since : -1LL);
     int64_t d = s->room->delivered;
     if (!s->has_since) {
         join_reply(s, false, false);

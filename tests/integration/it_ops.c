@@ -453,6 +453,7 @@ static void logs_hold_no_bodies_or_tokens(void **state)
     wsc_close(c);
     usleep(200000);
     assert_true(log_contains(w.person[0])); /* the logs do record the session */
+    assert_true(log_contains(w.room));      /* and the room */
     assert_false(log_contains(secret));
     assert_false(log_contains(w.tok[0]));
     assert_false(log_contains("WRONG-TOKEN"));
