@@ -44,23 +44,42 @@ conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
 "$bin" migrate --pg "$conninfo" >/dev/null
 "$bin" admin --pg "$conninfo" load-fixture 200 20 >"$state/fixture"
 
-cpu_ticks() { for p in "$@"; do cat "/proc/$p/stat"; done | awk '{s += $14 + $15} END {print s}'; }
+cpu_ticks() { for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk '{s += $14 + $15} END {print s + 0}'; }
+# PostgreSQL: the postmaster and every backend now alive.
+pg_pids() {
+  local pm
+  pm=$(head -n 1 "$state/pg/postmaster.pid")
+  echo "$pm" $(pgrep -P "$pm")
+}
 
 # measure NAME PROTO PORT1 PORT2 PIDS...: one load run, then a JSON line.
 measure() {
   local name=$1 proto=$2 p1=$3 p2=$4
   shift 4
-  local c0 c1
+  local c0 c1 r0 r1 g0 g1 rp
+  rp=$(cat "$state/redis.pid")
   c0=$(cpu_ticks "$@")
+  r0=$(cpu_ticks "$rp")
+  # shellcheck disable=SC2046
+  g0=$(cpu_ticks $(pg_pids))
   "$load" --proto "$proto" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
     --rate "$rate" --duration "$secs" --body 64 --sources 16 --json >"$state/out.json" || true
   c1=$(cpu_ticks "$@")
-  python3 - "$name" "$state/out.json" "$((c1 - c0))" "$(getconf CLK_TCK)" <<'PY' >>"$state/results"
+  r1=$(cpu_ticks "$rp")
+  # shellcheck disable=SC2046
+  g1=$(cpu_ticks $(pg_pids))
+  python3 - "$name" "$state/out.json" "$((c1 - c0))" "$((r1 - r0))" "$((g1 - g0))" "$(getconf CLK_TCK)" \
+    <<'PY' >>"$state/results"
 import json, sys
-name, path, ticks, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+name, path = sys.argv[1], sys.argv[2]
+server, redis, pg, hz = (int(x) for x in sys.argv[3:7])
 r = json.load(open(path))
 r["name"] = name
-r["server_cpu_us_per_delivery"] = ticks / hz * 1e6 / max(r["delivered"], 1)
+d = max(r["delivered"], 1)
+r["server_cpu_us_per_delivery"] = server / hz * 1e6 / d
+r["redis_cpu_us_per_delivery"] = redis / hz * 1e6 / d
+r["pg_cpu_us_per_delivery"] = pg / hz * 1e6 / d
+r["generator_cpu_us_per_delivery"] = r["generator_cpu_s"] * 1e6 / d
 print(json.dumps(r))
 PY
   tail -n 1 "$state/results" | cut -c1-200 >&2
@@ -101,13 +120,16 @@ run_socketio() {
   rm -f "$state/peer.pids"
 }
 
+# The raw floor in the same run: one small frame per write(2) on loopback.
+floor=$("$root/build/loadtest/parley-floor" 300000 120)
 for i in $(seq 1 "$rounds"); do
   run_parley parley
   run_socketio
   run_parley "batch-1" --batch-max 1
 done
 
-python3 - "$state/results" "$rounds" "$rate" "$secs" <<'PY'
+echo "$floor" >"$state/floor"
+python3 - "$state/results" "$rounds" "$rate" "$secs" "$state/floor" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 names = []
@@ -116,9 +138,13 @@ for r in rows:
 keys = [("acked_per_s", "persisted msg/s", "%.0f"), ("delivered_per_s", "deliveries/s", "%.0f"),
         ("p50_ms", "p50 ms", "%.2f"), ("p99_ms", "p99 ms", "%.2f"), ("max_ms", "max ms", "%.1f"),
         ("server_cpu_us_per_delivery", "server CPU µs/delivery", "%.2f"),
+        ("redis_cpu_us_per_delivery", "Redis CPU µs/delivery", "%.2f"),
+        ("pg_cpu_us_per_delivery", "PostgreSQL CPU µs/delivery", "%.2f"),
+        ("generator_cpu_us_per_delivery", "generator CPU µs/delivery", "%.2f"),
         ("lost", "lost", "%d"), ("dups", "duplicates", "%d"), ("out_of_order", "out of order", "%d"),
         ("errors", "errors", "%d")]
 med = {n: {k: statistics.median([r[k] for r in rows if r["name"] == n]) for k, _, _ in keys} for n in names}
+print("\nraw floor (one 120-byte frame per write(2), loopback): %s" % open(sys.argv[5]).read().strip())
 print("\n%d rounds, 200 clients, 20 rooms of 10, 2 processes each, %s msg/s per client offered, %s s each, 64-byte bodies; medians" % (int(sys.argv[2]), sys.argv[3], sys.argv[4]))
 print("| figure | " + " | ".join(names) + " | " + " | ".join("parley / " + n for n in names[1:]) + " |")
 print("|---|" + "---|" * (2 * len(names) - 1))

@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -428,6 +429,14 @@ static void service(int timeout_ms)
     }
 }
 
+static double self_cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
 static long rss_kb(int pid)
 {
     char path[64], line[256];
@@ -700,11 +709,11 @@ int main(int argc, char **argv)
                ",\"reconnects\":%" PRIu64 ",\"unrecovered\":%" PRIu64
                ",\"acked_per_s\":%.1f,\"delivered_per_s\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
                "\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"join_p99_ms\":%.3f,"
-               "\"kb_per_connection\":%.2f}\n",
+               "\"kb_per_connection\":%.2f,\"generator_cpu_s\":%.3f}\n",
                names[G.scenario], n, open, G.nrooms, G.ngw, G.rate, G.duration, sent, acked, errors,
                errs, got, want, lost, dups, ooo, lost, dead, reconnects, unrecovered,
                (double)acked / secs, (double)got / secs, MS(50), MS(90), MS(99), MS(99.9), MS(100),
-               (double)lhist_percentile(&G.join_lat, 99) / 1000.0, kb_per_conn);
+               (double)lhist_percentile(&G.join_lat, 99) / 1000.0, kb_per_conn, self_cpu_s());
     } else {
         printf("\nscenario %s: %d clients (%d joined), %d rooms, %d gateways, %g msg/s each, "
                "%gs (%.1fs with drain)\n",
