@@ -66,10 +66,13 @@ static void drain_step(struct app *a)
         a->closing_clients = true;
         a->drain_started = app_now_ms(a);
         for (struct conn *c = a->conns; c; c = c->next)
-            conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+            conn_close_when_drained(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
         return;
     }
     if (a->nconns && waited < DRAIN_CLOSE_MAX_MS) return;
+    /* Clients that did not read their last replies in time are cut off. */
+    for (struct conn *c = a->conns; c; c = c->next)
+        conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
     app_stop(a);
 }
 

@@ -8,6 +8,9 @@
 #include <libwebsockets.h>
 #include <string.h>
 
+/* lws 4.1's value of its private LWS_WRITE_CLOSE (see conn_on_writeable). */
+#define LWS_WRITE_CLOSE_PRIVATE 4
+
 /* A WRITEABLE packs queued frames into one JSON array frame up to this many
  * messages, so a busy socket costs far less than one syscall per message. */
 #define PACK_MAX_FRAMES 512
@@ -78,14 +81,28 @@ void conn_destroy(struct conn *c)
 void conn_close(struct conn *c, uint16_t code, const char *reason)
 {
     if (c->closing) return;
+    char why[sizeof c->close_reason];
+    snprintf(why, sizeof why, "%s", reason); /* reason may be c->close_reason */
     c->closing = true;
     c->close_code = code;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    memcpy(c->close_reason, why, sizeof why);
     outq_clear(&c->q);
     lws_callback_on_writable(c->wsi);
     /* A peer that does not read never makes us writeable again: lws kills
      * the connection after this timeout in that case. */
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 2);
+}
+
+void conn_close_when_drained(struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->closing) return;
+    if (!c->q.count) {
+        conn_close(c, code, reason);
+        return;
+    }
+    c->close_when_drained = true;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
 }
 
 int conn_send(struct conn *c, struct frame *f)
@@ -144,11 +161,17 @@ int conn_on_writeable(struct conn *c)
     struct app *a = c->app;
     if (c->closing) {
         log_debug("closing", "conn=%llu code=%u", (unsigned long long)c->id, c->close_code);
-        /* The reason is recorded as lws asks, but lws 4.1 closes a
-         * connection that returns -1 from WRITEABLE without sending it
-         * (warmcat/libwebsockets#1159): the peer sees the TCP close. */
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        /* lws 4.1 drops a close frame requested with lws_close_reason() from
+         * this callback (warmcat/libwebsockets#1159), so the frame is written
+         * here: its private LWS_WRITE_CLOSE opcode (4) is what lws itself
+         * uses to send one. Then the connection is closed. */
+        unsigned char buf[FRAME_PRE + 2 + sizeof c->close_reason];
+        size_t rl = strlen(c->close_reason);
+        buf[FRAME_PRE] = (unsigned char)(c->close_code >> 8);
+        buf[FRAME_PRE + 1] = (unsigned char)c->close_code;
+        memcpy(buf + FRAME_PRE + 2, c->close_reason, rl);
+        lws_write(c->wsi, buf + FRAME_PRE, 2 + rl,
+                  (enum lws_write_protocol)LWS_WRITE_CLOSE_PRIVATE);
         return -1;
     }
     if (!c->q.count) return 0; /* a spare WRITEABLE is normal */

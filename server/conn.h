@@ -55,6 +55,7 @@ struct conn {
     bool authed;                     /* auth succeeded */
     bool auth_pending;               /* auth query in flight */
     bool closing;                    /* close requested; nothing more is queued */
+    bool close_when_drained;         /* close once the out-queue is empty (shutdown) */
     bool rx_paused;                  /* reading stopped for backpressure */
     char person[PP_UUID_LEN + 1];    /* authenticated person */
     char workspace[PP_UUID_LEN + 1]; /* the workspace of this session */
@@ -88,6 +89,9 @@ void conn_reply_err(struct conn *c, int64_t id, enum pp_err_code code, const cha
 /* Closes asynchronously with a WebSocket close code; queued frames are
  * dropped at once so their memory is freed now. */
 void conn_close(struct conn *c, uint16_t code, const char *reason);
+/* Closes after what is already queued has been written (shutdown: replies
+ * to commands already answered must still reach the client). */
+void conn_close_when_drained(struct conn *c, uint16_t code, const char *reason);
 
 /* Applies c->rx_paused: stop or resume reading from the socket. */
 void conn_rx_flow(struct conn *c);
