@@ -459,6 +459,10 @@ void pp_w_message(struct pp_w *w, const struct pp_message *m)
     pp_w_str(w, m->body, m->body_len);
     pp_w_key(w, "ts");
     pp_w_int(w, m->ts);
+    if (m->avatar) {
+        pp_w_key(w, "avatar");
+        pp_w_bool(w, true);
+    }
     pp_w_obj_end(w);
 }
 

@@ -149,6 +149,7 @@ struct pp_message {
     const char *body; /* UTF-8 */
     size_t body_len;
     int64_t ts; /* milliseconds since the Unix epoch, server time at commit */
+    bool avatar; /* the sender is an avatar (bot): encoded as "avatar":true, else omitted */
 };
 
 /* Encoders: each returns the number of bytes written into buf, or -1 if it

@@ -3,6 +3,8 @@
 #include "auth.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -241,7 +243,7 @@ static int cmd_create_person(PGconn *pg, const char *ws, const char *email, cons
     const char *v[3] = {ws, email, role};
     return print_one(pg,
                      "WITH p AS ("
-                     "  INSERT INTO people (email, is_avatar) VALUES ($2, $3 = 'avatar')"
+                     "  INSERT INTO people (email, is_avatar) VALUES (lower($2), $3 = 'avatar')"
                      "  ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id),"
                      " m AS ("
                      "  INSERT INTO workspace_members (workspace_id, person_id, role)"
@@ -340,6 +342,40 @@ static int load_fixture(PGconn *pg, int people, int rooms)
     return 0;
 }
 
+static int set_password(PGconn *pg, const char *email)
+{
+    char pw[AUTH_PW_MAX + 2], hash[AUTH_PW_HASH_MAX];
+    if (!fgets(pw, sizeof pw, stdin)) return 2;
+    pw[strcspn(pw, "\r\n")] = 0;
+    size_t len = strlen(pw);
+    if (len < AUTH_PW_MIN || len > AUTH_PW_MAX) {
+        fprintf(stderr, "parleyd: a password has %d to %d characters\n", AUTH_PW_MIN, AUTH_PW_MAX);
+        return 2;
+    }
+    if (auth_password_init(2, 19) || auth_password_hash(pw, len, hash)) return 1;
+    const char *v[2] = {email, hash};
+    return print_one(pg,
+                     "UPDATE people SET password_hash = $2 WHERE email = lower($1)"
+                     " AND NOT is_avatar RETURNING 'ok'",
+                     2, v);
+}
+
+static int operator_token(const char *path)
+{
+    char tok[AUTH_TOKEN_CHARS + 1];
+    unsigned char hash[AUTH_HASH_BYTES];
+    auth_token_new(tok, hash);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!f) {
+        fprintf(stderr, "parleyd: cannot write %s\n", path);
+        if (fd >= 0) close(fd);
+        return 1;
+    }
+    fprintf(f, "%s\n", tok);
+    return fclose(f) ? 1 : 0;
+}
+
 static void admin_usage(void)
 {
     fprintf(stderr,
@@ -352,6 +388,9 @@ static void admin_usage(void)
             "  create-token <person> <workspace> [ttl_seconds] prints the token (shown once)\n"
             "  revoke-tokens <person>                         prints how many were revoked\n"
             "  seed-demo                                      a demo workspace, rooms, people\n"
+            "  set-password <email>                           reads the password from stdin\n"
+            "  operator-token <file>                          writes a new operator token\n"
+            "                                                 (for --operator-token-file)\n"
             "  load-fixture <people> <rooms>                  a load-test workspace with tokens\n");
 }
 
@@ -418,6 +457,12 @@ int admin_main(const char *conninfo, int argc, char **argv)
         rc = load_fixture(pg, atoi(argv[1]), atoi(argv[2]));
     } else if (!strcmp(cmd, "seed-demo")) {
         rc = seed_demo(pg);
+    } else if (!strcmp(cmd, "set-password")) {
+        NEED(1);
+        rc = set_password(pg, argv[1]);
+    } else if (!strcmp(cmd, "operator-token")) {
+        NEED(1);
+        rc = operator_token(argv[1]);
     } else {
         admin_usage();
     }

@@ -1,9 +1,12 @@
 #include "app.h"
 
+#include "auth.h"
 #include "bus.h"
 #include "conn.h"
+#include "ctl.h"
 #include "db.h"
 #include "frame.h"
+#include "http_api.h"
 #include "log.h"
 #include "mem.h"
 #include "room.h"
@@ -48,6 +51,8 @@ static void app_stop(struct app *a)
     room_registry_free(a);
     uv_timer_stop(&a->sweep);
     uv_close((uv_handle_t *)&a->sweep, on_handle_closed);
+    uv_timer_stop(&a->jobs);
+    uv_close((uv_handle_t *)&a->jobs, on_handle_closed);
     uv_close((uv_handle_t *)&a->sig_term, on_handle_closed);
     uv_close((uv_handle_t *)&a->sig_int, on_handle_closed);
     uv_close((uv_handle_t *)&a->sig_usr1, on_handle_closed);
@@ -108,6 +113,43 @@ static void on_sweep(uv_timer_t *t)
     if (a->draining && !a->stopped) drain_step(a);
 }
 
+/* Once a second: revalidate sessions every minute (revocations missed while
+ * Redis was away, tokens that expired while connected) and anonymise old
+ * visit-log IPs on the configured period, the first time shortly after start. */
+static void on_jobs(uv_timer_t *t)
+{
+    struct app *a = t->data;
+    if (a->draining || !db_ready(a->db)) return;
+    a->job_runs++;
+    if (a->job_runs % 60 == 0) ctl_revalidate(a);
+    if (a->job_runs % a->cfg.anonymise_every_s == 5 % a->cfg.anonymise_every_s)
+        http_api_anonymise(a);
+}
+
+/* Bus hooks shared by the rooms and the control channel. */
+static void on_bus_message(void *ud, const char *ch, size_t chlen, const char *p, size_t len)
+{
+    if (!ctl_on_message(ud, ch, chlen, p, len)) room_on_bus_message(ud, ch, chlen, p, len);
+}
+
+static void on_bus_up(void *ud)
+{
+    ctl_on_bus_up(ud);
+    room_on_bus_up(ud);
+}
+
+/* store_stmts then the API's, prepared on every PostgreSQL connection. */
+static struct db_stmt *all_stmts(int *n)
+{
+    static struct db_stmt all[ST__COUNT + 64];
+    _Static_assert(sizeof all / sizeof all[0] >= ST__COUNT, "statement table");
+    if (http_api_nstmts > 64) return NULL;
+    memcpy(all, store_stmts, sizeof store_stmts);
+    memcpy(all + ST__COUNT, http_api_stmts, (size_t)http_api_nstmts * sizeof all[0]);
+    *n = ST__COUNT + http_api_nstmts;
+    return all;
+}
+
 void app_drain(struct app *a)
 {
     if (a->draining) return;
@@ -143,14 +185,20 @@ int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
         log_error("out of memory at start", "%s", "");
         return -1;
     }
-    a->db =
-        db_new(loop, cfg->pg, (int)cfg->db_conns, (int)cfg->db_timeout_ms, store_stmts, ST__COUNT);
+    if (auth_password_init(cfg->pwhash_ops, cfg->pwhash_mem_mib) || http_api_init(a)) {
+        log_error("cannot initialise password hashing or the operator token", "%s", "");
+        return -1;
+    }
+    int nstmts = 0;
+    struct db_stmt *stmts = all_stmts(&nstmts);
+    if (!stmts) return -1;
+    a->db = db_new(loop, cfg->pg, (int)cfg->db_conns, (int)cfg->db_timeout_ms, stmts, nstmts);
     struct bus_hooks hooks = {
         .ud = a,
-        .on_message = room_on_bus_message,
+        .on_message = on_bus_message,
         .on_subscribed = room_on_subscribed,
         .on_unsubscribed = room_on_unsubscribed,
-        .on_up = room_on_bus_up,
+        .on_up = on_bus_up,
         .on_pub_up = store_on_pub_up,
         .on_down = room_on_bus_down,
     };
@@ -162,6 +210,9 @@ int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
     uv_timer_init(loop, &a->sweep);
     a->sweep.data = a;
     uv_timer_start(&a->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    uv_timer_init(loop, &a->jobs);
+    a->jobs.data = a;
+    uv_timer_start(&a->jobs, on_jobs, 1000, 1000);
     uv_signal_t *sigs[] = {&a->sig_term, &a->sig_int, &a->sig_usr1, &a->sig_usr2};
     int signums[] = {SIGTERM, SIGINT, SIGUSR1, SIGUSR2};
     for (int i = 0; i < 4; i++) {

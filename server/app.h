@@ -50,6 +50,10 @@ struct app {
     char *scratch;           /* encode/pack buffer, FRAME_PRE + scratch_cap */
     size_t scratch_cap;      /* usable bytes after the headroom */
     struct stats stats;      /* counters */
+    bool has_operator;       /* an operator token is configured (outbox API) */
+    unsigned char operator_hash[32]; /* its BLAKE2b hash */
+    uv_timer_t jobs;         /* periodic jobs: IP anonymisation, session revalidation */
+    uint64_t job_runs;       /* ticks of the jobs timer */
 };
 
 /* Builds everything and starts listening; 0 or -1 (logged). */

@@ -285,6 +285,43 @@ int bus_publish(struct bus *b, const char *ch, size_t chlen, const char *p, size
     return 0;
 }
 
+/* A bus_call in flight: hiredis calls back once, with NULL if the context
+ * is freed first. */
+struct call {
+    struct bus *b;   /* owner */
+    bus_reply_cb cb; /* caller's callback */
+    void *ud;        /* for cb */
+};
+
+static void on_call_reply(redisAsyncContext *ac, void *r, void *priv)
+{
+    struct call *c = priv;
+    (void)ac;
+    if (c->b->unanswered) c->b->unanswered--;
+    c->b->last_progress = now_ms(c->b);
+    c->cb(c->ud, r);
+    mem_free(c);
+}
+
+int bus_call(struct bus *b, bus_reply_cb cb, void *ud, int argc, const char **argv,
+             const size_t *argvlen)
+{
+    struct link *l = &b->l[PUB];
+    if (!l->up) return -EAGAIN;
+    if (b->unanswered >= BUS_MAX_UNANSWERED) return -ENOBUFS;
+    struct call *c = mem_alloc(sizeof *c);
+    if (!c) return -ENOMEM;
+    c->b = b;
+    c->cb = cb;
+    c->ud = ud;
+    if (redisAsyncCommandArgv(l->ac, on_call_reply, c, argc, argv, argvlen) != REDIS_OK) {
+        mem_free(c);
+        return -EAGAIN;
+    }
+    if (b->unanswered++ == 0) b->last_progress = now_ms(b);
+    return 0;
+}
+
 static void on_sub_reply(redisAsyncContext *ac, void *rv, void *priv)
 {
     struct bus *b = priv;

@@ -51,6 +51,14 @@ int bus_publish(struct bus *b, const char *ch, size_t chlen, const char *p, size
 int bus_subscribe(struct bus *b, const char *ch, size_t chlen);
 int bus_unsubscribe(struct bus *b, const char *ch, size_t chlen);
 
+/* A command on the publish connection (rate-limit counters and the like).
+ * cb gets the reply, or NULL when the link failed or the command could not
+ * be answered in time (the watchdog drops a silent link); it is called
+ * exactly once when bus_call returned 0. The reply is valid during the call. */
+typedef void (*bus_reply_cb)(void *ud, const void *redis_reply);
+int bus_call(struct bus *b, bus_reply_cb cb, void *ud, int argc, const char **argv,
+             const size_t *argvlen);
+
 bool bus_up(const struct bus *b);                       /* both connections established */
 unsigned long long bus_reconnects(const struct bus *b); /* links re-established */
 

@@ -67,6 +67,30 @@ static const struct opt opts[] = {
     {"--tls-key", "PARLEY_TLS_KEY", K_STR, OFF(tls_key), 1024, 0, 0, "PEM private key"},
     {"--origins", "PARLEY_ORIGINS", K_STR, OFF(origins), 2048, 0, 0,
      "allowed Origin values, comma-separated (any)"},
+    {"--pwhash-ops", "PARLEY_PWHASH_OPS", K_U32, OFF(pwhash_ops), 0, 2, 20,
+     "argon2id passes (2; OWASP minimum)"},
+    {"--pwhash-mem-mib", "PARLEY_PWHASH_MEM_MIB", K_U32, OFF(pwhash_mem_mib), 0, 19, 4096,
+     "argon2id memory in MiB (19; OWASP minimum)"},
+    {"--session-ttl-h", "PARLEY_SESSION_TTL_H", K_U32, OFF(session_ttl_h), 0, 1, 24 * 366,
+     "session token lifetime in hours (720)"},
+    {"--invite-ttl-h", "PARLEY_INVITE_TTL_H", K_U32, OFF(invite_ttl_h), 0, 1, 24 * 90,
+     "invitation lifetime in hours (168)"},
+    {"--login-max-account", "PARLEY_LOGIN_MAX_ACCOUNT", K_U32, OFF(login_max_account), 0, 1, 100000,
+     "failed logins per account per window (10)"},
+    {"--login-max-ip", "PARLEY_LOGIN_MAX_IP", K_U32, OFF(login_max_ip), 0, 1, 1000000,
+     "failed logins per client IP per window (100)"},
+    {"--signup-max-ip", "PARLEY_SIGNUP_MAX_IP", K_U32, OFF(signup_max_ip), 0, 1, 1000000,
+     "sign-ups per client IP per window (20)"},
+    {"--login-window-s", "PARLEY_LOGIN_WINDOW_S", K_U32, OFF(login_window_s), 0, 1, 86400,
+     "login rate-limit window in seconds (900)"},
+    {"--http-max-body", "PARLEY_HTTP_MAX_BODY", K_SIZE, OFF(http_max_body), 0, 1024, 1 << 20,
+     "bytes of an HTTP request body (65536)"},
+    {"--ip-retention-days", "PARLEY_IP_RETENTION_DAYS", K_U32, OFF(ip_retention_days), 0, 0, 3650,
+     "visit-log IPs anonymised after days (7)"},
+    {"--anonymise-every-s", "PARLEY_ANONYMISE_EVERY_S", K_U32, OFF(anonymise_every_s), 0, 1, 86400,
+     "how often the IP anonymisation job runs (3600)"},
+    {"--operator-token-file", "PARLEY_OPERATOR_TOKEN_FILE", K_STR, OFF(operator_token_file), 1024,
+     0, 0, "file with the operator token for /api/v1/outbox (none)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -93,6 +117,17 @@ void config_defaults(struct config *c)
     c->max_rooms = 64;
     c->reorder_ms = 100;
     c->log_level = LOG_INFO;
+    c->pwhash_ops = 2;
+    c->pwhash_mem_mib = 19;
+    c->session_ttl_h = 720;
+    c->invite_ttl_h = 168;
+    c->login_max_account = 10;
+    c->login_max_ip = 100;
+    c->login_window_s = 900;
+    c->signup_max_ip = 20;
+    c->http_max_body = 65536;
+    c->ip_retention_days = 7;
+    c->anonymise_every_s = 3600;
 }
 
 static int bad(const struct opt *o, const char *from, const char *why)

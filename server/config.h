@@ -12,31 +12,43 @@
 #include <stdint.h>
 
 struct config {
-    int port;                 /* WebSocket/HTTP listen port */
-    char bind[64];            /* listen address */
-    char pg[1024];            /* PostgreSQL conninfo */
-    char redis_host[256];     /* Redis host */
-    int redis_port;           /* Redis port */
-    char sql_dir[1024];       /* migrations directory (for the schema check and migrate) */
-    size_t max_frame;         /* bytes of one reassembled client message */
-    size_t max_body;          /* bytes of a message body */
-    size_t outq_bytes;        /* a connection's out-queue limit in bytes */
-    uint32_t outq_frames;     /* ... and in frames */
-    uint32_t batch_max;       /* messages per write transaction at most */
-    uint32_t batch_delay_us;  /* how long the first message of a batch may wait */
-    uint32_t batch_queue_max; /* messages waiting for a batch at most (then rx flow off) */
-    uint32_t replay_limit;    /* messages a join with since may replay at most */
-    uint32_t auth_timeout_ms; /* unauthenticated connections are closed after this */
-    uint32_t per_ip_max;      /* WebSocket connections per client IP */
-    uint32_t db_timeout_ms;   /* a query not answered by then fails with unavailable */
-    uint32_t db_conns;        /* PostgreSQL connections (1 writer + readers) */
-    uint32_t max_rooms;       /* rooms one connection may join */
-    uint32_t reorder_ms;      /* how long a gap in a room's bus stream may wait before a fetch */
-    int log_level;            /* enum log_level */
-    char tls_cert[1024];      /* PEM certificate chain: serve wss/https when set */
-    char tls_key[1024];       /* PEM private key */
-    char origins[2048];       /* comma-separated allowed Origin values; empty: any */
-    char config_file[1024];   /* where file settings came from (for logs) */
+    int port;                   /* WebSocket/HTTP listen port */
+    char bind[64];              /* listen address */
+    char pg[1024];              /* PostgreSQL conninfo */
+    char redis_host[256];       /* Redis host */
+    int redis_port;             /* Redis port */
+    char sql_dir[1024];         /* migrations directory (for the schema check and migrate) */
+    size_t max_frame;           /* bytes of one reassembled client message */
+    size_t max_body;            /* bytes of a message body */
+    size_t outq_bytes;          /* a connection's out-queue limit in bytes */
+    uint32_t outq_frames;       /* ... and in frames */
+    uint32_t batch_max;         /* messages per write transaction at most */
+    uint32_t batch_delay_us;    /* how long the first message of a batch may wait */
+    uint32_t batch_queue_max;   /* messages waiting for a batch at most (then rx flow off) */
+    uint32_t replay_limit;      /* messages a join with since may replay at most */
+    uint32_t auth_timeout_ms;   /* unauthenticated connections are closed after this */
+    uint32_t per_ip_max;        /* WebSocket connections per client IP */
+    uint32_t db_timeout_ms;     /* a query not answered by then fails with unavailable */
+    uint32_t db_conns;          /* PostgreSQL connections (1 writer + readers) */
+    uint32_t max_rooms;         /* rooms one connection may join */
+    uint32_t reorder_ms;        /* how long a gap in a room's bus stream may wait before a fetch */
+    int log_level;              /* enum log_level */
+    char tls_cert[1024];        /* PEM certificate chain: serve wss/https when set */
+    char tls_key[1024];         /* PEM private key */
+    char origins[2048];         /* comma-separated allowed Origin values; empty: any */
+    uint32_t pwhash_ops;        /* argon2id passes (OWASP minimum 2) */
+    uint32_t pwhash_mem_mib;    /* argon2id memory in MiB (OWASP minimum 19) */
+    uint32_t session_ttl_h;     /* session tokens expire after this many hours */
+    uint32_t invite_ttl_h;      /* invitations expire after this many hours */
+    uint32_t login_max_account; /* failed logins per account per window, then 429 */
+    uint32_t login_max_ip;      /* failed logins per client IP per window, then 429 */
+    uint32_t login_window_s;    /* the rate-limit window */
+    uint32_t signup_max_ip;     /* sign-ups per client IP per window */
+    size_t http_max_body;       /* bytes of an HTTP request body (then 413) */
+    uint32_t ip_retention_days; /* visit-log IPs are anonymised after this many days */
+    uint32_t anonymise_every_s; /* how often the anonymisation job runs */
+    char operator_token_file[1024]; /* file holding the operator's token (outbox); empty: none */
+    char config_file[1024];         /* where file settings came from (for logs) */
 };
 
 void config_defaults(struct config *c);

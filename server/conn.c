@@ -3,6 +3,7 @@
 #include "app.h"
 #include "log.h"
 #include "mem.h"
+#include "perm.h"
 #include "room.h"
 
 #include <libwebsockets.h>
@@ -45,6 +46,7 @@ void conn_init(struct conn *c, struct app *app, struct lws *wsi)
     c->app = app;
     c->wsi = wsi;
     c->ws = true;
+    c->prole = ROLE_NONE; /* no rights until auth */
     c->id = ++app->next_conn_id;
     c->opened_ms = app_now_ms(app);
     c->reqs.next = c->reqs.prev = &c->reqs;

@@ -60,6 +60,7 @@ struct conn {
     char person[PP_UUID_LEN + 1];    /* authenticated person */
     char workspace[PP_UUID_LEN + 1]; /* the workspace of this session */
     char role[12];                   /* role in that workspace */
+    int prole;                       /* the same as enum role (perm.h) */
     struct outq q;                   /* frames waiting for WRITEABLE */
     unsigned char *rx;               /* reassembly of a fragmented message, or NULL */
     size_t rx_len;                   /* bytes in rx */
@@ -70,10 +71,11 @@ struct conn {
     uint32_t inflight;               /* commands not yet answered */
     uint16_t close_code;             /* status for the close frame */
     char close_reason[48];           /* reason for the close frame */
-    const char *http_body;           /* HTTP: static response body */
-    int http_status;                 /* HTTP: status code; 0 when headers are sent */
-    bool http_body_owned;            /* HTTP: http_body is malloc'd (free after writing) */
-    const char *http_type;           /* HTTP: content type, NULL for JSON */
+    struct http_req *req;            /* HTTP: the request being served, or NULL */
+    char token_id[PP_UUID_LEN + 1];  /* the token this session authenticated with */
+    bool avatar;                     /* the person is an avatar (bot) */
+    bool revalidating;               /* in the token check in flight (ctl.c) */
+    const char *ua_os, *ua_browser;  /* User-Agent families at the handshake */
 };
 
 void conn_init(struct conn *c, struct app *app, struct lws *wsi);

@@ -6,6 +6,7 @@
 #include "db.h"
 #include "log.h"
 #include "mem.h"
+#include "perm.h"
 #include "room.h"
 #include "store.h"
 #include "stats.h"
@@ -57,11 +58,19 @@ static void reply_db_error(struct conn *c, int64_t id, int err)
 
 /* ---- auth ---------------------------------------------------------------- */
 
+static void on_visit(void *ud, PGresult *res, int err)
+{
+    (void)ud;
+    if (err || PQresultStatus(res) != PGRES_COMMAND_OK)
+        log_warn("visit not logged", "sqlstate=%s", err ? "" : db_sqlstate(res));
+}
+
 static void on_auth(void *ud, PGresult *res, int err)
 {
     int64_t id;
     struct conn *c = ticket_done(ud, SO_AUTH, &id, NULL);
     if (!c) return;
+    struct app *a = c->app;
     c->auth_pending = false;
     if (err) {
         reply_db_error(c, id, err);
@@ -86,7 +95,14 @@ static void on_auth(void *ud, PGresult *res, int err)
     snprintf(c->person, sizeof c->person, "%s", PQgetvalue(res, 0, 0));
     snprintf(c->workspace, sizeof c->workspace, "%s", PQgetvalue(res, 0, 1));
     snprintf(c->role, sizeof c->role, "%s", PQgetvalue(res, 0, 2));
+    snprintf(c->token_id, sizeof c->token_id, "%s", PQgetvalue(res, 0, 3));
+    c->avatar = PQgetvalue(res, 0, 4)[0] == 't';
+    c->prole = perm_role_parse(c->role, strlen(c->role));
     c->authed = true;
+    /* The visit log: fire and forget (a lost row must not fail the session). */
+    const char *vv[5] = {c->workspace, c->person, c->ip, c->ua_os ? c->ua_os : "Other",
+                         c->ua_browser ? c->ua_browser : "Other"};
+    if (!db_query(a->db, -1, ST_VISIT, 5, vv, NULL, NULL, on_visit, NULL)) a->stats.visits_logged++;
     log_info("authenticated", "conn=%llu person=%s workspace=%s role=%s", (unsigned long long)c->id,
              c->person, c->workspace, c->role);
     char buf[160];
@@ -172,6 +188,10 @@ static void on_join_check(void *ud, PGresult *res, int err)
 static void op_join(struct conn *c, const struct pp_cmd *cmd)
 {
     struct app *a = c->app;
+    if (!perm_allows((enum role)c->prole, P_ROOM_JOIN)) {
+        conn_reply_err(c, cmd->id, PP_E_FORBIDDEN, "your role may not join rooms");
+        return;
+    }
     if (room_find_sub(c, cmd->room.str)) {
         conn_reply_err(c, cmd->id, PP_E_ALREADY_JOINED, "already joined");
         return;
@@ -188,8 +208,8 @@ static void op_join(struct conn *c, const struct pp_cmd *cmd)
         return;
     }
     s->check = t;
-    const char *v[3] = {cmd->room.str, c->workspace, c->person};
-    int rc = db_query(a->db, -1, ST_JOIN_CHECK, 3, v, NULL, NULL, on_join_check, t);
+    const char *v[4] = {cmd->room.str, c->workspace, c->person, c->token_id};
+    int rc = db_query(a->db, -1, ST_JOIN_CHECK, 4, v, NULL, NULL, on_join_check, t);
     if (rc) {
         int64_t id;
         ticket_done(t, -1, &id, NULL);
@@ -234,6 +254,10 @@ static struct sub *joined(struct conn *c, const struct pp_cmd *cmd)
 static void op_send(struct conn *c, const struct pp_cmd *cmd)
 {
     if (!joined(c, cmd)) return;
+    if (!perm_allows((enum role)c->prole, P_MSG_SEND)) {
+        conn_reply_err(c, cmd->id, PP_E_FORBIDDEN, "your role may not send messages");
+        return;
+    }
     /* The guidelines engine (a later issue) runs here, before anything is
      * stored or sent. */
     if (store_send(c->app, c, cmd->id, cmd->room.str, &cmd->client_msg_id, &cmd->body)) {
@@ -307,6 +331,10 @@ static void on_history(void *ud, PGresult *res, int err)
         pp_w_str(&w, PQgetvalue(res, r, COL_BODY), (size_t)PQgetlength(res, r, COL_BODY));
         pp_w_key(&w, "ts");
         pp_w_int(&w, strtoll(PQgetvalue(res, r, COL_TS), NULL, 10));
+        if (PQgetvalue(res, r, COL_AVATAR)[0] == 't') {
+            pp_w_key(&w, "avatar");
+            pp_w_bool(&w, true);
+        }
         pp_w_obj_end(&w);
     }
     pp_w_arr_end(&w);

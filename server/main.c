@@ -4,11 +4,13 @@
  *   parleyd [serve] [options]    run the gateway (see --help)
  *   parleyd migrate [options]    apply pending sql/ migrations
  *   parleyd admin [options] ...  blocking admin commands
+ *   parleyd routes               the HTTP routes (checked against the OpenAPI document)
  */
 #include "admin.h"
 #include "app.h"
 #include "auth.h"
 #include "config.h"
+#include "http_api.h"
 #include "log.h"
 #include "ws.h"
 
@@ -57,6 +59,10 @@ int main(int argc, char **argv)
         char **v = argv + 2;
         if (tool_config(&cfg, &n, &v)) return 2;
         return admin_main(cfg.pg, n, v);
+    }
+    if (argc > 1 && !strcmp(argv[1], "routes")) {
+        http_api_print_routes(stdout);
+        return 0;
     }
     if (argc > 1 && !strcmp(argv[1], "config-check")) {
         /* Validates the settings as serve would and prints where they landed. */

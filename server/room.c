@@ -196,6 +196,7 @@ static struct frame *row_frame(struct app *a, const char *room, PGresult *res, i
         .body = PQgetvalue(res, row, COL_BODY),
         .body_len = (size_t)PQgetlength(res, row, COL_BODY),
         .ts = strtoll(PQgetvalue(res, row, COL_TS), NULL, 10),
+        .avatar = PQgetvalue(res, row, COL_AVATAR)[0] == 't',
     };
     return room_encode_message(a, &m);
 }

@@ -1,6 +1,7 @@
 #include "stats.h"
 
 #include "app.h"
+#include "auth.h"
 #include "bus.h"
 #include "conn.h"
 #include "db.h"
@@ -157,6 +158,20 @@ char *stats_render(struct app *a, size_t *len)
            (double)s->replays);
     metric(&o, "parley_recovery_replayed_messages_total", "counter",
            "Messages replayed to joining connections.", (double)s->replayed);
+    metric(&o, "parley_http_requests_total", "counter", "HTTP requests routed.",
+           (double)s->http_requests);
+    put(&o,
+        "# HELP parley_logins_total Password sign-ins, by outcome.\n"
+        "# TYPE parley_logins_total counter\n"
+        "parley_logins_total{outcome=\"ok\"} %llu\n"
+        "parley_logins_total{outcome=\"failed\"} %llu\n"
+        "parley_logins_total{outcome=\"rate_limited\"} %llu\n",
+        (unsigned long long)s->logins_ok, (unsigned long long)s->logins_failed,
+        (unsigned long long)s->logins_limited);
+    metric(&o, "parley_password_jobs", "gauge", "argon2id jobs running or queued on the thread pool.",
+           auth_password_jobs());
+    metric(&o, "parley_visits_logged_total", "counter", "Visit-log rows for WebSocket sessions.",
+           (double)s->visits_logged);
     static const char *const ops[SO__COUNT] = {"auth", "join", "send", "history"};
     for (int i = 0; i < SO__COUNT; i++) {
         char label[32];

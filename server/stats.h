@@ -42,6 +42,11 @@ struct stats {
     uint64_t gap_fetches;              /* room catch-ups from PostgreSQL */
     uint64_t replays;                  /* joins that replayed from storage */
     uint64_t replayed;                 /* messages replayed to joining connections */
+    uint64_t http_requests;            /* HTTP requests routed */
+    uint64_t logins_ok;                /* password logins that succeeded */
+    uint64_t logins_failed;            /* ... that failed (wrong email or password) */
+    uint64_t logins_limited;           /* sign-in attempts refused by the rate limit */
+    uint64_t visits_logged;            /* visit-log rows written for WebSocket sessions */
     struct hist batch_size;            /* messages per write transaction */
     struct hist commit_seconds;        /* write transaction latency */
     struct hist op_seconds[SO__COUNT]; /* command latency, receipt to reply */

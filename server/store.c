@@ -15,12 +15,16 @@
 #include <string.h>
 
 #define TS_MS(col) "(extract(epoch from " col ") * 1000)::int8"
-#define ROW_COLS "seq, sender_id::text, client_msg_id, body, " TS_MS("created_at")
+#define ROW_COLS                                                                                   \
+    "seq, sender_id::text, client_msg_id, body, " TS_MS(                                           \
+        "created_at") ","                                                                          \
+                      " (SELECT is_avatar FROM people WHERE id = sender_id)"
 
 const struct db_stmt store_stmts[ST__COUNT] = {
     [ST_AUTH] = {"auth",
-                 "SELECT t.person_id::text, wm.workspace_id::text, wm.role"
-                 "  FROM access_tokens t"
+                 "SELECT t.person_id::text, wm.workspace_id::text, wm.role, t.id::text,"
+                 "  pe.is_avatar"
+                 "  FROM access_tokens t JOIN people pe ON pe.id = t.person_id"
                  "  JOIN workspace_members wm ON wm.person_id = t.person_id"
                  "   AND wm.removed_at IS NULL"
                  "   AND (t.workspace_id IS NULL OR wm.workspace_id = t.workspace_id)"
@@ -35,8 +39,11 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                        "          WHERE m.room_id = r.id AND m.person_id = $3::uuid)"
                        "  FROM rooms r"
                        " WHERE r.id = $1::uuid AND r.workspace_id = $2::uuid"
-                       "   AND r.archived_at IS NULL",
-                       3},
+                       "   AND r.archived_at IS NULL"
+                       /* a token scoped to rooms (an avatar's) opens only those */
+                       "   AND NOT EXISTS (SELECT 1 FROM access_tokens t WHERE t.id = $4::uuid"
+                       "    AND t.room_ids IS NOT NULL AND NOT r.id = ANY(t.room_ids))",
+                       4},
     [ST_LAST_SEQ] = {"last_seq", "SELECT last_seq FROM rooms WHERE id = $1::uuid", 1},
     [ST_FETCH] = {"fetch",
                   "SELECT " ROW_COLS " FROM messages"
@@ -82,6 +89,21 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                                " SELECT e.i, e.seq, " TS_MS(
                                    "e.created_at") ", true, e.body FROM existing e",
          1},
+    [ST_VISIT] = {"visit",
+                  "INSERT INTO visits (workspace_id, person_id, kind, ip, os, browser)"
+                  " VALUES ($1::uuid, $2::uuid, 'websocket', $3::inet, $4, $5)",
+                  5},
+    /* Answers the pairs that are no longer valid (usually none), so the
+     * gateway's work is proportional to what it must close. */
+    [ST_REVALIDATE] = {"revalidate",
+                       "SELECT e->>0, e->>1 FROM json_array_elements($1::json) e"
+                       " WHERE NOT EXISTS (SELECT 1 FROM access_tokens t"
+                       "  JOIN workspace_members wm ON wm.person_id = t.person_id"
+                       "   AND wm.workspace_id = (e->>1)::uuid AND wm.removed_at IS NULL"
+                       "  WHERE t.id = (e->>0)::uuid AND t.revoked_at IS NULL"
+                       "   AND (t.expires_at IS NULL OR t.expires_at > now())"
+                       "   AND (t.workspace_id IS NULL OR t.workspace_id = wm.workspace_id))",
+                       1},
     [ST_SCHEMA] = {"schema", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
 };
 
@@ -110,6 +132,7 @@ struct item {
     size_t body_len;
     int64_t seq, ts;      /* result */
     bool done, duplicate; /* result arrived; it was stored before */
+    bool avatar;          /* the sender is an avatar */
 };
 
 struct batcher {
@@ -243,6 +266,7 @@ int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
     it->t0 = uv_hrtime();
     memcpy(it->room, room, PP_UUID_LEN);
     memcpy(it->sender, c->person, PP_UUID_LEN);
+    it->avatar = c->avatar;
     it->cmid = (char *)(it + 1);
     memcpy(it->cmid, cmid->str, cmid->len);
     it->cmid[cmid->len] = '\0';
@@ -399,6 +423,7 @@ static void publish(struct app *a, struct item *it, const char *body, size_t bod
         .body = body,
         .body_len = body_len,
         .ts = it->ts,
+        .avatar = it->avatar,
     };
     int n = pp_encode_message(p + h, a->scratch_cap - (size_t)h, &m);
     char ch[64];

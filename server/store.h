@@ -26,12 +26,15 @@ struct app;
 struct conn;
 
 enum store_stmt {
-    ST_AUTH,         /* $1 token hash (bytea), $2 workspace uuid or NULL */
-    ST_JOIN_CHECK,   /* $1 room, $2 workspace, $3 person -> allowed */
+    ST_AUTH,         /* $1 token hash (bytea), $2 workspace uuid or NULL
+                        -> person, workspace, role, token id, is_avatar */
+    ST_JOIN_CHECK,   /* $1 room, $2 workspace, $3 person, $4 token id -> allowed */
     ST_LAST_SEQ,     /* $1 room -> last_seq */
     ST_FETCH,        /* $1 room, $2 after seq, $3 limit -> rows ascending */
     ST_BEFORE,       /* $1 room, $2 before seq, $3 limit -> rows descending */
     ST_INSERT_BATCH, /* $1 json array of sends -> (i, seq, ts, dup, body) */
+    ST_VISIT,        /* $1 workspace, $2 person, $3 ip, $4 os, $5 browser */
+    ST_REVALIDATE,   /* $1 json [[token id, workspace], ...] -> the pairs no longer valid */
     ST_SCHEMA,       /* -> the database's schema version */
     ST__COUNT
 };
@@ -39,7 +42,7 @@ enum store_stmt {
 extern const struct db_stmt store_stmts[ST__COUNT];
 
 /* Columns of ST_FETCH and ST_BEFORE rows. */
-enum { COL_SEQ, COL_SENDER, COL_CMID, COL_BODY, COL_TS };
+enum { COL_SEQ, COL_SENDER, COL_CMID, COL_BODY, COL_TS, COL_AVATAR };
 
 int store_batcher_new(struct app *a);
 void store_batcher_free(struct app *a);

@@ -6,9 +6,11 @@
 #include "conn.h"
 #include "db.h"
 #include "handler.h"
+#include "http.h"
 #include "log.h"
 #include "mem.h"
 #include "stats.h"
+#include "ua.h"
 
 #include <libwebsockets.h>
 #include <stdlib.h>
@@ -63,68 +65,6 @@ static void ip_add(struct app *a, const char *ip, int d)
         *pp = e->next;
         mem_free(e);
     }
-}
-
-/* ---- HTTP ---------------------------------------------------------------- */
-
-static int http_request(struct app *a, struct conn *c, struct lws *wsi, const char *uri)
-{
-    if (!strcmp(uri, "/metrics")) {
-        size_t n;
-        char *text = stats_render(a, &n);
-        if (!text) return -1;
-        c->http_status = 200;
-        c->http_body = text;
-        c->http_body_owned = true;
-        c->http_type = "text/plain; version=0.0.4; charset=utf-8";
-    } else if (!strcmp(uri, "/healthz")) {
-        c->http_status = 200;
-        c->http_body = "{\"status\":\"ok\"}";
-    } else if (!strcmp(uri, "/readyz")) {
-        bool ready = db_ready(a->db) && bus_up(a->bus) && a->schema_ok && !a->draining;
-        c->http_status = ready ? 200 : 503;
-        c->http_body = ready ? "{\"status\":\"ready\"}" : "{\"status\":\"not ready\"}";
-    } else {
-        c->http_status = 404;
-        c->http_body = "{\"error\":{\"code\":\"not_found\",\"message\":\"no such route\"}}";
-    }
-    lws_callback_on_writable(wsi);
-    return 0;
-}
-
-static void http_body_free(struct conn *c)
-{
-    if (c->http_body_owned) free((char *)c->http_body);
-    c->http_body = NULL;
-    c->http_body_owned = false;
-}
-
-/* Headers on the first WRITEABLE, the body on the second: one write each. */
-static int http_writeable(struct conn *c, struct lws *wsi)
-{
-    unsigned char buf[LWS_PRE + 512];
-    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
-    if (!c->http_body) return -1;
-    size_t blen = strlen(c->http_body);
-    if (c->http_status) {
-        if (lws_add_http_common_headers(wsi, (unsigned int)c->http_status, "application/json", blen,
-                                        &p, end) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
-            return -1;
-        c->http_status = 0;
-        lws_callback_on_writable(wsi);
-        return 0;
-    }
-    /* The body needs LWS_PRE bytes of headroom: copy it after them. */
-    unsigned char *out = blen <= sizeof buf - LWS_PRE ? start : malloc(LWS_PRE + blen);
-    if (!out) return -1;
-    if (out != start) out += LWS_PRE;
-    memcpy(out, c->http_body, blen);
-    int w = lws_write(wsi, out, blen, LWS_WRITE_HTTP_FINAL);
-    if (out != start) free(out - LWS_PRE);
-    http_body_free(c);
-    if (w != (int)blen) return -1;
-    return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
 /* ---- WebSocket ----------------------------------------------------------- */
@@ -232,12 +172,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         return 0;
     }
-    case LWS_CALLBACK_ESTABLISHED:
+    case LWS_CALLBACK_ESTABLISHED: {
         conn_init(c, a, wsi);
+        /* Only the families are kept (visit log), not the whole string. */
+        char ua[512];
+        int ulen = lws_hdr_copy(wsi, ua, sizeof ua, WSI_TOKEN_HTTP_USER_AGENT);
+        struct ua_info ui = ua_parse(ua, ulen > 0 ? (size_t)ulen : 0);
+        c->ua_os = ui.os;
+        c->ua_browser = ui.browser;
         ip_add(a, c->ip, +1);
         log_debug("connection opened", "conn=%llu ip=%s", (unsigned long long)c->id, c->ip);
         send_hello(a, c);
         return 0;
+    }
     case LWS_CALLBACK_RECEIVE:
         return ws_receive(a, c, wsi, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -253,11 +200,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         }
         return 0;
     case LWS_CALLBACK_HTTP:
-        return c ? http_request(a, c, wsi, (const char *)in) : -1;
+        return c ? http_begin(a, c, wsi, (const char *)in) : -1;
+    case LWS_CALLBACK_HTTP_BODY:
+        return c ? http_body(c, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return c ? http_body_done(c) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        return c ? http_writeable(c, wsi) : -1;
+        return c ? http_writeable(c) : -1;
     case LWS_CALLBACK_CLOSED_HTTP:
-        if (c) http_body_free(c); /* closed before the body went out */
+        if (c) http_closed(c); /* a request in flight finishes without a client */
         return 0;
     default:
         return 0;

@@ -1,7 +1,7 @@
 /*
  * ws.h - the only libwebsockets callback, and the context on the app's loop.
- * Maps callback reasons to conn_* (WebSocket) and a tiny HTTP responder
- * (/healthz, /readyz). Enforces the per-IP cap during the handshake (Debian's
+ * Maps callback reasons to conn_* (WebSocket) and http_* (the HTTP API and
+ * the operational endpoints). Enforces the per-IP cap during the handshake (Debian's
  * lws has no peer limits), text-only frames and the reassembly size cap.
  */
 #ifndef PARLEY_WS_H

@@ -15,9 +15,14 @@ cmd=${2:?command}
 PARLEYD=${PARLEYD:-}
 
 # The gateways' test settings: small limits so limit behaviour is cheap to reach.
+# Sign-in limits are per source address; tests bind 127.0.0.x addresses of
+# their own so that one test's attempts do not spend another's.
 gw_flags=(--per-ip-max 32 --auth-timeout-ms 1500 --outq-bytes 262144 --replay-limit 200
           --origins "https://app.parley.example, http://localhost:3000"
-          --db-timeout-ms 2000 --log-level ${GW_LOG_LEVEL:-info})
+          --db-timeout-ms 2000 --log-level ${GW_LOG_LEVEL:-info}
+          --login-max-account 5 --login-max-ip 12 --signup-max-ip 100000 --login-window-s 120
+          --ip-retention-days 7 --anonymise-every-s 1
+          --operator-token-file "$state/operator.token")
 
 load_env() { [ -f "$state/env" ] && . "$state/env"; }
 
@@ -36,6 +41,7 @@ start)
   svc_pg_start "$state" "$pg_port"
   svc_redis_start "$state" "$redis_port"
   "$PARLEYD" migrate --pg "$conninfo" >"$state/migrate.log"
+  "$PARLEYD" admin --pg "$conninfo" operator-token "$state/operator.token"
   svc_gw_start "$state" gw1 "$gw1" "$PARLEYD" "$conninfo" "$redis_port" "${gw_flags[@]}"
   svc_gw_start "$state" gw2 "$gw2" "$PARLEYD" "$conninfo" "$redis_port" "${gw_flags[@]}"
   cat >"$state/env" <<EOV
@@ -49,6 +55,7 @@ GW2_PID=$(cat "$state/gw2.pid")
 STATE_DIR=$state
 PARLEYD=$PARLEYD
 ENV_SH=$here/env.sh
+OPERATOR_TOKEN_FILE=$state/operator.token
 EOV
   echo "environment up: gateways on $gw1 and $gw2"
   ;;

@@ -52,6 +52,12 @@ void it_load_env(void)
             snprintf(IT.env_sh, sizeof IT.env_sh, "%s", v);
         else if (!strcmp(line, "REDIS_PORT"))
             IT.redis_port = atoi(v);
+        else if (!strcmp(line, "OPERATOR_TOKEN_FILE")) {
+            FILE *t = fopen(v, "r");
+            if (t && fgets(IT.operator_token, sizeof IT.operator_token, t))
+                IT.operator_token[strcspn(IT.operator_token, "\r\n")] = 0;
+            if (t) fclose(t);
+        }
     }
     fclose(f);
     srand((unsigned)time(NULL) ^ (unsigned)getpid());

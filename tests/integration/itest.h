@@ -18,6 +18,7 @@ struct itest_env {
     char parleyd[512]; /* binary */
     char env_sh[512];  /* fixture script */
     int redis_port;    /* the Redis server */
+    char operator_token[64]; /* the operator token (outbox API) */
 };
 
 extern struct itest_env IT;

@@ -142,15 +142,18 @@ struct wsc *wsc_connect(int port, const struct wsc_opts *o, int *http_status)
     unsigned char nonce[16];
     for (int i = 0; i < 16; i++)
         nonce[i] = (unsigned char)rand();
-    char key[32], req[512];
+    char key[32], req[1024];
     b64(nonce, 16, key);
     char origin_hdr[300] = "";
     if (o && o->origin) snprintf(origin_hdr, sizeof origin_hdr, "Origin: %s\r\n", o->origin);
+    char ua_hdr[300] = "";
+    if (o && o->user_agent)
+        snprintf(ua_hdr, sizeof ua_hdr, "User-Agent: %s\r\n", o->user_agent);
     int n = snprintf(req, sizeof req,
                      "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: parley.v1\r\n%s\r\n",
-                     port, key, origin_hdr);
+                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: parley.v1\r\n%s%s\r\n",
+                     port, key, origin_hdr, ua_hdr);
     struct wsc *c = calloc(1, sizeof *c);
     c->fd = fd;
     c->q = calloc(QMAX, sizeof *c->q);

@@ -23,6 +23,7 @@ struct wsc_opts {
     int rcvbuf;         /* SO_RCVBUF before connect (0: default) */
     bool tls;           /* wss: TLS (certificate not verified: tests use self-signed) */
     const char *origin; /* send this Origin header (NULL: none) */
+    const char *user_agent; /* send this User-Agent header (NULL: none) */
 };
 
 /* Connects and upgrades. NULL on failure; *http_status gets the refused

@@ -1,0 +1,109 @@
+#include "ctl.h"
+
+#include "app.h"
+#include "bus.h"
+#include "conn.h"
+#include "db.h"
+#include "log.h"
+#include "mem.h"
+#include "store.h"
+
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CTL_CHANNEL "ctl"
+
+static void close_matching(struct app *a, const char *kind, const char *x, const char *y)
+{
+    unsigned n = 0;
+    for (struct conn *c = a->conns; c; c = c->next) {
+        if (!c->authed || c->closing) continue;
+        bool hit =
+            (!strcmp(kind, "token") && !strcmp(c->token_id, x)) ||
+            (!strcmp(kind, "person") && !strcmp(c->person, x)) ||
+            (!strcmp(kind, "member") && !strcmp(c->workspace, x) && y && !strcmp(c->person, y)) ||
+            (!strcmp(kind, "workspace") && !strcmp(c->workspace, x));
+        if (!hit) continue;
+        conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                   !strcmp(kind, "workspace") ? "workspace deleted" : "access revoked");
+        n++;
+    }
+    if (n) log_info("connections closed: access revoked", "event=%s closed=%u", kind, n);
+}
+
+static void apply(struct app *a, const char *p, size_t len)
+{
+    char buf[160], *save = NULL;
+    if (len >= sizeof buf) return;
+    memcpy(buf, p, len);
+    buf[len] = 0;
+    const char *kind = strtok_r(buf, " ", &save);
+    const char *x = strtok_r(NULL, " ", &save);
+    const char *y = strtok_r(NULL, " ", &save);
+    if (kind && x) close_matching(a, kind, x, y);
+}
+
+void ctl_publish(struct app *a, const char *event)
+{
+    size_t len = strlen(event);
+    apply(a, event, len);
+    if (bus_publish(a->bus, CTL_CHANNEL, sizeof CTL_CHANNEL - 1, event, len))
+        log_warn("control event not published; other gateways revalidate", "event=\"%s\"", event);
+}
+
+bool ctl_on_message(struct app *a, const char *ch, size_t chlen, const char *p, size_t len)
+{
+    if (chlen != sizeof CTL_CHANNEL - 1 || memcmp(ch, CTL_CHANNEL, chlen)) return false;
+    apply(a, p, len);
+    return true;
+}
+
+void ctl_on_bus_up(struct app *a)
+{
+    bus_subscribe(a->bus, CTL_CHANNEL, sizeof CTL_CHANNEL - 1);
+    ctl_revalidate(a); /* events published while we were away are lost */
+}
+
+/* ---- revalidation -------------------------------------------------------- */
+
+static void on_invalid(void *ud, PGresult *res, int err)
+{
+    struct app *a = ud;
+    if (err || PQresultStatus(res) != PGRES_TUPLES_OK) return; /* the next round retries */
+    /* Rows are (token, workspace) pairs no longer valid. Only connections
+     * that were in the query are candidates: one that authenticated since
+     * was checked by its own auth. */
+    int n = PQntuples(res);
+    for (struct conn *c = a->conns; c; c = c->next) {
+        if (!c->revalidating) continue;
+        c->revalidating = false;
+        for (int i = 0; i < n; i++)
+            if (!c->closing && !strcmp(PQgetvalue(res, i, 0), c->token_id) &&
+                !strcmp(PQgetvalue(res, i, 1), c->workspace)) {
+                log_info("connection closed: token or membership no longer valid", "conn=%llu",
+                         (unsigned long long)c->id);
+                conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "access revoked");
+            }
+    }
+}
+
+void ctl_revalidate(struct app *a)
+{
+    size_t cap = 64 + (size_t)a->nconns * 84, len = 0;
+    char *json = mem_alloc(cap);
+    if (!json) return;
+    len += (size_t)snprintf(json, cap, "[");
+    for (struct conn *c = a->conns; c; c = c->next) {
+        if (!c->authed || c->closing) continue;
+        c->revalidating = true;
+        len += (size_t)snprintf(json + len, cap - len, "%s[\"%s\",\"%s\"]", len > 1 ? "," : "",
+                                c->token_id, c->workspace);
+    }
+    snprintf(json + len, cap - len, "]");
+    if (len > 1) {
+        const char *v[1] = {json};
+        db_query(a->db, -1, ST_REVALIDATE, 1, v, NULL, NULL, on_invalid, a);
+    }
+    mem_free(json);
+}

@@ -1,0 +1,94 @@
+/*
+ * http.h - one HTTP request on libwebsockets, from headers to response, for
+ * routes that answer later (after a query, a Redis call or a password hash
+ * on the thread pool).
+ *
+ * ws.c feeds the lws callbacks in: http_begin (LWS_CALLBACK_HTTP), http_body,
+ * http_body_done, http_writeable, http_closed. Everything the handler needs
+ * from the headers is copied at http_begin, so nothing depends on lws keeping
+ * them. The response is written only from HTTP_WRITEABLE: headers first,
+ * then the body, one lws_write each.
+ *
+ * Ownership: struct http_req is malloc'd at http_begin and owned by the
+ * connection until it is answered; a handler with work in flight marks it
+ * busy. If the client goes away meanwhile, http_closed clears req->wsi and the
+ * completion must call http_alive(), which frees an orphaned request and
+ * returns false.
+ */
+#ifndef PARLEY_HTTP_H
+#define PARLEY_HTTP_H
+
+#include "auth.h"
+#include "perm.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct app;
+struct conn;
+struct lws;
+
+enum http_method { HM_GET, HM_POST, HM_PUT, HM_PATCH, HM_DELETE, HM_OPTIONS, HM_OTHER };
+
+#define HTTP_MAX_ARGS 8 /* query arguments kept */
+#define HTTP_MAX_IDS 3  /* ids taken from the path */
+
+struct http_req {
+    struct app *app;                           /* owner of everything */
+    struct lws *wsi;                           /* NULL once the client went away */
+    enum http_method method;                   /* request method */
+    char path[256];                            /* path without the query */
+    char args[HTTP_MAX_ARGS][128];             /* query arguments "k=v", URL-decoded */
+    int nargs;                                 /* how many */
+    char ip[48];                               /* client address */
+    const char *os, *browser;                  /* User-Agent families (static strings) */
+    bool has_token;                            /* an Authorization: Bearer token was sent */
+    unsigned char token_hash[AUTH_HASH_BYTES]; /* its hash */
+    bool bad_token;                            /* Authorization present but malformed */
+    size_t content_length;                     /* announced body size */
+    char *body;                                /* request body (NUL-terminated), or NULL */
+    size_t body_len;                           /* bytes received */
+    bool busy;                                 /* a completion is pending */
+    /* Filled by the router and handlers. */
+    const void *route;                     /* the matched route */
+    char ids[HTTP_MAX_IDS][40];            /* path parameters in order */
+    void *json;                            /* parsed body (cJSON *), or NULL */
+    char person[40];                       /* authenticated person */
+    char token_id[40];                     /* the token used */
+    bool avatar;                           /* the person is an avatar (bot) */
+    enum role role;                        /* role in the path's workspace, ROLE_NONE */
+    char scratch[256];                     /* handler-specific (a token, an email key) */
+    const char *not_found_code;            /* error code when the statement finds nothing */
+    unsigned char secret[AUTH_HASH_BYTES]; /* handler-specific hash */
+    /* The response. */
+    int status;           /* HTTP status; 0 while unanswered */
+    char *resp;           /* body (malloc'd), or NULL */
+    size_t resp_len;      /* its length */
+    unsigned retry_after; /* seconds for Retry-After, 0: none */
+    const char *allow;    /* Allow header (405), or NULL */
+    char allow_buf[64];   /* storage for allow */
+    const char *type;     /* Content-Type; NULL: application/json */
+    bool close_after;     /* close the connection after answering */
+    bool headers_sent;    /* step of the write */
+};
+
+/* LWS_CALLBACK_HTTP: returns 0, or -1 to close. */
+int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri);
+int http_body(struct conn *c, const void *in, size_t len);
+int http_body_done(struct conn *c);
+int http_writeable(struct conn *c);
+void http_closed(struct conn *c);
+
+/* Answers the request (takes body, which may be NULL). Safe to call once. */
+void http_respond(struct http_req *r, int status, char *body, size_t len);
+/* Answers {"error":{"code","message"[,"field"]}}. */
+void http_error(struct http_req *r, int status, const char *code, const char *message,
+                const char *field);
+/* For completions: false (and r freed) when the client went away. */
+bool http_alive(struct http_req *r);
+
+/* The value of query argument name, or NULL. */
+const char *http_arg(const struct http_req *r, const char *name);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * http_api.h - the HTTP JSON API under /api/v1/ (accounts, workspaces,
+ * people, invitations and their outbox, rooms, avatars, the visit log) and
+ * the operational endpoints (/healthz, /readyz, /metrics). The route table in
+ * http_api.c is the list of routes; protocol/openapi.yaml documents each one
+ * and a test checks the two agree (`parleyd routes` prints the table).
+ *
+ * Every request walks the same steps: route match (404, 405), body
+ * validation (400, 413 earlier in http.c), token (401), membership of the
+ * path's workspace (404, never revealing that another workspace's object
+ * exists), permission from perm.c (403), then one SQL statement that scopes
+ * every id to that workspace and answers status and body. Errors are
+ * {"error":{"code","message","field"?}} with stable codes (API.md).
+ */
+#ifndef PARLEY_HTTP_API_H
+#define PARLEY_HTTP_API_H
+
+#include "db.h"
+
+#include <stdio.h>
+
+struct app;
+struct http_req;
+
+void http_api_handle(struct http_req *r);
+
+/* Statements the API prepares on every connection (after store_stmts). */
+extern const struct db_stmt http_api_stmts[];
+extern const int http_api_nstmts;
+
+/* Reads the operator token file named in the config (0, or -1 logged). */
+int http_api_init(struct app *a);
+
+/* Prints "METHOD PATH" per route, OpenAPI path syntax (parleyd routes). */
+void http_api_print_routes(FILE *f);
+
+/* The visit log's IP anonymisation job (run periodically by app.c). */
+void http_api_anonymise(struct app *a);
+
+#endif

@@ -1,0 +1,406 @@
+/* Integration: workspace isolation and the role matrix over real HTTP.
+ *
+ * The isolation walk takes the route list from `parleyd routes` (so a route
+ * added later is walked too) and calls every workspace route as the owner of
+ * workspace A with workspace B's ids: nothing of B may leak and nothing of B
+ * may change. The matrix test calls one request per permission as each role
+ * and checks the answer against the table in protocol/API.md. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "httpc.h"
+#include "itest.h"
+
+#define SRC "127.0.3.1"
+#define PW "correct horse battery staple"
+
+static int seq;
+
+struct acct {
+    char token[64];
+    char id[40];
+};
+
+static void signup(struct acct *a)
+{
+    char body[256];
+    snprintf(body, sizeof body, "{\"email\":\"roles-%d-%d@example.com\",\"password\":\"" PW "\"}",
+             getpid(), ++seq);
+    struct hres r = http_req(IT.gw[0], SRC, "POST", "/api/v1/auth/signup", NULL, body);
+    assert_int_equal(r.status, 201);
+    snprintf(a->token, sizeof a->token, "%s", hres_str(&r, "token"));
+    cJSON *p = cJSON_GetObjectItemCaseSensitive(r.json, "person");
+    snprintf(a->id, sizeof a->id, "%s", cJSON_GetObjectItemCaseSensitive(p, "id")->valuestring);
+    hres_free(&r);
+}
+
+/* POST that must succeed; returns the new object's id (static per call). */
+static void create(const char *tok, const char *path, const char *body, char out[40])
+{
+    struct hres r = http_req(IT.gw[0], NULL, "POST", path, tok, body);
+    if (r.status != 201) fprintf(stderr, "POST %s %s -> %d %s\n", path, body, r.status, r.body);
+    assert_int_equal(r.status, 201);
+    snprintf(out, 40, "%s", hres_str(&r, "id"));
+    hres_free(&r);
+}
+
+static void join_ws(const char *ws, const char *person, const char *role)
+{
+    char q[256];
+    snprintf(q, sizeof q,
+             "INSERT INTO workspace_members (workspace_id, person_id, role)"
+             " VALUES ('%s', '%s', '%s') RETURNING 1",
+             ws, person, role);
+    assert_string_equal(it_sql(q), "1");
+}
+
+/* ---- isolation ----------------------------------------------------------- */
+
+struct world {
+    struct acct owner, member;
+    char ws[40], room[40], invitation[40], avatar[40], token_id[40];
+};
+
+static void build(struct world *w)
+{
+    char path[160], body[160];
+    signup(&w->owner);
+    signup(&w->member);
+    create(w->owner.token, "/api/v1/workspaces", "{\"name\":\"iso\"}", w->ws);
+    join_ws(w->ws, w->member.id, "member");
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/rooms", w->ws);
+    snprintf(body, sizeof body,
+             "{\"name\":\"secret\",\"visibility\":\"members\",\"members\":[\"%s\"]}", w->owner.id);
+    create(w->owner.token, path, body, w->room);
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/invitations", w->ws);
+    snprintf(body, sizeof body, "{\"email\":\"iso-%d-%d@example.com\"}", getpid(), ++seq);
+    create(w->owner.token, path, body, w->invitation);
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/avatars", w->ws);
+    create(w->owner.token, path, "{\"name\":\"Bot\"}", w->avatar);
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/avatars/%s/tokens", w->ws, w->avatar);
+    create(w->owner.token, path, "{}", w->token_id);
+}
+
+/* Everything of workspace ws, as one digest. */
+static void snapshot(const char *ws, char out[64])
+{
+    char q[2048];
+    snprintf(
+        q, sizeof q,
+        "SELECT md5(string_agg(x, '|' ORDER BY x)) FROM ("
+        " SELECT w::text AS x FROM workspaces w WHERE id = '%1$s'"
+        " UNION ALL SELECT m::text FROM workspace_members m WHERE workspace_id = '%1$s'"
+        " UNION ALL SELECT r::text FROM rooms r WHERE workspace_id = '%1$s'"
+        " UNION ALL SELECT rm::text FROM room_members rm JOIN rooms r ON r.id = rm.room_id"
+        "  WHERE r.workspace_id = '%1$s'"
+        " UNION ALL SELECT i::text FROM invitations i WHERE workspace_id = '%1$s'"
+        " UNION ALL SELECT a::text FROM avatars a WHERE workspace_id = '%1$s'"
+        " UNION ALL SELECT p::text FROM people p JOIN workspace_members m ON m.person_id = p.id"
+        "  WHERE m.workspace_id = '%1$s'"
+        " UNION ALL SELECT t::text FROM access_tokens t JOIN workspace_members m"
+        "  ON m.person_id = t.person_id WHERE m.workspace_id = '%1$s') s",
+        ws);
+    snprintf(out, 64, "%s", it_sql(q));
+}
+
+/* The id of B's object for the placeholder that follows segment `kind`. */
+static const char *object_of(const struct world *b, const char *kind, bool second)
+{
+    if (!strcmp(kind, "people") || (second && !strcmp(kind, "members"))) return b->member.id;
+    if (!strcmp(kind, "rooms")) return b->room;
+    if (!strcmp(kind, "avatars")) return b->avatar;
+    if (!strcmp(kind, "invitations")) return b->invitation;
+    if (!strcmp(kind, "tokens")) return b->token_id;
+    return b->member.id;
+}
+
+/* Expands a route pattern: {ws} -> ws, {id}/{id2} -> B's objects. */
+static void expand(const char *pat, const char *ws, const struct world *b, char *out, size_t cap)
+{
+    char seg[32] = "";
+    size_t n = 0;
+    for (const char *p = pat; *p && n + 40 < cap;) {
+        if (*p == '{') {
+            const char *close = strchr(p, '}');
+            const char *v =
+                !strncmp(p, "{ws}", 4) ? ws : object_of(b, seg, !strncmp(p, "{id2}", 5));
+            n += (size_t)snprintf(out + n, cap - n, "%s", v);
+            p = close + 1;
+            continue;
+        }
+        if (*p == '/') { /* remember the last literal segment */
+            const char *e = strchr(p + 1, '/');
+            size_t l = e ? (size_t)(e - p - 1) : strlen(p + 1);
+            if (p[1] != '{' && l < sizeof seg) {
+                memcpy(seg, p + 1, l);
+                seg[l] = 0;
+            }
+        }
+        out[n++] = *p++;
+    }
+    out[n] = 0;
+}
+
+static const char *body_for(const char *method, const char *pat, const struct world *b)
+{
+    static char body[256];
+    if (strcmp(method, "POST") && strcmp(method, "PATCH")) return NULL;
+    const char *end = pat + strlen(pat);
+    if (strstr(pat, "/members") && end[-1] == 's') {
+        snprintf(body, sizeof body, "{\"person_id\":\"%s\"}", b->member.id);
+        return body;
+    }
+    if (strstr(pat, "/invitations")) return "{\"email\":\"walk@example.com\"}";
+    if (strstr(pat, "/tokens") || strstr(pat, "/restore"))
+        return strstr(pat, "/restore") ? NULL : "{}";
+    if (strstr(pat, "/people/")) return "{\"title\":\"x\"}";
+    return "{\"name\":\"x\"}";
+}
+
+static void cross_workspace_walk(void **state)
+{
+    (void)state;
+    struct world a, b;
+    build(&a);
+    build(&b);
+    char before[64], after[64];
+    snapshot(b.ws, before);
+    const char *b_ids[] = {b.ws,       b.room,      b.invitation, b.avatar,
+                           b.token_id, b.member.id, b.owner.id};
+    char out[16384];
+    assert_int_equal(it_run(out, sizeof out, "'%s' routes", IT.parleyd), 0);
+    int walked = 0;
+    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char method[16], pat[256];
+        if (sscanf(line, "%15s %255s", method, pat) != 2 || !strstr(pat, "{ws}")) continue;
+        /* Deleting A itself is not part of the walk. */
+        if (!strcmp(method, "DELETE") && !strcmp(pat, "/api/v1/workspaces/{ws}")) {
+            char path[512];
+            expand(pat, b.ws, &b, path, sizeof path);
+            struct hres r = http_req(IT.gw[walked % 2], NULL, method, path, a.owner.token, NULL);
+            assert_int_equal(r.status, 404);
+            hres_free(&r);
+            walked++;
+            continue;
+        }
+        for (int variant = 0; variant < 2; variant++) {
+            char path[512];
+            expand(pat, variant ? a.ws : b.ws, &b, path, sizeof path);
+            /* Variant (b) of a route without ids acts on A itself: it may
+             * succeed, but must not show anything of B. */
+            bool acts_on_a = variant == 1 && !strstr(pat, "{id");
+            const char *body = body_for(method, pat, &b);
+            struct hres r = http_req(IT.gw[walked % 2], NULL, method, path, a.owner.token, body);
+            if (!acts_on_a && r.status != 404)
+                fprintf(stderr, "%s %s (%s) -> %d %s\n", method, path,
+                        variant ? "A with B's ids" : "B", r.status, r.body);
+            if (!acts_on_a) assert_int_equal(r.status, 404);
+            for (size_t k = 0; k < sizeof b_ids / sizeof b_ids[0]; k++)
+                if (r.body && strstr(r.body, b_ids[k])) {
+                    fprintf(stderr, "%s %s leaked %s: %s\n", method, path, b_ids[k], r.body);
+                    fail();
+                }
+            hres_free(&r);
+            walked++;
+        }
+    }
+    assert_true(walked >= 50);
+    snapshot(b.ws, after);
+    assert_string_equal(before, after);
+    /* B's owner still sees B intact. */
+    char path[128];
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/rooms/%s", b.ws, b.room);
+    struct hres r = http_req(IT.gw[0], NULL, "GET", path, b.owner.token, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(hres_str(&r, "name"), "secret");
+    hres_free(&r);
+}
+
+/* ---- the role matrix ----------------------------------------------------- */
+
+enum { OWNER, ADMIN, KEYUSER, SUPPORT, MEMBER, AVATAR, NROLES };
+static const char *const role_names[NROLES] = {"owner",   "admin",  "keyuser",
+                                               "support", "member", "avatar"};
+
+/* One request per permission, and who may (API.md's table). */
+static const struct {
+    const char *perm, *method, *path, *body; /* path: %s is the workspace, %m a member */
+    const char *allowed;                     /* initials of the roles that may */
+} checks[] = {
+    {"workspace.read", "GET", "/api/v1/workspaces/%s", NULL, "OAKSMV"},
+    {"workspace.update", "PATCH", "/api/v1/workspaces/%s", "{\"name\":\"matrix\"}", "OA"},
+    {"people.list", "GET", "/api/v1/workspaces/%s/people", NULL, "OAKSMV"},
+    {"people.invite", "POST", "/api/v1/workspaces/%s/invitations", "{\"email\":\"%e\"}", "OA"},
+    {"people.manage", "PATCH", "/api/v1/workspaces/%s/people/%m", "{\"title\":\"t\"}", "OA"},
+    {"rooms.list", "GET", "/api/v1/workspaces/%s/rooms", NULL, "OAKSMV"},
+    {"rooms.manage", "POST", "/api/v1/workspaces/%s/rooms", "{\"name\":\"r\"}", "OAK"},
+    {"avatars.list", "GET", "/api/v1/workspaces/%s/avatars", NULL, "OAKS"},
+    {"avatars.manage", "POST", "/api/v1/workspaces/%s/avatars", "{\"name\":\"b\"}", "OA"},
+    {"visits.read", "GET", "/api/v1/workspaces/%s/visits", NULL, "OA"},
+    {"workspace.delete", "DELETE", "/api/v1/workspaces/%s", NULL, "O"},
+};
+
+static void subst(char *out, size_t cap, const char *fmt, const char *ws, const char *member)
+{
+    size_t n = 0;
+    for (const char *p = fmt; *p && n + 80 < cap; p++) {
+        if (*p == '%' && p[1] == 's') {
+            n += (size_t)snprintf(out + n, cap - n, "%s", ws);
+            p++;
+        } else if (*p == '%' && p[1] == 'm') {
+            n += (size_t)snprintf(out + n, cap - n, "%s", member);
+            p++;
+        } else if (*p == '%' && p[1] == 'e') {
+            n += (size_t)snprintf(out + n, cap - n, "matrix-%d-%d@example.com", getpid(), ++seq);
+            p++;
+        } else {
+            out[n++] = *p;
+        }
+    }
+    out[n] = 0;
+}
+
+static void role_matrix(void **state)
+{
+    (void)state;
+    struct acct who[NROLES], target;
+    char ws[40], path[256];
+    signup(&who[OWNER]);
+    create(who[OWNER].token, "/api/v1/workspaces", "{\"name\":\"matrix\"}", ws);
+    for (int r = ADMIN; r <= MEMBER; r++) {
+        signup(&who[r]);
+        join_ws(ws, who[r].id, role_names[r]);
+    }
+    signup(&target);
+    join_ws(ws, target.id, "member");
+    char av[40], tid[40];
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/avatars", ws);
+    create(who[OWNER].token, path, "{\"name\":\"Matrix bot\"}", av);
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/avatars/%s/tokens", ws, av);
+    struct hres r = http_req(IT.gw[0], NULL, "POST", path, who[OWNER].token, "{}");
+    assert_int_equal(r.status, 201);
+    snprintf(who[AVATAR].token, sizeof who[AVATAR].token, "%s", hres_str(&r, "token"));
+    snprintf(tid, sizeof tid, "%s", hres_str(&r, "id"));
+    hres_free(&r);
+    int calls = 0;
+    for (size_t c = 0; c < sizeof checks / sizeof checks[0]; c++) {
+        /* The owner deletes last, after everyone else was refused. */
+        for (int k = NROLES - 1; k >= 0; k--) {
+            char body[256];
+            subst(path, sizeof path, checks[c].path, ws, target.id);
+            if (checks[c].body) subst(body, sizeof body, checks[c].body, ws, target.id);
+            bool may = strchr(checks[c].allowed, "OAKSMV"[k]) != NULL;
+            r = http_req(IT.gw[k % 2], NULL, checks[c].method, path, who[k].token,
+                         checks[c].body ? body : NULL);
+            bool ok = r.status >= 200 && r.status < 300;
+            if (ok != may ||
+                (!may && (r.status != 403 || strcmp(hres_str(&r, "error.code"), "forbidden"))))
+                fail_msg("%s as %s: %s %s -> %d %s (expected %s)", checks[c].perm, role_names[k],
+                         checks[c].method, path, r.status, r.body, may ? "2xx" : "403 forbidden");
+            hres_free(&r);
+            calls++;
+        }
+    }
+    assert_int_equal(calls, (int)(sizeof checks / sizeof checks[0]) * NROLES);
+    /* The last check deleted the workspace: gone for everyone. */
+    char q[128];
+    snprintf(q, sizeof q, "SELECT count(*) FROM workspaces WHERE id = '%s'", ws);
+    assert_string_equal(it_sql(q), "0");
+}
+
+static void contacts_visibility(void **state)
+{
+    (void)state;
+    struct acct o, m;
+    char ws[40], path[128];
+    signup(&o);
+    signup(&m);
+    create(o.token, "/api/v1/workspaces", "{\"name\":\"contacts\"}", ws);
+    join_ws(ws, m.id, "member");
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/people", ws);
+    struct hres r = http_req(IT.gw[0], NULL, "GET", path, m.token, NULL);
+    assert_int_equal(r.status, 200);
+    int seen = 0;
+    cJSON *p;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(r.json, "items"))
+    {
+        cJSON *email = cJSON_GetObjectItemCaseSensitive(p, "email");
+        if (!strcmp(cJSON_GetObjectItemCaseSensitive(p, "id")->valuestring, m.id))
+            assert_true(cJSON_IsString(email)); /* my own */
+        else
+            assert_true(cJSON_IsNull(email)); /* others': not for members */
+        seen++;
+    }
+    assert_int_equal(seen, 2);
+    hres_free(&r);
+    r = http_req(IT.gw[1], NULL, "GET", path, o.token, NULL);
+    assert_non_null(strstr(r.body, "roles-"));
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(r.json, "items"))
+        assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(p, "email")));
+    hres_free(&r);
+}
+
+static void role_grants(void **state)
+{
+    (void)state;
+    struct acct o, admin, m, admin2;
+    char ws[40], path[160];
+    signup(&o);
+    signup(&admin);
+    signup(&m);
+    signup(&admin2);
+    create(o.token, "/api/v1/workspaces", "{\"name\":\"grants\"}", ws);
+    join_ws(ws, admin.id, "admin");
+    join_ws(ws, admin2.id, "admin");
+    join_ws(ws, m.id, "member");
+    struct {
+        const char *tok, *target, *method, *body;
+        int status;
+    } cases[] = {
+        {admin.token, m.id, "PATCH", "{\"role\":\"keyuser\"}", 200},
+        {admin.token, m.id, "PATCH", "{\"role\":\"admin\"}", 403},
+        {admin.token, o.id, "PATCH", "{\"title\":\"boss\"}", 403},
+        {admin.token, admin2.id, "DELETE", NULL, 403},
+        {admin.token, admin.id, "PATCH", "{\"role\":\"member\"}", 403},
+        {o.token, o.id, "PATCH", "{\"role\":\"admin\"}", 403},
+        {o.token, m.id, "PATCH", "{\"role\":\"admin\"}", 200},
+        {o.token, admin2.id, "DELETE", NULL, 204},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(path, sizeof path, "/api/v1/workspaces/%s/people/%s", ws, cases[i].target);
+        struct hres r =
+            http_req(IT.gw[i % 2], NULL, cases[i].method, path, cases[i].tok, cases[i].body);
+        if (r.status != cases[i].status)
+            fail_msg("case %zu: %s %s -> %d %s", i, cases[i].method,
+                     cases[i].body ? cases[i].body : "", r.status, r.body);
+        hres_free(&r);
+    }
+    char q[200];
+    snprintf(q, sizeof q,
+             "SELECT string_agg(role, ',' ORDER BY role) FROM workspace_members"
+             " WHERE workspace_id = '%s' AND removed_at IS NULL",
+             ws);
+    /* owner, admin (unchanged), m promoted to admin; admin2 removed. */
+    assert_string_equal(it_sql(q), "admin,admin,owner");
+}
+
+int main(void)
+{
+    it_load_env();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(cross_workspace_walk),
+        cmocka_unit_test(role_matrix),
+        cmocka_unit_test(contacts_visibility),
+        cmocka_unit_test(role_grants),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
