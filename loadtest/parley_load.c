@@ -73,7 +73,14 @@ struct client {
     struct seqcheck sc; /* delivery checking for its room */
     uint64_t sent, acked, errors, reconnects, unrecovered;
     int64_t next_id; /* command ids */
+    uint64_t next_read;       /* --read-rate: monotonic ns of the next read report */
+    uint64_t reads, reads_acked, read_errors; /* read reports and their answers */
+    uint64_t events;          /* sequenced events (read, votes) delivered */
+    uint64_t read_t0[64];     /* send times of read reports, by id % 64 */
 };
+
+/* Read reports use ids from here on, so their answers are told apart. */
+#define READ_ID_BASE (1LL << 40)
 
 static struct {
     struct sockaddr_in gw[MAX_GW];
@@ -81,6 +88,8 @@ static struct {
     enum proto proto; /* what the gateways speak */
     enum scenario scenario;
     double rate, duration, reconnect_every;
+    double read_rate;          /* read reports per client per second (receipts load) */
+    struct lhist rlat;         /* read report to its answer, µs */
     const char *csv;
     int pids[MAX_PIDS], npids;
     char rooms[MAX_ROOMS][40];
@@ -225,6 +234,15 @@ static void start_client(struct client *c)
     epoll_ctl(G.ep, EPOLL_CTL_ADD, c->fd, &ev);
 }
 
+/* A sequenced event (read, votes) takes a seq in the room: seen, not timed. */
+static void on_event_push(struct client *c, const cJSON *o)
+{
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(o, "seq");
+    if (!cJSON_IsNumber(seq) || !c->joined_once) return;
+    seqcheck_see(&c->sc, (int64_t)seq->valuedouble);
+    c->events++;
+}
+
 static void on_message_push(struct client *c, const cJSON *o)
 {
     const cJSON *seq = cJSON_GetObjectItemCaseSensitive(o, "seq");
@@ -241,10 +259,28 @@ static void on_object(struct client *c, const cJSON *o)
 {
     const cJSON *push = cJSON_GetObjectItemCaseSensitive(o, "push");
     if (cJSON_IsString(push)) {
-        if (!strcmp(push->valuestring, "message")) on_message_push(c, o);
+        if (!strcmp(push->valuestring, "message"))
+            on_message_push(c, o);
+        else if (!strcmp(push->valuestring, "read") || !strcmp(push->valuestring, "votes"))
+            on_event_push(c, o);
         return;
     }
     const cJSON *ok = cJSON_GetObjectItemCaseSensitive(o, "ok");
+    const cJSON *idj = cJSON_GetObjectItemCaseSensitive(o, "id");
+    int64_t rid = cJSON_IsNumber(idj) ? (int64_t)idj->valuedouble : 0;
+    if (rid >= READ_ID_BASE) {
+        if (ok) {
+            c->reads_acked++;
+            uint64_t t0 = c->read_t0[rid % 64];
+            if (t0) lhist_record(&G.rlat, (now_ns() - t0) / 1000);
+        } else {
+            const cJSON *code = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(o, "error"), "code");
+            count_error(cJSON_IsString(code) ? code->valuestring : "?");
+            c->read_errors++;
+        }
+        return;
+    }
     if (!ok) {
         const cJSON *code =
             cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "error"), "code");
@@ -475,6 +511,7 @@ static void parse_gw(const char *s)
 static const char *usage =
     "usage: parley-load --fixture FILE --gw 127.0.0.1:PORT [--gw ...]\n"
     "         [--scenario chat|idle|bigroom|reconnect] [--rate MSGS_PER_S_PER_CLIENT]\n"
+    "         [--read-rate READ_REPORTS_PER_S_PER_CLIENT]\n"
     "         [--duration S] [--body BYTES] [--sources N] [--reconnect-every S]\n"
     "         [--pid GATEWAY_PID ...] [--csv HISTOGRAM.csv] [--proto parley|socketio] [--json]";
 
@@ -497,6 +534,8 @@ int main(int argc, char **argv)
             fixture = v;
         else if (!strcmp(a, "--gw"))
             parse_gw(v);
+        else if (!strcmp(a, "--read-rate"))
+            G.read_rate = atof(v);
         else if (!strcmp(a, "--rate"))
             G.rate = atof(v);
         else if (!strcmp(a, "--duration"))
@@ -537,6 +576,7 @@ int main(int argc, char **argv)
     if (G.rate < 0) G.rate = G.scenario == S_IDLE ? 0 : G.scenario == S_BIGROOM ? 1 : 5;
     if (G.scenario == S_IDLE) G.rate = 0;
     if (G.rate > 10000 || G.duration <= 0 || G.duration > 3600) die("bad --rate or --duration");
+    if (G.read_rate < 0 || G.read_rate > 1000) die("bad --read-rate");
     if (G.body < 24 || G.body > 60000 || G.sources < 1 || G.sources > 250)
         die("bad --body/--sources");
     if (G.reconnect_every < 0.2) die("--reconnect-every must be at least 0.2 s");
@@ -573,6 +613,7 @@ int main(int argc, char **argv)
         G.members[cl[i].room]++;
     lhist_init(&G.lat);
     lhist_init(&G.join_lat);
+    lhist_init(&G.rlat);
     G.ep = epoll_create1(EPOLL_CLOEXEC);
     srand((unsigned)now_ns());
     G.nonce = (unsigned long long)now_ns() ^ ((unsigned long long)getpid() << 40);
@@ -593,10 +634,12 @@ int main(int argc, char **argv)
     long rss1 = total_rss();
 
     uint64_t interval = G.rate > 0 ? (uint64_t)(1e9 / G.rate) : 0;
+    uint64_t read_interval = G.read_rate > 0 ? (uint64_t)(1e9 / G.read_rate) : 0;
     uint64_t start = now_ns(), stop = start + (uint64_t)(G.duration * 1e9);
     uint64_t drop_every = (uint64_t)(G.reconnect_every * 1e9);
     for (int i = 0; i < n; i++) {
         if (interval) cl[i].next_send = start + (uint64_t)rand() % interval;
+        if (read_interval) cl[i].next_read = start + (uint64_t)rand() % read_interval;
         cl[i].next_drop = start + drop_every / 2 + (uint64_t)rand() % drop_every;
     }
     char *body = malloc((size_t)G.body + 1);
@@ -610,7 +653,7 @@ int main(int argc, char **argv)
             for (int i = 0; i < n && done; i++) {
                 struct client *c = &cl[i];
                 if (c->phase == P_DEAD) continue;
-                if (c->acked + c->errors < c->sent)
+                if (c->acked + c->errors < c->sent || c->reads_acked + c->read_errors < c->reads)
                     done = false;
                 else if (c->joined_once && seqcheck_missing(&c->sc, G.room_max_seq[c->room] + 1))
                     done = false;
@@ -628,6 +671,20 @@ int main(int argc, char **argv)
                 c->next_drop = now + drop_every;
                 start_client(c);
                 continue;
+            }
+            if (c->phase == P_OPEN && read_interval && G.proto == PR_PARLEY && c->joined_once) {
+                bool sent_read = false;
+                while (c->next_read <= now) {
+                    /* "read up to" the highest seq this client has without a gap */
+                    int64_t id = READ_ID_BASE + (int64_t)c->reads;
+                    c->read_t0[id % 64] = now_ns();
+                    send_cmd(c, "{\"id\":%" PRId64 ",\"op\":\"read\",\"room\":\"%s\",\"seq\":%" PRId64 "}",
+                             id, G.rooms[c->room], c->sc.next - 1);
+                    c->reads++;
+                    c->next_read += read_interval;
+                    sent_read = true;
+                }
+                if (sent_read) flush_out(c);
             }
             if (c->phase != P_OPEN || !interval) continue;
             bool any = false;
@@ -668,13 +725,15 @@ int main(int argc, char **argv)
     double elapsed = (double)(now_ns() - start) / 1e9;
 
     uint64_t sent = 0, acked = 0, errors = 0, got = 0, dups = 0, ooo = 0, lost = 0, dead = 0;
-    uint64_t reconnects = 0, unrecovered = 0, want = 0;
+    uint64_t reconnects = 0, unrecovered = 0, want = 0, reads = 0, reads_acked = 0;
     for (int i = 0; i < n; i++) {
         struct client *c = &cl[i];
         sent += c->sent;
         acked += c->acked;
         errors += c->errors;
-        got += c->sc.delivered;
+        got += c->sc.delivered - c->events;
+        reads += c->reads;
+        reads_acked += c->reads_acked;
         dups += c->sc.duplicates;
         ooo += c->sc.out_of_order;
         dead += c->phase == P_DEAD;
@@ -709,11 +768,16 @@ int main(int argc, char **argv)
                ",\"reconnects\":%" PRIu64 ",\"unrecovered\":%" PRIu64
                ",\"acked_per_s\":%.1f,\"delivered_per_s\":%.1f,\"p50_ms\":%.3f,\"p90_ms\":%.3f,"
                "\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"join_p99_ms\":%.3f,"
-               "\"kb_per_connection\":%.2f,\"generator_cpu_s\":%.3f}\n",
+               "\"kb_per_connection\":%.2f,\"generator_cpu_s\":%.3f,\"read_rate\":%g,"
+               "\"reads\":%" PRIu64 ",\"reads_acked\":%" PRIu64 ",\"reads_acked_per_s\":%.1f,"
+               "\"read_p50_ms\":%.3f,\"read_p99_ms\":%.3f}\n",
                names[G.scenario], n, open, G.nrooms, G.ngw, G.rate, G.duration, sent, acked, errors,
                errs, got, want, lost, dups, ooo, lost, dead, reconnects, unrecovered,
                (double)acked / secs, (double)got / secs, MS(50), MS(90), MS(99), MS(99.9), MS(100),
-               (double)lhist_percentile(&G.join_lat, 99) / 1000.0, kb_per_conn, self_cpu_s());
+               (double)lhist_percentile(&G.join_lat, 99) / 1000.0, kb_per_conn, self_cpu_s(),
+               G.read_rate, reads, reads_acked, (double)reads_acked / secs,
+               (double)lhist_percentile(&G.rlat, 50) / 1000.0,
+               (double)lhist_percentile(&G.rlat, 99) / 1000.0);
     } else {
         printf("\nscenario %s: %d clients (%d joined), %d rooms, %d gateways, %g msg/s each, "
                "%gs (%.1fs with drain)\n",
@@ -726,6 +790,11 @@ int main(int argc, char **argv)
                MS(50), MS(90), MS(99), MS(99.9), MS(100),
                (double)lhist_percentile(&G.join_lat, 99) / 1000.0);
         if (G.scenario == S_RECONNECT) printf("reconnects %" PRIu64 "\n", reconnects);
+        if (G.read_rate > 0)
+            printf("read reports %" PRIu64 ", answered %" PRIu64 " (%.0f/s); p50 %.2f ms p99 %.2f ms\n",
+                   reads, reads_acked, (double)reads_acked / secs,
+                   (double)lhist_percentile(&G.rlat, 50) / 1000.0,
+                   (double)lhist_percentile(&G.rlat, 99) / 1000.0);
         if (kb_per_conn >= 0) printf("gateway memory per connection: %.2f KB\n", kb_per_conn);
         if (lost || dups || ooo || dead || unrecovered)
             printf("!!! LOST %" PRIu64 " DUPLICATES %" PRIu64 " OUT-OF-ORDER %" PRIu64

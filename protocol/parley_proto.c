@@ -26,6 +26,11 @@ static const char *const err_names[PP_E__COUNT] = {
     [PP_E_UNAVAILABLE] = "unavailable",
     [PP_E_BUSY] = "busy",
     [PP_E_INTERNAL] = "internal",
+    [PP_E_NO_SUCH_MESSAGE] = "no_such_message",
+    [PP_E_LIKES_NOT_ALLOWED] = "likes_not_allowed",
+    [PP_E_RATINGS_NOT_ALLOWED] = "ratings_not_allowed",
+    [PP_E_STARS_OUT_OF_RANGE] = "stars_out_of_range",
+    [PP_E_BAD_PARENT] = "bad_parent",
 };
 
 const char *pp_err_name(enum pp_err_code code)
@@ -34,8 +39,24 @@ const char *pp_err_name(enum pp_err_code code)
 }
 
 static const char *const op_names[] = {
-    [PP_OP_AUTH] = "auth", [PP_OP_JOIN] = "join",       [PP_OP_LEAVE] = "leave",
-    [PP_OP_SEND] = "send", [PP_OP_HISTORY] = "history", [PP_OP_PING] = "ping",
+    [PP_OP_AUTH] = "auth",
+    [PP_OP_JOIN] = "join",
+    [PP_OP_LEAVE] = "leave",
+    [PP_OP_SEND] = "send",
+    [PP_OP_HISTORY] = "history",
+    [PP_OP_PING] = "ping",
+    [PP_OP_READ] = "read",
+    [PP_OP_SEEN] = "seen",
+    [PP_OP_LIKE] = "like",
+    [PP_OP_UNLIKE] = "unlike",
+    [PP_OP_RATE] = "rate",
+    [PP_OP_UNRATE] = "unrate",
+    [PP_OP_UNREAD] = "unread",
+    [PP_OP_SEEN_BY] = "seen_by",
+    [PP_OP_SEEN_ENTRIES] = "seen_entries",
+    [PP_OP_ENTRIES] = "entries",
+    [PP_OP_MY_VOTES] = "my_votes",
+    [PP_OP_TYPING] = "typing",
 };
 #define NOPS (sizeof op_names / sizeof op_names[0])
 
@@ -88,6 +109,12 @@ enum field {
     F_BEFORE = 1 << 6,
     F_AFTER = 1 << 7,
     F_LIMIT = 1 << 8,
+    F_SEQ = 1 << 9,
+    F_STARS = 1 << 10,
+    F_PARENT = 1 << 11,
+    F_PERSON = 1 << 12,
+    F_SORT = 1 << 13,
+    F_OFFSET = 1 << 14,
 };
 
 static const struct {
@@ -97,15 +124,29 @@ static const struct {
     {"token", F_TOKEN},   {"workspace", F_WORKSPACE}, {"room", F_ROOM},
     {"since", F_SINCE},   {"client_msg_id", F_CMID},  {"body", F_BODY},
     {"before", F_BEFORE}, {"after", F_AFTER},         {"limit", F_LIMIT},
+    {"seq", F_SEQ},       {"stars", F_STARS},         {"parent", F_PARENT},
+    {"person", F_PERSON}, {"sort", F_SORT},           {"offset", F_OFFSET},
 };
 
 static const unsigned allowed[] = {
     [PP_OP_AUTH] = F_TOKEN | F_WORKSPACE,
     [PP_OP_JOIN] = F_ROOM | F_SINCE,
     [PP_OP_LEAVE] = F_ROOM,
-    [PP_OP_SEND] = F_ROOM | F_CMID | F_BODY,
+    [PP_OP_SEND] = F_ROOM | F_CMID | F_BODY | F_PARENT,
     [PP_OP_HISTORY] = F_ROOM | F_BEFORE | F_AFTER | F_LIMIT,
     [PP_OP_PING] = 0,
+    [PP_OP_READ] = F_ROOM | F_SEQ,
+    [PP_OP_SEEN] = F_ROOM | F_SEQ,
+    [PP_OP_LIKE] = F_ROOM | F_SEQ,
+    [PP_OP_UNLIKE] = F_ROOM | F_SEQ,
+    [PP_OP_RATE] = F_ROOM | F_SEQ | F_STARS,
+    [PP_OP_UNRATE] = F_ROOM | F_SEQ,
+    [PP_OP_UNREAD] = 0,
+    [PP_OP_SEEN_BY] = F_ROOM | F_SEQ,
+    [PP_OP_SEEN_ENTRIES] = F_ROOM | F_PERSON,
+    [PP_OP_ENTRIES] = F_ROOM | F_SORT | F_LIMIT | F_OFFSET,
+    [PP_OP_MY_VOTES] = F_ROOM,
+    [PP_OP_TYPING] = F_ROOM,
 };
 
 static bool str_field(const cJSON *it, size_t min, size_t max, struct pp_str *out)
@@ -171,6 +212,38 @@ static int decode_fields(const cJSON *root, const struct pp_limits *lim, struct 
             c->limit = (int)l;
             break;
         }
+        case F_SEQ:
+            /* read may say 0 (nothing read); the others name a message */
+            ok = c->has_seq = get_int(it, c->op == PP_OP_READ ? 0 : 1, PP_MAX_ID, &c->seq);
+            break;
+        case F_STARS: {
+            int64_t v = 0;
+            if (!cJSON_IsNumber(it) || !get_int(it, INT64_MIN / 2, INT64_MAX / 2, &v)) {
+                ok = false;
+                break;
+            }
+            if (v < 1 || v > 5) return fail(err, PP_E_STARS_OUT_OF_RANGE, "stars: 1 to 5%s", "");
+            c->stars = (int)v;
+            break;
+        }
+        case F_PARENT:
+            ok = c->has_parent = get_int(it, 1, PP_MAX_ID, &c->parent);
+            break;
+        case F_PERSON:
+            ok = cJSON_IsString(it) && pp_uuid_valid(it->valuestring, strlen(it->valuestring));
+            if (ok) str_field(it, 0, PP_UUID_LEN, &c->person);
+            break;
+        case F_SORT:
+            ok = cJSON_IsString(it) &&
+                 (!strcmp(it->valuestring, "newest") || !strcmp(it->valuestring, "rating"));
+            if (ok) c->by_rating = !strcmp(it->valuestring, "rating");
+            break;
+        case F_OFFSET: {
+            int64_t v = 0;
+            ok = get_int(it, 0, 10000, &v);
+            c->offset = (int)v;
+            break;
+        }
         }
         if (!ok) return fail(err, PP_E_BAD_REQUEST, "%s: wrong type or out of range", name);
     }
@@ -189,6 +262,24 @@ static int decode_fields(const cJSON *root, const struct pp_limits *lim, struct 
         need = F_ROOM | F_CMID | F_BODY;
         break;
     case PP_OP_PING:
+    case PP_OP_UNREAD:
+    case PP_OP_MY_VOTES:
+        break;
+    case PP_OP_READ:
+    case PP_OP_SEEN:
+    case PP_OP_LIKE:
+    case PP_OP_UNLIKE:
+    case PP_OP_UNRATE:
+    case PP_OP_SEEN_BY:
+        need = F_ROOM | F_SEQ;
+        break;
+    case PP_OP_RATE:
+        need = F_ROOM | F_SEQ | F_STARS;
+        break;
+    case PP_OP_SEEN_ENTRIES:
+    case PP_OP_ENTRIES:
+    case PP_OP_TYPING:
+        need = F_ROOM;
         break;
     }
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
@@ -196,7 +287,8 @@ static int decode_fields(const cJSON *root, const struct pp_limits *lim, struct 
             return fail(err, PP_E_BAD_REQUEST, "%s: required", fields[i].name);
     if (c->has_before && c->has_after)
         return fail(err, PP_E_BAD_REQUEST, "%s: give before or after, not both", "before");
-    if (c->op == PP_OP_HISTORY && !c->limit) c->limit = PP_HISTORY_DEFAULT_LIMIT;
+    if ((c->op == PP_OP_HISTORY || c->op == PP_OP_ENTRIES) && !c->limit)
+        c->limit = PP_HISTORY_DEFAULT_LIMIT;
     return 0;
 }
 
@@ -442,13 +534,63 @@ int pp_w_finish(struct pp_w *w)
 
 /* ---- encoders ----------------------------------------------------------- */
 
-void pp_w_message(struct pp_w *w, const struct pp_message *m)
+const char *pp_kind_name(enum pp_kind k)
+{
+    static const char *const names[] = {"message", "entry", "reply", "votes", "read"};
+    return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "message";
+}
+
+/* The aggregates, as a dialogue entry or a chat message shows them. */
+static void w_votes(struct pp_w *w, const struct pp_message *m)
+{
+    if (!m->has_votes) return;
+    if (m->kind == PP_K_MESSAGE) {
+        pp_w_key(w, "likes");
+        pp_w_int(w, m->likes);
+    } else {
+        char avg[24];
+        int n = snprintf(avg, sizeof avg, "%.2f",
+                         m->stars ? (double)m->star_sum / (double)m->stars : 0.0);
+        pp_w_key(w, "stars");
+        pp_w_int(w, m->stars);
+        pp_w_key(w, "star_avg");
+        pp_w_raw(w, avg, (size_t)n);
+    }
+    pp_w_key(w, "v");
+    pp_w_int(w, m->votes_v);
+}
+
+static void w_message(struct pp_w *w, const struct pp_message *m, bool push)
 {
     pp_w_obj_begin(w);
-    pp_w_key(w, "push");
-    pp_w_str(w, "message", 7);
-    pp_w_key(w, "room");
-    pp_w_cstr(w, m->room);
+    if (push && (m->kind == PP_K_VOTES || m->kind == PP_K_READ)) {
+        /* An event: its own fields, made by the server, follow the header. */
+        pp_w_key(w, "push");
+        pp_w_cstr(w, pp_kind_name(m->kind));
+        pp_w_key(w, "room");
+        pp_w_cstr(w, m->room);
+        pp_w_key(w, "seq");
+        pp_w_int(w, m->seq);
+        pp_w_key(w, "ts");
+        pp_w_int(w, m->ts);
+        /* item() puts the comma before the raw fields */
+        if (m->body_len > 2 && m->body[0] == '{' && m->body[m->body_len - 1] == '}')
+            pp_w_raw(w, m->body + 1, m->body_len - 2);
+        pp_w_obj_end(w);
+        return;
+    }
+    if (push) {
+        pp_w_key(w, "push");
+        pp_w_str(w, "message", 7);
+        pp_w_key(w, "room");
+        pp_w_cstr(w, m->room);
+    }
+    pp_w_message_fields(w, m);
+    pp_w_obj_end(w);
+}
+
+void pp_w_message_fields(struct pp_w *w, const struct pp_message *m)
+{
     pp_w_key(w, "seq");
     pp_w_int(w, m->seq);
     pp_w_key(w, "sender");
@@ -463,7 +605,25 @@ void pp_w_message(struct pp_w *w, const struct pp_message *m)
         pp_w_key(w, "avatar");
         pp_w_bool(w, true);
     }
-    pp_w_obj_end(w);
+    if (m->kind != PP_K_MESSAGE) {
+        pp_w_key(w, "kind");
+        pp_w_cstr(w, pp_kind_name(m->kind));
+    }
+    if (m->kind == PP_K_REPLY) {
+        pp_w_key(w, "parent");
+        pp_w_int(w, m->parent);
+    }
+    w_votes(w, m);
+}
+
+void pp_w_message(struct pp_w *w, const struct pp_message *m)
+{
+    w_message(w, m, true);
+}
+
+void pp_w_message_item(struct pp_w *w, const struct pp_message *m)
+{
+    w_message(w, m, false);
 }
 
 int pp_encode_message(char *buf, size_t cap, const struct pp_message *m)

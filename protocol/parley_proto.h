@@ -20,13 +20,13 @@
 #define PP_PROTOCOL_NAME "parley.v1"
 
 /* Defaults; the server may be configured with others and passes them in. */
-#define PP_DEFAULT_MAX_FRAME 65536  /* bytes of one reassembled client message */
-#define PP_DEFAULT_MAX_BODY 4096    /* bytes of a message body (UTF-8) */
-#define PP_MAX_CLIENT_MSG_ID 64     /* bytes of a client_msg_id */
-#define PP_MAX_TOKEN 128            /* bytes of an access token */
-#define PP_HISTORY_DEFAULT_LIMIT 50 /* history rows when no limit is given */
-#define PP_HISTORY_MAX_LIMIT 100    /* history rows at most */
-#define PP_UUID_LEN 36              /* canonical text form, lower-case hex */
+#define PP_DEFAULT_MAX_FRAME 65536   /* bytes of one reassembled client message */
+#define PP_DEFAULT_MAX_BODY 4096     /* bytes of a message body (UTF-8) */
+#define PP_MAX_CLIENT_MSG_ID 64      /* bytes of a client_msg_id */
+#define PP_MAX_TOKEN 128             /* bytes of an access token */
+#define PP_HISTORY_DEFAULT_LIMIT 50  /* history rows when no limit is given */
+#define PP_HISTORY_MAX_LIMIT 100     /* history rows at most */
+#define PP_UUID_LEN 36               /* canonical text form, lower-case hex */
 #define PP_MAX_ID 9007199254740991LL /* 2^53 - 1: ids must survive a JS double */
 
 /* Stable error codes: the wire names are in pp_err_name(). Never renumber. */
@@ -47,6 +47,11 @@ enum pp_err_code {
     PP_E_UNAVAILABLE,           /* "unavailable": storage down; retry same client_msg_id */
     PP_E_BUSY,                  /* "busy": server over its queue limits; retry later */
     PP_E_INTERNAL,              /* "internal" */
+    PP_E_NO_SUCH_MESSAGE,       /* "no_such_message": no message with that seq in the room */
+    PP_E_LIKES_NOT_ALLOWED,     /* "likes_not_allowed": dialogue entries take stars, not likes */
+    PP_E_RATINGS_NOT_ALLOWED,   /* "ratings_not_allowed": chat messages take likes, not stars */
+    PP_E_STARS_OUT_OF_RANGE,    /* "stars_out_of_range": stars are 1 to 5 */
+    PP_E_BAD_PARENT,            /* "bad_parent": replies go to an entry of a dialogue room */
     PP_E__COUNT
 };
 
@@ -57,6 +62,18 @@ enum pp_op {
     PP_OP_SEND,
     PP_OP_HISTORY,
     PP_OP_PING,
+    PP_OP_READ,         /* read up to seq (monotonic watermark) */
+    PP_OP_SEEN,         /* one entry seen, out of order */
+    PP_OP_LIKE,         /* like a chat message */
+    PP_OP_UNLIKE,       /* take the like back */
+    PP_OP_RATE,         /* 1-5 stars on a dialogue entry or reply */
+    PP_OP_UNRATE,       /* remove my rating */
+    PP_OP_UNREAD,       /* my unread count per room */
+    PP_OP_SEEN_BY,      /* who has seen a message, when; k of n */
+    PP_OP_SEEN_ENTRIES, /* which entries a person has seen in a room */
+    PP_OP_ENTRIES,      /* a dialogue room's entries, by newest or by rating */
+    PP_OP_MY_VOTES,     /* what I liked or rated */
+    PP_OP_TYPING,       /* ephemeral: I am typing in a room */
 };
 
 /* Limits the decoder enforces; filled from server configuration. */
@@ -73,20 +90,28 @@ struct pp_str {
 
 /* One decoded client command. Only the fields of its op are set. */
 struct pp_cmd {
-    int64_t id;          /* 1..PP_MAX_ID */
-    enum pp_op op;       /* which command */
-    struct pp_str token;     /* auth */
-    struct pp_str workspace; /* auth: optional uuid; required for a token valid in several */
-    struct pp_str room;  /* join, leave, send, history: canonical lower-case UUID */
-    bool has_since;      /* join: since given */
-    int64_t since;       /* join: last seq the client has (>= 0) */
+    int64_t id;                  /* 1..PP_MAX_ID */
+    enum pp_op op;               /* which command */
+    struct pp_str token;         /* auth */
+    struct pp_str workspace;     /* auth: optional uuid; required for a token valid in several */
+    struct pp_str room;          /* join, leave, send, history: canonical lower-case UUID */
+    bool has_since;              /* join: since given */
+    int64_t since;               /* join: last seq the client has (>= 0) */
     struct pp_str client_msg_id; /* send: 1..PP_MAX_CLIENT_MSG_ID bytes */
     struct pp_str body;          /* send: 1..limits.max_body bytes */
     bool has_before;             /* history */
     int64_t before;              /* history: seqs < before (>= 1) */
     bool has_after;              /* history */
     int64_t after;               /* history: seqs > after (>= 0) */
-    int limit;                   /* history: 1..PP_HISTORY_MAX_LIMIT, default 50 */
+    int limit;                   /* history, entries: 1..PP_HISTORY_MAX_LIMIT, default 50 */
+    bool has_seq;                /* read, seen, like, unlike, rate, unrate, seen_by */
+    int64_t seq;                 /* ... the message (>= 1; read: >= 0) */
+    int stars;                   /* rate: 1..5 */
+    bool has_parent;             /* send: a reply */
+    int64_t parent;              /* send: the entry replied to */
+    struct pp_str person;        /* seen_entries: optional uuid (default: me) */
+    bool by_rating;              /* entries: sort "rating" (default "newest") */
+    int offset;                  /* entries: 0..10000 */
     void *tree;                  /* owned parse tree (cJSON *) */
 };
 
@@ -115,11 +140,11 @@ bool pp_uuid_valid(const char *s, size_t len);  /* canonical lower-case 8-4-4-4-
  * Commas between members/elements are inserted automatically.
  */
 struct pp_w {
-    char *buf;     /* caller-owned output buffer */
-    size_t cap;    /* its size */
-    size_t len;    /* bytes written so far */
-    bool overflow; /* a write did not fit; the content is unusable */
-    int depth;     /* nesting depth, for comma bookkeeping */
+    char *buf;           /* caller-owned output buffer */
+    size_t cap;          /* its size */
+    size_t len;          /* bytes written so far */
+    bool overflow;       /* a write did not fit; the content is unusable */
+    int depth;           /* nesting depth, for comma bookkeeping */
     uint32_t need_comma; /* bit d set: the next item at depth d needs a comma */
     bool after_key;      /* a key was just written; its value needs no comma */
 };
@@ -129,7 +154,7 @@ void pp_w_obj_begin(struct pp_w *w);
 void pp_w_obj_end(struct pp_w *w);
 void pp_w_arr_begin(struct pp_w *w);
 void pp_w_arr_end(struct pp_w *w);
-void pp_w_key(struct pp_w *w, const char *key); /* key is a trusted ASCII literal */
+void pp_w_key(struct pp_w *w, const char *key);           /* key is a trusted ASCII literal */
 void pp_w_str(struct pp_w *w, const char *s, size_t len); /* escapes per RFC 8259 */
 void pp_w_cstr(struct pp_w *w, const char *s);
 void pp_w_int(struct pp_w *w, int64_t v);
@@ -138,6 +163,10 @@ void pp_w_null(struct pp_w *w);
 void pp_w_raw(struct pp_w *w, const char *json, size_t len); /* already-encoded JSON value */
 /* Returns the length written, or -1 on overflow. */
 int pp_w_finish(struct pp_w *w);
+
+/* What a row of a room's log is: a message (chat), an entry or a reply
+ * (dialogue), or an event recording a change of votes or of read state. */
+enum pp_kind { PP_K_MESSAGE, PP_K_ENTRY, PP_K_REPLY, PP_K_VOTES, PP_K_READ };
 
 /* A stored chat message as pushed to clients. */
 struct pp_message {
@@ -148,8 +177,17 @@ struct pp_message {
     size_t client_msg_id_len;
     const char *body; /* UTF-8 */
     size_t body_len;
-    int64_t ts; /* milliseconds since the Unix epoch, server time at commit */
-    bool avatar; /* the sender is an avatar (bot): encoded as "avatar":true, else omitted */
+    int64_t ts;        /* milliseconds since the Unix epoch, server time at commit */
+    bool avatar;       /* the sender is an avatar (bot): encoded as "avatar":true, else omitted */
+    enum pp_kind kind; /* message, entry, reply; votes and read are events */
+    int64_t parent;    /* reply: the entry's seq */
+    /* Events: the event's fields as a server-made JSON object ("{...}"), in
+     * body/body_len; the push is named after the kind. */
+    bool has_votes;   /* the aggregates below are known (history, replay) */
+    int64_t likes;    /* chat: likes */
+    int64_t stars;    /* dialogue: number of ratings */
+    int64_t star_sum; /* dialogue: their sum (star_avg = star_sum / stars) */
+    int64_t votes_v;  /* version of the aggregates: higher is newer */
 };
 
 /* Encoders: each returns the number of bytes written into buf, or -1 if it
@@ -163,6 +201,11 @@ int pp_encode_error(char *buf, size_t cap, int64_t id, enum pp_err_code code, co
 int pp_encode_ok(char *buf, size_t cap, int64_t id, const char *result_json, size_t result_len);
 /* Writes an encoded message object (from pp_encode_message) into w as a value. */
 void pp_w_message(struct pp_w *w, const struct pp_message *m);
+/* The same message as an item of a history or entries reply (no push/room). */
+void pp_w_message_item(struct pp_w *w, const struct pp_message *m);
+/* Only the fields of an item, into an object the caller opened (and closes). */
+void pp_w_message_fields(struct pp_w *w, const struct pp_message *m);
+const char *pp_kind_name(enum pp_kind k);
 
 /*
  * Client side (tests, load generator): splits one server frame, which is either

@@ -9,6 +9,7 @@
 #include "http_api.h"
 #include "log.h"
 #include "mem.h"
+#include "receipts.h"
 #include "room.h"
 #include "store.h"
 #include "ws.h"
@@ -47,6 +48,7 @@ static void app_stop(struct app *a)
     ws_stop(a);      /* CLOSED for any connection left: they leave their rooms */
     db_close(a->db); /* pending queries complete with -EAGAIN */
     bus_close(a->bus);
+    receipts_free(a);
     store_batcher_free(a);
     room_registry_free(a);
     uv_timer_stop(&a->sweep);
@@ -66,8 +68,11 @@ static void drain_step(struct app *a)
 {
     uint64_t waited = app_now_ms(a) - a->drain_started;
     if (!a->closing_clients) {
-        if (!store_idle(a) && waited < DRAIN_FLUSH_MAX_MS) return;
-        if (!store_idle(a)) log_warn("shutdown: pending writes not flushed in time", "%s", "");
+        /* Receipts first: the events they leave are writes of the store. */
+        if (!receipts_idle(a)) receipts_flush(a);
+        bool idle = store_idle(a) && receipts_idle(a);
+        if (!idle && waited < DRAIN_FLUSH_MAX_MS) return;
+        if (!idle) log_warn("shutdown: pending writes not flushed in time", "%s", "");
         a->closing_clients = true;
         a->drain_started = app_now_ms(a);
         for (struct conn *c = a->conns; c; c = c->next)
@@ -121,6 +126,7 @@ static void on_jobs(uv_timer_t *t)
     struct app *a = t->data;
     if (a->draining || !db_ready(a->db)) return;
     a->job_runs++;
+    room_presence_tick(a);
     if (a->job_runs % 60 == 0) ctl_revalidate(a);
     if (a->job_runs % a->cfg.anonymise_every_s == 5 % a->cfg.anonymise_every_s)
         http_api_anonymise(a);
@@ -156,6 +162,7 @@ void app_drain(struct app *a)
     log_info("shutting down", "connections=%u", a->nconns);
     a->draining = true;
     a->drain_started = app_now_ms(a);
+    receipts_flush(a);
     store_flush(a);
 }
 
@@ -181,7 +188,7 @@ int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
     /* Big enough for a packed write, a history page and any one push. */
     a->scratch_cap = cfg->max_frame * 4 > (1u << 20) ? cfg->max_frame * 4 : (1u << 20);
     a->scratch = mem_alloc(FRAME_PRE + a->scratch_cap);
-    if (!a->scratch || room_registry_new(a) || store_batcher_new(a)) {
+    if (!a->scratch || room_registry_new(a) || store_batcher_new(a) || receipts_new(a)) {
         log_error("out of memory at start", "%s", "");
         return -1;
     }

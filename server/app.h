@@ -19,6 +19,7 @@ struct db;
 struct bus;
 struct rooms;
 struct batcher;
+struct receipts;
 struct conn;
 struct iptab;
 
@@ -31,6 +32,7 @@ struct app {
     struct bus *bus;         /* Redis pub/sub */
     struct rooms *rooms;     /* local room registry */
     struct batcher *batch;   /* the write batcher */
+    struct receipts *receipts; /* read state and votes: their batcher and events */
     struct iptab *ips;       /* WebSocket connections per client IP */
     struct conn *conns;      /* every established WebSocket connection */
     uint32_t nconns;         /* their number */

@@ -58,6 +58,10 @@ static const struct opt opts[] = {
     {"--db-conns", "PARLEY_DB_CONNS", K_U32, OFF(db_conns), 0, 1, 64, "PostgreSQL connections (3)"},
     {"--max-rooms", "PARLEY_MAX_ROOMS", K_U32, OFF(max_rooms), 0, 1, 10000,
      "rooms per connection (64)"},
+    {"--presence-list-max", "PARLEY_PRESENCE_LIST_MAX", K_U32, OFF(presence_list_max), 0, 0,
+     100000, "larger rooms get presence counts, not lists (100)"},
+    {"--coalesce-ms", "PARLEY_COALESCE_MS", K_U32, OFF(coalesce_ms), 0, 10, 60000,
+     "coalesce read and votes events over (200)"},
     {"--reorder-ms", "PARLEY_REORDER_MS", K_U32, OFF(reorder_ms), 0, 1, 60000,
      "wait for a bus gap before fetching it (100)"},
     {"--log-level", "PARLEY_LOG_LEVEL", K_LEVEL, OFF(log_level), 0, 0, 0,
@@ -116,6 +120,8 @@ void config_defaults(struct config *c)
     c->db_conns = 3;
     c->max_rooms = 64;
     c->reorder_ms = 100;
+    c->coalesce_ms = 200;
+    c->presence_list_max = 100;
     c->log_level = LOG_INFO;
     c->pwhash_ops = 2;
     c->pwhash_mem_mib = 19;

@@ -123,6 +123,18 @@ int conn_send(struct conn *c, struct frame *f)
     return 0;
 }
 
+int conn_send_ephemeral(struct conn *c, struct frame *f)
+{
+    /* Typing and presence are the first thing shed: a connection already
+     * holding a quarter of its limit gets messages, not chatter. */
+    if (c->closing || c->q.bytes > c->app->cfg.outq_bytes / 4 ||
+        c->q.count > c->app->cfg.outq_frames / 4) {
+        c->app->stats.ephemeral_dropped++;
+        return -1;
+    }
+    return conn_send(c, f);
+}
+
 int conn_send_copy(struct conn *c, const char *p, size_t len)
 {
     struct frame *f = frame_new(p, len);

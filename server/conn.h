@@ -75,6 +75,7 @@ struct conn {
     char token_id[PP_UUID_LEN + 1];  /* the token this session authenticated with */
     bool avatar;                     /* the person is an avatar (bot) */
     bool revalidating;               /* in the token check in flight (ctl.c) */
+    uint64_t typing_at;              /* uv_now of the last typing event sent (rate limit) */
     const char *ua_os, *ua_browser;  /* User-Agent families at the handshake */
 };
 
@@ -85,6 +86,9 @@ void conn_destroy(struct conn *c);
  * the connection is closing or was just closed for passing its limit. */
 int conn_send(struct conn *c, struct frame *f);
 int conn_send_copy(struct conn *c, const char *p, size_t len);
+/* Queues an ephemeral frame (typing, presence) unless the out-queue is
+ * already under pressure: then it is dropped (-1), never the connection. */
+int conn_send_ephemeral(struct conn *c, struct frame *f);
 void conn_reply_ok(struct conn *c, int64_t id, const char *result, size_t len);
 void conn_reply_err(struct conn *c, int64_t id, enum pp_err_code code, const char *msg);
 

@@ -7,6 +7,7 @@
 #include "log.h"
 #include "mem.h"
 #include "perm.h"
+#include "receipts.h"
 #include "room.h"
 #include "store.h"
 #include "stats.h"
@@ -260,7 +261,8 @@ static void op_send(struct conn *c, const struct pp_cmd *cmd)
     }
     /* The guidelines engine (a later issue) runs here, before anything is
      * stored or sent. */
-    if (store_send(c->app, c, cmd->id, cmd->room.str, &cmd->client_msg_id, &cmd->body)) {
+    if (store_send(c->app, c, cmd->id, cmd->room.str, &cmd->client_msg_id, &cmd->body,
+                   cmd->has_parent ? cmd->parent : 0)) {
         conn_reply_err(c, cmd->id, PP_E_BUSY, "server busy, retry later");
         return;
     }
@@ -320,22 +322,9 @@ static void on_history(void *ud, PGresult *res, int err)
     pp_w_arr_begin(&w);
     for (int j = 0; j < k; j++) {
         int r = copy.descending ? k - 1 - j : j;
-        pp_w_obj_begin(&w);
-        pp_w_key(&w, "seq");
-        pp_w_int(&w, strtoll(PQgetvalue(res, r, COL_SEQ), NULL, 10));
-        pp_w_key(&w, "sender");
-        pp_w_str(&w, PQgetvalue(res, r, COL_SENDER), (size_t)PQgetlength(res, r, COL_SENDER));
-        pp_w_key(&w, "client_msg_id");
-        pp_w_str(&w, PQgetvalue(res, r, COL_CMID), (size_t)PQgetlength(res, r, COL_CMID));
-        pp_w_key(&w, "body");
-        pp_w_str(&w, PQgetvalue(res, r, COL_BODY), (size_t)PQgetlength(res, r, COL_BODY));
-        pp_w_key(&w, "ts");
-        pp_w_int(&w, strtoll(PQgetvalue(res, r, COL_TS), NULL, 10));
-        if (PQgetvalue(res, r, COL_AVATAR)[0] == 't') {
-            pp_w_key(&w, "avatar");
-            pp_w_bool(&w, true);
-        }
-        pp_w_obj_end(&w);
+        struct pp_message m;
+        store_row_message(res, r, copy.room, &m);
+        pp_w_message_item(&w, &m);
     }
     pp_w_arr_end(&w);
     pp_w_key(&w, "has_more");
@@ -373,8 +362,8 @@ static void op_history(struct conn *c, const struct pp_cmd *cmd)
                                            : INT64_MAX));
     snprintf(lim, sizeof lim, "%d", cmd->limit + 1);
     const char *v[3] = {h->room, cursor, lim};
-    int rc =
-        db_query(a->db, -1, cmd->has_after ? ST_FETCH : ST_BEFORE, 3, v, NULL, NULL, on_history, h);
+    int rc = db_query(a->db, -1, cmd->has_after ? ST_HIST_AFTER : ST_BEFORE, 3, v, NULL, NULL,
+                      on_history, h);
     if (rc) {
         int64_t id;
         ticket_done(&h->t, -1, &id, NULL);
@@ -393,10 +382,233 @@ static void op_ping(struct conn *c, const struct pp_cmd *cmd)
 
 typedef void (*op_fn)(struct conn *c, const struct pp_cmd *cmd);
 
-/* The op table: later issues add receipts, votes and moderation here. */
+/* ---- read state and votes ----------------------------------------------- */
+
+static void op_receipt(struct conn *c, const struct pp_cmd *cmd)
+{
+    if (!joined(c, cmd)) return;
+    bool vote = cmd->op == PP_OP_LIKE || cmd->op == PP_OP_UNLIKE || cmd->op == PP_OP_RATE ||
+                cmd->op == PP_OP_UNRATE;
+    if (vote && !perm_allows((enum role)c->prole, P_MSG_VOTE)) {
+        conn_reply_err(c, cmd->id, PP_E_FORBIDDEN, "your role may not vote");
+        return;
+    }
+    if (receipts_submit(c->app, c, cmd))
+        conn_reply_err(c, cmd->id, PP_E_BUSY, "server busy, retry later");
+}
+
+/* A query whose first column (or second, after an existence flag) is the
+ * JSON result, answered as is. */
+struct jq {
+    struct ticket t; /* must be first: freed through the ticket */
+    bool exists_col; /* column 0 says whether the message exists */
+};
+
+static void on_json_query(void *ud, PGresult *res, int err)
+{
+    struct jq *q = ud;
+    bool exists_col = q->exists_col;
+    int64_t id;
+    struct conn *c = ticket_done(&q->t, -1, &id, NULL); /* frees q */
+    if (!c) return;
+    if (err) {
+        reply_db_error(c, id, err);
+        return;
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        log_error("query failed", "conn=%llu sqlstate=%s", (unsigned long long)c->id,
+                  db_sqlstate(res));
+        conn_reply_err(c, id, PP_E_INTERNAL, "internal error");
+        return;
+    }
+    if (PQntuples(res) != 1 || (exists_col && PQgetvalue(res, 0, 0)[0] != 't')) {
+        conn_reply_err(c, id, PP_E_NO_SUCH_MESSAGE, "no message with this seq in the room");
+        return;
+    }
+    int col = exists_col ? 1 : 0;
+    conn_reply_ok(c, id, PQgetvalue(res, 0, col), (size_t)PQgetlength(res, 0, col));
+}
+
+static void json_query(struct conn *c, int64_t id, int stmt, int n, const char *const *v,
+                       bool exists_col)
+{
+    struct jq *q = mem_calloc(1, sizeof *q);
+    if (!q) {
+        conn_reply_err(c, id, PP_E_INTERNAL, "out of memory");
+        return;
+    }
+    q->t.id = id;
+    q->t.t0 = uv_hrtime();
+    q->exists_col = exists_col;
+    creq_link(c, &q->t.cr);
+    c->inflight++;
+    int rc = db_query(c->app->db, -1, stmt, n, v, NULL, NULL, on_json_query, q);
+    if (rc) {
+        int64_t qid;
+        ticket_done(&q->t, -1, &qid, NULL);
+        reply_db_error(c, qid, rc);
+    }
+}
+
+static void op_unread(struct conn *c, const struct pp_cmd *cmd)
+{
+    const char *v[2] = {c->workspace, c->person};
+    json_query(c, cmd->id, ST_UNREAD, 2, v, false);
+}
+
+static void op_seen_by(struct conn *c, const struct pp_cmd *cmd)
+{
+    if (!joined(c, cmd)) return;
+    char seq[24];
+    snprintf(seq, sizeof seq, "%lld", (long long)cmd->seq);
+    const char *v[2] = {cmd->room.str, seq};
+    json_query(c, cmd->id, ST_SEEN_BY, 2, v, true);
+}
+
+static void op_seen_entries(struct conn *c, const struct pp_cmd *cmd)
+{
+    if (!joined(c, cmd)) return;
+    const char *who = cmd->person.str ? cmd->person.str : c->person;
+    if (strcmp(who, c->person) && !perm_allows((enum role)c->prole, P_RECEIPTS_OTHERS)) {
+        conn_reply_err(c, cmd->id, PP_E_FORBIDDEN, "your role may not see what others read");
+        return;
+    }
+    const char *v[2] = {cmd->room.str, who};
+    json_query(c, cmd->id, ST_SEEN_ENTRIES, 2, v, false);
+}
+
+static void op_my_votes(struct conn *c, const struct pp_cmd *cmd)
+{
+    const char *v[3] = {c->workspace, c->person, cmd->room.str};
+    json_query(c, cmd->id, ST_MY_VOTES, 3, v, false);
+}
+
+static void on_entries(void *ud, PGresult *res, int err)
+{
+    struct hist_req *h = ud;
+    struct hist_req copy = *h;
+    int64_t id;
+    struct conn *c = ticket_done(&h->t, -1, &id, NULL); /* frees h */
+    if (!c) return;
+    struct app *a = c->app;
+    if (err) {
+        reply_db_error(c, id, err);
+        return;
+    }
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        conn_reply_err(c, id, PP_E_INTERNAL, "internal error");
+        return;
+    }
+    int n = PQntuples(res);
+    bool more = n > copy.limit;
+    if (more) n = copy.limit;
+    size_t budget = a->scratch_cap < a->cfg.outq_bytes / 2 ? a->scratch_cap : a->cfg.outq_bytes / 2;
+    size_t used = 256;
+    struct pp_w w;
+    pp_w_init(&w, a->scratch + FRAME_PRE, a->scratch_cap);
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "id");
+    pp_w_int(&w, id);
+    pp_w_key(&w, "ok");
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "room");
+    pp_w_str(&w, copy.room, PP_UUID_LEN);
+    pp_w_key(&w, "entries");
+    pp_w_arr_begin(&w);
+    for (int r = 0; r < n; r++) {
+        used += 320 + 6 * (size_t)(PQgetlength(res, r, COL_BODY) + PQgetlength(res, r, COL_CMID));
+        if (used > budget) {
+            more = true;
+            break;
+        }
+        struct pp_message m;
+        store_row_message(res, r, copy.room, &m);
+        /* The entry, then how many replies it has. */
+        pp_w_obj_begin(&w);
+        pp_w_message_fields(&w, &m);
+        pp_w_key(&w, "replies");
+        pp_w_int(&w, strtoll(PQgetvalue(res, r, COL_REPLIES), NULL, 10));
+        pp_w_obj_end(&w);
+    }
+    pp_w_arr_end(&w);
+    pp_w_key(&w, "has_more");
+    pp_w_bool(&w, more);
+    pp_w_obj_end(&w);
+    pp_w_obj_end(&w);
+    int len = pp_w_finish(&w);
+    if (len < 0) {
+        conn_reply_err(c, id, PP_E_INTERNAL, "reply too large");
+        return;
+    }
+    conn_send_copy(c, a->scratch + FRAME_PRE, (size_t)len);
+}
+
+static void op_entries(struct conn *c, const struct pp_cmd *cmd)
+{
+    struct app *a = c->app;
+    if (!joined(c, cmd)) return;
+    struct hist_req *h = mem_calloc(1, sizeof *h);
+    if (!h) {
+        conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
+        return;
+    }
+    h->t.id = cmd->id;
+    h->t.t0 = uv_hrtime();
+    creq_link(c, &h->t.cr);
+    c->inflight++;
+    memcpy(h->room, cmd->room.str, PP_UUID_LEN);
+    h->limit = cmd->limit;
+    char lim[12], off[12];
+    snprintf(lim, sizeof lim, "%d", cmd->limit + 1);
+    snprintf(off, sizeof off, "%d", cmd->offset);
+    const char *v[4] = {h->room, cmd->by_rating ? "true" : "false", lim, off};
+    int rc = db_query(a->db, -1, ST_ENTRIES, 4, v, NULL, NULL, on_entries, h);
+    if (rc) {
+        int64_t id;
+        ticket_done(&h->t, -1, &id, NULL);
+        reply_db_error(c, id, rc);
+    }
+}
+
+/* Typing is ephemeral: never stored, at most one event per connection per
+ * second (more are answered "sent": false), shed first under pressure. */
+static void op_typing(struct conn *c, const struct pp_cmd *cmd)
+{
+    struct sub *s = joined(c, cmd);
+    if (!s) return;
+    if (!perm_allows((enum role)c->prole, P_MSG_SEND)) {
+        conn_reply_err(c, cmd->id, PP_E_FORBIDDEN, "your role may not send messages");
+        return;
+    }
+    uint64_t now = app_now_ms(c->app);
+    bool sent = !c->typing_at || now - c->typing_at >= 1000;
+    if (sent) {
+        c->typing_at = now;
+        room_typing(c->app, s);
+    }
+    conn_reply_ok(c, cmd->id, sent ? "{\"sent\":true}" : "{\"sent\":false}", sent ? 13 : 14);
+}
+
+/* The op table. */
 static const op_fn ops[] = {
-    [PP_OP_AUTH] = op_auth, [PP_OP_JOIN] = op_join,       [PP_OP_LEAVE] = op_leave,
-    [PP_OP_SEND] = op_send, [PP_OP_HISTORY] = op_history, [PP_OP_PING] = op_ping,
+    [PP_OP_AUTH] = op_auth,
+    [PP_OP_JOIN] = op_join,
+    [PP_OP_LEAVE] = op_leave,
+    [PP_OP_SEND] = op_send,
+    [PP_OP_HISTORY] = op_history,
+    [PP_OP_PING] = op_ping,
+    [PP_OP_READ] = op_receipt,
+    [PP_OP_SEEN] = op_receipt,
+    [PP_OP_LIKE] = op_receipt,
+    [PP_OP_UNLIKE] = op_receipt,
+    [PP_OP_RATE] = op_receipt,
+    [PP_OP_UNRATE] = op_receipt,
+    [PP_OP_UNREAD] = op_unread,
+    [PP_OP_SEEN_BY] = op_seen_by,
+    [PP_OP_SEEN_ENTRIES] = op_seen_entries,
+    [PP_OP_ENTRIES] = op_entries,
+    [PP_OP_MY_VOTES] = op_my_votes,
+    [PP_OP_TYPING] = op_typing,
 };
 
 void handler_dispatch(struct conn *c, const char *msg, size_t len)

@@ -65,7 +65,8 @@
     " 'retention_days', w.retention_days, 'created_at', w.created_at, 'role', wm.role)"
 #define ROOM_JSON                                                                                  \
     "json_build_object('id', r.id, 'name', r.name, 'kind', r.kind, 'visibility', r.visibility,"    \
-    " 'archived', r.archived_at IS NOT NULL, 'last_seq', r.last_seq, 'created_at', r.created_at)"
+    " 'archived', r.archived_at IS NOT NULL, 'broadcast_reads', r.broadcast_reads,"              \
+    " 'last_seq', r.last_seq, 'created_at', r.created_at)"
 #define INVITE_JSON                                                                                \
     "json_build_object('id', i.id, 'email', i.email, 'phone', i.phone, 'role', i.role,"            \
     " 'profile', i.profile, 'created_at', i.created_at, 'expires_at', i.expires_at,"               \
@@ -449,9 +450,11 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
         P ", bad AS (SELECT count(*) AS n FROM p,"
         "  jsonb_array_elements_text(coalesce(p.b->'members', '[]')) e(v)"
         "  WHERE NOT " ACTIVE_MEMBER("e.v::uuid") "),"
-        " r AS (INSERT INTO rooms (workspace_id, name, kind, visibility)"
+        " r AS (INSERT INTO rooms (workspace_id, name, kind, visibility, broadcast_reads)"
         "  SELECT p.ws, p.b->>'name', coalesce(p.b->>'kind', 'chat'),"
-        "   coalesce(p.b->>'visibility', 'workspace') FROM p, bad WHERE bad.n = 0 RETURNING *),"
+        "   coalesce(p.b->>'visibility', 'workspace'),"
+        "   coalesce((p.b->>'broadcast_reads')::boolean, true) FROM p, bad WHERE bad.n = 0"
+        "  RETURNING *),"
         " m AS (INSERT INTO room_members (room_id, person_id)"
         "  SELECT r.id, e.v::uuid FROM r, p,"
         "   jsonb_array_elements_text(coalesce(p.b->'members', '[]')) e(v) RETURNING 1)"
@@ -480,6 +483,8 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
     [A_ROOM_PATCH] = {"api_room_patch",
                       P ", r AS (UPDATE rooms r SET " SET("name", "name") ", " SET(
                           "visibility", "visibility") ","
+                        "  broadcast_reads = CASE WHEN p.b ? 'broadcast_reads'"
+                        "   THEN (p.b->>'broadcast_reads')::boolean ELSE r.broadcast_reads END,"
                         "  archived_at = CASE WHEN NOT p.b ? 'archived' THEN r.archived_at"
                         "   WHEN (p.b->>'archived')::boolean THEN coalesce(r.archived_at, now())"
                         "   ELSE NULL END"
@@ -728,11 +733,13 @@ static const struct jv_field f_room_create[] = {
     {"kind", JV_ENUM, false, false, 0, 0, kinds},
     {"visibility", JV_ENUM, false, false, 0, 0, visibilities},
     {"members", JV_UUIDS, false, false, 0, 1000, NULL},
+    {"broadcast_reads", JV_BOOL, false, false, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, 0, NULL}};
 static const struct jv_field f_room_patch[] = {
     NAME("name", false),
     {"visibility", JV_ENUM, false, false, 0, 0, visibilities},
     {"archived", JV_BOOL, false, false, 0, 0, NULL},
+    {"broadcast_reads", JV_BOOL, false, false, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, 0, NULL}};
 static const struct jv_field f_room_member[] = {{"person_id", JV_UUID, true, false, 0, 0, NULL},
                                                 {NULL, 0, 0, 0, 0, 0, NULL}};

@@ -31,6 +31,9 @@ static const struct {
     [P_ROOM_JOIN] = {"room.join", ALL},
     /* Support reads to help; it does not speak in a client's rooms. */
     [P_MSG_SEND] = {"message.send", ALL & ~R(SUPPORT)},
+    [P_MSG_VOTE] = {"message.vote", ALL & ~R(SUPPORT)},
+    /* What a person read is theirs; consultants evaluating a room see it. */
+    [P_RECEIPTS_OTHERS] = {"receipts.others", STAFF | R(KEYUSER)},
 };
 
 enum role perm_role_parse(const char *s, size_t len)

@@ -39,6 +39,8 @@ enum perm {
     P_VISITS_READ,      /* read the workspace's visit log */
     P_ROOM_JOIN,        /* WebSocket: join a room the person may see, read history */
     P_MSG_SEND,         /* WebSocket: send a message */
+    P_MSG_VOTE,         /* WebSocket: like and rate */
+    P_RECEIPTS_OTHERS,  /* WebSocket: which entries another person has seen */
     PERM__COUNT
 };
 

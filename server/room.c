@@ -10,13 +10,18 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <hiredis/hiredis.h>
+#include <sodium.h>
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define ROOM_WINDOW 64  /* out-of-order bus messages held per room */
-#define FETCH_CHUNK 256 /* rows per catch-up or replay query */
+#define ROOM_WINDOW 64 /* out-of-order bus messages held per room */
+
+static char presence_gw[12];     /* this gateway's id in presence entries */
+static struct app *presence_app; /* for Redis replies that outlive their room */
+#define FETCH_CHUNK 256          /* rows per catch-up or replay query */
 #define CHAN_PREFIX "room:"
 
 enum bus_state {
@@ -59,6 +64,18 @@ struct room {
     uint32_t nwin;                               /* entries in win */
     uint64_t gap_since;                          /* uv_now when the oldest gap appeared; 0: none */
     struct fetch *fetch;                         /* room query in flight */
+    struct pview *view;                          /* presence as last read, or NULL */
+};
+
+/* Who is online in a room (distinct people), as last read from Redis. */
+struct pview {
+    uint32_t n, cap;                 /* people, allocation */
+    char (*person)[PP_UUID_LEN + 1]; /* their ids */
+    bool *avatar;                    /* avatar flags */
+    uint32_t nlocal, local_cap;      /* this gateway's people at the last tick */
+    char (*local)[PP_UUID_LEN + 3];  /* "person|a" entries written by this gateway */
+    bool known;                      /* read at least once */
+    bool pending;                    /* a read is in flight */
 };
 
 struct rooms {
@@ -111,6 +128,12 @@ static void room_free(struct app *a, struct room *r)
     if (r->fetch) r->fetch->room = NULL;
     for (uint32_t i = 0; i < r->nwin; i++)
         frame_unref(r->win[i].f);
+    if (r->view) {
+        mem_free(r->view->person);
+        mem_free(r->view->avatar);
+        mem_free(r->view->local);
+        mem_free(r->view);
+    }
     rs->count--;
     mem_free(r);
 }
@@ -187,17 +210,8 @@ struct frame *room_encode_message(struct app *a, const struct pp_message *m)
 /* A frame from a ST_FETCH/ST_BEFORE row. */
 static struct frame *row_frame(struct app *a, const char *room, PGresult *res, int row)
 {
-    struct pp_message m = {
-        .room = room,
-        .seq = strtoll(PQgetvalue(res, row, COL_SEQ), NULL, 10),
-        .sender = PQgetvalue(res, row, COL_SENDER),
-        .client_msg_id = PQgetvalue(res, row, COL_CMID),
-        .client_msg_id_len = (size_t)PQgetlength(res, row, COL_CMID),
-        .body = PQgetvalue(res, row, COL_BODY),
-        .body_len = (size_t)PQgetlength(res, row, COL_BODY),
-        .ts = strtoll(PQgetvalue(res, row, COL_TS), NULL, 10),
-        .avatar = PQgetvalue(res, row, COL_AVATAR)[0] == 't',
-    };
+    struct pp_message m;
+    store_row_message(res, row, room, &m);
     return room_encode_message(a, &m);
 }
 
@@ -222,10 +236,11 @@ static void deliver(struct app *a, struct room *r, int64_t seq, struct frame *f)
     r->delivered = seq;
 }
 
+/* Unsequenced events (member, typing) are best-effort: shed under pressure. */
 static void deliver_event(struct room *r, struct frame *f)
 {
     for (struct sub *s = r->head; s; s = s->next)
-        if (s->state == SUB_LIVE) conn_send(s->conn, f);
+        if (s->state == SUB_LIVE) conn_send_ephemeral(s->conn, f);
 }
 
 static void gap_list_add(struct app *a, struct room *r)
@@ -350,6 +365,8 @@ static void announce(struct app *a, struct sub *s, bool joined)
         a->stats.bus_published++;
 }
 
+static void presence_snapshot(struct app *a, struct sub *s);
+
 /* The room knows its position: answer the join and start replay or live. */
 static void sub_start(struct app *a, struct sub *s)
 {
@@ -377,6 +394,7 @@ static void sub_start(struct app *a, struct sub *s)
         replay_next(a, s);
     }
     announce(a, s, true);
+    presence_snapshot(a, s);
 }
 
 static void fail_waiting(struct app *a, struct room *r)
@@ -743,4 +761,263 @@ void room_on_bus_up(void *ud)
 {
     log_info("bus up, resubscribing rooms", "rooms=%u", ((struct app *)ud)->rooms->count);
     for_each_room(ud, room_bus_sync);
+}
+
+/* ---- presence ------------------------------------------------------------ */
+
+#define PRESENCE_TTL_MS 5000  /* a gateway that stops refreshing is gone after this */
+
+static void presence_key(const struct room *r, char *key, size_t cap)
+{
+    snprintf(key, cap, "parley:presence:%s", r->id);
+}
+
+/* Encodes a presence push: the snapshot (list) or a diff, or just the count
+ * in a large room. */
+static struct frame *presence_frame(const struct room *r, const struct pview *v, bool snapshot,
+                                    const struct pview *old)
+{
+    uint32_t list_max = presence_app ? presence_app->cfg.presence_list_max : 100;
+    size_t cap = 256 + (size_t)v->n * 64 + (old ? (size_t)old->n * 64 : 0);
+    char *buf = mem_alloc(cap);
+    if (!buf) return NULL;
+    struct pp_w w;
+    pp_w_init(&w, buf, cap);
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "push");
+    pp_w_cstr(&w, "presence");
+    pp_w_key(&w, "room");
+    pp_w_cstr(&w, r->id);
+    pp_w_key(&w, "count");
+    pp_w_int(&w, v->n);
+    if (v->n <= list_max) {
+        for (int part = snapshot ? 2 : 0; part < 3; part++) {
+            /* 0: joined (in v, not in old), 1: left (in old, not in v), 2: online */
+            const struct pview *from = part == 1 ? old : v;
+            const struct pview *not_in = part == 2 ? NULL : part == 1 ? v : old;
+            pp_w_key(&w, part == 0 ? "joined" : part == 1 ? "left" : "online");
+            pp_w_arr_begin(&w);
+            for (uint32_t i = 0; from && i < from->n; i++) {
+                bool found = false;
+                for (uint32_t j = 0; not_in && j < not_in->n && !found; j++)
+                    found = !strcmp(from->person[i], not_in->person[j]);
+                if (found) continue;
+                pp_w_obj_begin(&w);
+                pp_w_key(&w, "person");
+                pp_w_cstr(&w, from->person[i]);
+                pp_w_key(&w, "avatar");
+                pp_w_bool(&w, from->avatar[i]);
+                pp_w_obj_end(&w);
+            }
+            pp_w_arr_end(&w);
+        }
+    }
+    pp_w_obj_end(&w);
+    int n = pp_w_finish(&w);
+    struct frame *f = n > 0 ? frame_new(buf, (size_t)n) : NULL;
+    mem_free(buf);
+    return f;
+}
+
+static void presence_snapshot(struct app *a, struct sub *s)
+{
+    (void)a;
+    struct pview *v = s->room ? s->room->view : NULL;
+    if (!v || !v->known) return; /* the first read sends it */
+    struct frame *f = presence_frame(s->room, v, true, NULL);
+    if (!f) return;
+    if (conn_send_ephemeral(s->conn, f) == 0) s->pres_snap = true;
+    frame_unref(f);
+}
+
+static bool view_same(const struct pview *x, const struct pview *y)
+{
+    if (x->n != y->n) return false;
+    for (uint32_t i = 0; i < x->n; i++) {
+        bool found = false;
+        for (uint32_t j = 0; j < y->n && !found; j++)
+            found = !strcmp(x->person[i], y->person[j]);
+        if (!found) return false;
+    }
+    return true;
+}
+
+static void on_presence(void *ud, const void *reply)
+{
+    char *id = ud;
+    const redisReply *rep = reply;
+    struct app *a = presence_app;
+    struct room *r = a ? room_lookup(a, id) : NULL;
+    mem_free(id);
+    if (!r || !r->view) return;
+    struct pview *v = r->view;
+    v->pending = false;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) return;
+    /* Members are "person|gateway|avatar": people count once. */
+    struct pview nv = {0};
+    nv.cap = rep->elements ? (uint32_t)rep->elements : 1;
+    nv.person = mem_alloc(nv.cap * sizeof *nv.person);
+    nv.avatar = mem_alloc(nv.cap * sizeof *nv.avatar);
+    if (!nv.person || !nv.avatar) {
+        mem_free(nv.person);
+        mem_free(nv.avatar);
+        return;
+    }
+    for (size_t i = 0; i < rep->elements; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type != REDIS_REPLY_STRING || e->len < PP_UUID_LEN + 2) continue;
+        bool dup = false;
+        for (uint32_t j = 0; j < nv.n && !dup; j++)
+            dup = !memcmp(nv.person[j], e->str, PP_UUID_LEN);
+        if (dup) continue;
+        memcpy(nv.person[nv.n], e->str, PP_UUID_LEN);
+        nv.person[nv.n][PP_UUID_LEN] = '\0';
+        nv.avatar[nv.n] = e->str[e->len - 1] == '1';
+        nv.n++;
+    }
+    bool changed = !v->known || !view_same(&nv, v);
+    struct frame *diff = changed && v->known ? presence_frame(r, &nv, false, v) : NULL;
+    struct frame *snap = NULL;
+    for (struct sub *s = r->head; s; s = s->next) {
+        if (s->state != SUB_LIVE && s->state != SUB_REPLAY) continue;
+        if (!s->pres_snap) {
+            if (!snap) snap = presence_frame(r, &nv, true, NULL);
+            if (snap && conn_send_ephemeral(s->conn, snap) == 0) s->pres_snap = true;
+        } else if (diff) {
+            conn_send_ephemeral(s->conn, diff);
+        }
+    }
+    if (diff) frame_unref(diff);
+    if (snap) frame_unref(snap);
+    mem_free(v->person);
+    mem_free(v->avatar);
+    v->person = nv.person;
+    v->avatar = nv.avatar;
+    v->n = nv.n;
+    v->cap = nv.cap;
+    v->known = true;
+}
+
+static void ignore_reply(void *ud, const void *reply)
+{
+    (void)ud;
+    (void)reply;
+}
+
+/* One command through bus_call with an argv built here. */
+static void call(struct app *a, bus_reply_cb cb, void *ud, int argc, const char **argv)
+{
+    size_t *lens = mem_alloc((size_t)argc * sizeof *lens);
+    if (!lens) {
+        if (cb != ignore_reply) cb(ud, NULL);
+        return;
+    }
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    if (bus_call(a->bus, cb, ud, argc, argv, lens) && cb != ignore_reply) cb(ud, NULL);
+    mem_free(lens);
+}
+
+static void presence_room(struct app *a, struct room *r)
+{
+    if (!r->head) return;
+    if (!r->view && !(r->view = mem_calloc(1, sizeof *r->view))) return;
+    struct pview *v = r->view;
+    if (v->pending) return; /* Redis is slow: skip a beat rather than pile up */
+    /* This gateway's people in the room now. */
+    uint32_t n = 0;
+    for (struct sub *s = r->head; s; s = s->next)
+        n += s->state == SUB_LIVE || s->state == SUB_REPLAY;
+    char(*cur)[PP_UUID_LEN + 3] = mem_alloc((n ? n : 1) * sizeof *cur);
+    if (!cur) return;
+    uint32_t k = 0;
+    for (struct sub *s = r->head; s; s = s->next) {
+        if (s->state != SUB_LIVE && s->state != SUB_REPLAY) continue;
+        char e[PP_UUID_LEN + 3];
+        snprintf(e, sizeof e, "%s|%c", s->conn->person, s->conn->avatar ? '1' : '0');
+        bool dup = false;
+        for (uint32_t j = 0; j < k && !dup; j++)
+            dup = !strcmp(cur[j], e);
+        if (!dup) memcpy(cur[k++], e, sizeof e);
+    }
+    char key[64], exp[24], now[24];
+    presence_key(r, key, sizeof key);
+    int64_t t = app_wall_ms();
+    snprintf(exp, sizeof exp, "%lld", (long long)(t + PRESENCE_TTL_MS));
+    snprintf(now, sizeof now, "%lld", (long long)t);
+    /* Members are "person|gateway|avatar"; the person's avatar flag is last. */
+    char(*members)[PP_UUID_LEN + 24] = mem_alloc((k + v->nlocal + 1) * sizeof *members);
+    const char **argv = mem_alloc((2 + 2 * (size_t)(k + v->nlocal)) * sizeof *argv);
+    if (!members || !argv) {
+        mem_free(cur);
+        mem_free(members);
+        mem_free(argv);
+        return;
+    }
+    uint32_t m = 0;
+    if (k) {
+        int argc = 0;
+        argv[argc++] = "ZADD";
+        argv[argc++] = key;
+        for (uint32_t i = 0; i < k; i++, m++) {
+            snprintf(members[m], sizeof members[m], "%.36s|%s|%c", cur[i], presence_gw,
+                     cur[i][PP_UUID_LEN + 1]);
+            argv[argc++] = exp;
+            argv[argc++] = members[m];
+        }
+        call(a, ignore_reply, NULL, argc, argv);
+    }
+    /* People who left this gateway since the last tick: gone at once. */
+    int argc = 0;
+    argv[argc++] = "ZREM";
+    argv[argc++] = key;
+    for (uint32_t i = 0; i < v->nlocal; i++) {
+        bool still = false;
+        for (uint32_t j = 0; j < k && !still; j++)
+            still = !strcmp(v->local[i], cur[j]);
+        if (still) continue;
+        snprintf(members[m], sizeof members[m], "%.36s|%s|%c", v->local[i], presence_gw,
+                 v->local[i][PP_UUID_LEN + 1]);
+        argv[argc++] = members[m++];
+    }
+    if (argc > 2) call(a, ignore_reply, NULL, argc, argv);
+    const char *trim[4] = {"ZREMRANGEBYSCORE", key, "-inf", now};
+    call(a, ignore_reply, NULL, 4, trim);
+    const char *ttl[3] = {"PEXPIRE", key, "60000"};
+    call(a, ignore_reply, NULL, 3, ttl);
+    const char *rd[4] = {"ZRANGEBYSCORE", key, now, "+inf"};
+    char *id = mem_alloc(PP_UUID_LEN + 1);
+    if (id) {
+        memcpy(id, r->id, PP_UUID_LEN + 1);
+        v->pending = true;
+        call(a, on_presence, id, 4, rd);
+    }
+    mem_free(v->local);
+    v->local = cur;
+    v->nlocal = k;
+    v->local_cap = k;
+    mem_free(members);
+    mem_free(argv);
+}
+
+void room_presence_tick(struct app *a)
+{
+    if (!presence_gw[0]) {
+        uint32_t x = randombytes_random();
+        snprintf(presence_gw, sizeof presence_gw, "%08x", x);
+    }
+    presence_app = a;
+    if (!bus_up(a->bus)) return;
+    for_each_room(a, presence_room);
+}
+
+void room_typing(struct app *a, struct sub *s)
+{
+    char buf[160];
+    int n = snprintf(buf, sizeof buf, "0\n{\"push\":\"typing\",\"room\":\"%s\",\"person\":\"%s\"}",
+                     s->room_id, s->conn->person);
+    if (s->room && bus_publish(a->bus, s->room->chan, s->room->chlen, buf, (size_t)n) == 0) {
+        a->stats.bus_published++;
+        a->stats.typing_sent++;
+    }
 }

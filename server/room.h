@@ -49,6 +49,7 @@ struct sub {
     bool wait_drain;               /* replay paused until the out-queue drains */
     struct fetch *fetch;           /* replay query in flight, or NULL */
     struct ticket *check;          /* join authorisation query in flight, or NULL */
+    bool pres_snap;                /* the presence snapshot was sent */
 };
 
 int room_registry_new(struct app *a);
@@ -85,6 +86,15 @@ unsigned room_subscribed_count(const struct app *a);
 
 /* Periodic: fetch gaps that waited longer than reorder_ms. */
 void room_tick(struct app *a);
+
+/* Presence, once a second: this gateway's people in each local room are
+ * written to a Redis sorted set per room (score: expiry, so a dead gateway's
+ * entries vanish within seconds), the set is read back, and members get a
+ * snapshot, then joins and leaves as diffs (counts only in large rooms). */
+void room_presence_tick(struct app *a);
+
+/* Typing: publishes an ephemeral typing event for c in the room. */
+void room_typing(struct app *a, struct sub *s);
 
 /* Encodes a stored message as a push into a new frame (NULL on failure). */
 struct frame *room_encode_message(struct app *a, const struct pp_message *m);

@@ -158,6 +158,11 @@ char *stats_render(struct app *a, size_t *len)
            (double)s->replays);
     metric(&o, "parley_recovery_replayed_messages_total", "counter",
            "Messages replayed to joining connections.", (double)s->replayed);
+    metric(&o, "parley_ephemeral_dropped_total", "counter",
+           "Typing and presence frames shed from connections under pressure.",
+           (double)s->ephemeral_dropped);
+    metric(&o, "parley_typing_sent_total", "counter", "Typing events published.",
+           (double)s->typing_sent);
     metric(&o, "parley_http_requests_total", "counter", "HTTP requests routed.",
            (double)s->http_requests);
     put(&o,
@@ -172,7 +177,17 @@ char *stats_render(struct app *a, size_t *len)
            auth_password_jobs());
     metric(&o, "parley_visits_logged_total", "counter", "Visit-log rows for WebSocket sessions.",
            (double)s->visits_logged);
-    static const char *const ops[SO__COUNT] = {"auth", "join", "send", "history"};
+    metric(&o, "parley_receipts_received_total", "counter",
+           "Read, seen and vote commands accepted for writing.", (double)s->receipts_received);
+    metric(&o, "parley_receipts_persisted_total", "counter", "Read, seen and vote commands committed.",
+           (double)s->receipts_persisted);
+    metric(&o, "parley_receipt_batches_total", "counter", "Receipt write transactions.",
+           (double)s->receipt_batches);
+    histogram(&o, "parley_receipt_commit_seconds", "Receipt transaction latency.", "",
+              &s->receipt_commit_seconds, 0, 1);
+    metric(&o, "parley_events_emitted_total", "counter",
+           "Coalesced read and votes events written to room logs.", (double)s->events_emitted);
+    static const char *const ops[SO__COUNT] = {"auth", "join", "send", "history", "receipt"};
     for (int i = 0; i < SO__COUNT; i++) {
         char label[32];
         snprintf(label, sizeof label, "op=\"%s\"", ops[i]);

@@ -19,7 +19,7 @@ struct hist {
     double sum;                         /* their sum, in the histogram's unit */
 };
 
-enum stats_op { SO_AUTH, SO_JOIN, SO_SEND, SO_HISTORY, SO__COUNT };
+enum stats_op { SO_AUTH, SO_JOIN, SO_SEND, SO_HISTORY, SO_RECEIPT, SO__COUNT };
 
 struct stats {
     uint64_t conns_opened;             /* WebSocket connections established */
@@ -42,6 +42,13 @@ struct stats {
     uint64_t gap_fetches;              /* room catch-ups from PostgreSQL */
     uint64_t replays;                  /* joins that replayed from storage */
     uint64_t replayed;                 /* messages replayed to joining connections */
+    uint64_t receipts_received;        /* read/seen/vote commands accepted for writing */
+    uint64_t receipts_persisted;       /* ... committed */
+    uint64_t receipt_batches;          /* their write transactions */
+    uint64_t events_emitted;           /* coalesced read and votes events queued */
+    struct hist receipt_commit_seconds; /* receipt transaction latency */
+    uint64_t ephemeral_dropped;        /* typing/presence frames shed under pressure */
+    uint64_t typing_sent;              /* typing events published */
     uint64_t http_requests;            /* HTTP requests routed */
     uint64_t logins_ok;                /* password logins that succeeded */
     uint64_t logins_failed;            /* ... that failed (wrong email or password) */

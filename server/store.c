@@ -6,19 +6,23 @@
 #include "frame.h"
 #include "log.h"
 #include "mem.h"
+#include "receipts.h"
 #include "room.h"
 #include "stats.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define TS_MS(col) "(extract(epoch from " col ") * 1000)::int8"
+// clang-format off
 #define ROW_COLS                                                                                   \
-    "seq, sender_id::text, client_msg_id, body, " TS_MS(                                           \
-        "created_at") ","                                                                          \
-                      " (SELECT is_avatar FROM people WHERE id = sender_id)"
+    "seq, sender_id::text, client_msg_id, body, " TS_MS("created_at") ","                          \
+    " (SELECT is_avatar FROM people WHERE id = sender_id), kind, parent_seq, like_count,"          \
+    " star_count, star_sum, votes_v"
+// clang-format on
 
 const struct db_stmt store_stmts[ST__COUNT] = {
     [ST_AUTH] = {"auth",
@@ -51,23 +55,43 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                   3},
     [ST_BEFORE] = {"before",
                    "SELECT " ROW_COLS " FROM messages"
-                   " WHERE room_id = $1::uuid AND seq < $2::int8 ORDER BY seq DESC LIMIT $3::int4",
+                   " WHERE room_id = $1::uuid AND seq < $2::int8"
+                   "   AND kind IN ('message', 'entry', 'reply')"
+                   " ORDER BY seq DESC LIMIT $3::int4",
                    3},
+    /* History pages hold what people wrote; events are for live and replay. */
+    [ST_HIST_AFTER] = {"hist_after",
+                       "SELECT " ROW_COLS " FROM messages"
+                       " WHERE room_id = $1::uuid AND seq > $2::int8"
+                       "   AND kind IN ('message', 'entry', 'reply')"
+                       " ORDER BY seq LIMIT $3::int4",
+                       3},
     /* One statement, one implicit transaction. Rooms are locked in id order
      * (two gateways' batches never deadlock), seqs are taken from the locked
      * rows, rows already stored under the same (room, sender, client_msg_id)
      * are returned instead of inserted. */
+    /* Sends and events. kind "auto" is a send: a message in a chat room,
+     * an entry or (with a parent entry) a reply in a dialogue room; a parent
+     * that is not an entry of this dialogue room refuses the send. */
     [ST_INSERT_BATCH] =
         {"insert_batch",
          "WITH input AS ("
-         "  SELECT * FROM json_to_recordset($1::json)"
-         "    AS t(i int, room uuid, sender uuid, cmid text, body text)),"
+         "  SELECT t.*, CASE WHEN t.kind <> 'auto' THEN t.kind"
+         "    WHEN r.kind = 'dialogue' THEN CASE WHEN t.parent IS NULL THEN 'entry' ELSE 'reply' END"
+         "    ELSE 'message' END AS k,"
+         "   (t.parent IS NULL OR (r.kind = 'dialogue' AND EXISTS (SELECT 1 FROM messages p"
+         "     WHERE p.room_id = t.room AND p.seq = t.parent AND p.kind = 'entry'))) AS parent_ok"
+         "  FROM json_to_recordset($1::json)"
+         "    AS t(i int, room uuid, sender uuid, cmid text, body text, kind text, parent int8)"
+         "  JOIN rooms r ON r.id = t.room),"
          " existing AS ("
-         "  SELECT i.i, m.seq, m.created_at, m.body FROM input i JOIN messages m"
+         "  SELECT i.i, m.seq, m.created_at, m.body, m.kind, m.parent_seq FROM input i"
+         "   JOIN messages m"
          "    ON m.room_id = i.room AND m.sender_id = i.sender AND m.client_msg_id = i.cmid),"
          " fresh AS ("
          "  SELECT i.*, row_number() OVER (PARTITION BY i.room ORDER BY i.i) AS rn"
-         "    FROM input i WHERE NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = i.i)),"
+         "    FROM input i WHERE i.parent_ok"
+         "    AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = i.i)),"
          " counts AS (SELECT room, count(*) AS k FROM fresh GROUP BY room),"
          " locked AS ("
          "  SELECT r.id FROM rooms r WHERE r.id IN (SELECT room FROM counts)"
@@ -76,18 +100,20 @@ const struct db_stmt store_stmts[ST__COUNT] = {
          "  UPDATE rooms r SET last_seq = r.last_seq + c.k FROM counts c, locked l"
          "   WHERE r.id = c.room AND l.id = r.id RETURNING r.id, r.last_seq - c.k AS base),"
          " ins AS ("
-         "  INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body)"
-         "  SELECT f.room, a.base + f.rn, f.sender, f.cmid, f.body"
+         "  INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body, kind, parent_seq)"
+         "  SELECT f.room, a.base + f.rn, f.sender, f.cmid, f.body, f.k,"
+         "   CASE WHEN f.k = 'reply' THEN f.parent END"
          "    FROM fresh f JOIN alloc a ON a.id = f.room"
-         "  RETURNING room_id, seq, sender_id, client_msg_id, created_at)"
-         " SELECT f.i, ins.seq, " TS_MS(
-             "ins.created_at") ", false, NULL"
-                               "   FROM ins JOIN fresh f ON f.room = ins.room_id AND f.sender = "
-                               "ins.sender_id"
-                               "    AND f.cmid = ins.client_msg_id"
-                               " UNION ALL"
-                               " SELECT e.i, e.seq, " TS_MS(
-                                   "e.created_at") ", true, e.body FROM existing e",
+         "  RETURNING room_id, seq, sender_id, client_msg_id, created_at, kind, parent_seq)"
+         " SELECT f.i, ins.seq, " TS_MS("ins.created_at") ", false, NULL, ins.kind, ins.parent_seq"
+         "   FROM ins JOIN fresh f ON f.room = ins.room_id AND f.sender = ins.sender_id"
+         "    AND f.cmid = ins.client_msg_id"
+         " UNION ALL"
+         " SELECT e.i, e.seq, " TS_MS("e.created_at") ", true, e.body, e.kind, e.parent_seq"
+         "  FROM existing e"
+         " UNION ALL"
+         " SELECT i.i, 0, 0, false, NULL, 'bad_parent', NULL FROM input i"
+         "  WHERE NOT i.parent_ok AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = i.i)",
          1},
     [ST_VISIT] = {"visit",
                   "INSERT INTO visits (workspace_id, person_id, kind, ip, os, browser)"
@@ -104,6 +130,75 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                        "   AND (t.expires_at IS NULL OR t.expires_at > now())"
                        "   AND (t.workspace_id IS NULL OR t.workspace_id = wm.workspace_id))",
                        1},
+    [ST_STATE_BATCH] = {"state_batch", receipts_batch_sql, 1},
+    /* Unread: messages above the watermark, not mine, not seen out of order,
+     * counted up to 10000 per room (a badge shows "9999+" anyway). */
+    [ST_UNREAD] = {"unread",
+                   "SELECT json_build_object('rooms', coalesce(json_agg(json_build_object("
+                   "  'room', r.id, 'last_seq', r.last_seq, 'up_to', coalesce(rs.up_to, 0),"
+                   "  'unread', (SELECT count(*) FROM (SELECT 1 FROM messages m"
+                   "   WHERE m.room_id = r.id AND m.seq > coalesce(rs.up_to, 0)"
+                   "   AND m.kind IN ('message', 'entry', 'reply') AND m.sender_id <> $2::uuid"
+                   "   AND NOT EXISTS (SELECT 1 FROM seen s WHERE s.room_id = m.room_id"
+                   "    AND s.seq = m.seq AND s.person_id = $2::uuid) LIMIT 10000) u))"
+                   "  ORDER BY r.name, r.id) FILTER (WHERE r.id IS NOT NULL), '[]'))"
+                   " FROM (SELECT 1) one LEFT JOIN rooms r ON r.workspace_id = $1::uuid"
+                   "  AND r.archived_at IS NULL AND (r.visibility = 'workspace' OR EXISTS ("
+                   "   SELECT 1 FROM room_members rm WHERE rm.room_id = r.id AND rm.person_id = $2::uuid))"
+                   " LEFT JOIN read_state rs ON rs.room_id = r.id AND rs.person_id = $2::uuid",
+                   2},
+    /* Who has seen a message: everyone whose watermark covers it (the time
+     * is when that watermark last moved) and everyone who saw it out of
+     * order (the exact time); k of n, n being who may see the room. */
+    [ST_SEEN_BY] = {"seen_by",
+                    "SELECT m.kind IN ('message', 'entry', 'reply'), json_build_object("
+                    "  'room', $1::uuid, 'seq', $2::int8, 'seen', coalesce((SELECT json_agg("
+                    "   json_build_object('person', x.person_id, 'at', x.at, 'how', x.how)"
+                    "   ORDER BY x.at, x.person_id) FROM ("
+                    "    SELECT rs.person_id, rs.at, 'read' AS how FROM read_state rs"
+                    "     WHERE rs.room_id = $1::uuid AND rs.up_to >= $2::int8"
+                    "    UNION ALL SELECT s.person_id, s.at, 'seen' FROM seen s"
+                    "     WHERE s.room_id = $1::uuid AND s.seq = $2::int8 AND NOT EXISTS ("
+                    "      SELECT 1 FROM read_state rs WHERE rs.room_id = s.room_id"
+                    "       AND rs.person_id = s.person_id AND rs.up_to >= s.seq)) x), '[]'),"
+                    "  'count', (SELECT count(*) FROM read_state rs WHERE rs.room_id = $1::uuid"
+                    "    AND rs.up_to >= $2::int8) + (SELECT count(*) FROM seen s"
+                    "    WHERE s.room_id = $1::uuid AND s.seq = $2::int8 AND NOT EXISTS ("
+                    "     SELECT 1 FROM read_state rs WHERE rs.room_id = s.room_id"
+                    "      AND rs.person_id = s.person_id AND rs.up_to >= s.seq)),"
+                    "  'of', (SELECT count(*) FROM rooms r JOIN workspace_members wm"
+                    "    ON wm.workspace_id = r.workspace_id AND wm.removed_at IS NULL"
+                    "    WHERE r.id = $1::uuid AND (r.visibility = 'workspace' OR EXISTS ("
+                    "     SELECT 1 FROM room_members rm WHERE rm.room_id = r.id"
+                    "      AND rm.person_id = wm.person_id))))"
+                    " FROM messages m WHERE m.room_id = $1::uuid AND m.seq = $2::int8",
+                    2},
+    [ST_SEEN_ENTRIES] = {"seen_entries",
+                         "SELECT json_build_object('room', $1::uuid, 'person', $2::uuid,"
+                         "  'up_to', coalesce((SELECT up_to FROM read_state WHERE room_id = $1::uuid"
+                         "   AND person_id = $2::uuid), 0),"
+                         "  'seen', coalesce((SELECT json_agg(s.seq ORDER BY s.seq) FROM seen s"
+                         "   WHERE s.room_id = $1::uuid AND s.person_id = $2::uuid), '[]'))",
+                         2},
+    [ST_ENTRIES] = {"entries",
+                    "SELECT " ROW_COLS ", (SELECT count(*) FROM messages r WHERE r.room_id = m.room_id"
+                    "  AND r.parent_seq = m.seq) FROM messages m"
+                    " WHERE m.room_id = $1::uuid AND m.kind = 'entry'"
+                    " ORDER BY CASE WHEN $2::bool THEN m.star_sum::float8 / nullif(m.star_count, 0)"
+                    "  END DESC NULLS LAST, CASE WHEN $2::bool THEN m.star_count END DESC,"
+                    "  m.seq DESC LIMIT $3::int4 OFFSET $4::int4",
+                    4},
+    [ST_MY_VOTES] = {"my_votes",
+                     "SELECT json_build_object('likes', coalesce((SELECT json_agg(json_build_object("
+                     "   'room', l.room_id, 'seq', l.seq, 'at', l.at) ORDER BY l.at DESC)"
+                     "   FROM likes l JOIN rooms r ON r.id = l.room_id AND r.workspace_id = $1::uuid"
+                     "   WHERE l.person_id = $2::uuid AND ($3::uuid IS NULL OR l.room_id = $3::uuid)),"
+                     "  '[]'), 'ratings', coalesce((SELECT json_agg(json_build_object('room',"
+                     "   g.room_id, 'seq', g.seq, 'stars', g.stars, 'at', g.at) ORDER BY g.at DESC)"
+                     "   FROM ratings g JOIN rooms r ON r.id = g.room_id AND r.workspace_id = $1::uuid"
+                     "   WHERE g.person_id = $2::uuid AND ($3::uuid IS NULL OR g.room_id = $3::uuid)),"
+                     "  '[]'))",
+                     3},
     [ST_SCHEMA] = {"schema", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
 };
 
@@ -133,6 +228,10 @@ struct item {
     int64_t seq, ts;      /* result */
     bool done, duplicate; /* result arrived; it was stored before */
     bool avatar;          /* the sender is an avatar */
+    bool bad_parent;      /* result: refused, the parent is not an entry here */
+    enum pp_kind kind;    /* asked: PP_K_MESSAGE for a send (the room decides), or an event */
+    int64_t parent;       /* send: the entry replied to, 0 for none */
+    enum pp_kind stored;  /* result: what the row is */
 };
 
 struct batcher {
@@ -254,8 +353,65 @@ static void resume_rx(struct batcher *b)
         }
 }
 
+static void enqueue(struct app *a, struct conn *c, struct item *it);
+
+enum pp_kind store_kind(const char *s)
+{
+    static const char *const names[] = {"message", "entry", "reply", "votes", "read"};
+    for (int k = 0; k < 5; k++)
+        if (!strcmp(s, names[k])) return (enum pp_kind)k;
+    return PP_K_MESSAGE;
+}
+
+void store_row_message(PGresult *res, int row, const char *room, struct pp_message *m)
+{
+    memset(m, 0, sizeof *m);
+    m->room = room;
+    m->seq = strtoll(PQgetvalue(res, row, COL_SEQ), NULL, 10);
+    m->sender = PQgetvalue(res, row, COL_SENDER);
+    m->client_msg_id = PQgetvalue(res, row, COL_CMID);
+    m->client_msg_id_len = (size_t)PQgetlength(res, row, COL_CMID);
+    m->body = PQgetvalue(res, row, COL_BODY);
+    m->body_len = (size_t)PQgetlength(res, row, COL_BODY);
+    m->ts = strtoll(PQgetvalue(res, row, COL_TS), NULL, 10);
+    m->avatar = PQgetvalue(res, row, COL_AVATAR)[0] == 't';
+    m->kind = store_kind(PQgetvalue(res, row, COL_KIND));
+    m->parent = strtoll(PQgetvalue(res, row, COL_PARENT), NULL, 10);
+    m->has_votes = m->kind <= PP_K_REPLY;
+    m->likes = strtoll(PQgetvalue(res, row, COL_LIKES), NULL, 10);
+    m->stars = strtoll(PQgetvalue(res, row, COL_STARS), NULL, 10);
+    m->star_sum = strtoll(PQgetvalue(res, row, COL_STAR_SUM), NULL, 10);
+    m->votes_v = strtoll(PQgetvalue(res, row, COL_VOTES_V), NULL, 10);
+}
+
+int store_event(struct app *a, const char *room, const char *sender, enum pp_kind kind,
+                const char *body, size_t len)
+{
+    struct batcher *b = a->batch;
+    if (b->nwait >= a->cfg.batch_queue_max) return -EBUSY;
+    struct item *it = mem_alloc(sizeof *it + 18 + len + 1);
+    if (!it) return -ENOMEM;
+    memset(it, 0, sizeof *it);
+    it->t0 = uv_hrtime();
+    it->kind = kind;
+    memcpy(it->room, room, PP_UUID_LEN);
+    memcpy(it->sender, sender, PP_UUID_LEN);
+    /* Events need a client_msg_id of their own: "~" and 64 random bits. */
+    it->cmid = (char *)(it + 1);
+    uint64_t r = ((uint64_t)randombytes_random() << 32) | randombytes_random();
+    it->cmid_len = (size_t)snprintf(it->cmid, 18, "~%016llx", (unsigned long long)r);
+    it->body = it->cmid + 18;
+    memcpy(it->body, body, len);
+    it->body[len] = '\0';
+    it->body_len = len;
+    it->key = key_of(it->room, it->sender, it->cmid, it->cmid_len);
+    it->cr.next = it->cr.prev = NULL; /* nobody to answer */
+    enqueue(a, NULL, it);
+    return 0;
+}
+
 int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
-               const struct pp_str *cmid, const struct pp_str *body)
+               const struct pp_str *cmid, const struct pp_str *body, int64_t parent)
 {
     struct batcher *b = a->batch;
     if (b->nwait >= a->cfg.batch_queue_max) return -EBUSY;
@@ -276,7 +432,15 @@ int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
     it->body[body->len] = '\0';
     it->body_len = body->len;
     it->key = key_of(it->room, it->sender, it->cmid, it->cmid_len);
+    it->parent = parent;
     creq_link(c, &it->cr);
+    enqueue(a, c, it);
+    return 0;
+}
+
+static void enqueue(struct app *a, struct conn *c, struct item *it)
+{
+    struct batcher *b = a->batch;
     if (b->wait_tail)
         b->wait_tail->next = it;
     else
@@ -284,20 +448,19 @@ int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
     b->wait_tail = it;
     b->nwait++;
     a->stats.msgs_received++;
-    if (store_congested(a) && !c->rx_paused) {
+    if (c && store_congested(a) && !c->rx_paused) {
         /* Stop reading from this sender instead of growing the queue. */
         c->rx_paused = true;
         b->paused_rx = true;
         conn_rx_flow(c);
     }
-    if (b->nbatch) return 0; /* gathers while the batch in flight commits */
+    if (b->nbatch) return; /* gathers while the batch in flight commits */
     if (b->nwait >= a->cfg.batch_max)
         flush(b);
     else if (!b->linger_on) {
         b->linger_on = true;
         uv_timer_start(&b->linger, on_linger, (a->cfg.batch_delay_us + 999) / 1000, 0);
     }
-    return 0;
 }
 
 /* Builds the JSON parameter for the batch. Bodies are validated UTF-8, the
@@ -330,6 +493,13 @@ static int build_json(struct batcher *b)
         pp_w_str(&w, it->cmid, it->cmid_len);
         pp_w_key(&w, "body");
         pp_w_str(&w, it->body, it->body_len);
+        pp_w_key(&w, "kind");
+        pp_w_cstr(&w, it->kind == PP_K_MESSAGE ? "auto" : pp_kind_name(it->kind));
+        pp_w_key(&w, "parent");
+        if (it->parent)
+            pp_w_int(&w, it->parent);
+        else
+            pp_w_null(&w);
         pp_w_obj_end(&w);
     }
     pp_w_arr_end(&w);
@@ -424,6 +594,8 @@ static void publish(struct app *a, struct item *it, const char *body, size_t bod
         .body_len = body_len,
         .ts = it->ts,
         .avatar = it->avatar,
+        .kind = it->stored,
+        .parent = it->parent,
     };
     int n = pp_encode_message(p + h, a->scratch_cap - (size_t)h, &m);
     char ch[64];
@@ -441,6 +613,12 @@ static void answer(struct item *it)
 {
     struct conn *c = it->cr.c;
     if (!c) return;
+    if (it->bad_parent) {
+        if (c->inflight) c->inflight--;
+        conn_reply_err(c, it->id, PP_E_BAD_PARENT,
+                       "parent: replies go to an entry of a dialogue room");
+        return;
+    }
     stats_observe(&c->app->stats.op_seconds[SO_SEND], (double)(uv_hrtime() - it->t0) / 1e9, 0);
     if (c->inflight) c->inflight--;
     char buf[192];
@@ -455,6 +633,10 @@ static void answer(struct item *it)
     pp_w_int(&w, it->ts);
     pp_w_key(&w, "duplicate");
     pp_w_bool(&w, it->duplicate);
+    if (it->stored != PP_K_MESSAGE) {
+        pp_w_key(&w, "kind");
+        pp_w_cstr(&w, pp_kind_name(it->stored));
+    }
     pp_w_obj_end(&w);
     int n = pp_w_finish(&w);
     conn_reply_ok(c, it->id, buf, n > 0 ? (size_t)n : 0);
@@ -502,10 +684,16 @@ static void on_batch(void *ud, PGresult *res, int err)
             long i = strtol(PQgetvalue(res, r, 0), NULL, 10);
             if (i < 0 || (uint32_t)i >= b->nbatch) continue;
             struct item *it = b->batch[i];
+            it->done = true;
+            if (!strcmp(PQgetvalue(res, r, 5), "bad_parent")) {
+                it->bad_parent = true;
+                continue;
+            }
             it->seq = strtoll(PQgetvalue(res, r, 1), NULL, 10);
             it->ts = strtoll(PQgetvalue(res, r, 2), NULL, 10);
             it->duplicate = PQgetvalue(res, r, 3)[0] == 't';
-            it->done = true;
+            it->stored = store_kind(PQgetvalue(res, r, 5));
+            it->parent = strtoll(PQgetvalue(res, r, 6), NULL, 10);
             if (it->duplicate) {
                 a->stats.msgs_duplicate++;
                 /* Published again in case the first publish was lost;
@@ -521,7 +709,10 @@ static void on_batch(void *ud, PGresult *res, int err)
             if (it->dup_of) {
                 it->seq = it->dup_of->seq;
                 it->ts = it->dup_of->ts;
-                it->duplicate = true;
+                it->stored = it->dup_of->stored;
+                it->parent = it->dup_of->parent;
+                it->bad_parent = it->dup_of->bad_parent;
+                it->duplicate = !it->bad_parent;
                 it->done = it->dup_of->done;
             }
             if (it->done)

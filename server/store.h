@@ -31,10 +31,17 @@ enum store_stmt {
     ST_JOIN_CHECK,   /* $1 room, $2 workspace, $3 person, $4 token id -> allowed */
     ST_LAST_SEQ,     /* $1 room -> last_seq */
     ST_FETCH,        /* $1 room, $2 after seq, $3 limit -> rows ascending */
-    ST_BEFORE,       /* $1 room, $2 before seq, $3 limit -> rows descending */
+    ST_BEFORE,       /* $1 room, $2 before seq, $3 limit -> messages descending (history) */
+    ST_HIST_AFTER,   /* $1 room, $2 after seq, $3 limit -> messages ascending (history) */
     ST_INSERT_BATCH, /* $1 json array of sends -> (i, seq, ts, dup, body) */
     ST_VISIT,        /* $1 workspace, $2 person, $3 ip, $4 os, $5 browser */
     ST_REVALIDATE,   /* $1 json [[token id, workspace], ...] -> the pairs no longer valid */
+    ST_STATE_BATCH,  /* receipts.c: read state and votes, one batch */
+    ST_UNREAD,       /* $1 workspace, $2 person -> json: unread per visible room */
+    ST_SEEN_BY,      /* $1 room, $2 seq -> json: who has seen it, when; k of n */
+    ST_SEEN_ENTRIES, /* $1 room, $2 person -> json: watermark and out-of-order seqs */
+    ST_ENTRIES,      /* $1 room, $2 by rating, $3 limit, $4 offset -> ROW_COLS + replies */
+    ST_MY_VOTES,     /* $1 workspace, $2 person, $3 room or NULL -> json: likes, ratings */
     ST_SCHEMA,       /* -> the database's schema version */
     ST__COUNT
 };
@@ -42,7 +49,26 @@ enum store_stmt {
 extern const struct db_stmt store_stmts[ST__COUNT];
 
 /* Columns of ST_FETCH and ST_BEFORE rows. */
-enum { COL_SEQ, COL_SENDER, COL_CMID, COL_BODY, COL_TS, COL_AVATAR };
+enum {
+    COL_SEQ,
+    COL_SENDER,
+    COL_CMID,
+    COL_BODY,
+    COL_TS,
+    COL_AVATAR,
+    COL_KIND,
+    COL_PARENT,
+    COL_LIKES,
+    COL_STARS,
+    COL_STAR_SUM,
+    COL_VOTES_V,
+    COL_REPLIES /* ST_ENTRIES only */
+};
+
+/* Fills m from a row of ST_FETCH/ST_BEFORE (pointers into res). */
+void store_row_message(PGresult *res, int row, const char *room, struct pp_message *m);
+/* "message" -> PP_K_MESSAGE ... */
+enum pp_kind store_kind(const char *s);
 
 int store_batcher_new(struct app *a);
 void store_batcher_free(struct app *a);
@@ -50,7 +76,12 @@ void store_batcher_free(struct app *a);
 /* Queues a send; the reply goes to c when it commits (or fails).
  * Returns 0 or -EBUSY when the queue is full (the caller answers busy). */
 int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
-               const struct pp_str *cmid, const struct pp_str *body);
+               const struct pp_str *cmid, const struct pp_str *body, int64_t parent);
+
+/* Queues an event (votes, read) into the room's log: sequenced, persisted,
+ * published like a message; nobody is answered. body is a JSON object. */
+int store_event(struct app *a, const char *room, const char *sender, enum pp_kind kind,
+                const char *body, size_t len);
 
 /* Bus hook: the publish link is back; announce what could not be published. */
 void store_on_pub_up(void *ud);

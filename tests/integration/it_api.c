@@ -775,6 +775,12 @@ static void room_membership_and_archive(void **state)
     assert_string_equal(wsc_err_code(j), "forbidden");
     cJSON_Delete(j);
     assert_string_equal(sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'", open_room), "0");
+    /* Large rooms can keep read state private. */
+    r = http_reqf(IT.gw[0], NULL, "PATCH", o.token, "{\"broadcast_reads\":false}",
+                  "/api/v1/workspaces/%s/rooms/%s", ws, room);
+    assert_int_equal(r.status, 200);
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(r.json, "broadcast_reads")));
+    hres_free(&r);
     /* Rename and archive: an archived room cannot be joined. */
     r = http_reqf(IT.gw[0], NULL, "PATCH", o.token, "{\"name\":\"Old\",\"archived\":true}",
                   "/api/v1/workspaces/%s/rooms/%s", ws, open_room);

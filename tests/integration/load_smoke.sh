@@ -20,11 +20,16 @@ assert r["acked"] == r["sent"] > 100, r
 assert r["delivered"] == r["expected"] == r["acked"] * 5, r   # rooms of 5
 assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"], r
 if sys.argv[2] == "reconnect": assert r["reconnects"] >= 40, r
+if sys.argv[2] == "receipts": assert r["reads_acked"] == r["reads"] > 300 and r["read_p99_ms"] > 0, r
 print("%s ok: %d sent, %d delivered, p99 %.1f ms" % (sys.argv[2], r["sent"], r["delivered"], r["p99_ms"]))
 PY
 }
-for s in chat reconnect; do
+for s in chat reconnect receipts; do
+  scenario=$s extra=()
+  # receipts: the chat load plus read reports, whose events take seqs too
+  [ "$s" = receipts ] && scenario=chat extra=(--read-rate 5)
   "$load" --fixture "$work/fixture" --gw "127.0.0.1:$GW1_PORT" --gw "127.0.0.1:$GW2_PORT" \
-    --scenario "$s" --rate 5 --duration 3 --reconnect-every 1 --sources 16 --json >"$work/$s.json"
+    --scenario "$scenario" --rate 5 --duration 3 --reconnect-every 1 --sources 16 "${extra[@]}" \
+    --json >"$work/$s.json"
   check "$work/$s.json" "$s"
 done

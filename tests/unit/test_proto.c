@@ -296,6 +296,102 @@ static void split_server_frames(void **state)
     }
 }
 
+/* The receipt and vote ops: their fields, ranges and own error codes. */
+static void receipt_and_vote_commands(void **state)
+{
+    (void)state;
+    struct pp_limits lim = {.max_body = 4096};
+    struct pp_cmd c;
+    struct pp_err e;
+    char in[256];
+    snprintf(in, sizeof in, "{\"id\":1,\"op\":\"read\",\"room\":\"%s\",\"seq\":0}", ROOM);
+    assert_int_equal(pp_decode(in, strlen(in), &lim, &c, &e), 0);
+    assert_int_equal(c.op, PP_OP_READ);
+    assert_true(c.has_seq);
+    pp_cmd_free(&c);
+    snprintf(in, sizeof in, "{\"id\":1,\"op\":\"rate\",\"room\":\"%s\",\"seq\":3,\"stars\":5}",
+             ROOM);
+    assert_int_equal(pp_decode(in, strlen(in), &lim, &c, &e), 0);
+    assert_int_equal(c.stars, 5);
+    pp_cmd_free(&c);
+    snprintf(in, sizeof in, "{\"id\":1,\"op\":\"entries\",\"room\":\"%s\",\"sort\":\"rating\"}",
+             ROOM);
+    assert_int_equal(pp_decode(in, strlen(in), &lim, &c, &e), 0);
+    assert_true(c.by_rating);
+    assert_int_equal(c.limit, PP_HISTORY_DEFAULT_LIMIT);
+    pp_cmd_free(&c);
+    const struct {
+        const char *fmt;
+        enum pp_err_code code;
+    } bad[] = {
+        {"{\"id\":1,\"op\":\"rate\",\"room\":\"%s\",\"seq\":3,\"stars\":6}",
+         PP_E_STARS_OUT_OF_RANGE},
+        {"{\"id\":1,\"op\":\"rate\",\"room\":\"%s\",\"seq\":3,\"stars\":0}",
+         PP_E_STARS_OUT_OF_RANGE},
+        {"{\"id\":1,\"op\":\"rate\",\"room\":\"%s\",\"seq\":3,\"stars\":2.5}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"rate\",\"room\":\"%s\",\"seq\":3}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"like\",\"room\":\"%s\",\"seq\":0}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"like\",\"room\":\"%s\",\"seq\":1,\"stars\":1}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"read\",\"room\":\"%s\",\"seq\":-1}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"entries\",\"room\":\"%s\",\"sort\":\"best\"}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"seen_entries\",\"room\":\"%s\",\"person\":\"bob\"}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"a\",\"body\":\"b\","
+         "\"parent\":0}",
+         PP_E_BAD_REQUEST},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(in, sizeof in, bad[i].fmt, ROOM);
+        assert_int_equal(pp_decode(in, strlen(in), &lim, &c, &e), -1);
+        if (e.code != bad[i].code) fail_msg("%s: got %s", in, pp_err_name(e.code));
+        assert_int_equal(e.id, 1);
+    }
+}
+
+static void event_pushes(void **state)
+{
+    (void)state;
+    char buf[512];
+    const char *ev = "{\"target\":3,\"likes\":2,\"v\":5}";
+    struct pp_message m = {.room = ROOM,
+                           .seq = 9,
+                           .sender = ROOM,
+                           .client_msg_id = "~x",
+                           .client_msg_id_len = 2,
+                           .body = ev,
+                           .body_len = strlen(ev),
+                           .ts = 1,
+                           .kind = PP_K_VOTES};
+    int n = pp_encode_message(buf, sizeof buf, &m);
+    cJSON *j = cJSON_ParseWithLength(buf, (size_t)n);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "push")->valuestring, "votes");
+    assert_int_equal(cJSON_GetObjectItem(j, "seq")->valuedouble, 9);
+    assert_int_equal(cJSON_GetObjectItem(j, "likes")->valuedouble, 2);
+    assert_null(cJSON_GetObjectItem(j, "body"));
+    cJSON_Delete(j);
+    struct pp_message r = {.room = ROOM,
+                           .seq = 4,
+                           .sender = ROOM,
+                           .client_msg_id = "r",
+                           .client_msg_id_len = 1,
+                           .body = "re",
+                           .body_len = 2,
+                           .ts = 1,
+                           .kind = PP_K_REPLY,
+                           .parent = 2,
+                           .has_votes = true,
+                           .stars = 2,
+                           .star_sum = 9,
+                           .votes_v = 3};
+    n = pp_encode_message(buf, sizeof buf, &r);
+    j = cJSON_ParseWithLength(buf, (size_t)n);
+    assert_non_null(j);
+    assert_string_equal(cJSON_GetObjectItem(j, "kind")->valuestring, "reply");
+    assert_int_equal(cJSON_GetObjectItem(j, "parent")->valuedouble, 2);
+    assert_true(cJSON_GetObjectItem(j, "star_avg")->valuedouble == 4.5);
+    cJSON_Delete(j);
+}
+
 static void uuid_validation(void **state)
 {
     (void)state;
@@ -317,6 +413,8 @@ int main(void)
         cmocka_unit_test(encoders_produce_the_spec_shapes),
         cmocka_unit_test(split_server_frames),
         cmocka_unit_test(uuid_validation),
+        cmocka_unit_test(receipt_and_vote_commands),
+        cmocka_unit_test(event_pushes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
