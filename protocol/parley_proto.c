@@ -31,6 +31,7 @@ static const char *const err_names[PP_E__COUNT] = {
     [PP_E_RATINGS_NOT_ALLOWED] = "ratings_not_allowed",
     [PP_E_STARS_OUT_OF_RANGE] = "stars_out_of_range",
     [PP_E_BAD_PARENT] = "bad_parent",
+    [PP_E_GUIDELINE] = "guideline_violation",
 };
 
 const char *pp_err_name(enum pp_err_code code)

@@ -52,6 +52,7 @@ enum pp_err_code {
     PP_E_RATINGS_NOT_ALLOWED,   /* "ratings_not_allowed": chat messages take likes, not stars */
     PP_E_STARS_OUT_OF_RANGE,    /* "stars_out_of_range": stars are 1 to 5 */
     PP_E_BAD_PARENT,            /* "bad_parent": replies go to an entry of a dialogue room */
+    PP_E_GUIDELINE,             /* "guideline_violation": refused by a communication guideline */
     PP_E__COUNT
 };
 

@@ -6,11 +6,13 @@
 #include "ctl.h"
 #include "db.h"
 #include "frame.h"
+#include "guidelines.h"
 #include "http_api.h"
 #include "log.h"
 #include "mem.h"
 #include "receipts.h"
 #include "room.h"
+#include "rulecache.h"
 #include "store.h"
 #include "ws.h"
 
@@ -49,6 +51,7 @@ static void app_stop(struct app *a)
     db_close(a->db); /* pending queries complete with -EAGAIN */
     bus_close(a->bus);
     receipts_free(a);
+    rulecache_free(a);
     store_batcher_free(a);
     room_registry_free(a);
     uv_timer_stop(&a->sweep);
@@ -188,10 +191,12 @@ int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
     /* Big enough for a packed write, a history page and any one push. */
     a->scratch_cap = cfg->max_frame * 4 > (1u << 20) ? cfg->max_frame * 4 : (1u << 20);
     a->scratch = mem_alloc(FRAME_PRE + a->scratch_cap);
-    if (!a->scratch || room_registry_new(a) || store_batcher_new(a) || receipts_new(a)) {
+    if (!a->scratch || room_registry_new(a) || store_batcher_new(a) || receipts_new(a) ||
+        rulecache_new(a)) {
         log_error("out of memory at start", "%s", "");
         return -1;
     }
+    gl_use_jit(cfg->regex_jit != 0);
     if (auth_password_init(cfg->pwhash_ops, cfg->pwhash_mem_mib) || http_api_init(a)) {
         log_error("cannot initialise password hashing or the operator token", "%s", "");
         return -1;

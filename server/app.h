@@ -20,6 +20,7 @@ struct bus;
 struct rooms;
 struct batcher;
 struct receipts;
+struct rulecache;
 struct conn;
 struct iptab;
 
@@ -33,6 +34,7 @@ struct app {
     struct rooms *rooms;     /* local room registry */
     struct batcher *batch;   /* the write batcher */
     struct receipts *receipts; /* read state and votes: their batcher and events */
+    struct rulecache *rules;  /* compiled guidelines per room */
     struct iptab *ips;       /* WebSocket connections per client IP */
     struct conn *conns;      /* every established WebSocket connection */
     uint32_t nconns;         /* their number */

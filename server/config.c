@@ -60,6 +60,8 @@ static const struct opt opts[] = {
      "rooms per connection (64)"},
     {"--presence-list-max", "PARLEY_PRESENCE_LIST_MAX", K_U32, OFF(presence_list_max), 0, 0,
      100000, "larger rooms get presence counts, not lists (100)"},
+    {"--regex-jit", "PARLEY_REGEX_JIT", K_U32, OFF(regex_jit), 0, 0, 1,
+     "JIT-compile guideline regexes: 1 or 0 (1; 0 for valgrind)"},
     {"--coalesce-ms", "PARLEY_COALESCE_MS", K_U32, OFF(coalesce_ms), 0, 10, 60000,
      "coalesce read and votes events over (200)"},
     {"--reorder-ms", "PARLEY_REORDER_MS", K_U32, OFF(reorder_ms), 0, 1, 60000,
@@ -121,6 +123,7 @@ void config_defaults(struct config *c)
     c->max_rooms = 64;
     c->reorder_ms = 100;
     c->coalesce_ms = 200;
+    c->regex_jit = 1;
     c->presence_list_max = 100;
     c->log_level = LOG_INFO;
     c->pwhash_ops = 2;

@@ -32,6 +32,7 @@ struct config {
     uint32_t db_conns;          /* PostgreSQL connections (1 writer + readers) */
     uint32_t max_rooms;         /* rooms one connection may join */
     uint32_t presence_list_max; /* rooms with more people online get presence counts only */
+    uint32_t regex_jit;       /* 1: JIT-compile guideline regexes (0 under valgrind) */
     uint32_t coalesce_ms;     /* read and votes events: at most one per person/message per interval */
     uint32_t reorder_ms;        /* how long a gap in a room's bus stream may wait before a fetch */
     int log_level;              /* enum log_level */

@@ -6,6 +6,7 @@
 #include "db.h"
 #include "log.h"
 #include "mem.h"
+#include "rulecache.h"
 #include "store.h"
 
 #include <libwebsockets.h>
@@ -41,7 +42,10 @@ static void apply(struct app *a, const char *p, size_t len)
     const char *kind = strtok_r(buf, " ", &save);
     const char *x = strtok_r(NULL, " ", &save);
     const char *y = strtok_r(NULL, " ", &save);
-    if (kind && x) close_matching(a, kind, x, y);
+    if (kind && x && !strcmp(kind, "guidelines"))
+        rulecache_invalidate(a, x);
+    else if (kind && x)
+        close_matching(a, kind, x, y);
 }
 
 void ctl_publish(struct app *a, const char *event)

@@ -11,7 +11,8 @@
  * how tokens that expire while connected are cut off.
  *
  * Events are text: "token <token-id>", "person <person-id>",
- * "member <workspace-id> <person-id>", "workspace <workspace-id>".
+ * "member <workspace-id> <person-id>", "workspace <workspace-id>", and
+ * "guidelines <workspace-id>" (its rules changed: drop the compiled copies).
  */
 #ifndef PARLEY_CTL_H
 #define PARLEY_CTL_H

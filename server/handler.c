@@ -9,6 +9,7 @@
 #include "perm.h"
 #include "receipts.h"
 #include "room.h"
+#include "rulecache.h"
 #include "store.h"
 #include "stats.h"
 
@@ -259,14 +260,8 @@ static void op_send(struct conn *c, const struct pp_cmd *cmd)
         conn_reply_err(c, cmd->id, PP_E_FORBIDDEN, "your role may not send messages");
         return;
     }
-    /* The guidelines engine (a later issue) runs here, before anything is
-     * stored or sent. */
-    if (store_send(c->app, c, cmd->id, cmd->room.str, &cmd->client_msg_id, &cmd->body,
-                   cmd->has_parent ? cmd->parent : 0)) {
-        conn_reply_err(c, cmd->id, PP_E_BUSY, "server busy, retry later");
-        return;
-    }
-    c->inflight++;
+    /* The guidelines run before anything is stored or sent. */
+    rulecache_send(c->app, c, room_find_sub(c, cmd->room.str), cmd);
 }
 
 /* ---- history ------------------------------------------------------------- */

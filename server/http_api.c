@@ -4,10 +4,12 @@
 #include "auth.h"
 #include "bus.h"
 #include "ctl.h"
+#include "guidelines.h"
 #include "http.h"
 #include "jsonv.h"
 #include "log.h"
 #include "perm.h"
+#include "rulecache.h"
 #include "stats.h"
 #include "store.h"
 
@@ -65,7 +67,7 @@
     " 'retention_days', w.retention_days, 'created_at', w.created_at, 'role', wm.role)"
 #define ROOM_JSON                                                                                  \
     "json_build_object('id', r.id, 'name', r.name, 'kind', r.kind, 'visibility', r.visibility,"    \
-    " 'archived', r.archived_at IS NOT NULL, 'broadcast_reads', r.broadcast_reads,"              \
+    " 'archived', r.archived_at IS NOT NULL, 'broadcast_reads', r.broadcast_reads,"                \
     " 'last_seq', r.last_seq, 'created_at', r.created_at)"
 #define INVITE_JSON                                                                                \
     "json_build_object('id', i.id, 'email', i.email, 'phone', i.phone, 'role', i.role,"            \
@@ -133,6 +135,10 @@ enum api_stmt {
     A_AVATAR_TOKEN_REVOKE,
     A_VISITS,
     A_ANONYMISE,
+    A_GL_GET,
+    A_GL_PUT,
+    A_GL_EFFECTIVE,
+    A_GL_AUDIT,
     A__COUNT
 };
 
@@ -634,6 +640,48 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                      " ip_anonymised = true"
                      " WHERE NOT ip_anonymised AND at < now() - make_interval(days => $1::int)",
                      1},
+    /* Guidelines: id1 NULL for the workspace's, else a room of it. */
+    [A_GL_GET] = {"api_gl_get",
+        P " SELECT 200, json_build_object('rules', coalesce(g.rules->'rules', '[]'),"
+        "  'version', coalesce(g.version, 0), 'updated_at', g.updated_at), NULL"
+        " FROM p LEFT JOIN guidelines g ON g.workspace_id = p.ws"
+        "  AND g.room_id IS NOT DISTINCT FROM p.id1"
+        " WHERE p.id1 IS NULL OR EXISTS (SELECT 1 FROM rooms r WHERE r.id = p.id1"
+        "  AND r.workspace_id = p.ws)",
+        NPARAMS},
+    /* The body was compiled by the gateway before this runs. */
+    [A_GL_PUT] = {"api_gl_put",
+        P ", ok AS (SELECT p.id1 IS NULL OR EXISTS (SELECT 1 FROM rooms r WHERE r.id = p.id1"
+        "  AND r.workspace_id = p.ws) AS ok FROM p),"
+        " old AS (SELECT g.rules FROM guidelines g, p WHERE g.workspace_id = p.ws"
+        "  AND g.room_id IS NOT DISTINCT FROM p.id1),"
+        " up AS (INSERT INTO guidelines (workspace_id, room_id, rules, updated_by)"
+        "  SELECT p.ws, p.id1, p.b, p.actor FROM p, ok WHERE ok.ok"
+        "  ON CONFLICT (workspace_id, coalesce(room_id, '00000000-0000-0000-0000-000000000000'))"
+        "  DO UPDATE SET rules = EXCLUDED.rules, version = guidelines.version + 1,"
+        "   updated_by = EXCLUDED.updated_by, updated_at = now() RETURNING *),"
+        " au AS (INSERT INTO guideline_audit (workspace_id, room_id, actor_id, before, after)"
+        "  SELECT up.workspace_id, up.room_id, p.actor, (SELECT rules FROM old), up.rules"
+        "  FROM up, p RETURNING 1)"
+        " SELECT 200, json_build_object('rules', up.rules->'rules', 'version', up.version,"
+        "  'updated_at', up.updated_at), 'guidelines ' || p.ws FROM up, p"
+        " WHERE (SELECT count(*) FROM au) >= 0",
+        NPARAMS},
+    /* The rules a room's messages pass: the workspace's and the room's. */
+    [A_GL_EFFECTIVE] = {"api_gl_effective",
+        P " SELECT (SELECT g.rules::text FROM guidelines g WHERE g.workspace_id = p.ws"
+        "  AND g.room_id IS NULL), (SELECT g.rules::text FROM guidelines g"
+        "  WHERE g.workspace_id = p.ws AND g.room_id = p.id1)"
+        " FROM p WHERE p.id1 IS NULL OR EXISTS (SELECT 1 FROM rooms r WHERE r.id = p.id1"
+        "  AND r.workspace_id = p.ws)",
+        NPARAMS},
+    [A_GL_AUDIT] = {"api_gl_audit",
+        P " SELECT 200, " ITEMS("json_build_object('id', x.id, 'room_id', x.room_id,"
+                               " 'actor_id', x.actor_id, 'at', x.at, 'before', x.before,"
+                               " 'after', x.after)", "x.id DESC", "x.id") ", NULL"
+        " FROM p LEFT JOIN LATERAL (SELECT * FROM guideline_audit a WHERE a.workspace_id = p.ws"
+        "  ORDER BY a.id DESC LIMIT 100) x ON true GROUP BY p.ws",
+        NPARAMS},
 };
 // clang-format on
 const int http_api_nstmts = A__COUNT;
@@ -758,6 +806,15 @@ static const struct jv_field f_avatar_token[] = {
     {"expires_in_days", JV_INT, false, false, 1, 3650, NULL},
     {NULL, 0, 0, 0, 0, 0, NULL}};
 
+static const char *const all_roles[] = {"owner",  "admin",  "keyuser", "support",
+                                        "member", "avatar", NULL};
+/* A body its handler checks itself (a rule set is not a flat field table). */
+static const struct jv_field f_raw[] = {{NULL, 0, 0, 0, 0, 0, NULL}};
+static const struct jv_field f_dry_run[] = {{"text", JV_SECRET, true, false, 1, 65536, NULL},
+                                            {"room_id", JV_UUID, false, false, 0, 0, NULL},
+                                            {"role", JV_ENUM, false, false, 0, 0, all_roles},
+                                            {NULL, 0, 0, 0, 0, 0, NULL}};
+
 static void r_health(struct http_req *r);
 static void r_ready(struct http_req *r);
 static void r_metrics(struct http_req *r);
@@ -771,6 +828,8 @@ static void r_outbox(struct http_req *r);
 static void r_avatar_token(struct http_req *r);
 static void r_logout(struct http_req *r);
 static void r_visits(struct http_req *r);
+static void r_gl_put(struct http_req *r);
+static void r_gl_dry_run(struct http_req *r);
 
 #define WS "/api/v1/workspaces/{ws}"
 static const struct route routes[] = {
@@ -824,6 +883,14 @@ static const struct route routes[] = {
     {HM_DELETE, WS "/avatars/{id}/tokens/{id2}", AU_WORKSPACE, P_AVATARS_MANAGE, NULL,
      A_AVATAR_TOKEN_REVOKE, NULL},
     {HM_GET, WS "/visits", AU_WORKSPACE, P_VISITS_READ, NULL, A_VISITS, r_visits},
+    {HM_GET, WS "/guidelines", AU_WORKSPACE, P_GUIDELINES_READ, NULL, A_GL_GET, NULL},
+    {HM_PUT, WS "/guidelines", AU_WORKSPACE, P_GUIDELINES_MANAGE, f_raw, A_GL_PUT, r_gl_put},
+    {HM_GET, WS "/rooms/{id}/guidelines", AU_WORKSPACE, P_GUIDELINES_READ, NULL, A_GL_GET, NULL},
+    {HM_PUT, WS "/rooms/{id}/guidelines", AU_WORKSPACE, P_GUIDELINES_MANAGE, f_raw, A_GL_PUT,
+     r_gl_put},
+    {HM_POST, WS "/guidelines/dry-run", AU_WORKSPACE, P_GUIDELINES_MANAGE, f_dry_run, -1,
+     r_gl_dry_run},
+    {HM_GET, WS "/guidelines/audit", AU_WORKSPACE, P_GUIDELINES_MANAGE, NULL, A_GL_AUDIT, NULL},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -1084,7 +1151,9 @@ void http_api_handle(struct http_req *r)
         http_error(r, 404, "not_found", "no such object", NULL);
         return;
     }
-    if (rt->body) {
+    if (rt->body == f_raw) {
+        /* checked by the route's handler */
+    } else if (rt->body) {
         struct jv_err e;
         r->json = jv_parse(r->body ? r->body : "", r->body_len, rt->body, false, &e);
         if (!r->json) {
@@ -1261,13 +1330,141 @@ static void r_visits(struct http_req *r)
     run_stmt(r, A_VISITS, z);
 }
 
-/* ---- sign-up, login, redeem ---------------------------------------------- */
+/* ---- guidelines ---------------------------------------------------------- */
 
 static const char *jstr(const struct http_req *r, const char *k)
 {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(r->json, k);
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
+
+/* 400 naming the rule at fault and, for a regular expression, the offset. */
+static void bad_rules(struct http_req *r, const struct gl_error *e)
+{
+    cJSON *o = cJSON_CreateObject(), *x = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(x, "code", "bad_rule");
+    cJSON_AddStringToObject(x, "message", e->message);
+    if (e->rule >= 0) {
+        char f[32];
+        snprintf(f, sizeof f, "rules[%d]", e->rule);
+        cJSON_AddStringToObject(x, "field", f);
+        cJSON_AddNumberToObject(x, "rule", e->rule);
+        cJSON_AddNumberToObject(x, "offset", e->offset);
+    }
+    char *t = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    http_respond(r, 400, t, t ? strlen(t) : 0);
+}
+
+static void r_gl_put(struct http_req *r)
+{
+    struct gl_error e;
+    struct gl_set *set = gl_compile(r->body ? r->body : "", r->body_len, &e);
+    if (!set) {
+        bad_rules(r, &e);
+        return;
+    }
+    gl_free(set);
+    r->json = cJSON_ParseWithLength(r->body, r->body_len);
+    if (!r->json) {
+        http_error(r, 400, "bad_json", "body is not valid JSON", NULL);
+        return;
+    }
+    /* Holding and shadowing need the moderation queue, which this server
+     * does not have yet: refused rather than silently delivered. */
+    int i = 0;
+    const cJSON *rule;
+    cJSON_ArrayForEach(rule, cJSON_GetObjectItemCaseSensitive(r->json, "rules"))
+    {
+        const cJSON *act = cJSON_GetObjectItemCaseSensitive(rule, "action");
+        if (cJSON_IsString(act) &&
+            (!strcmp(act->valuestring, "hold") || !strcmp(act->valuestring, "shadow"))) {
+            struct gl_error ge = {.rule = i};
+            snprintf(ge.message, sizeof ge.message,
+                     "action: %s needs moderation, which is not available yet", act->valuestring);
+            bad_rules(r, &ge);
+            return;
+        }
+        i++;
+    }
+    run_stmt(r, A_GL_PUT, NULL);
+}
+
+static void on_effective(void *ud, PGresult *res, int err)
+{
+    struct http_req *r = ud;
+    if (!http_alive(r)) return;
+    if (err || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        respond_db_error(r, err ? NULL : res, err);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        http_error(r, 404, "not_found", "no such room", "room_id");
+        return;
+    }
+    const char *w = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
+    const char *rm = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
+    char *merged = rulecache_merge(w, rm);
+    struct gl_error e;
+    struct gl_set *set = merged ? gl_compile(merged, strlen(merged), &e) : NULL;
+    free(merged);
+    if (!set) {
+        bad_rules(r, &e);
+        return;
+    }
+    const char *text = jstr(r, "text"), *role = jstr(r, "role");
+    struct gl_ctx ctx = {.role = role ? perm_role_parse(role, strlen(role)) : r->role,
+                         .since_last_ms = -1};
+    struct gl_verdict v;
+    if (gl_eval(set, text, strlen(text), &ctx, &v)) {
+        gl_free(set);
+        http_error(r, 400, "bad_field", "text: not valid UTF-8", "text");
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "action", gl_action_name(v.action));
+    if (v.decisive >= 0) cJSON_AddStringToObject(o, "rule", v.hits[0].rule_id);
+    for (int i = 0; i < v.nhits; i++)
+        if (v.hits[i].rule == v.decisive) {
+            cJSON_DeleteItemFromObjectCaseSensitive(o, "rule");
+            cJSON_AddStringToObject(o, "rule", v.hits[i].rule_id);
+            break;
+        }
+    if (v.text)
+        cJSON_AddStringToObject(o, "text", v.text);
+    else
+        cJSON_AddNullToObject(o, "text");
+    cJSON *hits = cJSON_AddArrayToObject(o, "hits");
+    for (int i = 0; i < v.nhits; i++) {
+        cJSON *h = cJSON_CreateObject();
+        cJSON_AddStringToObject(h, "rule", v.hits[i].rule_id);
+        cJSON_AddStringToObject(h, "action", gl_action_name(v.hits[i].action));
+        cJSON_AddStringToObject(h, "kind", v.hits[i].kind);
+        cJSON_AddNumberToObject(h, "start", (double)v.hits[i].start);
+        cJSON_AddNumberToObject(h, "end", (double)v.hits[i].end);
+        cJSON_AddItemToArray(hits, h);
+    }
+    gl_verdict_free(&v);
+    gl_free(set);
+    char *t = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    http_respond(r, 200, t, t ? strlen(t) : 0);
+}
+
+static void r_gl_dry_run(struct http_req *r)
+{
+    const char *room = jstr(r, "room_id");
+    const char *v[NPARAMS] = {r->person, r->ids[0], room, NULL, "{}", "", "", "", r->ip, "|"};
+    int rc = db_query(r->app->db, -1, ST__COUNT + A_GL_EFFECTIVE, NPARAMS, v, NULL, NULL,
+                      on_effective, r);
+    if (rc) {
+        respond_db_error(r, NULL, rc);
+        return;
+    }
+    r->busy = true;
+}
+
+/* ---- sign-up, login, redeem ---------------------------------------------- */
 
 /* z for statements that create a session: "<hash hex> <ttl hours>". */
 static void session_z(struct http_req *r, char *z, size_t cap)

@@ -34,6 +34,9 @@ static const struct {
     [P_MSG_VOTE] = {"message.vote", ALL & ~R(SUPPORT)},
     /* What a person read is theirs; consultants evaluating a room see it. */
     [P_RECEIPTS_OTHERS] = {"receipts.others", STAFF | R(KEYUSER)},
+    /* Everyone may know the rules; consultants and key users set them. */
+    [P_GUIDELINES_READ] = {"guidelines.read", ALL},
+    [P_GUIDELINES_MANAGE] = {"guidelines.manage", STAFF | R(KEYUSER)},
 };
 
 enum role perm_role_parse(const char *s, size_t len)

@@ -41,6 +41,8 @@ enum perm {
     P_MSG_SEND,         /* WebSocket: send a message */
     P_MSG_VOTE,         /* WebSocket: like and rate */
     P_RECEIPTS_OTHERS,  /* WebSocket: which entries another person has seen */
+    P_GUIDELINES_READ,  /* read the communication guidelines */
+    P_GUIDELINES_MANAGE, /* replace them, test them (dry run), read their audit */
     PERM__COUNT
 };
 

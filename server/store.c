@@ -199,6 +199,17 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                      "   WHERE g.person_id = $2::uuid AND ($3::uuid IS NULL OR g.room_id = $3::uuid)),"
                      "  '[]'))",
                      3},
+    [ST_GUIDELINES] = {"guidelines",
+                       "SELECT (SELECT rules::text FROM guidelines WHERE workspace_id = $1::uuid"
+                       "   AND room_id IS NULL),"
+                       " (SELECT rules::text FROM guidelines WHERE workspace_id = $1::uuid"
+                       "   AND room_id = $2::uuid)",
+                       2},
+    [ST_HITS] = {"hits",
+                 "INSERT INTO guideline_hits (workspace_id, room_id, person_id, rule_id, action, kind)"
+                 " SELECT $1::uuid, $2::uuid, $3::uuid, h.rule, h.action, h.kind"
+                 " FROM json_to_recordset($4::json) AS h(rule text, action text, kind text)",
+                 4},
     [ST_SCHEMA] = {"schema", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
 };
 

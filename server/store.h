@@ -42,6 +42,8 @@ enum store_stmt {
     ST_SEEN_ENTRIES, /* $1 room, $2 person -> json: watermark and out-of-order seqs */
     ST_ENTRIES,      /* $1 room, $2 by rating, $3 limit, $4 offset -> ROW_COLS + replies */
     ST_MY_VOTES,     /* $1 workspace, $2 person, $3 room or NULL -> json: likes, ratings */
+    ST_GUIDELINES,   /* $1 workspace, $2 room -> workspace rules, room rules (json text or NULL) */
+    ST_HITS,         /* $1 workspace, $2 room, $3 person, $4 json [{rule, action, kind}] */
     ST_SCHEMA,       /* -> the database's schema version */
     ST__COUNT
 };

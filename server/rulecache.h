@@ -1,0 +1,37 @@
+/*
+ * rulecache.h - each room's effective guidelines, compiled, on this gateway:
+ * loaded from PostgreSQL on a room's first send (the workspace's rules with
+ * the room's overriding those of the same id), dropped when a "guidelines
+ * <workspace>" control event (ctl.c) says they changed, so a change made on
+ * any gateway applies to the next message everywhere.
+ *
+ * While a room's rules load, its sends wait in arrival order (bounded); then
+ * each is evaluated and stored, or refused. Ownership: entries and their
+ * compiled sets belong to the cache; waiting sends hold a creq to their
+ * connection and are dropped unanswered if it closes.
+ */
+#ifndef PARLEY_RULECACHE_H
+#define PARLEY_RULECACHE_H
+
+#include "parley_proto.h"
+
+struct app;
+struct conn;
+struct sub;
+
+int rulecache_new(struct app *a);
+void rulecache_free(struct app *a);
+
+/* Checks a send against the room's guidelines and stores it (or refuses it,
+ * with guideline_violation). Answers the command in every case. */
+void rulecache_send(struct app *a, struct conn *c, struct sub *s, const struct pp_cmd *cmd);
+
+/* The workspace's guidelines changed: forget its rooms' compiled sets. */
+void rulecache_invalidate(struct app *a, const char *workspace);
+
+/* Merges a workspace's rule set with a room's ({"rules": [...]} each, either
+ * may be NULL) into a new malloc'd JSON text, the room's rules replacing the
+ * workspace's of the same id. NULL on bad input or allocation failure. */
+char *rulecache_merge(const char *ws_rules, const char *room_rules);
+
+#endif

@@ -1,0 +1,263 @@
+/* Unit tests of the guidelines engine: each rule kind, each action,
+ * precedence, exemptions, evasion (case, full-width, diacritics, zero-width,
+ * leetspeak), catastrophic patterns and limits of a rule set. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "guidelines.h"
+#include "perm.h"
+
+static struct gl_set *compile(const char *json)
+{
+    struct gl_error e;
+    struct gl_set *s = gl_compile(json, strlen(json), &e);
+    if (!s) fail_msg("compile failed: rule %d offset %d: %s", e.rule, e.offset, e.message);
+    return s;
+}
+
+/* One case: a rule set, a text, a sender role, the verdict expected. */
+static const struct {
+    const char *rules, *text;
+    int role;
+    const char *action;    /* expected action */
+    const char *rewritten; /* expected text after mask/redact, or NULL: unchanged */
+    const char *kind;      /* kind of the first hit, or NULL for none */
+} cases[] = {
+    /* words: whole words, normalised */
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\"}]}", "well darn it",
+     ROLE_MEMBER, "mask", "well **** it", "words"},
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\"}]}", "darned good",
+     ROLE_MEMBER, "allow", NULL, NULL},
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\",\"whole_words\":false}]}",
+     "darned good", ROLE_MEMBER, "mask", "****ed good", "words"},
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\"}]}", "DARN!",
+     ROLE_MEMBER, "mask", "****!", "words"},
+    /* full-width letters */
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"reject\"}]}",
+     "\xef\xbc\xa4\xef\xbc\xa1\xef\xbc\xb2\xef\xbc\xae", ROLE_MEMBER, "reject", NULL, "words"},
+    /* diacritics and a zero-width joiner inside the word */
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\"}]}",
+     "d\xc3\xa1r\xe2\x80\x8dn", ROLE_MEMBER, "mask", "*****", "words"}, /* the joiner is masked too */
+    /* leetspeak only where the rule asks */
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\"}]}", "d4rn",
+     ROLE_MEMBER, "allow", NULL, NULL},
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\",\"leet\":true}]}",
+     "d4rn", ROLE_MEMBER, "mask", "****", "words"},
+    /* phrases */
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"over the moon\"],\"action\":\"flag\"}]}",
+     "I am Over The Moon today", ROLE_MEMBER, "flag", NULL, "words"},
+    /* regex on the normalised text */
+    {"{\"rules\":[{\"kind\":\"regex\",\"pattern\":\"ticket-[0-9]+\",\"action\":\"redact\"}]}",
+     "see TICKET-42 now", ROLE_MEMBER, "redact", "see [regex removed] now", "regex"},
+    /* personal data */
+    {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"email\"],\"action\":\"redact\"}]}",
+     "mail ana.b@example.org please", ROLE_MEMBER, "redact", "mail [email removed] please",
+     "email"},
+    {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"card\"],\"action\":\"redact\"}]}",
+     "card 4111 1111 1111 1111 ok", ROLE_MEMBER, "redact", "card [card removed] ok", "card"},
+    {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"card\"],\"action\":\"redact\"}]}",
+     "not a card 4111 1111 1111 1112", ROLE_MEMBER, "allow", NULL, NULL},
+    {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"iban\"],\"action\":\"redact\"}]}",
+     "IBAN DE89 3704 0044 0532 0130 00 thanks", ROLE_MEMBER, "redact",
+     "IBAN [iban removed] thanks", "iban"},
+    {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"iban\"],\"action\":\"redact\"}]}",
+     "DE89 3704 0044 0532 0130 01", ROLE_MEMBER, "allow", NULL, NULL},
+    {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"phone\"],\"action\":\"redact\"}]}",
+     "call +49 151 2345 6789 today", ROLE_MEMBER, "redact", "call [phone removed] today",
+     "phone"},
+    {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"phone\"],\"action\":\"redact\"}]}",
+     "in 2024 we had 120 people", ROLE_MEMBER, "allow", NULL, NULL},
+    /* links */
+    {"{\"rules\":[{\"kind\":\"links\",\"action\":\"reject\"}]}", "look at https://evil.example/x",
+     ROLE_MEMBER, "reject", NULL, "link"},
+    {"{\"rules\":[{\"kind\":\"links\",\"allow\":[\"parley.example\"],\"action\":\"reject\"}]}",
+     "docs at https://docs.parley.example/a and www.parley.example", ROLE_MEMBER, "allow", NULL,
+     NULL},
+    {"{\"rules\":[{\"kind\":\"links\",\"allow\":[\"parley.example\"],\"action\":\"reject\"}]}",
+     "see https://notparley.example", ROLE_MEMBER, "reject", NULL, "link"},
+    /* limits */
+    {"{\"rules\":[{\"kind\":\"max_length\",\"max\":5,\"action\":\"reject\"}]}", "\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4",
+     ROLE_MEMBER, "allow", NULL, NULL},
+    {"{\"rules\":[{\"kind\":\"max_length\",\"max\":5,\"action\":\"reject\"}]}", "abcdef",
+     ROLE_MEMBER, "reject", NULL, "max_length"},
+    {"{\"rules\":[{\"kind\":\"max_mentions\",\"max\":2,\"action\":\"hold\"}]}",
+     "@ann @bob @cy hello", ROLE_MEMBER, "hold", NULL, "max_mentions"},
+    /* precedence: reject beats mask; the mask is not applied to a rejected text */
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\"},"
+     "{\"kind\":\"words\",\"terms\":[\"heck\"],\"action\":\"reject\"}]}",
+     "darn heck", ROLE_MEMBER, "reject", NULL, "words"},
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\"},"
+     "{\"kind\":\"pii\",\"detect\":[\"email\"],\"action\":\"shadow\"}]}",
+     "darn a@b.io", ROLE_MEMBER, "shadow", "**** a@b.io", "words"},
+    /* exemptions */
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"reject\",\"exempt\":[\"admin\"]}]}",
+     "darn", ROLE_ADMIN, "allow", NULL, NULL},
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"reject\",\"exempt\":[\"admin\"]}]}",
+     "darn", ROLE_AVATAR, "reject", NULL, "words"},
+};
+
+static void table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct gl_set *s = compile(cases[i].rules);
+        struct gl_ctx ctx = {.role = cases[i].role, .since_last_ms = -1};
+        struct gl_verdict v;
+        assert_int_equal(gl_eval(s, cases[i].text, strlen(cases[i].text), &ctx, &v), 0);
+        const char *got = gl_action_name(v.action);
+        if (strcmp(got, cases[i].action))
+            fail_msg("case %zu (%s): action %s, want %s", i, cases[i].text, got, cases[i].action);
+        if (cases[i].rewritten) {
+            if (!v.text || strcmp(v.text, cases[i].rewritten))
+                fail_msg("case %zu: text \"%s\", want \"%s\"", i, v.text ? v.text : "(unchanged)",
+                         cases[i].rewritten);
+        } else if (v.text) {
+            fail_msg("case %zu: rewritten to \"%s\", want unchanged", i, v.text);
+        }
+        if (cases[i].kind) {
+            assert_true(v.nhits > 0);
+            assert_string_equal(v.hits[0].kind, cases[i].kind);
+        } else {
+            assert_int_equal(v.nhits, 0);
+        }
+        gl_verdict_free(&v);
+        gl_free(s);
+    }
+}
+
+static void all_hits_are_recorded(void **state)
+{
+    (void)state;
+    struct gl_set *s = compile("{\"rules\":[{\"id\":\"w\",\"kind\":\"words\",\"terms\":[\"darn\","
+                               "\"heck\"],\"action\":\"mask\"},{\"id\":\"p\",\"kind\":\"pii\","
+                               "\"detect\":[\"email\"],\"action\":\"flag\"}]}");
+    struct gl_ctx ctx = {.role = ROLE_MEMBER, .since_last_ms = -1};
+    struct gl_verdict v;
+    const char *t = "darn, heck: x@y.example";
+    gl_eval(s, t, strlen(t), &ctx, &v);
+    assert_int_equal(v.nhits, 3);
+    assert_string_equal(v.hits[0].rule_id, "w");
+    assert_string_equal(v.hits[2].rule_id, "p");
+    assert_string_equal(gl_action_name(v.action), "mask");
+    assert_string_equal(v.text, "****, ****: x@y.example");
+    gl_verdict_free(&v);
+    gl_free(s);
+}
+
+static void rate_and_slow_mode_use_the_context(void **state)
+{
+    (void)state;
+    struct gl_set *s = compile("{\"rules\":[{\"kind\":\"rate\",\"max\":3,\"action\":\"reject\"},"
+                               "{\"kind\":\"slow_mode\",\"max\":10,\"action\":\"reject\"}]}");
+    struct gl_verdict v;
+    struct gl_ctx ok = {.role = ROLE_MEMBER, .since_last_ms = 11000, .last_minute = 2};
+    gl_eval(s, "hi", 2, &ok, &v);
+    assert_string_equal(gl_action_name(v.action), "allow");
+    struct gl_ctx fast = {.role = ROLE_MEMBER, .since_last_ms = 11000, .last_minute = 3};
+    gl_eval(s, "hi", 2, &fast, &v);
+    assert_string_equal(v.hits[0].kind, "rate");
+    struct gl_ctx slow = {.role = ROLE_MEMBER, .since_last_ms = 4000, .last_minute = 0};
+    gl_eval(s, "hi", 2, &slow, &v);
+    assert_string_equal(v.hits[0].kind, "slow_mode");
+    gl_free(s);
+}
+
+static void catastrophic_patterns_do_not_stall(void **state)
+{
+    (void)state;
+    struct gl_set *s = compile("{\"rules\":[{\"kind\":\"regex\",\"pattern\":\"(a+)+$\","
+                               "\"action\":\"flag\"}]}");
+    char text[4096];
+    memset(text, 'a', sizeof text - 2);
+    text[sizeof text - 2] = 'b';
+    text[sizeof text - 1] = 0;
+    struct gl_ctx ctx = {.role = ROLE_MEMBER, .since_last_ms = -1};
+    struct gl_verdict v;
+    assert_int_equal(gl_eval(s, text, strlen(text), &ctx, &v), 0);
+    /* Bounded: the limit is hit, and that counts against the message. */
+    assert_true(v.nhits >= 1);
+    assert_string_equal(v.hits[0].kind, "regex_limit");
+    gl_verdict_free(&v);
+    gl_free(s);
+}
+
+static void bad_rule_sets_are_refused(void **state)
+{
+    (void)state;
+    struct {
+        const char *json;
+        int rule;
+        const char *has;
+    } bad[] = {
+        {"[]", -1, "object"},
+        {"{\"rules\":{}}", -1, "array"},
+        {"{\"rules\":[],\"x\":1}", -1, "unknown"},
+        {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"a\"],\"action\":\"nuke\"}]}", 0, "action"},
+        {"{\"rules\":[{\"kind\":\"words\",\"terms\":[],\"action\":\"mask\"}]}", 0, "terms"},
+        {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"a\"],\"action\":\"mask\"},"
+         "{\"kind\":\"regex\",\"pattern\":\"(unclosed\",\"action\":\"flag\"}]}",
+         1, "pattern"},
+        {"{\"rules\":[{\"kind\":\"max_length\",\"max\":10,\"action\":\"mask\"}]}", 0, "needs"},
+        {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"dna\"],\"action\":\"redact\"}]}", 0, "detect"},
+        {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"a\"],\"action\":\"mask\",\"exempt\":[\"king\"]}]}",
+         0, "exempt"},
+        {"{\"rules\":[{\"kind\":\"links\",\"allow\":[\"not a domain\"],\"action\":\"reject\"}]}", 0,
+         "allow"},
+        {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"a\"],\"action\":\"mask\",\"colour\":1}]}", 0,
+         "unknown"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct gl_error e;
+        struct gl_set *s = gl_compile(bad[i].json, strlen(bad[i].json), &e);
+        if (s) fail_msg("case %zu accepted: %s", i, bad[i].json);
+        assert_int_equal(e.rule, bad[i].rule);
+        if (!strstr(e.message, bad[i].has)) fail_msg("case %zu: \"%s\" lacks \"%s\"", i, e.message, bad[i].has);
+    }
+    /* A bad regex names the offset PCRE2 found. */
+    const char *re = "{\"rules\":[{\"kind\":\"regex\",\"pattern\":\"ab[c\",\"action\":\"flag\"}]}";
+    struct gl_error e;
+    assert_null(gl_compile(re, strlen(re), &e));
+    assert_int_equal(e.offset, 4);
+    /* Too many terms: a limit, not an allocation failure. */
+    size_t cap = 400000, n = 0;
+    char *big = malloc(cap);
+    n += (size_t)snprintf(big + n, cap - n, "{\"rules\":[{\"kind\":\"words\",\"action\":\"mask\",\"terms\":[");
+    for (int i = 0; i < GL_MAX_TERMS + 1; i++)
+        n += (size_t)snprintf(big + n, cap - n, "%s\"t%d\"", i ? "," : "", i);
+    n += (size_t)snprintf(big + n, cap - n, "]}]}");
+    assert_null(gl_compile(big, n, &e));
+    assert_non_null(strstr(e.message, "too many terms"));
+    free(big);
+}
+
+static void normalisation(void **state)
+{
+    (void)state;
+    char *n = gl_normalise("Stra\xc3\x9f" "e \xef\xbc\xa1", strlen("Stra\xc3\x9f" "e \xef\xbc\xa1"), false);
+    assert_string_equal(n, "strasse a");
+    free(n);
+    n = gl_normalise("h3ll0 w0rld", 11, true);
+    assert_string_equal(n, "hello world");
+    free(n);
+    assert_null(gl_normalise("\xff", 1, false));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(table),
+        cmocka_unit_test(all_hits_are_recorded),
+        cmocka_unit_test(rate_and_slow_mode_use_the_context),
+        cmocka_unit_test(catastrophic_patterns_do_not_stall),
+        cmocka_unit_test(bad_rule_sets_are_refused),
+        cmocka_unit_test(normalisation),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
