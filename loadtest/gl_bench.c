@@ -34,8 +34,9 @@ int main(int argc, char **argv)
     /* 2,000 words shaped like real ones: consonant-vowel syllables. */
     size_t cap = 1 << 20, len = 0;
     char *json = malloc(cap);
-    len += (size_t)snprintf(json + len, cap - len,
-                            "{\"rules\":[{\"id\":\"words\",\"kind\":\"words\",\"action\":\"mask\",\"terms\":[");
+    len += (size_t)snprintf(
+        json + len, cap - len,
+        "{\"rules\":[{\"id\":\"words\",\"kind\":\"words\",\"action\":\"mask\",\"terms\":[");
     const char *cons = "bcdfghjklmnprstvwz", *vow = "aeiou";
     srand(7);
     for (int i = 0; i < 2000; i++) {
@@ -49,22 +50,38 @@ int main(int argc, char **argv)
         len += (size_t)snprintf(json + len, cap - len, "%s\"%s\"", i ? "," : "", w);
     }
     len += (size_t)snprintf(json + len, cap - len, "]}");
-    static const char *const res[20] = {
-        "ticket-[0-9]{3,}", "\\\\b(?:ssn|social security)\\\\b", "acct\\\\s*#?\\\\d{6,}",
-        "(?:buy|sell) now", "\\\\bpassword\\\\s*[:=]", "confidential", "\\\\b[0-9]{3}-[0-9]{2}-[0-9]{4}\\\\b",
-        "internal only", "\\\\bapi[_-]?key\\\\b", "free money", "click here", "\\\\bwire transfer\\\\b",
-        "\\\\bbitcoin\\\\b", "guaranteed returns?", "limited offer", "\\\\bvpn\\\\b", "do not share",
-        "\\\\bsecret\\\\b", "hr-case-\\\\d+", "salary of \\\\d+"};
+    static const char *const res[20] = {"ticket-[0-9]{3,}",
+                                        "\\\\b(?:ssn|social security)\\\\b",
+                                        "acct\\\\s*#?\\\\d{6,}",
+                                        "(?:buy|sell) now",
+                                        "\\\\bpassword\\\\s*[:=]",
+                                        "confidential",
+                                        "\\\\b[0-9]{3}-[0-9]{2}-[0-9]{4}\\\\b",
+                                        "internal only",
+                                        "\\\\bapi[_-]?key\\\\b",
+                                        "free money",
+                                        "click here",
+                                        "\\\\bwire transfer\\\\b",
+                                        "\\\\bbitcoin\\\\b",
+                                        "guaranteed returns?",
+                                        "limited offer",
+                                        "\\\\bvpn\\\\b",
+                                        "do not share",
+                                        "\\\\bsecret\\\\b",
+                                        "hr-case-\\\\d+",
+                                        "salary of \\\\d+"};
     for (int i = 0; i < 20; i++)
         len += (size_t)snprintf(json + len, cap - len,
-                                ",{\"kind\":\"regex\",\"pattern\":\"%s\",\"action\":\"flag\"}", res[i]);
-    len += (size_t)snprintf(json + len, cap - len,
-                            ",{\"kind\":\"pii\",\"detect\":[\"email\",\"phone\",\"card\",\"iban\"],"
-                            "\"action\":\"redact\"},{\"kind\":\"links\",\"allow\":[\"parley.example\"],"
-                            "\"action\":\"hold\"},{\"kind\":\"max_length\",\"max\":4000,\"action\":"
-                            "\"reject\"},{\"kind\":\"max_mentions\",\"max\":10,\"action\":\"reject\"},"
-                            "{\"kind\":\"rate\",\"max\":30,\"action\":\"reject\"},{\"kind\":"
-                            "\"slow_mode\",\"max\":1,\"action\":\"reject\"}]}");
+                                ",{\"kind\":\"regex\",\"pattern\":\"%s\",\"action\":\"flag\"}",
+                                res[i]);
+    len += (size_t)snprintf(
+        json + len, cap - len,
+        ",{\"kind\":\"pii\",\"detect\":[\"email\",\"phone\",\"card\",\"iban\"],"
+        "\"action\":\"redact\"},{\"kind\":\"links\",\"allow\":[\"parley.example\"],"
+        "\"action\":\"hold\"},{\"kind\":\"max_length\",\"max\":4000,\"action\":"
+        "\"reject\"},{\"kind\":\"max_mentions\",\"max\":10,\"action\":\"reject\"},"
+        "{\"kind\":\"rate\",\"max\":30,\"action\":\"reject\"},{\"kind\":"
+        "\"slow_mode\",\"max\":1,\"action\":\"reject\"}]}");
     struct gl_error e;
     double t0 = now_us();
     struct gl_set *s = gl_compile(json, len, &e);

@@ -72,11 +72,11 @@ struct client {
     bool joined_once;   /* seq checking has started */
     struct seqcheck sc; /* delivery checking for its room */
     uint64_t sent, acked, errors, reconnects, unrecovered;
-    int64_t next_id; /* command ids */
-    uint64_t next_read;       /* --read-rate: monotonic ns of the next read report */
+    int64_t next_id;    /* command ids */
+    uint64_t next_read; /* --read-rate: monotonic ns of the next read report */
     uint64_t reads, reads_acked, read_errors; /* read reports and their answers */
-    uint64_t events;          /* sequenced events (read, votes) delivered */
-    uint64_t read_t0[64];     /* send times of read reports, by id % 64 */
+    uint64_t events;                          /* sequenced events (read, votes) delivered */
+    uint64_t read_t0[64];                     /* send times of read reports, by id % 64 */
 };
 
 /* Read reports use ids from here on, so their answers are told apart. */
@@ -88,8 +88,8 @@ static struct {
     enum proto proto; /* what the gateways speak */
     enum scenario scenario;
     double rate, duration, reconnect_every;
-    double read_rate;          /* read reports per client per second (receipts load) */
-    struct lhist rlat;         /* read report to its answer, µs */
+    double read_rate;  /* read reports per client per second (receipts load) */
+    struct lhist rlat; /* read report to its answer, µs */
     const char *csv;
     int pids[MAX_PIDS], npids;
     char rooms[MAX_ROOMS][40];
@@ -678,7 +678,9 @@ int main(int argc, char **argv)
                     /* "read up to" the highest seq this client has without a gap */
                     int64_t id = READ_ID_BASE + (int64_t)c->reads;
                     c->read_t0[id % 64] = now_ns();
-                    send_cmd(c, "{\"id\":%" PRId64 ",\"op\":\"read\",\"room\":\"%s\",\"seq\":%" PRId64 "}",
+                    send_cmd(c,
+                             "{\"id\":%" PRId64 ",\"op\":\"read\",\"room\":\"%s\",\"seq\":%" PRId64
+                             "}",
                              id, G.rooms[c->room], c->sc.next - 1);
                     c->reads++;
                     c->next_read += read_interval;
@@ -791,7 +793,8 @@ int main(int argc, char **argv)
                (double)lhist_percentile(&G.join_lat, 99) / 1000.0);
         if (G.scenario == S_RECONNECT) printf("reconnects %" PRIu64 "\n", reconnects);
         if (G.read_rate > 0)
-            printf("read reports %" PRIu64 ", answered %" PRIu64 " (%.0f/s); p50 %.2f ms p99 %.2f ms\n",
+            printf("read reports %" PRIu64 ", answered %" PRIu64
+                   " (%.0f/s); p50 %.2f ms p99 %.2f ms\n",
                    reads, reads_acked, (double)reads_acked / secs,
                    (double)lhist_percentile(&G.rlat, 50) / 1000.0,
                    (double)lhist_percentile(&G.rlat, 99) / 1000.0);

@@ -561,35 +561,6 @@ static void w_votes(struct pp_w *w, const struct pp_message *m)
     pp_w_int(w, m->votes_v);
 }
 
-static void w_message(struct pp_w *w, const struct pp_message *m, bool push)
-{
-    pp_w_obj_begin(w);
-    if (push && (m->kind == PP_K_VOTES || m->kind == PP_K_READ)) {
-        /* An event: its own fields, made by the server, follow the header. */
-        pp_w_key(w, "push");
-        pp_w_cstr(w, pp_kind_name(m->kind));
-        pp_w_key(w, "room");
-        pp_w_cstr(w, m->room);
-        pp_w_key(w, "seq");
-        pp_w_int(w, m->seq);
-        pp_w_key(w, "ts");
-        pp_w_int(w, m->ts);
-        /* item() puts the comma before the raw fields */
-        if (m->body_len > 2 && m->body[0] == '{' && m->body[m->body_len - 1] == '}')
-            pp_w_raw(w, m->body + 1, m->body_len - 2);
-        pp_w_obj_end(w);
-        return;
-    }
-    if (push) {
-        pp_w_key(w, "push");
-        pp_w_str(w, "message", 7);
-        pp_w_key(w, "room");
-        pp_w_cstr(w, m->room);
-    }
-    pp_w_message_fields(w, m);
-    pp_w_obj_end(w);
-}
-
 void pp_w_message_fields(struct pp_w *w, const struct pp_message *m)
 {
     pp_w_key(w, "seq");
@@ -619,12 +590,29 @@ void pp_w_message_fields(struct pp_w *w, const struct pp_message *m)
 
 void pp_w_message(struct pp_w *w, const struct pp_message *m)
 {
-    w_message(w, m, true);
-}
-
-void pp_w_message_item(struct pp_w *w, const struct pp_message *m)
-{
-    w_message(w, m, false);
+    pp_w_obj_begin(w);
+    if (m->kind == PP_K_VOTES || m->kind == PP_K_READ) {
+        /* An event: its own fields, made by the server, follow the header. */
+        pp_w_key(w, "push");
+        pp_w_cstr(w, pp_kind_name(m->kind));
+        pp_w_key(w, "room");
+        pp_w_cstr(w, m->room);
+        pp_w_key(w, "seq");
+        pp_w_int(w, m->seq);
+        pp_w_key(w, "ts");
+        pp_w_int(w, m->ts);
+        /* item() puts the comma before the raw fields */
+        if (m->body_len > 2 && m->body[0] == '{' && m->body[m->body_len - 1] == '}')
+            pp_w_raw(w, m->body + 1, m->body_len - 2);
+        pp_w_obj_end(w);
+        return;
+    }
+    pp_w_key(w, "push");
+    pp_w_str(w, "message", 7);
+    pp_w_key(w, "room");
+    pp_w_cstr(w, m->room);
+    pp_w_message_fields(w, m);
+    pp_w_obj_end(w);
 }
 
 int pp_encode_message(char *buf, size_t cap, const struct pp_message *m)

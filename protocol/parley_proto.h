@@ -202,9 +202,8 @@ int pp_encode_error(char *buf, size_t cap, int64_t id, enum pp_err_code code, co
 int pp_encode_ok(char *buf, size_t cap, int64_t id, const char *result_json, size_t result_len);
 /* Writes an encoded message object (from pp_encode_message) into w as a value. */
 void pp_w_message(struct pp_w *w, const struct pp_message *m);
-/* The same message as an item of a history or entries reply (no push/room). */
-void pp_w_message_item(struct pp_w *w, const struct pp_message *m);
-/* Only the fields of an item, into an object the caller opened (and closes). */
+/* The fields of the same message as an item of a history or entries reply
+ * (no push, no room), into an object the caller opened (and closes). */
 void pp_w_message_fields(struct pp_w *w, const struct pp_message *m);
 const char *pp_kind_name(enum pp_kind k);
 

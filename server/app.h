@@ -25,39 +25,39 @@ struct conn;
 struct iptab;
 
 struct app {
-    struct config cfg;       /* immutable after start */
-    struct pp_limits plim;   /* decoder limits from cfg */
-    uv_loop_t *loop;         /* the one loop */
-    struct lws_context *lws; /* WebSocket/HTTP server on the loop */
-    struct db *db;           /* PostgreSQL */
-    struct bus *bus;         /* Redis pub/sub */
-    struct rooms *rooms;     /* local room registry */
-    struct batcher *batch;   /* the write batcher */
-    struct receipts *receipts; /* read state and votes: their batcher and events */
-    struct rulecache *rules;  /* compiled guidelines per room */
-    struct iptab *ips;       /* WebSocket connections per client IP */
-    struct conn *conns;      /* every established WebSocket connection */
-    uint32_t nconns;         /* their number */
-    uint64_t next_conn_id;   /* for logs */
-    uv_timer_t sweep;        /* room gaps, auth deadlines, shutdown progress */
-    uint64_t sweeps;         /* sweep count: auth deadlines every 10th */
-    uv_signal_t sig_term;    /* SIGTERM: drain and exit */
-    uv_signal_t sig_int;     /* SIGINT: same */
-    uv_signal_t sig_usr1;    /* SIGUSR1: one log level more verbose */
-    uv_signal_t sig_usr2;    /* SIGUSR2: one log level quieter */
-    bool draining;           /* shutting down: refuse new connections */
-    uint64_t drain_started;  /* uv_now when draining began */
-    bool closing_clients;    /* drain phase 2: 1001 sent to everyone */
-    bool stopped;            /* everything closed; the loop is winding down */
-    int schema_version;      /* the migrations this build expects */
-    bool schema_ok;          /* the database was at schema_version when last checked */
-    char *scratch;           /* encode/pack buffer, FRAME_PRE + scratch_cap */
-    size_t scratch_cap;      /* usable bytes after the headroom */
-    struct stats stats;      /* counters */
-    bool has_operator;       /* an operator token is configured (outbox API) */
+    struct config cfg;               /* immutable after start */
+    struct pp_limits plim;           /* decoder limits from cfg */
+    uv_loop_t *loop;                 /* the one loop */
+    struct lws_context *lws;         /* WebSocket/HTTP server on the loop */
+    struct db *db;                   /* PostgreSQL */
+    struct bus *bus;                 /* Redis pub/sub */
+    struct rooms *rooms;             /* local room registry */
+    struct batcher *batch;           /* the write batcher */
+    struct receipts *receipts;       /* read state and votes: their batcher and events */
+    struct rulecache *rules;         /* compiled guidelines per room */
+    struct iptab *ips;               /* WebSocket connections per client IP */
+    struct conn *conns;              /* every established WebSocket connection */
+    uint32_t nconns;                 /* their number */
+    uint64_t next_conn_id;           /* for logs */
+    uv_timer_t sweep;                /* room gaps, auth deadlines, shutdown progress */
+    uint64_t sweeps;                 /* sweep count: auth deadlines every 10th */
+    uv_signal_t sig_term;            /* SIGTERM: drain and exit */
+    uv_signal_t sig_int;             /* SIGINT: same */
+    uv_signal_t sig_usr1;            /* SIGUSR1: one log level more verbose */
+    uv_signal_t sig_usr2;            /* SIGUSR2: one log level quieter */
+    bool draining;                   /* shutting down: refuse new connections */
+    uint64_t drain_started;          /* uv_now when draining began */
+    bool closing_clients;            /* drain phase 2: 1001 sent to everyone */
+    bool stopped;                    /* everything closed; the loop is winding down */
+    int schema_version;              /* the migrations this build expects */
+    bool schema_ok;                  /* the database was at schema_version when last checked */
+    char *scratch;                   /* encode/pack buffer, FRAME_PRE + scratch_cap */
+    size_t scratch_cap;              /* usable bytes after the headroom */
+    struct stats stats;              /* counters */
+    bool has_operator;               /* an operator token is configured (outbox API) */
     unsigned char operator_hash[32]; /* its BLAKE2b hash */
-    uv_timer_t jobs;         /* periodic jobs: IP anonymisation, session revalidation */
-    uint64_t job_runs;       /* ticks of the jobs timer */
+    uv_timer_t jobs;                 /* periodic jobs: IP anonymisation, session revalidation */
+    uint64_t job_runs;               /* ticks of the jobs timer */
 };
 
 /* Builds everything and starts listening; 0 or -1 (logged). */

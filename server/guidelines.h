@@ -48,9 +48,9 @@ struct gl_error {
 
 /* What the evaluation knows about the sender beyond the text. */
 struct gl_ctx {
-    int role;               /* enum role (perm.h): rules may exempt roles */
-    int64_t since_last_ms;  /* since this person's last message in the room; < 0: none */
-    uint32_t last_minute;   /* this person's messages in the room in the last 60 s */
+    int role;              /* enum role (perm.h): rules may exempt roles */
+    int64_t since_last_ms; /* since this person's last message in the room; < 0: none */
+    uint32_t last_minute;  /* this person's messages in the room in the last 60 s */
 };
 
 struct gl_hit {
@@ -62,13 +62,13 @@ struct gl_hit {
 };
 
 struct gl_verdict {
-    enum gl_action action;  /* the strictest of the hits, GL_ALLOW without hits */
-    int decisive;           /* the rule that decided, -1 without hits */
-    char *text;             /* the rewritten text (masked/redacted), or NULL if unchanged */
-    size_t len;             /* its length */
+    enum gl_action action; /* the strictest of the hits, GL_ALLOW without hits */
+    int decisive;          /* the rule that decided, -1 without hits */
+    char *text;            /* the rewritten text (masked/redacted), or NULL if unchanged */
+    size_t len;            /* its length */
     struct gl_hit hits[GL_MAX_HITS];
-    int nhits;              /* hits recorded (at most GL_MAX_HITS) */
-    bool truncated;         /* more hits than recorded */
+    int nhits;      /* hits recorded (at most GL_MAX_HITS) */
+    bool truncated; /* more hits than recorded */
 };
 
 /* Process-wide, before any compile: whether regular expressions are JIT

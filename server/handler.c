@@ -271,14 +271,18 @@ struct hist_req {
     char room[PP_UUID_LEN + 1]; /* the room asked about */
     int limit;                  /* rows asked for (one more was fetched) */
     bool descending;            /* rows arrive newest first */
+    bool entries;               /* an entries list (ST_ENTRIES rows, with reply counts) */
 };
 
+/* A page of messages (history) or of entries: the rows nearest the cursor
+ * that fit the scratch buffer and well inside the out-queue limit; has_more
+ * tells the client to page on. */
 static void on_history(void *ud, PGresult *res, int err)
 {
     struct hist_req *h = ud;
     struct hist_req copy = *h;
     int64_t id;
-    struct conn *c = ticket_done(&h->t, SO_HISTORY, &id, NULL); /* frees h */
+    struct conn *c = ticket_done(&h->t, copy.entries ? -1 : SO_HISTORY, &id, NULL); /* frees h */
     if (!c) return;
     struct app *a = c->app;
     if (err) {
@@ -292,14 +296,12 @@ static void on_history(void *ud, PGresult *res, int err)
     int n = PQntuples(res);
     bool more = n > copy.limit;
     if (more) n = copy.limit;
-    /* Fit the reply in the scratch buffer and well inside the out-queue limit;
-     * rows nearest the cursor are kept, has_more tells the client to page. */
     size_t budget = a->scratch_cap < a->cfg.outq_bytes / 2 ? a->scratch_cap : a->cfg.outq_bytes / 2;
     size_t used = 256;
     int k = 0;
     for (; k < n; k++) {
         size_t row =
-            256 + 6 * (size_t)(PQgetlength(res, k, COL_BODY) + PQgetlength(res, k, COL_CMID));
+            320 + 6 * (size_t)(PQgetlength(res, k, COL_BODY) + PQgetlength(res, k, COL_CMID));
         if (used + row > budget) break;
         used += row;
     }
@@ -313,13 +315,19 @@ static void on_history(void *ud, PGresult *res, int err)
     pp_w_obj_begin(&w);
     pp_w_key(&w, "room");
     pp_w_str(&w, copy.room, PP_UUID_LEN);
-    pp_w_key(&w, "messages");
+    pp_w_key(&w, copy.entries ? "entries" : "messages");
     pp_w_arr_begin(&w);
     for (int j = 0; j < k; j++) {
         int r = copy.descending ? k - 1 - j : j;
         struct pp_message m;
         store_row_message(res, r, copy.room, &m);
-        pp_w_message_item(&w, &m);
+        pp_w_obj_begin(&w);
+        pp_w_message_fields(&w, &m);
+        if (copy.entries) { /* and how many replies it has */
+            pp_w_key(&w, "replies");
+            pp_w_int(&w, strtoll(PQgetvalue(res, r, COL_REPLIES), NULL, 10));
+        }
+        pp_w_obj_end(&w);
     }
     pp_w_arr_end(&w);
     pp_w_key(&w, "has_more");
@@ -334,14 +342,13 @@ static void on_history(void *ud, PGresult *res, int err)
     conn_send_copy(c, a->scratch + FRAME_PRE, (size_t)len);
 }
 
-static void op_history(struct conn *c, const struct pp_cmd *cmd)
+/* The pending request of a history or entries page (NULL: answered). */
+static struct hist_req *hist_req_new(struct conn *c, const struct pp_cmd *cmd)
 {
-    struct app *a = c->app;
-    if (!joined(c, cmd)) return;
     struct hist_req *h = mem_calloc(1, sizeof *h);
     if (!h) {
         conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
-        return;
+        return NULL;
     }
     h->t.id = cmd->id;
     h->t.t0 = uv_hrtime();
@@ -349,6 +356,24 @@ static void op_history(struct conn *c, const struct pp_cmd *cmd)
     c->inflight++;
     memcpy(h->room, cmd->room.str, PP_UUID_LEN);
     h->limit = cmd->limit;
+    return h;
+}
+
+static void hist_query(struct conn *c, struct hist_req *h, int stmt, int n, const char *const *v)
+{
+    int rc = db_query(c->app->db, -1, stmt, n, v, NULL, NULL, on_history, h);
+    if (rc) {
+        int64_t id;
+        ticket_done(&h->t, -1, &id, NULL);
+        reply_db_error(c, id, rc);
+    }
+}
+
+static void op_history(struct conn *c, const struct pp_cmd *cmd)
+{
+    if (!joined(c, cmd)) return;
+    struct hist_req *h = hist_req_new(c, cmd);
+    if (!h) return;
     h->descending = !cmd->has_after;
     char cursor[24], lim[12];
     snprintf(cursor, sizeof cursor, "%lld",
@@ -357,13 +382,7 @@ static void op_history(struct conn *c, const struct pp_cmd *cmd)
                                            : INT64_MAX));
     snprintf(lim, sizeof lim, "%d", cmd->limit + 1);
     const char *v[3] = {h->room, cursor, lim};
-    int rc = db_query(a->db, -1, cmd->has_after ? ST_HIST_AFTER : ST_BEFORE, 3, v, NULL, NULL,
-                      on_history, h);
-    if (rc) {
-        int64_t id;
-        ticket_done(&h->t, -1, &id, NULL);
-        reply_db_error(c, id, rc);
-    }
+    hist_query(c, h, cmd->has_after ? ST_HIST_AFTER : ST_BEFORE, 3, v);
 }
 
 /* ---- ping and dispatch --------------------------------------------------- */
@@ -478,91 +497,17 @@ static void op_my_votes(struct conn *c, const struct pp_cmd *cmd)
     json_query(c, cmd->id, ST_MY_VOTES, 3, v, false);
 }
 
-static void on_entries(void *ud, PGresult *res, int err)
-{
-    struct hist_req *h = ud;
-    struct hist_req copy = *h;
-    int64_t id;
-    struct conn *c = ticket_done(&h->t, -1, &id, NULL); /* frees h */
-    if (!c) return;
-    struct app *a = c->app;
-    if (err) {
-        reply_db_error(c, id, err);
-        return;
-    }
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        conn_reply_err(c, id, PP_E_INTERNAL, "internal error");
-        return;
-    }
-    int n = PQntuples(res);
-    bool more = n > copy.limit;
-    if (more) n = copy.limit;
-    size_t budget = a->scratch_cap < a->cfg.outq_bytes / 2 ? a->scratch_cap : a->cfg.outq_bytes / 2;
-    size_t used = 256;
-    struct pp_w w;
-    pp_w_init(&w, a->scratch + FRAME_PRE, a->scratch_cap);
-    pp_w_obj_begin(&w);
-    pp_w_key(&w, "id");
-    pp_w_int(&w, id);
-    pp_w_key(&w, "ok");
-    pp_w_obj_begin(&w);
-    pp_w_key(&w, "room");
-    pp_w_str(&w, copy.room, PP_UUID_LEN);
-    pp_w_key(&w, "entries");
-    pp_w_arr_begin(&w);
-    for (int r = 0; r < n; r++) {
-        used += 320 + 6 * (size_t)(PQgetlength(res, r, COL_BODY) + PQgetlength(res, r, COL_CMID));
-        if (used > budget) {
-            more = true;
-            break;
-        }
-        struct pp_message m;
-        store_row_message(res, r, copy.room, &m);
-        /* The entry, then how many replies it has. */
-        pp_w_obj_begin(&w);
-        pp_w_message_fields(&w, &m);
-        pp_w_key(&w, "replies");
-        pp_w_int(&w, strtoll(PQgetvalue(res, r, COL_REPLIES), NULL, 10));
-        pp_w_obj_end(&w);
-    }
-    pp_w_arr_end(&w);
-    pp_w_key(&w, "has_more");
-    pp_w_bool(&w, more);
-    pp_w_obj_end(&w);
-    pp_w_obj_end(&w);
-    int len = pp_w_finish(&w);
-    if (len < 0) {
-        conn_reply_err(c, id, PP_E_INTERNAL, "reply too large");
-        return;
-    }
-    conn_send_copy(c, a->scratch + FRAME_PRE, (size_t)len);
-}
-
 static void op_entries(struct conn *c, const struct pp_cmd *cmd)
 {
-    struct app *a = c->app;
     if (!joined(c, cmd)) return;
-    struct hist_req *h = mem_calloc(1, sizeof *h);
-    if (!h) {
-        conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
-        return;
-    }
-    h->t.id = cmd->id;
-    h->t.t0 = uv_hrtime();
-    creq_link(c, &h->t.cr);
-    c->inflight++;
-    memcpy(h->room, cmd->room.str, PP_UUID_LEN);
-    h->limit = cmd->limit;
+    struct hist_req *h = hist_req_new(c, cmd);
+    if (!h) return;
+    h->entries = true;
     char lim[12], off[12];
     snprintf(lim, sizeof lim, "%d", cmd->limit + 1);
     snprintf(off, sizeof off, "%d", cmd->offset);
     const char *v[4] = {h->room, cmd->by_rating ? "true" : "false", lim, off};
-    int rc = db_query(a->db, -1, ST_ENTRIES, 4, v, NULL, NULL, on_entries, h);
-    if (rc) {
-        int64_t id;
-        ticket_done(&h->t, -1, &id, NULL);
-        reply_db_error(c, id, rc);
-    }
+    hist_query(c, h, ST_ENTRIES, 4, v);
 }
 
 /* Typing is ephemeral: never stored, at most one event per connection per

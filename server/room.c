@@ -765,7 +765,7 @@ void room_on_bus_up(void *ud)
 
 /* ---- presence ------------------------------------------------------------ */
 
-#define PRESENCE_TTL_MS 5000  /* a gateway that stops refreshing is gone after this */
+#define PRESENCE_TTL_MS 5000 /* a gateway that stops refreshing is gone after this */
 
 static void presence_key(const struct room *r, char *key, size_t cap)
 {

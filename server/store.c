@@ -24,6 +24,7 @@
     " star_count, star_sum, votes_v"
 // clang-format on
 
+// clang-format off
 const struct db_stmt store_stmts[ST__COUNT] = {
     [ST_AUTH] = {"auth",
                  "SELECT t.person_id::text, wm.workspace_id::text, wm.role, t.id::text,"
@@ -212,6 +213,7 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                  4},
     [ST_SCHEMA] = {"schema", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
 };
+// clang-format on
 
 #define BATCH_RETRIES 3 /* conflicts with another gateway's batch */
 #define UNSENT_MAX 4096 /* rooms remembered with an unpublished message */
@@ -368,9 +370,8 @@ static void enqueue(struct app *a, struct conn *c, struct item *it);
 
 enum pp_kind store_kind(const char *s)
 {
-    static const char *const names[] = {"message", "entry", "reply", "votes", "read"};
-    for (int k = 0; k < 5; k++)
-        if (!strcmp(s, names[k])) return (enum pp_kind)k;
+    for (int k = PP_K_MESSAGE; k <= PP_K_READ; k++)
+        if (!strcmp(s, pp_kind_name((enum pp_kind)k))) return (enum pp_kind)k;
     return PP_K_MESSAGE;
 }
 

@@ -78,17 +78,6 @@ static void expect_error(struct hres r, int status, const char *code)
     hres_free(&r);
 }
 
-static const char *sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *sqlf(const char *fmt, ...)
-{
-    char q[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    return it_sql(q);
-}
-
 /* ---- accounts and sessions ----------------------------------------------- */
 
 static void signup_login_logout(void **state)
@@ -108,12 +97,13 @@ static void signup_login_logout(void **state)
     assert_string_not_equal(tok, a.token);
     hres_free(&r);
     /* Only the hash is stored: the token text is nowhere in the database. */
-    assert_string_equal(sqlf("SELECT count(*) FROM access_tokens WHERE encode(hash, 'escape') LIKE "
-                             "'%%%s%%' OR hash::text LIKE '%%%s%%'",
-                             tok, tok),
-                        "0");
+    assert_string_equal(
+        it_sqlf("SELECT count(*) FROM access_tokens WHERE encode(hash, 'escape') LIKE "
+                "'%%%s%%' OR hash::text LIKE '%%%s%%'",
+                tok, tok),
+        "0");
     /* The password is stored as argon2id with at least OWASP's parameters. */
-    const char *h = sqlf("SELECT password_hash FROM people WHERE id = '%s'", a.id);
+    const char *h = it_sqlf("SELECT password_hash FROM people WHERE id = '%s'", a.id);
     assert_non_null(strstr(h, "$argon2id$v=19$m=19456,t=2,p=1$"));
     r = http_req(IT.gw[0], NULL, "GET", "/api/v1/me", tok, NULL);
     assert_int_equal(r.status, 200);
@@ -143,7 +133,7 @@ static void signup_login_logout(void **state)
     snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"" PW "\"}", a.email);
     expect_error(http_req(IT.gw[0], SRC, "POST", "/api/v1/auth/signup", NULL, body), 409,
                  "conflict");
-    assert_string_equal(sqlf("SELECT count(*) FROM people WHERE email = '%s'", a.email), "1");
+    assert_string_equal(it_sqlf("SELECT count(*) FROM people WHERE email = '%s'", a.email), "1");
 }
 
 static void rehash_on_login(void **state)
@@ -156,13 +146,13 @@ static void rehash_on_login(void **state)
     assert_int_equal(sodium_init() >= 0, 1);
     assert_int_equal(
         crypto_pwhash_str_alg(old, PW, strlen(PW), 3, 19u << 20, crypto_pwhash_ALG_ARGON2ID13), 0);
-    sqlf("UPDATE people SET password_hash = '%s' WHERE id = '%s' RETURNING 1", old, a.id);
+    it_sqlf("UPDATE people SET password_hash = '%s' WHERE id = '%s' RETURNING 1", old, a.id);
     char body[256];
     snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"" PW "\"}", a.email);
     struct hres r = http_req(IT.gw[0], SRC, "POST", "/api/v1/auth/login", NULL, body);
     assert_int_equal(r.status, 200);
     hres_free(&r);
-    const char *h = sqlf("SELECT password_hash FROM people WHERE id = '%s'", a.id);
+    const char *h = it_sqlf("SELECT password_hash FROM people WHERE id = '%s'", a.id);
     assert_non_null(strstr(h, "$m=19456,t=2,p=1$"));
     assert_string_not_equal(h, old);
     /* ... and the new hash still verifies. */
@@ -211,7 +201,8 @@ static void bad_input(void **state)
     expect_error(http_reqf(g, NULL, "POST", a.token, "{}", "/api/v1/workspaces/%s/invitations", ws),
                  400, "missing_field");
     /* Nothing half-written: no workspace named "x" appeared. */
-    assert_string_equal(sqlf("SELECT count(*) FROM workspaces WHERE created_by = '%s'", a.id), "1");
+    assert_string_equal(it_sqlf("SELECT count(*) FROM workspaces WHERE created_by = '%s'", a.id),
+                        "1");
     /* Tokens. */
     expect_error(http_req(g, NULL, "GET", "/api/v1/me", NULL, NULL), 401, "unauthorized");
     expect_error(http_req(g, NULL, "GET", "/api/v1/me", "garbage", NULL), 401, "unauthorized");
@@ -318,9 +309,9 @@ static void invitation_lifecycle(void **state)
     hres_free(&r);
     char want[128];
     snprintf(want, sizeof want, "keyuser/CFO/Finance/%s", o.id);
-    assert_string_equal(sqlf("SELECT role || '/' || title || '/' || department || '/' || "
-                             "superior_id FROM workspace_members WHERE person_id = '%s'",
-                             pid),
+    assert_string_equal(it_sqlf("SELECT role || '/' || title || '/' || department || '/' || "
+                                "superior_id FROM workspace_members WHERE person_id = '%s'",
+                                pid),
                         want);
     /* The session works, and the new password signs in. */
     r = http_reqf(IT.gw[0], NULL, "GET", stok, NULL, "/api/v1/workspaces/%s", ws);
@@ -337,12 +328,12 @@ static void invitation_lifecycle(void **state)
                  "invitation_invalid");
     /* Redeemed: the secret is erased from the outbox; the mailer's ack ends it. */
     assert_string_equal(
-        sqlf("SELECT count(*) FROM outbox WHERE id = %ld AND payload ? 'token'", oid), "0");
+        it_sqlf("SELECT count(*) FROM outbox WHERE id = %ld AND payload ? 'token'", oid), "0");
     r = http_reqf(IT.gw[0], NULL, "POST", IT.operator_token, "{\"status\":\"sent\"}",
                   "/api/v1/outbox/%ld/ack", oid);
     assert_int_equal(r.status, 204);
     hres_free(&r);
-    assert_string_equal(sqlf("SELECT sent_at IS NOT NULL FROM outbox WHERE id = %ld", oid), "t");
+    assert_string_equal(it_sqlf("SELECT sent_at IS NOT NULL FROM outbox WHERE id = %ld", oid), "t");
     r = http_reqf(IT.gw[0], NULL, "GET", o.token, NULL, "/api/v1/workspaces/%s/invitations", ws);
     assert_non_null(strstr(r.body, "\"redeemed\""));
     hres_free(&r);
@@ -374,14 +365,14 @@ static void invitation_expiry_revocation_and_links(void **state)
     assert_int_equal(r.status, 201);
     hres_free(&r);
     outbox_token(phone, tok, &oid);
-    assert_string_equal(sqlf("SELECT channel FROM outbox WHERE id = %ld", oid), "sms");
-    sqlf("UPDATE invitations SET expires_at = now() - interval '1 second' WHERE phone = '%s'"
-         " RETURNING 1",
-         phone);
+    assert_string_equal(it_sqlf("SELECT channel FROM outbox WHERE id = %ld", oid), "sms");
+    it_sqlf("UPDATE invitations SET expires_at = now() - interval '1 second' WHERE phone = '%s'"
+            " RETURNING 1",
+            phone);
     snprintf(body, sizeof body, "{\"token\":\"%s\",\"password\":\"" PW "\"}", tok);
     expect_error(http_req(IT.gw[0], SRC, "POST", "/api/v1/invitations/redeem", NULL, body), 404,
                  "invitation_invalid");
-    assert_string_equal(sqlf("SELECT count(*) FROM people WHERE phone = '%s'", phone), "0");
+    assert_string_equal(it_sqlf("SELECT count(*) FROM people WHERE phone = '%s'", phone), "0");
     /* Revoked before use. */
     char email[96];
     snprintf(email, sizeof email, "revoked-%d-%d@example.com", getpid(), ++seq);
@@ -399,7 +390,7 @@ static void invitation_expiry_revocation_and_links(void **state)
     expect_error(http_req(IT.gw[0], SRC, "POST", "/api/v1/invitations/redeem", NULL, body), 404,
                  "invitation_invalid");
     assert_string_equal(
-        sqlf("SELECT count(*) FROM outbox WHERE id = %ld AND payload ? 'token'", oid), "0");
+        it_sqlf("SELECT count(*) FROM outbox WHERE id = %ld AND payload ? 'token'", oid), "0");
     /* An existing account is linked, not duplicated, and keeps its password. */
     snprintf(body, sizeof body, "{\"email\":\"%s\"}", existing.email);
     r = http_reqf(IT.gw[0], NULL, "POST", o.token, body, "/api/v1/workspaces/%s/invitations", ws);
@@ -535,9 +526,9 @@ static void soft_delete_and_restore(void **state)
     expect_error(http_reqf(IT.gw[1], NULL, "GET", m.token, NULL, "/api/v1/workspaces/%s", ws), 404,
                  "not_found");
     /* Data kept and marked. */
-    assert_string_equal(sqlf("SELECT count(*) FROM messages WHERE sender_id = '%s'", m.id), "1");
+    assert_string_equal(it_sqlf("SELECT count(*) FROM messages WHERE sender_id = '%s'", m.id), "1");
     assert_string_equal(
-        sqlf("SELECT removed_by FROM workspace_members WHERE person_id = '%s'", m.id), o.id);
+        it_sqlf("SELECT removed_by FROM workspace_members WHERE person_id = '%s'", m.id), o.id);
     /* Listed as removed for managers only. */
     r = http_reqf(IT.gw[0], NULL, "GET", o.token, NULL, "/api/v1/workspaces/%s/people", ws);
     assert_non_null(strstr(r.body, m.id));
@@ -599,19 +590,19 @@ static void workspace_deletion_removes_everything(void **state)
     wsc_close(c);
     wsc_close(bot);
     const char *left =
-        sqlf("SELECT (SELECT count(*) FROM workspaces WHERE id = '%1$s')"
-             " + (SELECT count(*) FROM rooms WHERE workspace_id = '%1$s')"
-             " + (SELECT count(*) FROM messages WHERE room_id = '%2$s')"
-             " + (SELECT count(*) FROM workspace_members WHERE workspace_id = '%1$s')"
-             " + (SELECT count(*) FROM invitations WHERE workspace_id = '%1$s')"
-             " + (SELECT count(*) FROM outbox WHERE workspace_id = '%1$s')"
-             " + (SELECT count(*) FROM visits WHERE workspace_id = '%1$s')"
-             " + (SELECT count(*) FROM access_tokens WHERE workspace_id = '%1$s')"
-             " + (SELECT count(*) FROM people WHERE id = '%3$s')",
-             ws, room, av);
+        it_sqlf("SELECT (SELECT count(*) FROM workspaces WHERE id = '%1$s')"
+                " + (SELECT count(*) FROM rooms WHERE workspace_id = '%1$s')"
+                " + (SELECT count(*) FROM messages WHERE room_id = '%2$s')"
+                " + (SELECT count(*) FROM workspace_members WHERE workspace_id = '%1$s')"
+                " + (SELECT count(*) FROM invitations WHERE workspace_id = '%1$s')"
+                " + (SELECT count(*) FROM outbox WHERE workspace_id = '%1$s')"
+                " + (SELECT count(*) FROM visits WHERE workspace_id = '%1$s')"
+                " + (SELECT count(*) FROM access_tokens WHERE workspace_id = '%1$s')"
+                " + (SELECT count(*) FROM people WHERE id = '%3$s')",
+                ws, room, av);
     assert_string_equal(left, "0");
     /* The people's accounts remain: they may belong elsewhere. */
-    assert_string_equal(sqlf("SELECT count(*) FROM people WHERE id IN ('%s', '%s')", o.id, m.id),
+    assert_string_equal(it_sqlf("SELECT count(*) FROM people WHERE id IN ('%s', '%s')", o.id, m.id),
                         "2");
 }
 
@@ -774,7 +765,8 @@ static void room_membership_and_archive(void **state)
     j = it_send(s, open_room, "s1", "hello");
     assert_string_equal(wsc_err_code(j), "forbidden");
     cJSON_Delete(j);
-    assert_string_equal(sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'", open_room), "0");
+    assert_string_equal(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'", open_room),
+                        "0");
     /* Large rooms can keep read state private. */
     r = http_reqf(IT.gw[0], NULL, "PATCH", o.token, "{\"broadcast_reads\":false}",
                   "/api/v1/workspaces/%s/rooms/%s", ws, room);
@@ -838,10 +830,11 @@ static void rectification(void **state)
     expect_error(http_reqf(IT.gw[1], NULL, "PATCH", m.token, "{\"title\":\"CEO\"}",
                            "/api/v1/workspaces/%s/people/%s", ws, o.id),
                  403, "forbidden");
-    assert_string_equal(sqlf("SELECT coalesce(title, '-') FROM workspace_members WHERE person_id = "
-                             "'%s' AND workspace_id = '%s'",
-                             o.id, ws),
-                        "-");
+    assert_string_equal(
+        it_sqlf("SELECT coalesce(title, '-') FROM workspace_members WHERE person_id = "
+                "'%s' AND workspace_id = '%s'",
+                o.id, ws),
+        "-");
 }
 
 /* ---- the visit log ------------------------------------------------------- */
@@ -866,7 +859,8 @@ static void visit_log_and_anonymisation(void **state)
     wsc_close(c);
     /* The row is written after the auth reply: wait for it. */
     for (int i = 0;
-         i < 50 && strcmp(sqlf("SELECT count(*) FROM visits WHERE workspace_id = '%s'", ws), "1");
+         i < 50 &&
+         strcmp(it_sqlf("SELECT count(*) FROM visits WHERE workspace_id = '%s'", ws), "1");
          i++)
         usleep(50000);
     struct hres r =
@@ -883,17 +877,17 @@ static void visit_log_and_anonymisation(void **state)
     hres_free(&r);
     /* The job zeroes the host part of IPs older than the retention (7 days
      * in the test gateways; the job runs every second there). */
-    sqlf("INSERT INTO visits (workspace_id, person_id, kind, at, ip) VALUES"
-         " ('%1$s', '%2$s', 'login', now() - interval '8 days', '203.0.113.77'),"
-         " ('%1$s', '%2$s', 'login', now() - interval '8 days', '2001:db8:1234:5678::9'),"
-         " ('%1$s', '%2$s', 'login', now() - interval '6 days', '198.51.100.9') RETURNING 1",
-         ws, o.id);
+    it_sqlf("INSERT INTO visits (workspace_id, person_id, kind, at, ip) VALUES"
+            " ('%1$s', '%2$s', 'login', now() - interval '8 days', '203.0.113.77'),"
+            " ('%1$s', '%2$s', 'login', now() - interval '8 days', '2001:db8:1234:5678::9'),"
+            " ('%1$s', '%2$s', 'login', now() - interval '6 days', '198.51.100.9') RETURNING 1",
+            ws, o.id);
     const char *q = "SELECT string_agg(host(ip) || ':' || ip_anonymised, ',' ORDER BY at, id)"
                     " FROM visits WHERE workspace_id = '%s' AND kind = 'login'";
     const char *want = "203.0.113.0:true,2001:db8:1234:::true,198.51.100.9:false";
-    for (int i = 0; i < 60 && strcmp(sqlf(q, ws), want); i++)
+    for (int i = 0; i < 60 && strcmp(it_sqlf(q, ws), want); i++)
         usleep(100000);
-    assert_string_equal(sqlf(q, ws), want);
+    assert_string_equal(it_sqlf(q, ws), want);
     /* Members may not read the log. */
     struct acct m;
     signup(&m, "Nosy");

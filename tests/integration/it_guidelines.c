@@ -38,17 +38,6 @@ static void signup(struct acct *a)
     hres_free(&r);
 }
 
-static const char *sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static const char *sqlf(const char *fmt, ...)
-{
-    char q[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(q, sizeof q, fmt, ap);
-    va_end(ap);
-    return it_sql(q);
-}
-
 struct world {
     struct acct owner, member;
     char ws[40], room[40], room2[40], bot_tok[64];
@@ -68,9 +57,9 @@ static void build(struct world *w)
     signup(&w->owner);
     signup(&w->member);
     create(w->owner.token, "/api/v1/workspaces", "{\"name\":\"guided\"}", w->ws, "id");
-    sqlf("INSERT INTO workspace_members (workspace_id, person_id, role) VALUES ('%s', '%s',"
-         " 'member') RETURNING 1",
-         w->ws, w->member.id);
+    it_sqlf("INSERT INTO workspace_members (workspace_id, person_id, role) VALUES ('%s', '%s',"
+            " 'member') RETURNING 1",
+            w->ws, w->member.id);
     snprintf(path, sizeof path, "/api/v1/workspaces/%s/rooms", w->ws);
     create(w->owner.token, path, "{\"name\":\"main\"}", w->room, "id");
     create(w->owner.token, path, "{\"name\":\"second\"}", w->room2, "id");
@@ -98,16 +87,6 @@ static int put_rules(int g, const char *tok, const char *ws, const char *room, c
     return st;
 }
 
-static struct wsc *member(int g, const char *tok, const char *room)
-{
-    struct wsc *c = it_connect_auth(g, tok);
-    assert_non_null(c);
-    cJSON *j = it_join(c, room, -1);
-    assert_null(wsc_err_code(j));
-    cJSON_Delete(j);
-    return c;
-}
-
 static const char rules1[] =
     "{\"rules\":[{\"id\":\"language\",\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\"},"
     "{\"id\":\"privacy\",\"kind\":\"pii\",\"detect\":[\"email\",\"card\"],\"action\":\"redact\"},"
@@ -120,9 +99,9 @@ static void messages_are_checked_before_anyone_sees_them(void **state)
     struct world w;
     build(&w);
     assert_int_equal(put_rules(0, w.owner.token, w.ws, NULL, rules1, NULL), 200);
-    struct wsc *watcher = member(0, w.owner.token, w.room);
-    struct wsc *m = member(1, w.member.token, w.room);
-    struct wsc *bot = member(1, w.bot_tok, w.room);
+    struct wsc *watcher = it_member(0, w.owner.token, w.room);
+    struct wsc *m = it_member(1, w.member.token, w.room);
+    struct wsc *bot = it_member(1, w.bot_tok, w.room);
     cJSON *r = it_send(m, w.room, "g1", "well DARN it, mail me at ana@client.example");
     assert_null(wsc_err_code(r));
     cJSON_Delete(r);
@@ -131,9 +110,9 @@ static void messages_are_checked_before_anyone_sees_them(void **state)
     assert_string_equal(wsc_str(p, "body"), "well **** it, mail me at [email removed]");
     cJSON_Delete(p);
     /* The original never reached storage. */
-    assert_string_equal(sqlf("SELECT count(*) FROM messages WHERE room_id = '%s' AND (body ILIKE"
-                             " '%%darn%%' OR body LIKE '%%ana@%%')",
-                             w.room),
+    assert_string_equal(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s' AND (body ILIKE"
+                                " '%%darn%%' OR body LIKE '%%ana@%%')",
+                                w.room),
                         "0");
     /* A bot is held to the same rules. */
     r = it_send(bot, w.room, "b1", "Darn, I am a bot");
@@ -148,9 +127,9 @@ static void messages_are_checked_before_anyone_sees_them(void **state)
     assert_string_equal(wsc_err_code(r), "guideline_violation");
     assert_non_null(strstr(wsc_str(r, "error.message"), "codes"));
     cJSON_Delete(r);
-    assert_string_equal(sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'"
-                             " AND client_msg_id = 'g2'",
-                             w.room),
+    assert_string_equal(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'"
+                                " AND client_msg_id = 'g2'",
+                                w.room),
                         "0");
     assert_null(wsc_wait_push(watcher, "message", 300));
     /* Flagged: delivered, and the hit recorded for moderators. */
@@ -161,9 +140,9 @@ static void messages_are_checked_before_anyone_sees_them(void **state)
     assert_string_equal(wsc_str(p, "body"), "see https://elsewhere.example/x");
     cJSON_Delete(p);
     usleep(300000);
-    assert_string_equal(sqlf("SELECT string_agg(rule_id || ':' || action, ',' ORDER BY id) FROM"
-                             " guideline_hits WHERE room_id = '%s'",
-                             w.room),
+    assert_string_equal(it_sqlf("SELECT string_agg(rule_id || ':' || action, ',' ORDER BY id) FROM"
+                                " guideline_hits WHERE room_id = '%s'",
+                                w.room),
                         "language:mask,privacy:redact,language:mask,codes:reject,links:flag");
     wsc_close(watcher);
     wsc_close(m);
@@ -176,7 +155,7 @@ static void a_change_on_one_gateway_applies_on_the_other(void **state)
     struct world w;
     build(&w);
     assert_int_equal(put_rules(0, w.owner.token, w.ws, NULL, rules1, NULL), 200);
-    struct wsc *m = member(1, w.member.token, w.room);
+    struct wsc *m = it_member(1, w.member.token, w.room);
     cJSON *r = it_send(m, w.room, "c1", "oh heck");
     assert_null(wsc_err_code(r));
     cJSON_Delete(r);
@@ -203,7 +182,7 @@ static void a_change_on_one_gateway_applies_on_the_other(void **state)
         "\"action\":\"flag\"},{\"id\":\"slow\",\"kind\":\"slow_mode\",\"max\":30,"
         "\"action\":\"reject\"}]}";
     assert_int_equal(put_rules(1, w.owner.token, w.ws, w.room2, lenient, NULL), 200);
-    struct wsc *m2 = member(0, w.member.token, w.room2);
+    struct wsc *m2 = it_member(0, w.member.token, w.room2);
     usleep(200000);
     r = it_send(m2, w.room2, "o1", "heck");
     assert_null(wsc_err_code(r));

@@ -48,16 +48,6 @@ static int watch(struct wsc *c, int ms, const char *person, const char *key, int
     return last;
 }
 
-static struct wsc *member(int g, const char *tok, const char *room)
-{
-    struct wsc *c = it_connect_auth(g, tok);
-    assert_non_null(c);
-    cJSON *j = it_join(c, room, -1);
-    assert_null(wsc_err_code(j));
-    cJSON_Delete(j);
-    return c;
-}
-
 static void snapshot_diffs_and_people_count_once(void **state)
 {
     (void)state;
@@ -67,7 +57,7 @@ static void snapshot_diffs_and_people_count_once(void **state)
     snprintf(bot, sizeof bot, "%s",
              it_admin("create-person %s bot-%d@test.invalid avatar", w.ws, rand()));
     snprintf(bot_tok, sizeof bot_tok, "%s", it_admin("create-token %s %s", bot, w.ws));
-    struct wsc *a = member(0, w.tok[0], w.room);
+    struct wsc *a = it_member(0, w.tok[0], w.room);
     int times;
     /* The snapshot names A. */
     uint64_t end = it_now_ms() + 4000;
@@ -83,12 +73,12 @@ static void snapshot_diffs_and_people_count_once(void **state)
     assert_non_null(snap);
     cJSON_Delete(snap);
     /* B joins on both gateways: one "joined" for B, two people online. */
-    struct wsc *b1 = member(1, w.tok[1], w.room), *b2 = member(0, w.tok[1], w.room);
+    struct wsc *b1 = it_member(1, w.tok[1], w.room), *b2 = it_member(0, w.tok[1], w.room);
     int count = watch(a, 3000, w.person[1], "joined", &times, NULL);
     assert_int_equal(times, 1);
     assert_int_equal(count, 2);
     /* The avatar is flagged. */
-    struct wsc *bt = member(1, bot_tok, w.room);
+    struct wsc *bt = it_member(1, bot_tok, w.room);
     bool avatar = false;
     count = watch(a, 3000, bot, "joined", &times, &avatar);
     assert_int_equal(times, 1);
@@ -112,7 +102,7 @@ static void dead_gateway_entries_expire(void **state)
     (void)state;
     struct it_world w;
     it_world(&w, 1, NULL);
-    struct wsc *a = member(0, w.tok[0], w.room);
+    struct wsc *a = it_member(0, w.tok[0], w.room);
     int times;
     watch(a, 2500, w.person[0], "online", &times, NULL); /* the snapshot first */
     assert_int_equal(times, 1);

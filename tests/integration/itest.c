@@ -214,3 +214,25 @@ int it_run(char *out, size_t cap, const char *fmt, ...)
     int st = pclose(p);
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+const char *it_sqlf(const char *fmt, ...)
+{
+    char q[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q, sizeof q, fmt, ap);
+    va_end(ap);
+    return it_sql(q);
+}
+
+struct wsc *it_member(int g, const char *tok, const char *room)
+{
+    struct wsc *c = it_connect_auth(g, tok);
+    cJSON *j = c ? it_join(c, room, -1) : NULL;
+    if (!j || wsc_err_code(j)) {
+        fprintf(stderr, "itest: could not join room %s on gateway %d\n", room, g);
+        abort();
+    }
+    cJSON_Delete(j);
+    return c;
+}

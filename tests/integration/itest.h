@@ -11,13 +11,13 @@
 #include <stdint.h>
 
 struct itest_env {
-    char pg[256];      /* conninfo */
-    int gw[2];         /* gateway ports */
-    int gw_pid[2];     /* gateway pids */
-    char state[512];   /* state dir */
-    char parleyd[512]; /* binary */
-    char env_sh[512];  /* fixture script */
-    int redis_port;    /* the Redis server */
+    char pg[256];            /* conninfo */
+    int gw[2];               /* gateway ports */
+    int gw_pid[2];           /* gateway pids */
+    char state[512];         /* state dir */
+    char parleyd[512];       /* binary */
+    char env_sh[512];        /* fixture script */
+    int redis_port;          /* the Redis server */
     char operator_token[64]; /* the operator token (outbox API) */
 };
 
@@ -35,6 +35,8 @@ int it_run(char *out, size_t cap, const char *fmt, ...) __attribute__((format(pr
 int it_env(const char *cmd);
 /* Runs psql-free SQL through libpq; returns the first value (static buffer). */
 const char *it_sql(const char *sql);
+/* The same with a printf-formatted statement (the same static buffer). */
+const char *it_sqlf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A workspace with one room and n people (tokens in tok[i], ids in person[i]). */
 struct it_world {
@@ -51,6 +53,8 @@ void it_world(struct it_world *w, int n, const char *visibility);
 int64_t it_pair(struct it_world *w, int g0, struct wsc **a, int g1, struct wsc **b);
 /* Connect to gateway g (0/1), read hello, authenticate with tok. */
 struct wsc *it_connect_auth(int g, const char *tok);
+/* Connects to gateway g with tok and joins room (aborts the test on failure). */
+struct wsc *it_member(int g, const char *tok, const char *room);
 /* join room (since < 0: without since); returns the reply. */
 cJSON *it_join(struct wsc *c, const char *room, int64_t since);
 /* send; returns the reply */

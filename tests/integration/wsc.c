@@ -147,8 +147,7 @@ struct wsc *wsc_connect(int port, const struct wsc_opts *o, int *http_status)
     char origin_hdr[300] = "";
     if (o && o->origin) snprintf(origin_hdr, sizeof origin_hdr, "Origin: %s\r\n", o->origin);
     char ua_hdr[300] = "";
-    if (o && o->user_agent)
-        snprintf(ua_hdr, sizeof ua_hdr, "User-Agent: %s\r\n", o->user_agent);
+    if (o && o->user_agent) snprintf(ua_hdr, sizeof ua_hdr, "User-Agent: %s\r\n", o->user_agent);
     int n = snprintf(req, sizeof req,
                      "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"

@@ -19,10 +19,10 @@
 struct wsc;
 
 struct wsc_opts {
-    const char *src_ip; /* bind to this source address (NULL: any) */
-    int rcvbuf;         /* SO_RCVBUF before connect (0: default) */
-    bool tls;           /* wss: TLS (certificate not verified: tests use self-signed) */
-    const char *origin; /* send this Origin header (NULL: none) */
+    const char *src_ip;     /* bind to this source address (NULL: any) */
+    int rcvbuf;             /* SO_RCVBUF before connect (0: default) */
+    bool tls;               /* wss: TLS (certificate not verified: tests use self-signed) */
+    const char *origin;     /* send this Origin header (NULL: none) */
     const char *user_agent; /* send this User-Agent header (NULL: none) */
 };
 
