@@ -32,6 +32,11 @@ static const char *const err_names[PP_E__COUNT] = {
     [PP_E_STARS_OUT_OF_RANGE] = "stars_out_of_range",
     [PP_E_BAD_PARENT] = "bad_parent",
     [PP_E_GUIDELINE] = "guideline_violation",
+    [PP_E_MUTED] = "muted",
+    [PP_E_ROOM_LOCKED] = "room_locked",
+    [PP_E_SLOW_MODE] = "slow_mode",
+    [PP_E_EDIT_WINDOW] = "edit_window_closed",
+    [PP_E_NO_SUCH_PENDING] = "no_such_pending",
 };
 
 const char *pp_err_name(enum pp_err_code code)
@@ -58,6 +63,15 @@ static const char *const op_names[] = {
     [PP_OP_ENTRIES] = "entries",
     [PP_OP_MY_VOTES] = "my_votes",
     [PP_OP_TYPING] = "typing",
+    [PP_OP_DELETE] = "delete",
+    [PP_OP_EDIT] = "edit",
+    [PP_OP_PENDING] = "pending",
+    [PP_OP_APPROVE] = "approve",
+    [PP_OP_REJECT] = "reject",
+    [PP_OP_MUTE] = "mute",
+    [PP_OP_UNMUTE] = "unmute",
+    [PP_OP_REMOVE] = "remove",
+    [PP_OP_ROOM_SETTINGS] = "room_settings",
 };
 #define NOPS (sizeof op_names / sizeof op_names[0])
 
@@ -116,6 +130,11 @@ enum field {
     F_PERSON = 1 << 12,
     F_SORT = 1 << 13,
     F_OFFSET = 1 << 14,
+    F_REASON = 1 << 15,
+    F_PENDING = 1 << 16,
+    F_DURATION = 1 << 17,
+    F_LOCKED = 1 << 18,
+    F_SLOW = 1 << 19,
 };
 
 static const struct {
@@ -127,6 +146,8 @@ static const struct {
     {"before", F_BEFORE}, {"after", F_AFTER},         {"limit", F_LIMIT},
     {"seq", F_SEQ},       {"stars", F_STARS},         {"parent", F_PARENT},
     {"person", F_PERSON}, {"sort", F_SORT},           {"offset", F_OFFSET},
+    {"reason", F_REASON}, {"pending", F_PENDING},     {"duration_s", F_DURATION},
+    {"locked", F_LOCKED}, {"slow_mode_s", F_SLOW},
 };
 
 static const unsigned allowed[] = {
@@ -148,6 +169,15 @@ static const unsigned allowed[] = {
     [PP_OP_ENTRIES] = F_ROOM | F_SORT | F_LIMIT | F_OFFSET,
     [PP_OP_MY_VOTES] = F_ROOM,
     [PP_OP_TYPING] = F_ROOM,
+    [PP_OP_DELETE] = F_ROOM | F_SEQ | F_REASON,
+    [PP_OP_EDIT] = F_ROOM | F_SEQ | F_BODY,
+    [PP_OP_PENDING] = F_ROOM,
+    [PP_OP_APPROVE] = F_ROOM | F_PENDING | F_REASON,
+    [PP_OP_REJECT] = F_ROOM | F_PENDING | F_REASON,
+    [PP_OP_MUTE] = F_ROOM | F_PERSON | F_DURATION | F_REASON,
+    [PP_OP_UNMUTE] = F_ROOM | F_PERSON | F_REASON,
+    [PP_OP_REMOVE] = F_ROOM | F_PERSON | F_REASON,
+    [PP_OP_ROOM_SETTINGS] = F_ROOM | F_LOCKED | F_SLOW | F_REASON,
 };
 
 static bool str_field(const cJSON *it, size_t min, size_t max, struct pp_str *out)
@@ -245,6 +275,25 @@ static int decode_fields(const cJSON *root, const struct pp_limits *lim, struct 
             c->offset = (int)v;
             break;
         }
+        case F_REASON:
+            ok = str_field(it, 1, 500, &c->reason);
+            break;
+        case F_PENDING:
+            ok = get_int(it, 1, PP_MAX_ID, &c->pending);
+            break;
+        case F_DURATION:
+            ok = get_int(it, 1, 31536000, &c->duration_s);
+            break;
+        case F_LOCKED:
+            ok = c->has_locked = cJSON_IsBool(it);
+            c->locked = cJSON_IsTrue(it);
+            break;
+        case F_SLOW: {
+            int64_t v = 0;
+            ok = c->has_slow_mode = get_int(it, 0, 86400, &v);
+            c->slow_mode_s = (int)v;
+            break;
+        }
         }
         if (!ok) return fail(err, PP_E_BAD_REQUEST, "%s: wrong type or out of range", name);
     }
@@ -280,12 +329,37 @@ static int decode_fields(const cJSON *root, const struct pp_limits *lim, struct 
     case PP_OP_SEEN_ENTRIES:
     case PP_OP_ENTRIES:
     case PP_OP_TYPING:
+    case PP_OP_PENDING:
+        need = F_ROOM;
+        break;
+    case PP_OP_DELETE:
+        need = F_ROOM | F_SEQ;
+        break;
+    case PP_OP_EDIT:
+        need = F_ROOM | F_SEQ | F_BODY;
+        break;
+    case PP_OP_APPROVE:
+    case PP_OP_REJECT:
+        need = F_ROOM | F_PENDING;
+        break;
+    case PP_OP_MUTE:
+        need = F_PERSON | F_DURATION; /* without room: the whole workspace */
+        break;
+    case PP_OP_UNMUTE:
+        need = F_PERSON;
+        break;
+    case PP_OP_REMOVE:
+        need = F_ROOM | F_PERSON;
+        break;
+    case PP_OP_ROOM_SETTINGS:
         need = F_ROOM;
         break;
     }
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
         if ((need & fields[i].f) && !(seen & fields[i].f))
             return fail(err, PP_E_BAD_REQUEST, "%s: required", fields[i].name);
+    if (c->op == PP_OP_ROOM_SETTINGS && !c->has_locked && !c->has_slow_mode)
+        return fail(err, PP_E_BAD_REQUEST, "%s: give locked or slow_mode_s", "locked");
     if (c->has_before && c->has_after)
         return fail(err, PP_E_BAD_REQUEST, "%s: give before or after, not both", "before");
     if ((c->op == PP_OP_HISTORY || c->op == PP_OP_ENTRIES) && !c->limit)
@@ -537,7 +611,8 @@ int pp_w_finish(struct pp_w *w)
 
 const char *pp_kind_name(enum pp_kind k)
 {
-    static const char *const names[] = {"message", "entry", "reply", "votes", "read"};
+    static const char *const names[] = {"message", "entry",  "reply", "votes",
+                                        "read",    "delete", "edit",  "settings"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "message";
 }
 
@@ -585,13 +660,21 @@ void pp_w_message_fields(struct pp_w *w, const struct pp_message *m)
         pp_w_key(w, "parent");
         pp_w_int(w, m->parent);
     }
+    if (m->deleted) {
+        pp_w_key(w, "deleted");
+        pp_w_bool(w, true);
+    }
+    if (m->edited) {
+        pp_w_key(w, "edited");
+        pp_w_int(w, m->edited);
+    }
     w_votes(w, m);
 }
 
 void pp_w_message(struct pp_w *w, const struct pp_message *m)
 {
     pp_w_obj_begin(w);
-    if (m->kind == PP_K_VOTES || m->kind == PP_K_READ) {
+    if (PP_KIND_IS_EVENT(m->kind)) {
         /* An event: its own fields, made by the server, follow the header. */
         pp_w_key(w, "push");
         pp_w_cstr(w, pp_kind_name(m->kind));

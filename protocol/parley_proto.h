@@ -53,6 +53,11 @@ enum pp_err_code {
     PP_E_STARS_OUT_OF_RANGE,    /* "stars_out_of_range": stars are 1 to 5 */
     PP_E_BAD_PARENT,            /* "bad_parent": replies go to an entry of a dialogue room */
     PP_E_GUIDELINE,             /* "guideline_violation": refused by a communication guideline */
+    PP_E_MUTED,                 /* "muted": a moderator muted you here, until a time */
+    PP_E_ROOM_LOCKED,           /* "room_locked": the room is read-only */
+    PP_E_SLOW_MODE,             /* "slow_mode": one message per N seconds here; wait */
+    PP_E_EDIT_WINDOW,           /* "edit_window_closed": too old to edit or delete */
+    PP_E_NO_SUCH_PENDING,       /* "no_such_pending": no held message with that id to decide */
     PP_E__COUNT
 };
 
@@ -75,6 +80,15 @@ enum pp_op {
     PP_OP_ENTRIES,      /* a dialogue room's entries, by newest or by rating */
     PP_OP_MY_VOTES,     /* what I liked or rated */
     PP_OP_TYPING,       /* ephemeral: I am typing in a room */
+    PP_OP_DELETE,       /* delete a message: my own within the window, any as moderator */
+    PP_OP_EDIT,         /* edit my own message within the window */
+    PP_OP_PENDING,      /* held and shadowed messages: all (moderator) or my own */
+    PP_OP_APPROVE,      /* moderator: deliver a held message (it takes its seq now) */
+    PP_OP_REJECT,       /* moderator: drop a held or shadowed message */
+    PP_OP_MUTE,         /* moderator: mute a person in a room or the workspace */
+    PP_OP_UNMUTE,       /* moderator: lift a mute */
+    PP_OP_REMOVE,       /* moderator: remove a person from a room */
+    PP_OP_ROOM_SETTINGS /* moderator: lock the room, set slow mode */
 };
 
 /* Limits the decoder enforces; filled from server configuration. */
@@ -113,6 +127,12 @@ struct pp_cmd {
     struct pp_str person;        /* seen_entries: optional uuid (default: me) */
     bool by_rating;              /* entries: sort "rating" (default "newest") */
     int offset;                  /* entries: 0..10000 */
+    struct pp_str reason;        /* moderation: optional, 1..500 bytes */
+    int64_t pending;             /* approve, reject: the pending message id (>= 1) */
+    int64_t duration_s;          /* mute: 1..31536000 seconds */
+    bool has_locked, locked;     /* room_settings */
+    bool has_slow_mode;          /* room_settings */
+    int slow_mode_s;             /* ... 0..86400 (0: off) */
     void *tree;                  /* owned parse tree (cJSON *) */
 };
 
@@ -167,7 +187,19 @@ int pp_w_finish(struct pp_w *w);
 
 /* What a row of a room's log is: a message (chat), an entry or a reply
  * (dialogue), or an event recording a change of votes or of read state. */
-enum pp_kind { PP_K_MESSAGE, PP_K_ENTRY, PP_K_REPLY, PP_K_VOTES, PP_K_READ };
+enum pp_kind {
+    PP_K_MESSAGE,
+    PP_K_ENTRY,
+    PP_K_REPLY,
+    PP_K_VOTES,   /* event: a message's likes or stars changed */
+    PP_K_READ,    /* event: a person's read watermark moved */
+    PP_K_DELETE,  /* event: a message was deleted (its row is a stub now) */
+    PP_K_EDIT,    /* event: a message was edited */
+    PP_K_SETTINGS /* event: the room was locked or unlocked, slow mode changed */
+};
+#define PP_K_LAST PP_K_SETTINGS
+/* An event rather than something a person wrote. */
+#define PP_KIND_IS_EVENT(k) ((k) >= PP_K_VOTES)
 
 /* A stored chat message as pushed to clients. */
 struct pp_message {
@@ -189,6 +221,8 @@ struct pp_message {
     int64_t stars;    /* dialogue: number of ratings */
     int64_t star_sum; /* dialogue: their sum (star_avg = star_sum / stars) */
     int64_t votes_v;  /* version of the aggregates: higher is newer */
+    bool deleted;     /* a stub: the body is gone ("deleted":true) */
+    int64_t edited;   /* ms of the last edit, 0 if never ("edited":ms) */
 };
 
 /* Encoders: each returns the number of bytes written into buf, or -1 if it

@@ -9,6 +9,7 @@
 #include "guidelines.h"
 #include "http_api.h"
 #include "log.h"
+#include "moderation.h"
 #include "mem.h"
 #include "receipts.h"
 #include "room.h"
@@ -147,15 +148,16 @@ static void on_bus_up(void *ud)
     room_on_bus_up(ud);
 }
 
-/* store_stmts then the API's, prepared on every PostgreSQL connection. */
+/* store_stmts, the API's, then moderation's, prepared on every PostgreSQL connection. */
 static struct db_stmt *all_stmts(int *n)
 {
-    static struct db_stmt all[ST__COUNT + 64];
-    _Static_assert(sizeof all / sizeof all[0] >= ST__COUNT, "statement table");
+    static struct db_stmt all[ST__COUNT + 64 + M__COUNT];
     if (http_api_nstmts > 64) return NULL;
     memcpy(all, store_stmts, sizeof store_stmts);
     memcpy(all + ST__COUNT, http_api_stmts, (size_t)http_api_nstmts * sizeof all[0]);
-    *n = ST__COUNT + http_api_nstmts;
+    /* moderation.c finds its statements right after the API's */
+    memcpy(all + ST__COUNT + http_api_nstmts, mod_stmts, sizeof mod_stmts);
+    *n = ST__COUNT + http_api_nstmts + M__COUNT;
     return all;
 }
 

@@ -6,6 +6,7 @@
 #include "db.h"
 #include "log.h"
 #include "mem.h"
+#include "room.h"
 #include "rulecache.h"
 #include "store.h"
 
@@ -44,6 +45,8 @@ static void apply(struct app *a, const char *p, size_t len)
     const char *y = strtok_r(NULL, " ", &save);
     if (kind && x && !strcmp(kind, "guidelines"))
         rulecache_invalidate(a, x);
+    else if (kind && x && y && !strcmp(kind, "kick"))
+        room_remove_person(a, x, y);
     else if (kind && x)
         close_matching(a, kind, x, y);
 }
@@ -51,9 +54,35 @@ static void apply(struct app *a, const char *p, size_t len)
 void ctl_publish(struct app *a, const char *event)
 {
     size_t len = strlen(event);
+    if (!strncmp(event, "sync ", 5)) {
+        char room[PP_UUID_LEN + 1];
+        long long seq = 0;
+        if (sscanf(event + 5, "%36s %lld", room, &seq) == 2) room_sync(a, room, seq);
+        return;
+    }
     apply(a, event, len);
     if (bus_publish(a->bus, CTL_CHANNEL, sizeof CTL_CHANNEL - 1, event, len))
         log_warn("control event not published; other gateways revalidate", "event=\"%s\"", event);
+}
+
+void ctl_effects(struct app *a, const void *res_)
+{
+    PGresult *res = (PGresult *)res_;
+    if (PQntuples(res) < 1) return;
+    if (PQnfields(res) > 2 && !PQgetisnull(res, 0, 2)) {
+        char ev[512], *save = NULL;
+        snprintf(ev, sizeof ev, "%s", PQgetvalue(res, 0, 2));
+        for (char *e = strtok_r(ev, ";", &save); e; e = strtok_r(NULL, ";", &save))
+            ctl_publish(a, e);
+    }
+    if (PQnfields(res) > 3 && !PQgetisnull(res, 0, 3)) {
+        const char *spec = PQgetvalue(res, 0, 3);
+        size_t len = (size_t)PQgetlength(res, 0, 3);
+        const char *sp = len > PP_UUID_LEN + 2 ? strchr(spec + PP_UUID_LEN + 1, ' ') : NULL;
+        if (spec[PP_UUID_LEN] == ' ' && sp)
+            room_push(a, spec, spec + PP_UUID_LEN + 1, (size_t)(sp - spec - PP_UUID_LEN - 1),
+                      sp + 1, len - (size_t)(sp + 1 - spec));
+    }
 }
 
 bool ctl_on_message(struct app *a, const char *ch, size_t chlen, const char *p, size_t len)

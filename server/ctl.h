@@ -11,8 +11,12 @@
  * how tokens that expire while connected are cut off.
  *
  * Events are text: "token <token-id>", "person <person-id>",
- * "member <workspace-id> <person-id>", "workspace <workspace-id>", and
- * "guidelines <workspace-id>" (its rules changed: drop the compiled copies).
+ * "member <workspace-id> <person-id>", "workspace <workspace-id>",
+ * "guidelines <workspace-id>" (its rules, mutes or room settings changed:
+ * drop the cached copies) and "kick <room-id> <person-id>" (removed from the
+ * room: take them out of it now). "sync <room-id> <seq>" is not broadcast:
+ * it publishes a sync marker on the room's channel, so every gateway with
+ * members there fetches the rows a statement appended to the room's log.
  */
 #ifndef PARLEY_CTL_H
 #define PARLEY_CTL_H
@@ -24,6 +28,12 @@ struct app;
 
 /* Applies the event here and publishes it to the other gateways. */
 void ctl_publish(struct app *a, const char *event);
+
+/* The effects a statement answered in row 0 (PGresult *): column 2, events
+ * separated by ';'; column 3 if present, a push "<room> <person|-> <json>"
+ * delivered on every gateway to that person's and the moderators'
+ * connections in the room. */
+void ctl_effects(struct app *a, const void *res);
 
 /* Bus hooks: true when ch was the control channel (the message was handled). */
 bool ctl_on_message(struct app *a, const char *ch, size_t chlen, const char *p, size_t len);

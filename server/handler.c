@@ -6,6 +6,7 @@
 #include "db.h"
 #include "log.h"
 #include "mem.h"
+#include "moderation.h"
 #include "perm.h"
 #include "receipts.h"
 #include "room.h"
@@ -261,7 +262,26 @@ static void op_send(struct conn *c, const struct pp_cmd *cmd)
         return;
     }
     /* The guidelines run before anything is stored or sent. */
-    rulecache_send(c->app, c, room_find_sub(c, cmd->room.str), cmd);
+    struct msgin in = {.op = PP_OP_SEND,
+                       .id = cmd->id,
+                       .cmid = cmd->client_msg_id,
+                       .body = cmd->body,
+                       .parent = cmd->has_parent ? cmd->parent : 0};
+    memcpy(in.room, cmd->room.str, PP_UUID_LEN + 1);
+    rulecache_send(c->app, c, &in);
+}
+
+/* An edit passes the room's guidelines like a send. */
+static void op_edit(struct conn *c, const struct pp_cmd *cmd)
+{
+    if (!joined(c, cmd)) return;
+    if (!perm_allows((enum role)c->prole, P_MSG_SEND)) {
+        conn_reply_err(c, cmd->id, PP_E_FORBIDDEN, "your role may not send messages");
+        return;
+    }
+    struct msgin in = {.op = PP_OP_EDIT, .id = cmd->id, .body = cmd->body, .seq = cmd->seq};
+    memcpy(in.room, cmd->room.str, PP_UUID_LEN + 1);
+    rulecache_send(c->app, c, &in);
 }
 
 /* ---- history ------------------------------------------------------------- */
@@ -549,6 +569,15 @@ static const op_fn ops[] = {
     [PP_OP_ENTRIES] = op_entries,
     [PP_OP_MY_VOTES] = op_my_votes,
     [PP_OP_TYPING] = op_typing,
+    [PP_OP_DELETE] = mod_op,
+    [PP_OP_EDIT] = op_edit,
+    [PP_OP_PENDING] = mod_op,
+    [PP_OP_APPROVE] = mod_op,
+    [PP_OP_REJECT] = mod_op,
+    [PP_OP_MUTE] = mod_op,
+    [PP_OP_UNMUTE] = mod_op,
+    [PP_OP_REMOVE] = mod_op,
+    [PP_OP_ROOM_SETTINGS] = mod_op,
 };
 
 void handler_dispatch(struct conn *c, const char *msg, size_t len)

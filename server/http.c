@@ -172,6 +172,7 @@ void http_error(struct http_req *r, int status, const char *code, const char *me
     if (field && *field) cJSON_AddStringToObject(e, "field", field);
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
+    r->type = NULL; /* errors are JSON whatever the route answers */
     http_respond(r, status, s, s ? strlen(s) : 0);
 }
 

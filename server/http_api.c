@@ -8,6 +8,7 @@
 #include "http.h"
 #include "jsonv.h"
 #include "log.h"
+#include "moderation.h"
 #include "perm.h"
 #include "rulecache.h"
 #include "stats.h"
@@ -20,27 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- SQL ------------------------------------------------------------------
- * Every API statement takes the same ten parameters, named in the CTE p:
- * the acting person, the path's workspace and ids, the validated body, and
- * x/y/z for what the route needs (x: the roles the actor manages, from
- * perm.c; y: flags; z: route-specific), then the client's IP and
- * User-Agent families for the visit log. Each answers rows of (status, body
- * JSON, control event): no row means 404. Every object is looked up under
- * p.ws, so another workspace's id finds nothing. */
-#define P                                                                                          \
-    "WITH p AS (SELECT $1::uuid AS actor, $2::uuid AS ws, $3::uuid AS id1, $4::uuid AS id2,"       \
-    " $5::jsonb AS b, $6::text AS x, $7::text AS y, $8::text AS z, $9::text AS ip,"                \
-    " $10::text AS ua)"
-#define NPARAMS 10
+#include "apisql.h"
 
-#define ERR(code, field, msg)                                                                      \
-    "json_build_object('error', json_build_object('code', '" code "', 'field', '" field            \
-    "', 'message', '" msg "'))"
 /* b ? 'k': the field was sent, so an update sets it (to null if null). */
 #define SET(col, key) col " = CASE WHEN p.b ? '" key "' THEN p.b->>'" key "' ELSE " col " END"
-#define MANAGES(role) "(" role " = ANY(string_to_array(p.x, ',')))"
-#define FLAG(f) "(strpos(p.y, '" f "') > 0)"
 
 #define PERSON_JSON                                                                                \
     "json_build_object('id', pe.id,"                                                               \
@@ -64,10 +48,12 @@
     " WHERE m.person_id = pe.id AND m.removed_at IS NULL), '[]'))"
 #define WS_JSON                                                                                    \
     "json_build_object('id', w.id, 'name', w.name, 'allowed_domains', w.allowed_domains,"          \
-    " 'retention_days', w.retention_days, 'created_at', w.created_at, 'role', wm.role)"
+    " 'retention_days', w.retention_days, 'edit_window_s', w.edit_window_s,"                       \
+    " 'created_at', w.created_at, 'role', wm.role)"
 #define ROOM_JSON                                                                                  \
     "json_build_object('id', r.id, 'name', r.name, 'kind', r.kind, 'visibility', r.visibility,"    \
     " 'archived', r.archived_at IS NOT NULL, 'broadcast_reads', r.broadcast_reads,"                \
+    " 'locked', r.locked, 'slow_mode_s', r.slow_mode_s,"                                           \
     " 'last_seq', r.last_seq, 'created_at', r.created_at)"
 #define INVITE_JSON                                                                                \
     "json_build_object('id', i.id, 'email', i.email, 'phone', i.phone, 'role', i.role,"            \
@@ -82,10 +68,6 @@
 #define TOKEN_JSON                                                                                 \
     "json_build_object('id', t.id, 'kind', t.kind, 'rooms', t.room_ids,"                           \
     " 'created_at', t.created_at, 'expires_at', t.expires_at, 'revoked_at', t.revoked_at)"
-/* A list answer; key is NULL on the row an outer join makes when there is nothing. */
-#define ITEMS(json, order, key)                                                                    \
-    "json_build_object('items', coalesce(json_agg(" json " ORDER BY " order ") FILTER (WHERE " key \
-    " IS NOT NULL), '[]'))"
 /* The person's own connection to a workspace (not removed). */
 #define ACTIVE_MEMBER(who)                                                                         \
     "EXISTS (SELECT 1 FROM workspace_members am WHERE am.workspace_id = p.ws"                      \
@@ -233,7 +215,8 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                       "  jsonb_array_elements_text(coalesce(p.b->'allowed_domains', '[]')))"
                       "  ELSE w.allowed_domains END,"
                       " retention_days = CASE WHEN p.b ? 'retention_days'"
-                      "  THEN (p.b->>'retention_days')::int ELSE w.retention_days END"
+                      "  THEN (p.b->>'retention_days')::int ELSE w.retention_days END,"
+                      " edit_window_s = coalesce((p.b->>'edit_window_s')::int, w.edit_window_s)"
                       " FROM p WHERE w.id = p.ws RETURNING w.*)"
                       " SELECT 200, " WS_JSON ", NULL FROM w, p JOIN workspace_members wm"
                       " ON wm.workspace_id = p.ws AND wm.person_id = p.actor",
@@ -515,11 +498,14 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
         " ok AS (SELECT " ACTIVE_MEMBER("(p.b->>'person_id')::uuid") " AS ok FROM p),"
         " i AS (INSERT INTO room_members (room_id, person_id)"
         "  SELECT r.id, (p.b->>'person_id')::uuid FROM r, p, ok WHERE ok.ok"
-        "  ON CONFLICT DO NOTHING RETURNING 1)"
+        "  ON CONFLICT DO NOTHING RETURNING 1),"
+        /* adding someone back lifts a removal */
+        " u AS (DELETE FROM room_bans b USING r, p, ok WHERE ok.ok AND b.room_id = r.id"
+        "  AND b.person_id = (p.b->>'person_id')::uuid RETURNING 1)"
         " SELECT CASE WHEN ok.ok THEN 204 ELSE 400 END,"
         "  CASE WHEN NOT ok.ok THEN " ERR("bad_field", "person_id",
                                          "person_id: not an active person of this workspace")
-        "  END, NULL FROM r, ok WHERE (SELECT count(*) FROM i) >= 0",
+        "  END, NULL FROM r, ok WHERE (SELECT count(*) FROM i) + (SELECT count(*) FROM u) >= 0",
         NPARAMS},
     [A_ROOM_MEMBER_DEL] = {"api_room_member_del",
                            P ", d AS (DELETE FROM room_members rm USING rooms r, p"
@@ -742,6 +728,7 @@ static const struct jv_field f_ws_create[] = {
     {"name", JV_TEXT, true, false, 1, 200, NULL},
     {"allowed_domains", JV_DOMAINS, false, true, 0, 50, NULL},
     {"retention_days", JV_INT, false, true, 1, 36500, NULL},
+    {"edit_window_s", JV_INT, false, false, 0, 604800, NULL},
     {NULL, 0, 0, 0, 0, 0, NULL}};
 static const struct jv_field f_ws_patch[] = {
     {"name", JV_TEXT, false, false, 1, 200, NULL},
@@ -809,6 +796,23 @@ static const struct jv_field f_avatar_token[] = {
 static const char *const all_roles[] = {"owner",  "admin",  "keyuser", "support",
                                         "member", "avatar", NULL};
 /* A body its handler checks itself (a rule set is not a flat field table). */
+static const struct jv_field f_reason[] = {OPT_TEXT("reason", 500), {NULL, 0, 0, 0, 0, 0, NULL}};
+static const struct jv_field f_mute[] = {{"person_id", JV_UUID, true, false, 0, 0, NULL},
+                                         {"room_id", JV_UUID, false, false, 0, 0, NULL},
+                                         {"duration_s", JV_INT, true, false, 1, 31536000, NULL},
+                                         OPT_TEXT("reason", 500),
+                                         {NULL, 0, 0, 0, 0, 0, NULL}};
+static const struct jv_field f_unmute[] = {{"person_id", JV_UUID, true, false, 0, 0, NULL},
+                                           {"room_id", JV_UUID, false, false, 0, 0, NULL},
+                                           OPT_TEXT("reason", 500),
+                                           {NULL, 0, 0, 0, 0, 0, NULL}};
+static const struct jv_field f_remove[] = {{"person_id", JV_UUID, true, false, 0, 0, NULL},
+                                           OPT_TEXT("reason", 500),
+                                           {NULL, 0, 0, 0, 0, 0, NULL}};
+static const struct jv_field f_settings[] = {{"locked", JV_BOOL, false, false, 0, 0, NULL},
+                                             {"slow_mode_s", JV_INT, false, false, 0, 86400, NULL},
+                                             OPT_TEXT("reason", 500),
+                                             {NULL, 0, 0, 0, 0, 0, NULL}};
 static const struct jv_field f_raw[] = {{NULL, 0, 0, 0, 0, 0, NULL}};
 static const struct jv_field f_dry_run[] = {{"text", JV_SECRET, true, false, 1, 65536, NULL},
                                             {"room_id", JV_UUID, false, false, 0, 0, NULL},
@@ -830,7 +834,11 @@ static void r_logout(struct http_req *r);
 static void r_visits(struct http_req *r);
 static void r_gl_put(struct http_req *r);
 static void r_gl_dry_run(struct http_req *r);
+static void r_eval(struct http_req *r);
+static void r_mod_log(struct http_req *r);
 
+/* Moderation's statements follow the API's in the prepared set. */
+#define MOD(m) (A__COUNT + (m))
 #define WS "/api/v1/workspaces/{ws}"
 static const struct route routes[] = {
     {HM_GET, "/healthz", AU_NONE, -1, NULL, -1, r_health},
@@ -891,6 +899,22 @@ static const struct route routes[] = {
     {HM_POST, WS "/guidelines/dry-run", AU_WORKSPACE, P_GUIDELINES_MANAGE, f_dry_run, -1,
      r_gl_dry_run},
     {HM_GET, WS "/guidelines/audit", AU_WORKSPACE, P_GUIDELINES_MANAGE, NULL, A_GL_AUDIT, NULL},
+    {HM_GET, WS "/rooms/{id}/pending", AU_WORKSPACE, P_ROOM_JOIN, NULL, MOD(M_PENDING), NULL},
+    {HM_POST, WS "/rooms/{id}/pending/{n}/approve", AU_WORKSPACE, P_MODERATE, f_reason,
+     MOD(M_APPROVE), NULL},
+    {HM_POST, WS "/rooms/{id}/pending/{n}/reject", AU_WORKSPACE, P_MODERATE, f_reason,
+     MOD(M_REJECT), NULL},
+    {HM_POST, WS "/rooms/{id}/messages/{n}/delete", AU_WORKSPACE, P_MSG_SEND, f_reason,
+     MOD(M_DELETE), NULL},
+    {HM_POST, WS "/rooms/{id}/remove", AU_WORKSPACE, P_MODERATE, f_remove, MOD(M_REMOVE), NULL},
+    {HM_PATCH, WS "/rooms/{id}/moderation", AU_WORKSPACE, P_MODERATE, f_settings, MOD(M_SETTINGS),
+     NULL},
+    {HM_GET, WS "/mutes", AU_WORKSPACE, P_MODERATE, NULL, MOD(M_MUTES), NULL},
+    {HM_POST, WS "/mutes", AU_WORKSPACE, P_MODERATE, f_mute, MOD(M_MUTE), NULL},
+    {HM_POST, WS "/mutes/lift", AU_WORKSPACE, P_MODERATE, f_unmute, MOD(M_UNMUTE), NULL},
+    {HM_GET, WS "/moderation/log", AU_WORKSPACE, P_MODERATE, NULL, MOD(M_LOG), r_mod_log},
+    {HM_GET, WS "/evaluation", AU_WORKSPACE, P_EVALUATE, NULL, MOD(M_EVAL), r_eval},
+    {HM_GET, WS "/rooms/{id}/evaluation", AU_WORKSPACE, P_EVALUATE, NULL, MOD(M_EVAL), r_eval},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
@@ -986,7 +1010,7 @@ static void on_stmt(void *ud, PGresult *res, int err)
     struct http_req *r = ud;
     struct app *a = r->app;
     bool ok = !err && PQresultStatus(res) == PGRES_TUPLES_OK;
-    if (ok && PQntuples(res) > 0 && !PQgetisnull(res, 0, 2)) ctl_publish(a, PQgetvalue(res, 0, 2));
+    if (ok && PQntuples(res) > 0) ctl_effects(a, res);
     if (!http_alive(r)) return;
     if (!ok) {
         respond_db_error(r, err ? NULL : res, err);
@@ -1015,6 +1039,7 @@ static void on_stmt(void *ud, PGresult *res, int err)
         http_respond(r, status, b, n);
         return;
     }
+    if (status >= 300) r->type = NULL; /* errors are JSON */
     respond_text(r, status, body, len);
 }
 
@@ -1039,22 +1064,21 @@ static void run_stmt(struct http_req *r, int stmt, const char *z)
     const char *arch = http_arg(r, "archived");
     if (arch && !strcmp(arch, "true")) y[k++] = 'A';
     snprintf(ua, sizeof ua, "%s|%s", r->os, r->browser);
-    const struct route *rt = r->route;
-    bool has_ws = strstr(rt->path, "{ws}") != NULL;
-    int idx = has_ws ? 1 : 0;
+    if (perm_allows(r->role, P_MODERATE)) y[k++] = 'M';
+    /* Path parameters in order: {ws} -> ws, {id} -> id1, {id2} -> id2, {n} -> z. */
+    const char *ws = NULL, *id[2] = {NULL, NULL};
+    int nid = 0, i = 0;
+    for (const char *q = ((const struct route *)r->route)->path; (q = strchr(q, '{')); q++, i++) {
+        if (!strncmp(q, "{ws}", 4))
+            ws = r->ids[i];
+        else if (!strncmp(q, "{n}", 3))
+            z = r->ids[i];
+        else if (nid < 2)
+            id[nid++] = r->ids[i];
+    }
     char *body = r->json ? cJSON_PrintUnformatted(r->json) : NULL;
-    bool int_id = strstr(rt->path, "{n}") != NULL;
     const char *v[NPARAMS] = {
-        r->person[0] ? r->person : NULL,
-        has_ws ? r->ids[0] : NULL,
-        !int_id && r->ids[idx][0] ? r->ids[idx] : NULL,
-        !int_id && r->ids[idx + 1][0] ? r->ids[idx + 1] : NULL,
-        body ? body : "{}",
-        x,
-        y,
-        int_id ? r->ids[0] : z,
-        r->ip,
-        ua,
+        r->person[0] ? r->person : NULL, ws, id[0], id[1], body ? body : "{}", x, y, z, r->ip, ua,
     };
     int rc = db_query(a->db, -1, ST__COUNT + stmt, NPARAMS, v, NULL, NULL, on_stmt, r);
     free(body);
@@ -1370,24 +1394,37 @@ static void r_gl_put(struct http_req *r)
         http_error(r, 400, "bad_json", "body is not valid JSON", NULL);
         return;
     }
-    /* Holding and shadowing need the moderation queue, which this server
-     * does not have yet: refused rather than silently delivered. */
-    int i = 0;
-    const cJSON *rule;
-    cJSON_ArrayForEach(rule, cJSON_GetObjectItemCaseSensitive(r->json, "rules"))
-    {
-        const cJSON *act = cJSON_GetObjectItemCaseSensitive(rule, "action");
-        if (cJSON_IsString(act) &&
-            (!strcmp(act->valuestring, "hold") || !strcmp(act->valuestring, "shadow"))) {
-            struct gl_error ge = {.rule = i};
-            snprintf(ge.message, sizeof ge.message,
-                     "action: %s needs moderation, which is not available yet", act->valuestring);
-            bad_rules(r, &ge);
-            return;
-        }
-        i++;
-    }
     run_stmt(r, A_GL_PUT, NULL);
+}
+
+/* ?from=&to= (ISO 8601, default the last 30 days), ?format=csv|json. */
+static void r_eval(struct http_req *r)
+{
+    const char *from = http_arg(r, "from"), *to = http_arg(r, "to"), *fmt = http_arg(r, "format");
+    if (fmt && strcmp(fmt, "csv") && strcmp(fmt, "json")) {
+        http_error(r, 400, "bad_query", "format: csv or json", "format");
+        return;
+    }
+    bool csv = fmt && !strcmp(fmt, "csv");
+    char z[300];
+    snprintf(z, sizeof z, "%s|%s|%s", from ? from : "", to ? to : "", csv ? "csv" : "json");
+    if (strchr(from ? from : "", '|') || strchr(to ? to : "", '|')) {
+        http_error(r, 400, "bad_query", "from, to: ISO 8601 times", "from");
+        return;
+    }
+    if (csv) r->type = "text/csv; charset=utf-8";
+    run_stmt(r, MOD(M_EVAL), z);
+}
+
+/* ?room=<id> narrows the log to one room. */
+static void r_mod_log(struct http_req *r)
+{
+    const char *room = http_arg(r, "room");
+    if (room && !jv_uuid(room)) {
+        http_error(r, 400, "bad_query", "room: a room id", "room");
+        return;
+    }
+    run_stmt(r, MOD(M_LOG), room ? room : "");
 }
 
 static void on_effective(void *ud, PGresult *res, int err)

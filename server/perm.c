@@ -37,6 +37,9 @@ static const struct {
     /* Everyone may know the rules; consultants and key users set them. */
     [P_GUIDELINES_READ] = {"guidelines.read", ALL},
     [P_GUIDELINES_MANAGE] = {"guidelines.manage", STAFF | R(KEYUSER)},
+    /* Consultants and the client's key users run the rooms. */
+    [P_MODERATE] = {"room.moderate", STAFF | R(KEYUSER)},
+    [P_EVALUATE] = {"evaluation.read", STAFF | R(KEYUSER)},
 };
 
 enum role perm_role_parse(const char *s, size_t len)

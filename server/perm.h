@@ -43,6 +43,8 @@ enum perm {
     P_RECEIPTS_OTHERS,   /* WebSocket: which entries another person has seen */
     P_GUIDELINES_READ,   /* read the communication guidelines */
     P_GUIDELINES_MANAGE, /* replace them, test them (dry run), read their audit */
+    P_MODERATE,          /* delete any message, mute, remove, decide held, lock, slow mode */
+    P_EVALUATE,          /* read a room's or the workspace's evaluation */
     PERM__COUNT
 };
 

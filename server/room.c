@@ -6,6 +6,7 @@
 #include "frame.h"
 #include "log.h"
 #include "mem.h"
+#include "perm.h"
 #include "store.h"
 #include "stats.h"
 
@@ -304,12 +305,77 @@ static void accept_seq(struct app *a, struct room *r, int64_t seq, const char *p
     hold(a, r, seq, p, len);
 }
 
+/* A push for one person's connections and the moderators' in the room
+ * (person "-": moderators only), outside the room's sequence: reliable
+ * (not shed), but not recovered by since (the pending op lists it again). */
+static void deliver_targeted(struct room *r, const char *person, size_t plen, const char *json,
+                             size_t jlen)
+{
+    struct frame *f = NULL;
+    for (struct sub *s = r->head; s; s = s->next) {
+        if (s->state != SUB_LIVE && s->state != SUB_REPLAY) continue;
+        bool mine = plen == PP_UUID_LEN && !memcmp(s->conn->person, person, PP_UUID_LEN);
+        if (!mine && !perm_allows((enum role)s->conn->prole, P_MODERATE)) continue;
+        if (!f && !(f = frame_new(json, jlen))) return;
+        conn_send(s->conn, f);
+    }
+    if (f) frame_unref(f);
+}
+
+void room_push(struct app *a, const char *room, const char *person, size_t plen, const char *json,
+               size_t jlen)
+{
+    if (plen > PP_UUID_LEN || jlen > a->scratch_cap - 64) return;
+    char *buf = a->scratch + FRAME_PRE;
+    int h = snprintf(buf, 48, "m%.*s\n", (int)plen, person);
+    memcpy(buf + h, json, jlen);
+    char ch[64];
+    int chlen = snprintf(ch, sizeof ch, CHAN_PREFIX "%.*s", PP_UUID_LEN, room);
+    if (bus_publish(a->bus, ch, (size_t)chlen, buf, (size_t)h + jlen) == 0) {
+        a->stats.bus_published++;
+        return;
+    }
+    /* No bus: at least this gateway's members get it. */
+    struct room *r = room_lookup(a, room);
+    if (r) deliver_targeted(r, person, plen, json, jlen);
+}
+
+void room_sync(struct app *a, const char *room, int64_t seq)
+{
+    char ch[64], marker[24];
+    int chlen = snprintf(ch, sizeof ch, CHAN_PREFIX "%.*s", PP_UUID_LEN, room);
+    int n = snprintf(marker, sizeof marker, "%lld\n", (long long)seq);
+    if (bus_publish(a->bus, ch, (size_t)chlen, marker, (size_t)n)) {
+        store_unsent(a, room, seq); /* announced when the bus is back */
+        room_kick(a, room);
+    }
+}
+
+void room_remove_person(struct app *a, const char *room, const char *person)
+{
+    struct room *r = room_lookup(a, room);
+    if (!r) return;
+    char push[128];
+    int n = snprintf(push, sizeof push, "{\"push\":\"removed\",\"room\":\"%s\"}", room);
+    for (struct sub *s = r->head, *next; s; s = next) {
+        next = s->next;
+        if (strcmp(s->conn->person, person)) continue;
+        conn_send_copy(s->conn, push, (size_t)n);
+        room_sub_leave(a, s); /* may free r, but only with its last sub */
+    }
+}
+
 void room_on_bus_message(void *ud, const char *ch, size_t chlen, const char *p, size_t len)
 {
     struct app *a = ud;
     a->stats.bus_received++;
     struct room *r = room_by_channel(a, ch, chlen);
     if (!r) return;
+    if (len > 1 && p[0] == 'm') {
+        const char *e = memchr(p, '\n', len < 48 ? len : 48);
+        if (e) deliver_targeted(r, p + 1, (size_t)(e - p - 1), e + 1, len - (size_t)(e + 1 - p));
+        return;
+    }
     const char *nl = memchr(p, '\n', len < 24 ? len : 24);
     if (!nl) return;
     int64_t seq = 0;

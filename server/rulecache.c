@@ -5,6 +5,7 @@
 #include "db.h"
 #include "guidelines.h"
 #include "log.h"
+#include "moderation.h"
 #include "mem.h"
 #include "perm.h"
 #include "room.h"
@@ -19,13 +20,16 @@
 #define CACHE_MAX 4096 /* rooms with compiled rules kept */
 #define WAIT_MAX 1024  /* sends waiting for one room's rules */
 
-/* A send waiting for its room's rules. */
+/* A send (or edit) waiting for its room's rules. */
 struct waiter {
-    struct creq cr;           /* link to the connection */
-    struct waiter *next;      /* in arrival order */
-    int64_t id;               /* command id */
-    int64_t parent;           /* reply parent, 0 for none */
-    struct pp_str cmid, body; /* copies, inside this allocation */
+    struct creq cr;      /* link to the connection */
+    struct waiter *next; /* in arrival order */
+    struct msgin in;     /* what was asked (strings inside this allocation) */
+};
+
+struct mute {
+    char person[PP_UUID_LEN + 1]; /* muted person */
+    int64_t until;                /* Unix ms */
 };
 
 struct entry {
@@ -35,7 +39,11 @@ struct entry {
     bool loading;               /* the query is in flight */
     bool stale;                 /* invalidated while loading: drop after use */
     struct gl_set *set;         /* compiled rules, NULL when none */
-    struct waiter *wh, *wt;     /* waiting sends */
+    bool locked;                /* read-only but for moderators */
+    int slow_mode_s;            /* one message per person per N s; 0: off */
+    struct mute *mutes;         /* active mutes here (room's and workspace's) */
+    int nmutes;
+    struct waiter *wh, *wt; /* waiting sends */
     uint32_t nwait;
 };
 
@@ -76,6 +84,7 @@ static void entry_free(struct entry *e)
         mem_free(w);
     }
     gl_free(e->set);
+    mem_free(e->mutes);
     mem_free(e);
 }
 
@@ -167,43 +176,244 @@ static void record_hits(struct app *a, struct conn *c, const char *room, const s
     db_query(a->db, -1, ST_HITS, 4, p, NULL, NULL, ignore_result, NULL);
 }
 
-/* Evaluates and stores (or refuses) one send; the room's rules are known. */
-static void checked_send(struct app *a, struct conn *c, const struct gl_set *set, const char *room,
-                         int64_t id, const struct pp_str *cmid, const struct pp_str *body,
-                         int64_t parent)
+/* A held or shadowed send being kept. */
+struct keep {
+    struct creq cr;               /* link to the sender's connection */
+    struct app *app;              /* owner */
+    int64_t id;                   /* command id */
+    char room[PP_UUID_LEN + 1];   /* room */
+    char sender[PP_UUID_LEN + 1]; /* sender */
+    char *push;                   /* the push, with "id":0 to fill in */
+};
+
+/* The rule ids whose action is act, as a JSON array. */
+static void rules_json(const struct gl_verdict *v, enum gl_action act, struct pp_w *w)
 {
-    struct sub *s = room_find_sub(c, room);
+    pp_w_arr_begin(w);
+    for (int i = 0; i < v->nhits; i++)
+        if (v->hits[i].action == act) pp_w_cstr(w, v->hits[i].rule_id);
+    pp_w_arr_end(w);
+}
+
+static void on_kept(void *ud, PGresult *res, int err)
+{
+    struct keep *k = ud;
+    struct conn *c = k->cr.c;
+    creq_unlink(&k->cr);
+    if (c && c->inflight) c->inflight--;
+    bool ok = !err && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    if (!ok) {
+        if (c) conn_reply_err(c, k->id, PP_E_UNAVAILABLE, "storage unavailable, retry");
+    } else if (PQgetvalue(res, 0, 0)[0] != 't') {
+        if (c)
+            conn_reply_err(c, k->id, PP_E_BAD_PARENT,
+                           "parent: replies go to an entry of a dialogue room");
+    } else {
+        const char *id = PQgetvalue(res, 0, 1), *state = PQgetvalue(res, 0, 2);
+        const char *ts = PQgetvalue(res, 0, 3);
+        bool dup = PQgetvalue(res, 0, 4)[0] == 't';
+        if (c) {
+            char buf[192];
+            int n = snprintf(buf, sizeof buf,
+                             "{\"room\":\"%s\",\"pending\":%s,\"state\":\"%s\",\"ts\":%s,"
+                             "\"duplicate\":%s}",
+                             k->room, id, state, ts, dup ? "true" : "false");
+            conn_reply_ok(c, k->id, buf, (size_t)n);
+        }
+        if (!dup) { /* to the sender's connections and the moderators, everywhere */
+            size_t pl = strlen(k->push), il = strlen(id), tl = strlen(ts);
+            char *push = mem_alloc(pl + il + tl + 32);
+            if (push) {
+                /* the push was made with "id":0,"ts":0 last: fill them in */
+                int n = snprintf(push, pl + il + tl + 32, "%.*s\"id\":%s,\"ts\":%s}",
+                                 (int)(pl - 14), k->push, id, ts);
+                room_push(k->app, k->room, k->sender, PP_UUID_LEN, push, (size_t)n);
+                mem_free(push);
+            }
+        }
+    }
+    mem_free(k->push);
+    mem_free(k);
+}
+
+/* Keeps a held or shadowed send outside the room's sequence. */
+static void keep(struct app *a, struct conn *c, const struct msgin *in, const struct pp_str *b,
+                 const struct gl_verdict *v)
+{
+    const char *state = v->action == GL_HOLD ? "held" : "shadow";
+    size_t cap = 512 + 6 * (b->len + in->cmid.len);
+    struct keep *k = mem_calloc(1, sizeof *k);
+    char *push = mem_alloc(cap);
+    char rules[1024];
+    if (!k || !push) {
+        mem_free(k);
+        mem_free(push);
+        conn_reply_err(c, in->id, PP_E_INTERNAL, "out of memory");
+        return;
+    }
+    struct pp_w w;
+    pp_w_init(&w, rules, sizeof rules - 1);
+    rules_json(v, v->action, &w);
+    int rn = pp_w_finish(&w);
+    rules[rn > 0 ? rn : 0] = 0;
+    if (rn < 0) snprintf(rules, sizeof rules, "[]");
+    pp_w_init(&w, push, cap - 1);
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "push");
+    pp_w_cstr(&w, "pending");
+    pp_w_key(&w, "room");
+    pp_w_cstr(&w, in->room);
+    pp_w_key(&w, "state");
+    pp_w_cstr(&w, state);
+    pp_w_key(&w, "sender");
+    pp_w_cstr(&w, c->person);
+    pp_w_key(&w, "client_msg_id");
+    pp_w_str(&w, in->cmid.str, in->cmid.len);
+    pp_w_key(&w, "body");
+    pp_w_str(&w, b->str, b->len);
+    if (in->parent) {
+        pp_w_key(&w, "parent");
+        pp_w_int(&w, in->parent);
+    }
+    pp_w_key(&w, "rules");
+    pp_w_raw(&w, rules, strlen(rules));
+    pp_w_key(&w, "id"); /* filled in when kept: on_kept cuts these 14 bytes */
+    pp_w_int(&w, 0);
+    pp_w_key(&w, "ts");
+    pp_w_int(&w, 0);
+    pp_w_obj_end(&w);
+    int n = pp_w_finish(&w);
+    if (n < 0) {
+        mem_free(k);
+        mem_free(push);
+        conn_reply_err(c, in->id, PP_E_INTERNAL, "too large");
+        return;
+    }
+    push[n] = 0;
+    k->app = a;
+    k->id = in->id;
+    k->push = push;
+    memcpy(k->room, in->room, PP_UUID_LEN);
+    memcpy(k->sender, c->person, PP_UUID_LEN);
+    char parent[24];
+    snprintf(parent, sizeof parent, "%lld", (long long)in->parent);
+    const char *p[7] = {in->room, c->person, in->cmid.str, b->str, in->parent ? parent : NULL,
+                        state,    rules};
+    if (db_query(a->db, -1, ST_PENDING_ADD, 7, p, NULL, NULL, on_kept, k)) {
+        mem_free(push);
+        mem_free(k);
+        conn_reply_err(c, in->id, PP_E_UNAVAILABLE, "storage unavailable, retry");
+        return;
+    }
+    creq_link(c, &k->cr);
+    c->inflight++;
+}
+
+/* Flagged: delivered, and the moderators are told (not the sender). */
+static void notify_flag(struct app *a, struct conn *c, const struct msgin *in,
+                        const struct gl_verdict *v)
+{
+    char buf[1024];
+    struct pp_w w;
+    pp_w_init(&w, buf, sizeof buf);
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "push");
+    pp_w_cstr(&w, "flagged");
+    pp_w_key(&w, "room");
+    pp_w_cstr(&w, in->room);
+    pp_w_key(&w, "sender");
+    pp_w_cstr(&w, c->person);
+    pp_w_key(&w, "client_msg_id");
+    pp_w_str(&w, in->cmid.str, in->cmid.len);
+    if (in->op == PP_OP_EDIT) {
+        pp_w_key(&w, "seq");
+        pp_w_int(&w, in->seq);
+    }
+    pp_w_key(&w, "rules");
+    rules_json(v, GL_FLAG, &w);
+    pp_w_obj_end(&w);
+    int n = pp_w_finish(&w);
+    if (n > 0) room_push(a, in->room, "-", 1, buf, (size_t)n);
+}
+
+/* The room's own refusals, before its guidelines: mutes, lock, slow mode.
+ * Moderators are not held back by lock or slow mode. */
+static bool policy_refuses(struct conn *c, const struct entry *e, struct sub *s,
+                           const struct msgin *in, uint64_t now)
+{
+    int64_t wall = app_wall_ms();
+    char msg[128];
+    for (int i = 0; i < e->nmutes; i++)
+        if (!strcmp(e->mutes[i].person, c->person) && e->mutes[i].until > wall) {
+            snprintf(msg, sizeof msg, "you are muted here for %lld more seconds",
+                     (long long)((e->mutes[i].until - wall + 999) / 1000));
+            conn_reply_err(c, in->id, PP_E_MUTED, msg);
+            return true;
+        }
+    if (perm_allows((enum role)c->prole, P_MODERATE)) return false;
+    if (e->locked) {
+        conn_reply_err(c, in->id, PP_E_ROOM_LOCKED, "the room is locked (read-only)");
+        return true;
+    }
+    if (in->op == PP_OP_SEND && e->slow_mode_s && s && s->last_send_ms &&
+        now - s->last_send_ms < (uint64_t)e->slow_mode_s * 1000) {
+        snprintf(msg, sizeof msg, "slow mode: one message per %d s; wait %llu ms", e->slow_mode_s,
+                 (unsigned long long)((uint64_t)e->slow_mode_s * 1000 - (now - s->last_send_ms)));
+        conn_reply_err(c, in->id, PP_E_SLOW_MODE, msg);
+        return true;
+    }
+    return false;
+}
+
+/* Evaluates and stores (or refuses) one send or edit; the room's rules are known. */
+static void checked_send(struct app *a, struct conn *c, const struct entry *e,
+                         const struct msgin *in)
+{
+    struct sub *s = room_find_sub(c, in->room);
     uint64_t now = app_now_ms(a);
+    if (policy_refuses(c, e, s, in, now)) return;
     struct gl_verdict v = {.action = GL_ALLOW, .decisive = -1};
-    if (set) {
+    if (e->set) {
         struct gl_ctx ctx = {.role = c->prole, .since_last_ms = -1};
         if (s && s->last_send_ms) ctx.since_last_ms = (int64_t)(now - s->last_send_ms);
         if (s && now - s->window_start < 60000) ctx.last_minute = s->window_count;
-        if (gl_eval(set, body->str, body->len, &ctx, &v)) {
-            conn_reply_err(c, id, PP_E_BAD_REQUEST, "body: not valid UTF-8");
+        if (gl_eval(e->set, in->body.str, in->body.len, &ctx, &v)) {
+            conn_reply_err(c, in->id, PP_E_BAD_REQUEST, "body: not valid UTF-8");
             return;
         }
-        record_hits(a, c, room, &v);
+        record_hits(a, c, in->room, &v);
     }
-    if (v.action == GL_REJECT) {
+    /* An edit of a delivered message cannot wait for review: refused. */
+    bool refuse = v.action == GL_REJECT ||
+                  (in->op == PP_OP_EDIT && (v.action == GL_HOLD || v.action == GL_SHADOW));
+    if (refuse) {
         char msg[128];
-        snprintf(msg, sizeof msg, "refused by guideline \"%s\"", v.hits[0].rule_id);
         for (int i = 0; i < v.nhits; i++)
-            if (v.hits[i].action == GL_REJECT) {
+            if (v.hits[i].action == v.action) {
                 snprintf(msg, sizeof msg, "refused by guideline \"%s\"", v.hits[i].rule_id);
                 break;
             }
-        conn_reply_err(c, id, PP_E_GUIDELINE, msg);
+        conn_reply_err(c, in->id, PP_E_GUIDELINE, msg);
         gl_verdict_free(&v);
         return;
     }
     /* A rewritten body replaces the original, which is never stored. */
-    struct pp_str b = v.text ? (struct pp_str){v.text, v.len} : *body;
-    if (store_send(a, c, id, room, cmid, &b, parent))
-        conn_reply_err(c, id, PP_E_BUSY, "server busy, retry later");
-    else
+    struct pp_str b = v.text ? (struct pp_str){v.text, v.len} : in->body;
+    bool flagged = false;
+    for (int i = 0; i < v.nhits; i++)
+        flagged |= v.hits[i].action == GL_FLAG;
+    if (in->op == PP_OP_EDIT) {
+        mod_edit(a, c, in->id, in->room, in->seq, b.str, b.len);
+    } else if (v.action == GL_HOLD || v.action == GL_SHADOW) {
+        keep(a, c, in, &b, &v);
+    } else if (store_send(a, c, in->id, in->room, &in->cmid, &b, in->parent)) {
+        conn_reply_err(c, in->id, PP_E_BUSY, "server busy, retry later");
+        flagged = false;
+    } else {
         c->inflight++;
-    if (s) {
+    }
+    if (flagged) notify_flag(a, c, in, &v);
+    if (s && in->op == PP_OP_SEND) {
         if (now - s->window_start >= 60000) {
             s->window_start = now;
             s->window_count = 0;
@@ -230,8 +440,23 @@ static void on_rules(void *ud, PGresult *res, int err)
     mem_free(room);
     if (!e) return;
     e->loading = false;
-    bool ok = !err && PQresultStatus(res) == PGRES_TUPLES_OK;
-    if (ok && PQntuples(res) == 1) {
+    bool ok = !err && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    if (ok) {
+        e->locked = PQgetvalue(res, 0, 2)[0] == 't';
+        e->slow_mode_s = atoi(PQgetvalue(res, 0, 3));
+        cJSON *mj = cJSON_Parse(PQgetvalue(res, 0, 4));
+        int nm = cJSON_GetArraySize(mj);
+        e->mutes = nm ? mem_calloc((size_t)nm, sizeof *e->mutes) : NULL;
+        const cJSON *m;
+        cJSON_ArrayForEach(m, mj)
+        {
+            const cJSON *who = cJSON_GetArrayItem(m, 0), *until = cJSON_GetArrayItem(m, 1);
+            if (e->mutes && cJSON_IsString(who) && cJSON_IsNumber(until)) {
+                snprintf(e->mutes[e->nmutes].person, PP_UUID_LEN + 1, "%s", who->valuestring);
+                e->mutes[e->nmutes++].until = (int64_t)until->valuedouble;
+            }
+        }
+        cJSON_Delete(mj);
         const char *w = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
         const char *r = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
         if (w || r) {
@@ -256,9 +481,9 @@ static void on_rules(void *ud, PGresult *res, int err)
         if (c) {
             if (c->inflight) c->inflight--;
             if (ok)
-                checked_send(a, c, e->set, e->room, w->id, &w->cmid, &w->body, w->parent);
+                checked_send(a, c, e, &w->in);
             else
-                conn_reply_err(c, w->id, PP_E_UNAVAILABLE, "guidelines unavailable, retry");
+                conn_reply_err(c, w->in.id, PP_E_UNAVAILABLE, "guidelines unavailable, retry");
         }
         mem_free(w);
     }
@@ -266,15 +491,13 @@ static void on_rules(void *ud, PGresult *res, int err)
     if (!ok || e->stale) entry_remove(rc, e);
 }
 
-void rulecache_send(struct app *a, struct conn *c, struct sub *s, const struct pp_cmd *cmd)
+void rulecache_send(struct app *a, struct conn *c, const struct msgin *in)
 {
-    (void)s;
     struct rulecache *rc = a->rules;
     rulecache_app = a;
-    int64_t parent = cmd->has_parent ? cmd->parent : 0;
-    struct entry *e = lookup(rc, cmd->room.str);
+    struct entry *e = lookup(rc, in->room);
     if (e && !e->loading) {
-        checked_send(a, c, e->set, cmd->room.str, cmd->id, &cmd->client_msg_id, &cmd->body, parent);
+        checked_send(a, c, e, in);
         return;
     }
     if (!e) {
@@ -290,17 +513,17 @@ void rulecache_send(struct app *a, struct conn *c, struct sub *s, const struct p
         if (!e || !key) {
             mem_free(e);
             mem_free(key);
-            conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
+            conn_reply_err(c, in->id, PP_E_INTERNAL, "out of memory");
             return;
         }
-        memcpy(e->room, cmd->room.str, PP_UUID_LEN);
+        memcpy(e->room, in->room, PP_UUID_LEN);
         memcpy(e->ws, c->workspace, PP_UUID_LEN);
-        memcpy(key, cmd->room.str, PP_UUID_LEN + 1);
+        memcpy(key, in->room, PP_UUID_LEN + 1);
         const char *v[2] = {e->ws, e->room};
         if (db_query(a->db, -1, ST_GUIDELINES, 2, v, NULL, NULL, on_rules, key)) {
             mem_free(key);
             mem_free(e);
-            conn_reply_err(c, cmd->id, PP_E_UNAVAILABLE, "storage unavailable, retry");
+            conn_reply_err(c, in->id, PP_E_UNAVAILABLE, "storage unavailable, retry");
             return;
         }
         e->loading = true;
@@ -310,25 +533,25 @@ void rulecache_send(struct app *a, struct conn *c, struct sub *s, const struct p
         rc->n++;
     }
     if (e->nwait >= WAIT_MAX) {
-        conn_reply_err(c, cmd->id, PP_E_BUSY, "server busy, retry later");
+        conn_reply_err(c, in->id, PP_E_BUSY, "server busy, retry later");
         return;
     }
-    size_t cl = cmd->client_msg_id.len, bl = cmd->body.len;
+    size_t cl = in->cmid.len, bl = in->body.len;
     struct waiter *w = mem_alloc(sizeof *w + cl + bl + 2);
     if (!w) {
-        conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
+        conn_reply_err(c, in->id, PP_E_INTERNAL, "out of memory");
         return;
     }
     memset(w, 0, sizeof *w);
-    w->id = cmd->id;
-    w->parent = parent;
+    w->in = *in;
     char *p = (char *)(w + 1);
-    memcpy(p, cmd->client_msg_id.str, cl);
+    if (cl) memcpy(p, in->cmid.str, cl);
     p[cl] = 0;
-    w->cmid = (struct pp_str){p, cl};
-    memcpy(p + cl + 1, cmd->body.str, bl);
+    w->in.cmid = (struct pp_str){p, cl};
+    memcpy(p + cl + 1, in->body.str, bl);
     p[cl + 1 + bl] = 0;
-    w->body = (struct pp_str){p + cl + 1, bl};
+    w->in.body = (struct pp_str){p + cl + 1, bl};
+    memcpy(w->in.room, in->room, PP_UUID_LEN + 1);
     creq_link(c, &w->cr);
     c->inflight++;
     if (e->wt)

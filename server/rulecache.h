@@ -22,9 +22,21 @@ struct sub;
 int rulecache_new(struct app *a);
 void rulecache_free(struct app *a);
 
-/* Checks a send against the room's guidelines and stores it (or refuses it,
- * with guideline_violation). Answers the command in every case. */
-void rulecache_send(struct app *a, struct conn *c, struct sub *s, const struct pp_cmd *cmd);
+/* A send or an edit, as checked against the room's policy. */
+struct msgin {
+    enum pp_op op;              /* PP_OP_SEND or PP_OP_EDIT */
+    int64_t id;                 /* command id */
+    char room[PP_UUID_LEN + 1]; /* room */
+    struct pp_str cmid;         /* send: client_msg_id */
+    struct pp_str body;         /* the text */
+    int64_t parent;             /* send: the entry replied to, 0 for none */
+    int64_t seq;                /* edit: the message */
+};
+
+/* Checks a send or edit against the room's policy (mutes, lock, slow mode)
+ * and guidelines, then stores it, keeps it for review (hold, shadow), or
+ * refuses it. Answers the command in every case. */
+void rulecache_send(struct app *a, struct conn *c, const struct msgin *in);
 
 /* The workspace's guidelines changed: forget its rooms' compiled sets. */
 void rulecache_invalidate(struct app *a, const char *workspace);

@@ -1,5 +1,6 @@
 #include "store.h"
 
+#include "apisql.h"
 #include "app.h"
 #include "bus.h"
 #include "conn.h"
@@ -16,12 +17,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TS_MS(col) "(extract(epoch from " col ") * 1000)::int8"
 // clang-format off
 #define ROW_COLS                                                                                   \
     "seq, sender_id::text, client_msg_id, body, " TS_MS("created_at") ","                          \
     " (SELECT is_avatar FROM people WHERE id = sender_id), kind, parent_seq, like_count,"          \
-    " star_count, star_sum, votes_v"
+    " star_count, star_sum, votes_v, deleted_at IS NOT NULL, coalesce(" TS_MS("edited_at") ", 0)"
 // clang-format on
 
 // clang-format off
@@ -39,9 +39,11 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                  " LIMIT 2",
                  2},
     [ST_JOIN_CHECK] = {"join_check",
-                       "SELECT r.visibility = 'workspace' OR EXISTS ("
+                       "SELECT (r.visibility = 'workspace' OR EXISTS ("
                        "         SELECT 1 FROM room_members m"
-                       "          WHERE m.room_id = r.id AND m.person_id = $3::uuid)"
+                       "          WHERE m.room_id = r.id AND m.person_id = $3::uuid))"
+                       "   AND NOT EXISTS (SELECT 1 FROM room_bans b"
+                       "          WHERE b.room_id = r.id AND b.person_id = $3::uuid)"
                        "  FROM rooms r"
                        " WHERE r.id = $1::uuid AND r.workspace_id = $2::uuid"
                        "   AND r.archived_at IS NULL"
@@ -200,12 +202,35 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                      "   WHERE g.person_id = $2::uuid AND ($3::uuid IS NULL OR g.room_id = $3::uuid)),"
                      "  '[]'))",
                      3},
+    /* A room's policy: its guidelines, lock, slow mode and active mutes. */
     [ST_GUIDELINES] = {"guidelines",
                        "SELECT (SELECT rules::text FROM guidelines WHERE workspace_id = $1::uuid"
                        "   AND room_id IS NULL),"
                        " (SELECT rules::text FROM guidelines WHERE workspace_id = $1::uuid"
-                       "   AND room_id = $2::uuid)",
+                       "   AND room_id = $2::uuid),"
+                       " r.locked, r.slow_mode_s, (SELECT coalesce(json_agg(json_build_array("
+                       "   u.person_id, " TS_MS("u.until") ")), '[]') FROM (SELECT * FROM mutes u"
+                       "   WHERE u.workspace_id = $1::uuid AND (u.room_id IS NULL"
+                       "   OR u.room_id = $2::uuid) AND u.until > now() LIMIT 1000) u)"
+                       " FROM rooms r WHERE r.id = $2::uuid AND r.workspace_id = $1::uuid",
                        2},
+    /* A held or shadowed send: kept outside the room's sequence. A retry
+     * with the same client_msg_id answers the row already kept. */
+    [ST_PENDING_ADD] = {"pending_add",
+                        "WITH ok AS (SELECT $5::int8 IS NULL OR (r.kind = 'dialogue' AND EXISTS ("
+                        "   SELECT 1 FROM messages x WHERE x.room_id = r.id AND x.seq = $5::int8"
+                        "   AND x.kind = 'entry')) AS ok FROM rooms r WHERE r.id = $1::uuid),"
+                        " ins AS (INSERT INTO pending (room_id, sender_id, client_msg_id, body,"
+                        "   parent_seq, state, rules) SELECT $1::uuid, $2::uuid, $3, $4, $5::int8,"
+                        "   $6, ARRAY(SELECT json_array_elements_text($7::json)) FROM ok WHERE ok.ok"
+                        "  ON CONFLICT (room_id, sender_id, client_msg_id) DO NOTHING"
+                        "  RETURNING id, state, created_at)"
+                        " SELECT ok.ok, coalesce(ins.id, e.id), coalesce(ins.state, e.state),"
+                        "  " TS_MS("coalesce(ins.created_at, e.created_at)") ", ins.id IS NULL"
+                        " FROM ok LEFT JOIN ins ON true LEFT JOIN pending e ON ins.id IS NULL"
+                        "  AND e.room_id = $1::uuid AND e.sender_id = $2::uuid"
+                        "  AND e.client_msg_id = $3",
+                        7},
     [ST_HITS] = {"hits",
                  "INSERT INTO guideline_hits (workspace_id, room_id, person_id, rule_id, action, kind)"
                  " SELECT $1::uuid, $2::uuid, $3::uuid, h.rule, h.action, h.kind"
@@ -370,7 +395,7 @@ static void enqueue(struct app *a, struct conn *c, struct item *it);
 
 enum pp_kind store_kind(const char *s)
 {
-    for (int k = PP_K_MESSAGE; k <= PP_K_READ; k++)
+    for (int k = PP_K_MESSAGE; k <= PP_K_LAST; k++)
         if (!strcmp(s, pp_kind_name((enum pp_kind)k))) return (enum pp_kind)k;
     return PP_K_MESSAGE;
 }
@@ -394,6 +419,8 @@ void store_row_message(PGresult *res, int row, const char *room, struct pp_messa
     m->stars = strtoll(PQgetvalue(res, row, COL_STARS), NULL, 10);
     m->star_sum = strtoll(PQgetvalue(res, row, COL_STAR_SUM), NULL, 10);
     m->votes_v = strtoll(PQgetvalue(res, row, COL_VOTES_V), NULL, 10);
+    m->deleted = PQgetvalue(res, row, COL_DELETED)[0] == 't';
+    m->edited = strtoll(PQgetvalue(res, row, COL_EDITED), NULL, 10);
 }
 
 int store_event(struct app *a, const char *room, const char *sender, enum pp_kind kind,
@@ -562,6 +589,13 @@ static void flush(struct batcher *b)
         return;
     }
     submit(b);
+}
+
+static void remember_unsent(struct batcher *b, const char *room, int64_t seq);
+
+void store_unsent(struct app *a, const char *room, int64_t seq)
+{
+    remember_unsent(a->batch, room, seq);
 }
 
 static void remember_unsent(struct batcher *b, const char *room, int64_t seq)

@@ -42,7 +42,10 @@ enum store_stmt {
     ST_SEEN_ENTRIES, /* $1 room, $2 person -> json: watermark and out-of-order seqs */
     ST_ENTRIES,      /* $1 room, $2 by rating, $3 limit, $4 offset -> ROW_COLS + replies */
     ST_MY_VOTES,     /* $1 workspace, $2 person, $3 room or NULL -> json: likes, ratings */
-    ST_GUIDELINES,   /* $1 workspace, $2 room -> workspace rules, room rules (json text or NULL) */
+    ST_GUIDELINES,   /* $1 workspace, $2 room -> workspace rules, room rules (json text or
+                        NULL), locked, slow_mode_s, mutes [[person, until ms], ...] */
+    ST_PENDING_ADD,  /* $1 room, $2 sender, $3 cmid, $4 body, $5 parent, $6 state, $7 rules
+                        json -> parent ok, id, state, ts, duplicate */
     ST_HITS,         /* $1 workspace, $2 room, $3 person, $4 json [{rule, action, kind}] */
     ST_SCHEMA,       /* -> the database's schema version */
     ST__COUNT
@@ -64,6 +67,8 @@ enum {
     COL_STARS,
     COL_STAR_SUM,
     COL_VOTES_V,
+    COL_DELETED,
+    COL_EDITED,
     COL_REPLIES /* ST_ENTRIES only */
 };
 
@@ -84,6 +89,10 @@ int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
  * published like a message; nobody is answered. body is a JSON object. */
 int store_event(struct app *a, const char *room, const char *sender, enum pp_kind kind,
                 const char *body, size_t len);
+
+/* A row of room was appended outside the batcher and its sync marker could
+ * not be published: announce it when the bus is back. */
+void store_unsent(struct app *a, const char *room, int64_t seq);
 
 /* Bus hook: the publish link is back; announce what could not be published. */
 void store_on_pub_up(void *ud);

@@ -230,9 +230,10 @@ static void editing_rules_dry_run_refusals_and_audit(void **state)
     hres_free(&r);
     assert_int_equal(
         put_rules(0, w.owner.token, w.ws, NULL, "{\"rules\":[{\"kind\":\"words\"}]}", NULL), 400);
-    /* Hold and shadow wait for moderation: refused, not delivered unchecked. */
+    /* An unknown action is named. */
     assert_int_equal(put_rules(0, w.owner.token, w.ws, NULL,
-                               "{\"rules\":[{\"kind\":\"links\",\"action\":\"hold\"}]}", NULL),
+                               "{\"rules\":[{\"kind\":\"links\",\"action\":\"quarantine\"}]}",
+                               NULL),
                      400);
     /* Too large: refused by the body limit. */
     size_t big = 70000;

@@ -66,7 +66,7 @@ static void join_ws(const char *ws, const char *person, const char *role)
 
 struct world {
     struct acct owner, member;
-    char ws[40], room[40], invitation[40], avatar[40], token_id[40];
+    char ws[40], room[40], invitation[40], avatar[40], token_id[40], held[24];
 };
 
 static void build(struct world *w)
@@ -87,6 +87,15 @@ static void build(struct world *w)
     create(w->owner.token, path, "{\"name\":\"Bot\"}", w->avatar);
     snprintf(path, sizeof path, "/api/v1/workspaces/%s/avatars/%s/tokens", w->ws, w->avatar);
     create(w->owner.token, path, "{}", w->token_id);
+    /* Something for the moderation routes to find: message 1, a held one. */
+    it_sqlf("WITH a AS (UPDATE rooms SET last_seq = 1 WHERE id = '%s' RETURNING id)"
+            " INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body)"
+            " SELECT a.id, 1, '%s', 'iso', 'secret words' FROM a RETURNING 1",
+            w->room, w->owner.id);
+    snprintf(w->held, sizeof w->held, "%s",
+             it_sqlf("INSERT INTO pending (room_id, sender_id, client_msg_id, body, state)"
+                     " VALUES ('%s', '%s', 'iso-held', 'held words', 'held') RETURNING id",
+                     w->room, w->member.id));
 }
 
 /* Everything of workspace ws, as one digest. */
@@ -106,7 +115,15 @@ static void snapshot(const char *ws, char out[64])
         " UNION ALL SELECT p::text FROM people p JOIN workspace_members m ON m.person_id = p.id"
         "  WHERE m.workspace_id = '%1$s'"
         " UNION ALL SELECT t::text FROM access_tokens t JOIN workspace_members m"
-        "  ON m.person_id = t.person_id WHERE m.workspace_id = '%1$s') s",
+        "  ON m.person_id = t.person_id WHERE m.workspace_id = '%1$s'"
+        " UNION ALL SELECT x::text FROM messages x JOIN rooms r ON r.id = x.room_id"
+        "  WHERE r.workspace_id = '%1$s'"
+        " UNION ALL SELECT x::text FROM pending x JOIN rooms r ON r.id = x.room_id"
+        "  WHERE r.workspace_id = '%1$s'"
+        " UNION ALL SELECT x::text FROM room_bans x JOIN rooms r ON r.id = x.room_id"
+        "  WHERE r.workspace_id = '%1$s'"
+        " UNION ALL SELECT x::text FROM mutes x WHERE workspace_id = '%1$s'"
+        " UNION ALL SELECT x::text FROM moderation_log x WHERE workspace_id = '%1$s') s",
         ws);
     snprintf(out, 64, "%s", it_sql(q));
 }
@@ -130,8 +147,10 @@ static void expand(const char *pat, const char *ws, const struct world *b, char 
     for (const char *p = pat; *p && n + 40 < cap;) {
         if (*p == '{') {
             const char *close = strchr(p, '}');
-            const char *v =
-                !strncmp(p, "{ws}", 4) ? ws : object_of(b, seg, !strncmp(p, "{id2}", 5));
+            /* {n}: B's message 1 or B's held message */
+            const char *v = !strncmp(p, "{ws}", 4)  ? ws
+                            : !strncmp(p, "{n}", 3) ? (!strcmp(seg, "pending") ? b->held : "1")
+                                                    : object_of(b, seg, !strncmp(p, "{id2}", 5));
             n += (size_t)snprintf(out + n, cap - n, "%s", v);
             p = close + 1;
             continue;
@@ -164,6 +183,13 @@ static const char *body_for(const char *method, const char *pat, const struct wo
         return body;
     }
     if (strstr(pat, "/invitations")) return "{\"email\":\"walk@example.com\"}";
+    if (strstr(pat, "/mutes") || strstr(pat, "/remove")) {
+        snprintf(body, sizeof body, "{\"person_id\":\"%s\"%s}", b->member.id,
+                 strstr(pat, "/lift") || strstr(pat, "/remove") ? "" : ",\"duration_s\":60");
+        return body;
+    }
+    if (strstr(pat, "/moderation")) return "{\"locked\":true}";
+    if (strstr(pat, "/approve") || strstr(pat, "/reject") || strstr(pat, "/delete")) return "{}";
     if (strstr(pat, "/tokens") || strstr(pat, "/restore"))
         return strstr(pat, "/restore") ? NULL : "{}";
     if (strstr(pat, "/people/")) return "{\"title\":\"x\"}";

@@ -392,6 +392,78 @@ static void event_pushes(void **state)
     cJSON_Delete(j);
 }
 
+static void moderation_commands(void **state)
+{
+    (void)state;
+    struct pp_limits lim = {.max_body = 16};
+    struct pp_cmd c;
+    struct pp_err e;
+    char in[256];
+    snprintf(in, sizeof in,
+             "{\"id\":1,\"op\":\"mute\",\"person\":\"%s\",\"duration_s\":60,\"reason\":\"r\"}",
+             ROOM);
+    assert_int_equal(pp_decode(in, strlen(in), &lim, &c, &e), 0);
+    assert_int_equal(c.op, PP_OP_MUTE);
+    assert_int_equal(c.duration_s, 60);
+    assert_null(c.room.str); /* the whole workspace */
+    pp_cmd_free(&c);
+    snprintf(in, sizeof in, "{\"id\":1,\"op\":\"room_settings\",\"room\":\"%s\",\"slow_mode_s\":0}",
+             ROOM);
+    assert_int_equal(pp_decode(in, strlen(in), &lim, &c, &e), 0);
+    assert_true(c.has_slow_mode && !c.has_locked);
+    pp_cmd_free(&c);
+    snprintf(in, sizeof in, "{\"id\":1,\"op\":\"approve\",\"room\":\"%s\",\"pending\":7}", ROOM);
+    assert_int_equal(pp_decode(in, strlen(in), &lim, &c, &e), 0);
+    assert_int_equal(c.pending, 7);
+    pp_cmd_free(&c);
+    const struct {
+        const char *fmt;
+        enum pp_err_code code;
+    } bad[] = {
+        {"{\"id\":1,\"op\":\"room_settings\",\"room\":\"%s\"}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"room_settings\",\"room\":\"%s\",\"locked\":1}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"room_settings\",\"room\":\"%s\",\"slow_mode_s\":86401}",
+         PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"mute\",\"room\":\"%s\",\"person\":\"x\",\"duration_s\":6}",
+         PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"mute\",\"room\":\"%s\",\"duration_s\":0}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"approve\",\"room\":\"%s\",\"pending\":\"7\"}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"reject\",\"room\":\"%s\"}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"delete\",\"room\":\"%s\",\"seq\":0}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"delete\",\"room\":\"%s\",\"seq\":1,\"reason\":\"\"}",
+         PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"edit\",\"room\":\"%s\",\"seq\":1}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"edit\",\"room\":\"%s\",\"seq\":1,\"body\":\"01234567890123456\"}",
+         PP_E_BODY_TOO_LONG},
+        {"{\"id\":1,\"op\":\"remove\",\"room\":\"%s\"}", PP_E_BAD_REQUEST},
+        {"{\"id\":1,\"op\":\"pending\",\"room\":\"%s\",\"seq\":1}", PP_E_BAD_REQUEST},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(in, sizeof in, bad[i].fmt, ROOM);
+        assert_int_equal(pp_decode(in, strlen(in), &lim, &c, &e), -1);
+        if (e.code != bad[i].code) fail_msg("%s: got %s", in, pp_err_name(e.code));
+    }
+    /* A deleted stub and an edited message say so. */
+    char buf[512];
+    struct pp_message m = {.room = ROOM,
+                           .seq = 2,
+                           .sender = ROOM,
+                           .client_msg_id = "c",
+                           .client_msg_id_len = 1,
+                           .body = "",
+                           .body_len = 0,
+                           .ts = 1,
+                           .deleted = true,
+                           .edited = 77};
+    int n = pp_encode_message(buf, sizeof buf, &m);
+    cJSON *j = cJSON_ParseWithLength(buf, (size_t)n);
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(j, "deleted")));
+    assert_int_equal(cJSON_GetObjectItem(j, "edited")->valuedouble, 77);
+    cJSON_Delete(j);
+    assert_string_equal(pp_err_name(PP_E_EDIT_WINDOW), "edit_window_closed");
+    assert_string_equal(pp_op_name(PP_OP_ROOM_SETTINGS), "room_settings");
+}
+
 static void uuid_validation(void **state)
 {
     (void)state;
@@ -415,6 +487,7 @@ int main(void)
         cmocka_unit_test(uuid_validation),
         cmocka_unit_test(receipt_and_vote_commands),
         cmocka_unit_test(event_pushes),
+        cmocka_unit_test(moderation_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

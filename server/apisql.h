@@ -1,0 +1,36 @@
+/*
+ * apisql.h - the calling convention of the statements behind the HTTP API
+ * and the moderation ops (http_api.c, moderation.c), shared so one request
+ * builder serves both.
+ */
+#ifndef PARLEY_APISQL_H
+#define PARLEY_APISQL_H
+
+/* ---- SQL ------------------------------------------------------------------
+ * Every API statement takes the same ten parameters, named in the CTE p:
+ * the acting person, the path's workspace and ids, the validated body, and
+ * x/y/z for what the route needs (x: the roles the actor manages, from
+ * perm.c; y: flags; z: route-specific), then the client's IP and
+ * User-Agent families for the visit log. Each answers rows of (status, body
+ * JSON, control events, and optionally a targeted push; see ctl.h): no row
+ * means 404. Every object is looked up under
+ * p.ws, so another workspace's id finds nothing. */
+#define P                                                                                          \
+    "WITH p AS (SELECT $1::uuid AS actor, $2::uuid AS ws, $3::uuid AS id1, $4::uuid AS id2,"       \
+    " $5::jsonb AS b, $6::text AS x, $7::text AS y, $8::text AS z, $9::text AS ip,"                \
+    " $10::text AS ua)"
+#define NPARAMS 10
+
+#define ERR(code, field, msg)                                                                      \
+    "json_build_object('error', json_build_object('code', '" code "', 'field', '" field            \
+    "', 'message', '" msg "'))"
+/* A list answer; key is NULL on the row an outer join makes when there is nothing. */
+#define ITEMS(json, order, key)                                                                    \
+    "json_build_object('items', coalesce(json_agg(" json " ORDER BY " order ") FILTER (WHERE " key \
+    " IS NOT NULL), '[]'))"
+#define MANAGES(role) "(" role " = ANY(string_to_array(p.x, ',')))"
+#define FLAG(f) "(strpos(p.y, '" f "') > 0)"
+/* Milliseconds since the epoch of a timestamptz expression. */
+#define TS_MS(col) "(extract(epoch from " col ") * 1000)::int8"
+
+#endif
