@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Guidelines benchmark: the full server's message path with the workspace's
+# communication guidelines on (2,000 words, 20 regular expressions, every
+# personal-data detector, links; mask/flag actions so every message is still
+# delivered) versus off, interleaved in one run on this machine; medians.
+# Figures: gateway CPU per acknowledged message, acked/s, delivery p99.
+#
+#   loadtest/bench_guidelines.sh [rounds] [seconds] [clients] [rooms] [rate]
+#                                (defaults: 3 15 1000 100 2)
+#
+# Private PostgreSQL and Redis on loopback in a temp dir; two gateways.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/services.sh"
+rounds=${1:-3}
+secs=${2:-15}
+clients=${3:-1000}
+rooms=${4:-100}
+rate=${5:-2}
+bin=$root/build/server/parleyd
+load=$root/build/loadtest/parley-load
+[ -x "$bin" ] && [ -x "$load" ] || svc_die "build first (cmake --build build)"
+
+state=$(mktemp -d /tmp/parley-bench.XXXXXX)
+chmod 755 "$state"
+cleanup() {
+  svc_gw_stop "$state" gw1 || true
+  svc_gw_stop "$state" gw2 || true
+  svc_redis_stop "$state"
+  svc_pg_stop "$state"
+  rm -rf "$state"
+}
+trap cleanup EXIT
+pg_port=$(svc_free_port)
+redis_port=$(svc_free_port)
+svc_pg_start "$state" "$pg_port"
+svc_redis_start "$state" "$redis_port"
+conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
+"$bin" migrate --pg "$conninfo" >/dev/null
+"$bin" admin --pg "$conninfo" load-fixture "$clients" "$rooms" >"$state/fixture"
+# The rule set of gl-bench's figure: terms that ordinary text does not hit.
+python3 - >"$state/rules.json" <<'PY'
+import json, random
+random.seed(7)
+words = ["".join(random.choice("bcdfghjklmnpqrstvwxz") for _ in range(7)) for _ in range(2000)]
+rules = [{"id": "words", "kind": "words", "terms": words, "action": "mask"},
+         {"id": "pii", "kind": "pii", "detect": ["email", "phone", "card", "iban"], "action": "redact"},
+         {"id": "links", "kind": "links", "action": "flag"}]
+rules += [{"id": "re%d" % i, "kind": "regex", "pattern": "zz%d[a-q]{2,5}x?y+" % i, "action": "flag"}
+          for i in range(20)]
+print(json.dumps({"rules": rules}))
+PY
+cpu_ticks() { for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk '{s += $14 + $15} END {print s + 0}'; }
+psql_q() { psql -q -X "$conninfo" -v ON_ERROR_STOP=1 -c "$1" >/dev/null; }
+
+run() { # name
+  local name=$1 p1 p2 c0 c1
+  p1=$(svc_free_port)
+  p2=$(svc_free_port)
+  svc_gw_start "$state" gw1 "$p1" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 100000
+  svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 100000
+  c0=$(cpu_ticks "$(cat "$state/gw1.pid")" "$(cat "$state/gw2.pid")")
+  "$load" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
+    --rate "$rate" --duration "$secs" --body 500 --sources 16 --json >"$state/out.json" || true
+  c1=$(cpu_ticks "$(cat "$state/gw1.pid")" "$(cat "$state/gw2.pid")")
+  python3 - "$name" "$state/out.json" "$((c1 - c0))" "$(getconf CLK_TCK)" <<'PY' >>"$state/results"
+import json, sys
+r = json.load(open(sys.argv[2]))
+r["name"] = sys.argv[1]
+r["gw_cpu_us_per_msg"] = int(sys.argv[3]) / int(sys.argv[4]) * 1e6 / max(r["acked"], 1)
+print(json.dumps(r))
+PY
+  tail -n 1 "$state/results" | cut -c1-160 >&2
+  svc_gw_stop "$state" gw1
+  svc_gw_stop "$state" gw2
+}
+
+for _ in $(seq 1 "$rounds"); do
+  psql_q "DELETE FROM guidelines"
+  run off
+  psql_q "INSERT INTO guidelines (workspace_id, rules) SELECT id, '$(cat "$state/rules.json")'::jsonb FROM workspaces"
+  run on
+done
+
+python3 - "$state/results" "$rounds" "$secs" "$clients" "$rooms" "$rate" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+names = ["off", "on"]
+keys = [("gw_cpu_us_per_msg", "gateway CPU µs per message", "%.1f"),
+        ("acked_per_s", "messages acked/s", "%.0f"), ("delivered_per_s", "deliveries/s", "%.0f"),
+        ("p50_ms", "delivery p50 ms", "%.2f"), ("p99_ms", "delivery p99 ms", "%.2f"),
+        ("errors", "errors", "%d"), ("lost", "lost", "%d")]
+med = {n: {k: statistics.median(r[k] for r in rows if r["name"] == n) for k, _, _ in keys}
+       for n in names}
+print("guidelines benchmark: %s rounds x %ss, %s clients in %s rooms, %s msg/s each, 500-byte bodies"
+      % tuple(sys.argv[2:7]))
+print("| | guidelines off | guidelines on | on - off |")
+print("|---|---|---|---|")
+for k, label, fmt in keys:
+    a, b = med["off"][k], med["on"][k]
+    print("| %s | %s | %s | %s |" % (label, fmt % a, fmt % b, fmt % (b - a)))
+PY
