@@ -25,26 +25,8 @@ peer=$root/loadtest/peers/socketio
 command -v node >/dev/null || svc_die "node is needed for the Socket.IO peer"
 [ -d "$peer/node_modules" ] || (cd "$peer" && npm ci --no-audit --no-fund --silent)
 
-state=$(mktemp -d /tmp/parley-bench.XXXXXX)
-chmod 755 "$state"
-cleanup() {
-  svc_gw_stop "$state" gw1 || true
-  svc_gw_stop "$state" gw2 || true
-  [ -f "$state/peer.pids" ] && kill $(cat "$state/peer.pids") 2>/dev/null
-  svc_redis_stop "$state"
-  svc_pg_stop "$state"
-  rm -rf "$state"
-}
-trap cleanup EXIT
-pg_port=$(svc_free_port)
-redis_port=$(svc_free_port)
-svc_pg_start "$state" "$pg_port"
-svc_redis_start "$state" "$redis_port"
-conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
-"$bin" migrate --pg "$conninfo" >/dev/null
-"$bin" admin --pg "$conninfo" load-fixture 200 20 >"$state/fixture"
+svc_bench_env "$bin" 200 20
 
-cpu_ticks() { for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk '{s += $14 + $15} END {print s + 0}'; }
 # PostgreSQL: the postmaster and every backend now alive.
 pg_pids() {
   local pm
@@ -58,16 +40,16 @@ measure() {
   shift 4
   local c0 c1 r0 r1 g0 g1 rp
   rp=$(cat "$state/redis.pid")
-  c0=$(cpu_ticks "$@")
-  r0=$(cpu_ticks "$rp")
+  c0=$(svc_cpu_ticks "$@")
+  r0=$(svc_cpu_ticks "$rp")
   # shellcheck disable=SC2046
-  g0=$(cpu_ticks $(pg_pids))
+  g0=$(svc_cpu_ticks $(pg_pids))
   "$load" --proto "$proto" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
     --rate "$rate" --duration "$secs" --body 64 --sources 16 --json >"$state/out.json" || true
-  c1=$(cpu_ticks "$@")
-  r1=$(cpu_ticks "$rp")
+  c1=$(svc_cpu_ticks "$@")
+  r1=$(svc_cpu_ticks "$rp")
   # shellcheck disable=SC2046
-  g1=$(cpu_ticks $(pg_pids))
+  g1=$(svc_cpu_ticks $(pg_pids))
   python3 - "$name" "$state/out.json" "$((c1 - c0))" "$((r1 - r0))" "$((g1 - g0))" "$(getconf CLK_TCK)" \
     <<'PY' >>"$state/results"
 import json, sys

@@ -20,23 +20,7 @@ bin=$root/build/server/parleyd
 load=$root/build/loadtest/parley-load
 [ -x "$bin" ] && [ -x "$load" ] || svc_die "build first (cmake --build build)"
 
-state=$(mktemp -d /tmp/parley-bench.XXXXXX)
-chmod 755 "$state"
-cleanup() {
-  svc_gw_stop "$state" gw1 || true
-  svc_gw_stop "$state" gw2 || true
-  svc_redis_stop "$state"
-  svc_pg_stop "$state"
-  rm -rf "$state"
-}
-trap cleanup EXIT
-pg_port=$(svc_free_port)
-redis_port=$(svc_free_port)
-svc_pg_start "$state" "$pg_port"
-svc_redis_start "$state" "$redis_port"
-conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
-"$bin" migrate --pg "$conninfo" >/dev/null
-"$bin" admin --pg "$conninfo" load-fixture "$clients" "$rooms" >"$state/fixture"
+svc_bench_env "$bin" "$clients" "$rooms"
 
 run() { # name flags...
   local name=$1 p1 p2

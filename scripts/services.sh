@@ -112,3 +112,35 @@ svc_gw_stop() {
   wait "$pid" 2>/dev/null
   return 0
 }
+
+# svc_bench_env PARLEYD CLIENTS ROOMS: the benchmarks' private world. Sets
+# state (a temp dir), pg_port, redis_port and conninfo; starts PostgreSQL and
+# Redis there, migrates, writes the load fixture to $state/fixture, and
+# stops everything (gateways gw1/gw2, peer processes in $state/peer.pids)
+# and removes the dir on exit.
+svc_bench_env() {
+  local bin=$1
+  state=$(mktemp -d /tmp/parley-bench.XXXXXX)
+  chmod 755 "$state"
+  trap svc_bench_cleanup EXIT
+  pg_port=$(svc_free_port)
+  redis_port=$(svc_free_port)
+  svc_pg_start "$state" "$pg_port"
+  svc_redis_start "$state" "$redis_port"
+  conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
+  "$bin" migrate --pg "$conninfo" >/dev/null
+  "$bin" admin --pg "$conninfo" load-fixture "$2" "$3" >"$state/fixture"
+}
+
+svc_bench_cleanup() {
+  svc_gw_stop "$state" gw1 || true
+  svc_gw_stop "$state" gw2 || true
+  # shellcheck disable=SC2046
+  [ -f "$state/peer.pids" ] && kill $(cat "$state/peer.pids") 2>/dev/null
+  svc_redis_stop "$state"
+  svc_pg_stop "$state"
+  rm -rf "$state"
+}
+
+# svc_cpu_ticks PID...: user + system clock ticks used so far.
+svc_cpu_ticks() { for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk '{s += $14 + $15} END {print s + 0}'; }

@@ -105,6 +105,7 @@ static void on_sweep(uv_timer_t *t)
 {
     struct app *a = t->data;
     room_tick(a);
+    if (a->sweeps % 5 == 0) rulecache_tick(a); /* guideline hits, every 100 ms */
     /* Auth deadlines need no 20 ms precision; walking every connection that
      * often would cost an idle gateway with many connections real CPU. */
     if (++a->sweeps % 10 == 0) {
@@ -169,6 +170,7 @@ void app_drain(struct app *a)
     a->drain_started = app_now_ms(a);
     receipts_flush(a);
     store_flush(a);
+    rulecache_tick(a);
 }
 
 static void on_signal(uv_signal_t *h, int signum)

@@ -54,12 +54,6 @@ static void apply(struct app *a, const char *p, size_t len)
 void ctl_publish(struct app *a, const char *event)
 {
     size_t len = strlen(event);
-    if (!strncmp(event, "sync ", 5)) {
-        char room[PP_UUID_LEN + 1];
-        long long seq = 0;
-        if (sscanf(event + 5, "%36s %lld", room, &seq) == 2) room_sync(a, room, seq);
-        return;
-    }
     apply(a, event, len);
     if (bus_publish(a->bus, CTL_CHANNEL, sizeof CTL_CHANNEL - 1, event, len))
         log_warn("control event not published; other gateways revalidate", "event=\"%s\"", event);
@@ -72,8 +66,15 @@ void ctl_effects(struct app *a, const void *res_)
     if (PQnfields(res) > 2 && !PQgetisnull(res, 0, 2)) {
         char ev[512], *save = NULL;
         snprintf(ev, sizeof ev, "%s", PQgetvalue(res, 0, 2));
-        for (char *e = strtok_r(ev, ";", &save); e; e = strtok_r(NULL, ";", &save))
-            ctl_publish(a, e);
+        for (char *e = strtok_r(ev, ";", &save); e; e = strtok_r(NULL, ";", &save)) {
+            char room[PP_UUID_LEN + 1];
+            long long seq;
+            /* rows appended to a room's log: its own channel, not "ctl" */
+            if (sscanf(e, "sync %36s %lld", room, &seq) == 2)
+                store_announce(a, room, seq);
+            else
+                ctl_publish(a, e);
+        }
     }
     if (PQnfields(res) > 3 && !PQgetisnull(res, 0, 3)) {
         const char *spec = PQgetvalue(res, 0, 3);

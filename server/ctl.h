@@ -14,9 +14,7 @@
  * "member <workspace-id> <person-id>", "workspace <workspace-id>",
  * "guidelines <workspace-id>" (its rules, mutes or room settings changed:
  * drop the cached copies) and "kick <room-id> <person-id>" (removed from the
- * room: take them out of it now). "sync <room-id> <seq>" is not broadcast:
- * it publishes a sync marker on the room's channel, so every gateway with
- * members there fetches the rows a statement appended to the room's log.
+ * room: take them out of it now).
  */
 #ifndef PARLEY_CTL_H
 #define PARLEY_CTL_H
@@ -30,9 +28,11 @@ struct app;
 void ctl_publish(struct app *a, const char *event);
 
 /* The effects a statement answered in row 0 (PGresult *): column 2, events
- * separated by ';'; column 3 if present, a push "<room> <person|-> <json>"
- * delivered on every gateway to that person's and the moderators'
- * connections in the room. */
+ * separated by ';' (published as above, except "sync <room-id> <seq>": rows
+ * the statement appended to the room's log, announced with a sync marker on
+ * the room's own channel so its gateways fetch them); column 3 if present, a push "<room>
+ * <person|-> <json>" delivered on every gateway to that person's and the moderators' connections in
+ * the room. */
 void ctl_effects(struct app *a, const void *res);
 
 /* Bus hooks: true when ch was the control channel (the message was handled). */

@@ -340,17 +340,6 @@ void room_push(struct app *a, const char *room, const char *person, size_t plen,
     if (r) deliver_targeted(r, person, plen, json, jlen);
 }
 
-void room_sync(struct app *a, const char *room, int64_t seq)
-{
-    char ch[64], marker[24];
-    int chlen = snprintf(ch, sizeof ch, CHAN_PREFIX "%.*s", PP_UUID_LEN, room);
-    int n = snprintf(marker, sizeof marker, "%lld\n", (long long)seq);
-    if (bus_publish(a->bus, ch, (size_t)chlen, marker, (size_t)n)) {
-        store_unsent(a, room, seq); /* announced when the bus is back */
-        room_kick(a, room);
-    }
-}
-
 void room_remove_person(struct app *a, const char *room, const char *person)
 {
     struct room *r = room_lookup(a, room);

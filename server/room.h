@@ -97,11 +97,9 @@ void room_tick(struct app *a);
 void room_presence_tick(struct app *a);
 
 /* Moderation (ctl.c): a push for person (or "-") and the moderators of the
- * room on every gateway; a sync marker after rows were appended to the
- * room's log outside the batcher; the person taken out of the room here. */
+ * room on every gateway; the person taken out of the room here. */
 void room_push(struct app *a, const char *room, const char *person, size_t plen, const char *json,
                size_t jlen);
-void room_sync(struct app *a, const char *room, int64_t seq);
 void room_remove_person(struct app *a, const char *room, const char *person);
 
 /* Typing: publishes an ephemeral typing event for c in the room. */

@@ -56,9 +56,13 @@ static void ignore_result(void *ud, PGresult *res, int err)
     (void)err;
 }
 
+#define HITS_FLUSH 32768 /* bytes of buffered hit rows that force a write */
+
 struct rulecache {
-    struct entry *b[1024]; /* buckets */
-    uint32_t n;            /* entries */
+    struct entry *b[1024];        /* buckets */
+    uint32_t n;                   /* entries */
+    char hits[HITS_FLUSH + 2048]; /* JSON array of hit rows not yet written */
+    size_t hlen;                  /* its length (0: empty, else "[..." open) */
 };
 
 static uint32_t hash(const char *s)
@@ -161,19 +165,49 @@ char *rulecache_merge(const char *ws_rules, const char *room_rules)
 
 /* ---- the send path ------------------------------------------------------- */
 
+void rulecache_tick(struct app *a)
+{
+    struct rulecache *rc = a->rules;
+    if (!rc || !rc->hlen) return;
+    rc->hits[rc->hlen++] = ']';
+    rc->hits[rc->hlen] = 0;
+    const char *p[1] = {rc->hits};
+    if (db_query(a->db, -1, ST_HITS, 1, p, NULL, NULL, ignore_result, NULL))
+        log_warn("guideline hits not recorded", "bytes=%zu", rc->hlen);
+    rc->hlen = 0;
+}
+
+/* Hits are recorded for moderators and the evaluation, not answered: they
+ * are buffered and written in one statement per tick (or when the buffer
+ * fills), not one statement per message. */
 static void record_hits(struct app *a, struct conn *c, const char *room, const struct gl_verdict *v)
 {
-    if (!v->nhits) return;
-    char json[4096];
-    size_t n = 0;
-    n += (size_t)snprintf(json, sizeof json, "[");
-    for (int i = 0; i < v->nhits && n < sizeof json - 200; i++)
-        n += (size_t)snprintf(
-            json + n, sizeof json - n, "%s{\"rule\":\"%s\",\"action\":\"%s\",\"kind\":\"%s\"}",
-            i ? "," : "", v->hits[i].rule_id, gl_action_name(v->hits[i].action), v->hits[i].kind);
-    snprintf(json + n, sizeof json - n, "]");
-    const char *p[4] = {c->workspace, room, c->person, json};
-    db_query(a->db, -1, ST_HITS, 4, p, NULL, NULL, ignore_result, NULL);
+    struct rulecache *rc = a->rules;
+    for (int i = 0; i < v->nhits; i++) {
+        char row[1024];
+        struct pp_w w;
+        pp_w_init(&w, row, sizeof row);
+        pp_w_obj_begin(&w);
+        pp_w_key(&w, "ws");
+        pp_w_cstr(&w, c->workspace);
+        pp_w_key(&w, "room");
+        pp_w_cstr(&w, room);
+        pp_w_key(&w, "person");
+        pp_w_cstr(&w, c->person);
+        pp_w_key(&w, "rule");
+        pp_w_cstr(&w, v->hits[i].rule_id);
+        pp_w_key(&w, "action");
+        pp_w_cstr(&w, gl_action_name(v->hits[i].action));
+        pp_w_key(&w, "kind");
+        pp_w_cstr(&w, v->hits[i].kind);
+        pp_w_obj_end(&w);
+        int n = pp_w_finish(&w);
+        if (n < 0) continue;
+        rc->hits[rc->hlen] = rc->hlen ? ',' : '[';
+        memcpy(rc->hits + rc->hlen + 1, row, (size_t)n);
+        rc->hlen += 1 + (size_t)n;
+        if (rc->hlen >= HITS_FLUSH) rulecache_tick(a);
+    }
 }
 
 /* A held or shadowed send being kept. */
@@ -183,7 +217,6 @@ struct keep {
     int64_t id;                   /* command id */
     char room[PP_UUID_LEN + 1];   /* room */
     char sender[PP_UUID_LEN + 1]; /* sender */
-    char *push;                   /* the push, with "id":0 to fill in */
 };
 
 /* The rule ids whose action is act, as a JSON array. */
@@ -209,98 +242,57 @@ static void on_kept(void *ud, PGresult *res, int err)
             conn_reply_err(c, k->id, PP_E_BAD_PARENT,
                            "parent: replies go to an entry of a dialogue room");
     } else {
-        const char *id = PQgetvalue(res, 0, 1), *state = PQgetvalue(res, 0, 2);
-        const char *ts = PQgetvalue(res, 0, 3);
-        bool dup = PQgetvalue(res, 0, 4)[0] == 't';
         if (c) {
             char buf[192];
-            int n = snprintf(buf, sizeof buf,
-                             "{\"room\":\"%s\",\"pending\":%s,\"state\":\"%s\",\"ts\":%s,"
-                             "\"duplicate\":%s}",
-                             k->room, id, state, ts, dup ? "true" : "false");
+            int n =
+                snprintf(buf, sizeof buf,
+                         "{\"room\":\"%s\",\"pending\":%s,\"state\":\"%s\",\"ts\":%s,"
+                         "\"duplicate\":%s}",
+                         k->room, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+                         PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4)[0] == 't' ? "true" : "false");
             conn_reply_ok(c, k->id, buf, (size_t)n);
         }
-        if (!dup) { /* to the sender's connections and the moderators, everywhere */
-            size_t pl = strlen(k->push), il = strlen(id), tl = strlen(ts);
-            char *push = mem_alloc(pl + il + tl + 32);
-            if (push) {
-                /* the push was made with "id":0,"ts":0 last: fill them in */
-                int n = snprintf(push, pl + il + tl + 32, "%.*s\"id\":%s,\"ts\":%s}",
-                                 (int)(pl - 14), k->push, id, ts);
-                room_push(k->app, k->room, k->sender, PP_UUID_LEN, push, (size_t)n);
-                mem_free(push);
-            }
-        }
+        /* a new one: to the sender's connections and the moderators, everywhere */
+        if (!PQgetisnull(res, 0, 5))
+            room_push(k->app, k->room, k->sender, PP_UUID_LEN, PQgetvalue(res, 0, 5),
+                      (size_t)PQgetlength(res, 0, 5));
     }
-    mem_free(k->push);
     mem_free(k);
 }
 
-/* Keeps a held or shadowed send outside the room's sequence. */
+/* Keeps a held or shadowed send outside the room's sequence; the statement
+ * answers the push too. */
 static void keep(struct app *a, struct conn *c, const struct msgin *in, const struct pp_str *b,
                  const struct gl_verdict *v)
 {
-    const char *state = v->action == GL_HOLD ? "held" : "shadow";
-    size_t cap = 512 + 6 * (b->len + in->cmid.len);
     struct keep *k = mem_calloc(1, sizeof *k);
-    char *push = mem_alloc(cap);
-    char rules[1024];
-    if (!k || !push) {
-        mem_free(k);
-        mem_free(push);
+    if (!k) {
         conn_reply_err(c, in->id, PP_E_INTERNAL, "out of memory");
         return;
     }
+    char rules[1024];
     struct pp_w w;
     pp_w_init(&w, rules, sizeof rules - 1);
     rules_json(v, v->action, &w);
     int rn = pp_w_finish(&w);
-    rules[rn > 0 ? rn : 0] = 0;
-    if (rn < 0) snprintf(rules, sizeof rules, "[]");
-    pp_w_init(&w, push, cap - 1);
-    pp_w_obj_begin(&w);
-    pp_w_key(&w, "push");
-    pp_w_cstr(&w, "pending");
-    pp_w_key(&w, "room");
-    pp_w_cstr(&w, in->room);
-    pp_w_key(&w, "state");
-    pp_w_cstr(&w, state);
-    pp_w_key(&w, "sender");
-    pp_w_cstr(&w, c->person);
-    pp_w_key(&w, "client_msg_id");
-    pp_w_str(&w, in->cmid.str, in->cmid.len);
-    pp_w_key(&w, "body");
-    pp_w_str(&w, b->str, b->len);
-    if (in->parent) {
-        pp_w_key(&w, "parent");
-        pp_w_int(&w, in->parent);
-    }
-    pp_w_key(&w, "rules");
-    pp_w_raw(&w, rules, strlen(rules));
-    pp_w_key(&w, "id"); /* filled in when kept: on_kept cuts these 14 bytes */
-    pp_w_int(&w, 0);
-    pp_w_key(&w, "ts");
-    pp_w_int(&w, 0);
-    pp_w_obj_end(&w);
-    int n = pp_w_finish(&w);
-    if (n < 0) {
-        mem_free(k);
-        mem_free(push);
-        conn_reply_err(c, in->id, PP_E_INTERNAL, "too large");
-        return;
-    }
-    push[n] = 0;
+    if (rn < 0)
+        snprintf(rules, sizeof rules, "[]");
+    else
+        rules[rn] = 0;
     k->app = a;
     k->id = in->id;
-    k->push = push;
     memcpy(k->room, in->room, PP_UUID_LEN);
     memcpy(k->sender, c->person, PP_UUID_LEN);
     char parent[24];
     snprintf(parent, sizeof parent, "%lld", (long long)in->parent);
-    const char *p[7] = {in->room, c->person, in->cmid.str, b->str, in->parent ? parent : NULL,
-                        state,    rules};
+    const char *p[7] = {in->room,
+                        c->person,
+                        in->cmid.str,
+                        b->str,
+                        in->parent ? parent : NULL,
+                        v->action == GL_HOLD ? "held" : "shadow",
+                        rules};
     if (db_query(a->db, -1, ST_PENDING_ADD, 7, p, NULL, NULL, on_kept, k)) {
-        mem_free(push);
         mem_free(k);
         conn_reply_err(c, in->id, PP_E_UNAVAILABLE, "storage unavailable, retry");
         return;

@@ -38,6 +38,9 @@ struct msgin {
  * refuses it. Answers the command in every case. */
 void rulecache_send(struct app *a, struct conn *c, const struct msgin *in);
 
+/* Periodic (and at shutdown): writes the buffered guideline hits. */
+void rulecache_tick(struct app *a);
+
 /* The workspace's guidelines changed: forget its rooms' compiled sets. */
 void rulecache_invalidate(struct app *a, const char *workspace);
 

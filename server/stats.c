@@ -173,14 +173,14 @@ char *stats_render(struct app *a, size_t *len)
         "parley_logins_total{outcome=\"rate_limited\"} %llu\n",
         (unsigned long long)s->logins_ok, (unsigned long long)s->logins_failed,
         (unsigned long long)s->logins_limited);
-    metric(&o, "parley_password_jobs", "gauge", "argon2id jobs running or queued on the thread pool.",
-           auth_password_jobs());
+    metric(&o, "parley_password_jobs", "gauge",
+           "argon2id jobs running or queued on the thread pool.", auth_password_jobs());
     metric(&o, "parley_visits_logged_total", "counter", "Visit-log rows for WebSocket sessions.",
            (double)s->visits_logged);
     metric(&o, "parley_receipts_received_total", "counter",
            "Read, seen and vote commands accepted for writing.", (double)s->receipts_received);
-    metric(&o, "parley_receipts_persisted_total", "counter", "Read, seen and vote commands committed.",
-           (double)s->receipts_persisted);
+    metric(&o, "parley_receipts_persisted_total", "counter",
+           "Read, seen and vote commands committed.", (double)s->receipts_persisted);
     metric(&o, "parley_receipt_batches_total", "counter", "Receipt write transactions.",
            (double)s->receipt_batches);
     histogram(&o, "parley_receipt_commit_seconds", "Receipt transaction latency.", "",

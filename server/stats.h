@@ -22,41 +22,41 @@ struct hist {
 enum stats_op { SO_AUTH, SO_JOIN, SO_SEND, SO_HISTORY, SO_RECEIPT, SO__COUNT };
 
 struct stats {
-    uint64_t conns_opened;             /* WebSocket connections established */
-    uint64_t conns_closed;             /* ... and closed, any reason */
-    uint64_t slow_consumers;           /* closed for passing the out-queue limit */
-    uint64_t auth_timeouts;            /* closed for not authenticating in time */
-    uint64_t refused_ip_cap;           /* handshakes refused by the per-IP cap */
-    uint64_t refused_origin;           /* handshakes refused by the Origin allow-list */
-    uint64_t msgs_received;            /* send commands accepted for writing */
-    uint64_t msgs_persisted;           /* rows committed (not counting duplicates) */
-    uint64_t msgs_duplicate;           /* sends answered with an existing row */
-    uint64_t frames_delivered;         /* message pushes queued to connections */
-    uint64_t writes;                   /* lws_write calls on WebSocket connections */
-    uint64_t batches;                  /* write transactions committed */
-    uint64_t batch_retries;            /* batches retried after a conflict */
-    uint64_t batch_failures;           /* batches answered unavailable/internal */
-    uint64_t bus_published;            /* PUBLISH sent */
-    uint64_t bus_publish_failed;       /* PUBLISH not sent (bus down or full) */
-    uint64_t bus_received;             /* bus messages received */
-    uint64_t gap_fetches;              /* room catch-ups from PostgreSQL */
-    uint64_t replays;                  /* joins that replayed from storage */
-    uint64_t replayed;                 /* messages replayed to joining connections */
-    uint64_t receipts_received;        /* read/seen/vote commands accepted for writing */
-    uint64_t receipts_persisted;       /* ... committed */
-    uint64_t receipt_batches;          /* their write transactions */
-    uint64_t events_emitted;           /* coalesced read and votes events queued */
+    uint64_t conns_opened;              /* WebSocket connections established */
+    uint64_t conns_closed;              /* ... and closed, any reason */
+    uint64_t slow_consumers;            /* closed for passing the out-queue limit */
+    uint64_t auth_timeouts;             /* closed for not authenticating in time */
+    uint64_t refused_ip_cap;            /* handshakes refused by the per-IP cap */
+    uint64_t refused_origin;            /* handshakes refused by the Origin allow-list */
+    uint64_t msgs_received;             /* send commands accepted for writing */
+    uint64_t msgs_persisted;            /* rows committed (not counting duplicates) */
+    uint64_t msgs_duplicate;            /* sends answered with an existing row */
+    uint64_t frames_delivered;          /* message pushes queued to connections */
+    uint64_t writes;                    /* lws_write calls on WebSocket connections */
+    uint64_t batches;                   /* write transactions committed */
+    uint64_t batch_retries;             /* batches retried after a conflict */
+    uint64_t batch_failures;            /* batches answered unavailable/internal */
+    uint64_t bus_published;             /* PUBLISH sent */
+    uint64_t bus_publish_failed;        /* PUBLISH not sent (bus down or full) */
+    uint64_t bus_received;              /* bus messages received */
+    uint64_t gap_fetches;               /* room catch-ups from PostgreSQL */
+    uint64_t replays;                   /* joins that replayed from storage */
+    uint64_t replayed;                  /* messages replayed to joining connections */
+    uint64_t receipts_received;         /* read/seen/vote commands accepted for writing */
+    uint64_t receipts_persisted;        /* ... committed */
+    uint64_t receipt_batches;           /* their write transactions */
+    uint64_t events_emitted;            /* coalesced read and votes events queued */
     struct hist receipt_commit_seconds; /* receipt transaction latency */
-    uint64_t ephemeral_dropped;        /* typing/presence frames shed under pressure */
-    uint64_t typing_sent;              /* typing events published */
-    uint64_t http_requests;            /* HTTP requests routed */
-    uint64_t logins_ok;                /* password logins that succeeded */
-    uint64_t logins_failed;            /* ... that failed (wrong email or password) */
-    uint64_t logins_limited;           /* sign-in attempts refused by the rate limit */
-    uint64_t visits_logged;            /* visit-log rows written for WebSocket sessions */
-    struct hist batch_size;            /* messages per write transaction */
-    struct hist commit_seconds;        /* write transaction latency */
-    struct hist op_seconds[SO__COUNT]; /* command latency, receipt to reply */
+    uint64_t ephemeral_dropped;         /* typing/presence frames shed under pressure */
+    uint64_t typing_sent;               /* typing events published */
+    uint64_t http_requests;             /* HTTP requests routed */
+    uint64_t logins_ok;                 /* password logins that succeeded */
+    uint64_t logins_failed;             /* ... that failed (wrong email or password) */
+    uint64_t logins_limited;            /* sign-in attempts refused by the rate limit */
+    uint64_t visits_logged;             /* visit-log rows written for WebSocket sessions */
+    struct hist batch_size;             /* messages per write transaction */
+    struct hist commit_seconds;         /* write transaction latency */
+    struct hist op_seconds[SO__COUNT];  /* command latency, receipt to reply */
 };
 
 /* Adds one observation (in the histogram's unit: seconds, or a count). */

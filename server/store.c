@@ -223,19 +223,25 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                         " ins AS (INSERT INTO pending (room_id, sender_id, client_msg_id, body,"
                         "   parent_seq, state, rules) SELECT $1::uuid, $2::uuid, $3, $4, $5::int8,"
                         "   $6, ARRAY(SELECT json_array_elements_text($7::json)) FROM ok WHERE ok.ok"
-                        "  ON CONFLICT (room_id, sender_id, client_msg_id) DO NOTHING"
-                        "  RETURNING id, state, created_at)"
+                        "  ON CONFLICT (room_id, sender_id, client_msg_id) DO NOTHING RETURNING *)"
                         " SELECT ok.ok, coalesce(ins.id, e.id), coalesce(ins.state, e.state),"
-                        "  " TS_MS("coalesce(ins.created_at, e.created_at)") ", ins.id IS NULL"
+                        "  " TS_MS("coalesce(ins.created_at, e.created_at)") ", ins.id IS NULL,"
+                        /* the push to the sender and the moderators, for a new one only */
+                        "  (SELECT json_strip_nulls(json_build_object('push', 'pending',"
+                        "   'room', ins.room_id, 'id', ins.id, 'state', ins.state,"
+                        "   'sender', ins.sender_id, 'client_msg_id', ins.client_msg_id,"
+                        "   'body', ins.body, 'parent', ins.parent_seq, 'rules', ins.rules,"
+                        "   'ts', " TS_MS("ins.created_at") "))::text WHERE ins.id IS NOT NULL)"
                         " FROM ok LEFT JOIN ins ON true LEFT JOIN pending e ON ins.id IS NULL"
                         "  AND e.room_id = $1::uuid AND e.sender_id = $2::uuid"
                         "  AND e.client_msg_id = $3",
                         7},
     [ST_HITS] = {"hits",
                  "INSERT INTO guideline_hits (workspace_id, room_id, person_id, rule_id, action, kind)"
-                 " SELECT $1::uuid, $2::uuid, $3::uuid, h.rule, h.action, h.kind"
-                 " FROM json_to_recordset($4::json) AS h(rule text, action text, kind text)",
-                 4},
+                 " SELECT h.ws, h.room, h.person, h.rule, h.action, h.kind"
+                 " FROM json_to_recordset($1::json)"
+                 "  AS h(ws uuid, room uuid, person uuid, rule text, action text, kind text)",
+                 1},
     [ST_SCHEMA] = {"schema", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
 };
 // clang-format on
@@ -591,13 +597,6 @@ static void flush(struct batcher *b)
     submit(b);
 }
 
-static void remember_unsent(struct batcher *b, const char *room, int64_t seq);
-
-void store_unsent(struct app *a, const char *room, int64_t seq)
-{
-    remember_unsent(a->batch, room, seq);
-}
-
 static void remember_unsent(struct batcher *b, const char *room, int64_t seq)
 {
     for (uint32_t i = 0; i < b->nunsent; i++)
@@ -611,19 +610,31 @@ static void remember_unsent(struct batcher *b, const char *room, int64_t seq)
     b->unsent[b->nunsent++].seq = seq;
 }
 
+/* "seq\n" on the room's channel: gateways with members there fetch up to seq. */
+static int publish_marker(struct app *a, const char *room, int64_t seq)
+{
+    char ch[64], marker[24];
+    int chlen = snprintf(ch, sizeof ch, "room:%.*s", PP_UUID_LEN, room);
+    int n = snprintf(marker, sizeof marker, "%lld\n", (long long)seq);
+    return bus_publish(a->bus, ch, (size_t)chlen, marker, (size_t)n);
+}
+
 void store_on_pub_up(void *ud)
 {
     struct app *a = ud;
     struct batcher *b = a->batch;
     uint32_t kept = 0;
-    for (uint32_t i = 0; i < b->nunsent; i++) {
-        char ch[64], marker[24];
-        int chlen = snprintf(ch, sizeof ch, "room:%s", b->unsent[i].room);
-        int n = snprintf(marker, sizeof marker, "%lld\n", (long long)b->unsent[i].seq);
-        if (bus_publish(a->bus, ch, (size_t)chlen, marker, (size_t)n))
+    for (uint32_t i = 0; i < b->nunsent; i++)
+        if (publish_marker(a, b->unsent[i].room, b->unsent[i].seq))
             b->unsent[kept++] = b->unsent[i];
-    }
     b->nunsent = kept;
+}
+
+void store_announce(struct app *a, const char *room, int64_t seq)
+{
+    if (publish_marker(a, room, seq) == 0) return;
+    remember_unsent(a->batch, room, seq); /* announced when the bus is back */
+    room_kick(a, room);                   /* local members fetch it now */
 }
 
 static void publish(struct app *a, struct item *it, const char *body, size_t body_len)

@@ -45,8 +45,9 @@ enum store_stmt {
     ST_GUIDELINES,   /* $1 workspace, $2 room -> workspace rules, room rules (json text or
                         NULL), locked, slow_mode_s, mutes [[person, until ms], ...] */
     ST_PENDING_ADD,  /* $1 room, $2 sender, $3 cmid, $4 body, $5 parent, $6 state, $7 rules
-                        json -> parent ok, id, state, ts, duplicate */
-    ST_HITS,         /* $1 workspace, $2 room, $3 person, $4 json [{rule, action, kind}] */
+                        json -> parent ok, id, state, ts, duplicate,
+                        the pending push (NULL for a duplicate) */
+    ST_HITS,         /* $1 json [{ws, room, person, rule, action, kind}] */
     ST_SCHEMA,       /* -> the database's schema version */
     ST__COUNT
 };
@@ -90,9 +91,10 @@ int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
 int store_event(struct app *a, const char *room, const char *sender, enum pp_kind kind,
                 const char *body, size_t len);
 
-/* A row of room was appended outside the batcher and its sync marker could
- * not be published: announce it when the bus is back. */
-void store_unsent(struct app *a, const char *room, int64_t seq);
+/* Rows up to seq were appended to room's log outside the batcher (a
+ * moderation statement): tells every gateway with members there, now or
+ * when the bus is back. */
+void store_announce(struct app *a, const char *room, int64_t seq);
 
 /* Bus hook: the publish link is back; announce what could not be published. */
 void store_on_pub_up(void *ud);

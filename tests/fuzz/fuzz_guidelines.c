@@ -19,7 +19,8 @@ static const char rules[] =
     "{\"rules\":["
     "{\"kind\":\"words\",\"terms\":[\"darn\",\"heck\",\"over the moon\",\"\xc3\xa9t\xc3\xa9\"],"
     "\"action\":\"mask\"},"
-    "{\"kind\":\"words\",\"terms\":[\"bad\"],\"action\":\"flag\",\"leet\":true,\"whole_words\":false},"
+    "{\"kind\":\"words\",\"terms\":[\"bad\"],\"action\":\"flag\",\"leet\":true,\"whole_words\":"
+    "false},"
     "{\"kind\":\"regex\",\"pattern\":\"(a+)+b|x{2,}y\",\"action\":\"redact\"},"
     "{\"kind\":\"pii\",\"detect\":[\"email\",\"phone\",\"card\",\"iban\"],\"action\":\"redact\"},"
     "{\"kind\":\"links\",\"allow\":[\"parley.example\"],\"action\":\"hold\"},"
@@ -41,8 +42,7 @@ static void check(const struct gl_set *s, const char *text, size_t len)
     }
     /* A rewrite is NUL-terminated, no longer than placeholders allow, and
      * never made for a rejected text. */
-    if (v.text && (v.text[v.len] || v.len > 3 * len + 64 || v.action == GL_REJECT))
-        abort();
+    if (v.text && (v.text[v.len] || v.len > 3 * len + 64 || v.action == GL_REJECT)) abort();
     gl_verdict_free(&v);
 }
 
@@ -66,7 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (strnlen(e.message, sizeof e.message) == sizeof e.message || !e.message[0]) abort();
         return 0;
     }
-    static const char text[] = "Darn! mail a@b.example, see https://x.example and 4111 1111 1111 1111";
+    static const char text[] =
+        "Darn! mail a@b.example, see https://x.example and 4111 1111 1111 1111";
     check(s, text, sizeof text - 1);
     gl_free(s);
     return 0;

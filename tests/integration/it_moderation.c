@@ -72,6 +72,22 @@ static const char *send_err(struct wsc *c, const char *room, const char *cmid, c
     return code;
 }
 
+/* A command that must be refused with code. */
+static void expect_err(struct wsc *c, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void expect_err(struct wsc *c, const char *code, const char *fmt, ...)
+{
+    char fields[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(fields, sizeof fields, fmt, ap);
+    va_end(ap);
+    cJSON *r = wsc_request(c, 3000, "%s", fields);
+    assert_non_null(wsc_err_code(r));
+    assert_string_equal(wsc_err_code(r), code);
+    cJSON_Delete(r);
+}
+
 /* Sends until the answer is want (a change made through another gateway
  * arrives over Redis within milliseconds); returns the last answer. */
 static const char *send_until(struct wsc *c, const char *room, const char *prefix, const char *want)
@@ -151,10 +167,8 @@ static void held_message_arrives_in_order_when_approved(void **state)
     cJSON_Delete(r);
     /* b goes away at s2; a member may not decide; the moderator approves. */
     wsc_close(b);
-    r = wsc_request(a, 3000, "\"op\":\"approve\",\"room\":\"%s\",\"pending\":%lld", w.room,
-                    (long long)pid);
-    assert_string_equal(wsc_err_code(r), "forbidden");
-    cJSON_Delete(r);
+    expect_err(a, "forbidden", "\"op\":\"approve\",\"room\":\"%s\",\"pending\":%lld", w.room,
+               (long long)pid);
     r = wsc_request(mod, 3000, "\"op\":\"approve\",\"room\":\"%s\",\"pending\":%lld", w.room,
                     (long long)pid);
     assert_null(wsc_err_code(r));
@@ -162,10 +176,8 @@ static void held_message_arrives_in_order_when_approved(void **state)
     assert_int_equal(s3, s2 + 1);
     cJSON_Delete(r);
     expect_message(a, s3, "h2");
-    r = wsc_request(mod, 3000, "\"op\":\"approve\",\"room\":\"%s\",\"pending\":%lld", w.room,
-                    (long long)pid);
-    assert_string_equal(wsc_err_code(r), "no_such_pending");
-    cJSON_Delete(r);
+    expect_err(mod, "no_such_pending", "\"op\":\"approve\",\"room\":\"%s\",\"pending\":%lld",
+               w.room, (long long)pid);
     int64_t s4 = send_ok(a, w.room, "h4", "later");
     /* b recovers from s2 on the other gateway: s3 (the approved one), s4,
      * no gap, no duplicate. */
@@ -270,15 +282,13 @@ static void mutes_locks_slow_mode_and_removal(void **state)
     struct wsc *mod = it_member(1, w.tok[MOD], w.room);
     send_ok(a, w.room, "m0", "before");
     /* A member may not mute. */
-    cJSON *r =
-        wsc_request(b, 3000, "\"op\":\"mute\",\"room\":\"%s\",\"person\":\"%s\",\"duration_s\":60",
-                    w.room, w.person[A]);
-    assert_string_equal(wsc_err_code(r), "forbidden");
-    cJSON_Delete(r);
-    r = wsc_request(mod, 3000,
-                    "\"op\":\"mute\",\"room\":\"%s\",\"person\":\"%s\",\"duration_s\":60,"
-                    "\"reason\":\"cool down\"",
-                    w.room, w.person[A]);
+    expect_err(b, "forbidden",
+               "\"op\":\"mute\",\"room\":\"%s\",\"person\":\"%s\",\"duration_s\":60", w.room,
+               w.person[A]);
+    cJSON *r = wsc_request(mod, 3000,
+                           "\"op\":\"mute\",\"room\":\"%s\",\"person\":\"%s\",\"duration_s\":60,"
+                           "\"reason\":\"cool down\"",
+                           w.room, w.person[A]);
     assert_null(wsc_err_code(r));
     cJSON_Delete(r);
     assert_string_equal(send_until(a, w.room, "m1", "muted"), "muted");
@@ -372,16 +382,13 @@ static void delete_and_edit(void **state)
     int64_t s1 = send_ok(a, w.room, "d1", "first words");
     int64_t s2 = send_ok(b, w.room, "d2", "b speaks");
     /* Someone else's message: only moderators. */
-    cJSON *r = wsc_request(b, 3000, "\"op\":\"delete\",\"room\":\"%s\",\"seq\":%lld", w.room,
-                           (long long)s1);
-    assert_string_equal(wsc_err_code(r), "forbidden");
-    cJSON_Delete(r);
-    r = wsc_request(b, 3000, "\"op\":\"edit\",\"room\":\"%s\",\"seq\":%lld,\"body\":\"x\"", w.room,
-                    (long long)s1);
-    assert_string_equal(wsc_err_code(r), "forbidden");
-    cJSON_Delete(r);
+    expect_err(b, "forbidden", "\"op\":\"delete\",\"room\":\"%s\",\"seq\":%lld", w.room,
+               (long long)s1);
+    expect_err(b, "forbidden", "\"op\":\"edit\",\"room\":\"%s\",\"seq\":%lld,\"body\":\"x\"",
+               w.room, (long long)s1);
     /* Own edit: passes the guidelines (masked), pushed to all in order. */
-    r = wsc_request(a, 3000, "\"op\":\"edit\",\"room\":\"%s\",\"seq\":%lld,\"body\":\"darn typo\"",
+    cJSON *r =
+        wsc_request(a, 3000, "\"op\":\"edit\",\"room\":\"%s\",\"seq\":%lld,\"body\":\"darn typo\"",
                     w.room, (long long)s1);
     assert_null(wsc_err_code(r));
     int64_t e1 = wsc_int(r, "ok.event_seq");
@@ -394,11 +401,9 @@ static void delete_and_edit(void **state)
     assert_string_equal(wsc_str(p, "body"), "**** typo");
     cJSON_Delete(p);
     /* Held or refused rewrites do not become edits. */
-    r = wsc_request(a, 3000,
-                    "\"op\":\"edit\",\"room\":\"%s\",\"seq\":%lld,\"body\":\"see the contract\"",
-                    w.room, (long long)s1);
-    assert_string_equal(wsc_err_code(r), "guideline_violation");
-    cJSON_Delete(r);
+    expect_err(a, "guideline_violation",
+               "\"op\":\"edit\",\"room\":\"%s\",\"seq\":%lld,\"body\":\"see the contract\"", w.room,
+               (long long)s1);
     /* Own delete, then a moderator's. */
     r = wsc_request(a, 3000, "\"op\":\"delete\",\"room\":\"%s\",\"seq\":%lld", w.room,
                     (long long)s1);
@@ -431,19 +436,15 @@ static void delete_and_edit(void **state)
                                 w.room),
                         "0");
     /* Deleting again changes nothing; unknown seq; the window closes. */
-    r = wsc_request(a, 3000, "\"op\":\"delete\",\"room\":\"%s\",\"seq\":%lld", w.room, 999LL);
-    assert_string_equal(wsc_err_code(r), "no_such_message");
-    cJSON_Delete(r);
+    expect_err(a, "no_such_message", "\"op\":\"delete\",\"room\":\"%s\",\"seq\":%lld", w.room,
+               999LL);
     int64_t s3 = send_ok(a, w.room, "d3", "late");
     it_sqlf("UPDATE workspaces SET edit_window_s = 0 WHERE id = '%s' RETURNING 1", w.ws);
-    r = wsc_request(a, 3000, "\"op\":\"edit\",\"room\":\"%s\",\"seq\":%lld,\"body\":\"y\"", w.room,
-                    (long long)s3);
-    assert_string_equal(wsc_err_code(r), "edit_window_closed");
-    cJSON_Delete(r);
-    r = wsc_request(a, 3000, "\"op\":\"delete\",\"room\":\"%s\",\"seq\":%lld", w.room,
-                    (long long)s3);
-    assert_string_equal(wsc_err_code(r), "edit_window_closed");
-    cJSON_Delete(r);
+    expect_err(a, "edit_window_closed",
+               "\"op\":\"edit\",\"room\":\"%s\",\"seq\":%lld,\"body\":\"y\"", w.room,
+               (long long)s3);
+    expect_err(a, "edit_window_closed", "\"op\":\"delete\",\"room\":\"%s\",\"seq\":%lld", w.room,
+               (long long)s3);
     /* A client recovering from the start gets messages, stubs and events
      * in one unbroken sequence. */
     struct wsc *late = it_connect_auth(0, w.tok[B]);
@@ -474,20 +475,14 @@ static void across_workspaces_nothing_is_found(void **state)
     struct wsc *xa = it_member(0, x.tok[A], x.room);
     int64_t s = send_ok(xa, x.room, "x1", "theirs");
     struct wsc *mod = it_connect_auth(1, w.tok[MOD]);
-    cJSON *r = wsc_request(mod, 3000, "\"op\":\"delete\",\"room\":\"%s\",\"seq\":%lld", x.room,
-                           (long long)s);
-    assert_string_equal(wsc_err_code(r), "no_such_message");
-    cJSON_Delete(r);
-    r = wsc_request(mod, 3000, "\"op\":\"room_settings\",\"room\":\"%s\",\"locked\":true", x.room);
-    assert_string_equal(wsc_err_code(r), "room_not_found");
-    cJSON_Delete(r);
-    r = wsc_request(mod, 3000, "\"op\":\"mute\",\"person\":\"%s\",\"duration_s\":60", x.person[A]);
-    assert_string_equal(wsc_err_code(r), "room_not_found");
-    cJSON_Delete(r);
-    r = wsc_request(mod, 3000, "\"op\":\"remove\",\"room\":\"%s\",\"person\":\"%s\"", x.room,
-                    x.person[A]);
-    assert_string_equal(wsc_err_code(r), "room_not_found");
-    cJSON_Delete(r);
+    expect_err(mod, "no_such_message", "\"op\":\"delete\",\"room\":\"%s\",\"seq\":%lld", x.room,
+               (long long)s);
+    expect_err(mod, "room_not_found", "\"op\":\"room_settings\",\"room\":\"%s\",\"locked\":true",
+               x.room);
+    expect_err(mod, "room_not_found", "\"op\":\"mute\",\"person\":\"%s\",\"duration_s\":60",
+               x.person[A]);
+    expect_err(mod, "room_not_found", "\"op\":\"remove\",\"room\":\"%s\",\"person\":\"%s\"", x.room,
+               x.person[A]);
     struct hres h =
         api(0, w.tok[MOD], "GET", NULL, "/api/v1/workspaces/%s/rooms/%s/evaluation", w.ws, x.room);
     assert_int_equal(h.status, 404);

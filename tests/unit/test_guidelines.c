@@ -35,7 +35,8 @@ static const struct {
      ROLE_MEMBER, "mask", "well **** it", "words"},
     {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\"}]}", "darned good",
      ROLE_MEMBER, "allow", NULL, NULL},
-    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\",\"whole_words\":false}]}",
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\",\"whole_words\":"
+     "false}]}",
      "darned good", ROLE_MEMBER, "mask", "****ed good", "words"},
     {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\"}]}", "DARN!",
      ROLE_MEMBER, "mask", "****!", "words"},
@@ -44,7 +45,8 @@ static const struct {
      "\xef\xbc\xa4\xef\xbc\xa1\xef\xbc\xb2\xef\xbc\xae", ROLE_MEMBER, "reject", NULL, "words"},
     /* diacritics and a zero-width joiner inside the word */
     {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\"}]}",
-     "d\xc3\xa1r\xe2\x80\x8dn", ROLE_MEMBER, "mask", "*****", "words"}, /* the joiner is masked too */
+     "d\xc3\xa1r\xe2\x80\x8dn", ROLE_MEMBER, "mask", "*****",
+     "words"}, /* the joiner is masked too */
     /* leetspeak only where the rule asks */
     {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"mask\"}]}", "d4rn",
      ROLE_MEMBER, "allow", NULL, NULL},
@@ -65,13 +67,12 @@ static const struct {
     {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"card\"],\"action\":\"redact\"}]}",
      "not a card 4111 1111 1111 1112", ROLE_MEMBER, "allow", NULL, NULL},
     {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"iban\"],\"action\":\"redact\"}]}",
-     "IBAN DE89 3704 0044 0532 0130 00 thanks", ROLE_MEMBER, "redact",
-     "IBAN [iban removed] thanks", "iban"},
+     "IBAN DE89 3704 0044 0532 0130 00 thanks", ROLE_MEMBER, "redact", "IBAN [iban removed] thanks",
+     "iban"},
     {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"iban\"],\"action\":\"redact\"}]}",
      "DE89 3704 0044 0532 0130 01", ROLE_MEMBER, "allow", NULL, NULL},
     {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"phone\"],\"action\":\"redact\"}]}",
-     "call +49 151 2345 6789 today", ROLE_MEMBER, "redact", "call [phone removed] today",
-     "phone"},
+     "call +49 151 2345 6789 today", ROLE_MEMBER, "redact", "call [phone removed] today", "phone"},
     {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"phone\"],\"action\":\"redact\"}]}",
      "in 2024 we had 120 people", ROLE_MEMBER, "allow", NULL, NULL},
     /* links */
@@ -83,8 +84,8 @@ static const struct {
     {"{\"rules\":[{\"kind\":\"links\",\"allow\":[\"parley.example\"],\"action\":\"reject\"}]}",
      "see https://notparley.example", ROLE_MEMBER, "reject", NULL, "link"},
     /* limits */
-    {"{\"rules\":[{\"kind\":\"max_length\",\"max\":5,\"action\":\"reject\"}]}", "\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4",
-     ROLE_MEMBER, "allow", NULL, NULL},
+    {"{\"rules\":[{\"kind\":\"max_length\",\"max\":5,\"action\":\"reject\"}]}",
+     "\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4\xc3\xa4", ROLE_MEMBER, "allow", NULL, NULL},
     {"{\"rules\":[{\"kind\":\"max_length\",\"max\":5,\"action\":\"reject\"}]}", "abcdef",
      ROLE_MEMBER, "reject", NULL, "max_length"},
     {"{\"rules\":[{\"kind\":\"max_mentions\",\"max\":2,\"action\":\"hold\"}]}",
@@ -97,9 +98,11 @@ static const struct {
      "{\"kind\":\"pii\",\"detect\":[\"email\"],\"action\":\"shadow\"}]}",
      "darn a@b.io", ROLE_MEMBER, "shadow", "**** a@b.io", "words"},
     /* exemptions */
-    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"reject\",\"exempt\":[\"admin\"]}]}",
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"reject\",\"exempt\":["
+     "\"admin\"]}]}",
      "darn", ROLE_ADMIN, "allow", NULL, NULL},
-    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"reject\",\"exempt\":[\"admin\"]}]}",
+    {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"darn\"],\"action\":\"reject\",\"exempt\":["
+     "\"admin\"]}]}",
      "darn", ROLE_AVATAR, "reject", NULL, "words"},
 };
 
@@ -205,8 +208,10 @@ static void bad_rule_sets_are_refused(void **state)
          "{\"kind\":\"regex\",\"pattern\":\"(unclosed\",\"action\":\"flag\"}]}",
          1, "pattern"},
         {"{\"rules\":[{\"kind\":\"max_length\",\"max\":10,\"action\":\"mask\"}]}", 0, "needs"},
-        {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"dna\"],\"action\":\"redact\"}]}", 0, "detect"},
-        {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"a\"],\"action\":\"mask\",\"exempt\":[\"king\"]}]}",
+        {"{\"rules\":[{\"kind\":\"pii\",\"detect\":[\"dna\"],\"action\":\"redact\"}]}", 0,
+         "detect"},
+        {"{\"rules\":[{\"kind\":\"words\",\"terms\":[\"a\"],\"action\":\"mask\",\"exempt\":["
+         "\"king\"]}]}",
          0, "exempt"},
         {"{\"rules\":[{\"kind\":\"links\",\"allow\":[\"not a domain\"],\"action\":\"reject\"}]}", 0,
          "allow"},
@@ -218,7 +223,8 @@ static void bad_rule_sets_are_refused(void **state)
         struct gl_set *s = gl_compile(bad[i].json, strlen(bad[i].json), &e);
         if (s) fail_msg("case %zu accepted: %s", i, bad[i].json);
         assert_int_equal(e.rule, bad[i].rule);
-        if (!strstr(e.message, bad[i].has)) fail_msg("case %zu: \"%s\" lacks \"%s\"", i, e.message, bad[i].has);
+        if (!strstr(e.message, bad[i].has))
+            fail_msg("case %zu: \"%s\" lacks \"%s\"", i, e.message, bad[i].has);
     }
     /* A bad regex names the offset PCRE2 found. */
     const char *re = "{\"rules\":[{\"kind\":\"regex\",\"pattern\":\"ab[c\",\"action\":\"flag\"}]}";
@@ -228,7 +234,8 @@ static void bad_rule_sets_are_refused(void **state)
     /* Too many terms: a limit, not an allocation failure. */
     size_t cap = 400000, n = 0;
     char *big = malloc(cap);
-    n += (size_t)snprintf(big + n, cap - n, "{\"rules\":[{\"kind\":\"words\",\"action\":\"mask\",\"terms\":[");
+    n += (size_t)snprintf(big + n, cap - n,
+                          "{\"rules\":[{\"kind\":\"words\",\"action\":\"mask\",\"terms\":[");
     for (int i = 0; i < GL_MAX_TERMS + 1; i++)
         n += (size_t)snprintf(big + n, cap - n, "%s\"t%d\"", i ? "," : "", i);
     n += (size_t)snprintf(big + n, cap - n, "]}]}");
@@ -240,7 +247,11 @@ static void bad_rule_sets_are_refused(void **state)
 static void normalisation(void **state)
 {
     (void)state;
-    char *n = gl_normalise("Stra\xc3\x9f" "e \xef\xbc\xa1", strlen("Stra\xc3\x9f" "e \xef\xbc\xa1"), false);
+    char *n = gl_normalise("Stra\xc3\x9f"
+                           "e \xef\xbc\xa1",
+                           strlen("Stra\xc3\x9f"
+                                  "e \xef\xbc\xa1"),
+                           false);
     assert_string_equal(n, "strasse a");
     free(n);
     n = gl_normalise("h3ll0 w0rld", 11, true);
