@@ -103,7 +103,8 @@ int main(int argc, char **argv)
     msg[500] = 0; /* exactly 500 bytes */
     size_t mlen = strlen(msg);
     double *lat = malloc((size_t)n * sizeof *lat);
-    struct gl_ctx ctx = {.role = ROLE_MEMBER, .since_last_ms = 5000, .last_minute = 2};
+    uint32_t taken[GL_MAX_RATES] = {2000}; /* two tokens of the rate bucket taken */
+    struct gl_ctx ctx = {.role = ROLE_MEMBER, .since_last_ms = 5000, .taken_milli = taken};
     int hits = 0;
     for (int i = 0; i < n; i++) {
         struct gl_verdict v;

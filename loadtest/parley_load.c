@@ -42,6 +42,7 @@
 
 #include "hist.h"
 #include "seqcheck.h"
+#include "stamp.h"
 
 #define MAX_GW 16
 #define MAX_ROOMS 4096
@@ -250,7 +251,7 @@ static void on_message_push(struct client *c, const cJSON *o)
     seqcheck_see(&c->sc, (int64_t)seq->valuedouble);
     const cJSON *body = cJSON_GetObjectItemCaseSensitive(o, "body");
     if (cJSON_IsString(body)) {
-        uint64_t t = strtoull(body->valuestring, NULL, 10), now = now_ns();
+        uint64_t t = stamp_get(body->valuestring), now = now_ns();
         if (t && now > t) lhist_record(&G.lat, (now - t) / 1000);
     }
 }
@@ -691,7 +692,8 @@ int main(int argc, char **argv)
             if (c->phase != P_OPEN || !interval) continue;
             bool any = false;
             while (c->next_send <= now) {
-                int bl = snprintf(body, (size_t)G.body + 1, "%" PRIu64 " ", now_ns());
+                size_t bl = stamp_put(body, now_ns());
+                body[bl++] = ' ';
                 memset(body + bl, 'x', (size_t)(G.body - bl));
                 body[G.body] = '\0';
                 if (G.proto == PR_SOCKETIO)

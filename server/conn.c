@@ -226,6 +226,8 @@ int conn_on_writeable(struct conn *c)
     if (w < (int)len) return -1;
     if (c->q.count)
         lws_callback_on_writable(c->wsi);
+    else if (c->close_when_drained) /* shutdown: the last reply is out, now the close */
+        conn_close(c, c->close_code, c->close_reason);
     else
         room_conn_drained(a, c);
     return 0;

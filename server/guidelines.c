@@ -28,6 +28,7 @@ struct rule {
     char **domains;        /* links: allowed domains (none: every link hits) */
     int ndomains;
     long max;       /* limits: length, mentions, per minute, seconds */
+    int bucket;     /* rate: index of its limit in gl_set.rates */
     pcre2_code *re; /* regex */
 };
 
@@ -58,6 +59,9 @@ struct ac {
 struct gl_set {
     struct rule rules[GL_MAX_RULES];
     int nrules;
+    int32_t rates[GL_MAX_RATES]; /* distinct rate limits, one token bucket each */
+    int nrates;
+    long slow_max;   /* the longest slow_mode rule, seconds (0: none) */
     struct ac ac[2]; /* [0] plain, [1] leetspeak-folded */
     bool any_leet;
     pcre2_match_context *mctx;
@@ -555,6 +559,17 @@ struct gl_set *gl_compile(const char *json, size_t len, struct gl_error *err)
                 max->valuedouble < 1 || max->valuedouble > 1000000)
                 BAD("max: an integer from 1 to 1000000");
             ru->max = (long)max->valuedouble;
+            if (kd == K_SLOW && ru->max > s->slow_max) s->slow_max = ru->max;
+            if (kd == K_RATE) {
+                /* rules with the same limit share a bucket */
+                int b = 0;
+                while (b < s->nrates && s->rates[b] != ru->max)
+                    b++;
+                if (b == GL_MAX_RATES)
+                    BAD("rate: at most %d different limits in a set", GL_MAX_RATES);
+                if (b == s->nrates) s->rates[s->nrates++] = (int32_t)ru->max;
+                ru->bucket = b;
+            }
             break;
         }
     }
@@ -591,6 +606,18 @@ void gl_free(struct gl_set *s)
 int gl_nrules(const struct gl_set *s)
 {
     return s ? s->nrules : 0;
+}
+
+int gl_rates(const struct gl_set *s, int32_t out[GL_MAX_RATES])
+{
+    if (!s) return 0;
+    memcpy(out, s->rates, (size_t)s->nrates * sizeof *out);
+    return s->nrates;
+}
+
+long gl_slow_max(const struct gl_set *s)
+{
+    return s ? s->slow_max : 0;
 }
 
 /* ---- detectors ---------------------------------------------------------- */
@@ -968,7 +995,10 @@ int gl_eval(const struct gl_set *s, const char *text, size_t len, const struct g
             break;
         }
         case K_RATE:
-            if (ctx && (long)ctx->last_minute >= r->max) record(&st, i, "rate", 0, 0);
+            /* the bucket holds less than one token */
+            if (ctx && ctx->taken_milli &&
+                (int64_t)ctx->taken_milli[r->bucket] > ((int64_t)r->max - 1) * 1000)
+                record(&st, i, "rate", 0, 0);
             break;
         case K_SLOW:
             if (ctx && ctx->since_last_ms >= 0 && ctx->since_last_ms < r->max * 1000)

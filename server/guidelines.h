@@ -35,6 +35,7 @@ enum gl_action { GL_ALLOW, GL_FLAG, GL_MASK, GL_REDACT, GL_SHADOW, GL_HOLD, GL_R
 #define GL_MAX_PATTERN 1000   /* bytes of one pattern or term */
 #define GL_MAX_JSON (1 << 20) /* bytes of a rule set */
 #define GL_MAX_HITS 32        /* hits reported per message */
+#define GL_MAX_RATES 8        /* different rate limits in a set (a token bucket each) */
 
 struct gl_set;
 
@@ -46,11 +47,16 @@ struct gl_error {
     char message[200];
 };
 
-/* What the evaluation knows about the sender beyond the text. */
+/* What the evaluation knows about the sender beyond the text: the person's
+ * pace in the room, over all their connections and gateways (pace.h). */
 struct gl_ctx {
     int role;              /* enum role (perm.h): rules may exempt roles */
     int64_t since_last_ms; /* since this person's last message in the room; < 0: none */
-    uint32_t last_minute;  /* this person's messages in the room in the last 60 s */
+    /* Per rate limit of the set (gl_rates order), the tokens this person has
+     * taken from its bucket before this message, in thousandths; a bucket of
+     * limit max holds max tokens and refills at max per minute. NULL: the
+     * rate rules do not apply (edits, dry runs). */
+    const uint32_t *taken_milli;
 };
 
 struct gl_hit {
@@ -79,6 +85,10 @@ void gl_use_jit(bool on);
 struct gl_set *gl_compile(const char *json, size_t len, struct gl_error *err);
 void gl_free(struct gl_set *s);
 int gl_nrules(const struct gl_set *s);
+/* The set's distinct rate limits (messages per minute), in bucket order. */
+int gl_rates(const struct gl_set *s, int32_t out[GL_MAX_RATES]);
+/* The longest slow_mode rule in seconds, 0 if none. */
+long gl_slow_max(const struct gl_set *s);
 
 /* 0, or -1 when text is not valid UTF-8 (the caller refuses the message). */
 int gl_eval(const struct gl_set *s, const char *text, size_t len, const struct gl_ctx *ctx,

@@ -50,9 +50,6 @@ struct sub {
     struct fetch *fetch;           /* replay query in flight, or NULL */
     struct ticket *check;          /* join authorisation query in flight, or NULL */
     bool pres_snap;                /* the presence snapshot was sent */
-    uint64_t last_send_ms;         /* guidelines: uv_now of this member's last accepted send */
-    uint64_t window_start;         /* guidelines: start of the current 60 s window */
-    uint32_t window_count;         /* guidelines: accepted sends in it */
 };
 
 int room_registry_new(struct app *a);

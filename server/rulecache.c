@@ -5,8 +5,9 @@
 #include "db.h"
 #include "guidelines.h"
 #include "log.h"
-#include "moderation.h"
 #include "mem.h"
+#include "moderation.h"
+#include "pace.h"
 #include "perm.h"
 #include "room.h"
 #include "store.h"
@@ -20,10 +21,12 @@
 #define CACHE_MAX 4096 /* rooms with compiled rules kept */
 #define WAIT_MAX 1024  /* sends waiting for one room's rules */
 
-/* A send (or edit) waiting for its room's rules. */
+/* A send (or edit) waiting for its room's rules or its sender's pace. */
 struct waiter {
-    struct creq cr;      /* link to the connection */
+    struct creq cr;      /* link to the connection; counted in its inflight */
     struct waiter *next; /* in arrival order */
+    bool paced;          /* pace below is known */
+    struct pace pace;    /* the sender's pace in the room (pace.h) */
     struct msgin in;     /* what was asked (strings inside this allocation) */
 };
 
@@ -38,7 +41,8 @@ struct entry {
     char ws[PP_UUID_LEN + 1];   /* its workspace */
     bool loading;               /* the query is in flight */
     bool stale;                 /* invalidated while loading: drop after use */
-    struct gl_set *set;         /* compiled rules, NULL when none */
+    struct compiled *rules;     /* compiled rules, NULL when none */
+    const struct gl_set *set;   /* rules->set, or NULL */
     bool locked;                /* read-only but for moderators */
     int slow_mode_s;            /* one message per person per N s; 0: off */
     struct mute *mutes;         /* active mutes here (room's and workspace's) */
@@ -58,19 +62,76 @@ static void ignore_result(void *ud, PGresult *res, int err)
 
 #define HITS_FLUSH 32768 /* bytes of buffered hit rows that force a write */
 
+/* A compiled rule set, shared by every room whose effective rules are the
+ * same text (all the rooms of a workspace without overrides): a set is
+ * compiled once per gateway, not once per room (a few ms each). */
+struct compiled {
+    struct compiled *next; /* rc->sets */
+    uint32_t h;            /* hash of text */
+    char *text;            /* the merged rules, malloc'd */
+    struct gl_set *set;    /* compiled from text */
+    uint32_t refs;         /* entries using it */
+};
+
 struct rulecache {
     struct entry *b[1024];        /* buckets */
+    struct compiled *sets;        /* compiled sets in use */
     uint32_t n;                   /* entries */
     char hits[HITS_FLUSH + 2048]; /* JSON array of hit rows not yet written */
     size_t hlen;                  /* its length (0: empty, else "[..." open) */
 };
 
-static uint32_t hash(const char *s)
+static uint32_t fnv(const char *s)
 {
     uint32_t h = 2166136261u;
     for (; *s; s++)
         h = (h ^ (unsigned char)*s) * 16777619u;
-    return h & 1023;
+    return h;
+}
+
+static uint32_t hash(const char *s)
+{
+    return fnv(s) & 1023;
+}
+
+/* The compiled set of text (taken: freed here or kept), shared if another
+ * room has the same; NULL with ge filled when it does not compile. */
+static struct compiled *compiled_get(struct rulecache *rc, char *text, struct gl_error *ge)
+{
+    uint32_t h = fnv(text);
+    for (struct compiled *c = rc->sets; c; c = c->next)
+        if (c->h == h && !strcmp(c->text, text)) {
+            free(text);
+            c->refs++;
+            return c;
+        }
+    struct compiled *c = mem_calloc(1, sizeof *c);
+    rulecache_app->stats.gl_compiles++;
+    c->set = c ? gl_compile(text, strlen(text), ge) : NULL;
+    if (!c || !c->set) {
+        if (!c) snprintf(ge->message, sizeof ge->message, "out of memory");
+        mem_free(c);
+        free(text);
+        return NULL;
+    }
+    c->h = h;
+    c->text = text;
+    c->refs = 1;
+    c->next = rc->sets;
+    rc->sets = c;
+    return c;
+}
+
+static void compiled_put(struct rulecache *rc, struct compiled *c)
+{
+    if (!c || --c->refs) return;
+    struct compiled **pp = &rc->sets;
+    while (*pp != c)
+        pp = &(*pp)->next;
+    *pp = c->next;
+    gl_free(c->set);
+    free(c->text);
+    mem_free(c);
 }
 
 int rulecache_new(struct app *a)
@@ -79,15 +140,43 @@ int rulecache_new(struct app *a)
     return a->rules ? 0 : -1;
 }
 
-static void entry_free(struct entry *e)
+/* A copy of in that outlives the command's frame, linked to c. */
+static struct waiter *waiter_new(struct conn *c, const struct msgin *in)
+{
+    size_t cl = in->cmid.len, bl = in->body.len;
+    struct waiter *w = mem_alloc(sizeof *w + cl + bl + 2);
+    if (!w) return NULL;
+    memset(w, 0, sizeof *w);
+    w->in = *in;
+    char *p = (char *)(w + 1);
+    if (cl) memcpy(p, in->cmid.str, cl);
+    p[cl] = 0;
+    w->in.cmid = (struct pp_str){p, cl};
+    memcpy(p + cl + 1, in->body.str, bl);
+    p[cl + 1 + bl] = 0;
+    w->in.body = (struct pp_str){p + cl + 1, bl};
+    creq_link(c, &w->cr);
+    c->inflight++;
+    return w;
+}
+
+static void waiter_free(struct waiter *w)
+{
+    if (!w) return;
+    struct conn *c = w->cr.c;
+    creq_unlink(&w->cr);
+    if (c && c->inflight) c->inflight--;
+    mem_free(w);
+}
+
+static void entry_free(struct rulecache *rc, struct entry *e)
 {
     while (e->wh) {
         struct waiter *w = e->wh;
         e->wh = w->next;
-        creq_unlink(&w->cr);
-        mem_free(w);
+        waiter_free(w);
     }
-    gl_free(e->set);
+    compiled_put(rc, e->rules);
     mem_free(e->mutes);
     mem_free(e);
 }
@@ -99,7 +188,7 @@ static void entry_remove(struct rulecache *rc, struct entry *e)
         pp = &(*pp)->next;
     if (*pp) *pp = e->next;
     rc->n--;
-    entry_free(e);
+    entry_free(rc, e);
 }
 
 void rulecache_free(struct app *a)
@@ -110,7 +199,7 @@ void rulecache_free(struct app *a)
         while (rc->b[i]) {
             struct entry *e = rc->b[i];
             rc->b[i] = e->next;
-            entry_free(e);
+            entry_free(rc, e);
         }
     mem_free(rc);
     a->rules = NULL;
@@ -183,6 +272,7 @@ void rulecache_tick(struct app *a)
 static void record_hits(struct app *a, struct conn *c, const char *room, const struct gl_verdict *v)
 {
     struct rulecache *rc = a->rules;
+    a->stats.gl_hits += (uint64_t)v->nhits;
     for (int i = 0; i < v->nhits; i++) {
         char row[1024];
         struct pp_w w;
@@ -328,10 +418,9 @@ static void notify_flag(struct app *a, struct conn *c, const struct msgin *in,
     if (n > 0) room_push(a, in->room, "-", 1, buf, (size_t)n);
 }
 
-/* The room's own refusals, before its guidelines: mutes, lock, slow mode.
- * Moderators are not held back by lock or slow mode. */
-static bool policy_refuses(struct conn *c, const struct entry *e, struct sub *s,
-                           const struct msgin *in, uint64_t now)
+/* The room's own refusals, before its guidelines: mutes and lock (slow mode
+ * is counted with the pace). Moderators are not held back by a lock. */
+static bool policy_refuses(struct conn *c, const struct entry *e, const struct msgin *in)
 {
     int64_t wall = app_wall_ms();
     char msg[128];
@@ -342,36 +431,97 @@ static bool policy_refuses(struct conn *c, const struct entry *e, struct sub *s,
             conn_reply_err(c, in->id, PP_E_MUTED, msg);
             return true;
         }
-    if (perm_allows((enum role)c->prole, P_MODERATE)) return false;
-    if (e->locked) {
+    if (e->locked && !perm_allows((enum role)c->prole, P_MODERATE)) {
         conn_reply_err(c, in->id, PP_E_ROOM_LOCKED, "the room is locked (read-only)");
-        return true;
-    }
-    if (in->op == PP_OP_SEND && e->slow_mode_s && s && s->last_send_ms &&
-        now - s->last_send_ms < (uint64_t)e->slow_mode_s * 1000) {
-        snprintf(msg, sizeof msg, "slow mode: one message per %d s; wait %llu ms", e->slow_mode_s,
-                 (unsigned long long)((uint64_t)e->slow_mode_s * 1000 - (now - s->last_send_ms)));
-        conn_reply_err(c, in->id, PP_E_SLOW_MODE, msg);
         return true;
     }
     return false;
 }
 
-/* Evaluates and stores (or refuses) one send or edit; the room's rules are known. */
-static void checked_send(struct app *a, struct conn *c, const struct entry *e,
-                         const struct msgin *in)
+static void route(struct app *a, struct conn *c, const struct msgin *in, struct waiter *w);
+
+static void on_paced(void *ud, struct pace *p)
 {
-    struct sub *s = room_find_sub(c, in->room);
-    uint64_t now = app_now_ms(a);
-    if (policy_refuses(c, e, s, in, now)) return;
+    struct waiter *w = ud;
+    struct conn *c = w->cr.c;
+    if (!c) { /* the connection is gone */
+        mem_free(w);
+        return;
+    }
+    c->pacing--;
+    c->app->stats.pace_checks++;
+    if (!p) {
+        c->app->stats.pace_unavailable++;
+        conn_reply_err(c, w->in.id, PP_E_UNAVAILABLE, "rate limits unavailable, retry");
+    } else if (p->wait_ms > 0) {
+        c->app->stats.pace_slowed++;
+        char msg[128];
+        snprintf(msg, sizeof msg, "slow mode: one message per %lld s; wait %lld ms",
+                 (long long)(p->slow_ms / 1000), (long long)p->wait_ms);
+        conn_reply_err(c, w->in.id, PP_E_SLOW_MODE, msg);
+    } else {
+        w->paced = true;
+        route(c->app, c, &w->in, w);
+        return;
+    }
+    waiter_free(w);
+}
+
+/* Counts a send in its sender's pace before it is evaluated. Once one send
+ * of a connection waits for Redis, the connection's later sends wait behind
+ * it, whatever their room, so they are stored in the order they came. */
+static bool pace_needed(struct conn *c, const struct entry *e, const struct msgin *in,
+                        struct waiter **wp)
+{
+    if (in->op != PP_OP_SEND || (*wp && (*wp)->paced)) return false;
+    struct pace p = {0};
+    p.slow_ms = perm_allows((enum role)c->prole, P_MODERATE) ? 0 : e->slow_mode_s * 1000LL;
+    p.nrates = gl_rates(e->set, p.rates);
+    long gs = gl_slow_max(e->set);
+    if (!p.slow_ms && !p.nrates && !gs && !c->pacing) return false;
+    p.keep_ms = 120000; /* a bucket at its cap drains in two minutes */
+    if (p.slow_ms > p.keep_ms) p.keep_ms = p.slow_ms;
+    if (gs * 1000LL > p.keep_ms) p.keep_ms = gs * 1000LL;
+    struct waiter *w = *wp ? *wp : waiter_new(c, in);
+    if (!w) {
+        conn_reply_err(c, in->id, PP_E_INTERNAL, "out of memory");
+        return true;
+    }
+    w->pace = p;
+    if (pace_take(c->app->bus, in->room, c->person, &w->pace, on_paced, w)) {
+        c->app->stats.pace_checks++;
+        c->app->stats.pace_unavailable++;
+        conn_reply_err(c, in->id, PP_E_UNAVAILABLE, "rate limits unavailable, retry");
+        waiter_free(w);
+    } else {
+        c->pacing++;
+    }
+    *wp = NULL; /* handed over */
+    return true;
+}
+
+/* Evaluates and stores (or refuses) one send or edit; the room's rules are
+ * known. w, when given, is the waiting copy of in and is consumed. */
+static void decide(struct app *a, struct conn *c, const struct entry *e, const struct msgin *in,
+                   struct waiter *w)
+{
+    if (policy_refuses(c, e, in)) goto done;
+    if (pace_needed(c, e, in, &w)) return;
+    const struct pace *pc = w && w->paced ? &w->pace : NULL;
     struct gl_verdict v = {.action = GL_ALLOW, .decisive = -1};
     if (e->set) {
         struct gl_ctx ctx = {.role = c->prole, .since_last_ms = -1};
-        if (s && s->last_send_ms) ctx.since_last_ms = (int64_t)(now - s->last_send_ms);
-        if (s && now - s->window_start < 60000) ctx.last_minute = s->window_count;
+        int32_t rates[GL_MAX_RATES];
+        int nr = gl_rates(e->set, rates);
+        if (pc) ctx.since_last_ms = pc->since_last_ms;
+        /* buckets counted under the rules of the moment (they may have changed since) */
+        if (pc && nr == pc->nrates && !memcmp(rates, pc->rates, (size_t)nr * sizeof *rates))
+            ctx.taken_milli = pc->taken_milli;
+        a->stats.gl_checks++;
         if (gl_eval(e->set, in->body.str, in->body.len, &ctx, &v)) {
             conn_reply_err(c, in->id, PP_E_BAD_REQUEST, "body: not valid UTF-8");
-            return;
+            if (pc) pace_refund(a->bus, in->room, c->person, pc);
+            goto done;
         }
         record_hits(a, c, in->room, &v);
     }
@@ -386,8 +536,9 @@ static void checked_send(struct app *a, struct conn *c, const struct entry *e,
                 break;
             }
         conn_reply_err(c, in->id, PP_E_GUIDELINE, msg);
+        if (pc) pace_refund(a->bus, in->room, c->person, pc); /* not sent: not counted */
         gl_verdict_free(&v);
-        return;
+        goto done;
     }
     /* A rewritten body replaces the original, which is never stored. */
     struct pp_str b = v.text ? (struct pp_str){v.text, v.len} : in->body;
@@ -400,20 +551,15 @@ static void checked_send(struct app *a, struct conn *c, const struct entry *e,
         keep(a, c, in, &b, &v);
     } else if (store_send(a, c, in->id, in->room, &in->cmid, &b, in->parent)) {
         conn_reply_err(c, in->id, PP_E_BUSY, "server busy, retry later");
+        if (pc) pace_refund(a->bus, in->room, c->person, pc);
         flagged = false;
     } else {
         c->inflight++;
     }
     if (flagged) notify_flag(a, c, in, &v);
-    if (s && in->op == PP_OP_SEND) {
-        if (now - s->window_start >= 60000) {
-            s->window_start = now;
-            s->window_count = 0;
-        }
-        s->window_count++;
-        s->last_send_ms = now;
-    }
     gl_verdict_free(&v);
+done:
+    waiter_free(w);
 }
 
 static struct entry *lookup(struct rulecache *rc, const char *room)
@@ -453,12 +599,12 @@ static void on_rules(void *ud, PGresult *res, int err)
         const char *r = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
         if (w || r) {
             char *merged = rulecache_merge(w, r);
-            struct gl_error ge;
-            e->set = merged ? gl_compile(merged, strlen(merged), &ge) : NULL;
+            struct gl_error ge = {.rule = -1, .message = "out of memory"};
+            e->rules = merged ? compiled_get(rc, merged, &ge) : NULL; /* takes merged */
+            e->set = e->rules ? e->rules->set : NULL;
             if (!e->set)
                 log_error("guidelines of a room do not compile together; sends refused",
                           "room=%s rule=%d why=\"%s\"", e->room, ge.rule, ge.message);
-            free(merged);
             ok = e->set != NULL;
         }
     }
@@ -468,16 +614,14 @@ static void on_rules(void *ud, PGresult *res, int err)
     while (e->wh) {
         struct waiter *w = e->wh;
         e->wh = w->next;
+        w->next = NULL;
         struct conn *c = w->cr.c;
-        creq_unlink(&w->cr);
-        if (c) {
-            if (c->inflight) c->inflight--;
-            if (ok)
-                checked_send(a, c, e, &w->in);
-            else
-                conn_reply_err(c, w->in.id, PP_E_UNAVAILABLE, "guidelines unavailable, retry");
+        if (c && ok) {
+            decide(a, c, e, &w->in, w);
+            continue;
         }
-        mem_free(w);
+        if (c) conn_reply_err(c, w->in.id, PP_E_UNAVAILABLE, "guidelines unavailable, retry");
+        waiter_free(w);
     }
     e->nwait = 0;
     if (!ok || e->stale) entry_remove(rc, e);
@@ -485,11 +629,18 @@ static void on_rules(void *ud, PGresult *res, int err)
 
 void rulecache_send(struct app *a, struct conn *c, const struct msgin *in)
 {
+    route(a, c, in, NULL);
+}
+
+/* To the room's rules, or in line for them while they load. w, when given,
+ * is the waiting copy of in and is consumed. */
+static void route(struct app *a, struct conn *c, const struct msgin *in, struct waiter *w)
+{
     struct rulecache *rc = a->rules;
     rulecache_app = a;
     struct entry *e = lookup(rc, in->room);
     if (e && !e->loading) {
-        checked_send(a, c, e, in);
+        decide(a, c, e, in, w);
         return;
     }
     if (!e) {
@@ -506,6 +657,7 @@ void rulecache_send(struct app *a, struct conn *c, const struct msgin *in)
             mem_free(e);
             mem_free(key);
             conn_reply_err(c, in->id, PP_E_INTERNAL, "out of memory");
+            waiter_free(w);
             return;
         }
         memcpy(e->room, in->room, PP_UUID_LEN);
@@ -516,6 +668,7 @@ void rulecache_send(struct app *a, struct conn *c, const struct msgin *in)
             mem_free(key);
             mem_free(e);
             conn_reply_err(c, in->id, PP_E_UNAVAILABLE, "storage unavailable, retry");
+            waiter_free(w);
             return;
         }
         e->loading = true;
@@ -526,26 +679,13 @@ void rulecache_send(struct app *a, struct conn *c, const struct msgin *in)
     }
     if (e->nwait >= WAIT_MAX) {
         conn_reply_err(c, in->id, PP_E_BUSY, "server busy, retry later");
+        waiter_free(w);
         return;
     }
-    size_t cl = in->cmid.len, bl = in->body.len;
-    struct waiter *w = mem_alloc(sizeof *w + cl + bl + 2);
-    if (!w) {
+    if (!w && !(w = waiter_new(c, in))) {
         conn_reply_err(c, in->id, PP_E_INTERNAL, "out of memory");
         return;
     }
-    memset(w, 0, sizeof *w);
-    w->in = *in;
-    char *p = (char *)(w + 1);
-    if (cl) memcpy(p, in->cmid.str, cl);
-    p[cl] = 0;
-    w->in.cmid = (struct pp_str){p, cl};
-    memcpy(p + cl + 1, in->body.str, bl);
-    p[cl + 1 + bl] = 0;
-    w->in.body = (struct pp_str){p + cl + 1, bl};
-    memcpy(w->in.room, in->room, PP_UUID_LEN + 1);
-    creq_link(c, &w->cr);
-    c->inflight++;
     if (e->wt)
         e->wt->next = w;
     else

@@ -5,10 +5,16 @@
  * <workspace>" control event (ctl.c) says they changed, so a change made on
  * any gateway applies to the next message everywhere.
  *
+ * Rooms whose effective rules are the same text (a workspace's rooms without
+ * overrides) share one compiled set, so a set is compiled once per gateway.
+ *
  * While a room's rules load, its sends wait in arrival order (bounded); then
- * each is evaluated and stored, or refused. Ownership: entries and their
- * compiled sets belong to the cache; waiting sends hold a creq to their
- * connection and are dropped unanswered if it closes.
+ * each is evaluated. A send in a room with a slow mode or a rate rule then
+ * waits for its sender's pace (pace.h, one Redis round trip); a connection's
+ * sends keep their order through both waits. Then it is stored, kept for
+ * review, or refused. Ownership: entries and their compiled sets belong to
+ * the cache; waiting sends hold a creq to their connection and are dropped
+ * unanswered if it closes.
  */
 #ifndef PARLEY_RULECACHE_H
 #define PARLEY_RULECACHE_H
@@ -33,9 +39,9 @@ struct msgin {
     int64_t seq;                /* edit: the message */
 };
 
-/* Checks a send or edit against the room's policy (mutes, lock, slow mode)
- * and guidelines, then stores it, keeps it for review (hold, shadow), or
- * refuses it. Answers the command in every case. */
+/* Checks a send or edit against the room's policy (mutes, lock, slow mode),
+ * its sender's pace and the guidelines, then stores it, keeps it for review
+ * (hold, shadow), or refuses it. Answers the command in every case. */
 void rulecache_send(struct app *a, struct conn *c, const struct msgin *in);
 
 /* Periodic (and at shutdown): writes the buffered guideline hits. */

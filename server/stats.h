@@ -54,6 +54,12 @@ struct stats {
     uint64_t logins_failed;             /* ... that failed (wrong email or password) */
     uint64_t logins_limited;            /* sign-in attempts refused by the rate limit */
     uint64_t visits_logged;             /* visit-log rows written for WebSocket sessions */
+    uint64_t gl_checks;                 /* sends and edits evaluated against guidelines */
+    uint64_t gl_hits;                   /* guideline hits recorded */
+    uint64_t gl_compiles;               /* rule sets compiled (rooms share identical sets) */
+    uint64_t pace_checks;               /* sends counted in their sender's pace (Redis) */
+    uint64_t pace_slowed;               /* ... refused by a room's slow mode */
+    uint64_t pace_unavailable;          /* ... refused because Redis did not answer */
     struct hist batch_size;             /* messages per write transaction */
     struct hist commit_seconds;         /* write transaction latency */
     struct hist op_seconds[SO__COUNT];  /* command latency, receipt to reply */

@@ -19,6 +19,11 @@ static void redis_restart_catches_up_from_postgres(void **state)
     struct it_world w;
     struct wsc *a, *b;
     int64_t base = it_pair(&w, 0, &a, 1, &b);
+    /* A room in slow mode: its pace is counted in Redis. */
+    struct it_world s;
+    it_world(&s, 1, NULL);
+    it_sqlf("UPDATE rooms SET slow_mode_s = 1 WHERE id = '%s' RETURNING 1", s.room);
+    struct wsc *c = it_member(0, s.tok[0], s.room);
     assert_int_equal(it_env("stop-redis"), 0);
     char cmid[32];
     for (int i = 0; i < 10; i++) {
@@ -27,6 +32,10 @@ static void redis_restart_catches_up_from_postgres(void **state)
         assert_null(wsc_err_code(r)); /* PostgreSQL is up: acknowledged */
         cJSON_Delete(r);
     }
+    /* ... but a slowed room's sends cannot be counted: refused, retry later */
+    cJSON *r = it_send(c, s.room, "slowed", "during the outage");
+    assert_string_equal(wsc_err_code(r), "unavailable");
+    cJSON_Delete(r);
     assert_int_equal(it_env("start-redis"), 0);
     for (int i = 0; i < 10; i++) {
         cJSON *m = wsc_wait_push(b, "message", 10000);
@@ -36,15 +45,20 @@ static void redis_restart_catches_up_from_postgres(void **state)
     }
     /* A message sent right after the restart arrives too, even if this
      * gateway's publish link is still reconnecting when it commits. */
-    cJSON *r = it_send(a, w.room, "after-restart", "after");
+    r = it_send(a, w.room, "after-restart", "after");
     assert_null(wsc_err_code(r));
     cJSON_Delete(r);
     cJSON *m = wsc_wait_push(b, "message", 10000);
     assert_non_null(m);
     assert_int_equal(wsc_int(m, "seq"), base + 11);
     cJSON_Delete(m);
+    /* Redis is back: the slowed room takes messages again */
+    r = it_send(c, s.room, "slowed-after", "after");
+    assert_null(wsc_err_code(r));
+    cJSON_Delete(r);
     wsc_close(a);
     wsc_close(b);
+    wsc_close(c);
 }
 
 static void postgres_down_fails_fast_and_recovers(void **state)

@@ -149,6 +149,59 @@ static void messages_are_checked_before_anyone_sees_them(void **state)
     wsc_close(bot);
 }
 
+/* Rooms with the same effective rules share one compiled set per gateway;
+ * a room override makes a set of its own. */
+static void rooms_share_one_compiled_set(void **state)
+{
+    (void)state;
+    struct world w;
+    build(&w);
+    char rules[256];
+    snprintf(
+        rules, sizeof rules, /* a term of this world only: no other room has these rules */
+        "{\"rules\":[{\"id\":\"u\",\"kind\":\"words\",\"terms\":[\"w%.8s\"],\"action\":\"flag\"}]}",
+        w.ws);
+    assert_int_equal(put_rules(0, w.owner.token, w.ws, NULL, rules, NULL), 200);
+    struct wsc *m1 = it_member(1, w.member.token, w.room);
+    cJSON_Delete(it_join(m1, w.room2, -1));
+    double c0 = it_metric(1, "parley_guideline_compiles_total");
+    double k0 = it_metric(1, "parley_guideline_checks_total");
+    cJSON *r = it_send(m1, w.room, "s1", "one");
+    assert_null(wsc_err_code(r));
+    cJSON_Delete(r);
+    assert_true(it_metric(1, "parley_guideline_compiles_total") == c0 + 1);
+    r = it_send(m1, w.room2, "s2", "two");
+    assert_null(wsc_err_code(r));
+    cJSON_Delete(r);
+    assert_true(it_metric(1, "parley_guideline_compiles_total") == c0 + 1); /* shared */
+    assert_true(it_metric(1, "parley_guideline_checks_total") == k0 + 2);
+    /* an override in the second room: its own set, the first room keeps the shared one */
+    assert_int_equal(put_rules(0, w.owner.token, w.ws, w.room2,
+                               "{\"rules\":[{\"id\":\"x\",\"kind\":\"max_length\","
+                               "\"max\":100,\"action\":\"reject\"}]}",
+                               NULL),
+                     200);
+    /* the change reaches gateway 1 through Redis: send until it applies */
+    char longer[160], cmid[16];
+    memset(longer, 'l', 150);
+    longer[150] = 0;
+    bool applied = false;
+    for (int i = 0; i < 40 && !applied; i++) {
+        snprintf(cmid, sizeof cmid, "s3-%d", i);
+        r = it_send(m1, w.room2, cmid, longer);
+        applied = wsc_err_code(r) != NULL;
+        cJSON_Delete(r);
+        if (!applied) usleep(50000);
+    }
+    assert_true(applied);
+    r = it_send(m1, w.room, "s4", "four");
+    assert_null(wsc_err_code(r));
+    cJSON_Delete(r);
+    /* both rooms' entries were dropped by the change: the shared set once, the override once */
+    assert_true(it_metric(1, "parley_guideline_compiles_total") == c0 + 3);
+    wsc_close(m1);
+}
+
 static void a_change_on_one_gateway_applies_on_the_other(void **state)
 {
     (void)state;
@@ -279,6 +332,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(messages_are_checked_before_anyone_sees_them),
         cmocka_unit_test(a_change_on_one_gateway_applies_on_the_other),
+        cmocka_unit_test(rooms_share_one_compiled_set),
         cmocka_unit_test(editing_rules_dry_run_refusals_and_audit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

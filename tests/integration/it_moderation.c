@@ -272,6 +272,91 @@ static void shadowed_messages_reach_only_sender_and_moderators(void **state)
         wsc_close(all[i]);
 }
 
+/* A Redis command through redis-cli; its first output line. */
+static const char *redis(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *redis(const char *fmt, ...)
+{
+    static char out[256];
+    char cmd[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    out[0] = 0;
+    assert_int_equal(it_run(out, sizeof out, "redis-cli -p %d %s", IT.redis_port, cmd), 0);
+    out[strcspn(out, "\n")] = 0;
+    return out;
+}
+
+/* A person's rate bucket is one, over all their connections and gateways;
+ * a refused message is given back; the bucket refills with time. */
+static void rate_is_per_person_across_gateways(void **state)
+{
+    (void)state;
+    struct it_world w;
+    world(&w);
+    assert_int_equal(put_rules(&w, "{\"rules\":[{\"id\":\"burst\",\"kind\":\"rate\",\"max\":3,"
+                                   "\"action\":\"reject\"},{\"id\":\"noise\",\"kind\":\"words\","
+                                   "\"terms\":[\"noise\"],\"action\":\"reject\"}]}"),
+                     200);
+    struct wsc *a0 = it_member(0, w.tok[A], w.room);
+    struct wsc *a1 = it_member(1, w.tok[A], w.room);
+    struct wsc *b = it_member(1, w.tok[B], w.room);
+    /* refused by another rule: not counted (else the third send below fails) */
+    assert_string_equal(send_err(a0, w.room, "n1", "noise"), "guideline_violation");
+    send_ok(a0, w.room, "r1", "one");
+    send_ok(a1, w.room, "r2", "two");
+    send_ok(a0, w.room, "r3", "three");
+    /* three a minute: the fourth is refused, whichever gateway it comes through */
+    cJSON *r = it_send(a1, w.room, "r4", "four");
+    assert_string_equal(wsc_err_code(r), "guideline_violation");
+    assert_non_null(strstr(wsc_str(r, "error.message"), "burst"));
+    cJSON_Delete(r);
+    assert_string_equal(send_err(a0, w.room, "r5", "five"), "guideline_violation");
+    /* another person has a bucket of their own */
+    send_ok(b, w.room, "b1", "mine is full");
+    /* twenty seconds give one token back (the bucket's clock is moved back
+     * rather than the test sleeping): one send passes, the next does not */
+    char key[128];
+    snprintf(key, sizeof key, "parley:pace:%s:%s", w.room, w.person[A]);
+    long long ttl = atoll(redis("PTTL %s", key));
+    assert_true(ttl > 60000 && ttl <= 120000); /* idle state expires by itself */
+    assert_string_equal(redis("HEXISTS %s b3", key), "1");
+    redis("HINCRBY %s at -20500", key);
+    send_ok(a1, w.room, "r6", "refilled");
+    assert_string_equal(send_err(a0, w.room, "r7", "too soon"), "guideline_violation");
+    /* the moderator raises the limit: a new bucket, sends pass again */
+    assert_int_equal(put_rules(&w, "{\"rules\":[{\"id\":\"burst\",\"kind\":\"rate\","
+                                   "\"max\":1000,\"action\":\"reject\"}]}"),
+                     200);
+    assert_string_equal(send_until(a0, w.room, "r8", "ok"), "ok");
+    /* sends that each wait for Redis are still stored in the order they came */
+    enum { PIPE = 20 };
+    for (int i = 0; i < PIPE; i++) {
+        char f[256];
+        int n = snprintf(f, sizeof f,
+                         "{\"id\":%d,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"p%d\","
+                         "\"body\":\"in order\"}",
+                         900000 + i, w.room, i);
+        assert_int_equal(wsc_send_text(a0, f, (size_t)n), 0);
+    }
+    int64_t seqs[PIPE] = {0};
+    for (int i = 0; i < PIPE; i++) {
+        cJSON *rep = wsc_next_reply(a0, 5000);
+        assert_non_null(rep);
+        assert_null(wsc_err_code(rep));
+        int64_t id = wsc_int(rep, "id") - 900000;
+        assert_true(id >= 0 && id < PIPE);
+        seqs[id] = wsc_int(rep, "ok.seq");
+        cJSON_Delete(rep);
+    }
+    for (int i = 1; i < PIPE; i++)
+        assert_true(seqs[i] == seqs[i - 1] + 1);
+    wsc_close(a0);
+    wsc_close(a1);
+    wsc_close(b);
+}
+
 static void mutes_locks_slow_mode_and_removal(void **state)
 {
     (void)state;
@@ -327,11 +412,14 @@ static void mutes_locks_slow_mode_and_removal(void **state)
                     w.room);
     assert_null(wsc_err_code(r));
     cJSON_Delete(r);
-    /* a's last accepted message ("back") was moments ago */
+    /* a's last accepted message was moments ago; the pace is the person's,
+     * so a's second connection, on the other gateway, is slowed too */
     assert_string_equal(send_until(a, w.room, "m7", "slow_mode"), "slow_mode");
-    struct wsc *a2 = it_member(0, w.tok[A], w.room);
-    send_ok(a2, w.room, "m8", "one");
-    assert_string_equal(send_err(a2, w.room, "m8b", "two"), "slow_mode");
+    struct wsc *a2 = it_member(1, w.tok[A], w.room);
+    cJSON *sr = it_send(a2, w.room, "m8", "from my phone");
+    assert_string_equal(wsc_err_code(sr), "slow_mode");
+    assert_non_null(strstr(wsc_str(sr, "error.message"), "one message per 30 s"));
+    cJSON_Delete(sr);
     wsc_close(a2);
     send_ok(mod, w.room, "m9", "moderators are not slowed");
     send_ok(mod, w.room, "m10", "at all");
@@ -563,6 +651,7 @@ int main(void)
         cmocka_unit_test(held_message_arrives_in_order_when_approved),
         cmocka_unit_test(shadowed_messages_reach_only_sender_and_moderators),
         cmocka_unit_test(mutes_locks_slow_mode_and_removal),
+        cmocka_unit_test(rate_is_per_person_across_gateways),
         cmocka_unit_test(delete_and_edit),
         cmocka_unit_test(across_workspaces_nothing_is_found),
         cmocka_unit_test(evaluation_in_json_and_csv),

@@ -269,17 +269,27 @@ static void tls_serves_wss_and_refuses_plain(void **state)
     assert_int_equal(stop(pid), 0);
 }
 
+/* A gateway of the test's own on a free port (ready when this returns),
+ * with the shared PostgreSQL and Redis and one extra flag (or NULL). */
+static pid_t own_gateway(const char *name, int *port, const char *flag, const char *value)
+{
+    *port = free_port();
+    char ports[16], log[600], redis[64];
+    snprintf(ports, sizeof ports, "%d", *port);
+    snprintf(log, sizeof log, "%s/%s.log", IT.state, name);
+    snprintf(redis, sizeof redis, "127.0.0.1:%d", IT.redis_port);
+    const char *args[] = {"serve",   "--port", ports, "--pg", IT.pg,
+                          "--redis", redis,    flag,  value,  NULL};
+    pid_t pid = spawn(log, args);
+    assert_int_equal(wait_ready_http(*port, 10000), 0);
+    return pid;
+}
+
 static void sigterm_flushes_then_exits_zero(void **state)
 {
     (void)state;
-    int port = free_port();
-    char ports[16], log[600], redis[64];
-    snprintf(ports, sizeof ports, "%d", port);
-    snprintf(log, sizeof log, "%s/gw-term.log", IT.state);
-    snprintf(redis, sizeof redis, "127.0.0.1:%d", IT.redis_port);
-    const char *args[] = {"serve", "--port", ports, "--pg", IT.pg, "--redis", redis, NULL};
-    pid_t pid = spawn(log, args);
-    assert_int_equal(wait_ready_http(port, 10000), 0);
+    int port;
+    pid_t pid = own_gateway("gw-term", &port, NULL, NULL);
     struct it_world w;
     it_world(&w, 1, NULL);
     struct wsc *c = wsc_connect(port, NULL, NULL);
@@ -326,6 +336,78 @@ static void sigterm_flushes_then_exits_zero(void **state)
     assert_int_equal(atoi(it_sql(sql)), ok);
     assert_true(ok > 0);
     assert_int_equal(ok + unavailable, N); /* every command answered exactly once */
+}
+
+/* A client whose replies are still queued when the gateway stops gets them
+ * all, then the 1001 close: the close waits for the queue, not a timer. */
+static void sigterm_closes_after_queued_replies(void **state)
+{
+    (void)state;
+    int port; /* with an out-queue that takes more than the sockets do (~6 MB) */
+    pid_t pid = own_gateway("gw-term2", &port, "--outq-bytes", "67108864");
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    struct wsc *a = it_connect_auth(0, w.tok[0]);
+    assert_non_null(a);
+    cJSON_Delete(it_join(a, w.room, -1));
+    static char body[3001];
+    memset(body, 'q', 3000);
+    for (int i = 0; i < 20; i++) {
+        char cmid[16];
+        snprintf(cmid, sizeof cmid, "big-%d", i);
+        cJSON *r = it_send(a, w.room, cmid, body);
+        assert_null(wsc_err_code(r));
+        cJSON_Delete(r);
+    }
+    wsc_close(a);
+    /* A reader with a 4 KiB receive buffer asks for PAGES pages of 60 KB
+     * and does not read: the first fill the sockets' buffers, the rest wait
+     * in the gateway's queue. */
+    struct wsc_opts small = {.rcvbuf = 4096};
+    struct wsc *c = wsc_connect(port, &small, NULL);
+    assert_non_null(c);
+    cJSON *hello = wsc_wait_push(c, "hello", 2000);
+    assert_non_null(hello);
+    cJSON_Delete(hello);
+    cJSON *r = wsc_request(c, 3000, "\"op\":\"auth\",\"token\":\"%s\"", w.tok[0]);
+    assert_null(wsc_err_code(r));
+    cJSON_Delete(r);
+    cJSON_Delete(it_join(c, w.room, -1));
+    enum { PAGES = 100 };
+    for (int i = 0; i < PAGES; i++) {
+        char msg[160];
+        int n =
+            snprintf(msg, sizeof msg, "{\"id\":%d,\"op\":\"history\",\"room\":\"%s\",\"limit\":20}",
+                     500 + i, w.room);
+        assert_int_equal(wsc_send_text(c, msg, (size_t)n), 0);
+    }
+    /* every page answered into the gateway's queue before it stops */
+    static char metrics[1 << 17];
+    const char *series = "parley_op_seconds_count{op=\"history\"} ";
+    int answered = 0;
+    for (int i = 0; i < 200 && answered < PAGES; i++) {
+        const char *p = http_get(port, "/metrics", metrics, sizeof metrics) == 200
+                            ? strstr(metrics, series)
+                            : NULL;
+        answered = p ? atoi(p + strlen(series)) : 0;
+        if (answered < PAGES) usleep(50000);
+    }
+    assert_int_equal(answered, PAGES);
+    kill(pid, SIGTERM);
+    usleep(300000); /* the gateway has flushed and is closing its clients */
+    int pages = 0;
+    cJSON *o;
+    while ((o = wsc_next_reply(c, 3000))) {
+        assert_null(wsc_err_code(o));
+        assert_int_equal(
+            cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(o, "ok"), "messages")), 20);
+        pages++;
+        cJSON_Delete(o);
+    }
+    assert_int_equal(pages, PAGES);
+    assert_int_equal(wsc_wait_closed(c, 0), 1001);
+    wsc_close(c);
+    assert_int_equal(stop(pid), 0);
 }
 
 static void port_in_use_fails_start(void **state)
@@ -470,6 +552,7 @@ int main(void)
         cmocka_unit_test(tls_serves_wss_and_refuses_plain),
         cmocka_unit_test(port_in_use_fails_start),
         cmocka_unit_test(sigterm_flushes_then_exits_zero),
+        cmocka_unit_test(sigterm_closes_after_queued_replies),
         cmocka_unit_test(schema_behind_or_ahead_refuses_start),
         cmocka_unit_test(log_level_by_signal),
         cmocka_unit_test(listens_only_on_the_bind_address),

@@ -1,4 +1,5 @@
 #include "itest.h"
+#include "httpc.h"
 
 #include <libpq-fe.h>
 #include <stdarg.h>
@@ -160,6 +161,25 @@ cJSON *it_send(struct wsc *c, const char *room, const char *cmid, const char *bo
     return wsc_request(c, 5000,
                        "\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"%s\",\"body\":\"%s\"",
                        room, cmid, body);
+}
+
+double it_metric(int g, const char *series)
+{
+    struct hres r = http_req(IT.gw[g], NULL, "GET", "/metrics", NULL, NULL);
+    size_t n = strlen(series);
+    const char *p = r.status == 200 ? r.body : NULL;
+    double v = -1;
+    bool found = false;
+    for (; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+        if (!strncmp(p, series, n) && p[n] == ' ') {
+            v = strtod(p + n + 1, NULL);
+            found = true;
+            break;
+        }
+    if (!found) fprintf(stderr, "itest: no metric %s on gateway %d\n", series, g);
+    hres_free(&r);
+    if (!found) abort();
+    return v;
 }
 
 long it_rss_kb(int pid)

@@ -60,6 +60,9 @@ cJSON *it_join(struct wsc *c, const char *room, int64_t since);
 /* send; returns the reply */
 cJSON *it_send(struct wsc *c, const char *room, const char *cmid, const char *body);
 long it_rss_kb(int pid);
+/* The value of an unlabelled metric (or of a full `name{labels}` series) in
+ * gateway g's /metrics; aborts the test when it is missing. */
+double it_metric(int g, const char *series);
 uint64_t it_now_ms(void);
 
 #endif

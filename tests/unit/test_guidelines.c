@@ -158,18 +158,54 @@ static void rate_and_slow_mode_use_the_context(void **state)
 {
     (void)state;
     struct gl_set *s = compile("{\"rules\":[{\"kind\":\"rate\",\"max\":3,\"action\":\"reject\"},"
-                               "{\"kind\":\"slow_mode\",\"max\":10,\"action\":\"reject\"}]}");
+                               "{\"kind\":\"slow_mode\",\"max\":10,\"action\":\"reject\"},"
+                               "{\"kind\":\"rate\",\"max\":10,\"action\":\"flag\"},"
+                               "{\"kind\":\"rate\",\"max\":3,\"action\":\"hold\"}]}");
+    /* two distinct limits: two buckets, in rule order; rules of one limit share one */
+    int32_t rates[GL_MAX_RATES];
+    assert_int_equal(gl_rates(s, rates), 2);
+    assert_int_equal(rates[0], 3);
+    assert_int_equal(rates[1], 10);
+    assert_int_equal(gl_slow_max(s), 10);
     struct gl_verdict v;
-    struct gl_ctx ok = {.role = ROLE_MEMBER, .since_last_ms = 11000, .last_minute = 2};
+    /* 2 tokens of 3 taken, 9 of 10: one is still in each bucket (no hit) */
+    uint32_t some[GL_MAX_RATES] = {2000, 9000};
+    struct gl_ctx ok = {.role = ROLE_MEMBER, .since_last_ms = 11000, .taken_milli = some};
     gl_eval(s, "hi", 2, &ok, &v);
     assert_string_equal(gl_action_name(v.action), "allow");
-    struct gl_ctx fast = {.role = ROLE_MEMBER, .since_last_ms = 11000, .last_minute = 3};
+    assert_int_equal(v.nhits, 0);
+    /* 2.001 taken: less than one token left in the 3-bucket (both its rules hit) */
+    uint32_t three[GL_MAX_RATES] = {2001, 9000};
+    struct gl_ctx fast = {.role = ROLE_MEMBER, .since_last_ms = 11000, .taken_milli = three};
     gl_eval(s, "hi", 2, &fast, &v);
+    assert_int_equal(v.nhits, 2);
     assert_string_equal(v.hits[0].kind, "rate");
-    struct gl_ctx slow = {.role = ROLE_MEMBER, .since_last_ms = 4000, .last_minute = 0};
+    assert_string_equal(gl_action_name(v.action), "reject");
+    /* the 10-bucket empty too: the flag rule hits as well */
+    uint32_t both[GL_MAX_RATES] = {0, 9500};
+    struct gl_ctx flood = {.role = ROLE_MEMBER, .since_last_ms = 11000, .taken_milli = both};
+    gl_eval(s, "hi", 2, &flood, &v);
+    assert_int_equal(v.nhits, 1);
+    assert_string_equal(gl_action_name(v.action), "flag");
+    /* no buckets known (an edit, a dry run): rate rules do not apply */
+    struct gl_ctx none = {.role = ROLE_MEMBER, .since_last_ms = -1};
+    gl_eval(s, "hi", 2, &none, &v);
+    assert_int_equal(v.nhits, 0);
+    struct gl_ctx slow = {.role = ROLE_MEMBER, .since_last_ms = 4000, .taken_milli = some};
     gl_eval(s, "hi", 2, &slow, &v);
     assert_string_equal(v.hits[0].kind, "slow_mode");
     gl_free(s);
+    /* more different limits than buckets: refused at the rule that is one too many */
+    char big[2048];
+    int n = snprintf(big, sizeof big, "{\"rules\":[");
+    for (int i = 0; i <= GL_MAX_RATES; i++)
+        n += snprintf(big + n, sizeof big - (size_t)n,
+                      "%s{\"kind\":\"rate\",\"max\":%d,\"action\":\"flag\"}", i ? "," : "", i + 1);
+    snprintf(big + n, sizeof big - (size_t)n, "]}");
+    struct gl_error err;
+    assert_null(gl_compile(big, strlen(big), &err));
+    assert_int_equal(err.rule, GL_MAX_RATES);
+    assert_non_null(strstr(err.message, "different limits"));
 }
 
 static void catastrophic_patterns_do_not_stall(void **state)

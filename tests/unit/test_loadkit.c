@@ -11,6 +11,7 @@
 
 #include "hist.h"
 #include "seqcheck.h"
+#include "stamp.h"
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -115,9 +116,32 @@ static void seqcheck_gaps_dups_reorder(void **state)
     assert_int_equal(s.beyond_window, 1);
 }
 
+/* Send stamps round-trip, carry no digits (a detector would redact them),
+ * and anything else reads as no stamp. */
+static void stamps_round_trip_without_digits(void **state)
+{
+    (void)state;
+    const uint64_t v[] = {0, 1, 9, 10, 123456789012345ull, UINT64_MAX};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        char s[STAMP_MAX + 8];
+        size_t n = stamp_put(s, v[i]);
+        assert_int_equal(n, strlen(s));
+        assert_true(n < STAMP_MAX);
+        assert_null(strpbrk(s, "0123456789"));
+        strcat(s, " xxxx");
+        if (v[i]) assert_true(stamp_get(s) == v[i]);
+    }
+    assert_true(stamp_get("tbcd rest") == 123);
+    assert_true(stamp_get("123 digits") == 0);
+    assert_true(stamp_get("t") == 0);
+    assert_true(stamp_get("hello") == 0);
+    assert_true(stamp_get("tjjjjjjjjjjjjjjjjjjjj") == 0); /* 20 nines: beyond 64 bits */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(stamps_round_trip_without_digits),
         cmocka_unit_test(histogram_percentiles_within_bucket_error),
         cmocka_unit_test(histogram_small_values_exact_and_merge),
         cmocka_unit_test(seqcheck_in_order),
