@@ -8,6 +8,8 @@
 # the report gives medians and ratios against Parley.
 #
 #   loadtest/bench.sh [rounds] [rate per client] [seconds]     (defaults: 3 5 10)
+#   BENCH_PLOT=latency.png loadtest/bench.sh ...   also plots each system's
+#                          latency by percentile in the last round (gnuplot)
 #
 # Load: 200 clients in 20 rooms of 10 (parley-load chat scenario), clients
 # alternating between the two processes of each system. Private PostgreSQL
@@ -45,7 +47,8 @@ measure() {
   # shellcheck disable=SC2046
   g0=$(svc_cpu_ticks $(pg_pids))
   "$load" --proto "$proto" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
-    --rate "$rate" --duration "$secs" --body 64 --sources 16 --json >"$state/out.json" || true
+    --rate "$rate" --duration "$secs" --body 64 --sources 16 --csv "$state/$name.csv" \
+    --json >"$state/out.json" || true
   c1=$(svc_cpu_ticks "$@")
   r1=$(svc_cpu_ticks "$rp")
   # shellcheck disable=SC2046
@@ -135,3 +138,8 @@ for k, label, fmt in keys:
     ratios = [("%.2f×" % (vals[0] / v)) if v else "–" for v in vals[1:]]
     print("| %s | %s | %s |" % (label, " | ".join(fmt % v for v in vals), " | ".join(ratios)))
 PY
+if [ -n "${BENCH_PLOT:-}" ]; then
+  "$root/loadtest/plot.sh" "$BENCH_PLOT" \
+    "delivery latency, $rate msg/s per client, last of $rounds rounds" \
+    "parley=$state/parley.csv" "socketio=$state/socketio.csv" "batch-1=$state/batch-1.csv"
+fi

@@ -30,6 +30,13 @@ for s in chat reconnect receipts; do
   [ "$s" = receipts ] && scenario=chat extra=(--read-rate 5)
   "$load" --fixture "$work/fixture" --gw "127.0.0.1:$GW1_PORT" --gw "127.0.0.1:$GW2_PORT" \
     --scenario "$scenario" --rate 5 --duration 3 --reconnect-every 1 --sources 16 "${extra[@]}" \
-    --json >"$work/$s.json"
+    --csv "$work/$s.csv" --json >"$work/$s.json"
   check "$work/$s.json" "$s"
 done
+# The plot of those runs' latency histograms is a PNG image.
+"$(dirname "$0")/../../loadtest/plot.sh" "$work/latency.png" "smoke" \
+  "chat=$work/chat.csv" "reconnect=$work/reconnect.csv" >/dev/null
+[ "$(head -c 8 "$work/latency.png" | od -An -tx1 | tr -d ' \n')" = 89504e470d0a1a0a ] ||
+  { echo "plot: not a PNG" >&2; exit 1; }
+[ "$(stat -c %s "$work/latency.png")" -gt 2000 ] || { echo "plot: image too small" >&2; exit 1; }
+echo "plot ok: $(stat -c %s "$work/latency.png") bytes"
