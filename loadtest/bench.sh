@@ -10,6 +10,10 @@
 #   loadtest/bench.sh [rounds] [rate per client] [seconds]     (defaults: 3 5 10)
 #   BENCH_PLOT=latency.png loadtest/bench.sh ...   also plots each system's
 #                          latency by percentile in the last round (gnuplot)
+#   BENCH_SEARCH="2 5 10 20" loadtest/bench.sh ...  then, per system, runs the
+#                          rates of the ladder in order until one fails (p99
+#                          >= 100 ms, or any loss, duplicate, reorder or
+#                          error) and reports the highest that held
 #
 # Load: 200 clients in 20 rooms of 10 (parley-load chat scenario), clients
 # alternating between the two processes of each system. Private PostgreSQL
@@ -54,7 +58,7 @@ measure() {
   # shellcheck disable=SC2046
   g1=$(svc_cpu_ticks $(pg_pids))
   python3 - "$name" "$state/out.json" "$((c1 - c0))" "$((r1 - r0))" "$((g1 - g0))" "$(getconf CLK_TCK)" \
-    <<'PY' >>"$state/results"
+    <<'PY' >>"$results"
 import json, sys
 name, path = sys.argv[1], sys.argv[2]
 server, redis, pg, hz = (int(x) for x in sys.argv[3:7])
@@ -67,7 +71,7 @@ r["pg_cpu_us_per_delivery"] = pg / hz * 1e6 / d
 r["generator_cpu_us_per_delivery"] = r["generator_cpu_s"] * 1e6 / d
 print(json.dumps(r))
 PY
-  tail -n 1 "$state/results" | cut -c1-200 >&2
+  tail -n 1 "$results" | cut -c1-200 >&2
 }
 
 run_parley() { # name flags...
@@ -104,6 +108,8 @@ run_socketio() {
   for p in $pids; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done
   rm -f "$state/peer.pids"
 }
+
+results=$state/results # where measure appends (the rate search uses its own)
 
 # The raw floor in the same run: one small frame per write(2) on loopback.
 floor=$("$root/build/loadtest/parley-floor" 300000 120)
@@ -142,4 +148,37 @@ if [ -n "${BENCH_PLOT:-}" ]; then
   "$root/loadtest/plot.sh" "$BENCH_PLOT" \
     "delivery latency, $rate msg/s per client, last of $rounds rounds" \
     "parley=$state/parley.csv" "socketio=$state/socketio.csv" "batch-1=$state/batch-1.csv"
+fi
+if [ -n "${BENCH_SEARCH:-}" ]; then
+  results=$state/search
+  for sys in parley socketio; do
+    for rate in $BENCH_SEARCH; do
+      if [ "$sys" = parley ]; then run_parley parley; else run_socketio; fi
+      python3 - "$results" "$rate" <<'PY' || break
+import json, sys
+r = json.loads(open(sys.argv[1]).read().splitlines()[-1])
+r["rate"] = float(sys.argv[2])
+bad = [k for k in ("lost", "dups", "out_of_order", "dead", "unrecovered", "errors") if r.get(k)]
+held = not bad and r["p99_ms"] < 100 and r["acked"] == r["sent"] > 0
+print("search: %s at %s msg/s per client: p99 %.1f ms%s -> %s" % (
+    r["name"], sys.argv[2], r["p99_ms"], (", " + ", ".join(bad)) if bad else "",
+    "held" if held else "failed"), file=sys.stderr)
+with open(sys.argv[1] + ".held", "a") as f:
+    if held: f.write("%s %s\n" % (r["name"], sys.argv[2]))
+sys.exit(0 if held else 1)
+PY
+    done
+  done
+  python3 - "$results.held" "$BENCH_SEARCH" <<'PY'
+import sys
+best = {}
+for line in open(sys.argv[1]) if __import__("os").path.exists(sys.argv[1]) else []:
+    name, rate = line.split()
+    best[name] = max(best.get(name, 0), float(rate))
+p, s = best.get("parley", 0), best.get("socketio", 0)
+print("highest per-client rate holding p99 < 100 ms with zero loss (ladder %s):" % sys.argv[2])
+print("| parley | socketio | parley / socketio |")
+print("|---|---|---|")
+print("| %g | %g | %s |" % (p, s, ("%.1f×" % (p / s)) if s else "–"))
+PY
 fi
