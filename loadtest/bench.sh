@@ -169,10 +169,11 @@ sys.exit(0 if held else 1)
 PY
     done
   done
+  touch "$results.held"
   python3 - "$results.held" "$BENCH_SEARCH" <<'PY'
 import sys
 best = {}
-for line in open(sys.argv[1]) if __import__("os").path.exists(sys.argv[1]) else []:
+for line in open(sys.argv[1]):
     name, rate = line.split()
     best[name] = max(best.get(name, 0), float(rate))
 p, s = best.get("parley", 0), best.get("socketio", 0)

@@ -1,9 +1,7 @@
 #include "pace.h"
 
 #include "bus.h"
-#include "mem.h"
 
-#include <errno.h>
 #include <hiredis/hiredis.h>
 #include <stdio.h>
 #include <string.h>
@@ -55,12 +53,6 @@ static const char refund_lua[] = "local k = KEYS[1]\n"
                                  "end\n"
                                  "return 0\n";
 
-struct call {
-    struct pace *p; /* the caller's, filled before cb */
-    pace_cb cb;
-    void *ud;
-};
-
 static int64_t int_at(const redisReply *r, size_t i)
 {
     return r->element[i]->type == REDIS_REPLY_INTEGER ? r->element[i]->integer : -1;
@@ -68,9 +60,8 @@ static int64_t int_at(const redisReply *r, size_t i)
 
 static void on_take(void *ud, const void *reply)
 {
-    struct call *c = ud;
+    struct pace *p = ud;
     const redisReply *r = reply;
-    struct pace *p = c->p;
     bool ok = r && r->type == REDIS_REPLY_ARRAY && r->elements >= 3;
     if (ok) {
         p->since_last_ms = int_at(r, 0);
@@ -82,8 +73,7 @@ static void on_take(void *ud, const void *reply)
             p->taken_milli[i] = v < 0 ? 0 : v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
         }
     }
-    c->cb(c->ud, ok ? p : NULL);
-    mem_free(c);
+    p->cb(p->ud, ok ? p : NULL);
 }
 
 /* argv: EVAL script 1 key, then the numbers (formatted into nums). */
@@ -115,12 +105,9 @@ static int run(struct bus *b, const char *script, const char *room, const char *
 int pace_take(struct bus *b, const char *room, const char *person, struct pace *p, pace_cb cb,
               void *ud)
 {
-    struct call *c = mem_alloc(sizeof *c);
-    if (!c) return -ENOMEM;
-    *c = (struct call){p, cb, ud};
-    int rc = run(b, take_lua, room, person, p->slow_ms, p->keep_ms, p, on_take, c);
-    if (rc) mem_free(c);
-    return rc;
+    p->cb = cb;
+    p->ud = ud;
+    return run(b, take_lua, room, person, p->slow_ms, p->keep_ms, p, on_take, p);
 }
 
 static void ignore_reply(void *ud, const void *reply)

@@ -22,6 +22,9 @@
 #include <stdint.h>
 
 struct bus;
+struct pace;
+
+typedef void (*pace_cb)(void *ud, struct pace *p);
 
 struct pace {
     int32_t rates[GL_MAX_RATES];        /* bucket limits asked for (messages per minute) */
@@ -32,12 +35,14 @@ struct pace {
     int64_t wait_ms;                    /* result: > 0 when the room's slow mode refused */
     int64_t at;                         /* result: Redis time of this message (ms) */
     uint32_t taken_milli[GL_MAX_RATES]; /* result: tokens taken before it, per bucket */
+    pace_cb cb;                         /* pace_take's, for its reply */
+    void *ud;
 };
 
-/* p holds the request; cb gets it back with the result filled, or NULL when
- * Redis did not answer (unreachable, or the link was dropped). Called exactly
- * once when pace_take returned 0; -EAGAIN/-ENOBUFS/-ENOMEM otherwise. */
-typedef void (*pace_cb)(void *ud, struct pace *p);
+/* p holds the request and must live until cb: cb gets it back with the
+ * result filled, or NULL when Redis did not answer (unreachable, or the link
+ * was dropped). Called exactly once when pace_take returned 0;
+ * -EAGAIN/-ENOBUFS/-ENOMEM otherwise. */
 int pace_take(struct bus *b, const char *room, const char *person, struct pace *p, pace_cb cb,
               void *ud);
 

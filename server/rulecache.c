@@ -96,8 +96,9 @@ static uint32_t hash(const char *s)
 
 /* The compiled set of text (taken: freed here or kept), shared if another
  * room has the same; NULL with ge filled when it does not compile. */
-static struct compiled *compiled_get(struct rulecache *rc, char *text, struct gl_error *ge)
+static struct compiled *compiled_get(struct app *a, char *text, struct gl_error *ge)
 {
+    struct rulecache *rc = a->rules;
     uint32_t h = fnv(text);
     for (struct compiled *c = rc->sets; c; c = c->next)
         if (c->h == h && !strcmp(c->text, text)) {
@@ -106,7 +107,7 @@ static struct compiled *compiled_get(struct rulecache *rc, char *text, struct gl
             return c;
         }
     struct compiled *c = mem_calloc(1, sizeof *c);
-    rulecache_app->stats.gl_compiles++;
+    a->stats.gl_compiles++;
     c->set = c ? gl_compile(text, strlen(text), ge) : NULL;
     if (!c || !c->set) {
         if (!c) snprintf(ge->message, sizeof ge->message, "out of memory");
@@ -449,7 +450,6 @@ static void on_paced(void *ud, struct pace *p)
         return;
     }
     c->pacing--;
-    c->app->stats.pace_checks++;
     if (!p) {
         c->app->stats.pace_unavailable++;
         conn_reply_err(c, w->in.id, PP_E_UNAVAILABLE, "rate limits unavailable, retry");
@@ -460,6 +460,7 @@ static void on_paced(void *ud, struct pace *p)
                  (long long)(p->slow_ms / 1000), (long long)p->wait_ms);
         conn_reply_err(c, w->in.id, PP_E_SLOW_MODE, msg);
     } else {
+        c->app->stats.pace_counted++;
         w->paced = true;
         route(c->app, c, &w->in, w);
         return;
@@ -489,7 +490,6 @@ static bool pace_needed(struct conn *c, const struct entry *e, const struct msgi
     }
     w->pace = p;
     if (pace_take(c->app->bus, in->room, c->person, &w->pace, on_paced, w)) {
-        c->app->stats.pace_checks++;
         c->app->stats.pace_unavailable++;
         conn_reply_err(c, in->id, PP_E_UNAVAILABLE, "rate limits unavailable, retry");
         waiter_free(w);
@@ -600,7 +600,7 @@ static void on_rules(void *ud, PGresult *res, int err)
         if (w || r) {
             char *merged = rulecache_merge(w, r);
             struct gl_error ge = {.rule = -1, .message = "out of memory"};
-            e->rules = merged ? compiled_get(rc, merged, &ge) : NULL; /* takes merged */
+            e->rules = merged ? compiled_get(a, merged, &ge) : NULL; /* takes merged */
             e->set = e->rules ? e->rules->set : NULL;
             if (!e->set)
                 log_error("guidelines of a room do not compile together; sends refused",

@@ -184,14 +184,14 @@ char *stats_render(struct app *a, size_t *len)
     metric(&o, "parley_guideline_compiles_total", "counter",
            "Rule sets compiled (rooms with the same rules share one).", (double)s->gl_compiles);
     put(&o,
-        "# HELP parley_pace_checks_total Sends counted in their sender's pace in Redis, by "
+        "# HELP parley_pace_checks_total Sends checked against their sender's pace in Redis, by "
         "outcome.\n"
         "# TYPE parley_pace_checks_total counter\n"
         "parley_pace_checks_total{outcome=\"counted\"} %llu\n"
         "parley_pace_checks_total{outcome=\"slow_mode\"} %llu\n"
         "parley_pace_checks_total{outcome=\"unavailable\"} %llu\n",
-        (unsigned long long)(s->pace_checks - s->pace_slowed - s->pace_unavailable),
-        (unsigned long long)s->pace_slowed, (unsigned long long)s->pace_unavailable);
+        (unsigned long long)s->pace_counted, (unsigned long long)s->pace_slowed,
+        (unsigned long long)s->pace_unavailable);
     metric(&o, "parley_receipts_received_total", "counter",
            "Read, seen and vote commands accepted for writing.", (double)s->receipts_received);
     metric(&o, "parley_receipts_persisted_total", "counter",

@@ -57,9 +57,9 @@ struct stats {
     uint64_t gl_checks;                 /* sends and edits evaluated against guidelines */
     uint64_t gl_hits;                   /* guideline hits recorded */
     uint64_t gl_compiles;               /* rule sets compiled (rooms share identical sets) */
-    uint64_t pace_checks;               /* sends counted in their sender's pace (Redis) */
-    uint64_t pace_slowed;               /* ... refused by a room's slow mode */
-    uint64_t pace_unavailable;          /* ... refused because Redis did not answer */
+    uint64_t pace_counted;              /* sends counted in their sender's pace (Redis) */
+    uint64_t pace_slowed;               /* sends refused there by a room's slow mode */
+    uint64_t pace_unavailable;          /* sends refused because Redis did not answer */
     struct hist batch_size;             /* messages per write transaction */
     struct hist commit_seconds;         /* write transaction latency */
     struct hist op_seconds[SO__COUNT];  /* command latency, receipt to reply */

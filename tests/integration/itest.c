@@ -121,17 +121,17 @@ void it_world(struct it_world *w, int n, const char *visibility)
     }
 }
 
-struct wsc *it_connect_auth(int g, const char *tok)
+struct wsc *it_connect_port(int port, const struct wsc_opts *o, const char *tok)
 {
     int status = 0;
-    struct wsc *c = wsc_connect(IT.gw[g], NULL, &status);
+    struct wsc *c = wsc_connect(port, o, &status);
     if (!c) {
-        fprintf(stderr, "itest: connect to gateway %d failed (HTTP status %d)\n", g, status);
+        fprintf(stderr, "itest: connect to port %d failed (HTTP status %d)\n", port, status);
         return NULL;
     }
     cJSON *hello = wsc_wait_push(c, "hello", 2000);
     if (!hello) {
-        fprintf(stderr, "itest: no hello from gateway %d\n", g);
+        fprintf(stderr, "itest: no hello from port %d\n", port);
         wsc_close(c);
         return NULL;
     }
@@ -147,6 +147,11 @@ struct wsc *it_connect_auth(int g, const char *tok)
         }
     }
     return c;
+}
+
+struct wsc *it_connect_auth(int g, const char *tok)
+{
+    return it_connect_port(IT.gw[g], NULL, tok);
 }
 
 cJSON *it_join(struct wsc *c, const char *room, int64_t since)

@@ -53,6 +53,9 @@ void it_world(struct it_world *w, int n, const char *visibility);
 int64_t it_pair(struct it_world *w, int g0, struct wsc **a, int g1, struct wsc **b);
 /* Connect to gateway g (0/1), read hello, authenticate with tok. */
 struct wsc *it_connect_auth(int g, const char *tok);
+/* The same to any gateway's port, with client options (o may be NULL; tok
+ * NULL: no auth). NULL on failure. */
+struct wsc *it_connect_port(int port, const struct wsc_opts *o, const char *tok);
 /* Connects to gateway g with tok and joins room (aborts the test on failure). */
 struct wsc *it_member(int g, const char *tok, const char *room);
 /* join room (since < 0: without since); returns the reply. */
