@@ -63,6 +63,12 @@ static void app_stop(struct app *a)
     uv_close((uv_handle_t *)&a->sig_int, on_handle_closed);
     uv_close((uv_handle_t *)&a->sig_usr1, on_handle_closed);
     uv_close((uv_handle_t *)&a->sig_usr2, on_handle_closed);
+    /* Closing the handles gave the signals back their default action, which
+     * for a repeated SIGTERM (systemd, a supervisor, a second Ctrl-C) would
+     * end the process in the middle of its bounded teardown with a
+     * signal status instead of 0. Everything is already stopping. */
+    signal(SIGTERM, SIG_IGN);
+    signal(SIGINT, SIG_IGN);
     log_info("stopped", "opened=%llu persisted=%llu delivered=%llu",
              (unsigned long long)a->stats.conns_opened, (unsigned long long)a->stats.msgs_persisted,
              (unsigned long long)a->stats.frames_delivered);
