@@ -18,6 +18,17 @@
  *   reconnect  chat while every client drops its connection every
  *              --reconnect-every seconds and rejoins with since on the other
  *              gateway: zero loss required
+ *   moderation chat through the workspace's guidelines (rules in
+ *              loadtest/README.md): one send in ten carries a term to mask,
+ *              one a term to reject, one a term to flag; every verdict is
+ *              checked at the receivers (a masked term delivered, or a
+ *              rejected send acknowledged, is a leak)
+ *
+ * --procs N splits the clients over N worker processes (one process's file
+ * limit caps its connections): each worker runs its share on its own epoll;
+ * they start sending at the same instant and share, through one anonymous
+ * shared mapping, the per-room highest acknowledged seq, so every receiver
+ * is checked against every sender; the parent merges their reports.
  *
  * Every loop is bounded: --duration caps the scenario, set-up is capped at
  * 60 s and the drain at 5 s; every gateway address must be on 127.0.0.0/8.
@@ -35,8 +46,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,9 +64,10 @@
 #define RBUF_MAX (8 << 20)
 #define DRAIN_MS 5000
 #define SETUP_MS 60000
+#define MAX_PROCS 16
 
 enum phase { P_HANDSHAKE, P_AUTH, P_JOIN, P_OPEN, P_DEAD };
-enum scenario { S_CHAT, S_IDLE, S_BIGROOM, S_RECONNECT };
+enum scenario { S_CHAT, S_IDLE, S_BIGROOM, S_RECONNECT, S_MODERATION };
 enum proto { PR_PARLEY, PR_SOCKETIO };
 
 struct client {
@@ -73,6 +87,7 @@ struct client {
     bool joined_once;   /* seq checking has started */
     struct seqcheck sc; /* delivery checking for its room */
     uint64_t sent, acked, errors, reconnects, unrecovered;
+    uint64_t rejected;  /* moderation: sends refused by the reject rule */
     int64_t next_id;    /* command ids */
     uint64_t next_read; /* --read-rate: monotonic ns of the next read report */
     uint64_t reads, reads_acked, read_errors; /* read reports and their answers */
@@ -83,25 +98,61 @@ struct client {
 /* Read reports use ids from here on, so their answers are told apart. */
 #define READ_ID_BASE (1LL << 40)
 
+/* The moderation scenario's terms (its rule set is in loadtest/README.md) and
+ * what a masked term becomes. Send k of a client carries KIND(k). */
+#define TERM_MASK "zqmaskword"
+#define TERM_MASKED "**********"
+#define TERM_REJECT "zqrejectword"
+#define TERM_FLAG "zqflagword"
+enum kind { K_PLAIN, K_MASK, K_REJECT, K_FLAG };
+static enum kind send_kind(int64_t k)
+{
+    return k % 10 == 3 ? K_MASK : k % 10 == 6 ? K_REJECT : k % 10 == 9 ? K_FLAG : K_PLAIN;
+}
+
+/* One worker's results, written by it, read by the parent once it exited. */
+struct wres {
+    uint64_t sent, acked, errors, delivered, dups, ooo, lost, dead, reconnects, unrecovered;
+    uint64_t reads, reads_acked;
+    uint64_t masked_seen;      /* deliveries whose term arrived masked */
+    uint64_t rejected;         /* sends refused with guideline_violation, as they should be */
+    uint64_t leaks;            /* a term delivered unmasked, or a send to reject acknowledged */
+    int clients, open;         /* its share of the fixture, and how many joined */
+    double cpu_s;              /* its own CPU time */
+    struct lhist lat;          /* delivery latency, µs */
+    struct lhist join_lat;     /* connect to join ok, µs */
+    struct lhist rlat;         /* read report to its answer, µs */
+    char codes[MAX_CODES][32]; /* error codes seen */
+    uint64_t code_count[MAX_CODES];
+};
+
+/* Shared by every worker (an anonymous MAP_SHARED mapping made before fork). */
+struct shared {
+    uint64_t start_ns;                  /* when sending starts: set once, by the last ready */
+    int ready;                          /* workers done with set-up */
+    int acks_done;                      /* workers with every command answered after the stop */
+    long rss1;                          /* the gateways' RSS when sending starts */
+    uint64_t acked_in_room[MAX_ROOMS];  /* acknowledged messages, per room */
+    uint64_t masked_in_room[MAX_ROOMS]; /* of those, carrying the term to mask */
+    int64_t room_max_seq[MAX_ROOMS];    /* highest acknowledged seq, per room */
+    struct wres w[MAX_PROCS];           /* one per worker */
+};
+
 static struct {
     struct sockaddr_in gw[MAX_GW];
     int ngw, sources, body, json;
+    int procs, k;     /* worker processes, and which one this is */
     enum proto proto; /* what the gateways speak */
     enum scenario scenario;
     double rate, duration, reconnect_every;
-    double read_rate;  /* read reports per client per second (receipts load) */
-    struct lhist rlat; /* read report to its answer, µs */
+    double read_rate; /* read reports per client per second (receipts load) */
     const char *csv;
     int pids[MAX_PIDS], npids;
     char rooms[MAX_ROOMS][40];
     int nrooms;
-    int *members;              /* per room */
-    uint64_t *acked_in_room;   /* per room */
-    int64_t *room_max_seq;     /* per room: highest acknowledged seq */
-    struct lhist lat;          /* delivery latency, µs */
-    struct lhist join_lat;     /* connect to join ok, µs */
-    char codes[MAX_CODES][32]; /* error codes seen */
-    uint64_t code_count[MAX_CODES];
+    int *members;             /* per room */
+    struct shared *S;         /* shared with the other workers */
+    struct wres *R;           /* this worker's results (in S) */
     unsigned long long nonce; /* makes client_msg_ids unique per run */
     int ep;                   /* epoll */
 } G;
@@ -121,10 +172,11 @@ static void die(const char *m)
 
 static void count_error(const char *code)
 {
+    struct wres *r = G.R;
     for (int i = 0; i < MAX_CODES; i++) {
-        if (!G.codes[i][0]) snprintf(G.codes[i], sizeof G.codes[i], "%s", code);
-        if (!strcmp(G.codes[i], code)) {
-            G.code_count[i]++;
+        if (!r->codes[i][0]) snprintf(r->codes[i], sizeof r->codes[i], "%s", code);
+        if (!strcmp(r->codes[i], code)) {
+            r->code_count[i]++;
             return;
         }
     }
@@ -213,7 +265,7 @@ static void start_client(struct client *c)
 {
     struct sockaddr_in *gw = &G.gw[c->gw % G.ngw];
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (c->fd < 0) die("socket (raise ulimit -n, or run several processes)");
+    if (c->fd < 0) die("socket (raise ulimit -n, or split the clients with --procs)");
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     /* Several source addresses: each has its own ephemeral port range. */
@@ -252,7 +304,12 @@ static void on_message_push(struct client *c, const cJSON *o)
     const cJSON *body = cJSON_GetObjectItemCaseSensitive(o, "body");
     if (cJSON_IsString(body)) {
         uint64_t t = stamp_get(body->valuestring), now = now_ns();
-        if (t && now > t) lhist_record(&G.lat, (now - t) / 1000);
+        if (t && now > t) lhist_record(&G.R->lat, (now - t) / 1000);
+        if (G.scenario == S_MODERATION) {
+            const char *b = body->valuestring;
+            if (strstr(b, TERM_MASK) || strstr(b, TERM_REJECT)) G.R->leaks++;
+            if (strstr(b, " " TERM_MASKED " ")) G.R->masked_seen++;
+        }
     }
 }
 
@@ -273,7 +330,7 @@ static void on_object(struct client *c, const cJSON *o)
         if (ok) {
             c->reads_acked++;
             uint64_t t0 = c->read_t0[rid % 64];
-            if (t0) lhist_record(&G.rlat, (now_ns() - t0) / 1000);
+            if (t0) lhist_record(&G.R->rlat, (now_ns() - t0) / 1000);
         } else {
             const cJSON *code = cJSON_GetObjectItemCaseSensitive(
                 cJSON_GetObjectItemCaseSensitive(o, "error"), "code");
@@ -282,9 +339,16 @@ static void on_object(struct client *c, const cJSON *o)
         }
         return;
     }
+    /* Sends are ids 3, 4, ...: send k has id k + 3. */
+    enum kind kind = c->phase == P_OPEN && rid >= 3 ? send_kind(rid - 3) : K_PLAIN;
     if (!ok) {
         const cJSON *code =
             cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "error"), "code");
+        if (G.scenario == S_MODERATION && kind == K_REJECT && cJSON_IsString(code) &&
+            !strcmp(code->valuestring, "guideline_violation")) {
+            c->rejected++; /* refused, as the rule says: answered, not an error */
+            return;
+        }
         count_error(cJSON_IsString(code) ? code->valuestring : "?");
         c->errors++;
         if (c->phase != P_OPEN) {
@@ -309,14 +373,24 @@ static void on_object(struct client *c, const cJSON *o)
         } else if (cJSON_IsFalse(rec)) {
             c->unrecovered++; /* the server could not replay: messages lost to this client */
         }
-        lhist_record(&G.join_lat, (now_ns() - c->t_connect) / 1000);
+        lhist_record(&G.R->join_lat, (now_ns() - c->t_connect) / 1000);
         c->phase = P_OPEN;
     } else {
         c->acked++;
-        G.acked_in_room[c->room]++;
+        if (G.scenario == S_MODERATION && kind == K_REJECT) G.R->leaks++;
+        __atomic_fetch_add(&G.S->acked_in_room[c->room], 1, __ATOMIC_RELAXED);
+        if (G.scenario == S_MODERATION && kind == K_MASK)
+            __atomic_fetch_add(&G.S->masked_in_room[c->room], 1, __ATOMIC_RELAXED);
         const cJSON *seq = cJSON_GetObjectItemCaseSensitive(ok, "seq");
-        if (cJSON_IsNumber(seq) && (int64_t)seq->valuedouble > G.room_max_seq[c->room])
-            G.room_max_seq[c->room] = (int64_t)seq->valuedouble;
+        if (cJSON_IsNumber(seq)) {
+            /* the room's highest acknowledged seq, over every worker */
+            int64_t v = (int64_t)seq->valuedouble, cur;
+            int64_t *m = &G.S->room_max_seq[c->room];
+            cur = __atomic_load_n(m, __ATOMIC_RELAXED);
+            while (v > cur && !__atomic_compare_exchange_n(m, &cur, v, false, __ATOMIC_RELAXED,
+                                                           __ATOMIC_RELAXED)) {
+            }
+        }
     }
 }
 
@@ -511,18 +585,20 @@ static void parse_gw(const char *s)
 
 static const char *usage =
     "usage: parley-load --fixture FILE --gw 127.0.0.1:PORT [--gw ...]\n"
-    "         [--scenario chat|idle|bigroom|reconnect] [--rate MSGS_PER_S_PER_CLIENT]\n"
-    "         [--read-rate READ_REPORTS_PER_S_PER_CLIENT]\n"
+    "         [--scenario chat|idle|bigroom|reconnect|moderation] [--rate MSGS_PER_S_PER_CLIENT]\n"
+    "         [--read-rate READ_REPORTS_PER_S_PER_CLIENT] [--procs N]\n"
     "         [--duration S] [--body BYTES] [--sources N] [--reconnect-every S]\n"
     "         [--pid GATEWAY_PID ...] [--csv HISTOGRAM.csv] [--proto parley|socketio] [--json]";
 
-int main(int argc, char **argv)
+static const char *const scenario_names[] = {"chat", "idle", "bigroom", "reconnect", "moderation"};
+
+static void parse_args(int argc, char **argv, const char **fixture)
 {
-    const char *fixture = NULL;
     G.rate = -1;
     G.duration = 10;
     G.body = 64;
     G.sources = 4;
+    G.procs = 1;
     G.reconnect_every = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -532,7 +608,7 @@ int main(int argc, char **argv)
         }
         if (!v) die(usage);
         if (!strcmp(a, "--fixture"))
-            fixture = v;
+            *fixture = v;
         else if (!strcmp(a, "--gw"))
             parse_gw(v);
         else if (!strcmp(a, "--read-rate"))
@@ -545,6 +621,8 @@ int main(int argc, char **argv)
             G.body = atoi(v);
         else if (!strcmp(a, "--sources"))
             G.sources = atoi(v);
+        else if (!strcmp(a, "--procs"))
+            G.procs = atoi(v);
         else if (!strcmp(a, "--reconnect-every"))
             G.reconnect_every = atof(v);
         else if (!strcmp(a, "--csv"))
@@ -559,31 +637,32 @@ int main(int argc, char **argv)
             else
                 die("--proto parley|socketio");
         } else if (!strcmp(a, "--scenario")) {
-            if (!strcmp(v, "chat"))
-                G.scenario = S_CHAT;
-            else if (!strcmp(v, "idle"))
-                G.scenario = S_IDLE;
-            else if (!strcmp(v, "bigroom"))
-                G.scenario = S_BIGROOM;
-            else if (!strcmp(v, "reconnect"))
-                G.scenario = S_RECONNECT;
-            else
-                die("--scenario chat|idle|bigroom|reconnect");
+            int k = 0;
+            while (k <= S_MODERATION && strcmp(v, scenario_names[k]))
+                k++;
+            if (k > S_MODERATION) die("--scenario chat|idle|bigroom|reconnect|moderation");
+            G.scenario = (enum scenario)k;
         } else
             die(usage);
         i++;
     }
-    if (!fixture || !G.ngw) die(usage);
+    if (!*fixture || !G.ngw) die(usage);
     if (G.rate < 0) G.rate = G.scenario == S_IDLE ? 0 : G.scenario == S_BIGROOM ? 1 : 5;
     if (G.scenario == S_IDLE) G.rate = 0;
     if (G.rate > 10000 || G.duration <= 0 || G.duration > 3600) die("bad --rate or --duration");
     if (G.read_rate < 0 || G.read_rate > 1000) die("bad --read-rate");
     if (G.body < 24 || G.body > 60000 || G.sources < 1 || G.sources > 250)
         die("bad --body/--sources");
+    if (G.procs < 1 || G.procs > MAX_PROCS) die("--procs must be 1..16");
     if (G.reconnect_every < 0.2) die("--reconnect-every must be at least 0.2 s");
     if (G.proto == PR_SOCKETIO && G.scenario == S_RECONNECT)
         die("the Socket.IO peer has no recovery: no reconnect scenario");
+    if (G.proto == PR_SOCKETIO && G.scenario == S_MODERATION)
+        die("the Socket.IO peer has no guidelines: no moderation scenario");
+}
 
+static struct client *read_fixture(const char *fixture, int *count)
+{
     FILE *f = fopen(fixture, "r");
     if (!f) die("cannot open fixture");
     struct client *cl = NULL;
@@ -594,8 +673,12 @@ int main(int argc, char **argv)
         int room;
         if (!strncmp(line, "room ", 5) && G.nrooms < MAX_ROOMS) {
             sscanf(line + 5, "%39s", G.rooms[G.nrooms++]);
-        } else if (sscanf(line, "token %d %127s", &room, tok) == 2) {
-            if (n == cap) cl = realloc(cl, sizeof *cl * (size_t)(cap = cap ? cap * 2 : 256));
+        } else if (sscanf(line, "token %d %127s", &room, tok) == 2 && room >= 0 &&
+                   room < MAX_ROOMS) {
+            if (n == cap) {
+                cl = realloc(cl, sizeof *cl * (size_t)(cap = cap ? cap * 2 : 256));
+                if (!cl) die("out of memory");
+            }
             memset(&cl[n], 0, sizeof cl[n]);
             cl[n].fd = -1;
             cl[n].idx = n;
@@ -607,19 +690,59 @@ int main(int argc, char **argv)
     }
     fclose(f);
     if (!n || !G.nrooms) die("fixture has no tokens or rooms");
-    G.members = calloc((size_t)G.nrooms, sizeof *G.members);
-    G.acked_in_room = calloc((size_t)G.nrooms, sizeof *G.acked_in_room);
-    G.room_max_seq = calloc((size_t)G.nrooms, sizeof *G.room_max_seq);
-    for (int i = 0; i < n; i++)
-        G.members[cl[i].room]++;
-    lhist_init(&G.lat);
-    lhist_init(&G.join_lat);
-    lhist_init(&G.rlat);
-    G.ep = epoll_create1(EPOLL_CLOEXEC);
-    srand((unsigned)now_ns());
-    G.nonce = (unsigned long long)now_ns() ^ ((unsigned long long)getpid() << 40);
+    *count = n;
+    return cl;
+}
 
-    long rss0 = total_rss();
+/* One message body: the send stamp, the scenario's term for send k, padding. */
+static void make_body(char *body, int64_t k)
+{
+    size_t bl = stamp_put(body, now_ns());
+    body[bl++] = ' ';
+    if (G.scenario == S_MODERATION) {
+        static const char *const terms[] = {NULL, TERM_MASK, TERM_REJECT, TERM_FLAG};
+        const char *t = terms[send_kind(k)];
+        if (t) {
+            memcpy(body + bl, t, strlen(t));
+            bl += strlen(t);
+            body[bl++] = ' ';
+        }
+    }
+    if (bl < (size_t)G.body) {
+        memset(body + bl, 'x', (size_t)G.body - bl);
+        bl = (size_t)G.body;
+    }
+    body[bl] = '\0';
+}
+
+/* Waits, still servicing the sockets, until every worker has set up (or the
+ * set-up time is over), so that all start sending at the same instant. */
+static uint64_t start_together(uint64_t setup_end)
+{
+    __atomic_fetch_add(&G.S->ready, 1, __ATOMIC_SEQ_CST);
+    uint64_t start;
+    while (!(start = __atomic_load_n(&G.S->start_ns, __ATOMIC_SEQ_CST))) {
+        uint64_t now = now_ns(), zero = 0;
+        if ((__atomic_load_n(&G.S->ready, __ATOMIC_SEQ_CST) == G.procs || now > setup_end) &&
+            __atomic_compare_exchange_n(&G.S->start_ns, &zero, now, false, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST))
+            G.S->rss1 = total_rss(); /* set by the one that starts everyone */
+        else
+            service(5);
+    }
+    return start;
+}
+
+/* The scenario for this worker's clients (cl[0..n)), results into G.R. */
+static void run_worker(struct client *cl, int n)
+{
+    struct wres *R = G.R;
+    lhist_init(&R->lat);
+    lhist_init(&R->join_lat);
+    lhist_init(&R->rlat);
+    R->clients = n;
+    G.ep = epoll_create1(EPOLL_CLOEXEC);
+    srand((unsigned)now_ns() ^ (unsigned)getpid());
     for (int i = 0; i < n; i++)
         start_client(&cl[i]);
     /* Set-up: connect, authenticate, join (bounded). */
@@ -631,32 +754,46 @@ int main(int argc, char **argv)
         for (int i = 0; i < n; i++)
             open += cl[i].phase == P_OPEN;
     }
+    R->open = open;
     if (open < n) fprintf(stderr, "parley-load: only %d of %d clients joined\n", open, n);
-    long rss1 = total_rss();
+    uint64_t start = start_together(setup_end);
 
     uint64_t interval = G.rate > 0 ? (uint64_t)(1e9 / G.rate) : 0;
     uint64_t read_interval = G.read_rate > 0 ? (uint64_t)(1e9 / G.read_rate) : 0;
-    uint64_t start = now_ns(), stop = start + (uint64_t)(G.duration * 1e9);
+    uint64_t stop = start + (uint64_t)(G.duration * 1e9);
     uint64_t drop_every = (uint64_t)(G.reconnect_every * 1e9);
     for (int i = 0; i < n; i++) {
         if (interval) cl[i].next_send = start + (uint64_t)rand() % interval;
         if (read_interval) cl[i].next_read = start + (uint64_t)rand() % read_interval;
         cl[i].next_drop = start + drop_every / 2 + (uint64_t)rand() % drop_every;
     }
-    char *body = malloc((size_t)G.body + 1);
+    char *body = malloc((size_t)G.body + 64);
+    if (!body) die("out of memory");
     uint64_t last_progress = start, total_sent = 0;
+    bool acks_done = false; /* this worker's share of S->acks_done is counted */
     for (;;) {
         uint64_t now = now_ns();
         bool running = now < stop;
         if (!running) {
-            /* Drain: every ack back and every stream complete, or time is up. */
+            /* Drain: every command answered in every worker (then each room's
+             * highest acknowledged seq is final), and every stream here
+             * complete up to it; or time is up. */
             bool done = true;
             for (int i = 0; i < n && done; i++) {
-                struct client *c = &cl[i];
-                if (c->phase == P_DEAD) continue;
-                if (c->acked + c->errors < c->sent || c->reads_acked + c->read_errors < c->reads)
+                const struct client *c = &cl[i];
+                if (c->phase != P_DEAD && (c->acked + c->errors + c->rejected < c->sent ||
+                                           c->reads_acked + c->read_errors < c->reads))
                     done = false;
-                else if (c->joined_once && seqcheck_missing(&c->sc, G.room_max_seq[c->room] + 1))
+            }
+            if (done && !acks_done) {
+                acks_done = true;
+                __atomic_fetch_add(&G.S->acks_done, 1, __ATOMIC_SEQ_CST);
+            }
+            done = done && __atomic_load_n(&G.S->acks_done, __ATOMIC_SEQ_CST) == G.procs;
+            for (int i = 0; i < n && done; i++) {
+                const struct client *c = &cl[i];
+                if (c->phase != P_DEAD && c->joined_once &&
+                    seqcheck_missing(&c->sc, G.S->room_max_seq[c->room] + 1))
                     done = false;
             }
             if (done || now > stop + DRAIN_MS * 1000000ull) break;
@@ -664,7 +801,7 @@ int main(int argc, char **argv)
         for (int i = 0; running && i < n; i++) {
             struct client *c = &cl[i];
             if (G.scenario == S_RECONNECT && c->phase == P_OPEN && now >= c->next_drop &&
-                c->acked + c->errors == c->sent) {
+                c->acked + c->errors + c->rejected == c->sent) {
                 /* Drop and come back through the other gateway with since. */
                 drop(c);
                 c->gw++;
@@ -692,10 +829,7 @@ int main(int argc, char **argv)
             if (c->phase != P_OPEN || !interval) continue;
             bool any = false;
             while (c->next_send <= now) {
-                size_t bl = stamp_put(body, now_ns());
-                body[bl++] = ' ';
-                memset(body + bl, 'x', (size_t)(G.body - bl));
-                body[G.body] = '\0';
+                make_body(body, c->next_id);
                 if (G.proto == PR_SOCKETIO)
                     send_cmd(c,
                              "42%" PRId64 "[\"send\",{\"room\":\"%s\","
@@ -714,58 +848,176 @@ int main(int argc, char **argv)
             }
             if (any) flush_out(c);
         }
+        R->sent = total_sent; /* for worker 0's progress line */
         service(1);
-        if (!G.json && now - last_progress > 1000000000ull) {
+        if (G.k == 0 && !G.json && now - last_progress > 1000000000ull) {
             last_progress = now;
             int conns = 0;
+            uint64_t all_sent = 0, all_got = 0;
             for (int i = 0; i < n; i++)
                 conns += cl[i].phase == P_OPEN;
+            for (int w = 0; w < G.procs; w++) {
+                all_sent += __atomic_load_n(&G.S->w[w].sent, __ATOMIC_RELAXED);
+                all_got += __atomic_load_n(&G.S->w[w].lat.count, __ATOMIC_RELAXED);
+            }
             fprintf(stderr,
-                    "\r[%5.1fs] open %d sent %" PRIu64 " delivered %" PRIu64 " p99 %.1f ms   ",
-                    (double)(now - start) / 1e9, conns, total_sent, G.lat.count,
-                    (double)lhist_percentile(&G.lat, 99) / 1000.0);
+                    "\r[%5.1fs] open %d%s sent %" PRIu64 " delivered %" PRIu64 " p99 %.1f ms%s   ",
+                    (double)(now - start) / 1e9, conns, G.procs > 1 ? " (worker 0)" : "", all_sent,
+                    all_got, (double)lhist_percentile(&R->lat, 99) / 1000.0,
+                    G.procs > 1 ? " (worker 0)" : "");
         }
     }
-    double elapsed = (double)(now_ns() - start) / 1e9;
-
-    uint64_t sent = 0, acked = 0, errors = 0, got = 0, dups = 0, ooo = 0, lost = 0, dead = 0;
-    uint64_t reconnects = 0, unrecovered = 0, want = 0, reads = 0, reads_acked = 0;
+    free(body);
     for (int i = 0; i < n; i++) {
         struct client *c = &cl[i];
-        sent += c->sent;
-        acked += c->acked;
-        errors += c->errors;
-        got += c->sc.delivered - c->events;
-        reads += c->reads;
-        reads_acked += c->reads_acked;
-        dups += c->sc.duplicates;
-        ooo += c->sc.out_of_order;
-        dead += c->phase == P_DEAD;
-        reconnects += c->reconnects;
-        unrecovered += c->unrecovered;
+        R->acked += c->acked;
+        R->errors += c->errors;
+        R->rejected += c->rejected;
+        R->delivered += c->sc.delivered - c->events;
+        R->reads += c->reads;
+        R->reads_acked += c->reads_acked;
+        R->dups += c->sc.duplicates;
+        R->ooo += c->sc.out_of_order;
+        R->dead += c->phase == P_DEAD;
+        R->reconnects += c->reconnects;
+        R->unrecovered += c->unrecovered;
         if (c->joined_once)
-            lost += seqcheck_missing(&c->sc, G.room_max_seq[c->room] + 1) + c->sc.beyond_window;
+            R->lost +=
+                seqcheck_missing(&c->sc, G.S->room_max_seq[c->room] + 1) + c->sc.beyond_window;
     }
-    for (int r = 0; r < G.nrooms; r++)
-        want += G.acked_in_room[r] * (uint64_t)G.members[r];
+    R->sent = total_sent;
+    R->cpu_s = self_cpu_s();
+    for (int i = 0; i < n; i++) {
+        drop(&cl[i]);
+        free(cl[i].rbuf);
+        free(cl[i].wbuf);
+    }
+    close(G.ep);
+}
+
+/* Adds worker w's results into the total. */
+static void merge(struct wres *t, const struct wres *w)
+{
+    t->sent += w->sent;
+    t->acked += w->acked;
+    t->errors += w->errors;
+    t->delivered += w->delivered;
+    t->dups += w->dups;
+    t->ooo += w->ooo;
+    t->lost += w->lost;
+    t->dead += w->dead;
+    t->reconnects += w->reconnects;
+    t->unrecovered += w->unrecovered;
+    t->reads += w->reads;
+    t->reads_acked += w->reads_acked;
+    t->masked_seen += w->masked_seen;
+    t->rejected += w->rejected;
+    t->leaks += w->leaks;
+    t->clients += w->clients;
+    t->open += w->open;
+    t->cpu_s += w->cpu_s;
+    lhist_merge(&t->lat, &w->lat);
+    lhist_merge(&t->join_lat, &w->join_lat);
+    lhist_merge(&t->rlat, &w->rlat);
+    for (int i = 0; i < MAX_CODES && w->codes[i][0]; i++)
+        for (int j = 0; j < MAX_CODES; j++) {
+            if (!t->codes[j][0]) snprintf(t->codes[j], sizeof t->codes[j], "%s", w->codes[i]);
+            if (!strcmp(t->codes[j], w->codes[i])) {
+                t->code_count[j] += w->code_count[i];
+                break;
+            }
+        }
+}
+
+int main(int argc, char **argv)
+{
+    const char *fixture = NULL;
+    parse_args(argc, argv, &fixture);
+    /* Each worker may use the whole per-process file limit. */
+    struct rlimit rl;
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    int n = 0;
+    struct client *cl = read_fixture(fixture, &n);
+    G.members = calloc((size_t)G.nrooms, sizeof *G.members);
+    if (!G.members) die("out of memory");
+    for (int i = 0; i < n; i++)
+        if (cl[i].room < G.nrooms) G.members[cl[i].room]++;
+    G.S = mmap(NULL, sizeof *G.S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (G.S == MAP_FAILED) die("mmap");
+    G.nonce = (unsigned long long)now_ns() ^ ((unsigned long long)getpid() << 40);
+    long rss0 = total_rss();
+
+    /* Worker k takes clients k, k + procs, ...; with one, this process is it. */
+    pid_t kids[MAX_PROCS];
+    int nkids = 0, rc = 0;
+    for (int k = 0; k < G.procs; k++) {
+        pid_t pid = G.procs > 1 ? fork() : 0;
+        if (pid < 0) die("fork");
+        if (pid > 0) {
+            kids[nkids++] = pid;
+            continue;
+        }
+        G.k = k;
+        G.R = &G.S->w[k];
+        int m = 0;
+        for (int i = 0; i < n; i++) {
+            if (i % G.procs == k)
+                cl[m++] = cl[i];
+            else
+                free(cl[i].token);
+        }
+        run_worker(cl, m);
+        for (int i = 0; i < m; i++)
+            free(cl[i].token);
+        if (G.procs == 1) break;
+        free(cl);
+        free(G.members);
+        munmap(G.S, sizeof *G.S);
+        exit(0);
+    }
+    for (int i = 0; i < nkids; i++) {
+        int st;
+        if (waitpid(kids[i], &st, 0) != kids[i] || !WIFEXITED(st) || WEXITSTATUS(st)) rc = 1;
+    }
+    if (G.procs > 1)
+        for (int i = 0; i < n; i++)
+            free(cl[i].token);
+    free(cl);
+
+    struct wres T;
+    memset(&T, 0, sizeof T);
+    lhist_init(&T.lat);
+    lhist_init(&T.join_lat);
+    lhist_init(&T.rlat);
+    for (int k = 0; k < G.procs; k++)
+        merge(&T, &G.S->w[k]);
+    uint64_t want = 0, masked_want = 0;
+    for (int r = 0; r < G.nrooms; r++) {
+        want += G.S->acked_in_room[r] * (uint64_t)G.members[r];
+        masked_want += G.S->masked_in_room[r] * (uint64_t)G.members[r];
+    }
     double secs = G.duration;
-    double kb_per_conn = G.npids && open ? (double)(rss1 - rss0) / open : -1;
+    double kb_per_conn = G.npids && T.open ? (double)(G.S->rss1 - rss0) / T.open : -1;
     if (G.csv) {
         FILE *cf = fopen(G.csv, "w");
         if (!cf) die("cannot write --csv file");
-        lhist_write_csv(&G.lat, cf);
+        lhist_write_csv(&T.lat, cf);
         fclose(cf);
     }
-    static const char *const names[] = {"chat", "idle", "bigroom", "reconnect"};
     char errs[1024] = "";
     size_t el = 0;
-    for (int i = 0; i < MAX_CODES && G.codes[i][0]; i++)
+    for (int i = 0; i < MAX_CODES && T.codes[i][0]; i++)
         el += (size_t)snprintf(errs + el, sizeof errs - el, "%s\"%s\":%llu", el ? "," : "",
-                               G.codes[i], (unsigned long long)G.code_count[i]);
-#define MS(p) ((double)lhist_percentile(&G.lat, p) / 1000.0)
+                               T.codes[i], (unsigned long long)T.code_count[i]);
+    /* moderation: every delivery of a masked send arrives masked, nothing leaks */
+    bool mod_bad = G.scenario == S_MODERATION && (T.leaks || T.masked_seen != masked_want);
+#define MS(h, p) ((double)lhist_percentile(&(h), p) / 1000.0)
     if (G.json) {
         printf("{\"scenario\":\"%s\",\"clients\":%d,\"joined\":%d,\"rooms\":%d,\"gateways\":%d,"
-               "\"rate\":%g,\"duration\":%g,\"sent\":%" PRIu64 ",\"acked\":%" PRIu64
+               "\"procs\":%d,\"rate\":%g,\"duration\":%g,\"sent\":%" PRIu64 ",\"acked\":%" PRIu64
                ",\"errors\":%" PRIu64 ",\"errors_by_code\":{%s},\"delivered\":%" PRIu64
                ",\"expected\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"dups\":%" PRIu64
                ",\"out_of_order\":%" PRIu64 ",\"gaps\":%" PRIu64 ",\"dead\":%" PRIu64
@@ -774,50 +1026,48 @@ int main(int argc, char **argv)
                "\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f,\"join_p99_ms\":%.3f,"
                "\"kb_per_connection\":%.2f,\"generator_cpu_s\":%.3f,\"read_rate\":%g,"
                "\"reads\":%" PRIu64 ",\"reads_acked\":%" PRIu64 ",\"reads_acked_per_s\":%.1f,"
-               "\"read_p50_ms\":%.3f,\"read_p99_ms\":%.3f}\n",
-               names[G.scenario], n, open, G.nrooms, G.ngw, G.rate, G.duration, sent, acked, errors,
-               errs, got, want, lost, dups, ooo, lost, dead, reconnects, unrecovered,
-               (double)acked / secs, (double)got / secs, MS(50), MS(90), MS(99), MS(99.9), MS(100),
-               (double)lhist_percentile(&G.join_lat, 99) / 1000.0, kb_per_conn, self_cpu_s(),
-               G.read_rate, reads, reads_acked, (double)reads_acked / secs,
-               (double)lhist_percentile(&G.rlat, 50) / 1000.0,
-               (double)lhist_percentile(&G.rlat, 99) / 1000.0);
+               "\"read_p50_ms\":%.3f,\"read_p99_ms\":%.3f,\"rejected\":%" PRIu64
+               ",\"masked_seen\":%" PRIu64 ",\"masked_expected\":%" PRIu64 ",\"leaks\":%" PRIu64
+               "}\n",
+               scenario_names[G.scenario], T.clients, T.open, G.nrooms, G.ngw, G.procs, G.rate,
+               G.duration, T.sent, T.acked, T.errors, errs, T.delivered, want, T.lost, T.dups,
+               T.ooo, T.lost, T.dead, T.reconnects, T.unrecovered, (double)T.acked / secs,
+               (double)T.delivered / secs, MS(T.lat, 50), MS(T.lat, 90), MS(T.lat, 99),
+               MS(T.lat, 99.9), MS(T.lat, 100), MS(T.join_lat, 99), kb_per_conn, T.cpu_s,
+               G.read_rate, T.reads, T.reads_acked, (double)T.reads_acked / secs, MS(T.rlat, 50),
+               MS(T.rlat, 99), T.rejected, T.masked_seen, masked_want, T.leaks);
     } else {
-        printf("\nscenario %s: %d clients (%d joined), %d rooms, %d gateways, %g msg/s each, "
-               "%gs (%.1fs with drain)\n",
-               names[G.scenario], n, open, G.nrooms, G.ngw, G.rate, G.duration, elapsed);
-        printf("sent %" PRIu64 " acked %" PRIu64 " (%.0f/s) errors %" PRIu64 " {%s}\n", sent, acked,
-               (double)acked / secs, errors, errs);
-        printf("delivered %" PRIu64 " of %" PRIu64 " expected (%.0f/s)\n", got, want,
-               (double)got / secs);
+        printf("\nscenario %s: %d clients (%d joined), %d rooms, %d gateways, %d process%s, "
+               "%g msg/s each, %gs\n",
+               scenario_names[G.scenario], T.clients, T.open, G.nrooms, G.ngw, G.procs,
+               G.procs > 1 ? "es" : "", G.rate, G.duration);
+        printf("sent %" PRIu64 " acked %" PRIu64 " (%.0f/s) errors %" PRIu64 " {%s}\n", T.sent,
+               T.acked, (double)T.acked / secs, T.errors, errs);
+        printf("delivered %" PRIu64 " of %" PRIu64 " expected (%.0f/s)\n", T.delivered, want,
+               (double)T.delivered / secs);
         printf("latency ms: p50 %.2f p90 %.2f p99 %.2f p99.9 %.2f max %.2f; join p99 %.1f ms\n",
-               MS(50), MS(90), MS(99), MS(99.9), MS(100),
-               (double)lhist_percentile(&G.join_lat, 99) / 1000.0);
-        if (G.scenario == S_RECONNECT) printf("reconnects %" PRIu64 "\n", reconnects);
+               MS(T.lat, 50), MS(T.lat, 90), MS(T.lat, 99), MS(T.lat, 99.9), MS(T.lat, 100),
+               MS(T.join_lat, 99));
+        if (G.scenario == S_RECONNECT) printf("reconnects %" PRIu64 "\n", T.reconnects);
+        if (G.scenario == S_MODERATION)
+            printf("guidelines: %" PRIu64 " sends rejected, %" PRIu64 " of %" PRIu64
+                   " deliveries masked, %" PRIu64 " leaks\n",
+                   T.rejected, T.masked_seen, masked_want, T.leaks);
         if (G.read_rate > 0)
             printf("read reports %" PRIu64 ", answered %" PRIu64
                    " (%.0f/s); p50 %.2f ms p99 %.2f ms\n",
-                   reads, reads_acked, (double)reads_acked / secs,
-                   (double)lhist_percentile(&G.rlat, 50) / 1000.0,
-                   (double)lhist_percentile(&G.rlat, 99) / 1000.0);
+                   T.reads, T.reads_acked, (double)T.reads_acked / secs, MS(T.rlat, 50),
+                   MS(T.rlat, 99));
         if (kb_per_conn >= 0) printf("gateway memory per connection: %.2f KB\n", kb_per_conn);
-        if (lost || dups || ooo || dead || unrecovered)
+        if (T.lost || T.dups || T.ooo || T.dead || T.unrecovered || mod_bad)
             printf("!!! LOST %" PRIu64 " DUPLICATES %" PRIu64 " OUT-OF-ORDER %" PRIu64
-                   " DEAD %" PRIu64 " UNRECOVERED %" PRIu64 " !!!\n",
-                   lost, dups, ooo, dead, unrecovered);
+                   " DEAD %" PRIu64 " UNRECOVERED %" PRIu64 " GUIDELINE LEAKS %" PRIu64 " !!!\n",
+                   T.lost, T.dups, T.ooo, T.dead, T.unrecovered,
+                   T.leaks + (T.masked_seen != masked_want));
     }
-    int rc = (lost || dups || ooo || dead || unrecovered || open < n) ? 1 : 0;
-    for (int i = 0; i < n; i++) {
-        drop(&cl[i]);
-        free(cl[i].rbuf);
-        free(cl[i].wbuf);
-        free(cl[i].token);
-    }
-    free(cl);
-    free(body);
+    if (T.lost || T.dups || T.ooo || T.dead || T.unrecovered || T.open < T.clients || mod_bad)
+        rc = 1;
     free(G.members);
-    free(G.acked_in_room);
-    free(G.room_max_seq);
-    close(G.ep);
+    munmap(G.S, sizeof *G.S);
     return rc;
 }

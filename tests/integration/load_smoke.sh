@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A short parley-load run against the integration environment: a few hundred
-# messages in the chat and reconnect scenarios must arrive with zero loss,
+# messages in the chat, reconnect, receipts and moderation scenarios (and the
+# chat load split over two generator processes) must arrive with zero loss,
 # zero duplicates, zero out-of-order, and a sane report.
 set -euo pipefail
 load=${1:?parley-load binary}
@@ -9,26 +10,50 @@ load=${1:?parley-load binary}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 "$PARLEYD" admin --pg "$PARLEY_PG" load-fixture 40 8 >"$work/fixture"
+# The moderation scenario's workspace gets the rule set of loadtest/README.md
+# before any of its rooms is used (a gateway compiles a room's rules at its
+# first send).
+"$PARLEYD" admin --pg "$PARLEY_PG" load-fixture 40 8 >"$work/modfixture"
+room=$(awk '/^room /{print $2; exit}' "$work/modfixture")
+psql -qX -v ON_ERROR_STOP=1 "$PARLEY_PG" -c "INSERT INTO guidelines (workspace_id, rules)
+  SELECT workspace_id, '{\"rules\": [
+    {\"id\": \"load-mask\", \"kind\": \"words\", \"terms\": [\"zqmaskword\"], \"action\": \"mask\"},
+    {\"id\": \"load-reject\", \"kind\": \"words\", \"terms\": [\"zqrejectword\"], \"action\": \"reject\"},
+    {\"id\": \"load-flag\", \"kind\": \"words\", \"terms\": [\"zqflagword\"], \"action\": \"flag\"}]}'::jsonb
+  FROM rooms WHERE id = '$room'" >/dev/null
 check() { # json-file scenario
   python3 - "$1" "$2" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
-bad = {k: r[k] for k in ("lost", "dups", "out_of_order", "dead", "unrecovered", "errors") if r[k]}
-assert not bad, "%s: %s" % (sys.argv[2], bad)
+s = sys.argv[2]
+bad = {k: r[k] for k in ("lost", "dups", "out_of_order", "dead", "unrecovered", "errors", "leaks") if r[k]}
+assert not bad, "%s: %s" % (s, bad)
 assert r["joined"] == r["clients"] == 40, r
-assert r["acked"] == r["sent"] > 100, r
+if s == "moderation":
+    # one send in ten is refused by the reject rule; the rest are stored
+    assert r["rejected"] > 20 and r["acked"] + r["rejected"] == r["sent"] > 100, r
+    assert 0.05 < r["rejected"] / r["sent"] < 0.15, r
+    # every delivery of a send with the term to mask arrived masked
+    assert r["masked_seen"] == r["masked_expected"] > 50, r
+else:
+    assert r["acked"] == r["sent"] > 100, r
+    assert r["masked_seen"] == r["rejected"] == 0, r
 assert r["delivered"] == r["expected"] == r["acked"] * 5, r   # rooms of 5
 assert 0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"], r
-if sys.argv[2] == "reconnect": assert r["reconnects"] >= 40, r
-if sys.argv[2] == "receipts": assert r["reads_acked"] == r["reads"] > 300 and r["read_p99_ms"] > 0, r
-print("%s ok: %d sent, %d delivered, p99 %.1f ms" % (sys.argv[2], r["sent"], r["delivered"], r["p99_ms"]))
+if s == "reconnect": assert r["reconnects"] >= 40, r
+if s == "receipts": assert r["reads_acked"] == r["reads"] > 300 and r["read_p99_ms"] > 0, r
+if s == "procs2": assert r["procs"] == 2, r
+print("%s ok: %d sent, %d delivered, p99 %.1f ms" % (s, r["sent"], r["delivered"], r["p99_ms"]))
 PY
 }
-for s in chat reconnect receipts; do
-  scenario=$s extra=()
+for s in chat reconnect receipts moderation procs2; do
+  scenario=$s extra=() fixture=$work/fixture
   # receipts: the chat load plus read reports, whose events take seqs too
   [ "$s" = receipts ] && scenario=chat extra=(--read-rate 5)
-  "$load" --fixture "$work/fixture" --gw "127.0.0.1:$GW1_PORT" --gw "127.0.0.1:$GW2_PORT" \
+  # the chat load from two generator processes checking each other's sends
+  [ "$s" = procs2 ] && scenario=chat extra=(--procs 2)
+  [ "$s" = moderation ] && fixture=$work/modfixture
+  "$load" --fixture "$fixture" --gw "127.0.0.1:$GW1_PORT" --gw "127.0.0.1:$GW2_PORT" \
     --scenario "$scenario" --rate 5 --duration 3 --reconnect-every 1 --sources 16 "${extra[@]}" \
     --csv "$work/$s.csv" --json >"$work/$s.json"
   check "$work/$s.json" "$s"
