@@ -4,8 +4,10 @@
 #   socketio   two Node processes with Socket.IO + its Redis adapter, each
 #              message persisted to PostgreSQL (loadtest/peers/socketio)
 #   batch-1    parleyd with its write batcher off (--batch-max 1)
-# Each round runs all three (ours, peer, baseline), at least three rounds;
-# the report gives medians and ratios against Parley.
+#   lws-floor  one libwebsockets broadcast process, no persistence, no bus
+#              (loadtest/peers/lws_floor.c): the transport floor
+# Each round runs every system (ours first), at least three rounds; the
+# report gives medians and ratios against Parley.
 #
 #   loadtest/bench.sh [rounds] [rate per client] [seconds]     (defaults: 3 5 10)
 #   BENCH_PLOT=latency.png loadtest/bench.sh ...   also plots each system's
@@ -14,8 +16,16 @@
 #                          rates of the ladder in order until one fails (p99
 #                          >= 100 ms, or any loss, duplicate, reorder or
 #                          error) and reports the highest that held
+#   BENCH_CLIENTS=1000 BENCH_ROOMS=100   the load's size (default 200 in 20)
+#   BENCH_SCENARIO=chat|bigroom|idle     the parley-load scenario (default
+#                          chat); idle reports each system's memory per idle
+#                          connection instead of rates
+#   BENCH_SYSTEMS="parley socketio"      which systems, in this order (default
+#                          all four; parley first, as the ratios' numerator)
+#   BENCH_PROCS=2          generator processes (one process holds at most
+#                          its file limit of connections)
 #
-# Load: 200 clients in 20 rooms of 10 (parley-load chat scenario), clients
+# Load: BENCH_CLIENTS clients in BENCH_ROOMS rooms (parley-load), clients
 # alternating between the two processes of each system. Private PostgreSQL
 # and Redis on loopback in a temp dir. Needs a built tree and node/npm.
 set -euo pipefail
@@ -31,7 +41,16 @@ peer=$root/loadtest/peers/socketio
 command -v node >/dev/null || svc_die "node is needed for the Socket.IO peer"
 [ -d "$peer/node_modules" ] || (cd "$peer" && npm ci --no-audit --no-fund --silent)
 
-svc_bench_env "$bin" 200 20
+clients=${BENCH_CLIENTS:-200}
+rooms=${BENCH_ROOMS:-20}
+scenario=${BENCH_SCENARIO:-chat}
+systems=${BENCH_SYSTEMS:-parley socketio batch-1 lws-floor}
+procs=${BENCH_PROCS:-1}
+floorpeer=$root/build/loadtest/parley-lws-floor
+case "$scenario" in chat | bigroom | idle) ;; *) svc_die "BENCH_SCENARIO: chat, bigroom or idle" ;; esac
+# Every process here may hold thousands of sockets.
+ulimit -n "$(ulimit -Hn)"
+svc_bench_env "$bin" "$clients" "$rooms"
 
 # PostgreSQL: the postmaster and every backend now alive.
 pg_pids() {
@@ -50,9 +69,11 @@ measure() {
   r0=$(svc_cpu_ticks "$rp")
   # shellcheck disable=SC2046
   g0=$(svc_cpu_ticks $(pg_pids))
+  local pidargs=()
+  [ "$scenario" = idle ] && for p in "$@"; do pidargs+=(--pid "$p"); done
   "$load" --proto "$proto" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
-    --rate "$rate" --duration "$secs" --body 64 --sources 16 --csv "$state/$name.csv" \
-    --json >"$state/out.json" || true
+    --scenario "$scenario" --rate "$rate" --duration "$secs" --body 64 --sources 64 \
+    --procs "$procs" "${pidargs[@]}" --csv "$state/$name.csv" --json >"$state/out.json" || true
   c1=$(svc_cpu_ticks "$@")
   r1=$(svc_cpu_ticks "$rp")
   # shellcheck disable=SC2046
@@ -80,8 +101,10 @@ run_parley() { # name flags...
   local p1 p2
   p1=$(svc_free_port)
   p2=$(svc_free_port)
-  svc_gw_start "$state" gw1 "$p1" "$bin" "$conninfo" "$redis_port" --log-level warn "$@"
-  svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn "$@"
+  svc_gw_start "$state" gw1 "$p1" "$bin" "$conninfo" "$redis_port" --log-level warn \
+    --per-ip-max 100000 "$@"
+  svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn \
+    --per-ip-max 100000 "$@"
   measure "$name" parley "$p1" "$p2" "$(cat "$state/gw1.pid")" "$(cat "$state/gw2.pid")"
   svc_gw_stop "$state" gw1
   svc_gw_stop "$state" gw2
@@ -109,18 +132,40 @@ run_socketio() {
   rm -f "$state/peer.pids"
 }
 
+# The transport floor: one process, so both "gateways" are the same port.
+run_floor() {
+  local p pid
+  p=$(svc_free_port)
+  "$floorpeer" "$p" >"$state/floor.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$state/peer.pids"
+  for _ in $(seq 1 100); do grep -q "lws-floor on" "$state/floor.log" 2>/dev/null && break; sleep 0.1; done
+  measure lws-floor parley "$p" "$p" "$pid"
+  kill "$pid" 2>/dev/null
+  while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+  rm -f "$state/peer.pids"
+}
+
+run_system() {
+  case "$1" in
+  parley) run_parley parley ;;
+  socketio) run_socketio ;;
+  batch-1) run_parley "batch-1" --batch-max 1 ;;
+  lws-floor) [ -x "$floorpeer" ] && run_floor ;;
+  *) svc_die "unknown system $1" ;;
+  esac
+}
+
 results=$state/results # where measure appends (the rate search uses its own)
 
 # The raw floor in the same run: one small frame per write(2) on loopback.
 floor=$("$root/build/loadtest/parley-floor" 300000 120)
 for i in $(seq 1 "$rounds"); do
-  run_parley parley
-  run_socketio
-  run_parley "batch-1" --batch-max 1
+  for sys in $systems; do run_system "$sys"; done
 done
 
 echo "$floor" >"$state/floor"
-python3 - "$state/results" "$rounds" "$rate" "$secs" "$state/floor" <<'PY'
+python3 - "$state/results" "$rounds" "$rate" "$secs" "$state/floor" "$clients" "$rooms" "$scenario" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 names = []
@@ -134,9 +179,12 @@ keys = [("acked_per_s", "persisted msg/s", "%.0f"), ("delivered_per_s", "deliver
         ("generator_cpu_us_per_delivery", "generator CPU µs/delivery", "%.2f"),
         ("lost", "lost", "%d"), ("dups", "duplicates", "%d"), ("out_of_order", "out of order", "%d"),
         ("errors", "errors", "%d")]
+if sys.argv[8] == "idle":
+    keys = [("joined", "connections held", "%d"), ("kb_per_connection", "KB of RSS per idle connection", "%.2f"),
+            ("join_p99_ms", "connect to joined, p99 ms", "%.1f"), ("dead", "dropped", "%d")]
 med = {n: {k: statistics.median([r[k] for r in rows if r["name"] == n]) for k, _, _ in keys} for n in names}
 print("\nraw floor (one 120-byte frame per write(2), loopback): %s" % open(sys.argv[5]).read().strip())
-print("\n%d rounds, 200 clients, 20 rooms of 10, 2 processes each, %s msg/s per client offered, %s s each, 64-byte bodies; medians" % (int(sys.argv[2]), sys.argv[3], sys.argv[4]))
+print("\n%s scenario, %d rounds, %s clients in %s rooms, 2 processes each (lws-floor: 1), %s msg/s per client offered, %s s each, 64-byte bodies; medians" % (sys.argv[8], int(sys.argv[2]), sys.argv[6], sys.argv[7], sys.argv[3], sys.argv[4]))
 print("| figure | " + " | ".join(names) + " | " + " | ".join("parley / " + n for n in names[1:]) + " |")
 print("|---|" + "---|" * (2 * len(names) - 1))
 for k, label, fmt in keys:
@@ -145,15 +193,16 @@ for k, label, fmt in keys:
     print("| %s | %s | %s |" % (label, " | ".join(fmt % v for v in vals), " | ".join(ratios)))
 PY
 if [ -n "${BENCH_PLOT:-}" ]; then
+  plots=()
+  for sys in $systems; do [ -f "$state/$sys.csv" ] && plots+=("$sys=$state/$sys.csv"); done
   "$root/loadtest/plot.sh" "$BENCH_PLOT" \
-    "delivery latency, $rate msg/s per client, last of $rounds rounds" \
-    "parley=$state/parley.csv" "socketio=$state/socketio.csv" "batch-1=$state/batch-1.csv"
+    "delivery latency, $rate msg/s per client, last of $rounds rounds" "${plots[@]}"
 fi
 if [ -n "${BENCH_SEARCH:-}" ]; then
   results=$state/search
   for sys in parley socketio; do
     for rate in $BENCH_SEARCH; do
-      if [ "$sys" = parley ]; then run_parley parley; else run_socketio; fi
+      run_system "$sys"
       python3 - "$results" "$rate" <<'PY' || break
 import json, sys
 r = json.loads(open(sys.argv[1]).read().splitlines()[-1])

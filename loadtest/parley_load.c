@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "eio.h"
 #include "hist.h"
 #include "seqcheck.h"
 #include "stamp.h"
@@ -394,38 +395,29 @@ static void on_object(struct client *c, const cJSON *o)
     }
 }
 
-/* Engine.IO v4 / Socket.IO v5 framing, for the Socket.IO peer:
- *   "0{...}"  engine open         -> we send "40" (connect to namespace /)
- *   "2"       engine ping         -> we answer "3"
- *   "40{...}" namespace connected -> we join: 42<id>["join","<room>"]
- *   "43<id>[{...}]" an ack        -> join or send result
- *   "42["message",{...}]"         -> a delivery */
+/* The Socket.IO peer (framing in eio.h): answer pings, connect to the
+ * namespace, join with emit 2, and turn acks into the Parley reply shape. */
 static void on_sio_frame(struct client *c, const char *p, size_t n)
 {
-    if (n == 1 && p[0] == '2') {
+    struct eio_frame f;
+    eio_parse(p, n, &f);
+    if (f.kind == EIO_PING) {
         ws_send(c, "3", 1);
-        return;
-    }
-    if (n >= 1 && p[0] == '0' && c->phase == P_AUTH) {
+    } else if (f.kind == EIO_OPEN && c->phase == P_AUTH) {
         ws_send(c, "40", 2);
-        return;
-    }
-    if (n >= 2 && p[0] == '4' && p[1] == '0' && c->phase == P_AUTH) {
+    } else if (f.kind == EIO_CONNECTED && c->phase == P_AUTH) {
+        char args[80], m[128];
         c->phase = P_JOIN;
-        send_cmd(c, "422[\"join\",\"%s\"]", G.rooms[c->room]);
-        return;
-    }
-    if (n < 3 || p[0] != '4') return;
-    if (p[1] == '3') {
-        /* 43<id>[result]: turn it into the Parley reply shape. */
-        char *end;
-        long long id = strtoll(p + 2, &end, 10);
-        cJSON *arr = cJSON_ParseWithLength(end, n - (size_t)(end - p));
+        snprintf(args, sizeof args, "\"join\",\"%s\"", G.rooms[c->room]);
+        size_t k = eio_emit(m, sizeof m, 2, args);
+        if (k) ws_send(c, m, k);
+    } else if (f.kind == EIO_ACK) {
+        cJSON *arr = cJSON_ParseWithLength(f.payload, f.len);
         cJSON *res = arr ? cJSON_DetachItemFromArray(arr, 0) : NULL;
         cJSON_Delete(arr);
         if (!res) return;
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "id", (double)id);
+        cJSON_AddNumberToObject(o, "id", (double)f.id);
         const cJSON *err = cJSON_GetObjectItemCaseSensitive(res, "error");
         if (cJSON_IsString(err)) {
             cJSON *e = cJSON_AddObjectToObject(o, "error");
@@ -436,8 +428,8 @@ static void on_sio_frame(struct client *c, const char *p, size_t n)
         }
         on_object(c, o);
         cJSON_Delete(o);
-    } else if (p[1] == '2') {
-        cJSON *arr = cJSON_ParseWithLength(p + 2, n - 2);
+    } else if (f.kind == EIO_EVENT) {
+        cJSON *arr = cJSON_ParseWithLength(f.payload, f.len);
         const cJSON *ev = cJSON_GetArrayItem(arr, 0), *data = cJSON_GetArrayItem(arr, 1);
         if (cJSON_IsString(ev) && !strcmp(ev->valuestring, "message") && data)
             on_message_push(c, data);
@@ -830,12 +822,15 @@ static void run_worker(struct client *cl, int n)
             bool any = false;
             while (c->next_send <= now) {
                 make_body(body, c->next_id);
-                if (G.proto == PR_SOCKETIO)
-                    send_cmd(c,
-                             "42%" PRId64 "[\"send\",{\"room\":\"%s\","
-                             "\"client_msg_id\":\"%llx-%d-%" PRId64 "\",\"body\":\"%s\"}]",
-                             c->next_id + 3, G.rooms[c->room], G.nonce, c->idx, c->next_id, body);
-                else
+                if (G.proto == PR_SOCKETIO) {
+                    static char args[65536 + 256], m[sizeof args + 32];
+                    snprintf(args, sizeof args,
+                             "\"send\",{\"room\":\"%s\",\"client_msg_id\":\"%llx-%d-%" PRId64
+                             "\",\"body\":\"%s\"}",
+                             G.rooms[c->room], G.nonce, c->idx, c->next_id, body);
+                    size_t k = eio_emit(m, sizeof m, c->next_id + 3, args);
+                    if (k) ws_send(c, m, k);
+                } else
                     send_cmd(c,
                              "{\"id\":%" PRId64 ",\"op\":\"send\",\"room\":\"%s\","
                              "\"client_msg_id\":\"%llx-%d-%" PRId64 "\",\"body\":\"%s\"}",

@@ -1,5 +1,6 @@
 /* Unit tests of the load generator's measuring parts: the log-linear
- * histogram against exact percentiles of known data, and the seq checker. */
+ * histogram against exact percentiles of known data, the seq checker, the
+ * send stamps and the Engine.IO framing of the Socket.IO adapter. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eio.h"
 #include "hist.h"
 #include "seqcheck.h"
 #include "stamp.h"
@@ -138,6 +140,53 @@ static void stamps_round_trip_without_digits(void **state)
     assert_true(stamp_get("tjjjjjjjjjjjjjjjjjjjj") == 0); /* 20 nines: beyond 64 bits */
 }
 
+static void expect_frame(const char *text, enum eio_kind kind, int64_t id, const char *payload)
+{
+    struct eio_frame f;
+    eio_parse(text, strlen(text), &f);
+    assert_int_equal(f.kind, kind);
+    assert_true(f.id == id);
+    if (payload) {
+        assert_non_null(f.payload);
+        assert_int_equal(f.len, strlen(payload));
+        assert_memory_equal(f.payload, payload, f.len);
+    } else {
+        assert_null(f.payload);
+    }
+}
+
+/* Frames as a Socket.IO v4 server sends them, and what is not one of ours. */
+static void engineio_framing(void **state)
+{
+    (void)state;
+    expect_frame("0{\"sid\":\"abc\",\"pingInterval\":25000}", EIO_OPEN, 0, NULL);
+    expect_frame("2", EIO_PING, 0, NULL);
+    expect_frame("40", EIO_CONNECTED, 0, NULL);
+    expect_frame("40{\"sid\":\"x\"}", EIO_CONNECTED, 0, NULL);
+    expect_frame("43[{\"ok\":1}]", EIO_OTHER, 0, NULL); /* an ack without its id */
+    expect_frame("4312", EIO_OTHER, 0, NULL);           /* an id without a payload */
+    expect_frame("437[{\"seq\":5}]", EIO_ACK, 7, "[{\"seq\":5}]");
+    expect_frame("431099511627779[{\"error\":\"bad\"}]", EIO_ACK, 1099511627779LL,
+                 "[{\"error\":\"bad\"}]");
+    expect_frame("42[\"message\",{\"seq\":1}]", EIO_EVENT, 0, "[\"message\",{\"seq\":1}]");
+    expect_frame("40/admin,{}", EIO_OTHER, 0, NULL); /* another namespace */
+    expect_frame("3", EIO_OTHER, 0, NULL);
+    expect_frame("6", EIO_OTHER, 0, NULL);
+    expect_frame("", EIO_OTHER, 0, NULL);
+    expect_frame("451-[\"bin\"]", EIO_OTHER, 0, NULL); /* binary attachments: not used */
+    /* An emit asking for an ack, and one that does not fit. */
+    char buf[64];
+    size_t n = eio_emit(buf, sizeof buf, 42, "\"join\",\"r1\"");
+    assert_int_equal(n, strlen("4242[\"join\",\"r1\"]"));
+    assert_string_equal(buf, "4242[\"join\",\"r1\"]");
+    assert_int_equal(eio_emit(buf, 8, 42, "\"join\",\"r1\""), 0);
+    /* What we emit, the peer's acks parse back to the same id. */
+    struct eio_frame f;
+    eio_parse("4342[{}]", 8, &f);
+    assert_int_equal(f.kind, EIO_ACK);
+    assert_int_equal(f.id, 42);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -146,6 +195,7 @@ int main(void)
         cmocka_unit_test(histogram_small_values_exact_and_merge),
         cmocka_unit_test(seqcheck_in_order),
         cmocka_unit_test(seqcheck_gaps_dups_reorder),
+        cmocka_unit_test(engineio_framing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
