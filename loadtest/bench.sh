@@ -17,13 +17,15 @@
 #                          >= 100 ms, or any loss, duplicate, reorder or
 #                          error) and reports the highest that held
 #   BENCH_CLIENTS=1000 BENCH_ROOMS=100   the load's size (default 200 in 20)
-#   BENCH_SCENARIO=chat|bigroom|idle     the parley-load scenario (default
+#   BENCH_SCENARIO=chat|bigroom|idle|reconnect   the parley-load scenario (default
 #                          chat); idle reports each system's memory per idle
-#                          connection instead of rates
+#                          connection instead of rates; reconnect only for
+#                          parley (the peers have no recovery)
 #   BENCH_SYSTEMS="parley socketio"      which systems, in this order (default
 #                          all four; parley first, as the ratios' numerator)
 #   BENCH_PROCS=2          generator processes (one process holds at most
 #                          its file limit of connections)
+#   BENCH_GATEWAYS=1       one process per system instead of two
 #
 # Load: BENCH_CLIENTS clients in BENCH_ROOMS rooms (parley-load), clients
 # alternating between the two processes of each system. Private PostgreSQL
@@ -46,8 +48,9 @@ rooms=${BENCH_ROOMS:-20}
 scenario=${BENCH_SCENARIO:-chat}
 systems=${BENCH_SYSTEMS:-parley socketio batch-1 lws-floor}
 procs=${BENCH_PROCS:-1}
+gateways=${BENCH_GATEWAYS:-2}
 floorpeer=$root/build/loadtest/parley-lws-floor
-case "$scenario" in chat | bigroom | idle) ;; *) svc_die "BENCH_SCENARIO: chat, bigroom or idle" ;; esac
+case "$scenario" in chat | bigroom | idle | reconnect) ;; *) svc_die "BENCH_SCENARIO: chat, bigroom, idle or reconnect" ;; esac
 # Every process here may hold thousands of sockets.
 ulimit -n "$(ulimit -Hn)"
 svc_bench_env "$bin" "$clients" "$rooms"
@@ -98,33 +101,40 @@ PY
 run_parley() { # name flags...
   local name=$1
   shift
-  local p1 p2
+  local p1 p2 pids=""
   p1=$(svc_free_port)
-  p2=$(svc_free_port)
+  p2=$p1
   svc_gw_start "$state" gw1 "$p1" "$bin" "$conninfo" "$redis_port" --log-level warn \
     --per-ip-max 100000 "$@"
-  svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn \
-    --per-ip-max 100000 "$@"
-  measure "$name" parley "$p1" "$p2" "$(cat "$state/gw1.pid")" "$(cat "$state/gw2.pid")"
+  pids=$(cat "$state/gw1.pid")
+  if [ "$gateways" = 2 ]; then
+    p2=$(svc_free_port)
+    svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn \
+      --per-ip-max 100000 "$@"
+    pids="$pids $(cat "$state/gw2.pid")"
+  fi
+  # shellcheck disable=SC2086
+  measure "$name" parley "$p1" "$p2" $pids
   svc_gw_stop "$state" gw1
   svc_gw_stop "$state" gw2
 }
 
 run_socketio() {
-  local p1 p2 pids="" p
-  p1=$(svc_free_port)
-  p2=$(svc_free_port)
-  for p in "$p1" "$p2"; do
+  local ports pids="" p
+  ports=$(svc_free_port)
+  [ "$gateways" = 2 ] && ports="$ports $(svc_free_port)"
+  for p in $ports; do
     PORT=$p PG="postgres://parley@127.0.0.1:$pg_port/parley" REDIS="redis://127.0.0.1:$redis_port" \
       node "$peer/server.js" >"$state/sio-$p.log" 2>&1 &
     pids="$pids $!"
   done
   echo "$pids" >"$state/peer.pids"
-  for p in "$p1" "$p2"; do
+  for p in $ports; do
     for _ in $(seq 1 200); do grep -q "peer on" "$state/sio-$p.log" 2>/dev/null && break; sleep 0.1; done
   done
+  set -- $ports
   # shellcheck disable=SC2086
-  measure socketio socketio "$p1" "$p2" $pids
+  measure socketio socketio "$1" "${2:-$1}" $pids
   # shellcheck disable=SC2086
   kill $pids 2>/dev/null
   # shellcheck disable=SC2086
@@ -165,7 +175,7 @@ for i in $(seq 1 "$rounds"); do
 done
 
 echo "$floor" >"$state/floor"
-python3 - "$state/results" "$rounds" "$rate" "$secs" "$state/floor" "$clients" "$rooms" "$scenario" <<'PY'
+python3 - "$state/results" "$rounds" "$rate" "$secs" "$state/floor" "$clients" "$rooms" "$scenario" "$gateways" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 names = []
@@ -184,7 +194,7 @@ if sys.argv[8] == "idle":
             ("join_p99_ms", "connect to joined, p99 ms", "%.1f"), ("dead", "dropped", "%d")]
 med = {n: {k: statistics.median([r[k] for r in rows if r["name"] == n]) for k, _, _ in keys} for n in names}
 print("\nraw floor (one 120-byte frame per write(2), loopback): %s" % open(sys.argv[5]).read().strip())
-print("\n%s scenario, %d rounds, %s clients in %s rooms, 2 processes each (lws-floor: 1), %s msg/s per client offered, %s s each, 64-byte bodies; medians" % (sys.argv[8], int(sys.argv[2]), sys.argv[6], sys.argv[7], sys.argv[3], sys.argv[4]))
+print("\n%s scenario, %d rounds, %s clients in %s rooms, %s processes each (lws-floor: 1), %s msg/s per client offered, %s s each, 64-byte bodies; medians" % (sys.argv[8], int(sys.argv[2]), sys.argv[6], sys.argv[7], sys.argv[9], sys.argv[3], sys.argv[4]))
 print("| figure | " + " | ".join(names) + " | " + " | ".join("parley / " + n for n in names[1:]) + " |")
 print("|---|" + "---|" * (2 * len(names) - 1))
 for k, label, fmt in keys:
