@@ -71,10 +71,29 @@ static int free_port(void)
     return ntohs(a.sin_port);
 }
 
+/* Every gateway this file started, so that one left running by a failed
+ * assertion (cmocka jumps out of the test) is stopped at the end. */
+static pid_t spawned[64];
+static int nspawned;
+
+static int kill_spawned(void **state)
+{
+    (void)state;
+    /* waitpid answers 0 only for a child of ours still running: a pid
+     * already reaped (and maybe reused by now) is never signalled. */
+    for (int i = 0; i < nspawned; i++)
+        if (waitpid(spawned[i], NULL, WNOHANG) == 0) {
+            kill(spawned[i], SIGKILL);
+            waitpid(spawned[i], NULL, 0);
+        }
+    return 0;
+}
+
 /* Starts parleyd with args (NULL-terminated), output to log; returns the pid. */
 static pid_t spawn(const char *log, const char *const *args)
 {
     pid_t pid = fork();
+    if (pid > 0 && nspawned < 64) spawned[nspawned++] = pid;
     if (pid == 0) {
         int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
         dup2(fd, 1);
@@ -594,5 +613,5 @@ int main(void)
         cmocka_unit_test(listens_only_on_the_bind_address),
         cmocka_unit_test(logs_hold_no_bodies_or_tokens),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, kill_spawned);
 }
