@@ -26,6 +26,10 @@
 #   BENCH_PROCS=2          generator processes (one process holds at most
 #                          its file limit of connections)
 #   BENCH_GATEWAYS=1       one process per system instead of two
+#   BENCH_CONNECT_RATE=2000  connections opened per second at set-up (default:
+#                          all at once)
+#   BENCH_PARLEYD_B=PATH   system parley-b: another parleyd build, to compare
+#                          a change with main in one run
 #
 # Load: BENCH_CLIENTS clients in BENCH_ROOMS rooms (parley-load), clients
 # alternating between the two processes of each system. Private PostgreSQL
@@ -76,7 +80,8 @@ measure() {
   [ "$scenario" = idle ] && for p in "$@"; do pidargs+=(--pid "$p"); done
   "$load" --proto "$proto" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
     --scenario "$scenario" --rate "$rate" --duration "$secs" --body 64 --sources 64 \
-    --procs "$procs" "${pidargs[@]}" --csv "$state/$name.csv" --json >"$state/out.json" || true
+    --procs "$procs" --connect-rate "${BENCH_CONNECT_RATE:-0}" "${pidargs[@]}" \
+    --csv "$state/$name.csv" --json >"$state/out.json" || true
   c1=$(svc_cpu_ticks "$@")
   r1=$(svc_cpu_ticks "$rp")
   # shellcheck disable=SC2046
@@ -104,12 +109,12 @@ run_parley() { # name flags...
   local p1 p2 pids=""
   p1=$(svc_free_port)
   p2=$p1
-  svc_gw_start "$state" gw1 "$p1" "$bin" "$conninfo" "$redis_port" --log-level warn \
+  svc_gw_start "$state" gw1 "$p1" "${gwbin:-$bin}" "$conninfo" "$redis_port" --log-level warn \
     --per-ip-max 100000 "$@"
   pids=$(cat "$state/gw1.pid")
   if [ "$gateways" = 2 ]; then
     p2=$(svc_free_port)
-    svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn \
+    svc_gw_start "$state" gw2 "$p2" "${gwbin:-$bin}" "$conninfo" "$redis_port" --log-level warn \
       --per-ip-max 100000 "$@"
     pids="$pids $(cat "$state/gw2.pid")"
   fi
@@ -161,6 +166,7 @@ run_system() {
   parley) run_parley parley ;;
   socketio) run_socketio ;;
   batch-1) run_parley "batch-1" --batch-max 1 ;;
+  parley-b) gwbin=$BENCH_PARLEYD_B run_parley parley-b ;;
   lws-floor) [ -x "$floorpeer" ] && run_floor ;;
   *) svc_die "unknown system $1" ;;
   esac

@@ -146,7 +146,8 @@ static struct {
     enum proto proto; /* what the gateways speak */
     enum scenario scenario;
     double rate, duration, reconnect_every;
-    double read_rate; /* read reports per client per second (receipts load) */
+    double read_rate;    /* read reports per client per second (receipts load) */
+    double connect_rate; /* connections started per second in all, 0: at once */
     const char *csv;
     int pids[MAX_PIDS], npids;
     char rooms[MAX_ROOMS][40];
@@ -163,6 +164,13 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Uniform enough over any interval in ns: rand() alone stops at 2^31 (2.1 s),
+ * which packed every first send of a slow per-client rate into two seconds. */
+static uint64_t rand64(void)
+{
+    return ((uint64_t)(unsigned)rand() << 31) ^ (uint64_t)(unsigned)rand();
 }
 
 static void die(const char *m)
@@ -578,7 +586,7 @@ static void parse_gw(const char *s)
 static const char *usage =
     "usage: parley-load --fixture FILE --gw 127.0.0.1:PORT [--gw ...]\n"
     "         [--scenario chat|idle|bigroom|reconnect|moderation] [--rate MSGS_PER_S_PER_CLIENT]\n"
-    "         [--read-rate READ_REPORTS_PER_S_PER_CLIENT] [--procs N]\n"
+    "         [--read-rate READ_REPORTS_PER_S_PER_CLIENT] [--procs N] [--connect-rate PER_S]\n"
     "         [--duration S] [--body BYTES] [--sources N] [--reconnect-every S]\n"
     "         [--pid GATEWAY_PID ...] [--csv HISTOGRAM.csv] [--proto parley|socketio] [--json]";
 
@@ -615,6 +623,8 @@ static void parse_args(int argc, char **argv, const char **fixture)
             G.sources = atoi(v);
         else if (!strcmp(a, "--procs"))
             G.procs = atoi(v);
+        else if (!strcmp(a, "--connect-rate"))
+            G.connect_rate = atof(v);
         else if (!strcmp(a, "--reconnect-every"))
             G.reconnect_every = atof(v);
         else if (!strcmp(a, "--csv"))
@@ -646,6 +656,7 @@ static void parse_args(int argc, char **argv, const char **fixture)
     if (G.body < 24 || G.body > 60000 || G.sources < 1 || G.sources > 250)
         die("bad --body/--sources");
     if (G.procs < 1 || G.procs > MAX_PROCS) die("--procs must be 1..16");
+    if (G.connect_rate < 0 || G.connect_rate > 1e6) die("bad --connect-rate");
     if (G.reconnect_every < 0.2) die("--reconnect-every must be at least 0.2 s");
     if (G.proto == PR_SOCKETIO && G.scenario == S_RECONNECT)
         die("the Socket.IO peer has no recovery: no reconnect scenario");
@@ -735,13 +746,17 @@ static void run_worker(struct client *cl, int n)
     R->clients = n;
     G.ep = epoll_create1(EPOLL_CLOEXEC);
     srand((unsigned)now_ns() ^ (unsigned)getpid());
-    for (int i = 0; i < n; i++)
-        start_client(&cl[i]);
-    /* Set-up: connect, authenticate, join (bounded). */
-    uint64_t setup_end = now_ns() + SETUP_MS * 1000000ull;
-    int open = 0;
+    /* Set-up: connect, authenticate, join (bounded), at --connect-rate
+     * (this worker's share of it) or all at once. */
+    uint64_t t0 = now_ns(), setup_end = t0 + SETUP_MS * 1000000ull;
+    double per_s = G.connect_rate / G.procs;
+    int open = 0, started = 0;
     while (open < n && now_ns() < setup_end) {
-        service(10);
+        uint64_t due =
+            per_s > 0 ? (uint64_t)((double)(now_ns() - t0) / 1e9 * per_s) + 1 : (uint64_t)n;
+        while (started < n && (uint64_t)started < due)
+            start_client(&cl[started++]);
+        service(per_s > 0 ? 1 : 10);
         open = 0;
         for (int i = 0; i < n; i++)
             open += cl[i].phase == P_OPEN;
@@ -755,9 +770,9 @@ static void run_worker(struct client *cl, int n)
     uint64_t stop = start + (uint64_t)(G.duration * 1e9);
     uint64_t drop_every = (uint64_t)(G.reconnect_every * 1e9);
     for (int i = 0; i < n; i++) {
-        if (interval) cl[i].next_send = start + (uint64_t)rand() % interval;
-        if (read_interval) cl[i].next_read = start + (uint64_t)rand() % read_interval;
-        cl[i].next_drop = start + drop_every / 2 + (uint64_t)rand() % drop_every;
+        if (interval) cl[i].next_send = start + rand64() % interval;
+        if (read_interval) cl[i].next_read = start + rand64() % read_interval;
+        cl[i].next_drop = start + drop_every / 2 + rand64() % drop_every;
     }
     char *body = malloc((size_t)G.body + 64);
     if (!body) die("out of memory");

@@ -129,12 +129,19 @@ static void on_sweep(uv_timer_t *t)
     if (a->draining && !a->stopped) drain_step(a);
 }
 
-/* Once a second: revalidate sessions every minute (revocations missed while
+/* Once a second: trim the heap after a burst of connections (mem.c);
+ * revalidate sessions every minute (revocations missed while
  * Redis was away, tokens that expired while connected) and anonymise old
  * visit-log IPs on the configured period, the first time shortly after start. */
 static void on_jobs(uv_timer_t *t)
 {
     struct app *a = t->data;
+    /* A connection's set-up steps: opened, authenticated, joined; closed. */
+    const struct stats *st = &a->stats;
+    uint64_t t0 = uv_hrtime();
+    if (mem_trim_tick(st->conns_opened + st->conns_closed + st->op_seconds[SO_AUTH].count +
+                      st->op_seconds[SO_JOIN].count))
+        log_debug("heap trimmed", "ms=%.2f", (double)(uv_hrtime() - t0) / 1e6);
     if (a->draining || !db_ready(a->db)) return;
     a->job_runs++;
     room_presence_tick(a);

@@ -2,6 +2,9 @@
 
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 /* Countdown to an injected failure; 0 means never. Single-threaded by design
  * (the loop thread), the thread-pool work in later modules does not allocate
@@ -46,4 +49,27 @@ char *mem_strndup(const char *s, size_t n)
     memcpy(d, s, n);
     d[n] = '\0';
     return d;
+}
+
+/* After a burst of connections opened or closed (a restart, a mass
+ * reconnect) the heap is left with free holes between the connections that
+ * stayed; glibc keeps them resident. malloc_trim gives their whole pages back
+ * (~0.3 KB per idle connection measured at 10,000). Only once a burst has
+ * settled: never per connection, nor every second during steady churn. */
+#define TRIM_BURST 1000 /* connection events since the last trim */
+#define TRIM_QUIET 100  /* at most this many in the last tick: settled */
+
+int mem_trim_tick(uint64_t events)
+{
+    static uint64_t at_trim, at_tick;
+    uint64_t recent = events - at_tick;
+    at_tick = events;
+    if (events - at_trim < TRIM_BURST || recent > TRIM_QUIET) return 0;
+    at_trim = events;
+#ifdef __GLIBC__
+    malloc_trim(0);
+    return 1;
+#else
+    return 0;
+#endif
 }

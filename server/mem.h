@@ -7,12 +7,18 @@
 #define PARLEY_MEM_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 void *mem_alloc(size_t n);             /* NULL on failure (or injected failure) */
 void *mem_calloc(size_t n, size_t sz); /* zeroed; NULL on overflow or failure */
 void *mem_realloc(void *p, size_t n);  /* like realloc; p untouched on failure */
 void mem_free(void *p);
 char *mem_strndup(const char *s, size_t n); /* NUL-terminated copy */
+
+/* Called about once a second with a running count of connection events
+ * (opened, authenticated, joined, closed): returns the heap's free pages to
+ * the system once a burst of them has settled. 1 when it trimmed. */
+int mem_trim_tick(uint64_t events);
 
 /* Tests: fail the n-th allocation from now (0 disables). */
 void mem_fail_after(long n);

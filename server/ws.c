@@ -8,6 +8,7 @@
 #include "handler.h"
 #include "http.h"
 #include "log.h"
+#include "lwsmem.h"
 #include "mem.h"
 #include "stats.h"
 #include "ua.h"
@@ -128,12 +129,12 @@ static int ws_receive(struct app *a, struct conn *c, struct lws *wsi, const char
         size_t n = c->rx_len;
         c->rx_len = 0;
         handler_dispatch(c, (const char *)c->rx, n);
-        /* Large reassembly buffers are not kept on idle connections. */
-        if (c->rx_cap > 16384) {
-            mem_free(c->rx);
-            c->rx = NULL;
-            c->rx_cap = 0;
-        }
+        /* No reassembly buffer is kept between messages: with the small
+         * receive buffer (RX_BUFFER below) any message over it comes here,
+         * and an idle connection should not hold 4 KB for its last one. */
+        mem_free(c->rx);
+        c->rx = NULL;
+        c->rx_cap = 0;
     }
     return 0;
 }
@@ -215,8 +216,21 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
 }
 
+/* Memory per idle connection (BENCHMARKS.md): lws allocates RX_BUFFER
+ * (+ LWS_PRE + 4) per WebSocket for as long as it is open. A message longer
+ * than that arrives in several RECEIVE callbacks and ws_receive reassembles
+ * it (up to max_frame), so this bounds only the piece size, not the message
+ * size; 512 holds most commands whole. TX_PACKET keeps writes as they were:
+ * with tx_packet_size 0, lws 4.1 caps each socket write at rx_buffer_size
+ * (+ LWS_PRE + 4) and buffers the rest for the next POLLOUT (output.c). */
+#define RX_BUFFER 512
+#define TX_PACKET 4096
+/* lws' own default for a request's headers, made explicit: lwsmem.c keeps
+ * these buffers (one per handshake in progress) off the malloc heap. */
+#define HEADER_DATA 4096
+
 static const struct lws_protocols protocols[] = {
-    {PP_PROTOCOL_NAME, callback, sizeof(struct conn), 4096, 0, NULL, 0},
+    {PP_PROTOCOL_NAME, callback, sizeof(struct conn), RX_BUFFER, 0, NULL, TX_PACKET},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -233,6 +247,11 @@ int ws_start(struct app *a)
     void *loops[1] = {a->loop};
     info.port = a->cfg.port;
     info.iface = a->cfg.bind;
+    info.max_http_header_data = HEADER_DATA;
+    /* Once per process, before the first context; failure only means lws
+     * keeps using malloc for them. */
+    if (lwsmem_install(HEADER_DATA) < 0)
+        log_info("lws header buffers stay on the heap", "bytes=%d", HEADER_DATA);
     info.protocols = protocols;
     info.user = a;
     info.foreign_loops = loops;
