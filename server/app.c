@@ -18,6 +18,7 @@
 #include "ws.h"
 
 #include <libwebsockets.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -59,16 +60,24 @@ static void app_stop(struct app *a)
     uv_close((uv_handle_t *)&a->sweep, on_handle_closed);
     uv_timer_stop(&a->jobs);
     uv_close((uv_handle_t *)&a->jobs, on_handle_closed);
+    /* Closing the handles gives the signals back their default action, which
+     * for a repeated SIGTERM (systemd, a supervisor, a second Ctrl-C) would
+     * end the process in the middle of its bounded teardown with a signal
+     * status instead of 0. Everything is already stopping: ignore them, with
+     * both blocked meanwhile so that none lands between the close and the
+     * ignore (one pending then is discarded when they are unblocked). */
+    sigset_t term, old;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    sigaddset(&term, SIGINT);
+    sigprocmask(SIG_BLOCK, &term, &old);
     uv_close((uv_handle_t *)&a->sig_term, on_handle_closed);
     uv_close((uv_handle_t *)&a->sig_int, on_handle_closed);
-    uv_close((uv_handle_t *)&a->sig_usr1, on_handle_closed);
-    uv_close((uv_handle_t *)&a->sig_usr2, on_handle_closed);
-    /* Closing the handles gave the signals back their default action, which
-     * for a repeated SIGTERM (systemd, a supervisor, a second Ctrl-C) would
-     * end the process in the middle of its bounded teardown with a
-     * signal status instead of 0. Everything is already stopping. */
     signal(SIGTERM, SIG_IGN);
     signal(SIGINT, SIG_IGN);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    uv_close((uv_handle_t *)&a->sig_usr1, on_handle_closed);
+    uv_close((uv_handle_t *)&a->sig_usr2, on_handle_closed);
     log_info("stopped", "opened=%llu persisted=%llu delivered=%llu",
              (unsigned long long)a->stats.conns_opened, (unsigned long long)a->stats.msgs_persisted,
              (unsigned long long)a->stats.frames_delivered);
