@@ -77,7 +77,7 @@ measure() {
   # shellcheck disable=SC2046
   g0=$(svc_cpu_ticks $(pg_pids))
   local pidargs=()
-  [ "$scenario" = idle ] && for p in "$@"; do pidargs+=(--pid "$p"); done
+  for p in "$@"; do pidargs+=(--pid "$p"); done
   "$load" --proto "$proto" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
     --scenario "$scenario" --rate "$rate" --duration "$secs" --body 64 --sources 64 \
     --procs "$procs" --connect-rate "${BENCH_CONNECT_RATE:-0}" "${pidargs[@]}" \
@@ -94,7 +94,11 @@ server, redis, pg, hz = (int(x) for x in sys.argv[3:7])
 r = json.load(open(path))
 r["name"] = name
 d = max(r["delivered"], 1)
-r["server_cpu_us_per_delivery"] = server / hz * 1e6 / d
+r["server_cpu_whole_us_per_delivery"] = server / hz * 1e6 / d
+# The servers' CPU from the first send to the end of the drain (parley-load
+# samples it), without the set-up of the connections.
+w = r.get("pids_cpu_s", -1)
+r["server_cpu_us_per_delivery"] = (w if w >= 0 else server / hz) * 1e6 / d
 r["redis_cpu_us_per_delivery"] = redis / hz * 1e6 / d
 r["pg_cpu_us_per_delivery"] = pg / hz * 1e6 / d
 r["generator_cpu_us_per_delivery"] = r["generator_cpu_s"] * 1e6 / d
@@ -189,18 +193,26 @@ for r in rows:
     if r["name"] not in names: names.append(r["name"])
 keys = [("acked_per_s", "persisted msg/s", "%.0f"), ("delivered_per_s", "deliveries/s", "%.0f"),
         ("p50_ms", "p50 ms", "%.2f"), ("p99_ms", "p99 ms", "%.2f"), ("max_ms", "max ms", "%.1f"),
-        ("server_cpu_us_per_delivery", "server CPU µs/delivery", "%.2f"),
+        ("server_cpu_us_per_delivery", "server CPU µs/delivery (send window)", "%.2f"),
+        ("server_cpu_whole_us_per_delivery", "server CPU µs/delivery (whole run, with set-up)", "%.2f"),
         ("redis_cpu_us_per_delivery", "Redis CPU µs/delivery", "%.2f"),
         ("pg_cpu_us_per_delivery", "PostgreSQL CPU µs/delivery", "%.2f"),
         ("generator_cpu_us_per_delivery", "generator CPU µs/delivery", "%.2f"),
-        ("lost", "lost", "%d"), ("dups", "duplicates", "%d"), ("out_of_order", "out of order", "%d"),
-        ("errors", "errors", "%d")]
+        ("lost", "lost (worst round)", "%d"), ("dups", "duplicates (worst round)", "%d"),
+        ("out_of_order", "out of order (worst round)", "%d"), ("errors", "errors (worst round)", "%d")]
+if sys.argv[8] == "reconnect":
+    keys[5:5] = [("reconnects", "reconnections (rejoin with since)", "%d"),
+                 ("unrecovered", "rejoins not recovered (worst round)", "%d")]
 if sys.argv[8] == "idle":
     keys = [("joined", "connections held", "%d"), ("kb_per_connection", "KB of RSS per idle connection", "%.2f"),
-            ("join_p99_ms", "connect to joined, p99 ms", "%.1f"), ("dead", "dropped", "%d")]
-med = {n: {k: statistics.median([r[k] for r in rows if r["name"] == n]) for k, _, _ in keys} for n in names}
+            ("join_p99_ms", "connect to joined, p99 ms", "%.1f"), ("dead", "dropped (worst round)", "%d")]
+# Integrity must hold in every round: those rows show the worst round, the
+# others the median.
+worst = {"lost", "dups", "out_of_order", "errors", "unrecovered", "dead"}
+pick = lambda k, v: max(v) if k in worst else statistics.median(v)
+med = {n: {k: pick(k, [r[k] for r in rows if r["name"] == n]) for k, _, _ in keys} for n in names}
 print("\nraw floor (one 120-byte frame per write(2), loopback): %s" % open(sys.argv[5]).read().strip())
-print("\n%s scenario, %d rounds, %s clients in %s rooms, %s processes each (lws-floor: 1), %s msg/s per client offered, %s s each, 64-byte bodies; medians" % (sys.argv[8], int(sys.argv[2]), sys.argv[6], sys.argv[7], sys.argv[9], sys.argv[3], sys.argv[4]))
+print("\n%s scenario, %d rounds, %s clients in %s rooms, %s processes each (lws-floor: 1), %s msg/s per client offered, %s s each, 64-byte bodies; medians (integrity rows: the worst round)" % (sys.argv[8], int(sys.argv[2]), sys.argv[6], sys.argv[7], sys.argv[9], sys.argv[3], sys.argv[4]))
 print("| figure | " + " | ".join(names) + " | " + " | ".join("parley / " + n for n in names[1:]) + " |")
 print("|---|" + "---|" * (2 * len(names) - 1))
 for k, label, fmt in keys:

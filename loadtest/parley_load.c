@@ -13,7 +13,8 @@
  * Scenarios (each a documented command in loadtest/README.md):
  *   chat       steady sends at --rate per client (default)
  *   idle       connect, authenticate, join, then hold: memory per connection
- *              (--pid: the gateways whose RSS to measure)
+ *              (--pid: the gateways whose RSS to measure; in every scenario
+ *              their CPU over the send window is reported as pids_cpu_s)
  *   bigroom    chat with a fixture of one room (the same loop; named for the bench)
  *   reconnect  chat while every client drops its connection every
  *              --reconnect-every seconds and rejoins with since on the other
@@ -133,6 +134,8 @@ struct shared {
     int ready;                          /* workers done with set-up */
     int acks_done;                      /* workers with every command answered after the stop */
     long rss1;                          /* the gateways' RSS when sending starts */
+    double cpu0, cpu1;                  /* their CPU seconds then, and when the drain ended */
+    int drained;                        /* workers past the drain (the last sets cpu1) */
     uint64_t acked_in_room[MAX_ROOMS];  /* acknowledged messages, per room */
     uint64_t masked_in_room[MAX_ROOMS]; /* of those, carrying the term to mask */
     int64_t room_max_seq[MAX_ROOMS];    /* highest acknowledged seq, per room */
@@ -561,6 +564,30 @@ static long rss_kb(int pid)
     return kb;
 }
 
+/* CPU seconds (user + system) of the --pid processes so far. */
+static double pids_cpu_s(void)
+{
+    double t = 0;
+    long hz = sysconf(_SC_CLK_TCK);
+    for (int i = 0; i < G.npids; i++) {
+        char path[64], buf[1024];
+        snprintf(path, sizeof path, "/proc/%d/stat", G.pids[i]);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* Fields after the command name, which may hold spaces: state is
+         * field 3, utime and stime are 14 and 15. */
+        const char *p = strrchr(buf, ')');
+        unsigned long long ut = 0, st = 0;
+        if (p &&
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) == 2)
+            t += (double)(ut + st) / (double)hz;
+    }
+    return t;
+}
+
 static long total_rss(void)
 {
     long t = 0;
@@ -728,9 +755,10 @@ static uint64_t start_together(uint64_t setup_end)
         uint64_t now = now_ns(), zero = 0;
         if ((__atomic_load_n(&G.S->ready, __ATOMIC_SEQ_CST) == G.procs || now > setup_end) &&
             __atomic_compare_exchange_n(&G.S->start_ns, &zero, now, false, __ATOMIC_SEQ_CST,
-                                        __ATOMIC_SEQ_CST))
+                                        __ATOMIC_SEQ_CST)) {
             G.S->rss1 = total_rss(); /* set by the one that starts everyone */
-        else
+            G.S->cpu0 = pids_cpu_s();
+        } else
             service(5);
     }
     return start;
@@ -878,6 +906,12 @@ static void run_worker(struct client *cl, int n)
         }
     }
     free(body);
+    /* The gateways' CPU over the send window ends when the last worker is
+     * past its drain, before any closes its connections. */
+    if (__atomic_add_fetch(&G.S->drained, 1, __ATOMIC_SEQ_CST) == G.procs) G.S->cpu1 = pids_cpu_s();
+    for (uint64_t until = now_ns() + 2000000000ull;
+         __atomic_load_n(&G.S->drained, __ATOMIC_SEQ_CST) < G.procs && now_ns() < until;)
+        service(5);
     for (int i = 0; i < n; i++) {
         struct client *c = &cl[i];
         R->acked += c->acked;
@@ -1038,14 +1072,15 @@ int main(int argc, char **argv)
                "\"reads\":%" PRIu64 ",\"reads_acked\":%" PRIu64 ",\"reads_acked_per_s\":%.1f,"
                "\"read_p50_ms\":%.3f,\"read_p99_ms\":%.3f,\"rejected\":%" PRIu64
                ",\"masked_seen\":%" PRIu64 ",\"masked_expected\":%" PRIu64 ",\"leaks\":%" PRIu64
-               "}\n",
+               ",\"pids_cpu_s\":%.3f}\n",
                scenario_names[G.scenario], T.clients, T.open, G.nrooms, G.ngw, G.procs, G.rate,
                G.duration, T.sent, T.acked, T.errors, errs, T.delivered, want, T.lost, T.dups,
                T.ooo, T.lost, T.dead, T.reconnects, T.unrecovered, (double)T.acked / secs,
                (double)T.delivered / secs, MS(T.lat, 50), MS(T.lat, 90), MS(T.lat, 99),
                MS(T.lat, 99.9), MS(T.lat, 100), MS(T.join_lat, 99), kb_per_conn, T.cpu_s,
                G.read_rate, T.reads, T.reads_acked, (double)T.reads_acked / secs, MS(T.rlat, 50),
-               MS(T.rlat, 99), T.rejected, T.masked_seen, masked_want, T.leaks);
+               MS(T.rlat, 99), T.rejected, T.masked_seen, masked_want, T.leaks,
+               G.npids && G.S->cpu1 > 0 ? G.S->cpu1 - G.S->cpu0 : -1.0);
     } else {
         printf("\nscenario %s: %d clients (%d joined), %d rooms, %d gateways, %d process%s, "
                "%g msg/s each, %gs\n",

@@ -57,6 +57,8 @@ struct app {
     bool has_operator;               /* an operator token is configured (outbox API) */
     unsigned char operator_hash[32]; /* its BLAKE2b hash */
     uv_timer_t jobs;                 /* periodic jobs: IP anonymisation, session revalidation */
+    uv_timer_t flush;                /* write coalescing: arms the connections below (conn.c) */
+    struct conn *flush_head;         /* connections whose next write waits for it */
     uint64_t job_runs;               /* ticks of the jobs timer */
 };
 

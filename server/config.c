@@ -58,6 +58,8 @@ static const struct opt opts[] = {
     {"--db-conns", "PARLEY_DB_CONNS", K_U32, OFF(db_conns), 0, 1, 64, "PostgreSQL connections (3)"},
     {"--max-rooms", "PARLEY_MAX_ROOMS", K_U32, OFF(max_rooms), 0, 1, 10000,
      "rooms per connection (64)"},
+    {"--write-delay-ms", "PARLEY_WRITE_DELAY_MS", K_U32, OFF(write_delay_ms), 0, 0, 1000,
+     "a busy connection's next write waits this long to pack more (0: off)"},
     {"--presence-list-max", "PARLEY_PRESENCE_LIST_MAX", K_U32, OFF(presence_list_max), 0, 0, 100000,
      "larger rooms get presence counts, not lists (100)"},
     {"--regex-jit", "PARLEY_REGEX_JIT", K_U32, OFF(regex_jit), 0, 0, 1,
@@ -121,6 +123,7 @@ void config_defaults(struct config *c)
     c->db_timeout_ms = 3000;
     c->db_conns = 3;
     c->max_rooms = 64;
+    c->write_delay_ms = 0;
     c->reorder_ms = 100;
     c->coalesce_ms = 200;
     c->regex_jit = 1;

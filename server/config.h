@@ -31,6 +31,7 @@ struct config {
     uint32_t db_timeout_ms;     /* a query not answered by then fails with unavailable */
     uint32_t db_conns;          /* PostgreSQL connections (1 writer + readers) */
     uint32_t max_rooms;         /* rooms one connection may join */
+    uint32_t write_delay_ms;    /* a connection that wrote less than this ago waits to pack more */
     uint32_t presence_list_max; /* rooms with more people online get presence counts only */
     uint32_t regex_jit;         /* 1: JIT-compile guideline regexes (0 under valgrind) */
     uint32_t coalesce_ms; /* read and votes events: at most one per person/message per interval */

@@ -58,10 +58,81 @@ void conn_init(struct conn *c, struct app *app, struct lws *wsi)
     app->stats.conns_opened++;
 }
 
+/* ---- write coalescing ------------------------------------------------------
+ * Every write cycle costs a send(2) and two changes of the socket's poll
+ * interest (lws's libuv glue; each is an epoll_ctl DEL and ADD in libuv
+ * 1.44), whatever it carries.
+ * A connection that wrote less than write_delay_ms ago is therefore not
+ * armed at once when its queue fills again: it waits in a list that one
+ * timer arms, so what arrives meanwhile leaves in the same packed write
+ * (Nagle's idea in user space; Centrifugo's write_delay). A quiet
+ * connection's first frame is never held, and nothing waits longer than
+ * write_delay_ms. */
+
+static void flush_unlink(struct conn *c)
+{
+    if (!c->flush_waiting) return;
+    if (c->flush_prev)
+        c->flush_prev->flush_next = c->flush_next;
+    else
+        c->app->flush_head = c->flush_next;
+    if (c->flush_next) c->flush_next->flush_prev = c->flush_prev;
+    c->flush_prev = c->flush_next = NULL;
+    c->flush_waiting = false;
+}
+
+static void on_flush(uv_timer_t *t)
+{
+    struct app *a = t->data;
+    while (a->flush_head) {
+        struct conn *c = a->flush_head;
+        flush_unlink(c);
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
+/* Arms c now, or holds it back when it wrote recently (see above). */
+static void arm(struct conn *c)
+{
+    struct app *a = c->app;
+    uint64_t d = a->cfg.write_delay_ms, now = app_now_ms(a);
+    if (c->flush_waiting) return; /* the timer arms it */
+    if (!d || c->closing || now - c->wrote_at >= d) {
+        lws_callback_on_writable(c->wsi);
+        return;
+    }
+    if (!a->flush_head) /* the first one held sets the time for all */
+        uv_timer_start(&a->flush, on_flush, d - (now - c->wrote_at), 0);
+    c->flush_prev = NULL;
+    c->flush_next = a->flush_head;
+    if (a->flush_head) a->flush_head->flush_prev = c;
+    a->flush_head = c;
+    c->flush_waiting = true;
+    a->stats.writes_delayed++;
+}
+
+void conn_flush_init(struct app *a)
+{
+    uv_timer_init(a->loop, &a->flush);
+    a->flush.data = a;
+}
+
+static void on_flush_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+void conn_flush_close(struct app *a)
+{
+    uv_timer_stop(&a->flush);
+    uv_close((uv_handle_t *)&a->flush, on_flush_closed);
+}
+
 void conn_destroy(struct conn *c)
 {
     struct app *a = c->app;
     if (!c->ws) return;
+    flush_unlink(c);
     /* Unhook pending work first so no completion touches this memory. */
     while (c->reqs.next != &c->reqs)
         creq_unlink(c->reqs.next);
@@ -119,7 +190,7 @@ int conn_send(struct conn *c, struct frame *f)
         conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
         return -1;
     }
-    if (was_empty) lws_callback_on_writable(c->wsi);
+    if (was_empty) arm(c);
     return 0;
 }
 
@@ -221,6 +292,7 @@ int conn_on_writeable(struct conn *c)
      * the scratch buffer are free for reuse once lws_write returns. */
     int w = lws_write(c->wsi, out, len, LWS_WRITE_TEXT);
     a->stats.writes++;
+    c->wrote_at = app_now_ms(a);
     for (uint32_t i = 0; i < used; i++)
         outq_pop(&c->q);
     if (w < (int)len) return -1;

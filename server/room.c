@@ -410,8 +410,20 @@ static void join_reply(struct sub *s, bool recovered_field, bool recovered)
     conn_reply_ok(s->conn, s->join_id, buf, n > 0 ? (size_t)n : 0);
 }
 
+/* A room with more people than presence-list-max gets presence counts, not
+ * lists, and no per-person member events either: in a room of n, a wave of
+ * n joins (a webinar starting, a gateway restarting) would otherwise fan out
+ * n*n/2 events, far more than the room's messages. Local members count at
+ * once; the room's presence view (read once a second) counts every gateway. */
+static bool room_is_big(const struct app *a, const struct room *r)
+{
+    uint32_t max = a->cfg.presence_list_max;
+    return r->nsubs > max || (r->view && r->view->known && r->view->n > max);
+}
+
 static void announce(struct app *a, struct sub *s, bool joined)
 {
+    if (room_is_big(a, s->room)) return;
     char buf[256];
     buf[0] = '0';
     buf[1] = '\n';

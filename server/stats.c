@@ -120,6 +120,9 @@ char *stats_render(struct app *a, size_t *len)
            (double)s->frames_delivered);
     metric(&o, "parley_socket_writes_total", "counter", "WebSocket frames written.",
            (double)s->writes);
+    metric(&o, "parley_socket_writes_delayed_total", "counter",
+           "Writes held back up to write-delay-ms so that one write packs more.",
+           (double)s->writes_delayed);
     metric(&o, "parley_write_batches_total", "counter", "Write transactions committed.",
            (double)s->batches);
     metric(&o, "parley_write_batch_retries_total", "counter",

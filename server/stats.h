@@ -33,6 +33,7 @@ struct stats {
     uint64_t msgs_duplicate;            /* sends answered with an existing row */
     uint64_t frames_delivered;          /* message pushes queued to connections */
     uint64_t writes;                    /* lws_write calls on WebSocket connections */
+    uint64_t writes_delayed;            /* writes held back to pack more (write_delay_ms) */
     uint64_t batches;                   /* write transactions committed */
     uint64_t batch_retries;             /* batches retried after a conflict */
     uint64_t batch_failures;            /* batches answered unavailable/internal */

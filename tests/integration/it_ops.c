@@ -314,6 +314,144 @@ static pid_t own_gateway(const char *name, int *port, const char *flag, const ch
     return pid;
 }
 
+/* Connects to a gateway of the test's own, authenticates with tok (again
+ * while its PostgreSQL connections are still coming up) and joins room. */
+static struct wsc *member_on_port(int port, const char *tok, const char *room)
+{
+    struct wsc *c = NULL;
+    cJSON *r = NULL;
+    for (int i = 0; i < 50 && !r; i++) {
+        if (i) usleep(100000);
+        wsc_close(c);
+        assert_non_null(c = wsc_connect(port, NULL, NULL));
+        r = wsc_request(c, 3000, "\"op\":\"auth\",\"token\":\"%s\"", tok);
+        if (wsc_err_code(r)) {
+            cJSON_Delete(r);
+            r = NULL;
+        }
+    }
+    assert_non_null(r);
+    cJSON_Delete(r);
+    cJSON *j = it_join(c, room, -1);
+    assert_null(wsc_err_code(j));
+    cJSON_Delete(j);
+    return c;
+}
+
+/* Whether o is a `message` push; its seq then. */
+static int64_t message_seq(const cJSON *o)
+{
+    const char *t = wsc_str(o, "push");
+    return t && !strcmp(t, "message") ? wsc_int(o, "seq") : -1;
+}
+
+/* --write-delay-ms: a connection that has just written gets a burst in
+ * fewer, packed writes (all of it, in order), while a quiet connection's
+ * message is never held. The sender is on the shared gateway, the receiver
+ * alone on one with the delay, so that gateway's counter is the receiver's. */
+static void write_delay_packs_bursts_not_quiet_messages(void **state)
+{
+    (void)state;
+    int port;
+    pid_t pid = own_gateway("gw-wdelay", &port, "--write-delay-ms", "300");
+    struct it_world w;
+    it_world(&w, 2, NULL);
+    struct wsc *a = it_member(0, w.tok[0], w.room);
+    assert_non_null(a);
+    struct wsc *b = member_on_port(port, w.tok[1], w.room);
+
+    /* Messages 20 ms apart, starting right after b's join reply: without
+     * the delay each would be a write of its own. */
+    enum { N = 20 };
+    double held0 = it_metric_port(port, "parley_socket_writes_delayed_total");
+    unsigned frames0 = wsc_messages(b);
+    for (int i = 0; i < N; i++) {
+        char cmid[32];
+        snprintf(cmid, sizeof cmid, "wd-%d", i);
+        cJSON *ack = it_send(a, w.room, cmid, "spaced");
+        assert_null(wsc_err_code(ack));
+        cJSON_Delete(ack);
+        usleep(20000);
+    }
+    int64_t last = 0;
+    int got = 0;
+    uint64_t t0 = it_now_ms();
+    while (got < N && it_now_ms() - t0 < 10000) {
+        cJSON *o = wsc_next(b, 1000);
+        int64_t seq = o ? message_seq(o) : -1;
+        if (seq > 0) {
+            assert_true(seq > last); /* in order, no duplicate */
+            last = seq;
+            got++;
+        }
+        cJSON_Delete(o);
+    }
+    assert_int_equal(got, N);
+    unsigned frames = wsc_messages(b) - frames0;
+    assert_true(frames >= 1);
+    assert_true(frames < N / 2); /* packed: about one write per 300 ms */
+    assert_true(it_metric_port(port, "parley_socket_writes_delayed_total") > held0);
+
+    /* Quiet for longer than the delay, and for long enough that presence
+     * has settled (it is read about once a second): the next message is
+     * not held. */
+    usleep(2500000);
+    double held1 = it_metric_port(port, "parley_socket_writes_delayed_total");
+    cJSON *ack = it_send(a, w.room, "wd-quiet", "quiet");
+    assert_null(wsc_err_code(ack));
+    int64_t seq = wsc_int(ack, "ok.seq");
+    cJSON_Delete(ack);
+    cJSON *o = NULL;
+    while ((o = wsc_next(b, 5000)) && message_seq(o) != seq)
+        cJSON_Delete(o);
+    assert_non_null(o);
+    cJSON_Delete(o);
+    assert_true(it_metric_port(port, "parley_socket_writes_delayed_total") == held1);
+    wsc_close(a);
+    wsc_close(b);
+    assert_int_equal(stop(pid), 0);
+}
+
+/* member events go out per person while a room has at most
+ * presence-list-max people (here 2), and not once it is bigger: a wave of
+ * joins into a big room would otherwise fan out n*n/2 of them. */
+static void member_events_only_in_small_rooms(void **state)
+{
+    (void)state;
+    int port;
+    pid_t pid = own_gateway("gw-members", &port, "--presence-list-max", "2");
+    struct it_world w;
+    it_world(&w, 4, NULL);
+    struct wsc *c[4];
+    for (int i = 0; i < 4; i++)
+        c[i] = member_on_port(port, w.tok[i], w.room);
+    /* Published after every join on the same channel, so it arrives after
+     * any member event those joins sent. */
+    cJSON *ack = it_send(c[3], w.room, "members-1", "after the joins");
+    assert_null(wsc_err_code(ack));
+    int64_t seq = wsc_int(ack, "ok.seq");
+    cJSON_Delete(ack);
+    int joined[4] = {0}, seen = 0;
+    cJSON *o;
+    while (!seen && (o = wsc_next(c[0], 5000))) {
+        const char *push = wsc_str(o, "push");
+        if (push && !strcmp(push, "member")) {
+            assert_string_equal(wsc_str(o, "event"), "joined");
+            for (int i = 0; i < 4; i++)
+                if (!strcmp(wsc_str(o, "person"), w.person[i])) joined[i]++;
+        }
+        seen = message_seq(o) == seq;
+        cJSON_Delete(o);
+    }
+    assert_true(seen);
+    assert_int_equal(joined[1], 1); /* the second person: the room had 2 */
+    assert_int_equal(joined[2], 0); /* the third and fourth: more than 2 */
+    assert_int_equal(joined[3], 0);
+    for (int i = 0; i < 4; i++)
+        wsc_close(c[i]);
+    assert_int_equal(stop(pid), 0);
+}
+
 static void sigterm_flushes_then_exits_zero(void **state)
 {
     (void)state;
@@ -608,6 +746,8 @@ int main(void)
         cmocka_unit_test(sigterm_flushes_then_exits_zero),
         cmocka_unit_test(sigterm_closes_after_queued_replies),
         cmocka_unit_test(repeated_sigterm_still_exits_zero),
+        cmocka_unit_test(write_delay_packs_bursts_not_quiet_messages),
+        cmocka_unit_test(member_events_only_in_small_rooms),
         cmocka_unit_test(schema_behind_or_ahead_refuses_start),
         cmocka_unit_test(log_level_by_signal),
         cmocka_unit_test(listens_only_on_the_bind_address),

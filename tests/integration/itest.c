@@ -170,7 +170,12 @@ cJSON *it_send(struct wsc *c, const char *room, const char *cmid, const char *bo
 
 double it_metric(int g, const char *series)
 {
-    struct hres r = http_req(IT.gw[g], NULL, "GET", "/metrics", NULL, NULL);
+    return it_metric_port(IT.gw[g], series);
+}
+
+double it_metric_port(int port, const char *series)
+{
+    struct hres r = http_req(port, NULL, "GET", "/metrics", NULL, NULL);
     size_t n = strlen(series);
     const char *p = r.status == 200 ? r.body : NULL;
     double v = -1;
@@ -181,7 +186,7 @@ double it_metric(int g, const char *series)
             found = true;
             break;
         }
-    if (!found) fprintf(stderr, "itest: no metric %s on gateway %d\n", series, g);
+    if (!found) fprintf(stderr, "itest: no metric %s on port %d\n", series, port);
     hres_free(&r);
     if (!found) abort();
     return v;

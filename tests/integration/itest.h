@@ -66,6 +66,7 @@ long it_rss_kb(int pid);
 /* The value of an unlabelled metric (or of a full `name{labels}` series) in
  * gateway g's /metrics; aborts the test when it is missing. */
 double it_metric(int g, const char *series);
+double it_metric_port(int port, const char *series); /* the same, any gateway */
 uint64_t it_now_ms(void);
 
 #endif

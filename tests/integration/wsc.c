@@ -24,13 +24,19 @@ struct wsc {
     size_t len, cap;
     cJSON **q; /* queued objects (ring) */
     size_t qhead, qlen;
-    int close_code;  /* 0: open; >0 close frame code; -1 EOF without close */
-    int64_t next_id; /* command ids */
-    char *frag;      /* reassembly of fragmented server messages */
+    int close_code;    /* 0: open; >0 close frame code; -1 EOF without close */
+    int64_t next_id;   /* command ids */
+    unsigned messages; /* WebSocket messages received (an array counts once) */
+    char *frag;        /* reassembly of fragmented server messages */
     size_t frag_len;
 };
 
 static void parse(struct wsc *c);
+
+unsigned wsc_messages(const struct wsc *c)
+{
+    return c->messages;
+}
 
 static uint64_t now_ms(void)
 {
@@ -267,6 +273,7 @@ static void enqueue(struct wsc *c, cJSON *o)
 
 static void on_message(struct wsc *c, const char *p, size_t n)
 {
+    c->messages++;
     cJSON *j = cJSON_ParseWithLength(p, n);
     if (!j) return;
     if (cJSON_IsArray(j)) {

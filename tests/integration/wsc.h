@@ -58,6 +58,8 @@ int wsc_queued(struct wsc *c);
  * connection ended without a close frame. Waits up to timeout_ms reading. */
 int wsc_wait_closed(struct wsc *c, int timeout_ms);
 bool wsc_is_closed(const struct wsc *c);
+/* WebSocket messages received so far; a packed array counts once. */
+unsigned wsc_messages(const struct wsc *c);
 
 /* Helpers on reply objects. */
 const char *wsc_err_code(const cJSON *reply);      /* "bad_json" etc., NULL if ok */

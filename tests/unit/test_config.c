@@ -39,8 +39,11 @@ static void flags_override_env(void **state)
     config_defaults(&c);
     setenv("PARLEY_PORT", "9001", 1);
     setenv("PARLEY_PG", "dbname=x", 1);
-    char *argv[] = {"--port", "9002", "--redis=10.1.2.3:7000", "--max-body", "2048"};
-    assert_int_equal(load(&c, err, sizeof err, 5, argv), 0);
+    assert_int_equal(c.write_delay_ms, 0); /* the default: off */
+    char *argv[] = {"--port",           "9002", "--redis=10.1.2.3:7000", "--max-body", "2048",
+                    "--write-delay-ms", "25"};
+    assert_int_equal(load(&c, err, sizeof err, 7, argv), 0);
+    assert_int_equal(c.write_delay_ms, 25);
     assert_int_equal(c.port, 9002);
     assert_string_equal(c.pg, "dbname=x");
     assert_string_equal(c.redis_host, "10.1.2.3");
@@ -57,10 +60,15 @@ static void bad_values_name_the_setting(void **state)
         char *argv[2];
         const char *needle;
     } cases[] = {
-        {{"--port", "70000"}, "port"},          {{"--port", "12x"}, "port"},
-        {{"--redis", "nocolon"}, "redis"},      {{"--redis", "h:0"}, "redis"},
-        {{"--log-level", "loud"}, "log-level"}, {{"--max-body", "0"}, "max-body"},
-        {{"--outq-bytes", "10"}, "outq-bytes"}, {{"--nonsense", "1"}, "unknown option"},
+        {{"--port", "70000"}, "port"},
+        {{"--port", "12x"}, "port"},
+        {{"--redis", "nocolon"}, "redis"},
+        {{"--redis", "h:0"}, "redis"},
+        {{"--log-level", "loud"}, "log-level"},
+        {{"--max-body", "0"}, "max-body"},
+        {{"--outq-bytes", "10"}, "outq-bytes"},
+        {{"--nonsense", "1"}, "unknown option"},
+        {{"--write-delay-ms", "1001"}, "write-delay-ms"},
     };
     setenv("PARLEY_PG", "dbname=x", 1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
