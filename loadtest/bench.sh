@@ -30,6 +30,7 @@
 #                          all at once)
 #   BENCH_PARLEYD_B=PATH   system parley-b: another parleyd build, to compare
 #                          a change with main in one run
+#   BENCH_ZIPF=1           room sizes by Zipf's law (1/rank^S) instead of equal
 #
 # Load: BENCH_CLIENTS clients in BENCH_ROOMS rooms (parley-load), clients
 # alternating between the two processes of each system. Private PostgreSQL
@@ -76,11 +77,12 @@ measure() {
   r0=$(svc_cpu_ticks "$rp")
   # shellcheck disable=SC2046
   g0=$(svc_cpu_ticks $(pg_pids))
-  local pidargs=()
-  for p in "$@"; do pidargs+=(--pid "$p"); done
+  local extra=() # --pid of each server process, --zipf
+  for p in "$@"; do extra+=(--pid "$p"); done
+  [ -n "${BENCH_ZIPF:-}" ] && extra+=(--zipf "$BENCH_ZIPF")
   "$load" --proto "$proto" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
     --scenario "$scenario" --rate "$rate" --duration "$secs" --body 64 --sources 64 \
-    --procs "$procs" --connect-rate "${BENCH_CONNECT_RATE:-0}" "${pidargs[@]}" \
+    --procs "$procs" --connect-rate "${BENCH_CONNECT_RATE:-0}" "${extra[@]}" \
     --csv "$state/$name.csv" --json >"$state/out.json" || true
   c1=$(svc_cpu_ticks "$@")
   r1=$(svc_cpu_ticks "$rp")

@@ -2,13 +2,12 @@
  * parley-load - a bounded load generator for parleyd (loopback only).
  *
  * Opens one WebSocket per token of a fixture file (made by
- * `parleyd admin load-fixture <people> <rooms>`: person i is in room i % rooms),
- * spreads them over the given gateways and over several 127.0.0.x source
- * addresses, authenticates, joins each to its room, then runs a scenario for
- * a fixed time and reports: sends, acks, errors by code, deliveries, and for
- * every (client, room) stream the seqs lost, duplicated or out of order, plus
- * latency percentiles from a log-linear histogram. The send time travels in
- * the body (monotonic clock, same machine).
+ * `parleyd admin load-fixture <people> <rooms>`: person i is in room i % rooms,
+ * or, with --zipf S, rooms sized by 1/rank^S), spreads them over the given gateways and over
+ * several 127.0.0.x source addresses, authenticates, joins each to its room, then runs a scenario
+ * for a fixed time and reports: sends, acks, errors by code, deliveries, and for every (client,
+ * room) stream the seqs lost, duplicated or out of order, plus latency percentiles from a
+ * log-linear histogram. The send time travels in the body (monotonic clock, same machine).
  *
  * Scenarios (each a documented command in loadtest/README.md):
  *   chat       steady sends at --rate per client (default)
@@ -57,6 +56,7 @@
 #include "eio.h"
 #include "hist.h"
 #include "seqcheck.h"
+#include "sizes.h"
 #include "stamp.h"
 
 #define MAX_GW 16
@@ -151,6 +151,7 @@ static struct {
     double rate, duration, reconnect_every;
     double read_rate;    /* read reports per client per second (receipts load) */
     double connect_rate; /* connections started per second in all, 0: at once */
+    double zipf;         /* room sizes by 1/rank^zipf; -1: the fixture's */
     const char *csv;
     int pids[MAX_PIDS], npids;
     char rooms[MAX_ROOMS][40];
@@ -615,7 +616,9 @@ static const char *usage =
     "         [--scenario chat|idle|bigroom|reconnect|moderation] [--rate MSGS_PER_S_PER_CLIENT]\n"
     "         [--read-rate READ_REPORTS_PER_S_PER_CLIENT] [--procs N] [--connect-rate PER_S]\n"
     "         [--duration S] [--body BYTES] [--sources N] [--reconnect-every S]\n"
-    "         [--pid GATEWAY_PID ...] [--csv HISTOGRAM.csv] [--proto parley|socketio] [--json]";
+    "         [--pid GATEWAY_PID ...] [--csv HISTOGRAM.csv] [--proto parley|socketio] [--json]\n"
+    "         [--zipf S]   (room sizes proportional to 1/rank^S instead of the fixture's equal "
+    "ones)";
 
 static const char *const scenario_names[] = {"chat", "idle", "bigroom", "reconnect", "moderation"};
 
@@ -627,6 +630,7 @@ static void parse_args(int argc, char **argv, const char **fixture)
     G.sources = 4;
     G.procs = 1;
     G.reconnect_every = 2;
+    G.zipf = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) {
@@ -656,6 +660,8 @@ static void parse_args(int argc, char **argv, const char **fixture)
             G.reconnect_every = atof(v);
         else if (!strcmp(a, "--csv"))
             G.csv = v;
+        else if (!strcmp(a, "--zipf"))
+            G.zipf = atof(v);
         else if (!strcmp(a, "--pid") && G.npids < MAX_PIDS)
             G.pids[G.npids++] = atoi(v);
         else if (!strcmp(a, "--proto")) {
@@ -685,6 +691,7 @@ static void parse_args(int argc, char **argv, const char **fixture)
     if (G.procs < 1 || G.procs > MAX_PROCS) die("--procs must be 1..16");
     if (G.connect_rate < 0 || G.connect_rate > 1e6) die("bad --connect-rate");
     if (G.reconnect_every < 0.2) die("--reconnect-every must be at least 0.2 s");
+    if (G.zipf != -1 && (G.zipf < 0 || G.zipf > 10)) die("--zipf must be 0..10");
     if (G.proto == PR_SOCKETIO && G.scenario == S_RECONNECT)
         die("the Socket.IO peer has no recovery: no reconnect scenario");
     if (G.proto == PR_SOCKETIO && G.scenario == S_MODERATION)
@@ -987,6 +994,18 @@ int main(int argc, char **argv)
     struct client *cl = read_fixture(fixture, &n);
     G.members = calloc((size_t)G.nrooms, sizeof *G.members);
     if (!G.members) die("out of memory");
+    if (G.zipf >= 0) {
+        /* Every room is open to the fixture's workspace: deal the clients
+         * over them again with the chosen sizes. */
+        int *room_of = malloc(sizeof *room_of * (size_t)n);
+        if (!room_of || sizes_zipf(n, G.nrooms, G.zipf, G.members))
+            die("--zipf needs at least as many clients as rooms");
+        sizes_assign(n, G.nrooms, G.members, room_of);
+        for (int i = 0; i < n; i++)
+            cl[i].room = room_of[i];
+        free(room_of);
+        memset(G.members, 0, sizeof *G.members * (size_t)G.nrooms);
+    }
     for (int i = 0; i < n; i++)
         if (cl[i].room < G.nrooms) G.members[cl[i].room]++;
     G.S = mmap(NULL, sizeof *G.S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -1044,6 +1063,9 @@ int main(int argc, char **argv)
         masked_want += G.S->masked_in_room[r] * (uint64_t)G.members[r];
     }
     double secs = G.duration;
+    int largest = 0;
+    for (int r = 0; r < G.nrooms; r++)
+        if (G.members[r] > largest) largest = G.members[r];
     double kb_per_conn = G.npids && T.open ? (double)(G.S->rss1 - rss0) / T.open : -1;
     if (G.csv) {
         FILE *cf = fopen(G.csv, "w");
@@ -1060,7 +1082,8 @@ int main(int argc, char **argv)
     bool mod_bad = G.scenario == S_MODERATION && (T.leaks || T.masked_seen != masked_want);
 #define MS(h, p) ((double)lhist_percentile(&(h), p) / 1000.0)
     if (G.json) {
-        printf("{\"scenario\":\"%s\",\"clients\":%d,\"joined\":%d,\"rooms\":%d,\"gateways\":%d,"
+        printf("{\"scenario\":\"%s\",\"clients\":%d,\"joined\":%d,\"rooms\":%d,"
+               "\"largest_room\":%d,\"gateways\":%d,"
                "\"procs\":%d,\"rate\":%g,\"duration\":%g,\"sent\":%" PRIu64 ",\"acked\":%" PRIu64
                ",\"errors\":%" PRIu64 ",\"errors_by_code\":{%s},\"delivered\":%" PRIu64
                ",\"expected\":%" PRIu64 ",\"lost\":%" PRIu64 ",\"dups\":%" PRIu64
@@ -1073,18 +1096,18 @@ int main(int argc, char **argv)
                "\"read_p50_ms\":%.3f,\"read_p99_ms\":%.3f,\"rejected\":%" PRIu64
                ",\"masked_seen\":%" PRIu64 ",\"masked_expected\":%" PRIu64 ",\"leaks\":%" PRIu64
                ",\"pids_cpu_s\":%.3f}\n",
-               scenario_names[G.scenario], T.clients, T.open, G.nrooms, G.ngw, G.procs, G.rate,
-               G.duration, T.sent, T.acked, T.errors, errs, T.delivered, want, T.lost, T.dups,
-               T.ooo, T.lost, T.dead, T.reconnects, T.unrecovered, (double)T.acked / secs,
+               scenario_names[G.scenario], T.clients, T.open, G.nrooms, largest, G.ngw, G.procs,
+               G.rate, G.duration, T.sent, T.acked, T.errors, errs, T.delivered, want, T.lost,
+               T.dups, T.ooo, T.lost, T.dead, T.reconnects, T.unrecovered, (double)T.acked / secs,
                (double)T.delivered / secs, MS(T.lat, 50), MS(T.lat, 90), MS(T.lat, 99),
                MS(T.lat, 99.9), MS(T.lat, 100), MS(T.join_lat, 99), kb_per_conn, T.cpu_s,
                G.read_rate, T.reads, T.reads_acked, (double)T.reads_acked / secs, MS(T.rlat, 50),
                MS(T.rlat, 99), T.rejected, T.masked_seen, masked_want, T.leaks,
                G.npids && G.S->cpu1 > 0 ? G.S->cpu1 - G.S->cpu0 : -1.0);
     } else {
-        printf("\nscenario %s: %d clients (%d joined), %d rooms, %d gateways, %d process%s, "
-               "%g msg/s each, %gs\n",
-               scenario_names[G.scenario], T.clients, T.open, G.nrooms, G.ngw, G.procs,
+        printf("\nscenario %s: %d clients (%d joined), %d rooms (largest %d), %d gateways, "
+               "%d process%s, %g msg/s each, %gs\n",
+               scenario_names[G.scenario], T.clients, T.open, G.nrooms, largest, G.ngw, G.procs,
                G.procs > 1 ? "es" : "", G.rate, G.duration);
         printf("sent %" PRIu64 " acked %" PRIu64 " (%.0f/s) errors %" PRIu64 " {%s}\n", T.sent,
                T.acked, (double)T.acked / secs, T.errors, errs);

@@ -13,6 +13,7 @@
 #include "eio.h"
 #include "hist.h"
 #include "seqcheck.h"
+#include "sizes.h"
 #include "stamp.h"
 
 static int cmp_u64(const void *a, const void *b)
@@ -156,6 +157,45 @@ static void expect_frame(const char *text, enum eio_kind kind, int64_t id, const
 }
 
 /* Frames as a Socket.IO v4 server sends them, and what is not one of ours. */
+static void room_sizes_zipf_and_assignment(void **state)
+{
+    (void)state;
+    int z[4], u[4], room[100], count[4] = {0};
+    /* 100 over 4 with s = 1: 4 given, 96 shared as 46.08, 23.04, 15.36,
+     * 11.52; the one left over goes to the largest remainder (room 3). */
+    assert_int_equal(sizes_zipf(100, 4, 1.0, z), 0);
+    int want[4] = {47, 24, 16, 13};
+    for (int r = 0; r < 4; r++)
+        assert_int_equal(z[r], want[r]);
+    /* s = 0 is uniform; ties go to the lower room. */
+    assert_int_equal(sizes_zipf(10, 4, 0.0, u), 0);
+    int even[4] = {3, 3, 2, 2};
+    for (int r = 0; r < 4; r++)
+        assert_int_equal(u[r], even[r]);
+    /* A steep tail still leaves every room one member. */
+    int big[50], sum = 0;
+    assert_int_equal(sizes_zipf(60, 50, 3.0, big), 0);
+    for (int r = 0; r < 50; r++) {
+        assert_true(big[r] >= 1);
+        if (r) assert_true(big[r] <= big[r - 1]);
+        sum += big[r];
+    }
+    assert_int_equal(sum, 60);
+    assert_int_equal(sizes_zipf(3, 4, 1.0, z), -1); /* fewer clients than rooms */
+    assert_int_equal(sizes_zipf(10, 0, 1.0, z), -1);
+    assert_int_equal(sizes_zipf(10, 4, -1.0, z), -1);
+    /* Assignment: each room gets exactly its size, dealt round-robin. */
+    sizes_assign(100, 4, want, room);
+    for (int i = 0; i < 100; i++)
+        count[room[i]]++;
+    for (int r = 0; r < 4; r++)
+        assert_int_equal(count[r], want[r]);
+    assert_int_equal(room[0], 0);
+    assert_int_equal(room[1], 1);
+    assert_int_equal(room[2], 2);
+    assert_int_equal(room[3], 3);
+}
+
 static void engineio_framing(void **state)
 {
     (void)state;
@@ -196,6 +236,7 @@ int main(void)
         cmocka_unit_test(seqcheck_in_order),
         cmocka_unit_test(seqcheck_gaps_dups_reorder),
         cmocka_unit_test(engineio_framing),
+        cmocka_unit_test(room_sizes_zipf_and_assignment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
