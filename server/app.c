@@ -60,7 +60,8 @@ static void app_stop(struct app *a)
     uv_close((uv_handle_t *)&a->sweep, on_handle_closed);
     uv_timer_stop(&a->jobs);
     uv_close((uv_handle_t *)&a->jobs, on_handle_closed);
-    conn_flush_close(a);
+    uv_timer_stop(&a->flush);
+    uv_close((uv_handle_t *)&a->flush, on_handle_closed);
     /* Closing the handles gives the signals back their default action, which
      * for a repeated SIGTERM (systemd, a supervisor, a second Ctrl-C) would
      * end the process in the middle of its bounded teardown with a signal
@@ -245,7 +246,8 @@ int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
     if (!a->db || !a->bus) return -1;
     db_start(a->db);
     bus_start(a->bus);
-    conn_flush_init(a); /* before any connection can hold a write back */
+    uv_timer_init(loop, &a->flush); /* before any connection can hold a write back */
+    a->flush.data = a;
     if (ws_start(a)) return -1;
     uv_timer_init(loop, &a->sweep);
     a->sweep.data = a;

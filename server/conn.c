@@ -111,23 +111,6 @@ static void arm(struct conn *c)
     a->stats.writes_delayed++;
 }
 
-void conn_flush_init(struct app *a)
-{
-    uv_timer_init(a->loop, &a->flush);
-    a->flush.data = a;
-}
-
-static void on_flush_closed(uv_handle_t *h)
-{
-    (void)h;
-}
-
-void conn_flush_close(struct app *a)
-{
-    uv_timer_stop(&a->flush);
-    uv_close((uv_handle_t *)&a->flush, on_flush_closed);
-}
-
 void conn_destroy(struct conn *c)
 {
     struct app *a = c->app;

@@ -47,42 +47,43 @@ struct ticket {
 };
 
 struct conn {
-    struct app *app;                      /* owner of everything */
-    struct lws *wsi;                      /* the lws connection */
-    uint64_t id;                          /* for logs */
-    struct conn *prev, *next;             /* app's list of WebSocket connections */
-    char ip[48];                          /* peer address, for the per-IP cap and logs */
-    uint64_t opened_ms;                   /* uv_now at ESTABLISHED: auth deadline base */
-    bool ws;                              /* an established WebSocket (not HTTP) */
-    bool authed;                          /* auth succeeded */
-    bool auth_pending;                    /* auth query in flight */
-    bool closing;                         /* close requested; nothing more is queued */
-    bool close_when_drained;              /* close once the out-queue is empty (shutdown) */
-    bool rx_paused;                       /* reading stopped for backpressure */
-    char person[PP_UUID_LEN + 1];         /* authenticated person */
-    char workspace[PP_UUID_LEN + 1];      /* the workspace of this session */
-    char role[12];                        /* role in that workspace */
-    int prole;                            /* the same as enum role (perm.h) */
-    struct outq q;                        /* frames waiting for WRITEABLE */
-    unsigned char *rx;                    /* reassembly of a fragmented message, or NULL */
-    size_t rx_len;                        /* bytes in rx */
-    size_t rx_cap;                        /* rx allocation */
-    struct sub **subs;                    /* rooms joined (or being joined) */
-    uint32_t nsubs, subs_cap;             /* entries, allocation */
-    struct creq reqs;                     /* sentinel of in-flight work */
-    uint32_t inflight;                    /* commands not yet answered */
-    uint32_t pacing;                      /* sends waiting for their pace (rulecache.c) */
-    uint16_t close_code;                  /* status for the close frame */
-    char close_reason[48];                /* reason for the close frame */
-    struct http_req *req;                 /* HTTP: the request being served, or NULL */
-    char token_id[PP_UUID_LEN + 1];       /* the token this session authenticated with */
-    bool avatar;                          /* the person is an avatar (bot) */
-    bool revalidating;                    /* in the token check in flight (ctl.c) */
-    uint64_t typing_at;                   /* uv_now of the last typing event sent (rate limit) */
-    const char *ua_os, *ua_browser;       /* User-Agent families at the handshake */
-    uint64_t wrote_at;                    /* uv_now of the last write (write coalescing) */
-    bool flush_waiting;                   /* in app's flush list */
-    struct conn *flush_prev, *flush_next; /* that list */
+    struct app *app;                 /* owner of everything */
+    struct lws *wsi;                 /* the lws connection */
+    uint64_t id;                     /* for logs */
+    struct conn *prev, *next;        /* app's list of WebSocket connections */
+    char ip[48];                     /* peer address, for the per-IP cap and logs */
+    uint64_t opened_ms;              /* uv_now at ESTABLISHED: auth deadline base */
+    bool ws;                         /* an established WebSocket (not HTTP) */
+    bool authed;                     /* auth succeeded */
+    bool auth_pending;               /* auth query in flight */
+    bool closing;                    /* close requested; nothing more is queued */
+    bool close_when_drained;         /* close once the out-queue is empty (shutdown) */
+    bool rx_paused;                  /* reading stopped for backpressure */
+    char person[PP_UUID_LEN + 1];    /* authenticated person */
+    char workspace[PP_UUID_LEN + 1]; /* the workspace of this session */
+    char role[12];                   /* role in that workspace */
+    int prole;                       /* the same as enum role (perm.h) */
+    struct outq q;                   /* frames waiting for WRITEABLE */
+    unsigned char *rx;               /* reassembly of a fragmented message, or NULL */
+    size_t rx_len;                   /* bytes in rx */
+    size_t rx_cap;                   /* rx allocation */
+    struct sub **subs;               /* rooms joined (or being joined) */
+    uint32_t nsubs, subs_cap;        /* entries, allocation */
+    struct creq reqs;                /* sentinel of in-flight work */
+    uint32_t inflight;               /* commands not yet answered */
+    uint32_t pacing;                 /* sends waiting for their pace (rulecache.c) */
+    uint16_t close_code;             /* status for the close frame */
+    char close_reason[48];           /* reason for the close frame */
+    struct http_req *req;            /* HTTP: the request being served, or NULL */
+    char token_id[PP_UUID_LEN + 1];  /* the token this session authenticated with */
+    bool avatar;                     /* the person is an avatar (bot) */
+    bool revalidating;               /* in the token check in flight (ctl.c) */
+    uint64_t typing_at;              /* uv_now of the last typing event sent (rate limit) */
+    const char *ua_os, *ua_browser;  /* User-Agent families at the handshake */
+    uint64_t wrote_at;               /* uv_now of the last write (write coalescing) */
+    bool flush_waiting;              /* in app's flush list */
+    struct conn *flush_prev;         /* neighbours in that list */
+    struct conn *flush_next;         /* (NULL at its ends) */
 };
 
 void conn_init(struct conn *c, struct app *app, struct lws *wsi);
@@ -110,11 +111,6 @@ void conn_rx_flow(struct conn *c);
 
 /* LWS_CALLBACK_SERVER_WRITEABLE: 0, or -1 to close. */
 int conn_on_writeable(struct conn *c);
-
-/* Write coalescing: the timer that arms connections whose write was held
- * back (app->flush). Started by app_start, closed by app_stop. */
-void conn_flush_init(struct app *a);
-void conn_flush_close(struct app *a);
 
 void creq_link(struct conn *c, struct creq *r);
 void creq_unlink(struct creq *r);

@@ -314,24 +314,12 @@ static pid_t own_gateway(const char *name, int *port, const char *flag, const ch
     return pid;
 }
 
-/* Connects to a gateway of the test's own, authenticates with tok (again
- * while its PostgreSQL connections are still coming up) and joins room. */
+/* Authenticated on a gateway of the test's own (own_gateway waited for its
+ * /readyz, so PostgreSQL is up) and joined to room. */
 static struct wsc *member_on_port(int port, const char *tok, const char *room)
 {
-    struct wsc *c = NULL;
-    cJSON *r = NULL;
-    for (int i = 0; i < 50 && !r; i++) {
-        if (i) usleep(100000);
-        wsc_close(c);
-        assert_non_null(c = wsc_connect(port, NULL, NULL));
-        r = wsc_request(c, 3000, "\"op\":\"auth\",\"token\":\"%s\"", tok);
-        if (wsc_err_code(r)) {
-            cJSON_Delete(r);
-            r = NULL;
-        }
-    }
-    assert_non_null(r);
-    cJSON_Delete(r);
+    struct wsc *c = it_connect_port(port, NULL, tok);
+    assert_non_null(c);
     cJSON *j = it_join(c, room, -1);
     assert_null(wsc_err_code(j));
     cJSON_Delete(j);
