@@ -35,7 +35,9 @@ struct app {
     struct batcher *batch;           /* the write batcher */
     struct receipts *receipts;       /* read state and votes: their batcher and events */
     struct rulecache *rules;         /* compiled guidelines per room */
-    struct iptab *ips;               /* WebSocket connections per client IP */
+    struct iptab *ips;               /* TCP connections per client IP (ws.c) */
+    uint32_t tcp_conns;              /* TCP connections admitted and still open */
+    uint32_t max_conns;              /* their cap (--max-conns, or from RLIMIT_NOFILE) */
     struct conn *conns;              /* every established WebSocket connection */
     uint32_t nconns;                 /* their number */
     uint64_t next_conn_id;           /* for logs */
@@ -56,6 +58,8 @@ struct app {
     struct stats stats;              /* counters */
     bool has_operator;               /* an operator token is configured (outbox API) */
     unsigned char operator_hash[32]; /* its BLAKE2b hash */
+    bool has_metrics;                /* a metrics token is configured (/metrics) */
+    unsigned char metrics_hash[32];  /* its BLAKE2b hash */
     uv_timer_t jobs;                 /* periodic jobs: IP anonymisation, session revalidation */
     uv_timer_t flush;                /* write coalescing: arms the connections below (conn.c) */
     struct conn *flush_head;         /* connections whose next write waits for it */

@@ -52,7 +52,16 @@ static const struct opt opts[] = {
     {"--auth-timeout-ms", "PARLEY_AUTH_TIMEOUT_MS", K_U32, OFF(auth_timeout_ms), 0, 100, 600000,
      "close unauthenticated connections after (5000)"},
     {"--per-ip-max", "PARLEY_PER_IP_MAX", K_U32, OFF(per_ip_max), 0, 1, 1000000,
-     "WebSocket connections per client IP (256)"},
+     "connections (WebSocket and HTTP) per client IP (256)"},
+    {"--max-conns", "PARLEY_MAX_CONNS", K_U32, OFF(max_conns), 0, 0, 10000000,
+     "connections in all (0: the descriptor limit less a reserve)"},
+    {"--conn-reserve", "PARLEY_CONN_RESERVE", K_U32, OFF(conn_reserve), 0, 0, 100000,
+     "last connections kept for addresses with none open (64)"},
+    {"--http-request-timeout-ms", "PARLEY_HTTP_REQUEST_TIMEOUT_MS", K_U32,
+     OFF(http_request_timeout_ms), 0, 100, 600000,
+     "an HTTP request's headers and body must arrive within (10000)"},
+    {"--http-max-header", "PARLEY_HTTP_MAX_HEADER", K_SIZE, OFF(http_max_header), 0, 1024, 7168,
+     "bytes of an HTTP request's headers (then 431) (4096)"},
     {"--db-timeout-ms", "PARLEY_DB_TIMEOUT_MS", K_U32, OFF(db_timeout_ms), 0, 50, 600000,
      "query timeout (3000)"},
     {"--db-conns", "PARLEY_DB_CONNS", K_U32, OFF(db_conns), 0, 1, 64, "PostgreSQL connections (3)"},
@@ -99,6 +108,8 @@ static const struct opt opts[] = {
      "how often the IP anonymisation job runs (3600)"},
     {"--operator-token-file", "PARLEY_OPERATOR_TOKEN_FILE", K_STR, OFF(operator_token_file), 1024,
      0, 0, "file with the operator token for /api/v1/outbox (none)"},
+    {"--metrics-token-file", "PARLEY_METRICS_TOKEN_FILE", K_STR, OFF(metrics_token_file), 1024, 0,
+     0, "file with the token /metrics requires (none: /metrics is not served)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -120,6 +131,9 @@ void config_defaults(struct config *c)
     c->replay_limit = 1000;
     c->auth_timeout_ms = 5000;
     c->per_ip_max = 256;
+    c->conn_reserve = 64;
+    c->http_request_timeout_ms = 10000;
+    c->http_max_header = 4096;
     c->db_timeout_ms = 3000;
     c->db_conns = 3;
     c->max_rooms = 64;

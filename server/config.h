@@ -12,25 +12,29 @@
 #include <stdint.h>
 
 struct config {
-    int port;                   /* WebSocket/HTTP listen port */
-    char bind[64];              /* listen address */
-    char pg[1024];              /* PostgreSQL conninfo */
-    char redis_host[256];       /* Redis host */
-    int redis_port;             /* Redis port */
-    char sql_dir[1024];         /* migrations directory (for the schema check and migrate) */
-    size_t max_frame;           /* bytes of one reassembled client message */
-    size_t max_body;            /* bytes of a message body */
-    size_t outq_bytes;          /* a connection's out-queue limit in bytes */
-    uint32_t outq_frames;       /* ... and in frames */
-    uint32_t batch_max;         /* messages per write transaction at most */
-    uint32_t batch_delay_us;    /* how long the first message of a batch may wait */
-    uint32_t batch_queue_max;   /* messages waiting for a batch at most (then rx flow off) */
-    uint32_t replay_limit;      /* messages a join with since may replay at most */
-    uint32_t auth_timeout_ms;   /* unauthenticated connections are closed after this */
-    uint32_t per_ip_max;        /* WebSocket connections per client IP */
-    uint32_t db_timeout_ms;     /* a query not answered by then fails with unavailable */
-    uint32_t db_conns;          /* PostgreSQL connections (1 writer + readers) */
-    uint32_t max_rooms;         /* rooms one connection may join */
+    int port;                         /* WebSocket/HTTP listen port */
+    char bind[64];                    /* listen address */
+    char pg[1024];                    /* PostgreSQL conninfo */
+    char redis_host[256];             /* Redis host */
+    int redis_port;                   /* Redis port */
+    char sql_dir[1024];               /* migrations directory (for the schema check and migrate) */
+    size_t max_frame;                 /* bytes of one reassembled client message */
+    size_t max_body;                  /* bytes of a message body */
+    size_t outq_bytes;                /* a connection's out-queue limit in bytes */
+    uint32_t outq_frames;             /* ... and in frames */
+    uint32_t batch_max;               /* messages per write transaction at most */
+    uint32_t batch_delay_us;          /* how long the first message of a batch may wait */
+    uint32_t batch_queue_max;         /* messages waiting for a batch at most (then rx flow off) */
+    uint32_t replay_limit;            /* messages a join with since may replay at most */
+    uint32_t auth_timeout_ms;         /* unauthenticated connections are closed after this */
+    uint32_t per_ip_max;              /* connections (WebSocket and HTTP) per client IP */
+    uint32_t max_conns;               /* connections in all; 0: from RLIMIT_NOFILE at start */
+    uint32_t conn_reserve;            /* the last ones go only to addresses with none open */
+    uint32_t http_request_timeout_ms; /* whole-request deadline (headers and body) */
+    size_t http_max_header;           /* bytes of a request's headers (then 431) */
+    uint32_t db_timeout_ms;           /* a query not answered by then fails with unavailable */
+    uint32_t db_conns;                /* PostgreSQL connections (1 writer + readers) */
+    uint32_t max_rooms;               /* rooms one connection may join */
     uint32_t write_delay_ms;    /* a connection that wrote less than this ago waits to pack more */
     uint32_t presence_list_max; /* rooms with more people online get presence counts only */
     uint32_t regex_jit;         /* 1: JIT-compile guideline regexes (0 under valgrind) */
@@ -52,7 +56,8 @@ struct config {
     uint32_t ip_retention_days;     /* visit-log IPs are anonymised after this many days */
     uint32_t anonymise_every_s;     /* how often the anonymisation job runs */
     char operator_token_file[1024]; /* file holding the operator's token (outbox); empty: none */
-    char config_file[1024];         /* where file settings came from (for logs) */
+    char metrics_token_file[1024]; /* file holding the token /metrics requires; empty: not served */
+    char config_file[1024];        /* where file settings came from (for logs) */
 };
 
 void config_defaults(struct config *c);

@@ -1,6 +1,7 @@
 #include "http.h"
 
 #include "app.h"
+#include "config.h"
 #include "conn.h"
 #include "http_api.h"
 #include "log.h"
@@ -11,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* HTTPS only: browsers remember to use https for a year. */
+static const char HSTS[] = "max-age=31536000";
 
 static void req_free(struct http_req *r)
 {
@@ -60,17 +64,62 @@ static void dispatch(struct http_req *r)
     http_api_handle(r);
 }
 
+/* Strict Content-Length (RFC 9112 6.3, 8.6): one value of decimal digits
+ * that fits. lws joins repeated headers into one value with a separator,
+ * so two Content-Length headers (equal or not) fail here too. -1: absent;
+ * -2: present but malformed. */
+static long long content_length(struct lws *wsi)
+{
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (total <= 0) return -1; /* absent (or empty: lws reads no body either) */
+    char cl[24];
+    if (total >= (int)sizeof cl ||
+        lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH) != total)
+        return -2;
+    long long n = 0;
+    for (int i = 0; i < total; i++) {
+        if (cl[i] < '0' || cl[i] > '9') return -2;
+        n = n * 10 + (cl[i] - '0');
+        if (n > (1LL << 40)) return -2; /* no overflow; far over any body limit */
+    }
+    return n;
+}
+
+/* Bytes of the request's headers that lws kept (every header it knows,
+ * which is every one it stores). Requests over --http-max-header are
+ * answered 431; lws's own buffer is larger (ws.c) so that they reach us. */
+static size_t header_bytes(struct lws *wsi)
+{
+    size_t n = 0;
+    for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+        int l = lws_hdr_total_length(wsi, (enum lws_token_indexes)t);
+        if (l > 0) n += (size_t)l;
+    }
+    return n;
+}
+
 int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri)
 {
-    if (c->req) { /* a pipelined request before the last one was answered */
-        req_free(c->req);
-        c->req = NULL;
-    }
+    /* One request per connection (see close_after below), so a second one
+     * cannot begin over the first; if lws ever did begin one, the
+     * connection ends rather than lose or mix the first one's state. */
+    if (c->req) return -1;
     struct http_req *r = calloc(1, sizeof *r);
     if (!r) return -1;
     c->req = r;
     r->app = a;
     r->wsi = wsi;
+    r->deadline = uv_now(a->loop) + a->cfg.http_request_timeout_ms;
+    /* Every response closes its connection. lws 4.1 mishandles requests
+     * pipelined behind another: it re-parses them from its buffer list in
+     * an idle handler, calling body completion on every loop turn while the
+     * first is in flight, and one packet (GET then POST with a length) hung
+     * a gateway at 100% CPU. Holding the reading (lws_rx_flow_control)
+     * instead stops lws from ever delivering the first response's
+     * WRITEABLE with the libuv loop. Closing after the first answer is what
+     * RFC 9112 9.6 allows, and no byte behind a request is ever read as
+     * another request. */
+    r->close_after = true;
     r->role = ROLE_NONE;
     r->method = method_of(wsi);
     lws_get_peer_simple(wsi, r->ip, sizeof r->ip);
@@ -90,14 +139,31 @@ int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri)
     }
     snprintf(r->path, sizeof r->path, "%s", uri);
 
+    /* Framing first: a request whose length is ambiguous is answered and
+     * the connection closed, so no byte after it is ever read as another
+     * request (request smuggling behind a proxy that framed it otherwise). */
     bool has_body = r->method == HM_POST || r->method == HM_PUT || r->method == HM_PATCH;
-    char cl[24];
-    int cll = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH);
-    long long n = cll > 0 ? atoll(cl) : -1;
+    long long n = content_length(wsi);
+    bool chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+    if (n == -2 || (chunked && n >= 0)) {
+        r->close_after = true;
+        http_error(r, 400, "bad_request",
+                   n == -2 ? "Content-Length must be one decimal number"
+                           : "Content-Length and Transfer-Encoding together",
+                   NULL);
+        return 0;
+    }
+    if (header_bytes(wsi) > a->cfg.http_max_header) {
+        r->close_after = true;
+        char m[64];
+        snprintf(m, sizeof m, "headers over %zu bytes", a->cfg.http_max_header);
+        http_error(r, 431, "headers_too_large", m, NULL);
+        return 0;
+    }
     if (!has_body) {
         /* lws reads no body for these methods: one sent would be parsed as
          * the next request, so it is refused and the connection closed. */
-        if (n > 0) {
+        if (n > 0 || chunked) {
             r->close_after = true;
             http_error(r, 400, "bad_request", "this method takes no body", NULL);
             return 0;
@@ -105,7 +171,7 @@ int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri)
         dispatch(r);
         return 0;
     }
-    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+    if (chunked) {
         r->close_after = true;
         http_error(r, 411, "length_required", "Content-Length required (no chunked bodies)", NULL);
         return 0;
@@ -138,6 +204,14 @@ int http_body(struct conn *c, const void *in, size_t len)
     struct http_req *r = c->req;
     if (!r || !r->body || r->status) return 0; /* already answered: discard */
     if (len > r->content_length - r->body_len) return -1;
+    /* lws restarts its stall timeout on every piece, so a body trickled a
+     * byte at a time would hold the connection for ever: the request as a
+     * whole has a deadline (its headers had lws's header timeout). */
+    if (uv_now(r->app->loop) > r->deadline) {
+        r->close_after = true;
+        http_error(r, 408, "request_timeout", "the request took too long to arrive", NULL);
+        return 0;
+    }
     memcpy(r->body + r->body_len, in, len);
     r->body_len += len;
     r->body[r->body_len] = 0;
@@ -213,6 +287,13 @@ int http_writeable(struct conn *c)
             (r->allow && lws_add_http_header_by_name(
                              wsi, (const unsigned char *)"allow:", (const unsigned char *)r->allow,
                              (int)strlen(r->allow), &p, end)) ||
+            (r->app->cfg.tls_cert[0] &&
+             lws_add_http_header_by_name(wsi, (const unsigned char *)"strict-transport-security:",
+                                         (const unsigned char *)HSTS, (int)sizeof HSTS - 1, &p,
+                                         end)) ||
+            (r->close_after &&
+             lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                         (const unsigned char *)"close", 5, &p, end)) ||
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         r->headers_sent = true;

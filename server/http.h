@@ -50,6 +50,7 @@ struct http_req {
     char *body;                                /* request body (NUL-terminated), or NULL */
     size_t body_len;                           /* bytes received */
     bool busy;                                 /* a completion is pending */
+    uint64_t deadline;                         /* loop time (ms) by which the body must be in */
     /* Filled by the router and handlers. */
     const void *route;                     /* the matched route */
     char ids[HTTP_MAX_IDS][40];            /* path parameters in order */

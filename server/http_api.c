@@ -679,6 +679,7 @@ enum auth_kind {
     AU_TOKEN,     /* any valid token */
     AU_WORKSPACE, /* a token of an active member of the path's workspace */
     AU_OPERATOR,  /* the operator token (outbox) */
+    AU_METRICS,   /* the metrics token (/metrics) */
 };
 
 struct route;
@@ -843,7 +844,7 @@ static void r_mod_log(struct http_req *r);
 static const struct route routes[] = {
     {HM_GET, "/healthz", AU_NONE, -1, NULL, -1, r_health},
     {HM_GET, "/readyz", AU_NONE, -1, NULL, -1, r_ready},
-    {HM_GET, "/metrics", AU_NONE, -1, NULL, -1, r_metrics},
+    {HM_GET, "/metrics", AU_METRICS, -1, NULL, -1, r_metrics},
     {HM_POST, "/api/v1/auth/signup", AU_NONE, -1, f_signup, -1, r_signup},
     {HM_POST, "/api/v1/auth/login", AU_NONE, -1, f_login, -1, r_login},
     {HM_POST, "/api/v1/auth/logout", AU_TOKEN, -1, NULL, A_LOGOUT, r_logout},
@@ -1196,6 +1197,20 @@ void http_api_handle(struct http_req *r)
         if (!a->has_operator || !r->has_token || r->bad_token ||
             sodium_memcmp(r->token_hash, a->operator_hash, AUTH_HASH_BYTES)) {
             http_error(r, 401, "unauthorized", "operator token required", NULL);
+            return;
+        }
+        authorised(r);
+        return;
+    case AU_METRICS:
+        /* Not served without a token configured: the client port is
+         * public, and the figures describe every workspace's traffic. */
+        if (!a->has_metrics) {
+            http_error(r, 404, "not_found", "no such route", NULL);
+            return;
+        }
+        if (!r->has_token || r->bad_token ||
+            sodium_memcmp(r->token_hash, a->metrics_hash, AUTH_HASH_BYTES)) {
+            http_error(r, 401, "unauthorized", "metrics token required", NULL);
             return;
         }
         authorised(r);
@@ -1801,24 +1816,38 @@ void http_api_anonymise(struct app *a)
     db_query(a->db, -1, ST__COUNT + A_ANONYMISE, 1, v, NULL, NULL, on_anonymised, NULL);
 }
 
-int http_api_init(struct app *a)
+/* Reads a token file (one line, as `parleyd admin operator-token` writes)
+ * into its hash. 0, or -1 after logging. */
+static int token_file(const char *path, const char *what, unsigned char hash[AUTH_HASH_BYTES])
 {
-    if (!a->cfg.operator_token_file[0]) return 0;
-    FILE *f = fopen(a->cfg.operator_token_file, "r");
+    FILE *f = fopen(path, "r");
     char t[128] = "";
     if (!f || !fgets(t, sizeof t, f)) {
         if (f) fclose(f);
-        log_error("cannot read the operator token file", "path=%s", a->cfg.operator_token_file);
+        log_error("cannot read a token file", "what=%s path=%s", what, path);
         return -1;
     }
     fclose(f);
     t[strcspn(t, "\r\n")] = 0;
-    if (auth_token_hash(t, strlen(t), a->operator_hash)) {
-        log_error("operator token file: not a token (parleyd admin operator-token makes one)",
-                  "path=%s", a->cfg.operator_token_file);
+    int rc = auth_token_hash(t, strlen(t), hash);
+    sodium_memzero(t, sizeof t);
+    if (rc) {
+        log_error("token file: not a token (parleyd admin operator-token makes one)",
+                  "what=%s path=%s", what, path);
         return -1;
     }
-    sodium_memzero(t, sizeof t);
-    a->has_operator = true;
+    return 0;
+}
+
+int http_api_init(struct app *a)
+{
+    if (a->cfg.operator_token_file[0]) {
+        if (token_file(a->cfg.operator_token_file, "operator", a->operator_hash)) return -1;
+        a->has_operator = true;
+    }
+    if (a->cfg.metrics_token_file[0]) {
+        if (token_file(a->cfg.metrics_token_file, "metrics", a->metrics_hash)) return -1;
+        a->has_metrics = true;
+    }
     return 0;
 }

@@ -104,11 +104,19 @@ char *stats_render(struct app *a, size_t *len)
     put(&o, "parley_connections_closed_total{reason=\"other\"} %llu\n",
         (unsigned long long)(s->conns_closed > special ? s->conns_closed - special : 0));
     put(&o,
+        "# HELP parley_connections_refused_total TCP connections refused on accept, by reason.\n"
+        "# TYPE parley_connections_refused_total counter\n"
+        "parley_connections_refused_total{reason=\"per_ip_cap\"} %llu\n"
+        "parley_connections_refused_total{reason=\"capacity\"} %llu\n",
+        (unsigned long long)s->refused_ip_cap, (unsigned long long)s->refused_capacity);
+    metric(&o, "parley_tcp_connections", "gauge", "TCP connections open (HTTP and WebSocket).",
+           (double)a->tcp_conns);
+    put(&o,
         "# HELP parley_handshakes_refused_total WebSocket upgrades refused, by reason.\n"
         "# TYPE parley_handshakes_refused_total counter\n"
-        "parley_handshakes_refused_total{reason=\"per_ip_cap\"} %llu\n"
-        "parley_handshakes_refused_total{reason=\"origin\"} %llu\n",
-        (unsigned long long)s->refused_ip_cap, (unsigned long long)s->refused_origin);
+        "parley_handshakes_refused_total{reason=\"origin\"} %llu\n"
+        "parley_handshakes_refused_total{reason=\"malformed\"} %llu\n",
+        (unsigned long long)s->refused_origin, (unsigned long long)s->refused_upgrade);
     metric(&o, "parley_outqueue_bytes", "gauge", "Bytes queued to all connections.", (double)outq);
     metric(&o, "parley_messages_received_total", "counter", "Send commands accepted for writing.",
            (double)s->msgs_received);

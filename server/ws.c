@@ -14,6 +14,7 @@
 #include "ua.h"
 
 #include <libwebsockets.h>
+#include <sys/resource.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,27 +49,96 @@ static uint32_t ip_count(struct app *a, const char *ip)
     return e ? e->n : 0;
 }
 
-static void ip_add(struct app *a, const char *ip, int d)
+/* Counts one more connection from ip; the entry, or NULL without memory. */
+static struct ipent *ip_hold(struct app *a, const char *ip)
 {
     struct ipent **pp = ip_slot(a, ip), *e = *pp;
     if (!e) {
-        if (d < 0) return;
         e = mem_calloc(1, sizeof *e);
-        if (!e) return;
+        if (!e) return NULL;
         snprintf(e->ip, sizeof e->ip, "%s", ip);
         *pp = e;
     }
-    if (d > 0)
-        e->n++;
-    else if (e->n)
-        e->n--;
-    if (!e->n) {
-        *pp = e->next;
-        mem_free(e);
+    e->n++;
+    return e;
+}
+
+static void ip_release(struct app *a, struct ipent *e)
+{
+    if (--e->n) return;
+    struct ipent **pp = ip_slot(a, e->ip);
+    *pp = e->next;
+    mem_free(e);
+}
+
+/* Admission of a new TCP connection, before it has said anything: every
+ * connection (HTTP or WebSocket) counts against its address's cap, and the
+ * last conn_reserve places under max_conns go only to addresses with none
+ * open, so that a few addresses holding slow requests cannot take the
+ * descriptors a health check or a new person needs. Established clients
+ * need no new descriptor and are not affected. Returns 0 to admit. */
+static int tcp_admit(struct app *a, struct lws *wsi)
+{
+    char ip[48];
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    if (a->draining) return -1;
+    uint32_t mine = ip_count(a, ip);
+    if (mine >= a->cfg.per_ip_max) {
+        a->stats.refused_ip_cap++;
+        log_warn("per-ip cap reached, connection refused", "ip=%s cap=%u", ip, a->cfg.per_ip_max);
+        return -1;
     }
+    uint32_t room = a->max_conns > a->tcp_conns ? a->max_conns - a->tcp_conns : 0;
+    if (!room || (mine && room <= a->cfg.conn_reserve)) {
+        a->stats.refused_capacity++;
+        log_warn("connection budget reached, connection refused", "ip=%s open=%u max=%u", ip,
+                 a->tcp_conns, a->max_conns);
+        return -1;
+    }
+    struct ipent *e = ip_hold(a, ip);
+    if (!e) return -1;
+    lws_set_opaque_user_data(wsi, e);
+    a->tcp_conns++;
+    return 0;
 }
 
 /* ---- WebSocket ----------------------------------------------------------- */
+
+/* What lws 4.1 lets through in an upgrade request and RFC 6455 4.1/4.2.1
+ * does not: a method other than GET, a version other than 13, a
+ * Sec-WebSocket-Key that is not 16 bytes in base64. Returns the reason, or
+ * NULL to let the upgrade go on. (An HTTP/1.0 upgrade is not seen: lws
+ * 4.1 keeps the request's version to itself; PROTOCOL.md says so.) */
+static const char *upgrade_fault(struct lws *wsi)
+{
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI) <= 0) return "method";
+    char v[8];
+    if (lws_hdr_copy(wsi, v, sizeof v, WSI_TOKEN_VERSION) != 2 || strcmp(v, "13")) return "version";
+    char key[32];
+    unsigned char raw[24];
+    if (lws_hdr_copy(wsi, key, sizeof key, WSI_TOKEN_KEY) != 24 ||
+        lws_b64_decode_string(key, (char *)raw, sizeof raw) != 16)
+        return "key";
+    return NULL;
+}
+
+/* A close frame from the client whose code may not be sent on the wire
+ * (RFC 6455 7.4): lws 4.1 echoes codes of 3000 and up unchecked and a
+ * one-byte payload as it is. Answered 1002 (protocol error) instead. */
+static int close_fault(struct lws *wsi, unsigned char *in, size_t len)
+{
+    if (len == 1 || (len >= 2 && ((in[0] << 8) | in[1]) >= 5000)) {
+        if (len >= 2) { /* rewritten in place: lws echoes this buffer */
+            in[0] = LWS_CLOSE_STATUS_PROTOCOL_ERR >> 8;
+            in[1] = LWS_CLOSE_STATUS_PROTOCOL_ERR & 0xff;
+            return 0;
+        }
+        static const char why[] = "bad close payload";
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)why, sizeof why - 1);
+        return -1;
+    }
+    return 0;
+}
 
 static void send_hello(struct app *a, struct conn *c)
 {
@@ -148,14 +218,26 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
         return a && a->draining ? 1 : 0;
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        return a ? tcp_admit(a, wsi) : -1;
+    case LWS_CALLBACK_WSI_DESTROY: {
+        /* Every admitted connection ends here once, whatever it became. */
+        struct ipent *e = lws_get_opaque_user_data(wsi);
+        if (e && a) {
+            lws_set_opaque_user_data(wsi, NULL);
+            ip_release(a, e);
+            a->tcp_conns--;
+        }
+        return 0;
+    }
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
         char ip[48];
         lws_get_peer_simple(wsi, ip, sizeof ip);
         if (a->draining) return 1;
-        if (ip_count(a, ip) >= a->cfg.per_ip_max) {
-            a->stats.refused_ip_cap++;
-            log_warn("per-ip cap reached, handshake refused", "ip=%s cap=%u", ip,
-                     a->cfg.per_ip_max);
+        const char *fault = upgrade_fault(wsi);
+        if (fault) {
+            a->stats.refused_upgrade++;
+            log_warn("malformed upgrade refused", "ip=%s fault=%s", ip, fault);
             return 1;
         }
         /* Cross-site WebSocket hijacking: a browser always sends Origin, so
@@ -181,13 +263,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         struct ua_info ui = ua_parse(ua, ulen > 0 ? (size_t)ulen : 0);
         c->ua_os = ui.os;
         c->ua_browser = ui.browser;
-        ip_add(a, c->ip, +1);
         log_debug("connection opened", "conn=%llu ip=%s", (unsigned long long)c->id, c->ip);
         send_hello(a, c);
         return 0;
     }
     case LWS_CALLBACK_RECEIVE:
         return ws_receive(a, c, wsi, in, len);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return close_fault(wsi, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return conn_on_writeable(c);
     case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:
@@ -195,10 +278,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
          * close frame to a socket that does not drain) and then may never
          * report CLOSED: the connection ends for us at whichever comes first. */
     case LWS_CALLBACK_CLOSED:
-        if (c && c->ws) {
-            ip_add(a, c->ip, -1);
-            conn_destroy(c);
-        }
+        if (c && c->ws) conn_destroy(c);
         return 0;
     case LWS_CALLBACK_HTTP:
         return c ? http_begin(a, c, wsi, (const char *)in) : -1;
@@ -225,9 +305,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
  * (+ LWS_PRE + 4) and buffers the rest for the next POLLOUT (output.c). */
 #define RX_BUFFER 512
 #define TX_PACKET 4096
-/* lws' own default for a request's headers, made explicit: lwsmem.c keeps
- * these buffers (one per handshake in progress) off the malloc heap. */
-#define HEADER_DATA 4096
+/* lws's buffer for a request's headers (one per request in progress, kept
+ * off the malloc heap by lwsmem.c). lws closes a request that overflows it
+ * without a word, so it is larger than --http-max-header (at most 7168),
+ * and http.c answers 431 to what lies between. */
+#define HEADER_DATA 8192
 
 static const struct lws_protocols protocols[] = {
     {PP_PROTOCOL_NAME, callback, sizeof(struct conn), RX_BUFFER, 0, NULL, TX_PACKET},
@@ -248,6 +330,18 @@ int ws_start(struct app *a)
     info.port = a->cfg.port;
     info.iface = a->cfg.bind;
     info.max_http_header_data = HEADER_DATA;
+    /* lws's limit on a request's headers arriving (lws does not restart it
+     * per byte); http.c keeps the same deadline for the body. */
+    info.timeout_secs_ah_idle = (int)((a->cfg.http_request_timeout_ms + 999) / 1000);
+    a->max_conns = a->cfg.max_conns;
+    if (!a->max_conns) {
+        /* The descriptors this process may open, less what PostgreSQL,
+         * Redis, the log and lws's own need. */
+        struct rlimit rl;
+        rlim_t n = getrlimit(RLIMIT_NOFILE, &rl) ? 1024 : rl.rlim_cur;
+        if (n == RLIM_INFINITY || n > 10000000) n = 10000000;
+        a->max_conns = n > 128 ? (uint32_t)n - 64 : 64;
+    }
     /* Once per process, before the first context; failure only means lws
      * keeps using malloc for them. */
     if (lwsmem_install(HEADER_DATA) < 0)
@@ -279,8 +373,8 @@ int ws_start(struct app *a)
         log_error("cannot listen", "bind=%s port=%d", a->cfg.bind, a->cfg.port);
         return -1;
     }
-    log_info("listening", "bind=%s port=%d protocol=%s tls=%s", a->cfg.bind, a->cfg.port,
-             PP_PROTOCOL_NAME, a->cfg.tls_cert[0] ? "on" : "off");
+    log_info("listening", "bind=%s port=%d protocol=%s tls=%s max_conns=%u", a->cfg.bind,
+             a->cfg.port, PP_PROTOCOL_NAME, a->cfg.tls_cert[0] ? "on" : "off", a->max_conns);
     return 0;
 }
 

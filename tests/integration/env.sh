@@ -20,9 +20,9 @@ PARLEYD=${PARLEYD:-}
 gw_flags=(--per-ip-max 32 --auth-timeout-ms 1500 --outq-bytes 262144 --replay-limit 200
           --origins "https://app.parley.example, http://localhost:3000"
           --db-timeout-ms 2000 --log-level ${GW_LOG_LEVEL:-info}
-          --login-max-account 5 --login-max-ip 12 --signup-max-ip 100000 --login-window-s 120
+          --login-max-account 5 --login-max-ip 12 --signup-max-ip 100000 --login-window-s 120 --http-request-timeout-ms 3000
           --ip-retention-days 7 --anonymise-every-s 1
-          --operator-token-file "$state/operator.token")
+          --operator-token-file "$state/operator.token" --metrics-token-file "$state/metrics.token")
 # Valgrind cannot follow PCRE2's JIT code (false reports): the interpreter then.
 case "${GW_WRAPPER:-}" in *valgrind*) gw_flags+=(--regex-jit 0) ;; esac
 
@@ -44,6 +44,7 @@ start)
   svc_redis_start "$state" "$redis_port"
   "$PARLEYD" migrate --pg "$conninfo" >"$state/migrate.log"
   "$PARLEYD" admin --pg "$conninfo" operator-token "$state/operator.token"
+  "$PARLEYD" admin --pg "$conninfo" operator-token "$state/metrics.token"
   svc_gw_start "$state" gw1 "$gw1" "$PARLEYD" "$conninfo" "$redis_port" "${gw_flags[@]}"
   svc_gw_start "$state" gw2 "$gw2" "$PARLEYD" "$conninfo" "$redis_port" "${gw_flags[@]}"
   cat >"$state/env" <<EOV
@@ -58,6 +59,7 @@ STATE_DIR=$state
 PARLEYD=$PARLEYD
 ENV_SH=$here/env.sh
 OPERATOR_TOKEN_FILE=$state/operator.token
+METRICS_TOKEN_FILE=$state/metrics.token
 EOV
   echo "environment up: gateways on $gw1 and $gw2"
   ;;

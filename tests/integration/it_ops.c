@@ -30,9 +30,11 @@ static int http_get(int port, const char *path, char *buf, size_t cap)
         close(fd);
         return -1;
     }
-    char req[256];
-    int n =
-        snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+    char req[384];
+    int n = snprintf(req, sizeof req,
+                     "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                     "Authorization: Bearer %s\r\n\r\n",
+                     path, IT.metrics_token);
     if (write(fd, req, (size_t)n) != n) {
         close(fd);
         return -1;
@@ -55,79 +57,6 @@ static double metric_value(const char *text, const char *series)
     while ((p = strstr(p, series))) {
         if ((p == text || p[-1] == '\n') && p[n] == ' ') return atof(p + n + 1);
         p += n;
-    }
-    return -1;
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(0x7f000001u);
-    socklen_t l = sizeof a;
-    bind(fd, (struct sockaddr *)&a, sizeof a);
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-/* Every gateway this file started, so that one left running by a failed
- * assertion (cmocka jumps out of the test) is stopped at the end. */
-static pid_t spawned[64];
-static int nspawned;
-
-static int kill_spawned(void **state)
-{
-    (void)state;
-    /* waitpid answers 0 only for a child of ours still running: a pid
-     * already reaped (and maybe reused by now) is never signalled. */
-    for (int i = 0; i < nspawned; i++)
-        if (waitpid(spawned[i], NULL, WNOHANG) == 0) {
-            kill(spawned[i], SIGKILL);
-            waitpid(spawned[i], NULL, 0);
-        }
-    return 0;
-}
-
-/* Starts parleyd with args (NULL-terminated), output to log; returns the pid. */
-static pid_t spawn(const char *log, const char *const *args)
-{
-    pid_t pid = fork();
-    if (pid > 0 && nspawned < 64) spawned[nspawned++] = pid;
-    if (pid == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        const char *argv[32] = {IT.parleyd};
-        int i = 1;
-        for (; args[i - 1] && i < 31; i++)
-            argv[i] = args[i - 1];
-        argv[i] = NULL;
-        execv(IT.parleyd, (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
-}
-
-static int stop(pid_t pid)
-{
-    kill(pid, SIGTERM);
-    int st = 0;
-    for (int i = 0; i < 100; i++) {
-        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
-        usleep(50000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, &st, 0);
-    return -1;
-}
-
-static int wait_ready_http(int port, int ms)
-{
-    char buf[4096];
-    for (int t = 0; t < ms; t += 50) {
-        if (http_get(port, "/readyz", buf, sizeof buf) == 200) return 0;
-        usleep(50000);
     }
     return -1;
 }
@@ -185,7 +114,7 @@ static void readiness_follows_redis(void **state)
     assert_int_equal(st, 503);
     assert_int_equal(http_get(IT.gw[1], "/healthz", buf, sizeof buf), 200); /* alive */
     assert_int_equal(it_env("start-redis"), 0);
-    assert_int_equal(wait_ready_http(IT.gw[1], 10000), 0);
+    assert_int_equal(it_wait_ready(IT.gw[1], 10000), 0);
 }
 
 static void bad_configuration_is_named(void **state)
@@ -251,7 +180,7 @@ static void tls_serves_wss_and_refuses_plain(void **state)
              "-keyout '%s' -out '%s' >/dev/null 2>&1",
              key, cert);
     assert_int_equal(system(cmd), 0);
-    int port = free_port();
+    int port = it_free_port();
     char ports[16];
     snprintf(ports, sizeof ports, "%d", port);
     snprintf(log, sizeof log, "%s/gw-tls.log", IT.state);
@@ -260,7 +189,7 @@ static void tls_serves_wss_and_refuses_plain(void **state)
     char redis[64];
     snprintf(redis, sizeof redis, "127.0.0.1:%d", IT.redis_port);
     args[6] = redis;
-    pid_t pid = spawn(log, args);
+    pid_t pid = it_spawn(log, args);
     /* Ready when a TLS WebSocket can authenticate: the listener is up
      * before PostgreSQL is, and until then auth answers `unavailable`. */
     struct it_world w;
@@ -295,25 +224,11 @@ static void tls_serves_wss_and_refuses_plain(void **state)
     c = wsc_connect(port, &tls, NULL);
     assert_non_null(c);
     wsc_close(c);
-    assert_int_equal(stop(pid), 0);
+    assert_int_equal(it_stop(pid), 0);
 }
 
 /* A gateway of the test's own on a free port (ready when this returns),
  * with the shared PostgreSQL and Redis and one extra flag (or NULL). */
-static pid_t own_gateway(const char *name, int *port, const char *flag, const char *value)
-{
-    *port = free_port();
-    char ports[16], log[600], redis[64];
-    snprintf(ports, sizeof ports, "%d", *port);
-    snprintf(log, sizeof log, "%s/%s.log", IT.state, name);
-    snprintf(redis, sizeof redis, "127.0.0.1:%d", IT.redis_port);
-    const char *args[] = {"serve",   "--port", ports, "--pg", IT.pg,
-                          "--redis", redis,    flag,  value,  NULL};
-    pid_t pid = spawn(log, args);
-    assert_int_equal(wait_ready_http(*port, 10000), 0);
-    return pid;
-}
-
 /* Authenticated on a gateway of the test's own (own_gateway waited for its
  * /readyz, so PostgreSQL is up) and joined to room. */
 static struct wsc *member_on_port(int port, const char *tok, const char *room)
@@ -341,7 +256,7 @@ static void write_delay_packs_bursts_not_quiet_messages(void **state)
 {
     (void)state;
     int port;
-    pid_t pid = own_gateway("gw-wdelay", &port, "--write-delay-ms", "300");
+    pid_t pid = it_own_gateway("gw-wdelay", &port, "--write-delay-ms", "300", NULL);
     struct it_world w;
     it_world(&w, 2, NULL);
     struct wsc *a = it_member(0, w.tok[0], w.room);
@@ -397,7 +312,7 @@ static void write_delay_packs_bursts_not_quiet_messages(void **state)
     assert_true(it_metric_port(port, "parley_socket_writes_delayed_total") == held1);
     wsc_close(a);
     wsc_close(b);
-    assert_int_equal(stop(pid), 0);
+    assert_int_equal(it_stop(pid), 0);
 }
 
 /* member events go out per person while a room has at most
@@ -407,7 +322,7 @@ static void member_events_only_in_small_rooms(void **state)
 {
     (void)state;
     int port;
-    pid_t pid = own_gateway("gw-members", &port, "--presence-list-max", "2");
+    pid_t pid = it_own_gateway("gw-members", &port, "--presence-list-max", "2", NULL);
     struct it_world w;
     it_world(&w, 4, NULL);
     struct wsc *c[4];
@@ -437,14 +352,14 @@ static void member_events_only_in_small_rooms(void **state)
     assert_int_equal(joined[3], 0);
     for (int i = 0; i < 4; i++)
         wsc_close(c[i]);
-    assert_int_equal(stop(pid), 0);
+    assert_int_equal(it_stop(pid), 0);
 }
 
 static void sigterm_flushes_then_exits_zero(void **state)
 {
     (void)state;
     int port;
-    pid_t pid = own_gateway("gw-term", &port, NULL, NULL);
+    pid_t pid = it_own_gateway("gw-term", &port, NULL);
     struct it_world w;
     it_world(&w, 1, NULL);
     struct wsc *c = wsc_connect(port, NULL, NULL);
@@ -484,7 +399,7 @@ static void sigterm_flushes_then_exits_zero(void **state)
     }
     assert_int_equal(wsc_wait_closed(c, 0), 1001); /* closed by the shutdown, with its code */
     wsc_close(c);
-    assert_int_equal(stop(pid), 0); /* already exiting: exit status 0 */
+    assert_int_equal(it_stop(pid), 0); /* already exiting: exit status 0 */
     /* Every acknowledged send is stored; nothing else is. */
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE room_id = '%s'", w.room);
@@ -499,7 +414,7 @@ static void sigterm_closes_after_queued_replies(void **state)
 {
     (void)state;
     int port; /* with an out-queue that takes more than the sockets do (~6 MB) */
-    pid_t pid = own_gateway("gw-term2", &port, "--outq-bytes", "67108864");
+    pid_t pid = it_own_gateway("gw-term2", &port, "--outq-bytes", "67108864", NULL);
     struct it_world w;
     it_world(&w, 1, NULL);
     struct wsc *a = it_connect_auth(0, w.tok[0]);
@@ -556,7 +471,7 @@ static void sigterm_closes_after_queued_replies(void **state)
     assert_int_equal(pages, PAGES);
     assert_int_equal(wsc_wait_closed(c, 0), 1001);
     wsc_close(c);
-    assert_int_equal(stop(pid), 0);
+    assert_int_equal(it_stop(pid), 0);
 }
 
 /* Supervisors repeat SIGTERM (systemd on a stop timeout, an impatient
@@ -566,7 +481,7 @@ static void repeated_sigterm_still_exits_zero(void **state)
 {
     (void)state;
     int port;
-    pid_t pid = own_gateway("gw-term3", &port, NULL, NULL);
+    pid_t pid = it_own_gateway("gw-term3", &port, NULL);
     struct it_world w;
     it_world(&w, 1, NULL);
     struct wsc *c = it_connect_port(port, NULL, w.tok[0]);
@@ -741,5 +656,5 @@ int main(void)
         cmocka_unit_test(listens_only_on_the_bind_address),
         cmocka_unit_test(logs_hold_no_bodies_or_tokens),
     };
-    return cmocka_run_group_tests(tests, NULL, kill_spawned);
+    return cmocka_run_group_tests(tests, NULL, it_kill_spawned);
 }

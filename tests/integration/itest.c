@@ -1,11 +1,16 @@
 #include "itest.h"
 #include "httpc.h"
 
+#include <arpa/inet.h>
+#include <fcntl.h>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,6 +22,13 @@ static void trim(char *s)
     size_t n = strlen(s);
     while (n && (s[n - 1] == '\n' || s[n - 1] == '\r' || s[n - 1] == '"'))
         s[--n] = '\0';
+}
+
+static void read_token(const char *path, char *out, size_t cap)
+{
+    FILE *t = fopen(path, "r");
+    if (t && fgets(out, (int)cap, t)) out[strcspn(out, "\r\n")] = 0;
+    if (t) fclose(t);
 }
 
 void it_load_env(void)
@@ -53,11 +65,11 @@ void it_load_env(void)
             snprintf(IT.env_sh, sizeof IT.env_sh, "%s", v);
         else if (!strcmp(line, "REDIS_PORT"))
             IT.redis_port = atoi(v);
-        else if (!strcmp(line, "OPERATOR_TOKEN_FILE")) {
-            FILE *t = fopen(v, "r");
-            if (t && fgets(IT.operator_token, sizeof IT.operator_token, t))
-                IT.operator_token[strcspn(IT.operator_token, "\r\n")] = 0;
-            if (t) fclose(t);
+        else if (!strcmp(line, "OPERATOR_TOKEN_FILE"))
+            read_token(v, IT.operator_token, sizeof IT.operator_token);
+        else if (!strcmp(line, "METRICS_TOKEN_FILE")) {
+            snprintf(IT.metrics_token_file, sizeof IT.metrics_token_file, "%s", v);
+            read_token(v, IT.metrics_token, sizeof IT.metrics_token);
         }
     }
     fclose(f);
@@ -175,7 +187,7 @@ double it_metric(int g, const char *series)
 
 double it_metric_port(int port, const char *series)
 {
-    struct hres r = http_req(port, NULL, "GET", "/metrics", NULL, NULL);
+    struct hres r = http_req(port, NULL, "GET", "/metrics", IT.metrics_token, NULL);
     size_t n = strlen(series);
     const char *p = r.status == 200 ? r.body : NULL;
     double v = -1;
@@ -265,4 +277,103 @@ struct wsc *it_member(int g, const char *tok, const char *room)
     }
     cJSON_Delete(j);
     return c;
+}
+
+int it_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(0x7f000001u);
+    socklen_t l = sizeof a;
+    bind(fd, (struct sockaddr *)&a, sizeof a);
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+/* Every gateway a test program started, so that one left running by a
+ * failed assertion (cmocka jumps out of the test) is stopped at the end. */
+static pid_t spawned[64];
+static int nspawned;
+
+int it_kill_spawned(void **state)
+{
+    (void)state;
+    /* waitpid answers 0 only for a child of ours still running: a pid
+     * already reaped (and maybe reused by now) is never signalled. */
+    for (int i = 0; i < nspawned; i++)
+        if (waitpid(spawned[i], NULL, WNOHANG) == 0) {
+            kill(spawned[i], SIGKILL);
+            waitpid(spawned[i], NULL, 0);
+        }
+    return 0;
+}
+
+pid_t it_spawn(const char *log, const char *const *args)
+{
+    pid_t pid = fork();
+    if (pid > 0 && nspawned < 64) spawned[nspawned++] = pid;
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        const char *argv[40] = {IT.parleyd};
+        int i = 1;
+        for (; args[i - 1] && i < 37; i++)
+            argv[i] = args[i - 1];
+        argv[i++] = "--metrics-token-file"; /* it_metric_port reads every gateway's */
+        argv[i++] = IT.metrics_token_file;
+        argv[i] = NULL;
+        execv(IT.parleyd, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+int it_stop(pid_t pid)
+{
+    kill(pid, SIGTERM);
+    int st = 0;
+    for (int i = 0; i < 100; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid) return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        usleep(50000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &st, 0);
+    return -1;
+}
+
+int it_wait_ready(int port, int ms)
+{
+    for (int t = 0; t < ms; t += 50) {
+        struct hres r = http_req(port, NULL, "GET", "/readyz", NULL, NULL);
+        int st = r.status;
+        hres_free(&r);
+        if (st == 200) return 0;
+        usleep(50000);
+    }
+    return -1;
+}
+
+pid_t it_own_gateway(const char *name, int *port, ...)
+{
+    *port = it_free_port();
+    char ports[16], log[600], redis[64];
+    snprintf(ports, sizeof ports, "%d", *port);
+    snprintf(log, sizeof log, "%s/%s.log", IT.state, name);
+    snprintf(redis, sizeof redis, "127.0.0.1:%d", IT.redis_port);
+    const char *args[32] = {"serve", "--port", ports, "--pg", IT.pg, "--redis", redis};
+    int n = 7;
+    va_list ap;
+    va_start(ap, port);
+    for (const char *f; n < 31 && (f = va_arg(ap, const char *));)
+        args[n++] = f;
+    va_end(ap);
+    args[n] = NULL;
+    pid_t pid = it_spawn(log, args);
+    if (it_wait_ready(*port, 10000)) {
+        fprintf(stderr, "itest: gateway %s did not become ready (%s)\n", name, log);
+        abort();
+    }
+    return pid;
 }

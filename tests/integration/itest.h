@@ -9,16 +9,19 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct itest_env {
-    char pg[256];            /* conninfo */
-    int gw[2];               /* gateway ports */
-    int gw_pid[2];           /* gateway pids */
-    char state[512];         /* state dir */
-    char parleyd[512];       /* binary */
-    char env_sh[512];        /* fixture script */
-    int redis_port;          /* the Redis server */
-    char operator_token[64]; /* the operator token (outbox API) */
+    char pg[256];                 /* conninfo */
+    int gw[2];                    /* gateway ports */
+    int gw_pid[2];                /* gateway pids */
+    char state[512];              /* state dir */
+    char parleyd[512];            /* binary */
+    char env_sh[512];             /* fixture script */
+    int redis_port;               /* the Redis server */
+    char operator_token[64];      /* the operator token (outbox API) */
+    char metrics_token[64];       /* the token /metrics requires */
+    char metrics_token_file[512]; /* ... and its file (for gateways a test starts) */
 };
 
 extern struct itest_env IT;
@@ -68,5 +71,21 @@ long it_rss_kb(int pid);
 double it_metric(int g, const char *series);
 double it_metric_port(int port, const char *series); /* the same, any gateway */
 uint64_t it_now_ms(void);
+
+/* Gateways a test starts itself (beside the fixture's two). */
+int it_free_port(void); /* a loopback port free right now */
+/* Starts parleyd with args (NULL-terminated, after the binary), output to
+ * log, and --metrics-token-file added; returns the pid. */
+pid_t it_spawn(const char *log, const char *const *args);
+/* `parleyd serve` on a free port (*port) against the fixture's PostgreSQL
+ * and Redis, with more flags (NULL-terminated), log STATE/<name>.log;
+ * waits for /readyz (aborts the test if it never comes). */
+pid_t it_own_gateway(const char *name, int *port, ...);
+int it_wait_ready(int port, int ms); /* 0 once /readyz answers 200 */
+/* SIGTERM, wait (5 s, then SIGKILL); the exit status, 128 for a signal,
+ * -1 when it had to be killed. */
+int it_stop(pid_t pid);
+/* A cmocka group teardown: kills what it_spawn started and is still running. */
+int it_kill_spawned(void **state);
 
 #endif
