@@ -44,8 +44,10 @@ run() { # name
   local name=$1 p1 p2 c0 c1
   p1=$(svc_free_port)
   p2=$(svc_free_port)
-  svc_gw_start "$state" gw1 "$p1" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 100000
-  svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 100000
+  [ -f "$state/metrics.token" ] || "$bin" admin --pg "$conninfo" operator-token "$state/metrics.token"
+  local mt=(--metrics-token-file "$state/metrics.token")
+  svc_gw_start "$state" gw1 "$p1" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 100000 "${mt[@]}"
+  svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 100000 "${mt[@]}"
   c0=$(svc_cpu_ticks "$(cat "$state/gw1.pid")" "$(cat "$state/gw2.pid")")
   r0=$(svc_cpu_ticks "$(cat "$state/redis.pid")")
   "$load" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
@@ -53,11 +55,14 @@ run() { # name
   c1=$(svc_cpu_ticks "$(cat "$state/gw1.pid")" "$(cat "$state/gw2.pid")")
   r1=$(svc_cpu_ticks "$(cat "$state/redis.pid")")
   # the gateways' own counts: that the rules (and the pace) were applied
-  python3 - "$p1" "$p2" >"$state/metrics.json" <<'PY'
+  python3 - "$state/metrics.token" "$p1" "$p2" >"$state/metrics.json" <<'PY'
 import json, sys, urllib.request
 m = {}
-for port in sys.argv[1:]:
-    for line in urllib.request.urlopen("http://127.0.0.1:%s/metrics" % port).read().decode().splitlines():
+token = open(sys.argv[1]).read().strip()
+for port in sys.argv[2:]:
+    req = urllib.request.Request("http://127.0.0.1:%s/metrics" % port,
+                                 headers={"Authorization": "Bearer " + token})
+    for line in urllib.request.urlopen(req).read().decode().splitlines():
         if line and not line.startswith("#"):
             k, v = line.rsplit(" ", 1)
             m[k] = m.get(k, 0) + float(v)

@@ -224,6 +224,12 @@ static void tls_serves_wss_and_refuses_plain(void **state)
     c = wsc_connect(port, &tls, NULL);
     assert_non_null(c);
     wsc_close(c);
+    /* HTTPS answers tell browsers to stay on HTTPS (HSTS). */
+    char out[4096];
+    assert_int_equal(
+        it_run(out, sizeof out, "curl -sk -D - -o /dev/null https://127.0.0.1:%d/healthz", port),
+        0);
+    assert_non_null(strstr(out, "strict-transport-security: max-age=31536000"));
     assert_int_equal(it_stop(pid), 0);
 }
 
