@@ -21,10 +21,13 @@ for f in ./usr/bin/parleyd ./usr/share/parley/sql/001_init.sql ./etc/parley/parl
 done
 dpkg-deb -f "$deb" Conffiles >/dev/null 2>&1 || true
 dpkg-deb -x "$deb" "$work/root"
-"$work/root/usr/bin/parleyd" --help | grep -q -- "--config" || fail "parleyd --help"
-"$work/root/usr/bin/parleyd" config-check --config "$work/root/etc/parley/parleyd.conf" \
-  | grep -q "^ok: port=8080 bind=127.0.0.1 redis=127.0.0.1:6379 sql-dir=/usr/share/parley/sql" \
-  || fail "shipped configuration does not validate"
+# Output captured first: with pipefail, `cmd | grep -q` fails when grep
+# exits at its match while cmd is still writing (SIGPIPE), now and then.
+help=$("$work/root/usr/bin/parleyd" --help)
+grep -q -- "--config" <<<"$help" || fail "parleyd --help"
+check=$("$work/root/usr/bin/parleyd" config-check --config "$work/root/etc/parley/parleyd.conf")
+grep -q "^ok: port=8080 bind=127.0.0.1 redis=127.0.0.1:6379 sql-dir=/usr/share/parley/sql" \
+  <<<"$check" || fail "shipped configuration does not validate"
 grep -q "ExecStart=/usr/bin/parleyd serve --config /etc/parley/parleyd.conf" \
   "$work/root/usr/lib/systemd/system/parleyd.service" || fail "unit ExecStart"
 echo "check_deb: $(basename "$deb") ok ($(wc -l <<<"$files") entries)"
