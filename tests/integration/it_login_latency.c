@@ -95,13 +95,9 @@ static void logins_do_not_move_message_p99(void **state)
 {
     (void)state;
     for (int i = 0; i < ACCOUNTS; i++) {
-        char body[512];
+        char tok[64], id[40];
         snprintf(emails[i], sizeof emails[i], "latency-%d-%d@example.com", getpid(), i);
-        snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"" PW "\"}", emails[i]);
-        struct hres r =
-            http_req(IT.gw[0], "127.0.5.250", "POST", "/api/v1/auth/signup", NULL, body);
-        assert_int_equal(r.status, 201);
-        hres_free(&r);
+        it_signup("127.0.5.250", emails[i], PW, NULL, tok, id);
     }
     struct it_world w;
     struct wsc *a, *b;

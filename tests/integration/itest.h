@@ -69,4 +69,17 @@ double it_metric(int g, const char *series);
 double it_metric_port(int port, const char *series); /* the same, any gateway */
 uint64_t it_now_ms(void);
 
+/* The operator's mailer: leases the outbox and takes the newest item of
+ * payload type `type` for recipient (its "token" into tok, "" when it has
+ * none, and its id); the item stays leased. Every other item this lease
+ * took is handed straight back ("retry") for the test that waits for it.
+ * false when there is no such item. */
+bool it_outbox_take(const char *recipient, const char *type, char tok[64], long *id);
+/* A verified account the way a person makes one: sign-up from source
+ * address src, the verification secret from the outbox, POST
+ * /api/v1/auth/verify. Writes its session token and id (aborts the test
+ * program on any failure). first may be NULL. */
+void it_signup(const char *src, const char *email, const char *pw, const char *first, char tok[64],
+               char id[40]);
+
 #endif
