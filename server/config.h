@@ -41,17 +41,17 @@ struct config {
     char tls_key[1024];   /* PEM private key */
     char origins[2048];   /* comma-separated allowed Origin values; empty: any */
     uint32_t pwhash_ops;  /* argon2id passes (OWASP minimum 2) */
-    uint32_t pwhash_mem_mib;    /* argon2id memory in MiB (OWASP minimum 19) */
-    uint32_t session_ttl_h;     /* session tokens expire after this many hours */
-    uint32_t invite_ttl_h;      /* invitations expire after this many hours */
-    uint32_t verify_ttl_h;      /* address verification secrets expire after this many hours */
-    uint32_t login_max_account; /* failed logins per account and client IP per window, then 429 */
-    uint32_t login_max_ip;      /* failed logins per client IP per window, then 429 */
-    uint32_t login_window_s;    /* the rate-limit window */
-    uint32_t signup_max_ip;     /* sign-ups per client IP per window */
-    size_t http_max_body;       /* bytes of an HTTP request body (then 413) */
-    uint32_t ip_retention_days; /* visit-log IPs are anonymised after this many days */
-    uint32_t anonymise_every_s; /* how often the anonymisation job runs */
+    uint32_t pwhash_mem_mib;        /* argon2id memory in MiB (OWASP minimum 19) */
+    uint32_t session_ttl_h;         /* session tokens expire after this many hours */
+    uint32_t invite_ttl_h;          /* invitations expire after this many hours */
+    uint32_t verify_ttl_h;          /* secrets proving an address expire after (hours) */
+    uint32_t login_max_account;     /* failed logins per account and IP per window, then 429 */
+    uint32_t login_max_ip;          /* failed logins per client IP per window, then 429 */
+    uint32_t login_window_s;        /* the rate-limit window */
+    uint32_t signup_max_ip;         /* sign-ups per client IP per window */
+    size_t http_max_body;           /* bytes of an HTTP request body (then 413) */
+    uint32_t ip_retention_days;     /* visit-log IPs are anonymised after this many days */
+    uint32_t anonymise_every_s;     /* how often the anonymisation job runs */
     char operator_token_file[1024]; /* file holding the operator's token (outbox); empty: none */
     char config_file[1024];         /* where file settings came from (for logs) */
 };
