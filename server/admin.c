@@ -1,6 +1,7 @@
 #include "admin.h"
 
 #include "auth.h"
+#include "pwpolicy.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -241,17 +242,24 @@ static int cmd_create_person(PGconn *pg, const char *ws, const char *email, cons
         return 1;
     }
     const char *v[3] = {ws, email, role};
-    return print_one(pg,
-                     "WITH p AS ("
-                     "  INSERT INTO people (email, is_avatar) VALUES (lower($2), $3 = 'avatar')"
-                     "  ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id),"
-                     " m AS ("
-                     "  INSERT INTO workspace_members (workspace_id, person_id, role)"
-                     "  SELECT $1::uuid, id, $3 FROM p"
-                     "  ON CONFLICT (workspace_id, person_id) DO UPDATE SET role = EXCLUDED.role,"
-                     "     removed_at = NULL RETURNING person_id)"
-                     " SELECT person_id FROM m",
-                     3, v);
+    return print_one(
+        pg,
+        /* The operator vouches for the address; an avatar has
+         * none (the argument names it instead). */
+        "WITH p AS ("
+        "  INSERT INTO people (email, email_verified_at, display_name, is_avatar)"
+        "  SELECT CASE WHEN $3 = 'avatar' THEN NULL ELSE lower($2) END,"
+        "   CASE WHEN $3 <> 'avatar' THEN now() END,"
+        "   CASE WHEN $3 = 'avatar' THEN $2 END, $3 = 'avatar'"
+        "  ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email,"
+        "   email_verified_at = coalesce(people.email_verified_at, now()) RETURNING id),"
+        " m AS ("
+        "  INSERT INTO workspace_members (workspace_id, person_id, role)"
+        "  SELECT $1::uuid, id, $3 FROM p"
+        "  ON CONFLICT (workspace_id, person_id) DO UPDATE SET role = EXCLUDED.role,"
+        "     removed_at = NULL RETURNING person_id)"
+        " SELECT person_id FROM m",
+        3, v);
 }
 
 static int seed_demo(PGconn *pg)
@@ -277,7 +285,7 @@ static int seed_demo(PGconn *pg)
     for (int i = 0; i < 3; i++) {
         const char *v[3] = {ws, people[i][0], people[i][1]};
         r = run(pg,
-                "WITH p AS (INSERT INTO people (email) VALUES ($2)"
+                "WITH p AS (INSERT INTO people (email, email_verified_at) VALUES ($2, now())"
                 "  ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id)"
                 " INSERT INTO workspace_members (workspace_id, person_id, role)"
                 " SELECT $1::uuid, id, $3 FROM p RETURNING person_id",
@@ -325,7 +333,8 @@ static int load_fixture(PGconn *pg, int people, int rooms)
         snprintf(email, sizeof email, "load-%s-%d@load.invalid", ws, i);
         const char *pv[2] = {ws, email};
         r = run(pg,
-                "WITH p AS (INSERT INTO people (email) VALUES ($2) RETURNING id)"
+                "WITH p AS (INSERT INTO people (email, email_verified_at) VALUES ($2, now())"
+                "  RETURNING id)"
                 " INSERT INTO workspace_members (workspace_id, person_id, role)"
                 " SELECT $1::uuid, id, 'member' FROM p RETURNING person_id",
                 2, pv);
@@ -350,6 +359,14 @@ static int set_password(PGconn *pg, const char *email)
     size_t len = strlen(pw);
     if (len < AUTH_PW_MIN || len > AUTH_PW_MAX) {
         fprintf(stderr, "parleyd: a password has %d to %d characters\n", AUTH_PW_MIN, AUTH_PW_MAX);
+        return 2;
+    }
+    /* The same rules as sign-up: an operator's choice is no better. */
+    char why[200];
+    struct pw_context ctx = {email, NULL, NULL};
+    if (pwpolicy_init()) return 1;
+    if (pwpolicy_check(pw, &ctx, why, sizeof why)) {
+        fprintf(stderr, "parleyd: %s\n", why);
         return 2;
     }
     if (auth_password_init(2, 19) || auth_password_hash(pw, len, hash)) return 1;

@@ -92,8 +92,10 @@ static const struct opt opts[] = {
      "session token lifetime in hours (720)"},
     {"--invite-ttl-h", "PARLEY_INVITE_TTL_H", K_U32, OFF(invite_ttl_h), 0, 1, 24 * 90,
      "invitation lifetime in hours (168)"},
+    {"--verify-ttl-h", "PARLEY_VERIFY_TTL_H", K_U32, OFF(verify_ttl_h), 0, 1, 24 * 30,
+     "address verification secret lifetime in hours (24)"},
     {"--login-max-account", "PARLEY_LOGIN_MAX_ACCOUNT", K_U32, OFF(login_max_account), 0, 1, 100000,
-     "failed logins per account per window (10)"},
+     "failed logins per account and client IP per window (10)"},
     {"--login-max-ip", "PARLEY_LOGIN_MAX_IP", K_U32, OFF(login_max_ip), 0, 1, 1000000,
      "failed logins per client IP per window (100)"},
     {"--signup-max-ip", "PARLEY_SIGNUP_MAX_IP", K_U32, OFF(signup_max_ip), 0, 1, 1000000,
@@ -147,6 +149,7 @@ void config_defaults(struct config *c)
     c->pwhash_mem_mib = 19;
     c->session_ttl_h = 720;
     c->invite_ttl_h = 168;
+    c->verify_ttl_h = 24;
     c->login_max_account = 10;
     c->login_max_ip = 100;
     c->login_window_s = 900;

@@ -48,7 +48,8 @@ struct config {
     uint32_t pwhash_mem_mib;        /* argon2id memory in MiB (OWASP minimum 19) */
     uint32_t session_ttl_h;         /* session tokens expire after this many hours */
     uint32_t invite_ttl_h;          /* invitations expire after this many hours */
-    uint32_t login_max_account;     /* failed logins per account per window, then 429 */
+    uint32_t verify_ttl_h;          /* secrets proving an address expire after (hours) */
+    uint32_t login_max_account;     /* failed logins per account and IP per window, then 429 */
     uint32_t login_max_ip;          /* failed logins per client IP per window, then 429 */
     uint32_t login_window_s;        /* the rate-limit window */
     uint32_t signup_max_ip;         /* sign-ups per client IP per window */

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "moderation.h"
 #include "perm.h"
+#include "pwpolicy.h"
 #include "rulecache.h"
 #include "stats.h"
 #include "store.h"
@@ -38,8 +39,17 @@
                                               " 'department', wm.department, 'superior_id', "      \
                                               "wm.superior_id, 'joined_at', wm.created_at,"        \
                                               " 'removed_at', wm.removed_at)"
-#define ME_JSON                                                                                    \
+/* The newest pending change of an address of pe (purpose 'email' or
+ * 'phone'); extra narrows it further. */
+#define PENDING(kind, extra)                                                                       \
+    "(SELECT v.address FROM verifications v WHERE v.person_id = pe.id AND v.purpose = '" kind      \
+    "' AND v.used_at IS NULL AND v.expires_at > now()" extra                                       \
+    " ORDER BY v.created_at DESC LIMIT 1)"
+#define ME_JSON ME_JSON_WITH(PENDING("email", ""), PENDING("phone", ""))
+#define ME_JSON_WITH(pending_email, pending_phone)                                                 \
     "json_build_object('id', pe.id, 'email', pe.email, 'phone', pe.phone,"                         \
+    " 'email_verified', pe.email_verified_at IS NOT NULL, 'pending_email', " pending_email ","     \
+    " 'phone_verified', pe.phone_verified_at IS NOT NULL, 'pending_phone', " pending_phone ","     \
     " 'display_name', pe.display_name, 'first_name', pe.first_name, 'last_name', pe.last_name,"    \
     " 'picture_url', pe.picture_url, 'avatar', pe.is_avatar, 'created_at', pe.created_at,"         \
     " 'workspaces', coalesce((SELECT json_agg(json_build_object('id', w.id, 'name', w.name,"       \
@@ -78,6 +88,8 @@
 enum api_stmt {
     A_AUTH,
     A_SIGNUP,
+    A_VERIFY,
+    A_RESEND,
     A_LOGIN_LOOKUP,
     A_LOGIN_FINISH,
     A_LOGOUT,
@@ -97,6 +109,7 @@ enum api_stmt {
     A_INVITE,
     A_INVITE_LIST,
     A_INVITE_REVOKE,
+    A_REDEEM_LOOKUP,
     A_REDEEM,
     A_OUTBOX_LEASE,
     A_OUTBOX_ACK,
@@ -137,20 +150,99 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                 " WHERE t.hash = $1 AND t.revoked_at IS NULL"
                 "   AND (t.expires_at IS NULL OR t.expires_at > now())",
                 2},
-    /* y: the argon2id hash; z: "<session hash hex> <ttl hours>". */
+    /* No account yet: a pending sign-up whose secret goes to the address
+     * (y: the argon2id hash; z: "<secret hash hex> <secret> <ttl hours>").
+     * An address that has an account gets a notice instead, and the answer
+     * is the same, so sign-up does not tell who is registered. */
     [A_SIGNUP] = {"api_signup",
-                  P ", pe AS (INSERT INTO people (email, password_hash, first_name, last_name)"
-                    "  SELECT p.b->>'email', p.y, p.b->>'first_name', p.b->>'last_name' FROM p"
-                    "  RETURNING *),"
-                    " v AS (INSERT INTO visits (person_id, kind, ip, os, browser)"
-                    "  SELECT pe.id, 'login', p.ip::inet, " UA_OS ", " UA_BROWSER " FROM pe, p),"
-                    " t AS (INSERT INTO access_tokens (hash, person_id, kind, expires_at)"
-                    "  SELECT decode(split_part(p.z, ' ', 1), 'hex'), pe.id, 'session',"
-                    "   now() + make_interval(hours => split_part(p.z, ' ', 2)::int) FROM pe, p"
-                    "  RETURNING expires_at)"
-                    " SELECT 201, json_build_object('expires_at', t.expires_at, 'person', " ME_JSON
-                    "), NULL FROM pe, t, p",
-                  NPARAMS},
+        P ", ex AS (SELECT 1 FROM people pe, p WHERE pe.email = p.b->>'email'),"
+        " v AS (INSERT INTO verifications (purpose, hash, address, password_hash, profile,"
+        "  expires_at)"
+        "  SELECT 'signup', decode(split_part(p.z, ' ', 1), 'hex'), p.b->>'email', p.y,"
+        "   p.b - 'email', now() + make_interval(hours => split_part(p.z, ' ', 3)::int)"
+        "  FROM p WHERE NOT EXISTS (SELECT 1 FROM ex) RETURNING *),"
+        " o AS (INSERT INTO outbox (channel, recipient, payload, verification_id)"
+        "  SELECT 'email', v.address, jsonb_build_object('type', 'verification',"
+        "   'purpose', 'signup', 'first_name', v.profile->>'first_name',"
+        "   'token', split_part(p.z, ' ', 2), 'expires_at', v.expires_at), v.id FROM v, p"
+        "  UNION ALL SELECT 'email', p.b->>'email', jsonb_build_object('type', 'address_in_use',"
+        "   'via', 'signup'), NULL FROM p WHERE EXISTS (SELECT 1 FROM ex) RETURNING 1)"
+        " SELECT 202, json_build_object('status', 'verification_sent'), NULL FROM p"
+        " WHERE (SELECT count(*) FROM o) >= 0",
+        NPARAMS},
+    /* z: "<secret hash hex> <session hash hex> <ttl hours>". A sign-up
+     * becomes an account with a session (201); a change of address takes
+     * effect (200). An address taken meanwhile: 409, and nothing changes. */
+    [A_VERIFY] = {"api_verify",
+        P ", vr AS (SELECT v.* FROM verifications v, p"
+        "  WHERE v.hash = decode(split_part(p.z, ' ', 1), 'hex') AND v.used_at IS NULL"
+        "  AND v.expires_at > now() FOR UPDATE OF v),"
+        " tk AS (SELECT EXISTS (SELECT 1 FROM people x WHERE x.id IS DISTINCT FROM vr.person_id"
+        "  AND CASE WHEN vr.purpose = 'phone' THEN x.phone ELSE x.email END = vr.address) AS t"
+        "  FROM vr),"
+        " cr AS (INSERT INTO people (email, password_hash, first_name, last_name,"
+        "  email_verified_at)"
+        "  SELECT vr.address, vr.password_hash, vr.profile->>'first_name',"
+        "   vr.profile->>'last_name', now() FROM vr, tk WHERE vr.purpose = 'signup' AND NOT tk.t"
+        "  RETURNING *),"
+        " ch AS (UPDATE people pe SET"
+        "  email = CASE WHEN vr.purpose = 'email' THEN vr.address ELSE pe.email END,"
+        "  email_verified_at = CASE WHEN vr.purpose = 'email' THEN now()"
+        "   ELSE pe.email_verified_at END,"
+        "  phone = CASE WHEN vr.purpose = 'phone' THEN vr.address ELSE pe.phone END,"
+        "  phone_verified_at = CASE WHEN vr.purpose = 'phone' THEN now()"
+        "   ELSE pe.phone_verified_at END"
+        "  FROM vr, tk WHERE pe.id = vr.person_id AND NOT tk.t RETURNING pe.*),"
+        " pe AS (SELECT * FROM cr UNION ALL SELECT * FROM ch),"
+        /* used, with the other pending sign-ups of the address */
+        " u AS (UPDATE verifications v SET used_at = now() FROM vr, tk WHERE NOT tk.t"
+        "  AND (v.id = vr.id OR (vr.purpose = 'signup' AND v.purpose = 'signup'"
+        "   AND v.address = vr.address AND v.used_at IS NULL)) RETURNING v.id),"
+        " o AS (UPDATE outbox o SET payload = o.payload - 'token' FROM u"
+        "  WHERE o.verification_id = u.id RETURNING 1),"
+        " t AS (INSERT INTO access_tokens (hash, person_id, kind, expires_at)"
+        "  SELECT decode(split_part(p.z, ' ', 2), 'hex'), cr.id, 'session',"
+        "   now() + make_interval(hours => split_part(p.z, ' ', 3)::int) FROM cr, p"
+        "  RETURNING expires_at),"
+        " vi AS (INSERT INTO visits (person_id, kind, ip, os, browser)"
+        "  SELECT cr.id, 'login', p.ip::inet, " UA_OS ", " UA_BROWSER " FROM cr, p)"
+        " SELECT CASE WHEN tk.t THEN 409 WHEN vr.purpose = 'signup' THEN 201 ELSE 200 END,"
+        "  CASE WHEN tk.t THEN " ERR("conflict", "", "this address already belongs to an account")
+        "  WHEN vr.purpose = 'signup' THEN (SELECT json_build_object('expires_at', t.expires_at,"
+        "   'person', " ME_JSON ") FROM t, pe)"
+        "  ELSE (SELECT json_build_object('person', "
+        ME_JSON_WITH(PENDING("email", " AND v.id <> vr.id"), PENDING("phone", " AND v.id <> vr.id"))
+        ") FROM pe) END, NULL FROM vr, tk WHERE (SELECT count(*) FROM o) >= 0",
+        NPARAMS},
+    /* z: "<secret hash hex> <secret> <ttl hours>". The newest pending proof
+     * of the address gets a new secret (the old one stops working and its
+     * item is withdrawn); an account whose address was never proven gets
+     * one. Anything else: nothing, with the same answer. */
+    [A_RESEND] = {"api_resend",
+        P ", cur AS (SELECT v.id FROM verifications v, p WHERE v.address = p.b->>'email'"
+        "  AND v.purpose IN ('signup', 'email') AND v.used_at IS NULL AND v.expires_at > now()"
+        "  ORDER BY v.created_at DESC LIMIT 1),"
+        " acc AS (SELECT pe.id FROM people pe, p WHERE pe.email = p.b->>'email'"
+        "  AND pe.email_verified_at IS NULL AND NOT pe.is_avatar"
+        "  AND NOT EXISTS (SELECT 1 FROM cur)),"
+        " nv AS (INSERT INTO verifications (purpose, hash, person_id, address, expires_at)"
+        "  SELECT 'email', decode(split_part(p.z, ' ', 1), 'hex'), acc.id, p.b->>'email',"
+        "   now() + make_interval(hours => split_part(p.z, ' ', 3)::int) FROM acc, p RETURNING *),"
+        " uv AS (UPDATE verifications v SET hash = decode(split_part(p.z, ' ', 1), 'hex'),"
+        "  expires_at = now() + make_interval(hours => split_part(p.z, ' ', 3)::int)"
+        "  FROM cur, p WHERE v.id = cur.id RETURNING v.*),"
+        " x AS (UPDATE outbox o SET payload = o.payload - 'token',"
+        "  failed_at = coalesce(o.failed_at, CASE WHEN o.sent_at IS NULL THEN now() END),"
+        "  last_error = coalesce(o.last_error, 'superseded by a new secret')"
+        "  FROM uv WHERE o.verification_id = uv.id RETURNING 1),"
+        " o AS (INSERT INTO outbox (channel, recipient, payload, verification_id)"
+        "  SELECT 'email', a.address, jsonb_build_object('type', 'verification',"
+        "   'purpose', a.purpose, 'first_name', a.profile->>'first_name',"
+        "   'token', split_part(p.z, ' ', 2), 'expires_at', a.expires_at), a.id"
+        "  FROM (SELECT * FROM nv UNION ALL SELECT * FROM uv) a, p RETURNING 1)"
+        " SELECT 202, json_build_object('status', 'verification_sent'), NULL FROM p"
+        " WHERE (SELECT count(*) FROM o) + (SELECT count(*) FROM x) >= 0",
+        NPARAMS},
     [A_LOGIN_LOOKUP] = {"api_login_lookup",
                         "SELECT id::text, password_hash FROM people"
                         " WHERE email = $1 AND NOT is_avatar AND password_hash IS NOT NULL",
@@ -182,13 +274,55 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
     [A_ME_GET] = {"api_me_get",
                   P " SELECT 200, " ME_JSON ", NULL FROM p JOIN people pe ON pe.id = p.actor",
                   NPARAMS},
+    /* A new email or phone is not set: it waits, pending, for the secret
+     * sent to it (z: "<email secret hash> <email secret> <phone secret
+     * hash> <phone secret> <ttl hours>"); an address another account holds
+     * gets a notice instead of the secret, with the same answer. null
+     * clears an address at once. Names and picture change at once. */
     [A_ME_PATCH] = {"api_me_patch",
-        P ", pe AS (UPDATE people pe SET"
+        P ", cur AS (SELECT pe.* FROM people pe, p WHERE pe.id = p.actor),"
+        " ne AS (SELECT p.b->>'email' AS a FROM p, cur WHERE p.b->>'email' IS NOT NULL"
+        "  AND (cur.email IS DISTINCT FROM p.b->>'email' OR cur.email_verified_at IS NULL)),"
+        " np AS (SELECT p.b->>'phone' AS a FROM p, cur WHERE p.b->>'phone' IS NOT NULL"
+        "  AND (cur.phone IS DISTINCT FROM p.b->>'phone' OR cur.phone_verified_at IS NULL)),"
+        /* a new request replaces the pending one */
+        " xv AS (UPDATE verifications v SET expires_at = now() FROM p WHERE v.person_id = p.actor"
+        "  AND v.used_at IS NULL AND v.expires_at > now()"
+        "  AND ((v.purpose = 'email' AND EXISTS (SELECT 1 FROM ne))"
+        "   OR (v.purpose = 'phone' AND EXISTS (SELECT 1 FROM np))) RETURNING 1),"
+        " ve AS (INSERT INTO verifications (purpose, hash, person_id, address, expires_at)"
+        "  SELECT 'email', decode(split_part(p.z, ' ', 1), 'hex'), p.actor, ne.a,"
+        "   now() + make_interval(hours => split_part(p.z, ' ', 5)::int) FROM p, ne"
+        "  UNION ALL SELECT 'phone', decode(split_part(p.z, ' ', 3), 'hex'), p.actor, np.a,"
+        "   now() + make_interval(hours => split_part(p.z, ' ', 5)::int) FROM p, np"
+        "  RETURNING *),"
+        " vt AS (SELECT ve.*, EXISTS (SELECT 1 FROM people x WHERE x.id <> ve.person_id"
+        "  AND CASE WHEN ve.purpose = 'phone' THEN x.phone ELSE x.email END = ve.address) AS taken"
+        "  FROM ve),"
+        " o AS (INSERT INTO outbox (channel, recipient, payload, verification_id)"
+        "  SELECT CASE WHEN vt.purpose = 'phone' THEN 'sms' ELSE 'email' END, vt.address,"
+        "   CASE WHEN vt.taken THEN jsonb_build_object('type', 'address_in_use',"
+        "    'via', vt.purpose || '_change')"
+        "   ELSE jsonb_build_object('type', 'verification', 'purpose', vt.purpose,"
+        "    'token', split_part(p.z, ' ', CASE WHEN vt.purpose = 'phone' THEN 4 ELSE 2 END),"
+        "    'expires_at', vt.expires_at) END,"
+        "   CASE WHEN NOT vt.taken THEN vt.id END FROM vt, p RETURNING 1),"
+        " pe AS (UPDATE people pe SET"
         "  " SET("first_name", "first_name") ", " SET("last_name", "last_name") ","
         "  " SET("display_name", "display_name") ", " SET("picture_url", "picture_url") ","
-        "  " SET("email", "email") ", " SET("phone", "phone")
+        "  email = CASE WHEN jsonb_typeof(p.b->'email') = 'null' THEN NULL ELSE pe.email END,"
+        "  email_verified_at = CASE WHEN jsonb_typeof(p.b->'email') = 'null' THEN NULL"
+        "   ELSE pe.email_verified_at END,"
+        "  phone = CASE WHEN jsonb_typeof(p.b->'phone') = 'null' THEN NULL ELSE pe.phone END,"
+        "  phone_verified_at = CASE WHEN jsonb_typeof(p.b->'phone') = 'null' THEN NULL"
+        "   ELSE pe.phone_verified_at END"
         "  FROM p WHERE pe.id = p.actor RETURNING pe.*)"
-        " SELECT 200, " ME_JSON ", NULL FROM pe",
+        " SELECT 200, "
+        ME_JSON_WITH("coalesce((SELECT address FROM ve WHERE purpose = 'email'), "
+                     PENDING("email", "") ")",
+                     "coalesce((SELECT address FROM ve WHERE purpose = 'phone'), "
+                     PENDING("phone", "") ")")
+        ", NULL FROM pe WHERE (SELECT count(*) FROM o) + (SELECT count(*) FROM xv) >= 0",
         NPARAMS},
     [A_WS_CREATE] = {"api_ws_create",
                      P ", w AS (INSERT INTO workspaces (name, created_by, allowed_domains,"
@@ -320,7 +454,8 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
         "   AND NOT (split_part(p.b->>'email', '@', 2) = ANY(w.allowed_domains)) THEN 'domain'"
         "  WHEN EXISTS (SELECT 1 FROM people pe JOIN workspace_members m"
         "   ON m.person_id = pe.id AND m.workspace_id = p.ws AND m.removed_at IS NULL"
-        "   WHERE pe.email = p.b->>'email' OR pe.phone = p.b->>'phone') THEN 'member'"
+        "   WHERE (pe.email = p.b->>'email' AND pe.email_verified_at IS NOT NULL)"
+        "   OR (pe.phone = p.b->>'phone' AND pe.phone_verified_at IS NOT NULL)) THEN 'member'"
         "  WHEN p.b->>'superior_id' IS NOT NULL"
         "   AND NOT " ACTIVE_MEMBER("(p.b->>'superior_id')::uuid") " THEN 'superior'"
         "  ELSE 'ok' END AS c FROM w, p),"
@@ -367,22 +502,52 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                                                          "the invitation was already redeemed")
         "  END, NULL FROM t WHERE (SELECT count(*) FROM o) >= 0",
         NPARAMS},
-    /* y: a password hash for a new account (or NULL); z: "<invitation hash
-     * hex> <session hash hex> <ttl hours>". FOR UPDATE makes it single-use
-     * under concurrency: a second redeem waits, then finds it redeemed. */
+    /* $1: the invitation's hash; $2: the hash of the bearer token sent with
+     * the redeem, or NULL. Which account holds the invited address, its
+     * password hash, and whether the token is a session of that account. */
+    [A_REDEEM_LOOKUP] = {"api_redeem_lookup",
+        "SELECT i.email, i.phone, i.profile->>'first_name', i.profile->>'last_name',"
+        "  pe.id::text, pe.password_hash, EXISTS (SELECT 1 FROM access_tokens t"
+        "   WHERE t.hash = $2 AND t.person_id = pe.id AND t.kind = 'session'"
+        "   AND t.workspace_id IS NULL AND t.revoked_at IS NULL"
+        "   AND (t.expires_at IS NULL OR t.expires_at > now()))"
+        " FROM invitations i LEFT JOIN people pe ON NOT pe.is_avatar"
+        "  AND (pe.email = i.email OR pe.phone = i.phone)"
+        " WHERE i.hash = $1 AND i.redeemed_at IS NULL AND i.revoked_at IS NULL"
+        "  AND i.expires_at > now() LIMIT 1",
+        2},
+    /* actor: the account that holds the invited address, proven by its
+     * password or a session of it (no token is minted: the person already
+     * has one or signs in), or NULL: a new account, which the secret
+     * proves owns the address (y: its password hash or NULL; it gets a
+     * session). z: "<invitation hash hex> <session hash hex or -> <ttl
+     * hours>". FOR UPDATE makes it single-use under concurrency: a second
+     * redeem waits, then finds it redeemed; an account that took the
+     * address meanwhile makes it 409. */
     [A_REDEEM] =
         {"api_redeem",
          P ", inv AS (SELECT i.* FROM invitations i, p"
            "  WHERE i.hash = decode(split_part(p.z, ' ', 1), 'hex') AND i.redeemed_at IS NULL"
            "  AND i.revoked_at IS NULL AND i.expires_at > now() FOR UPDATE OF i),"
            " ex AS (SELECT pe.id FROM people pe, inv WHERE pe.email = inv.email"
-           "  OR pe.phone = inv.phone LIMIT 1),"
+           "  OR pe.phone = inv.phone),"
+           " st AS (SELECT (p.actor IS NULL AND NOT EXISTS (SELECT 1 FROM ex))"
+           "  OR (p.actor IS NOT NULL AND EXISTS (SELECT 1 FROM ex WHERE ex.id = p.actor)) AS ok"
+           "  FROM p),"
            " cr AS (INSERT INTO people (email, phone, first_name, last_name, picture_url,"
-           "  password_hash)"
+           "  password_hash, email_verified_at, phone_verified_at)"
            "  SELECT inv.email, inv.phone, coalesce(p.b->>'first_name', inv.profile->>'first_name'),"
            "   coalesce(p.b->>'last_name', inv.profile->>'last_name'), inv.profile->>'picture_url',"
-           "   p.y FROM inv, p WHERE NOT EXISTS (SELECT 1 FROM ex) RETURNING id),"
-           " who AS (SELECT id FROM ex UNION ALL SELECT id FROM cr),"
+           "   p.y, CASE WHEN inv.email IS NOT NULL THEN now() END,"
+           "   CASE WHEN inv.phone IS NOT NULL THEN now() END"
+           "  FROM inv, p, st WHERE st.ok AND p.actor IS NULL RETURNING id),"
+           /* the secret and the password together prove the address */
+           " lk AS (UPDATE people pe SET email_verified_at = CASE WHEN pe.email = inv.email"
+           "   THEN coalesce(pe.email_verified_at, now()) ELSE pe.email_verified_at END,"
+           "  phone_verified_at = CASE WHEN pe.phone = inv.phone"
+           "   THEN coalesce(pe.phone_verified_at, now()) ELSE pe.phone_verified_at END"
+           "  FROM inv, p, st WHERE st.ok AND pe.id = p.actor RETURNING pe.id),"
+           " who AS (SELECT id FROM cr UNION ALL SELECT id FROM lk),"
            " m AS (INSERT INTO workspace_members (workspace_id, person_id, role, title,"
            "  department, superior_id)"
            "  SELECT inv.workspace_id, who.id, inv.role, inv.profile->>'title',"
@@ -391,18 +556,21 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
            "   removed_by = NULL WHERE workspace_members.removed_at IS NOT NULL RETURNING 1),"
            " u AS (UPDATE invitations i SET redeemed_at = now(), redeemed_by = who.id"
            "  FROM who, inv WHERE i.id = inv.id RETURNING 1),"
-           " o AS (UPDATE outbox o SET payload = o.payload - 'token' FROM inv"
-           "  WHERE o.invitation_id = inv.id RETURNING 1),"
+           " o AS (UPDATE outbox o SET payload = o.payload - 'token' FROM inv, st"
+           "  WHERE st.ok AND o.invitation_id = inv.id RETURNING 1),"
            " v AS (INSERT INTO visits (workspace_id, person_id, kind, ip, os, browser)"
-           "  SELECT inv.workspace_id, who.id, 'login', p.ip::inet, " UA_OS ", " UA_BROWSER
-           "  FROM inv, who, p),"
+           "  SELECT inv.workspace_id, cr.id, 'login', p.ip::inet, " UA_OS ", " UA_BROWSER
+           "  FROM inv, cr, p),"
            " t AS (INSERT INTO access_tokens (hash, person_id, kind, expires_at)"
-           "  SELECT decode(split_part(p.z, ' ', 2), 'hex'), who.id, 'session',"
-           "   now() + make_interval(hours => split_part(p.z, ' ', 3)::int) FROM who, p"
+           "  SELECT decode(split_part(p.z, ' ', 2), 'hex'), cr.id, 'session',"
+           "   now() + make_interval(hours => split_part(p.z, ' ', 3)::int) FROM cr, p"
            "  RETURNING expires_at)"
-           " SELECT 200, json_build_object('person_id', who.id, 'workspace_id', inv.workspace_id,"
-           "  'role', inv.role, 'expires_at', t.expires_at, 'new_account', EXISTS (SELECT 1 FROM cr)),"
-           "  NULL FROM who, inv, t"
+           " SELECT CASE WHEN st.ok THEN 200 ELSE 409 END, CASE WHEN st.ok"
+           "  THEN json_build_object('person_id', (SELECT id FROM who),"
+           "   'workspace_id', inv.workspace_id, 'role', inv.role,"
+           "   'expires_at', (SELECT expires_at FROM t), 'new_account', p.actor IS NULL)"
+           "  ELSE " ERR("conflict", "", "the account of this address changed meanwhile: retry")
+           "  END, NULL FROM inv, st, p"
            " WHERE (SELECT count(*) FROM m) + (SELECT count(*) FROM u) + (SELECT count(*) FROM o) >= 0",
          NPARAMS},
     /* z: how many. A lease hides an item from other mailers for 5 minutes;
@@ -413,6 +581,8 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
            "  AND (o.leased_until IS NULL OR o.leased_until < now())"
            "  AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.id = o.invitation_id"
            "   AND (i.revoked_at IS NOT NULL OR i.redeemed_at IS NOT NULL OR i.expires_at <= now()))"
+           "  AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = o.verification_id"
+           "   AND (v.used_at IS NOT NULL OR v.expires_at <= now()))"
            "  ORDER BY o.id LIMIT (SELECT p.z::int FROM p) FOR UPDATE OF o SKIP LOCKED),"
            " u AS (UPDATE outbox o SET leased_until = now() + interval '5 minutes',"
            "  attempts = o.attempts + 1 FROM s WHERE o.id = s.id RETURNING o.*)"
@@ -620,7 +790,11 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
     /* The host part zeroed: /24 of IPv4, /48 of IPv6 (what Google Analytics
      * and Matomo keep), so a log still tells networks apart. */
     [A_ANONYMISE] = {"api_anonymise",
-                     "UPDATE visits SET ip = CASE WHEN ip IS NULL THEN NULL"
+                     /* Pending proofs (with sign-ups' password hashes) are
+                      * kept a day past their end, then go with their items. */
+                     "WITH d AS (DELETE FROM verifications WHERE expires_at < now() - interval"
+                     "  '1 day' OR used_at < now() - interval '1 day')"
+                     " UPDATE visits SET ip = CASE WHEN ip IS NULL THEN NULL"
                      "  WHEN family(ip) = 4 THEN set_masklen(network(set_masklen(ip, 24)), 32)"
                      "  ELSE set_masklen(network(set_masklen(ip, 48)), 128) END,"
                      " ip_anonymised = true"
@@ -761,6 +935,10 @@ static const struct jv_field f_redeem[] = {
     OPT_TEXT("first_name", 100),
     OPT_TEXT("last_name", 100),
     {NULL, 0, 0, 0, 0, 0, NULL}};
+static const struct jv_field f_verify[] = {{"token", JV_SECRET, true, false, 1, 128, NULL},
+                                           {NULL, 0, 0, 0, 0, 0, NULL}};
+static const struct jv_field f_resend[] = {{"email", JV_EMAIL, true, false, 0, 0, NULL},
+                                           {NULL, 0, 0, 0, 0, 0, NULL}};
 static const struct jv_field f_ack[] = {{"status", JV_ENUM, true, false, 0, 0, ack_statuses},
                                         {"error", JV_TEXT, false, true, 0, 1000, NULL},
                                         {NULL, 0, 0, 0, 0, 0, NULL}};
@@ -826,6 +1004,9 @@ static void r_metrics(struct http_req *r);
 static void r_signup(struct http_req *r);
 static void r_login(struct http_req *r);
 static void r_redeem(struct http_req *r);
+static void r_verify(struct http_req *r);
+static void r_resend(struct http_req *r);
+static void r_me_patch(struct http_req *r);
 static void r_ws_create(struct http_req *r);
 static void r_person_patch(struct http_req *r);
 static void r_invite(struct http_req *r);
@@ -847,10 +1028,12 @@ static const struct route routes[] = {
     {HM_GET, "/metrics", AU_METRICS, -1, NULL, -1, r_metrics},
     {HM_POST, "/api/v1/auth/signup", AU_NONE, -1, f_signup, -1, r_signup},
     {HM_POST, "/api/v1/auth/login", AU_NONE, -1, f_login, -1, r_login},
+    {HM_POST, "/api/v1/auth/verify", AU_NONE, -1, f_verify, -1, r_verify},
+    {HM_POST, "/api/v1/auth/verify/resend", AU_NONE, -1, f_resend, -1, r_resend},
     {HM_POST, "/api/v1/auth/logout", AU_TOKEN, -1, NULL, A_LOGOUT, r_logout},
     {HM_POST, "/api/v1/auth/revoke-all", AU_TOKEN, -1, NULL, A_REVOKE_ALL, NULL},
     {HM_GET, "/api/v1/me", AU_TOKEN, -1, NULL, A_ME_GET, NULL},
-    {HM_PATCH, "/api/v1/me", AU_TOKEN, -1, f_me, A_ME_PATCH, NULL},
+    {HM_PATCH, "/api/v1/me", AU_TOKEN, -1, f_me, A_ME_PATCH, r_me_patch},
     {HM_POST, "/api/v1/invitations/redeem", AU_NONE, -1, f_redeem, -1, r_redeem},
     {HM_GET, "/api/v1/outbox", AU_OPERATOR, -1, NULL, A_OUTBOX_LEASE, r_outbox},
     {HM_POST, "/api/v1/outbox/{n}/ack", AU_OPERATOR, -1, f_ack, A_OUTBOX_ACK, NULL},
@@ -1019,7 +1202,10 @@ static void on_stmt(void *ud, PGresult *res, int err)
     }
     if (PQntuples(res) == 0) {
         if (r->not_found_code)
-            http_error(r, 404, r->not_found_code, "invitation not found, expired or already used",
+            http_error(r, 404, r->not_found_code,
+                       strcmp(r->not_found_code, "verification_invalid")
+                           ? "invitation not found, expired or already used"
+                           : "verification secret not found, expired or already used",
                        NULL);
         else
             http_error(r, 404, "not_found", "no such object", NULL);
@@ -1516,7 +1702,7 @@ static void r_gl_dry_run(struct http_req *r)
     r->busy = true;
 }
 
-/* ---- sign-up, login, redeem ---------------------------------------------- */
+/* ---- sign-up, verification, login, redeem ------------------------------- */
 
 /* z for statements that create a session: "<hash hex> <ttl hours>". */
 static void session_z(struct http_req *r, char *z, size_t cap)
@@ -1526,9 +1712,22 @@ static void session_z(struct http_req *r, char *z, size_t cap)
     snprintf(z, cap, "%s %u", hx, r->app->cfg.session_ttl_h);
 }
 
-static void run_with_hash(struct http_req *r, int stmt, const char *pwhash, const char *z)
+/* A secret that proves an address: its text goes only to the outbox, its
+ * hash to verifications. Writes "<hash hex> <secret>" into out. */
+static void address_secret(char *out, size_t cap)
 {
-    /* y carries the password hash for these statements. */
+    char text[AUTH_TOKEN_CHARS + 1], hx[AUTH_HASH_BYTES * 2 + 1];
+    unsigned char h[AUTH_HASH_BYTES];
+    auth_token_new(text, h);
+    hex(h, sizeof h, hx);
+    snprintf(out, cap, "%s %s", hx, text);
+    sodium_memzero(text, sizeof text);
+}
+
+/* Runs an account statement: actor is r->person (or NULL), y the password
+ * hash, z route-specific; the body goes without its password. */
+static void run_with_hash(struct http_req *r, int stmt, const char *pwhash, const char *z, db_cb cb)
+{
     struct app *a = r->app;
     char ua[64];
     snprintf(ua, sizeof ua, "%s|%s", r->os, r->browser);
@@ -1547,13 +1746,28 @@ static void run_with_hash(struct http_req *r, int stmt, const char *pwhash, cons
                               z,
                               r->ip,
                               ua};
-    int rc = db_query(a->db, -1, ST__COUNT + stmt, NPARAMS, v, NULL, NULL, on_stmt, r);
+    int rc = db_query(a->db, -1, ST__COUNT + stmt, NPARAMS, v, NULL, NULL, cb, r);
     free(body);
     if (rc) {
         respond_db_error(r, NULL, rc);
         return;
     }
     r->busy = true;
+}
+
+static void pw_busy(struct http_req *r)
+{
+    r->retry_after = 1;
+    http_error(r, 503, "busy", "too many sign-ins in progress, retry later", NULL);
+}
+
+/* 400 weak_password naming the rule, or false when pw may be used. */
+static bool refuse_weak(struct http_req *r, const char *pw, const struct pw_context *ctx)
+{
+    char msg[200];
+    if (!pwpolicy_check(pw, ctx, msg, sizeof msg)) return false;
+    http_error(r, 400, "weak_password", msg, "password");
+    return true;
 }
 
 static void on_signup_hash(void *ud, int rc, const char *hash)
@@ -1564,22 +1778,49 @@ static void on_signup_hash(void *ud, int rc, const char *hash)
         http_error(r, 500, "internal", "could not hash the password", NULL);
         return;
     }
-    char z[160];
-    session_z(r, z, sizeof z);
-    run_with_hash(r, A_SIGNUP, hash, z);
+    char z[200], sec[160];
+    address_secret(sec, sizeof sec);
+    snprintf(z, sizeof z, "%s %u", sec, r->app->cfg.verify_ttl_h);
+    sodium_memzero(sec, sizeof sec);
+    run_with_hash(r, A_SIGNUP, hash, z, on_stmt);
+    sodium_memzero(z, sizeof z);
 }
 
-static void pw_busy(struct http_req *r)
+/* Sign-up hashes the password whether or not the address has an account,
+ * so neither the answer nor its timing tells which. */
+static void signup_hash(struct http_req *r)
 {
-    r->retry_after = 1;
-    http_error(r, 503, "busy", "too many sign-ins in progress, retry later", NULL);
+    const char *pw = jstr(r, "password");
+    struct pw_context ctx = {jstr(r, "email"), jstr(r, "first_name"), jstr(r, "last_name")};
+    if (refuse_weak(r, pw, &ctx)) return;
+    int rc = auth_password_hash_async(r->app->loop, pw, strlen(pw), on_signup_hash, r);
+    if (rc) {
+        if (rc == -EBUSY)
+            pw_busy(r);
+        else
+            http_error(r, 500, "internal", "could not hash the password", NULL);
+        return;
+    }
+    r->busy = true;
 }
 
-/* Rate limits live in Redis, shared by every gateway: one counter per account
- * (its email's hash) and one per client IP, each over a fixed window. Every
- * attempt counts before the password is checked (so parallel guesses are
- * limited too); a success clears the account's counter and gives the IP its
- * attempt back. */
+static void resend_run(struct http_req *r)
+{
+    char z[200], sec[160];
+    address_secret(sec, sizeof sec);
+    snprintf(z, sizeof z, "%s %u", sec, r->app->cfg.verify_ttl_h);
+    sodium_memzero(sec, sizeof sec);
+    run_with_hash(r, A_RESEND, NULL, z, on_stmt);
+    sodium_memzero(z, sizeof z);
+}
+
+/* Rate limits live in Redis, shared by every gateway, each over a fixed
+ * window: sign-in attempts per account and client IP together (so that one
+ * address guessing cannot lock the owner out of their account) and per
+ * client IP; sign-ups and verification resends per client IP. Every attempt
+ * counts before the password is checked (so parallel guesses are limited
+ * too); a success clears the account's counter for that IP and gives the IP
+ * its attempt back. */
 static const char limit_lua[] = "local w = tonumber(ARGV[1])\n"
                                 "for i = 1, #KEYS do\n"
                                 "  local n = redis.call('INCR', KEYS[i])\n"
@@ -1592,16 +1833,22 @@ static const char limit_lua[] = "local w = tonumber(ARGV[1])\n"
                                 "end\n"
                                 "return 0\n";
 
-/* Sign-ups count in their own per-IP bucket, so that creating accounts does
- * not spend the sign-in attempts of everyone behind the same address. */
+/* What r->scratch[0] holds while a limit is checked: which step follows. */
+#define LIMIT_SIGNUP 'S'
+#define LIMIT_RESEND 'V'
+
+/* Sign-ups and resends count in their own per-IP bucket, so that creating
+ * accounts does not spend the sign-in attempts of everyone behind the same
+ * address. */
 static void limit_keys(struct http_req *r, const char *email, char *acct, char *ip, size_t cap)
 {
     unsigned char h[16];
     char hx[33];
     crypto_generichash(h, sizeof h, (const unsigned char *)email, strlen(email), NULL, 0);
     hex(h, sizeof h, hx);
-    snprintf(acct, cap, "parley:rl:login:acct:%s", hx);
-    snprintf(ip, cap, "parley:rl:%s:ip:%s", r->scratch[0] == 'S' ? "signup" : "login", r->ip);
+    snprintf(acct, cap, "parley:rl:login:acct:%s:%s", hx, r->ip);
+    bool signup = r->scratch[0] == LIMIT_SIGNUP || r->scratch[0] == LIMIT_RESEND;
+    snprintf(ip, cap, "parley:rl:%s:ip:%s", signup ? "signup" : "login", r->ip);
 }
 
 static void ignore_reply(void *ud, const void *reply)
@@ -1612,7 +1859,7 @@ static void ignore_reply(void *ud, const void *reply)
 
 static void limit_success(struct http_req *r, const char *email)
 {
-    char acct[96], ip[96];
+    char acct[160], ip[160];
     limit_keys(r, email, acct, ip, sizeof acct);
     const char *a1[2] = {"DEL", acct}, *a2[2] = {"DECR", ip};
     size_t l1[2] = {3, strlen(acct)}, l2[2] = {4, strlen(ip)};
@@ -1640,27 +1887,20 @@ static void on_limit(void *ud, const void *reply)
         http_error(r, 429, "rate_limited", "too many attempts, retry later", NULL);
         return;
     }
-    if (r->scratch[0] == 'S') { /* sign-up */
-        r->scratch[0] = 0;
-        const char *pw = jstr(r, "password");
-        int rc = auth_password_hash_async(r->app->loop, pw, strlen(pw), on_signup_hash, r);
-        if (rc) {
-            if (rc == -EBUSY)
-                pw_busy(r);
-            else
-                http_error(r, 500, "internal", "could not hash the password", NULL);
-            return;
-        }
-        r->busy = true;
-        return;
-    }
-    login_lookup(r);
+    char step = r->scratch[0];
+    r->scratch[0] = 0;
+    if (step == LIMIT_SIGNUP)
+        signup_hash(r);
+    else if (step == LIMIT_RESEND)
+        resend_run(r);
+    else
+        login_lookup(r);
 }
 
 static void check_limit(struct http_req *r, const char *email, bool with_account)
 {
     struct app *a = r->app;
-    char acct[96], ip[96], win[16], ma[16], mi[16];
+    char acct[160], ip[160], win[16], ma[16], mi[16];
     limit_keys(r, email, acct, ip, sizeof acct);
     snprintf(win, sizeof win, "%u", a->cfg.login_window_s * 1000u);
     snprintf(ma, sizeof ma, "%u", a->cfg.login_max_account);
@@ -1689,8 +1929,64 @@ static void check_limit(struct http_req *r, const char *email, bool with_account
 
 static void r_signup(struct http_req *r)
 {
-    r->scratch[0] = 'S';
+    r->scratch[0] = LIMIT_SIGNUP;
     check_limit(r, jstr(r, "email"), false);
+}
+
+static void r_resend(struct http_req *r)
+{
+    r->scratch[0] = LIMIT_RESEND;
+    check_limit(r, jstr(r, "email"), false);
+}
+
+/* Only a sign-up's answer (201) carries the session minted for it; a
+ * confirmed change of address mints nothing. */
+static void on_verify(void *ud, PGresult *res, int err)
+{
+    struct http_req *r = ud;
+    if (!err && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) > 0 &&
+        atoi(PQgetvalue(res, 0, 0)) != 201)
+        sodium_memzero(r->scratch, sizeof r->scratch);
+    on_stmt(ud, res, err);
+}
+
+static void r_verify(struct http_req *r)
+{
+    const char *tok = jstr(r, "token");
+    unsigned char h[AUTH_HASH_BYTES];
+    if (auth_token_hash(tok, strlen(tok), h)) {
+        http_error(r, 404, "verification_invalid",
+                   "verification secret not found, expired or already used", NULL);
+        return;
+    }
+    char hx[AUTH_HASH_BYTES * 2 + 1], sz[160], z[240];
+    hex(h, sizeof h, hx);
+    session_z(r, sz, sizeof sz);
+    snprintf(z, sizeof z, "%s %s", hx, sz);
+    cJSON_DeleteItemFromObjectCaseSensitive(r->json, "token");
+    r->not_found_code = "verification_invalid";
+    run_with_hash(r, A_VERIFY, NULL, z, on_verify);
+}
+
+/* An avatar is a bot of one workspace: an address on it could be matched
+ * by an invitation and give whoever holds its token a person's role. */
+static void r_me_patch(struct http_req *r)
+{
+    bool address = cJSON_GetObjectItemCaseSensitive(r->json, "email") ||
+                   cJSON_GetObjectItemCaseSensitive(r->json, "phone");
+    if (r->avatar && address) {
+        http_error(r, 403, "forbidden", "avatars cannot have an email address or phone number",
+                   NULL);
+        return;
+    }
+    char e[160], ph[160], z[400];
+    address_secret(e, sizeof e);
+    address_secret(ph, sizeof ph);
+    snprintf(z, sizeof z, "%s %s %u", e, ph, r->app->cfg.verify_ttl_h);
+    sodium_memzero(e, sizeof e);
+    sodium_memzero(ph, sizeof ph);
+    run_stmt(r, A_ME_PATCH, z);
+    sodium_memzero(z, sizeof z);
 }
 
 static void r_login(struct http_req *r)
@@ -1712,7 +2008,7 @@ static void on_verified(void *ud, int rc, const char *newhash)
     limit_success(r, jstr(r, "email"));
     char z[160];
     session_z(r, z, sizeof z);
-    run_with_hash(r, A_LOGIN_FINISH, newhash, z);
+    run_with_hash(r, A_LOGIN_FINISH, newhash, z, on_stmt);
 }
 
 static void on_lookup(void *ud, PGresult *res, int err)
@@ -1752,22 +2048,21 @@ static void login_lookup(struct http_req *r)
     r->busy = true;
 }
 
+/* Redeems the invitation whose hash is in r->secret: for r->person (an
+ * existing account already proven) or, when empty, for a new account with
+ * pwhash (or none). Only a new account gets a session. */
 static void redeem_run(struct http_req *r, const char *pwhash)
 {
-    const char *tok = jstr(r, "token");
-    unsigned char ih[AUTH_HASH_BYTES];
-    if (auth_token_hash(tok, strlen(tok), ih)) {
-        http_error(r, 404, "invitation_invalid", "invitation not found, expired or already used",
-                   NULL);
-        return;
-    }
-    char ihx[AUTH_HASH_BYTES * 2 + 1], shx[AUTH_HASH_BYTES * 2 + 1], z[200];
-    hex(ih, sizeof ih, ihx);
-    mint(r, shx);
-    snprintf(z, sizeof z, "%s %s %u", ihx, shx, r->app->cfg.session_ttl_h);
+    char ihx[AUTH_HASH_BYTES * 2 + 1], shx[160], z[240];
+    hex(r->secret, sizeof r->secret, ihx);
+    if (r->person[0])
+        snprintf(shx, sizeof shx, "- 0");
+    else
+        session_z(r, shx, sizeof shx);
+    snprintf(z, sizeof z, "%s %s", ihx, shx);
     cJSON_DeleteItemFromObjectCaseSensitive(r->json, "token");
     r->not_found_code = "invitation_invalid";
-    run_with_hash(r, A_REDEEM, pwhash, z);
+    run_with_hash(r, A_REDEEM, pwhash, z, on_stmt);
 }
 
 static void on_redeem_hash(void *ud, int rc, const char *hash)
@@ -1781,19 +2076,96 @@ static void on_redeem_hash(void *ud, int rc, const char *hash)
     redeem_run(r, hash);
 }
 
-static void r_redeem(struct http_req *r)
+static void on_redeem_password(void *ud, int rc, const char *newhash)
 {
-    const char *pw = jstr(r, "password");
-    if (!pw) {
-        redeem_run(r, NULL);
+    struct http_req *r = ud;
+    (void)newhash; /* a rehash waits for the next login */
+    if (!http_alive(r)) return;
+    if (rc) {
+        r->app->stats.logins_failed++;
+        http_error(r, 401, "invalid_credentials", "wrong password for the account of this address",
+                   "password");
         return;
     }
-    int rc = auth_password_hash_async(r->app->loop, pw, strlen(pw), on_redeem_hash, r);
+    redeem_run(r, NULL);
+}
+
+static void pw_job_failed(struct http_req *r, int rc)
+{
+    if (rc == -EBUSY)
+        pw_busy(r);
+    else
+        http_error(r, 500, "internal", "could not hash the password", NULL);
+}
+
+/* Who holds the invited address decides: nobody, a new account (the secret
+ * proves the address); an account, its password or a session of it, never
+ * the secret alone (an address is no proof of who owns an account). */
+static void on_redeem_lookup(void *ud, PGresult *res, int err)
+{
+    struct http_req *r = ud;
+    if (!http_alive(r)) return;
+    if (err || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        respond_db_error(r, err ? NULL : res, err);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        http_error(r, 404, "invitation_invalid", "invitation not found, expired or already used",
+                   NULL);
+        return;
+    }
+    const char *pw = jstr(r, "password");
+    int rc;
+    if (PQgetisnull(res, 0, 4)) {
+        if (!pw) {
+            redeem_run(r, NULL);
+            return;
+        }
+        const char *first = jstr(r, "first_name"), *last = jstr(r, "last_name");
+        struct pw_context ctx = {
+            PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0),
+            first ? first : (PQgetisnull(res, 0, 2) ? NULL : PQgetvalue(res, 0, 2)),
+            last ? last : (PQgetisnull(res, 0, 3) ? NULL : PQgetvalue(res, 0, 3))};
+        if (refuse_weak(r, pw, &ctx)) return;
+        rc = auth_password_hash_async(r->app->loop, pw, strlen(pw), on_redeem_hash, r);
+    } else {
+        snprintf(r->person, sizeof r->person, "%s", PQgetvalue(res, 0, 4));
+        if (PQgetvalue(res, 0, 6)[0] == 't') {
+            redeem_run(r, NULL);
+            return;
+        }
+        if (!pw) {
+            http_error(r, 401, "password_required",
+                       "this address belongs to an account: give its password or sign in",
+                       "password");
+            return;
+        }
+        const char *stored = PQgetisnull(res, 0, 5) ? NULL : PQgetvalue(res, 0, 5);
+        rc =
+            auth_password_verify_async(r->app->loop, stored, pw, strlen(pw), on_redeem_password, r);
+    }
     if (rc) {
-        if (rc == -EBUSY)
-            pw_busy(r);
-        else
-            http_error(r, 500, "internal", "could not hash the password", NULL);
+        pw_job_failed(r, rc);
+        return;
+    }
+    r->busy = true;
+}
+
+static void r_redeem(struct http_req *r)
+{
+    const char *tok = jstr(r, "token");
+    if (auth_token_hash(tok, strlen(tok), r->secret)) {
+        http_error(r, 404, "invitation_invalid", "invitation not found, expired or already used",
+                   NULL);
+        return;
+    }
+    bool session = r->has_token && !r->bad_token;
+    const char *v[2] = {(const char *)r->secret, session ? (const char *)r->token_hash : NULL};
+    int len[2] = {AUTH_HASH_BYTES, session ? AUTH_HASH_BYTES : 0}, fmt[2] = {1, 1};
+    int rc =
+        db_query(r->app->db, -1, ST__COUNT + A_REDEEM_LOOKUP, 2, v, len, fmt, on_redeem_lookup, r);
+    if (rc) {
+        respond_db_error(r, NULL, rc);
         return;
     }
     r->busy = true;
@@ -1841,6 +2213,7 @@ static int token_file(const char *path, const char *what, unsigned char hash[AUT
 
 int http_api_init(struct app *a)
 {
+    if (pwpolicy_init()) return -1;
     if (a->cfg.operator_token_file[0]) {
         if (token_file(a->cfg.operator_token_file, "operator", a->operator_hash)) return -1;
         a->has_operator = true;

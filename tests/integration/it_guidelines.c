@@ -27,15 +27,9 @@ struct acct {
 
 static void signup(struct acct *a)
 {
-    char body[256];
-    snprintf(body, sizeof body, "{\"email\":\"gl-%d-%d@example.com\",\"password\":\"" PW "\"}",
-             getpid(), ++seq);
-    struct hres r = http_req(IT.gw[0], SRC, "POST", "/api/v1/auth/signup", NULL, body);
-    assert_int_equal(r.status, 201);
-    snprintf(a->token, sizeof a->token, "%s", hres_str(&r, "token"));
-    snprintf(a->id, sizeof a->id, "%s",
-             cJSON_GetObjectItem(cJSON_GetObjectItem(r.json, "person"), "id")->valuestring);
-    hres_free(&r);
+    char email[96];
+    snprintf(email, sizeof email, "gl-%d-%d@example.com", getpid(), ++seq);
+    it_signup(SRC, email, PW, NULL, a->token, a->id);
 }
 
 struct world {

@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <cjson/cJSON.h>
+
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -376,4 +378,78 @@ pid_t it_own_gateway(const char *name, int *port, ...)
         abort();
     }
     return pid;
+}
+
+bool it_outbox_take(const char *recipient, const char *type, char tok[64], long *id)
+{
+    tok[0] = 0;
+    *id = 0;
+    struct hres r =
+        http_req(IT.gw[1], NULL, "GET", "/api/v1/outbox?limit=500", IT.operator_token, NULL);
+    if (r.status != 200) {
+        fprintf(stderr, "itest: outbox lease failed: %d %s\n", r.status, r.body);
+        abort();
+    }
+    long found = 0;
+    cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r.json, "items"))
+    {
+        cJSON *p = cJSON_GetObjectItemCaseSensitive(it, "payload");
+        cJSON *t = cJSON_GetObjectItemCaseSensitive(p, "type");
+        cJSON *k = cJSON_GetObjectItemCaseSensitive(p, "token");
+        long n = (long)cJSON_GetObjectItemCaseSensitive(it, "id")->valuedouble;
+        if (!strcmp(cJSON_GetObjectItemCaseSensitive(it, "recipient")->valuestring, recipient) &&
+            cJSON_IsString(t) && !strcmp(t->valuestring, type) && n > found) {
+            found = n;
+            snprintf(tok, 64, "%s", cJSON_IsString(k) ? k->valuestring : "");
+        }
+    }
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r.json, "items"))
+    {
+        long n = (long)cJSON_GetObjectItemCaseSensitive(it, "id")->valuedouble;
+        if (n == found) continue;
+        struct hres a = http_reqf(IT.gw[1], NULL, "POST", IT.operator_token,
+                                  "{\"status\":\"retry\"}", "/api/v1/outbox/%ld/ack", n);
+        hres_free(&a);
+    }
+    hres_free(&r);
+    *id = found;
+    return found != 0;
+}
+
+void it_signup(const char *src, const char *email, const char *pw, const char *first, char tok[64],
+               char id[40])
+{
+    char body[512], vt[64];
+    long oid;
+    snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"%s\"%s%s%s}", email, pw,
+             first ? ",\"first_name\":\"" : "", first ? first : "", first ? "\"" : "");
+    struct hres r = http_req(IT.gw[0], src, "POST", "/api/v1/auth/signup", NULL, body);
+    if (r.status != 202) {
+        fprintf(stderr, "itest: sign-up of %s: %d %s\n", email, r.status, r.body);
+        abort();
+    }
+    hres_free(&r);
+    char lower[256];
+    snprintf(lower, sizeof lower, "%s", email);
+    for (char *c = lower; *c; c++)
+        if (*c >= 'A' && *c <= 'Z') *c = (char)(*c - 'A' + 'a');
+    if (!it_outbox_take(lower, "verification", vt, &oid) || !vt[0]) {
+        fprintf(stderr, "itest: no verification item for %s\n", lower);
+        abort();
+    }
+    snprintf(body, sizeof body, "{\"token\":\"%s\"}", vt);
+    r = http_req(IT.gw[1], src, "POST", "/api/v1/auth/verify", NULL, body);
+    cJSON *p = cJSON_GetObjectItemCaseSensitive(r.json, "person");
+    cJSON *pid = cJSON_GetObjectItemCaseSensitive(p, "id");
+    if (r.status != 201 || strlen(hres_str(&r, "token")) != 43 || !cJSON_IsString(pid)) {
+        fprintf(stderr, "itest: verify of %s: %d %s\n", email, r.status, r.body);
+        abort();
+    }
+    snprintf(tok, 64, "%s", hres_str(&r, "token"));
+    snprintf(id, 40, "%s", pid->valuestring);
+    hres_free(&r);
+    r = http_reqf(IT.gw[1], NULL, "POST", IT.operator_token, "{\"status\":\"sent\"}",
+                  "/api/v1/outbox/%ld/ack", oid);
+    hres_free(&r);
 }

@@ -88,4 +88,17 @@ int it_stop(pid_t pid);
 /* A cmocka group teardown: kills what it_spawn started and is still running. */
 int it_kill_spawned(void **state);
 
+/* The operator's mailer: leases the outbox and takes the newest item of
+ * payload type `type` for recipient (its "token" into tok, "" when it has
+ * none, and its id); the item stays leased. Every other item this lease
+ * took is handed straight back ("retry") for the test that waits for it.
+ * false when there is no such item. */
+bool it_outbox_take(const char *recipient, const char *type, char tok[64], long *id);
+/* A verified account the way a person makes one: sign-up from source
+ * address src, the verification secret from the outbox, POST
+ * /api/v1/auth/verify. Writes its session token and id (aborts the test
+ * program on any failure). first may be NULL. */
+void it_signup(const char *src, const char *email, const char *pw, const char *first, char tok[64],
+               char id[40]);
+
 #endif
