@@ -250,9 +250,10 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                         "  AND (wm.removed_at IS NULL OR " FLAG("m") ")"
                         " JOIN people pe ON pe.id = wm.person_id",
                       NPARAMS},
-    /* Org fields and role live on the membership; names on the account.
-     * The target must be one the actor manages (x), except that anyone
-     * with people.manage may edit their own profile but not their role. */
+    /* Org fields and role live on the membership, the only row this route
+     * writes (names live on the account: PATCH /me). The target must be one
+     * the actor manages (x), except that anyone with people.manage may edit
+     * their own fields but not their role. */
     [A_PERSON_PATCH] = {"api_person_patch",
         P ", t AS (SELECT wm.* FROM workspace_members wm, p"
         "  WHERE wm.workspace_id = p.ws AND wm.person_id = p.id1 AND wm.role <> 'avatar'),"
@@ -270,10 +271,7 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
         "  " SET("role", "role")
         "  FROM p, chk WHERE chk.st = 200 AND wm.workspace_id = p.ws AND wm.person_id = p.id1"
         "  RETURNING wm.*),"
-        " pe AS (UPDATE people pe SET"
-        "  " SET("first_name", "first_name") ", " SET("last_name", "last_name") ","
-        "  " SET("display_name", "display_name") ", " SET("picture_url", "picture_url")
-        "  FROM p, chk WHERE chk.st = 200 AND pe.id = p.id1 RETURNING pe.*)"
+        " pe AS (SELECT pe.* FROM people pe, p WHERE pe.id = p.id1)"
         " SELECT chk.st, CASE chk.st"
         "  WHEN 200 THEN (SELECT " PERSON_JSON " FROM pe, wm)"
         "  WHEN 403 THEN " ERR("forbidden", "", "you may not change this person or this field")
@@ -735,11 +733,10 @@ static const struct jv_field f_ws_patch[] = {
     {"allowed_domains", JV_DOMAINS, false, true, 0, 50, NULL},
     {"retention_days", JV_INT, false, true, 1, 36500, NULL},
     {NULL, 0, 0, 0, 0, 0, NULL}};
-static const struct jv_field f_person[] = {OPT_TEXT("first_name", 100),
-                                           OPT_TEXT("last_name", 100),
-                                           OPT_TEXT("display_name", 100),
-                                           {"picture_url", JV_URL, false, true, 0, 0, NULL},
-                                           OPT_TEXT("title", 200),
+/* Only the workspace's own fields: names and the picture live on the
+ * account, which every workspace of the person shows, so they are the
+ * person's to change (PATCH /me), never a workspace admin's. */
+static const struct jv_field f_person[] = {OPT_TEXT("title", 200),
                                            OPT_TEXT("department", 200),
                                            {"superior_id", JV_UUID, false, true, 0, 0, NULL},
                                            {"role", JV_ENUM, false, false, 0, 0, invite_roles},

@@ -424,6 +424,70 @@ static void role_grants(void **state)
     assert_string_equal(it_sql(q), "admin,admin,owner");
 }
 
+/* Names and the picture live on the account, which every workspace of the
+ * person shows: an admin of one workspace writing them would change what
+ * another workspace sees (impersonation). The people route takes only the
+ * workspace's own fields; the person changes the account with PATCH /me. */
+static void account_fields_belong_to_the_person(void **state)
+{
+    (void)state;
+    struct acct oa, ob, x;
+    char wa[40], wb[40], path[200];
+    signup(&oa);
+    signup(&ob);
+    signup(&x);
+    create(oa.token, "/api/v1/workspaces", "{\"name\":\"acct-a\"}", wa);
+    create(ob.token, "/api/v1/workspaces", "{\"name\":\"acct-b\"}", wb);
+    join_ws(wa, x.id, "member");
+    join_ws(wb, x.id, "member");
+    struct hres r = http_req(IT.gw[0], NULL, "PATCH", "/api/v1/me", x.token,
+                             "{\"display_name\":\"Xavier\",\"first_name\":\"Xa\"}");
+    assert_int_equal(r.status, 200);
+    hres_free(&r);
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/people/%s", wa, x.id);
+    static const char *const fields[][2] = {
+        {"display_name", "{\"display_name\":\"CEO of B\"}"},
+        {"first_name", "{\"first_name\":\"Eve\"}"},
+        {"last_name", "{\"last_name\":\"Mallory\"}"},
+        {"picture_url", "{\"picture_url\":\"https://evil.example/ceo.png\"}"},
+        {"display_name", "{\"title\":\"CFO\",\"display_name\":\"CEO of B\"}"},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        /* as the workspace's owner, and as the person through this route */
+        for (int who = 0; who < 2; who++) {
+            r = http_req(IT.gw[i % 2], NULL, "PATCH", path, who ? x.token : oa.token, fields[i][1]);
+            if (r.status != 400) fprintf(stderr, "%s -> %d %s\n", fields[i][1], r.status, r.body);
+            assert_int_equal(r.status, 400);
+            assert_string_equal(hres_str(&r, "error.code"), "unknown_field");
+            assert_string_equal(hres_str(&r, "error.field"), fields[i][0]);
+            hres_free(&r);
+        }
+    }
+    /* Nothing changed on the account, and B shows what the person chose. */
+    assert_string_equal(
+        it_sqlf("SELECT display_name || '|' || first_name || '|' || coalesce(last_name, '-')"
+                " || '|' || coalesce(picture_url, '-') FROM people WHERE id = '%s'",
+                x.id),
+        "Xavier|Xa|-|-");
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/people/%s", wb, x.id);
+    r = http_req(IT.gw[1], NULL, "GET", path, ob.token, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(hres_str(&r, "display_name"), "Xavier");
+    hres_free(&r);
+    /* The workspace's own fields stay the admin's, in that workspace only. */
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/people/%s", wa, x.id);
+    r = http_req(IT.gw[0], NULL, "PATCH", path, oa.token,
+                 "{\"title\":\"CFO\",\"department\":\"Finance\"}");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(hres_str(&r, "title"), "CFO");
+    assert_string_equal(hres_str(&r, "display_name"), "Xavier");
+    hres_free(&r);
+    assert_string_equal(it_sqlf("SELECT coalesce(title, '-') FROM workspace_members"
+                                " WHERE workspace_id = '%s' AND person_id = '%s'",
+                                wb, x.id),
+                        "-");
+}
+
 int main(void)
 {
     it_load_env();
@@ -432,6 +496,7 @@ int main(void)
         cmocka_unit_test(role_matrix),
         cmocka_unit_test(contacts_visibility),
         cmocka_unit_test(role_grants),
+        cmocka_unit_test(account_fields_belong_to_the_person),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
