@@ -176,12 +176,13 @@ static void on_join_check(void *ud, PGresult *res, int err)
         conn_reply_err(c, id, PP_E_INTERNAL, "internal error");
         room_sub_leave(a, s);
     } else if (PQntuples(res) != 1) {
-        /* The same answer for a room of another workspace as for none at
-         * all: nobody learns that another workspace's room exists. */
+        /* The same answer for a room of another workspace, or one limited
+         * to a list the person is not on, as for none at all: nobody learns
+         * that a room they may not see exists. */
         conn_reply_err(c, id, PP_E_ROOM_NOT_FOUND, "no such room");
         room_sub_leave(a, s);
     } else if (PQgetvalue(res, 0, 0)[0] != 't') {
-        conn_reply_err(c, id, PP_E_FORBIDDEN, "not a member of this room");
+        conn_reply_err(c, id, PP_E_FORBIDDEN, "you may not join this room");
         room_sub_leave(a, s);
     } else {
         room_sub_enter(a, s); /* answers when the room knows its position */
@@ -211,8 +212,9 @@ static void op_join(struct conn *c, const struct pp_cmd *cmd)
         return;
     }
     s->check = t;
-    const char *v[4] = {cmd->room.str, c->workspace, c->person, c->token_id};
-    int rc = db_query(a->db, -1, ST_JOIN_CHECK, 4, v, NULL, NULL, on_join_check, t);
+    const char *v[5] = {cmd->room.str, c->workspace, c->person, c->token_id,
+                        perm_allows((enum role)c->prole, P_ROOMS_MANAGE) ? "t" : "f"};
+    int rc = db_query(a->db, -1, ST_JOIN_CHECK, 5, v, NULL, NULL, on_join_check, t);
     if (rc) {
         int64_t id;
         ticket_done(t, -1, &id, NULL);

@@ -631,12 +631,12 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
         " FROM p LEFT JOIN guidelines g ON g.workspace_id = p.ws"
         "  AND g.room_id IS NOT DISTINCT FROM p.id1"
         " WHERE p.id1 IS NULL OR EXISTS (SELECT 1 FROM rooms r WHERE r.id = p.id1"
-        "  AND r.workspace_id = p.ws)",
+        "  AND r.workspace_id = p.ws AND " ROOM_SEEN("r") ")",
         NPARAMS},
     /* The body was compiled by the gateway before this runs. */
     [A_GL_PUT] = {"api_gl_put",
         P ", ok AS (SELECT p.id1 IS NULL OR EXISTS (SELECT 1 FROM rooms r WHERE r.id = p.id1"
-        "  AND r.workspace_id = p.ws) AS ok FROM p),"
+        "  AND r.workspace_id = p.ws AND " ROOM_SEEN("r") ") AS ok FROM p),"
         " old AS (SELECT g.rules FROM guidelines g, p WHERE g.workspace_id = p.ws"
         "  AND g.room_id IS NOT DISTINCT FROM p.id1),"
         " up AS (INSERT INTO guidelines (workspace_id, room_id, rules, updated_by)"
@@ -657,7 +657,7 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
         "  AND g.room_id IS NULL), (SELECT g.rules::text FROM guidelines g"
         "  WHERE g.workspace_id = p.ws AND g.room_id = p.id1)"
         " FROM p WHERE p.id1 IS NULL OR EXISTS (SELECT 1 FROM rooms r WHERE r.id = p.id1"
-        "  AND r.workspace_id = p.ws)",
+        "  AND r.workspace_id = p.ws AND " ROOM_SEEN("r") ")",
         NPARAMS},
     [A_GL_AUDIT] = {"api_gl_audit",
         P " SELECT 200, " ITEMS("json_build_object('id', x.id, 'room_id', x.room_id,"
@@ -1488,7 +1488,8 @@ static void on_effective(void *ud, PGresult *res, int err)
 static void r_gl_dry_run(struct http_req *r)
 {
     const char *room = jstr(r, "room_id");
-    const char *v[NPARAMS] = {r->person, r->ids[0], room, NULL, "{}", "", "", "", r->ip, "|"};
+    const char *y = perm_allows(r->role, P_ROOMS_MANAGE) ? "r" : "";
+    const char *v[NPARAMS] = {r->person, r->ids[0], room, NULL, "{}", "", y, "", r->ip, "|"};
     int rc = db_query(r->app->db, -1, ST__COUNT + A_GL_EFFECTIVE, NPARAMS, v, NULL, NULL,
                       on_effective, r);
     if (rc) {

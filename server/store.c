@@ -38,6 +38,10 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                  "   AND ($2::uuid IS NULL OR wm.workspace_id = $2::uuid)"
                  " LIMIT 2",
                  2},
+    /* No row: a room the person may not even see (another workspace's, an
+     * archived one, one outside an avatar token's rooms, or a members-only
+     * room not listing them, unless they manage rooms): the same answer as
+     * for no room at all. */
     [ST_JOIN_CHECK] = {"join_check",
                        "SELECT (r.visibility = 'workspace' OR EXISTS ("
                        "         SELECT 1 FROM room_members m"
@@ -49,8 +53,11 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                        "   AND r.archived_at IS NULL"
                        /* a token scoped to rooms (an avatar's) opens only those */
                        "   AND NOT EXISTS (SELECT 1 FROM access_tokens t WHERE t.id = $4::uuid"
-                       "    AND t.room_ids IS NOT NULL AND NOT r.id = ANY(t.room_ids))",
-                       4},
+                       "    AND t.room_ids IS NOT NULL AND NOT r.id = ANY(t.room_ids))"
+                       "   AND ($5::bool OR r.visibility = 'workspace' OR EXISTS ("
+                       "         SELECT 1 FROM room_members m"
+                       "          WHERE m.room_id = r.id AND m.person_id = $3::uuid))",
+                       5},
     [ST_LAST_SEQ] = {"last_seq", "SELECT last_seq FROM rooms WHERE id = $1::uuid", 1},
     [ST_FETCH] = {"fetch",
                   "SELECT " ROW_COLS " FROM messages"

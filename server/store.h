@@ -28,7 +28,8 @@ struct conn;
 enum store_stmt {
     ST_AUTH,         /* $1 token hash (bytea), $2 workspace uuid or NULL
                         -> person, workspace, role, token id, is_avatar */
-    ST_JOIN_CHECK,   /* $1 room, $2 workspace, $3 person, $4 token id -> allowed */
+    ST_JOIN_CHECK,   /* $1 room, $2 workspace, $3 person, $4 token id, $5 manages rooms
+                        -> allowed (no row: not visible to the person) */
     ST_LAST_SEQ,     /* $1 room -> last_seq */
     ST_FETCH,        /* $1 room, $2 after seq, $3 limit -> rows ascending */
     ST_BEFORE,       /* $1 room, $2 before seq, $3 limit -> messages descending (history) */
