@@ -37,6 +37,7 @@ static const char *const err_names[PP_E__COUNT] = {
     [PP_E_SLOW_MODE] = "slow_mode",
     [PP_E_EDIT_WINDOW] = "edit_window_closed",
     [PP_E_NO_SUCH_PENDING] = "no_such_pending",
+    [PP_E_ROOM_ARCHIVED] = "room_archived",
 };
 
 const char *pp_err_name(enum pp_err_code code)

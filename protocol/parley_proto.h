@@ -58,6 +58,7 @@ enum pp_err_code {
     PP_E_SLOW_MODE,             /* "slow_mode": one message per N seconds here; wait */
     PP_E_EDIT_WINDOW,           /* "edit_window_closed": too old to edit or delete */
     PP_E_NO_SUCH_PENDING,       /* "no_such_pending": no held message with that id to decide */
+    PP_E_ROOM_ARCHIVED,         /* "room_archived": the room was archived; nothing stored */
     PP_E__COUNT
 };
 

@@ -467,8 +467,12 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                       "  AND (" FLAG("r") " OR r.visibility = 'workspace' OR EXISTS (SELECT 1"
                       "   FROM room_members rm WHERE rm.room_id = r.id AND rm.person_id = p.actor))",
                     NPARAMS},
+    /* Made members-only or archived: its gateways re-check who is in it
+     * ("access", access.h). old is the row before the update. */
     [A_ROOM_PATCH] = {"api_room_patch",
-                      P ", r AS (UPDATE rooms r SET " SET("name", "name") ", " SET(
+                      P ", old AS (SELECT r.visibility, r.archived_at FROM rooms r, p"
+                        "  WHERE r.id = p.id1 AND r.workspace_id = p.ws),"
+                        " r AS (UPDATE rooms r SET " SET("name", "name") ", " SET(
                           "visibility", "visibility") ","
                         "  broadcast_reads = CASE WHEN p.b ? 'broadcast_reads'"
                         "   THEN (p.b->>'broadcast_reads')::boolean ELSE r.broadcast_reads END,"
@@ -476,7 +480,10 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                         "   WHEN (p.b->>'archived')::boolean THEN coalesce(r.archived_at, now())"
                         "   ELSE NULL END"
                         "  FROM p WHERE r.id = p.id1 AND r.workspace_id = p.ws RETURNING r.*)"
-                        " SELECT 200, " ROOM_JSON ", NULL FROM r",
+                        " SELECT 200, " ROOM_JSON ","
+                        "  CASE WHEN (old.archived_at IS NULL AND r.archived_at IS NOT NULL)"
+                        "   OR (old.visibility = 'workspace' AND r.visibility = 'members')"
+                        "  THEN 'access ' || r.id END FROM r, old",
                       NPARAMS},
     [A_ROOM_MEMBERS] = {"api_room_members",
                         P " SELECT 200, json_build_object('visibility', r.visibility, 'items',"
@@ -509,7 +516,8 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                            P ", d AS (DELETE FROM room_members rm USING rooms r, p"
                              "  WHERE rm.room_id = p.id1 AND rm.person_id = p.id2 AND r.id = rm.room_id"
                              "  AND r.workspace_id = p.ws RETURNING 1)"
-                             " SELECT 204, NULL::json, NULL FROM d",
+                             /* a members-only room's gateways take them out */
+                             " SELECT 204, NULL::json, 'access ' || p.id1 FROM d, p",
                            NPARAMS},
     [A_AVATAR_CREATE] = {"api_avatar_create",
         P ", own AS (SELECT coalesce((p.b->>'owner_id')::uuid, p.actor) AS id FROM p),"

@@ -207,7 +207,7 @@ const struct db_stmt mod_stmts[M__COUNT] = {
         LOG("remove", "go.person_id", "NULL::int8", "NULL::int8", "NULL::jsonb")
         " SELECT CASE WHEN t.ok THEN 200 ELSE 403 END, CASE WHEN t.ok THEN json_build_object("
         "  'room_id', rm.id, 'person_id', t.person_id, 'removed', true) ELSE " NOT_YOURS " END,"
-        "  CASE WHEN t.ok THEN 'kick ' || rm.id || ' ' || t.person_id END, NULL"
+        "  CASE WHEN t.ok THEN 'kick ' || rm.id || ' ' || t.person_id || ' removed' END, NULL"
         " FROM rm, t, p"
         " WHERE (SELECT count(*) FROM del) + (SELECT count(*) FROM ban)"
         "  + (SELECT count(*) FROM lg) >= 0",

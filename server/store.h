@@ -47,8 +47,10 @@ enum store_stmt {
                         NULL), locked, slow_mode_s, mutes [[person, until ms], ...] */
     ST_PENDING_ADD,  /* $1 room, $2 sender, $3 cmid, $4 body, $5 parent, $6 state, $7 rules
                         json -> parent ok, id, state, ts, duplicate,
-                        the pending push (NULL for a duplicate) */
+                        the pending push (NULL for a duplicate), room archived */
     ST_HITS,         /* $1 json [{ws, room, person, rule, action, kind}] */
+    ST_ACCESS,       /* $1 json [[room, person, token id], ...] -> (room, token id, reason)
+                        of the joins no longer allowed (access.c) */
     ST_SCHEMA,       /* -> the database's schema version */
     ST__COUNT
 };
