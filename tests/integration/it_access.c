@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "httpc.h"
 #include "itest.h"
@@ -224,6 +225,60 @@ static void removed_by_a_moderator(void **state)
     wsc_close(y);
 }
 
+/* A change whose event was published while Redis was away never reaches
+ * the other gateway over the bus: that gateway re-checks its joins against
+ * PostgreSQL when its subscription comes back. */
+static void access_change_missed_during_redis_outage_still_applies(void **state)
+{
+    (void)state;
+    struct it_world w;
+    world(&w, "members");
+    assert_non_null(it_admin("add-member %s %s", w.room, w.person[0]));
+    struct wsc *x = it_member(1, w.tok[0], w.room);
+    assert_int_equal(it_env("stop-redis"), 0);
+    api_ok(&w, "DELETE", NULL, "/api/v1/workspaces/%s/rooms/%s/members/%s", w.ws, w.room,
+           w.person[0]);
+    /* Gateway 2 did not hear of it. */
+    assert_null(wsc_wait_push(x, "removed", 300));
+    assert_int_equal(it_env("start-redis"), 0);
+    expect_removed(x, w.room, "not_a_member");
+    assert_string_equal(code_of(wsc_request(x, 3000, "\"op\":\"history\",\"room\":\"%s\"", w.room)),
+                        "not_joined");
+    wsc_close(x);
+    for (int g = 0; g < 2; g++) { /* leave both gateways ready for the next test */
+        int st = 0;
+        for (int i = 0; i < 100 && st != 200; i++) {
+            struct hres r = http_req(IT.gw[g], NULL, "GET", "/readyz", NULL, NULL);
+            st = r.status;
+            hres_free(&r);
+            if (st != 200) usleep(100000);
+        }
+        assert_int_equal(st, 200);
+    }
+}
+
+/* A new role changes what the session may do: it is closed (1008) on every
+ * gateway and authenticates again with the new role. */
+static void role_change_closes_session(void **state)
+{
+    (void)state;
+    struct it_world w;
+    world(&w, NULL);
+    it_sqlf("UPDATE workspace_members SET role = 'keyuser' WHERE workspace_id = '%s'"
+            " AND person_id = '%s' RETURNING 1",
+            w.ws, w.person[0]);
+    struct wsc *x = it_member(1, w.tok[0], w.room);
+    api_ok(&w, "PATCH", "{\"role\":\"member\"}", "/api/v1/workspaces/%s/people/%s", w.ws,
+           w.person[0]);
+    assert_int_equal(wsc_wait_closed(x, 5000), 1008);
+    wsc_close(x);
+    x = it_connect_auth(1, w.tok[0]);
+    cJSON *r = wsc_request(x, 3000, "\"op\":\"remove\",\"room\":\"%s\",\"person\":\"%s\"", w.room,
+                           w.person[1]);
+    assert_string_equal(code_of(r), "forbidden");
+    wsc_close(x);
+}
+
 int main(void)
 {
     it_load_env();
@@ -234,6 +289,8 @@ int main(void)
         cmocka_unit_test(room_archived),
         cmocka_unit_test(send_to_archived_room_not_stored),
         cmocka_unit_test(removed_by_a_moderator),
+        cmocka_unit_test(access_change_missed_during_redis_outage_still_applies),
+        cmocka_unit_test(role_change_closes_session),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
