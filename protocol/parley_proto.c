@@ -37,6 +37,7 @@ static const char *const err_names[PP_E__COUNT] = {
     [PP_E_SLOW_MODE] = "slow_mode",
     [PP_E_EDIT_WINDOW] = "edit_window_closed",
     [PP_E_NO_SUCH_PENDING] = "no_such_pending",
+    [PP_E_ROOM_ARCHIVED] = "room_archived",
 };
 
 const char *pp_err_name(enum pp_err_code code)
@@ -180,11 +181,45 @@ static const unsigned allowed[] = {
     [PP_OP_ROOM_SETTINGS] = F_ROOM | F_LOCKED | F_SLOW | F_REASON,
 };
 
+/* cJSON keeps strings as C strings, so a string with a NUL would silently
+ * end there: it must be refused before anything reads the parse tree. */
+bool pp_json_has_nul(const char *buf, size_t len)
+{
+    bool in_str = false;
+    for (size_t i = 0; i < len; i++) {
+        char ch = buf[i];
+        if (ch == '\0') return true;
+        if (!in_str) {
+            in_str = ch == '"';
+        } else if (ch == '"') {
+            in_str = false;
+        } else if (ch == '\\' && i + 1 < len) {
+            i++; /* the escaped character is never a quote that ends the string */
+            if (buf[i] == 'u' && i + 4 < len && !memcmp(buf + i + 1, "0000", 4)) return true;
+        }
+    }
+    return false;
+}
+
+/* The character rule for strings (PROTOCOL.md, section 2, the HTTP API's
+ * too): no C0 control character and no DEL, except that text written by
+ * people (a message body) may hold tab, line feed and carriage return. */
+static bool text_ok(const char *s, size_t n, bool multiline)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch == 0x7f) return false;
+        if (ch < 0x20 && !(multiline && (ch == '\t' || ch == '\n' || ch == '\r'))) return false;
+    }
+    return true;
+}
+
 static bool str_field(const cJSON *it, size_t min, size_t max, struct pp_str *out)
 {
     if (!cJSON_IsString(it)) return false;
     size_t n = strlen(it->valuestring);
     if (n < min || n > max) return false;
+    if (!text_ok(it->valuestring, n, false)) return false;
     out->str = it->valuestring;
     out->len = n;
     return true;
@@ -229,7 +264,14 @@ static int decode_fields(const cJSON *root, const struct pp_limits *lim, struct 
             }
             if (strlen(it->valuestring) > lim->max_body)
                 return fail(err, PP_E_BODY_TOO_LONG, "body: longer than the limit%s", "");
-            ok = str_field(it, 1, lim->max_body, &c->body);
+            if (!text_ok(it->valuestring, strlen(it->valuestring), true))
+                return fail(err, PP_E_BAD_REQUEST,
+                            "%s: control characters other than tab, line feed and carriage "
+                            "return are not allowed",
+                            name);
+            ok = strlen(it->valuestring) >= 1;
+            c->body.str = it->valuestring;
+            c->body.len = strlen(it->valuestring);
             break;
         case F_BEFORE:
             ok = c->has_before = get_int(it, 1, PP_MAX_ID, &c->before);
@@ -295,7 +337,13 @@ static int decode_fields(const cJSON *root, const struct pp_limits *lim, struct 
             break;
         }
         }
-        if (!ok) return fail(err, PP_E_BAD_REQUEST, "%s: wrong type or out of range", name);
+        if (!ok)
+            return fail(err, PP_E_BAD_REQUEST,
+                        cJSON_IsString(it) &&
+                                !text_ok(it->valuestring, strlen(it->valuestring), false)
+                            ? "%s: control characters are not allowed"
+                            : "%s: wrong type or out of range",
+                        name);
     }
     /* Required fields per op. */
     unsigned need = 0;
@@ -391,6 +439,11 @@ int pp_decode(const char *buf, size_t len, const struct pp_limits *lim, struct p
         cJSON_Delete(root);
         return fail(err, PP_E_BAD_REQUEST, "id: %s",
                     id ? "must be an integer 1..2^53-1" : "required");
+    }
+    if (pp_json_has_nul(buf, len)) {
+        cJSON_Delete(root);
+        err->id = idv;
+        return fail(err, PP_E_BAD_REQUEST, "strings may not contain U+0000%s", "");
     }
     /* Duplicate keys are refused: which one wins would be a guess. The id is
      * echoed unless it is the duplicated key. */

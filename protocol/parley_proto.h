@@ -58,6 +58,7 @@ enum pp_err_code {
     PP_E_SLOW_MODE,             /* "slow_mode": one message per N seconds here; wait */
     PP_E_EDIT_WINDOW,           /* "edit_window_closed": too old to edit or delete */
     PP_E_NO_SUCH_PENDING,       /* "no_such_pending": no held message with that id to decide */
+    PP_E_ROOM_ARCHIVED,         /* "room_archived": the room was archived; nothing stored */
     PP_E__COUNT
 };
 
@@ -154,6 +155,10 @@ void pp_cmd_free(struct pp_cmd *cmd);
 const char *pp_err_name(enum pp_err_code code); /* "bad_json", ...; "internal" if out of range */
 const char *pp_op_name(enum pp_op op);          /* "auth", ...; "?" if out of range */
 bool pp_uuid_valid(const char *s, size_t len);  /* canonical lower-case 8-4-4-4-12 */
+/* Whether a JSON text holds U+0000 in a string (a key or a value), escaped
+ * as \u0000 or as a raw byte; an escaped backslash before "u0000" is not
+ * one. Both the decoder and the HTTP API refuse such input. */
+bool pp_json_has_nul(const char *buf, size_t len);
 
 /*
  * JSON writer into a caller buffer. Every call appends; on overflow the

@@ -30,6 +30,13 @@
     " IS NOT NULL), '[]'))"
 #define MANAGES(role) "(" role " = ANY(string_to_array(p.x, ',')))"
 #define FLAG(f) "(strpos(p.y, '" f "') > 0)"
+/* Whether the actor may see room r (a rooms row alias): managers (flag r)
+ * see every room of the workspace, others the rooms open to the workspace
+ * and those listing them as members. A room the actor may not see is
+ * answered exactly like one that does not exist. */
+#define ROOM_SEEN(r)                                                                               \
+    "(" FLAG("r") " OR " r ".visibility = 'workspace' OR EXISTS (SELECT 1 FROM room_members rsx"   \
+                  " WHERE rsx.room_id = " r ".id AND rsx.person_id = p.actor))"
 /* Milliseconds since the epoch of a timestamptz expression. */
 #define TS_MS(col) "(extract(epoch from " col ") * 1000)::int8"
 

@@ -64,6 +64,7 @@ struct app {
     uv_timer_t flush;                /* write coalescing: arms the connections below (conn.c) */
     struct conn *flush_head;         /* connections whose next write waits for it */
     uint64_t job_runs;               /* ticks of the jobs timer */
+    uint64_t access_epoch;           /* room access events seen (access.h): joins re-check */
 };
 
 /* Builds everything and starts listening; 0 or -1 (logged). */

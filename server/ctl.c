@@ -1,5 +1,6 @@
 #include "ctl.h"
 
+#include "access.h"
 #include "app.h"
 #include "bus.h"
 #include "conn.h"
@@ -43,10 +44,17 @@ static void apply(struct app *a, const char *p, size_t len)
     const char *kind = strtok_r(buf, " ", &save);
     const char *x = strtok_r(NULL, " ", &save);
     const char *y = strtok_r(NULL, " ", &save);
+    const char *z = strtok_r(NULL, " ", &save);
+    bool room_event = kind && (!strcmp(kind, "kick") || !strcmp(kind, "access"));
+    /* Joins whose check is in flight may have been answered before this
+     * change: they are checked again (handler.c). */
+    if (room_event) a->access_epoch++;
     if (kind && x && !strcmp(kind, "guidelines"))
         rulecache_invalidate(a, x);
     else if (kind && x && y && !strcmp(kind, "kick"))
-        room_remove_person(a, x, y);
+        room_remove_person(a, x, y, z ? z : "removed");
+    else if (kind && x && !strcmp(kind, "access"))
+        access_check(a, x);
     else if (kind && x)
         close_matching(a, kind, x, y);
 }
@@ -124,6 +132,7 @@ static void on_invalid(void *ud, PGresult *res, int err)
 
 void ctl_revalidate(struct app *a)
 {
+    access_check(a, NULL); /* room access changes whose event was lost */
     size_t cap = 64 + (size_t)a->nconns * 84, len = 0;
     char *json = mem_alloc(cap);
     if (!json) return;

@@ -13,8 +13,9 @@
  * Events are text: "token <token-id>", "person <person-id>",
  * "member <workspace-id> <person-id>", "workspace <workspace-id>",
  * "guidelines <workspace-id>" (its rules, mutes or room settings changed:
- * drop the cached copies) and "kick <room-id> <person-id>" (removed from the
- * room: take them out of it now).
+ * drop the cached copies), "kick <room-id> <person-id> [reason]" (removed
+ * from the room: take them out of it now) and "access <room-id>" (who may
+ * be in the room changed: re-check the joins of it, access.h).
  */
 #ifndef PARLEY_CTL_H
 #define PARLEY_CTL_H
@@ -39,7 +40,8 @@ void ctl_effects(struct app *a, const void *res);
 bool ctl_on_message(struct app *a, const char *ch, size_t chlen, const char *p, size_t len);
 void ctl_on_bus_up(struct app *a);
 
-/* Periodic: checks every authenticated connection's token and membership. */
+/* Periodic: checks every authenticated connection's token and membership,
+ * and every join's room access (access.h). */
 void ctl_revalidate(struct app *a);
 
 #endif

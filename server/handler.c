@@ -158,6 +158,8 @@ static void op_auth(struct conn *c, const struct pp_cmd *cmd)
 
 /* ---- join / leave -------------------------------------------------------- */
 
+static int join_check(struct conn *c, struct sub *s, int64_t id);
+
 static void on_join_check(void *ud, PGresult *res, int err)
 {
     int64_t id;
@@ -176,16 +178,45 @@ static void on_join_check(void *ud, PGresult *res, int err)
         conn_reply_err(c, id, PP_E_INTERNAL, "internal error");
         room_sub_leave(a, s);
     } else if (PQntuples(res) != 1) {
-        /* The same answer for a room of another workspace as for none at
-         * all: nobody learns that another workspace's room exists. */
+        /* The same answer for a room of another workspace, or one limited
+         * to a list the person is not on, as for none at all: nobody learns
+         * that a room they may not see exists. */
         conn_reply_err(c, id, PP_E_ROOM_NOT_FOUND, "no such room");
         room_sub_leave(a, s);
     } else if (PQgetvalue(res, 0, 0)[0] != 't') {
-        conn_reply_err(c, id, PP_E_FORBIDDEN, "not a member of this room");
+        conn_reply_err(c, id, PP_E_FORBIDDEN, "you may not join this room");
         room_sub_leave(a, s);
+    } else if (s->epoch != a->access_epoch) {
+        /* A room access change arrived while this check ran: its answer
+         * may predate the change, so it is asked again. */
+        int rc = join_check(c, s, id);
+        if (rc) {
+            reply_db_error(c, id, rc);
+            room_sub_leave(a, s);
+        }
     } else {
         room_sub_enter(a, s); /* answers when the room knows its position */
     }
+}
+
+/* Sends the join's authorisation query; 0, or a db_query error (the caller
+ * answers and drops s). */
+static int join_check(struct conn *c, struct sub *s, int64_t id)
+{
+    struct app *a = c->app;
+    struct ticket *t = ticket_new(c, id, s);
+    if (!t) return -ENOMEM;
+    s->check = t;
+    s->epoch = a->access_epoch;
+    const char *v[5] = {s->room_id, c->workspace, c->person, c->token_id,
+                        perm_allows((enum role)c->prole, P_ROOMS_MANAGE) ? "t" : "f"};
+    int rc = db_query(a->db, -1, ST_JOIN_CHECK, 5, v, NULL, NULL, on_join_check, t);
+    if (rc) {
+        int64_t tid;
+        ticket_done(t, -1, &tid, NULL);
+        s->check = NULL;
+    }
+    return rc;
 }
 
 static void op_join(struct conn *c, const struct pp_cmd *cmd)
@@ -204,21 +235,17 @@ static void op_join(struct conn *c, const struct pp_cmd *cmd)
         return;
     }
     struct sub *s = room_sub_new(c, cmd->room.str, cmd->id, cmd->has_since, cmd->since);
-    struct ticket *t = s ? ticket_new(c, cmd->id, s) : NULL;
-    if (!t) {
-        if (s) room_sub_leave(a, s);
+    if (!s) {
         conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
         return;
     }
-    s->check = t;
-    const char *v[4] = {cmd->room.str, c->workspace, c->person, c->token_id};
-    int rc = db_query(a->db, -1, ST_JOIN_CHECK, 4, v, NULL, NULL, on_join_check, t);
+    int rc = join_check(c, s, cmd->id);
     if (rc) {
-        int64_t id;
-        ticket_done(t, -1, &id, NULL);
-        s->check = NULL;
         room_sub_leave(a, s);
-        reply_db_error(c, id, rc);
+        if (rc == -ENOMEM)
+            conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
+        else
+            reply_db_error(c, cmd->id, rc);
     }
 }
 

@@ -384,9 +384,10 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                         "  AND (wm.removed_at IS NULL OR " FLAG("m") ")"
                         " JOIN people pe ON pe.id = wm.person_id",
                       NPARAMS},
-    /* Org fields and role live on the membership; names on the account.
-     * The target must be one the actor manages (x), except that anyone
-     * with people.manage may edit their own profile but not their role. */
+    /* Org fields and role live on the membership, the only row this route
+     * writes (names live on the account: PATCH /me). The target must be one
+     * the actor manages (x), except that anyone with people.manage may edit
+     * their own fields but not their role. */
     [A_PERSON_PATCH] = {"api_person_patch",
         P ", t AS (SELECT wm.* FROM workspace_members wm, p"
         "  WHERE wm.workspace_id = p.ws AND wm.person_id = p.id1 AND wm.role <> 'avatar'),"
@@ -404,10 +405,7 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
         "  " SET("role", "role")
         "  FROM p, chk WHERE chk.st = 200 AND wm.workspace_id = p.ws AND wm.person_id = p.id1"
         "  RETURNING wm.*),"
-        " pe AS (UPDATE people pe SET"
-        "  " SET("first_name", "first_name") ", " SET("last_name", "last_name") ","
-        "  " SET("display_name", "display_name") ", " SET("picture_url", "picture_url")
-        "  FROM p, chk WHERE chk.st = 200 AND pe.id = p.id1 RETURNING pe.*)"
+        " pe AS (SELECT pe.* FROM people pe, p WHERE pe.id = p.id1)"
         " SELECT chk.st, CASE chk.st"
         "  WHEN 200 THEN (SELECT " PERSON_JSON " FROM pe, wm)"
         "  WHEN 403 THEN " ERR("forbidden", "", "you may not change this person or this field")
@@ -639,8 +637,12 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                       "  AND (" FLAG("r") " OR r.visibility = 'workspace' OR EXISTS (SELECT 1"
                       "   FROM room_members rm WHERE rm.room_id = r.id AND rm.person_id = p.actor))",
                     NPARAMS},
+    /* Made members-only or archived: its gateways re-check who is in it
+     * ("access", access.h). old is the row before the update. */
     [A_ROOM_PATCH] = {"api_room_patch",
-                      P ", r AS (UPDATE rooms r SET " SET("name", "name") ", " SET(
+                      P ", old AS (SELECT r.visibility, r.archived_at FROM rooms r, p"
+                        "  WHERE r.id = p.id1 AND r.workspace_id = p.ws),"
+                        " r AS (UPDATE rooms r SET " SET("name", "name") ", " SET(
                           "visibility", "visibility") ","
                         "  broadcast_reads = CASE WHEN p.b ? 'broadcast_reads'"
                         "   THEN (p.b->>'broadcast_reads')::boolean ELSE r.broadcast_reads END,"
@@ -648,7 +650,10 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                         "   WHEN (p.b->>'archived')::boolean THEN coalesce(r.archived_at, now())"
                         "   ELSE NULL END"
                         "  FROM p WHERE r.id = p.id1 AND r.workspace_id = p.ws RETURNING r.*)"
-                        " SELECT 200, " ROOM_JSON ", NULL FROM r",
+                        " SELECT 200, " ROOM_JSON ","
+                        "  CASE WHEN (old.archived_at IS NULL AND r.archived_at IS NOT NULL)"
+                        "   OR (old.visibility = 'workspace' AND r.visibility = 'members')"
+                        "  THEN 'access ' || r.id END FROM r, old",
                       NPARAMS},
     [A_ROOM_MEMBERS] = {"api_room_members",
                         P " SELECT 200, json_build_object('visibility', r.visibility, 'items',"
@@ -681,7 +686,8 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                            P ", d AS (DELETE FROM room_members rm USING rooms r, p"
                              "  WHERE rm.room_id = p.id1 AND rm.person_id = p.id2 AND r.id = rm.room_id"
                              "  AND r.workspace_id = p.ws RETURNING 1)"
-                             " SELECT 204, NULL::json, NULL FROM d",
+                             /* a members-only room's gateways take them out */
+                             " SELECT 204, NULL::json, 'access ' || p.id1 FROM d, p",
                            NPARAMS},
     [A_AVATAR_CREATE] = {"api_avatar_create",
         P ", own AS (SELECT coalesce((p.b->>'owner_id')::uuid, p.actor) AS id FROM p),"
@@ -807,12 +813,12 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
         " FROM p LEFT JOIN guidelines g ON g.workspace_id = p.ws"
         "  AND g.room_id IS NOT DISTINCT FROM p.id1"
         " WHERE p.id1 IS NULL OR EXISTS (SELECT 1 FROM rooms r WHERE r.id = p.id1"
-        "  AND r.workspace_id = p.ws)",
+        "  AND r.workspace_id = p.ws AND " ROOM_SEEN("r") ")",
         NPARAMS},
     /* The body was compiled by the gateway before this runs. */
     [A_GL_PUT] = {"api_gl_put",
         P ", ok AS (SELECT p.id1 IS NULL OR EXISTS (SELECT 1 FROM rooms r WHERE r.id = p.id1"
-        "  AND r.workspace_id = p.ws) AS ok FROM p),"
+        "  AND r.workspace_id = p.ws AND " ROOM_SEEN("r") ") AS ok FROM p),"
         " old AS (SELECT g.rules FROM guidelines g, p WHERE g.workspace_id = p.ws"
         "  AND g.room_id IS NOT DISTINCT FROM p.id1),"
         " up AS (INSERT INTO guidelines (workspace_id, room_id, rules, updated_by)"
@@ -833,7 +839,7 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
         "  AND g.room_id IS NULL), (SELECT g.rules::text FROM guidelines g"
         "  WHERE g.workspace_id = p.ws AND g.room_id = p.id1)"
         " FROM p WHERE p.id1 IS NULL OR EXISTS (SELECT 1 FROM rooms r WHERE r.id = p.id1"
-        "  AND r.workspace_id = p.ws)",
+        "  AND r.workspace_id = p.ws AND " ROOM_SEEN("r") ")",
         NPARAMS},
     [A_GL_AUDIT] = {"api_gl_audit",
         P " SELECT 200, " ITEMS("json_build_object('id', x.id, 'room_id', x.room_id,"
@@ -910,11 +916,10 @@ static const struct jv_field f_ws_patch[] = {
     {"allowed_domains", JV_DOMAINS, false, true, 0, 50, NULL},
     {"retention_days", JV_INT, false, true, 1, 36500, NULL},
     {NULL, 0, 0, 0, 0, 0, NULL}};
-static const struct jv_field f_person[] = {OPT_TEXT("first_name", 100),
-                                           OPT_TEXT("last_name", 100),
-                                           OPT_TEXT("display_name", 100),
-                                           {"picture_url", JV_URL, false, true, 0, 0, NULL},
-                                           OPT_TEXT("title", 200),
+/* Only the workspace's own fields: names and the picture live on the
+ * account, which every workspace of the person shows, so they are the
+ * person's to change (PATCH /me), never a workspace admin's. */
+static const struct jv_field f_person[] = {OPT_TEXT("title", 200),
                                            OPT_TEXT("department", 200),
                                            {"superior_id", JV_UUID, false, true, 0, 0, NULL},
                                            {"role", JV_ENUM, false, false, 0, 0, invite_roles},
@@ -1692,7 +1697,8 @@ static void on_effective(void *ud, PGresult *res, int err)
 static void r_gl_dry_run(struct http_req *r)
 {
     const char *room = jstr(r, "room_id");
-    const char *v[NPARAMS] = {r->person, r->ids[0], room, NULL, "{}", "", "", "", r->ip, "|"};
+    const char *y = perm_allows(r->role, P_ROOMS_MANAGE) ? "r" : "";
+    const char *v[NPARAMS] = {r->person, r->ids[0], room, NULL, "{}", "", y, "", r->ip, "|"};
     int rc = db_query(r->app->db, -1, ST__COUNT + A_GL_EFFECTIVE, NPARAMS, v, NULL, NULL,
                       on_effective, r);
     if (rc) {

@@ -1,5 +1,7 @@
 #include "jsonv.h"
 
+#include "parley_proto.h"
+
 #include <ctype.h>
 #include <math.h>
 #include <stdio.h>
@@ -210,11 +212,10 @@ cJSON *jv_parse(const char *body, size_t len, const struct jv_field *fields, boo
     /* cJSON keeps strings as C strings: an escaped NUL would silently cut a
      * value short, so it is refused before parsing. Raw bytes are checked as
      * UTF-8 here because cJSON does not. */
-    for (size_t i = 0; i + 5 < len; i++)
-        if (body[i] == '\\' && !memcmp(body + i + 1, "u0000", 5)) {
-            fail(err, "bad_json", NULL, "strings may not contain U+0000");
-            return NULL;
-        }
+    if (pp_json_has_nul(body, len)) {
+        fail(err, "bad_json", NULL, "strings may not contain U+0000");
+        return NULL;
+    }
     if (!jv_utf8_text(body, len, true)) {
         fail(err, "bad_json", NULL, "body is not valid UTF-8 text");
         return NULL;

@@ -22,8 +22,10 @@
  * A room's log only grows under its row lock (lk), and only when the row
  * that needs the event was found (go), so a seq is never taken without its
  * row: recovery can never meet a hole. */
+/* The room of the path, if the actor may see it (ROOM_SEEN). */
 #define ROOM_OF_WS                                                                                 \
-    " rm AS (SELECT r.id, r.kind FROM rooms r, p WHERE r.id = p.id1 AND r.workspace_id = p.ws)"
+    " rm AS (SELECT r.id, r.kind FROM rooms r, p WHERE r.id = p.id1 AND r.workspace_id = p.ws"     \
+    "  AND " ROOM_SEEN("r") ")"
 /* The message z of the room, whether the actor may act on it (moderator, or
  * its sender within the workspace's window). */
 #define TARGET                                                                                     \
@@ -205,7 +207,7 @@ const struct db_stmt mod_stmts[M__COUNT] = {
         LOG("remove", "go.person_id", "NULL::int8", "NULL::int8", "NULL::jsonb")
         " SELECT CASE WHEN t.ok THEN 200 ELSE 403 END, CASE WHEN t.ok THEN json_build_object("
         "  'room_id', rm.id, 'person_id', t.person_id, 'removed', true) ELSE " NOT_YOURS " END,"
-        "  CASE WHEN t.ok THEN 'kick ' || rm.id || ' ' || t.person_id END, NULL"
+        "  CASE WHEN t.ok THEN 'kick ' || rm.id || ' ' || t.person_id || ' removed' END, NULL"
         " FROM rm, t, p"
         " WHERE (SELECT count(*) FROM del) + (SELECT count(*) FROM ban)"
         "  + (SELECT count(*) FROM lg) >= 0",
@@ -416,7 +418,11 @@ static void run(struct conn *c, int64_t id, enum mod_stmt s, const char *room, c
     for (int t = 0; t < ROLE__COUNT; t++)
         if (perm_manages((enum role)c->prole, (enum role)t))
             n += snprintf(x + n, sizeof x - (size_t)n, "%s%s", n ? "," : "", perm_role_name(t));
-    const char *y = perm_allows((enum role)c->prole, P_MODERATE) ? "M" : "";
+    /* the flags run_stmt (http_api.c) gives the same statements */
+    char y[4] = "";
+    int k = 0;
+    if (perm_allows((enum role)c->prole, P_MODERATE)) y[k++] = 'M';
+    if (perm_allows((enum role)c->prole, P_ROOMS_MANAGE)) y[k++] = 'r';
     const char *v[NPARAMS] = {c->person, c->workspace, room,  NULL, body, x,
                               y,         z ? z : "",   c->ip, "|"};
     creq_link(c, &q->cr);

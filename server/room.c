@@ -340,17 +340,34 @@ void room_push(struct app *a, const char *room, const char *person, size_t plen,
     if (r) deliver_targeted(r, person, plen, json, jlen);
 }
 
-void room_remove_person(struct app *a, const char *room, const char *person)
+void room_revoke(struct app *a, struct sub *s, const char *reason)
+{
+    if (s->state == SUB_CHECKING) return;
+    if (s->state == SUB_WAITING) {
+        /* The join was not answered yet: it fails as if checked now. */
+        bool banned = !strcmp(reason, "removed");
+        conn_reply_err(s->conn, s->join_id, banned ? PP_E_FORBIDDEN : PP_E_ROOM_NOT_FOUND,
+                       banned ? "you may not join this room" : "no such room");
+    } else {
+        char push[160];
+        int n =
+            snprintf(push, sizeof push, "{\"push\":\"removed\",\"room\":\"%s\",\"reason\":\"%s\"}",
+                     s->room_id, reason);
+        if (n > 0 && (size_t)n < sizeof push) conn_send_copy(s->conn, push, (size_t)n);
+    }
+    log_info("left: access revoked", "conn=%llu room=%s reason=%s", (unsigned long long)s->conn->id,
+             s->room_id, reason);
+    room_sub_leave(a, s);
+}
+
+void room_remove_person(struct app *a, const char *room, const char *person, const char *reason)
 {
     struct room *r = room_lookup(a, room);
     if (!r) return;
-    char push[128];
-    int n = snprintf(push, sizeof push, "{\"push\":\"removed\",\"room\":\"%s\"}", room);
     for (struct sub *s = r->head, *next; s; s = next) {
         next = s->next;
         if (strcmp(s->conn->person, person)) continue;
-        conn_send_copy(s->conn, push, (size_t)n);
-        room_sub_leave(a, s); /* may free r, but only with its last sub */
+        room_revoke(a, s, reason); /* may free r, but only with its last sub */
     }
 }
 

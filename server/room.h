@@ -50,6 +50,7 @@ struct sub {
     struct fetch *fetch;           /* replay query in flight, or NULL */
     struct ticket *check;          /* join authorisation query in flight, or NULL */
     bool pres_snap;                /* the presence snapshot was sent */
+    uint64_t epoch;                /* app access_epoch when the join check was sent */
 };
 
 int room_registry_new(struct app *a);
@@ -97,7 +98,12 @@ void room_presence_tick(struct app *a);
  * room on every gateway; the person taken out of the room here. */
 void room_push(struct app *a, const char *room, const char *person, size_t plen, const char *json,
                size_t jlen);
-void room_remove_person(struct app *a, const char *room, const char *person);
+void room_remove_person(struct app *a, const char *room, const char *person, const char *reason);
+/* Access to the room was lost (access.h): a member gets a `removed` push
+ * with the reason ("removed", "not_a_member", "archived", "deleted"), a
+ * join not answered yet is refused; then s is left and freed. Not for
+ * SUB_CHECKING subs (their check decides). */
+void room_revoke(struct app *a, struct sub *s, const char *reason);
 
 /* Typing: publishes an ephemeral typing event for c in the room. */
 void room_typing(struct app *a, struct sub *s);

@@ -328,6 +328,8 @@ static void on_kept(void *ud, PGresult *res, int err)
     bool ok = !err && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
     if (!ok) {
         if (c) conn_reply_err(c, k->id, PP_E_UNAVAILABLE, "storage unavailable, retry");
+    } else if (PQgetvalue(res, 0, 6)[0] == 't') {
+        if (c) conn_reply_err(c, k->id, PP_E_ROOM_ARCHIVED, "the room is archived; nothing stored");
     } else if (PQgetvalue(res, 0, 0)[0] != 't') {
         if (c)
             conn_reply_err(c, k->id, PP_E_BAD_PARENT,

@@ -38,6 +38,10 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                  "   AND ($2::uuid IS NULL OR wm.workspace_id = $2::uuid)"
                  " LIMIT 2",
                  2},
+    /* No row: a room the person may not even see (another workspace's, an
+     * archived one, one outside an avatar token's rooms, or a members-only
+     * room not listing them, unless they manage rooms): the same answer as
+     * for no room at all. */
     [ST_JOIN_CHECK] = {"join_check",
                        "SELECT (r.visibility = 'workspace' OR EXISTS ("
                        "         SELECT 1 FROM room_members m"
@@ -49,8 +53,11 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                        "   AND r.archived_at IS NULL"
                        /* a token scoped to rooms (an avatar's) opens only those */
                        "   AND NOT EXISTS (SELECT 1 FROM access_tokens t WHERE t.id = $4::uuid"
-                       "    AND t.room_ids IS NOT NULL AND NOT r.id = ANY(t.room_ids))",
-                       4},
+                       "    AND t.room_ids IS NOT NULL AND NOT r.id = ANY(t.room_ids))"
+                       "   AND ($5::bool OR r.visibility = 'workspace' OR EXISTS ("
+                       "         SELECT 1 FROM room_members m"
+                       "          WHERE m.room_id = r.id AND m.person_id = $3::uuid))",
+                       5},
     [ST_LAST_SEQ] = {"last_seq", "SELECT last_seq FROM rooms WHERE id = $1::uuid", 1},
     [ST_FETCH] = {"fetch",
                   "SELECT " ROW_COLS " FROM messages"
@@ -83,7 +90,9 @@ const struct db_stmt store_stmts[ST__COUNT] = {
          "    WHEN r.kind = 'dialogue' THEN CASE WHEN t.parent IS NULL THEN 'entry' ELSE 'reply' END"
          "    ELSE 'message' END AS k,"
          "   (t.parent IS NULL OR (r.kind = 'dialogue' AND EXISTS (SELECT 1 FROM messages p"
-         "     WHERE p.room_id = t.room AND p.seq = t.parent AND p.kind = 'entry'))) AS parent_ok"
+         "     WHERE p.room_id = t.room AND p.seq = t.parent AND p.kind = 'entry'))) AS parent_ok,"
+         /* an archived room takes nothing more, whatever a gateway still believes */
+         "   r.archived_at IS NOT NULL AS archived"
          "  FROM json_to_recordset($1::json)"
          "    AS t(i int, room uuid, sender uuid, cmid text, body text, kind text, parent int8)"
          "  JOIN rooms r ON r.id = t.room),"
@@ -93,7 +102,7 @@ const struct db_stmt store_stmts[ST__COUNT] = {
          "    ON m.room_id = i.room AND m.sender_id = i.sender AND m.client_msg_id = i.cmid),"
          " fresh AS ("
          "  SELECT i.*, row_number() OVER (PARTITION BY i.room ORDER BY i.i) AS rn"
-         "    FROM input i WHERE i.parent_ok"
+         "    FROM input i WHERE i.parent_ok AND NOT i.archived"
          "    AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = i.i)),"
          " counts AS (SELECT room, count(*) AS k FROM fresh GROUP BY room),"
          " locked AS ("
@@ -115,8 +124,10 @@ const struct db_stmt store_stmts[ST__COUNT] = {
          " SELECT e.i, e.seq, " TS_MS("e.created_at") ", true, e.body, e.kind, e.parent_seq"
          "  FROM existing e"
          " UNION ALL"
-         " SELECT i.i, 0, 0, false, NULL, 'bad_parent', NULL FROM input i"
-         "  WHERE NOT i.parent_ok AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = i.i)",
+         " SELECT i.i, 0, 0, false, NULL, CASE WHEN i.archived THEN 'archived' ELSE 'bad_parent'"
+         "  END, NULL FROM input i"
+         "  WHERE (i.archived OR NOT i.parent_ok)"
+         "  AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = i.i)",
          1},
     [ST_VISIT] = {"visit",
                   "INSERT INTO visits (workspace_id, person_id, kind, ip, os, browser)"
@@ -219,10 +230,12 @@ const struct db_stmt store_stmts[ST__COUNT] = {
     [ST_PENDING_ADD] = {"pending_add",
                         "WITH ok AS (SELECT $5::int8 IS NULL OR (r.kind = 'dialogue' AND EXISTS ("
                         "   SELECT 1 FROM messages x WHERE x.room_id = r.id AND x.seq = $5::int8"
-                        "   AND x.kind = 'entry')) AS ok FROM rooms r WHERE r.id = $1::uuid),"
+                        "   AND x.kind = 'entry')) AS ok, r.archived_at IS NOT NULL AS archived"
+                        "  FROM rooms r WHERE r.id = $1::uuid),"
                         " ins AS (INSERT INTO pending (room_id, sender_id, client_msg_id, body,"
                         "   parent_seq, state, rules) SELECT $1::uuid, $2::uuid, $3, $4, $5::int8,"
-                        "   $6, ARRAY(SELECT json_array_elements_text($7::json)) FROM ok WHERE ok.ok"
+                        "   $6, ARRAY(SELECT json_array_elements_text($7::json)) FROM ok"
+                        "  WHERE ok.ok AND NOT ok.archived"
                         "  ON CONFLICT (room_id, sender_id, client_msg_id) DO NOTHING RETURNING *)"
                         " SELECT ok.ok, coalesce(ins.id, e.id), coalesce(ins.state, e.state),"
                         "  " TS_MS("coalesce(ins.created_at, e.created_at)") ", ins.id IS NULL,"
@@ -231,7 +244,8 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                         "   'room', ins.room_id, 'id', ins.id, 'state', ins.state,"
                         "   'sender', ins.sender_id, 'client_msg_id', ins.client_msg_id,"
                         "   'body', ins.body, 'parent', ins.parent_seq, 'rules', ins.rules,"
-                        "   'ts', " TS_MS("ins.created_at") "))::text WHERE ins.id IS NOT NULL)"
+                        "   'ts', " TS_MS("ins.created_at") "))::text WHERE ins.id IS NOT NULL),"
+                        "  ok.archived"
                         " FROM ok LEFT JOIN ins ON true LEFT JOIN pending e ON ins.id IS NULL"
                         "  AND e.room_id = $1::uuid AND e.sender_id = $2::uuid"
                         "  AND e.client_msg_id = $3",
@@ -242,6 +256,23 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                  " FROM json_to_recordset($1::json)"
                  "  AS h(ws uuid, room uuid, person uuid, rule text, action text, kind text)",
                  1},
+    /* The same rule as join_check, for joins already made: the room gone or
+     * archived, the person removed from it by a moderator, or not on the
+     * list of a members-only room. Usually no row. */
+    [ST_ACCESS] = {"access",
+                   "SELECT e->>0, e->>2, CASE WHEN r.id IS NULL THEN 'deleted'"
+                   "  WHEN r.archived_at IS NOT NULL THEN 'archived'"
+                   "  WHEN EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id"
+                   "   AND b.person_id = (e->>1)::uuid) THEN 'removed'"
+                   "  ELSE 'not_a_member' END"
+                   " FROM json_array_elements($1::json) e"
+                   " LEFT JOIN rooms r ON r.id = (e->>0)::uuid"
+                   " WHERE r.id IS NULL OR r.archived_at IS NOT NULL"
+                   "  OR EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id"
+                   "   AND b.person_id = (e->>1)::uuid)"
+                   "  OR NOT (r.visibility = 'workspace' OR EXISTS (SELECT 1 FROM room_members m"
+                   "   WHERE m.room_id = r.id AND m.person_id = (e->>1)::uuid))",
+                   1},
     [ST_SCHEMA] = {"schema", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
 };
 // clang-format on
@@ -273,6 +304,7 @@ struct item {
     bool done, duplicate; /* result arrived; it was stored before */
     bool avatar;          /* the sender is an avatar */
     bool bad_parent;      /* result: refused, the parent is not an entry here */
+    bool archived;        /* result: refused, the room is archived */
     enum pp_kind kind;    /* asked: PP_K_MESSAGE for a send (the room decides), or an event */
     int64_t parent;       /* send: the entry replied to, 0 for none */
     enum pp_kind stored;  /* result: what the row is */
@@ -670,10 +702,13 @@ static void answer(struct item *it)
 {
     struct conn *c = it->cr.c;
     if (!c) return;
-    if (it->bad_parent) {
+    if (it->bad_parent || it->archived) {
         if (c->inflight) c->inflight--;
-        conn_reply_err(c, it->id, PP_E_BAD_PARENT,
-                       "parent: replies go to an entry of a dialogue room");
+        if (it->archived)
+            conn_reply_err(c, it->id, PP_E_ROOM_ARCHIVED, "the room is archived; nothing stored");
+        else
+            conn_reply_err(c, it->id, PP_E_BAD_PARENT,
+                           "parent: replies go to an entry of a dialogue room");
         return;
     }
     stats_observe(&c->app->stats.op_seconds[SO_SEND], (double)(uv_hrtime() - it->t0) / 1e9, 0);
@@ -746,6 +781,10 @@ static void on_batch(void *ud, PGresult *res, int err)
                 it->bad_parent = true;
                 continue;
             }
+            if (!strcmp(PQgetvalue(res, r, 5), "archived")) {
+                it->archived = true;
+                continue;
+            }
             it->seq = strtoll(PQgetvalue(res, r, 1), NULL, 10);
             it->ts = strtoll(PQgetvalue(res, r, 2), NULL, 10);
             it->duplicate = PQgetvalue(res, r, 3)[0] == 't';
@@ -769,7 +808,8 @@ static void on_batch(void *ud, PGresult *res, int err)
                 it->stored = it->dup_of->stored;
                 it->parent = it->dup_of->parent;
                 it->bad_parent = it->dup_of->bad_parent;
-                it->duplicate = !it->bad_parent;
+                it->archived = it->dup_of->archived;
+                it->duplicate = !it->bad_parent && !it->archived;
                 it->done = it->dup_of->done;
             }
             if (it->done)

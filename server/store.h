@@ -28,7 +28,8 @@ struct conn;
 enum store_stmt {
     ST_AUTH,         /* $1 token hash (bytea), $2 workspace uuid or NULL
                         -> person, workspace, role, token id, is_avatar */
-    ST_JOIN_CHECK,   /* $1 room, $2 workspace, $3 person, $4 token id -> allowed */
+    ST_JOIN_CHECK,   /* $1 room, $2 workspace, $3 person, $4 token id, $5 manages rooms
+                        -> allowed (no row: not visible to the person) */
     ST_LAST_SEQ,     /* $1 room -> last_seq */
     ST_FETCH,        /* $1 room, $2 after seq, $3 limit -> rows ascending */
     ST_BEFORE,       /* $1 room, $2 before seq, $3 limit -> messages descending (history) */
@@ -46,8 +47,10 @@ enum store_stmt {
                         NULL), locked, slow_mode_s, mutes [[person, until ms], ...] */
     ST_PENDING_ADD,  /* $1 room, $2 sender, $3 cmid, $4 body, $5 parent, $6 state, $7 rules
                         json -> parent ok, id, state, ts, duplicate,
-                        the pending push (NULL for a duplicate) */
+                        the pending push (NULL for a duplicate), room archived */
     ST_HITS,         /* $1 json [{ws, room, person, rule, action, kind}] */
+    ST_ACCESS,       /* $1 json [[room, person, token id], ...] -> (room, token id, reason)
+                        of the joins no longer allowed (access.c) */
     ST_SCHEMA,       /* -> the database's schema version */
     ST__COUNT
 };

@@ -92,13 +92,14 @@ static void other_workspace_is_invisible(void **state)
     wsc_close(b);
 }
 
-static void members_only_room_is_forbidden_until_added(void **state)
+/* Not on the list: answered like a room that does not exist. */
+static void members_only_room_is_not_found_until_added(void **state)
 {
     (void)state;
     struct it_world w;
     it_world(&w, 1, "members");
     struct wsc *c = it_connect_auth(0, w.tok[0]);
-    expect_code(it_join(c, w.room, -1), "forbidden");
+    expect_code(it_join(c, w.room, -1), "room_not_found");
     assert_non_null(it_admin("add-member %s %s", w.room, w.person[0]));
     cJSON *j = it_join(c, w.room, -1);
     assert_null(wsc_err_code(j));
@@ -177,7 +178,7 @@ int main(void)
         cmocka_unit_test(auth_required_then_failures),
         cmocka_unit_test(revoked_and_expired_tokens_fail),
         cmocka_unit_test(other_workspace_is_invisible),
-        cmocka_unit_test(members_only_room_is_forbidden_until_added),
+        cmocka_unit_test(members_only_room_is_not_found_until_added),
         cmocka_unit_test(unauthenticated_connection_is_closed),
         cmocka_unit_test(invalid_utf8_closes_1007),
         cmocka_unit_test(per_ip_cap_refuses_handshake),

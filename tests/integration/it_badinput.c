@@ -152,6 +152,80 @@ static void binary_frame_closes_1003(void **state)
     wsc_close(c);
 }
 
+/* U+0000 used to cut a string short ("visible\u0000hidden" was stored as
+ * "visible", and client_msg_ids "dup\u0000a" and "dup\u0000b" collided, the
+ * second answered duplicate and dropped). Every string with a NUL, and a
+ * body with a C0 control other than tab, LF and CR, is bad_request with the
+ * command's id; nothing is stored; the connection carries on. */
+static void control_characters_refused_nothing_stored(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 2, NULL);
+    struct wsc *c = it_member(0, w.tok[0], w.room);
+    struct wsc *peer = it_member(1, w.tok[1], w.room);
+    static const char *const bodies[][2] = {
+        /* client_msg_id, body (JSON text inside the quotes) */
+        {"nul-body", "visible\\u0000hidden"},
+        {"dup\\u0000a", "first"},
+        {"dup\\u0000b", "second"},
+        {"bell", "ding\\u0007"},
+        {"esc", "\\u001b[2J"},
+        {"del", "rub\\u007f"},
+        {"nl\\nid", "an id is one line"},
+    };
+    for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+        char frame[512];
+        snprintf(frame, sizeof frame,
+                 "{\"id\":%zu,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"%s\","
+                 "\"body\":\"%s\"}",
+                 100 + i, w.room, bodies[i][0], bodies[i][1]);
+        assert_int_equal(wsc_send_text(c, frame, strlen(frame)), 0);
+        cJSON *r = wsc_next_reply(c, 3000);
+        assert_non_null(r);
+        if (!wsc_err_code(r)) fprintf(stderr, "accepted: %s\n", frame);
+        assert_non_null(wsc_err_code(r));
+        assert_string_equal(wsc_err_code(r), "bad_request");
+        assert_int_equal(wsc_int(r, "id"), (int64_t)(100 + i));
+        cJSON_Delete(r);
+    }
+    /* A NUL in the op, the room or a key is refused too. */
+    static const char *const others[] = {
+        "{\"id\":200,\"op\":\"ping\\u0000x\"}",
+        "{\"id\":201,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"k\","
+        "\"body\\u0000x\":\"y\",\"body\":\"z\"}",
+    };
+    for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
+        char frame[512];
+        snprintf(frame, sizeof frame, others[i], w.room);
+        wsc_send_text(c, frame, strlen(frame));
+        cJSON *r = wsc_next_reply(c, 3000);
+        assert_non_null(r);
+        assert_string_equal(wsc_err_code(r) ? wsc_err_code(r) : "ok", "bad_request");
+        assert_int_equal(wsc_int(r, "id"), (int64_t)(200 + i));
+        cJSON_Delete(r);
+    }
+    /* Nothing stored, nothing delivered. */
+    assert_string_equal(last_seq(w.room), "0");
+    assert_string_equal(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'", w.room), "0");
+    assert_null(wsc_wait_push(peer, "message", 300));
+    /* Tab, line feed and carriage return are text: stored intact. */
+    cJSON *r = it_send(c, w.room, "multi", "line one\\nline\\ttwo\\r\\n");
+    assert_null(wsc_err_code(r));
+    assert_int_equal(wsc_int(r, "ok.seq"), 1);
+    cJSON_Delete(r);
+    assert_string_equal(
+        it_sqlf("SELECT body = E'line one\\nline\\ttwo\\r\\n' FROM messages WHERE room_id = '%s'",
+                w.room),
+        "t");
+    cJSON *p = wsc_wait_push(peer, "message", 3000);
+    assert_non_null(p);
+    assert_string_equal(wsc_str(p, "body"), "line one\nline\ttwo\r\n");
+    cJSON_Delete(p);
+    wsc_close(c);
+    wsc_close(peer);
+}
+
 int main(void)
 {
     it_load_env();
@@ -159,6 +233,7 @@ int main(void)
         cmocka_unit_test(bad_commands_answered_connection_survives),
         cmocka_unit_test(oversized_message_closes_1009),
         cmocka_unit_test(binary_frame_closes_1003),
+        cmocka_unit_test(control_characters_refused_nothing_stored),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

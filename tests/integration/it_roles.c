@@ -250,6 +250,149 @@ static void cross_workspace_walk(void **state)
     hres_free(&r);
 }
 
+/* ---- room existence --------------------------------------------------------
+ * A room limited to a member list the caller is not on must be answered
+ * exactly like a room that does not exist, and like another workspace's
+ * room: every room-scoped route and op, byte for byte. */
+
+/* Replaces {r} (room), {p} (a person) and {h} (a held message) in tmpl. */
+static void fill(char *out, size_t cap, const char *tmpl, const char *room, const char *person,
+                 const char *held)
+{
+    size_t n = 0;
+    for (const char *t = tmpl; *t && n + 48 < cap; t++) {
+        const char *v = !strncmp(t, "{r}", 3)   ? room
+                        : !strncmp(t, "{p}", 3) ? person
+                        : !strncmp(t, "{h}", 3) ? held
+                                                : NULL;
+        if (v) {
+            n += (size_t)snprintf(out + n, cap - n, "%s", v);
+            t += 2;
+        } else {
+            out[n++] = *t;
+        }
+    }
+    out[n] = 0;
+}
+
+/* The reply without its id, as text. */
+static char *reply_text(cJSON *r)
+{
+    cJSON_DeleteItemFromObjectCaseSensitive(r, "id");
+    char *t = cJSON_PrintUnformatted(r);
+    cJSON_Delete(r);
+    return t;
+}
+
+static int mismatches;
+
+/* Reports a difference and counts it (the walk shows every leak at once). */
+static void mismatch(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void mismatch(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    mismatches++;
+}
+
+static void room_existence_walk(void **state)
+{
+    (void)state;
+    struct world a, b;
+    build(&a);
+    build(&b);
+    /* b.member is in workspace B but not on the list of B's room "secret". */
+    char before[64], after[64];
+    snapshot(b.ws, before);
+    mismatches = 0;
+    const char *unknown = "8f14e45f-ceea-467f-a8f5-1d2e3c4b5a69";
+    const char *rooms[3] = {unknown, b.room, a.room};
+    const char *what[3] = {"unknown room", "B's members-only room", "A's room"};
+    /* HTTP: every route with a room in its path, as B's member. */
+    char out[16384];
+    assert_int_equal(it_run(out, sizeof out, "'%s' routes", IT.parleyd), 0);
+    int walked = 0;
+    for (char *save = NULL, *line = strtok_r(out, "\n", &save); line;
+         line = strtok_r(NULL, "\n", &save)) {
+        char method[16], pat[256];
+        if (sscanf(line, "%15s %255s", method, pat) != 2 || !strstr(pat, "/rooms/{id}")) continue;
+        int status[3];
+        char *body[3];
+        for (int v = 0; v < 3; v++) {
+            struct world x = b;
+            snprintf(x.room, sizeof x.room, "%s", rooms[v]);
+            char path[512];
+            expand(pat, b.ws, &x, path, sizeof path);
+            struct hres r = http_req(IT.gw[v % 2], NULL, method, path, b.member.token,
+                                     body_for(method, pat, &x));
+            status[v] = r.status;
+            body[v] = strdup(r.body ? r.body : "");
+            hres_free(&r);
+        }
+        for (int v = 1; v < 3; v++)
+            if (status[v] != status[0] || strcmp(body[v], body[0]))
+                mismatch("%s %s: %s -> %d %s, but %s -> %d %s\n", method, pat, what[0], status[0],
+                         body[0], what[v], status[v], body[v]);
+        for (int v = 0; v < 3; v++)
+            free(body[v]);
+        walked++;
+    }
+    assert_true(walked >= 12);
+    /* WebSocket: every op that names a room. */
+    static const char *const ops[] = {
+        "\"op\":\"join\",\"room\":\"{r}\"",
+        "\"op\":\"leave\",\"room\":\"{r}\"",
+        "\"op\":\"send\",\"room\":\"{r}\",\"client_msg_id\":\"walk\",\"body\":\"x\"",
+        "\"op\":\"history\",\"room\":\"{r}\"",
+        "\"op\":\"read\",\"room\":\"{r}\",\"seq\":1",
+        "\"op\":\"seen\",\"room\":\"{r}\",\"seq\":1",
+        "\"op\":\"like\",\"room\":\"{r}\",\"seq\":1",
+        "\"op\":\"unlike\",\"room\":\"{r}\",\"seq\":1",
+        "\"op\":\"rate\",\"room\":\"{r}\",\"seq\":1,\"stars\":3",
+        "\"op\":\"unrate\",\"room\":\"{r}\",\"seq\":1",
+        "\"op\":\"seen_by\",\"room\":\"{r}\",\"seq\":1",
+        "\"op\":\"seen_entries\",\"room\":\"{r}\"",
+        "\"op\":\"entries\",\"room\":\"{r}\"",
+        "\"op\":\"my_votes\",\"room\":\"{r}\"",
+        "\"op\":\"typing\",\"room\":\"{r}\"",
+        "\"op\":\"delete\",\"room\":\"{r}\",\"seq\":1",
+        "\"op\":\"edit\",\"room\":\"{r}\",\"seq\":1,\"body\":\"y\"",
+        "\"op\":\"pending\",\"room\":\"{r}\"",
+        "\"op\":\"approve\",\"room\":\"{r}\",\"pending\":{h}",
+        "\"op\":\"reject\",\"room\":\"{r}\",\"pending\":{h}",
+        "\"op\":\"mute\",\"room\":\"{r}\",\"person\":\"{p}\",\"duration_s\":60",
+        "\"op\":\"unmute\",\"room\":\"{r}\",\"person\":\"{p}\"",
+        "\"op\":\"remove\",\"room\":\"{r}\",\"person\":\"{p}\"",
+        "\"op\":\"room_settings\",\"room\":\"{r}\",\"locked\":true",
+    };
+    struct wsc *c[2] = {it_connect_auth(0, b.member.token), it_connect_auth(1, b.member.token)};
+    assert_non_null(c[0]);
+    assert_non_null(c[1]);
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        char *got[3];
+        for (int v = 0; v < 3; v++) {
+            char cmd[512];
+            fill(cmd, sizeof cmd, ops[k], rooms[v], b.owner.id, b.held);
+            cJSON *r = wsc_request(c[v % 2], 5000, "%s", cmd);
+            assert_non_null(r);
+            got[v] = reply_text(r);
+        }
+        for (int v = 1; v < 3; v++)
+            if (strcmp(got[v], got[0]))
+                mismatch("{%s}: %s -> %s, but %s -> %s\n", ops[k], what[0], got[0], what[v],
+                         got[v]);
+        for (int v = 0; v < 3; v++)
+            free(got[v]);
+    }
+    wsc_close(c[0]);
+    wsc_close(c[1]);
+    assert_int_equal(mismatches, 0);
+    snapshot(b.ws, after);
+    assert_string_equal(before, after);
+}
+
 /* ---- the role matrix ----------------------------------------------------- */
 
 enum { OWNER, ADMIN, KEYUSER, SUPPORT, MEMBER, AVATAR, NROLES };
@@ -422,14 +565,80 @@ static void role_grants(void **state)
     assert_string_equal(it_sql(q), "admin,admin,owner");
 }
 
+/* Names and the picture live on the account, which every workspace of the
+ * person shows: an admin of one workspace writing them would change what
+ * another workspace sees (impersonation). The people route takes only the
+ * workspace's own fields; the person changes the account with PATCH /me. */
+static void account_fields_belong_to_the_person(void **state)
+{
+    (void)state;
+    struct acct oa, ob, x;
+    char wa[40], wb[40], path[200];
+    signup(&oa);
+    signup(&ob);
+    signup(&x);
+    create(oa.token, "/api/v1/workspaces", "{\"name\":\"acct-a\"}", wa);
+    create(ob.token, "/api/v1/workspaces", "{\"name\":\"acct-b\"}", wb);
+    join_ws(wa, x.id, "member");
+    join_ws(wb, x.id, "member");
+    struct hres r = http_req(IT.gw[0], NULL, "PATCH", "/api/v1/me", x.token,
+                             "{\"display_name\":\"Xavier\",\"first_name\":\"Xa\"}");
+    assert_int_equal(r.status, 200);
+    hres_free(&r);
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/people/%s", wa, x.id);
+    static const char *const fields[][2] = {
+        {"display_name", "{\"display_name\":\"CEO of B\"}"},
+        {"first_name", "{\"first_name\":\"Eve\"}"},
+        {"last_name", "{\"last_name\":\"Mallory\"}"},
+        {"picture_url", "{\"picture_url\":\"https://evil.example/ceo.png\"}"},
+        {"display_name", "{\"title\":\"CFO\",\"display_name\":\"CEO of B\"}"},
+    };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        /* as the workspace's owner, and as the person through this route */
+        for (int who = 0; who < 2; who++) {
+            r = http_req(IT.gw[i % 2], NULL, "PATCH", path, who ? x.token : oa.token, fields[i][1]);
+            if (r.status != 400) fprintf(stderr, "%s -> %d %s\n", fields[i][1], r.status, r.body);
+            assert_int_equal(r.status, 400);
+            assert_string_equal(hres_str(&r, "error.code"), "unknown_field");
+            assert_string_equal(hres_str(&r, "error.field"), fields[i][0]);
+            hres_free(&r);
+        }
+    }
+    /* Nothing changed on the account, and B shows what the person chose. */
+    assert_string_equal(
+        it_sqlf("SELECT display_name || '|' || first_name || '|' || coalesce(last_name, '-')"
+                " || '|' || coalesce(picture_url, '-') FROM people WHERE id = '%s'",
+                x.id),
+        "Xavier|Xa|-|-");
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/people/%s", wb, x.id);
+    r = http_req(IT.gw[1], NULL, "GET", path, ob.token, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(hres_str(&r, "display_name"), "Xavier");
+    hres_free(&r);
+    /* The workspace's own fields stay the admin's, in that workspace only. */
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/people/%s", wa, x.id);
+    r = http_req(IT.gw[0], NULL, "PATCH", path, oa.token,
+                 "{\"title\":\"CFO\",\"department\":\"Finance\"}");
+    assert_int_equal(r.status, 200);
+    assert_string_equal(hres_str(&r, "title"), "CFO");
+    assert_string_equal(hres_str(&r, "display_name"), "Xavier");
+    hres_free(&r);
+    assert_string_equal(it_sqlf("SELECT coalesce(title, '-') FROM workspace_members"
+                                " WHERE workspace_id = '%s' AND person_id = '%s'",
+                                wb, x.id),
+                        "-");
+}
+
 int main(void)
 {
     it_load_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cross_workspace_walk),
+        cmocka_unit_test(room_existence_walk),
         cmocka_unit_test(role_matrix),
         cmocka_unit_test(contacts_visibility),
         cmocka_unit_test(role_grants),
+        cmocka_unit_test(account_fields_belong_to_the_person),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

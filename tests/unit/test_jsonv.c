@@ -85,6 +85,15 @@ static void table(void **state)
     fails("{\"name\":\"12345678901\"}", "bad_field", "name");
     fails("{\"name\":\"a\\tb\"}", "bad_field", "name");
     fails("{\"name\":\"a\\u0000b\"}", "bad_json", "");
+    fails("{\"na\\u0000me\":\"x\"}", "bad_json", "");
+    fails("{\"name\":\"a\\u0007\"}", "bad_field", "name");
+    fails("{\"name\":\"a\\u007f\"}", "bad_field", "name");
+    /* An escaped backslash before "u0000" is text, not a NUL. */
+    const char *bs = "{\"name\":\"a\\\\u0000\"}";
+    o = jv_parse(bs, strlen(bs), spec, false, &e);
+    assert_non_null(o);
+    assert_string_equal(cJSON_GetObjectItem(o, "name")->valuestring, "a\\u0000");
+    cJSON_Delete(o);
     fails("{\"name\":\"x\",\"n\":6}", "bad_field", "n");
     fails("{\"name\":\"x\",\"n\":2.5}", "bad_field", "n");
     fails("{\"name\":\"x\",\"n\":\"2\"}", "bad_field", "n");

@@ -474,6 +474,71 @@ static void uuid_validation(void **state)
     assert_false(pp_uuid_valid(NULL, 36));
 }
 
+/* One rule for strings on the wire (PROTOCOL.md section 2, the same as the
+ * HTTP API's): no U+0000 anywhere, escaped or raw, in a value or a key
+ * (cJSON would cut the string there, so "visible\u0000hidden" would be
+ * stored as "visible" and two client_msg_ids would collide); no other C0
+ * control character or DEL, except tab, line feed and carriage return in a
+ * message body. */
+static void control_characters_refused(void **state)
+{
+    (void)state;
+    static const struct pp_limits big = {.max_body = 4096};
+    struct pp_cmd c;
+    struct pp_err e;
+    static const char *const bad[] = {
+        /* NUL, escaped, in every kind of string */
+        "{\"id\":7,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"m\","
+        "\"body\":\"visible\\u0000hidden\"}",
+        "{\"id\":7,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"dup\\u0000a\","
+        "\"body\":\"x\"}",
+        "{\"id\":7,\"op\":\"auth\",\"token\":\"tok\\u0000en\"}",
+        "{\"id\":7,\"op\":\"ping\\u0000x\"}",
+        "{\"id\":7,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"m\","
+        "\"body\\u0000x\":\"y\",\"body\":\"x\"}",
+        "{\"id\":7,\"op\":\"delete\",\"room\":\"" ROOM "\",\"seq\":1,\"reason\":\"a\\u0000\"}",
+        "{\"id\":7,\"op\":\"join\",\"room\":\"" ROOM "\\u0000\"}",
+        /* other C0 controls and DEL in a body */
+        "{\"id\":7,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"m\","
+        "\"body\":\"bell\\u0007\"}",
+        "{\"id\":7,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"m\","
+        "\"body\":\"esc\\u001b[31m\"}",
+        "{\"id\":7,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"m\","
+        "\"body\":\"bs\\b\"}",
+        "{\"id\":7,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"m\","
+        "\"body\":\"del\\u007f\"}",
+        "{\"id\":7,\"op\":\"edit\",\"room\":\"" ROOM "\",\"seq\":1,\"body\":\"ff\\f\"}",
+        /* any control in a single-line string (client_msg_id, reason) */
+        "{\"id\":7,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"a\\nb\","
+        "\"body\":\"x\"}",
+        "{\"id\":7,\"op\":\"mute\",\"person\":\"" ROOM "\",\"duration_s\":5,\"reason\":\"a\\tb\"}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = pp_decode(bad[i], strlen(bad[i]), &big, &c, &e);
+        if (rc == 0) {
+            fprintf(stderr, "accepted: %s\n", bad[i]);
+            pp_cmd_free(&c);
+        }
+        assert_int_equal(rc, -1);
+        assert_int_equal(e.code, PP_E_BAD_REQUEST);
+        assert_int_equal(e.id, 7); /* the error reply carries the id */
+    }
+    /* A raw NUL byte inside a string is refused the same way. */
+    static const char raw[] = "{\"id\":7,\"op\":\"send\",\"room\":\"" ROOM
+                              "\",\"client_msg_id\":\"m\",\"body\":\"a\0b\"}";
+    assert_int_equal(pp_decode(raw, sizeof raw - 1, &big, &c, &e), -1);
+    assert_int_equal(e.code, PP_E_BAD_REQUEST);
+
+    /* Allowed: tab, line feed and carriage return in a body; an escaped
+     * backslash followed by "u0000" is text, not a NUL; C1 and other
+     * Unicode characters. */
+    const char *ok = "{\"id\":8,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"m\","
+                     "\"body\":\"a\\tb\\nc\\r\\nd \\\\u0000 \\u00e9\\u0085\"}";
+    assert_int_equal(pp_decode(ok, strlen(ok), &big, &c, &e), 0);
+    assert_string_equal(c.body.str, "a\tb\nc\r\nd \\u0000 \xc3\xa9\xc2\x85");
+    pp_cmd_free(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -488,6 +553,7 @@ int main(void)
         cmocka_unit_test(receipt_and_vote_commands),
         cmocka_unit_test(event_pushes),
         cmocka_unit_test(moderation_commands),
+        cmocka_unit_test(control_characters_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
