@@ -118,8 +118,11 @@ int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri)
      * instead stops lws from ever delivering the first response's
      * WRITEABLE with the libuv loop. Closing after the first answer is what
      * RFC 9112 9.6 allows, and no byte behind a request is ever read as
-     * another request. */
-    r->close_after = true;
+     * another request. HTTP/2 (over TLS, by ALPN) frames each request in
+     * its own stream and is not affected; there a Connection header is a
+     * protocol error. */
+    r->h2 = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_PATH) > 0;
+    r->close_after = !r->h2; /* an HTTP/2 stream ends by itself, its connection stays */
     r->role = ROLE_NONE;
     r->method = method_of(wsi);
     lws_get_peer_simple(wsi, r->ip, sizeof r->ip);
@@ -291,7 +294,7 @@ int http_writeable(struct conn *c)
              lws_add_http_header_by_name(wsi, (const unsigned char *)"strict-transport-security:",
                                          (const unsigned char *)HSTS, (int)sizeof HSTS - 1, &p,
                                          end)) ||
-            (r->close_after &&
+            (r->close_after && !r->h2 &&
              lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
                                          (const unsigned char *)"close", 5, &p, end)) ||
             lws_finalize_write_http_header(wsi, start, &p, end))

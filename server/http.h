@@ -50,6 +50,7 @@ struct http_req {
     char *body;                                /* request body (NUL-terminated), or NULL */
     size_t body_len;                           /* bytes received */
     bool busy;                                 /* a completion is pending */
+    bool h2;                                   /* an HTTP/2 stream (TLS with ALPN h2) */
     uint64_t deadline;                         /* loop time (ms) by which the body must be in */
     /* Filled by the router and handlers. */
     const void *route;                     /* the matched route */
