@@ -52,10 +52,16 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                        "    AND t.room_ids IS NOT NULL AND NOT r.id = ANY(t.room_ids))",
                        4},
     [ST_LAST_SEQ] = {"last_seq", "SELECT last_seq FROM rooms WHERE id = $1::uuid", 1},
+    /* A page of the room's log for catch-up and replay, bounded by rows and
+     * by body bytes (a page of large bodies is short, one of small ones
+     * long); the first row always comes, whatever its size. */
     [ST_FETCH] = {"fetch",
-                  "SELECT " ROW_COLS " FROM messages"
-                  " WHERE room_id = $1::uuid AND seq > $2::int8 ORDER BY seq LIMIT $3::int4",
-                  3},
+                  "SELECT " ROW_COLS " FROM (SELECT *,"
+                  "  sum(octet_length(body)) OVER (ORDER BY seq) - octet_length(body) AS prior_bytes"
+                  "  FROM messages WHERE room_id = $1::uuid AND seq > $2::int8"
+                  "  ORDER BY seq LIMIT $3::int4) m"
+                  " WHERE prior_bytes < $4::int8 ORDER BY seq",
+                  4},
     [ST_BEFORE] = {"before",
                    "SELECT " ROW_COLS " FROM messages"
                    " WHERE room_id = $1::uuid AND seq < $2::int8"
