@@ -694,7 +694,9 @@ static void on_replay(void *ud, PGresult *res, int err)
      * all stored (delivered never passes what PostgreSQL has). An empty page
      * below delivered (rows gone to retention) goes live: fan-out sends the
      * member back here if the next seq is not pos + 1. */
-    if (full || (n > 0 && s->pos < s->room->delivered))
+    if (full)
+        s->wait_drain = true; /* the queue is not empty: a write will resume it */
+    else if (n > 0 && s->pos < s->room->delivered)
         replay_next(a, s);
     else
         s->state = SUB_LIVE; /* caught up: on this thread nothing slips in between */

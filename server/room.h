@@ -37,7 +37,7 @@ struct fetch;
 enum sub_state {
     SUB_CHECKING, /* join authorisation query in flight; not in a room yet */
     SUB_WAITING,  /* in the room, waiting for it to learn its last seq */
-    SUB_REPLAY,   /* being given stored messages after since */
+    SUB_REPLAY,   /* being given stored messages, paced: after since, or fell behind */
     SUB_LIVE,     /* receiving fan-out */
 };
 
