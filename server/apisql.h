@@ -39,5 +39,10 @@
                   " WHERE rsx.room_id = " r ".id AND rsx.person_id = p.actor))"
 /* Milliseconds since the epoch of a timestamptz expression. */
 #define TS_MS(col) "(extract(epoch from " col ") * 1000)::int8"
+/* The SET clause that takes a room's time with its seq (rooms r, under the
+ * row lock): a message's created_at is this last_ts, never now(), the start
+ * of a transaction that may have waited for the lock while later ones took
+ * lower seqs. GREATEST keeps the order if the clock steps back (sql/008). */
+#define ROOM_TS " last_ts = GREATEST(clock_timestamp(), r.last_ts)"
 
 #endif

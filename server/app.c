@@ -127,11 +127,17 @@ static void on_sweep(uv_timer_t *t)
      * often would cost an idle gateway with many connections real CPU. */
     if (++a->sweeps % 10 == 0) {
         uint64_t now = app_now_ms(a);
-        for (struct conn *c = a->conns; c; c = c->next)
+        /* This check runs every 200 ms; a longer pause means the loop
+         * itself was stopped (SIGSTOP) or starved, not the clients. */
+        bool frozen = now - a->stall_checked_at > 2000;
+        a->stall_checked_at = now;
+        for (struct conn *c = a->conns; c; c = c->next) {
             if (!c->authed && !c->closing && now - c->opened_ms >= a->cfg.auth_timeout_ms) {
                 a->stats.auth_timeouts++;
                 conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "auth timeout");
             }
+            conn_check_stall(c, now, frozen);
+        }
     }
     /* Readiness also means the schema is the one this build expects: a
      * migration run by a newer gateway makes this one not ready. */

@@ -43,6 +43,7 @@ struct app {
     uint64_t next_conn_id;           /* for logs */
     uv_timer_t sweep;                /* room gaps, auth deadlines, shutdown progress */
     uint64_t sweeps;                 /* sweep count: auth deadlines every 10th */
+    uint64_t stall_checked_at;       /* uv_now of the last out-queue stall check */
     uv_signal_t sig_term;            /* SIGTERM: drain and exit */
     uv_signal_t sig_int;             /* SIGINT: same */
     uv_signal_t sig_usr1;            /* SIGUSR1: one log level more verbose */

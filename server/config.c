@@ -41,6 +41,8 @@ static const struct opt opts[] = {
      "out-queue bytes per connection (1048576)"},
     {"--outq-frames", "PARLEY_OUTQ_FRAMES", K_U32, OFF(outq_frames), 0, 8, 1 << 20,
      "out-queue frames per connection (4096)"},
+    {"--outq-stall-ms", "PARLEY_OUTQ_STALL_MS", K_U32, OFF(outq_stall_ms), 0, 100, 600000,
+     "close a connection that has read nothing queued for this long (10000)"},
     {"--batch-max", "PARLEY_BATCH_MAX", K_U32, OFF(batch_max), 0, 1, 10000,
      "messages per write transaction (256)"},
     {"--batch-delay-us", "PARLEY_BATCH_DELAY_US", K_U32, OFF(batch_delay_us), 0, 0, 1000000,
@@ -127,6 +129,7 @@ void config_defaults(struct config *c)
     c->max_body = 4096;
     c->outq_bytes = 1 << 20;
     c->outq_frames = 4096;
+    c->outq_stall_ms = 10000;
     c->batch_max = 256;
     c->batch_delay_us = 1000;
     c->batch_queue_max = 8192;

@@ -22,6 +22,8 @@ struct config {
     size_t max_body;                  /* bytes of a message body */
     size_t outq_bytes;                /* a connection's out-queue limit in bytes */
     uint32_t outq_frames;             /* ... and in frames */
+    uint32_t outq_stall_ms;           /* a connection whose out-queue has not moved for this long
+                                         is closed as a slow consumer */
     uint32_t batch_max;               /* messages per write transaction at most */
     uint32_t batch_delay_us;          /* how long the first message of a batch may wait */
     uint32_t batch_queue_max;         /* messages waiting for a batch at most (then rx flow off) */

@@ -173,8 +173,32 @@ int conn_send(struct conn *c, struct frame *f)
         conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
         return -1;
     }
-    if (was_empty) arm(c);
+    if (was_empty) {
+        c->moved_at = app_now_ms(c->app);
+        arm(c);
+    }
     return 0;
+}
+
+bool conn_low_water(const struct conn *c)
+{
+    return c->q.bytes <= c->app->cfg.outq_bytes / 4 && c->q.count <= c->app->cfg.outq_frames / 4;
+}
+
+void conn_check_stall(struct conn *c, uint64_t now, bool frozen)
+{
+    if (c->closing || !c->q.count) return;
+    if (frozen) {
+        c->moved_at = now;
+        return;
+    }
+    if (now - c->moved_at < c->app->cfg.outq_stall_ms) return;
+    /* Paced recovery never lets a reading member's queue overflow, so a
+     * peer that reads nothing would otherwise hold its queue for ever. */
+    c->app->stats.slow_consumers++;
+    log_info("slow consumer closed", "conn=%llu queued_bytes=%zu stalled_ms=%llu",
+             (unsigned long long)c->id, c->q.bytes, (unsigned long long)(now - c->moved_at));
+    conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "slow consumer");
 }
 
 int conn_send_ephemeral(struct conn *c, struct frame *f)
@@ -275,7 +299,7 @@ int conn_on_writeable(struct conn *c)
      * the scratch buffer are free for reuse once lws_write returns. */
     int w = lws_write(c->wsi, out, len, LWS_WRITE_TEXT);
     a->stats.writes++;
-    c->wrote_at = app_now_ms(a);
+    c->wrote_at = c->moved_at = app_now_ms(a);
     for (uint32_t i = 0; i < used; i++)
         outq_pop(&c->q);
     if (w < (int)len) return -1;
@@ -283,7 +307,8 @@ int conn_on_writeable(struct conn *c)
         lws_callback_on_writable(c->wsi);
     else if (c->close_when_drained) /* shutdown: the last reply is out, now the close */
         conn_close(c, c->close_code, c->close_reason);
-    else
-        room_conn_drained(a, c);
+    /* Paced recovery refills below the low-water mark, before the queue
+     * runs dry, so a reading client is never idle between pages for long. */
+    if (!c->close_when_drained && conn_low_water(c)) room_conn_drained(a, c);
     return 0;
 }

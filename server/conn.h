@@ -81,6 +81,7 @@ struct conn {
     uint64_t typing_at;              /* uv_now of the last typing event sent (rate limit) */
     const char *ua_os, *ua_browser;  /* User-Agent families at the handshake */
     uint64_t wrote_at;               /* uv_now of the last write (write coalescing) */
+    uint64_t moved_at;               /* uv_now the out-queue last moved (first frame, write) */
     bool flush_waiting;              /* in app's flush list */
     struct conn *flush_prev;         /* neighbours in that list */
     struct conn *flush_next;         /* (NULL at its ends) */
@@ -90,7 +91,10 @@ void conn_init(struct conn *c, struct app *app, struct lws *wsi);
 void conn_destroy(struct conn *c);
 
 /* Queues a reference to f (the caller keeps its own). Returns 0, or -1 when
- * the connection is closing or was just closed for passing its limit. */
+ * the connection is closing or was just closed for passing its limit.
+ * Room messages do not come here past three quarters of the limit: a member
+ * that far behind is switched to paced catch-up (room.c), so the hard limit
+ * cuts only a connection that also piles up replies and other pushes. */
 int conn_send(struct conn *c, struct frame *f);
 int conn_send_copy(struct conn *c, const char *p, size_t len);
 /* Queues an ephemeral frame (typing, presence) unless the out-queue is
@@ -108,6 +112,15 @@ void conn_close_when_drained(struct conn *c, uint16_t code, const char *reason);
 
 /* Applies c->rx_paused: stop or resume reading from the socket. */
 void conn_rx_flow(struct conn *c);
+
+/* True while the out-queue is at most a quarter full (bytes and frames):
+ * paced recovery loads its next page only then. */
+bool conn_low_water(const struct conn *c);
+/* Sweep: closes c as a slow consumer when frames have waited in its
+ * out-queue for outq_stall_ms without a write (the peer reads nothing).
+ * frozen: the loop itself did not run for a while (the process was stopped
+ * or starved), so nobody had a chance to write: restart the clock instead. */
+void conn_check_stall(struct conn *c, uint64_t now, bool frozen);
 
 /* LWS_CALLBACK_SERVER_WRITEABLE: 0, or -1 to close. */
 int conn_on_writeable(struct conn *c);

@@ -37,11 +37,12 @@
 #define APPEND(kind, json)                                                                         \
     " lk AS (SELECT r.id FROM rooms r JOIN rm ON r.id = rm.id WHERE EXISTS (SELECT 1 FROM go)"     \
     "  FOR UPDATE OF r),"                                                                          \
-    " al AS (UPDATE rooms r SET last_seq = r.last_seq + 1 FROM lk WHERE r.id = lk.id"              \
-    "  RETURNING r.id, r.last_seq),"                                                               \
-    " ev AS (INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body, kind)"            \
+    " al AS (UPDATE rooms r SET last_seq = r.last_seq + 1," ROOM_TS " FROM lk WHERE r.id = lk.id"  \
+    "  RETURNING r.id, r.last_seq, r.last_ts),"                                                    \
+    " ev AS (INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body, kind, "           \
+    "created_at)"                                                                                  \
     "  SELECT al.id, al.last_seq, p.actor, '~" kind "' || al.last_seq, (" json ")::text, '" kind   \
-    "' FROM al, go, p RETURNING seq)"
+    "', al.last_ts FROM al, go, p RETURNING seq)"
 #define SYNC "(SELECT 'sync ' || p.id1 || ' ' || ev.seq FROM ev)"
 #define LOG(action, person, seq, pending, detail)                                                  \
     " lg AS (INSERT INTO moderation_log (workspace_id, room_id, actor_id, action, target_person,"  \
@@ -121,13 +122,13 @@ const struct db_stmt mod_stmts[M__COUNT] = {
         " go AS (SELECT x.* FROM pending x, rm, p WHERE x.id = p.z::int8 AND x.room_id = rm.id"
         "  AND x.state = 'held' FOR UPDATE OF x),"
         " lk AS (SELECT r.id, r.kind FROM rooms r JOIN go ON r.id = go.room_id FOR UPDATE OF r),"
-        " al AS (UPDATE rooms r SET last_seq = r.last_seq + 1 FROM lk WHERE r.id = lk.id"
-        "  RETURNING r.id, r.last_seq, r.kind),"
+        " al AS (UPDATE rooms r SET last_seq = r.last_seq + 1," ROOM_TS " FROM lk WHERE r.id = lk.id"
+        "  RETURNING r.id, r.last_seq, r.kind, r.last_ts),"
         " ins AS (INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body, kind,"
-        "  parent_seq) SELECT al.id, al.last_seq, go.sender_id, go.client_msg_id, go.body,"
-        "  CASE WHEN al.kind <> 'dialogue' THEN 'message' WHEN go.parent_seq IS NULL THEN 'entry'"
-        "  ELSE 'reply' END, CASE WHEN al.kind = 'dialogue' THEN go.parent_seq END"
-        "  FROM al, go RETURNING seq),"
+        "  parent_seq, created_at) SELECT al.id, al.last_seq, go.sender_id, go.client_msg_id,"
+        "  go.body, CASE WHEN al.kind <> 'dialogue' THEN 'message' WHEN go.parent_seq IS NULL"
+        "  THEN 'entry' ELSE 'reply' END, CASE WHEN al.kind = 'dialogue' THEN go.parent_seq END,"
+        "  al.last_ts FROM al, go RETURNING seq),"
         " up AS (UPDATE pending x SET state = 'approved', decided_by = p.actor,"
         "  decided_at = now(), seq = ins.seq FROM go, ins, p WHERE x.id = go.id RETURNING 1),"
         LOG("approve", "go.sender_id", "(SELECT seq FROM ins)", "go.id", "NULL::jsonb")
@@ -219,14 +220,15 @@ const struct db_stmt mod_stmts[M__COUNT] = {
         P "," ROOM_OF_WS ","
         " go AS (SELECT rm.id FROM rm),"
         " lk AS (SELECT r.id FROM rooms r JOIN rm ON r.id = rm.id FOR UPDATE OF r),"
-        " al AS (UPDATE rooms r SET last_seq = r.last_seq + 1,"
+        " al AS (UPDATE rooms r SET last_seq = r.last_seq + 1," ROOM_TS ","
         "  locked = coalesce((p.b->>'locked')::bool, r.locked),"
         "  slow_mode_s = coalesce((p.b->>'slow_mode_s')::int, r.slow_mode_s)"
-        "  FROM lk, p WHERE r.id = lk.id RETURNING r.id, r.last_seq, r.locked, r.slow_mode_s),"
-        " ev AS (INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body, kind)"
-        "  SELECT al.id, al.last_seq, p.actor, '~settings' || al.last_seq, json_build_object("
-        "  'locked', al.locked, 'slow_mode_s', al.slow_mode_s)::text, 'settings' FROM al, p"
-        "  RETURNING seq),"
+        "  FROM lk, p WHERE r.id = lk.id"
+        "  RETURNING r.id, r.last_seq, r.locked, r.slow_mode_s, r.last_ts),"
+        " ev AS (INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body, kind,"
+        "  created_at) SELECT al.id, al.last_seq, p.actor, '~settings' || al.last_seq,"
+        "  json_build_object('locked', al.locked, 'slow_mode_s', al.slow_mode_s)::text,"
+        "  'settings', al.last_ts FROM al, p RETURNING seq),"
         LOG("settings", "NULL::uuid", "NULL::int8", "NULL::int8",
             "jsonb_build_object('locked', p.b->'locked', 'slow_mode_s', p.b->'slow_mode_s')")
         " SELECT 200, json_build_object('room', al.id, 'locked', al.locked,"

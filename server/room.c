@@ -216,6 +216,38 @@ static struct frame *row_frame(struct app *a, const char *room, PGresult *res, i
     return room_encode_message(a, &m);
 }
 
+/* ---- pacing -------------------------------------------------------------
+ * A member is given stored messages (replay after since, or catch-up when it
+ * fell behind) only as fast as its connection drains: a page is loaded when
+ * its out-queue is at most a quarter full (conn_low_water) and fills it to
+ * half at most, counted in bytes and frames. Live fan-out goes on to three
+ * quarters; a member further behind is switched to paced catch-up from its
+ * position instead of being cut off, which would only make a client that
+ * reads come back and ask for the same backlog. The last quarter stays free
+ * for replies and other pushes. A peer that reads nothing is still closed,
+ * by the stall check (conn_check_stall). */
+
+/* Bytes of bodies in one page read from storage. */
+static size_t page_bytes(const struct app *a)
+{
+    return a->cfg.outq_bytes / 2;
+}
+
+/* Another stored message fits the member's share of its out-queue (the
+ * first always does, so every page makes progress). */
+static bool paced_fits(const struct conn *c, size_t len)
+{
+    const struct config *cfg = &c->app->cfg;
+    if (!c->q.count) return true;
+    return c->q.bytes + len <= cfg->outq_bytes / 2 && c->q.count < cfg->outq_frames / 2;
+}
+
+static bool live_fits(const struct conn *c, size_t len)
+{
+    const struct config *cfg = &c->app->cfg;
+    return c->q.bytes + len <= cfg->outq_bytes / 4 * 3 && c->q.count < cfg->outq_frames / 4 * 3;
+}
+
 /* ---- fan-out ----------------------------------------------------------- */
 
 static void deliver(struct app *a, struct room *r, int64_t seq, struct frame *f)
@@ -224,7 +256,13 @@ static void deliver(struct app *a, struct room *r, int64_t seq, struct frame *f)
         next = s->next;
         if (s->state != SUB_LIVE) continue; /* replay will reach this seq */
         if (seq <= s->pos) continue;        /* it has this one already */
-        if (seq == s->pos + 1) {
+        if (seq == s->pos + 1 && !live_fits(s->conn, f->len) && !s->conn->closing) {
+            /* Too far behind for the queue: storage gives it the rest, paced
+             * (and the room's later messages too, until it is level). */
+            a->stats.paced_catchups++;
+            s->state = SUB_REPLAY;
+            replay_next(a, s);
+        } else if (seq == s->pos + 1) {
             s->pos = seq;
             if (conn_send(s->conn, f) == 0) a->stats.frames_delivered++;
         } else {
@@ -527,8 +565,10 @@ static void on_room_fetch(void *ud, PGresult *res, int err)
         return;
     }
     int n = PQntuples(res);
+    size_t bytes = 0;
     for (int i = 0; i < n; i++) {
         int64_t seq = strtoll(PQgetvalue(res, i, COL_SEQ), NULL, 10);
+        bytes += (size_t)PQgetlength(res, i, COL_BODY);
         if (seq != r->delivered + 1) continue;
         struct frame *f = row_frame(a, r->id, res, i);
         if (!f) break;
@@ -536,7 +576,8 @@ static void on_room_fetch(void *ud, PGresult *res, int err)
         frame_unref(f);
     }
     drain_window(a, r);
-    if (n == FETCH_CHUNK || r->catchup_wanted) {
+    /* A page cut by its byte budget reaches it: there may be more. */
+    if (n == FETCH_CHUNK || bytes >= page_bytes(a) || r->catchup_wanted) {
         r->catchup_wanted = false;
         catchup(a, r);
     } else if (r->nwin) {
@@ -558,11 +599,12 @@ static int room_query(struct app *a, struct room *r, enum fetch_kind kind)
         const char *v[1] = {r->id};
         rc = db_query(a->db, -1, ST_LAST_SEQ, 1, v, NULL, NULL, on_room_fetch, ft);
     } else {
-        char after[24], lim[8];
+        char after[24], lim[8], bytes[24];
         snprintf(after, sizeof after, "%lld", (long long)r->delivered);
         snprintf(lim, sizeof lim, "%d", FETCH_CHUNK);
-        const char *v[3] = {r->id, after, lim};
-        rc = db_query(a->db, -1, ST_FETCH, 3, v, NULL, NULL, on_room_fetch, ft);
+        snprintf(bytes, sizeof bytes, "%zu", page_bytes(a));
+        const char *v[4] = {r->id, after, lim, bytes};
+        rc = db_query(a->db, -1, ST_FETCH, 4, v, NULL, NULL, on_room_fetch, ft);
     }
     if (rc) {
         mem_free(ft);
@@ -644,18 +686,34 @@ static void on_replay(void *ud, PGresult *res, int err)
         return;
     }
     int n = PQntuples(res);
+    bool full = false; /* the member's share of its queue is used: wait */
     for (int i = 0; i < n && !s->conn->closing; i++) {
         int64_t seq = strtoll(PQgetvalue(res, i, COL_SEQ), NULL, 10);
         if (seq <= s->pos) continue;
         struct frame *f = row_frame(a, s->room_id, res, i);
-        if (!f) break;
+        if (!f) {
+            conn_close(s->conn, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+            return;
+        }
+        if (!paced_fits(s->conn, f->len)) {
+            /* Read again from here once the connection has drained. */
+            frame_unref(f);
+            full = true;
+            break;
+        }
         s->pos = seq;
         conn_send(s->conn, f);
         frame_unref(f);
         a->stats.replayed++;
     }
     if (s->conn->closing) return;
-    if (n == FETCH_CHUNK || s->room->delivered > s->pos)
+    /* Until level with the room; the live messages it skipped meanwhile are
+     * all stored (delivered never passes what PostgreSQL has). An empty page
+     * below delivered (rows gone to retention) goes live: fan-out sends the
+     * member back here if the next seq is not pos + 1. */
+    if (full)
+        s->wait_drain = true; /* the queue is not empty: a write will resume it */
+    else if (n > 0 && s->pos < s->room->delivered)
         replay_next(a, s);
     else
         s->state = SUB_LIVE; /* caught up: on this thread nothing slips in between */
@@ -664,11 +722,18 @@ static void on_replay(void *ud, PGresult *res, int err)
 static void replay_next(struct app *a, struct sub *s)
 {
     if (s->fetch || s->conn->closing) return;
-    if (s->conn->q.bytes > a->cfg.outq_bytes / 2) {
+    struct conn *c = s->conn;
+    if (!conn_low_water(c)) {
         s->wait_drain = true; /* resume from room_conn_drained */
         return;
     }
     s->wait_drain = false;
+    /* The page is bounded by what the queue may still take, in bytes and
+     * in frames; on_replay checks each frame again (escaping makes a push
+     * larger than its body). */
+    size_t room_bytes = a->cfg.outq_bytes / 2 - c->q.bytes;
+    uint32_t rows = a->cfg.outq_frames / 2 - c->q.count;
+    if (rows > FETCH_CHUNK) rows = FETCH_CHUNK;
     struct fetch *ft = mem_calloc(1, sizeof *ft);
     if (!ft) {
         conn_close(s->conn, 1011, "out of memory");
@@ -677,11 +742,12 @@ static void replay_next(struct app *a, struct sub *s)
     ft->app = a;
     ft->kind = F_REPLAY;
     ft->sub = s;
-    char after[24], lim[8];
+    char after[24], lim[16], bytes[24];
     snprintf(after, sizeof after, "%lld", (long long)s->pos);
-    snprintf(lim, sizeof lim, "%d", FETCH_CHUNK);
-    const char *v[3] = {s->room_id, after, lim};
-    if (db_query(a->db, -1, ST_FETCH, 3, v, NULL, NULL, on_replay, ft)) {
+    snprintf(lim, sizeof lim, "%u", rows ? rows : 1);
+    snprintf(bytes, sizeof bytes, "%zu", room_bytes);
+    const char *v[4] = {s->room_id, after, lim, bytes};
+    if (db_query(a->db, -1, ST_FETCH, 4, v, NULL, NULL, on_replay, ft)) {
         mem_free(ft);
         conn_close(s->conn, 1013, "recovery unavailable, retry");
         return;

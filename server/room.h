@@ -11,6 +11,12 @@
  * keeps its own position (sub->pos) and is given a seq only if it is pos + 1,
  * so no client ever sees a gap or a duplicate.
  *
+ * Pacing: stored messages (replay after since, catch-up of a member that fell
+ * behind) are read page by page, each page bounded in rows and bytes and
+ * loaded only when the member's out-queue has drained below its low-water
+ * mark; a live member whose queue would pass three quarters of its limit is
+ * switched to that paced catch-up from its pos instead of being cut off.
+ *
  * Ownership: the registry owns rooms and subs. A sub is owned by its room and
  * listed in its connection's subs array. A room with no subs is freed once its
  * bus subscription is gone. Fetch tickets are unhooked when their room goes.
@@ -31,7 +37,7 @@ struct fetch;
 enum sub_state {
     SUB_CHECKING, /* join authorisation query in flight; not in a room yet */
     SUB_WAITING,  /* in the room, waiting for it to learn its last seq */
-    SUB_REPLAY,   /* being given stored messages after since */
+    SUB_REPLAY,   /* being given stored messages, paced: after since, or fell behind */
     SUB_LIVE,     /* receiving fan-out */
 };
 
@@ -46,7 +52,7 @@ struct sub {
     uint64_t join_t0;              /* uv_hrtime at the join command, for latency */
     bool has_since;                /* join asked for recovery */
     int64_t since;                 /* ... from this seq */
-    bool wait_drain;               /* replay paused until the out-queue drains */
+    bool wait_drain;               /* replay paused until the out-queue drains below low water */
     struct fetch *fetch;           /* replay query in flight, or NULL */
     struct ticket *check;          /* join authorisation query in flight, or NULL */
     bool pres_snap;                /* the presence snapshot was sent */
@@ -68,7 +74,8 @@ void room_sub_enter(struct app *a, struct sub *s);
 void room_sub_leave(struct app *a, struct sub *s);
 /* Connection closing: leave every room. */
 void room_conn_gone(struct app *a, struct conn *c);
-/* Connection's out-queue emptied: resume paused replays. */
+/* Connection's out-queue drained below its low-water mark (conn_low_water):
+ * resume paused replays and catch-ups. */
 void room_conn_drained(struct app *a, struct conn *c);
 
 /* A committed message could not be published: fetch it for local members. */

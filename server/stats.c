@@ -169,6 +169,9 @@ char *stats_render(struct app *a, size_t *len)
            (double)s->replays);
     metric(&o, "parley_recovery_replayed_messages_total", "counter",
            "Messages replayed to joining connections.", (double)s->replayed);
+    metric(&o, "parley_recovery_paced_catchups_total", "counter",
+           "Live members whose backlog went to paced catch-up instead of the out-queue.",
+           (double)s->paced_catchups);
     metric(&o, "parley_ephemeral_dropped_total", "counter",
            "Typing and presence frames shed from connections under pressure.",
            (double)s->ephemeral_dropped);

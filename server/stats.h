@@ -45,6 +45,7 @@ struct stats {
     uint64_t gap_fetches;               /* room catch-ups from PostgreSQL */
     uint64_t replays;                   /* joins that replayed from storage */
     uint64_t replayed;                  /* messages replayed to joining connections */
+    uint64_t paced_catchups;            /* live members switched to paced catch-up */
     uint64_t receipts_received;         /* read/seen/vote commands accepted for writing */
     uint64_t receipts_persisted;        /* ... committed */
     uint64_t receipt_batches;           /* their write transactions */

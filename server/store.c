@@ -59,10 +59,16 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                        "          WHERE m.room_id = r.id AND m.person_id = $3::uuid))",
                        5},
     [ST_LAST_SEQ] = {"last_seq", "SELECT last_seq FROM rooms WHERE id = $1::uuid", 1},
+    /* A page of the room's log for catch-up and replay, bounded by rows and
+     * by body bytes (a page of large bodies is short, one of small ones
+     * long); the first row always comes, whatever its size. */
     [ST_FETCH] = {"fetch",
-                  "SELECT " ROW_COLS " FROM messages"
-                  " WHERE room_id = $1::uuid AND seq > $2::int8 ORDER BY seq LIMIT $3::int4",
-                  3},
+                  "SELECT " ROW_COLS " FROM (SELECT *,"
+                  "  sum(octet_length(body)) OVER (ORDER BY seq) - octet_length(body) AS prior_bytes"
+                  "  FROM messages WHERE room_id = $1::uuid AND seq > $2::int8"
+                  "  ORDER BY seq LIMIT $3::int4) m"
+                  " WHERE prior_bytes < $4::int8 ORDER BY seq",
+                  4},
     [ST_BEFORE] = {"before",
                    "SELECT " ROW_COLS " FROM messages"
                    " WHERE room_id = $1::uuid AND seq < $2::int8"
@@ -109,12 +115,14 @@ const struct db_stmt store_stmts[ST__COUNT] = {
          "  SELECT r.id FROM rooms r WHERE r.id IN (SELECT room FROM counts)"
          "   ORDER BY r.id FOR UPDATE),"
          " alloc AS ("
-         "  UPDATE rooms r SET last_seq = r.last_seq + c.k FROM counts c, locked l"
-         "   WHERE r.id = c.room AND l.id = r.id RETURNING r.id, r.last_seq - c.k AS base),"
+         "  UPDATE rooms r SET last_seq = r.last_seq + c.k," ROOM_TS " FROM counts c, locked l"
+         "   WHERE r.id = c.room AND l.id = r.id"
+         "   RETURNING r.id, r.last_seq - c.k AS base, r.last_ts),"
          " ins AS ("
-         "  INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body, kind, parent_seq)"
+         "  INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body, kind, parent_seq,"
+         "   created_at)"
          "  SELECT f.room, a.base + f.rn, f.sender, f.cmid, f.body, f.k,"
-         "   CASE WHEN f.k = 'reply' THEN f.parent END"
+         "   CASE WHEN f.k = 'reply' THEN f.parent END, a.last_ts"
          "    FROM fresh f JOIN alloc a ON a.id = f.room"
          "  RETURNING room_id, seq, sender_id, client_msg_id, created_at, kind, parent_seq)"
          " SELECT f.i, ins.seq, " TS_MS("ins.created_at") ", false, NULL, ins.kind, ins.parent_seq"

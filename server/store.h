@@ -31,7 +31,8 @@ enum store_stmt {
     ST_JOIN_CHECK,   /* $1 room, $2 workspace, $3 person, $4 token id, $5 manages rooms
                         -> allowed (no row: not visible to the person) */
     ST_LAST_SEQ,     /* $1 room -> last_seq */
-    ST_FETCH,        /* $1 room, $2 after seq, $3 limit -> rows ascending */
+    ST_FETCH,        /* $1 room, $2 after seq, $3 limit, $4 byte budget -> rows ascending,
+                        ending with the first whose bodies reach the budget */
     ST_BEFORE,       /* $1 room, $2 before seq, $3 limit -> messages descending (history) */
     ST_HIST_AFTER,   /* $1 room, $2 after seq, $3 limit -> messages ascending (history) */
     ST_INSERT_BATCH, /* $1 json array of sends -> (i, seq, ts, dup, body) */

@@ -134,6 +134,7 @@ static void slow_consumer_is_dropped_others_unaffected(void **state)
     cJSON_Delete(it_join(watch, w.room, -1));
     struct wsc *sender = it_connect_auth(1, w.tok[2]);
     cJSON_Delete(it_join(sender, w.room, -1));
+    double slow0 = it_metric(0, "parley_connections_closed_total{reason=\"slow_consumer\"}");
     long rss0 = it_rss_kb(IT.gw_pid[0]);
     static char body[4001];
     memset(body, 'b', 4000);
@@ -167,8 +168,14 @@ static void slow_consumer_is_dropped_others_unaffected(void **state)
         cJSON_Delete(m);
     }
     assert_int_equal(seen, N);
-    /* The slow one was cut off: reading now ends in a close, long before
-     * it could have received everything. */
+    /* The slow one is cut off once its out-queue has not moved for
+     * --outq-stall-ms (10 s): a reading member would be paced instead, so
+     * it must not read before then. Reading now ends in a close, long
+     * before it could have received everything. */
+    uint64_t t0 = it_now_ms();
+    while (it_metric(0, "parley_connections_closed_total{reason=\"slow_consumer\"}") == slow0 &&
+           it_now_ms() - t0 < 30000)
+        usleep(200000);
     int code = wsc_wait_closed(slow, 10000);
     assert_true(code == 1008 || code == -1);
     /* Memory stayed bounded while 10 MB went through. */
