@@ -735,6 +735,7 @@ export class ParleyClient {
    * @returns {Promise<{room: string, lastSeq: number, recovered?: boolean}>}
    */
   join(room, opts = {}) {
+    if (this.state === 'closed') return Promise.reject(new ParleyError('closed', 'client closed', { op: 'join', room }));
     const existing = this._rooms.get(room);
     if (existing) {
       if (existing.joinReq) return existing.joinPromise;
@@ -826,28 +827,37 @@ export class ParleyClient {
 
   /**
    * @private The room is no longer joined (refused on rejoin, removed, or
-   * left): its unacknowledged sends fail with err.
+   * left): its sends not yet written fail with err.
    */
   _dropRoom(r, err, report = true) {
     if (this._rooms.get(r.room) !== r) return;
     this._rooms.delete(r.room);
+    // Commands written on the current connection get the server's answer.
     for (const req of [...this._queue]) {
-      if (req.room === r.room && req !== r.joinReq && (req.isSend || !req.control)) this._settle(req, err);
+      if (req.room === r.room && req !== r.joinReq && !req.sentOn && (req.isSend || !req.control)) {
+        this._settle(req, err);
+      }
     }
     if (report) this._emit('error', err);
   }
 
   /**
-   * Leaves a room: no more pushes from it; its unacknowledged sends fail
-   * with `not_joined`.
+   * Leaves a room: no more pushes from it; its sends not yet written fail
+   * with `not_joined` (those already written get the server's answer).
    * @param {string} room
    * @returns {Promise<{room: string}>}
    */
   leave(room) {
     const r = this._rooms.get(room);
     if (!r) return Promise.reject(new ParleyError('not_joined', 'not joined', { op: 'leave', room }));
-    const wasJoined = !!(this._conn && r.joinedOn === this._conn.id) || !!r.joinReq;
+    const joinReq = r.joinReq;
+    const wasJoined = !!(this._conn && r.joinedOn === this._conn.id) || !!(joinReq && joinReq.sentOn);
     this._dropRoom(r, new ParleyError('not_joined', 'left the room', { op: 'send', room }), false);
+    if (joinReq && !joinReq.sentOn) {
+      // Never sent: it will not be.
+      r.joinReq = null;
+      this._settle(joinReq, new ParleyError('not_joined', 'left before the join was sent', { op: 'join', room }));
+    }
     if (!wasJoined) return Promise.resolve({ room });
     return this._request('leave', { room }, { control: true });
   }

@@ -7,6 +7,7 @@ import { after, test } from 'node:test';
 import { ParleyError } from '../parley.mjs';
 import {
   GW,
+  SLOW,
   closeAll,
   client,
   collect,
@@ -31,7 +32,7 @@ const isCode = (code) => (e) => {
  * reach the other gateway a moment later. Returns the last outcome. */
 async function sendUntil(c, room, want) {
   let got = '';
-  for (let i = 0; i < 40 && got !== want; i++) {
+  for (let i = 0; i < 40 * SLOW && got !== want; i++) {
     got = await c
       .send(room, 'are we there yet')
       .done.then(() => 'ok')
@@ -63,7 +64,7 @@ test("two clients on two gateways see each other's messages in one order", async
   }
   await Promise.all(outs.map((o) => o.done));
   await waitFor(() => ga.length >= 40 && gb.length >= 40, 15000, '40 messages each');
-  await sleep(100);
+  await sleep(100 * SLOW);
   assert.deepEqual(seqs(ga), range(1, 40));
   assert.deepEqual(seqs(gb), range(1, 40));
   assert.deepEqual(
@@ -96,7 +97,7 @@ test('a dropped socket reconnects to the other gateway and recovers: no gap, no 
   }
   await Promise.all(outs.map((o) => o.done));
   await waitFor(() => gb.length >= 60, 15000, 'b to catch up');
-  await sleep(200);
+  await sleep(200 * SLOW);
   assert.deepEqual(seqs(gb), range(1, 60));
   assert.deepEqual(
     gb.map((m) => m.body),
@@ -134,7 +135,7 @@ test('a send made while disconnected is delivered exactly once after reconnect, 
   assert.equal(ack.duplicate, false);
   assert.deepEqual(states, [['reconnecting', 'pending'], 'acknowledged']);
   await waitFor(() => ga.length >= 1 && gb.length >= 1, 10000, 'delivery');
-  await sleep(300);
+  await sleep(300 * SLOW);
   for (const list of [ga, gb]) {
     assert.equal(list.length, 1);
     assert.equal(list[0].client_msg_id, out.clientMsgId);
@@ -161,10 +162,41 @@ test('a send whose answer was lost is sent again with the same id: stored and de
   assert.equal(ack.duplicate, true, 'the retry found the stored message');
   assert.equal(out.attempts, 2);
   assert.equal(out.seq, 2);
-  await sleep(300);
+  await sleep(300 * SLOW);
   assert.deepEqual(seqs(ga), [1, 2]);
   assert.deepEqual(seqs(gb), [1, 2], 'b got its own message once, by recovery');
   assert.equal(gb[1].client_msg_id, out.clientMsgId);
+});
+
+test('leave: a send still waiting fails with not_joined, nothing is stored, the room falls silent', async () => {
+  const w = world();
+  const lossy = lossyWebSocket();
+  const { a, b } = await pair(w, { b: { WebSocket: lossy.WebSocket } });
+  const ga = collect(a, w.room);
+  const gb = collect(b, w.room);
+  let out = null;
+  let left = null;
+  b.on('state', (s) => {
+    if (s.state === 'reconnecting' && !out) {
+      out = b.send(w.room, 'never sent');
+      left = b.leave(w.room);
+    }
+  });
+  lossy.current().cut();
+  await waitFor(() => out !== null, 5000, 'the disconnect');
+  await assert.rejects(out.done, isCode('not_joined'));
+  assert.deepEqual(await left, { room: w.room });
+  assert.deepEqual(b.rooms(), []);
+  await waitFor(() => b.state === 'open', 5000, 'the reconnection');
+  await a.send(w.room, 'after').done;
+  await waitFor(() => ga.length === 1, 5000, 'the message');
+  await sleep(300 * SLOW);
+  assert.deepEqual(
+    ga.map((m) => m.body),
+    ['after'],
+  );
+  assert.deepEqual(gb, []);
+  await assert.rejects(b.history(w.room), isCode('not_joined'));
 });
 
 test('refusals surface as typed errors with their code; nothing is stored', async () => {
@@ -234,6 +266,8 @@ test('too far behind: join with since says recovered false, and history fills th
   // The test gateways replay at most 200 messages.
   const outs = range(1, 205).map((i) => a.send(w.room, `x${i}`));
   await Promise.all(outs.map((o) => o.done));
+  // a is on the gateway b2 joins: once a has 206, that gateway delivered it.
+  await waitFor(() => a.lastSeq(w.room) === 206, 10000, 'delivery of 206');
   const b2 = client(w.people[1].token);
   const recoveries = [];
   b2.on('recovery', (r) => recoveries.push(r));
@@ -376,7 +410,7 @@ test('PostgreSQL down: the send is retried with the same id until stored, once',
   assert.ok(refusals.every((c) => c === 'unavailable'), refusals.join());
   assert.ok(out.attempts >= 2);
   await waitFor(() => gb.length >= 1, 15000, 'delivery');
-  await sleep(300);
+  await sleep(300 * SLOW);
   assert.equal(gb.length, 1);
   assert.equal(gb[0].client_msg_id, out.clientMsgId);
   assert.equal(gb[0].seq, ack.seq);

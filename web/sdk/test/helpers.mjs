@@ -21,6 +21,9 @@ export function loadEnv() {
 }
 
 export const ENV = loadEnv();
+/* Gateways under valgrind (scripts/dev test's second pass) answer many
+ * times slower: every wait stretches by this factor. */
+export const SLOW = /valgrind/.test(process.env.GW_WRAPPER || '') ? 10 : 1;
 export const GW = [Number(ENV.GW1_PORT), Number(ENV.GW2_PORT)];
 export const wsUrl = (g) => `ws://127.0.0.1:${GW[g]}/`;
 export const httpUrl = (g) => `http://127.0.0.1:${GW[g]}`;
@@ -102,7 +105,9 @@ export function client(token, o = {}) {
     token,
     WebSocket: o.WebSocket || WebSocket,
     backoff: { initialMs: 50, maxMs: 500 },
-    requestTimeoutMs: 20000,
+    requestTimeoutMs: 20000 * SLOW,
+    connectTimeoutMs: 10000 * SLOW,
+    pingIntervalMs: 20000 * SLOW,
     ...o.options,
   });
   clients.add(c);
@@ -119,7 +124,7 @@ export function closeAll() {
 export async function waitFor(pred, ms = 10000, what = 'condition') {
   const t0 = Date.now();
   while (!pred()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() - t0 > ms * SLOW) throw new Error(`timed out waiting for ${what}`);
     await sleep(10);
   }
 }
