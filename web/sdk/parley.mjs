@@ -1008,50 +1008,90 @@ export class ParleyClient {
     return this._request('ping', {});
   }
 
-  /** "I have read everything up to seq" (the watermark only moves forward). */
+  /**
+   * "I have read everything up to seq" (the watermark only moves forward).
+   * @param {string} room @param {number} seq
+   * @returns {Promise<{room: string, up_to: number}>}
+   */
   read(room, seq) {
     return this._request('read', { room, seq });
   }
 
-  /** One dialogue entry seen out of order. */
+  /**
+   * One dialogue entry seen out of order.
+   * @param {string} room @param {number} seq
+   * @returns {Promise<{room: string, seq: number}>}
+   */
   seen(room, seq) {
     return this._request('seen', { room, seq });
   }
 
-  /** Likes a chat message (idempotent). */
+  /**
+   * Likes a chat message (idempotent: a second like changes nothing and
+   * the answer then has no aggregates).
+   * @param {string} room @param {number} seq
+   * @returns {Promise<{room: string, seq: number, likes?: number, v?: number}>}
+   */
   like(room, seq) {
     return this._request('like', { room, seq });
   }
 
+  /**
+   * @param {string} room @param {number} seq
+   * @returns {Promise<{room: string, seq: number, likes?: number, v?: number}>}
+   */
   unlike(room, seq) {
     return this._request('unlike', { room, seq });
   }
 
-  /** 1 to 5 stars on a dialogue entry or reply (changeable). */
+  /**
+   * 1 to 5 stars on a dialogue entry or reply (changeable).
+   * @param {string} room @param {number} seq @param {number} stars
+   * @returns {Promise<{room: string, seq: number, stars?: number, star_avg?: number, v?: number}>}
+   */
   rate(room, seq, stars) {
     return this._request('rate', { room, seq, stars });
   }
 
+  /**
+   * @param {string} room @param {number} seq
+   * @returns {Promise<{room: string, seq: number, stars?: number, star_avg?: number, v?: number}>}
+   */
   unrate(room, seq) {
     return this._request('unrate', { room, seq });
   }
 
-  /** Unread counts of every room I may join. */
+  /**
+   * Unread counts of every room I may join.
+   * @returns {Promise<{rooms: {room: string, last_seq: number, up_to: number, unread: number}[]}>}
+   */
   unread() {
     return this._request('unread', {});
   }
 
-  /** Who has seen a message, and when. */
+  /**
+   * Who has seen a message, and when.
+   * @param {string} room @param {number} seq
+   * @returns {Promise<{room: string, seq: number, seen: {person: string, at: number, how: string}[], count: number, of: number}>}
+   */
   seenBy(room, seq) {
     return this._request('seen_by', { room, seq });
   }
 
-  /** Which entries a person (default: me) has seen in a room. */
+  /**
+   * Which entries a person (default: me) has seen in a room.
+   * @param {string} room @param {string} [person]
+   * @returns {Promise<{room: string, person: string, up_to: number, seen: number[]}>}
+   */
   seenEntries(room, person) {
     return this._request('seen_entries', person ? { room, person } : { room });
   }
 
-  /** What I liked and rated (in one room, or everywhere). */
+  /**
+   * What I liked and rated (in one room, or everywhere).
+   * @param {string} [room]
+   * @returns {Promise<{likes: object[], ratings: object[]}>}
+   */
   myVotes(room) {
     return this._request('my_votes', room ? { room } : {});
   }
@@ -1060,37 +1100,64 @@ export class ParleyClient {
    * A dialogue room's entries with their aggregates and replies.
    * @param {string} room
    * @param {{sort?: 'newest'|'rating', limit?: number, offset?: number}} [opts]
+   * @returns {Promise<{room: string, entries: object[], has_more: boolean}>}
    */
   entries(room, opts = {}) {
     return this._request('entries', { room, ...pick(opts, ['sort', 'limit', 'offset']) });
   }
 
-  /** Tells the room I am typing; at most one event per second is sent. */
+  /**
+   * Tells the room I am typing; at most one event per second is sent.
+   * @param {string} room
+   * @returns {Promise<{sent: boolean}>}
+   */
   typing(room) {
     return this._request('typing', { room });
   }
 
   /* Moderation (PROTOCOL.md "Moderation"); not repeated after a lost connection. */
 
-  /** Deletes a message: my own within the edit window, or any as moderator. */
+  /**
+   * Deletes a message: my own within the edit window, or any as moderator.
+   * @param {string} room @param {number} seq @param {string} [reason]
+   * @returns {Promise<{room: string, seq: number, deleted: boolean, event_seq: number}>}
+   */
   deleteMessage(room, seq, reason) {
     return this._request('delete', withReason({ room, seq }, reason));
   }
 
-  /** Edits my own message within the edit window. */
+  /**
+   * Edits my own message within the edit window.
+   * @param {string} room @param {number} seq @param {string} body
+   * @returns {Promise<{room: string, seq: number, edited: number, event_seq: number}>}
+   */
   edit(room, seq, body) {
     return this._request('edit', { room, seq, body });
   }
 
-  /** Held and shadowed messages: all (moderators) or my own. */
+  /**
+   * Held and shadowed messages: all (moderators) or my own.
+   * @param {string} room
+   * @returns {Promise<{room: string, items: object[]}>}
+   */
   pendingMessages(room) {
     return this._request('pending', { room });
   }
 
+  /**
+   * Moderator: delivers a held message (it takes the room's next seq).
+   * @param {string} room @param {number} pending @param {string} [reason]
+   * @returns {Promise<{room: string, pending: number, state: 'approved', seq: number}>}
+   */
   approve(room, pending, reason) {
     return this._request('approve', withReason({ room, pending }, reason));
   }
 
+  /**
+   * Moderator: drops a held or shadowed message.
+   * @param {string} room @param {number} pending @param {string} [reason]
+   * @returns {Promise<{room: string, pending: number, state: 'rejected'}>}
+   */
   reject(room, pending, reason) {
     return this._request('reject', withReason({ room, pending }, reason));
   }
@@ -1099,16 +1166,26 @@ export class ParleyClient {
    * @param {string} person
    * @param {number} durationS 1 to 31536000
    * @param {{room?: string, reason?: string}} [opts] without room: the whole workspace
+   * @returns {Promise<{person_id: string, room_id: string|null, until: number, reason: string|null}>}
    */
   mute(person, durationS, opts = {}) {
     return this._request('mute', { person, duration_s: durationS, ...pick(opts, ['room', 'reason']) });
   }
 
+  /**
+   * @param {string} person
+   * @param {{room?: string, reason?: string}} [opts]
+   * @returns {Promise<{person_id: string, room_id: string|null, lifted: boolean}>}
+   */
   unmute(person, opts = {}) {
     return this._request('unmute', { person, ...pick(opts, ['room', 'reason']) });
   }
 
-  /** Takes a person out of a room on every gateway. */
+  /**
+   * Moderator: takes a person out of a room on every gateway.
+   * @param {string} room @param {string} person @param {string} [reason]
+   * @returns {Promise<{room_id: string, person_id: string, removed: boolean}>}
+   */
   remove(room, person, reason) {
     return this._request('remove', withReason({ room, person }, reason));
   }
@@ -1116,6 +1193,7 @@ export class ParleyClient {
   /**
    * @param {string} room
    * @param {{locked?: boolean, slow_mode_s?: number, reason?: string}} settings
+   * @returns {Promise<{room: string, locked: boolean, slow_mode_s: number, event_seq: number}>}
    */
   roomSettings(room, settings) {
     return this._request('room_settings', { room, ...pick(settings, ['locked', 'slow_mode_s', 'reason']) });

@@ -111,6 +111,21 @@ test('a dropped socket reconnects to the other gateway and recovers: no gap, no 
   assert.equal(b.lastSeq(w.room), 60);
 });
 
+test('a hole in the stream is not shown: the client reconnects and recovers it', async () => {
+  const w = world();
+  const lossy = lossyWebSocket();
+  const { a, b } = await pair(w, { b: { WebSocket: lossy.WebSocket } });
+  const gb = collect(b, w.room);
+  lossy.current().dropFrame((text) => text.includes('"seq":4,'));
+  for (let i = 1; i <= 8; i++) await a.send(w.room, `g${i}`).done;
+  await waitFor(() => gb.length >= 8, 10000, 'b to have 8');
+  await sleep(200 * SLOW);
+  assert.deepEqual(seqs(gb), range(1, 8));
+  assert.equal(b.stats.gaps, 1);
+  assert.equal(b.stats.sessions, 2);
+  assert.equal(lossy.sockets.length, 2);
+});
+
 test('a send made while disconnected is delivered exactly once after reconnect, same client_msg_id', async () => {
   const w = world();
   const lossy = lossyWebSocket();

@@ -64,25 +64,36 @@ export function world(o = {}) {
 /**
  * A WebSocket class (the ws package) whose sockets a test can disturb:
  * `blackhole()` stops delivering what arrives (an answer lost on the way),
- * `cut()` drops the TCP connection without a close frame.
+ * `dropFrame(pred)` loses one frame (as a server bug would: a hole in the
+ * stream), `cut()` drops the TCP connection without a close frame.
  */
 export function lossyWebSocket() {
   const sockets = [];
   class LossyWebSocket extends WebSocket {
     constructor(url, protocols) {
       super(url, protocols);
-      this.swallow = false;
+      this.swallow = false; // blackhole(): deliver nothing more
+      this.dropIf = null; // dropFrame(): the frame to lose
       sockets.push(this);
     }
 
     set onmessage(fn) {
       super.onmessage = (ev) => {
+        if (this.dropIf && this.dropIf(String(ev.data))) {
+          this.dropIf = null;
+          return;
+        }
         if (!this.swallow) fn(ev);
       };
     }
 
     get onmessage() {
       return super.onmessage;
+    }
+
+    /** Drops the next incoming frame whose text satisfies pred. */
+    dropFrame(pred) {
+      this.dropIf = pred;
     }
 
     blackhole() {
