@@ -115,12 +115,11 @@ int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri)
      * an idle handler, calling body completion on every loop turn while the
      * first is in flight, and one packet (GET then POST with a length) hung
      * a gateway at 100% CPU. Holding the reading (lws_rx_flow_control)
-     * instead stops lws from ever delivering the first response's
-     * WRITEABLE with the libuv loop. Closing after the first answer is what
-     * RFC 9112 9.6 allows, and no byte behind a request is ever read as
-     * another request. HTTP/2 (over TLS, by ALPN) frames each request in
-     * its own stream and is not affected; there a Connection header is a
-     * protocol error. */
+     * instead was tried: with the libuv loop, lws then never delivered the
+     * first response's WRITEABLE (epoll kept reporting POLLOUT). Closing after the first answer is
+     * what RFC 9112 9.6 allows, and no byte behind a request is ever read as another request.
+     * HTTP/2 (over TLS, by ALPN) frames each request in its own stream and is not affected; there a
+     * Connection header is a protocol error. */
     r->h2 = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_PATH) > 0;
     r->close_after = !r->h2; /* an HTTP/2 stream ends by itself, its connection stays */
     r->role = ROLE_NONE;
