@@ -33,7 +33,7 @@ export const PROTOCOL = 'parley.v1';
  *   'too_many_rooms'|'body_too_long'|'unavailable'|'busy'|'internal'|'no_such_message'|
  *   'likes_not_allowed'|'ratings_not_allowed'|'stars_out_of_range'|'bad_parent'|
  *   'guideline_violation'|'muted'|'room_locked'|'slow_mode'|'edit_window_closed'|
- *   'no_such_pending'} ServerErrorCode
+ *   'no_such_pending'|'room_archived'} ServerErrorCode
  */
 /** @type {readonly ServerErrorCode[]} */
 export const SERVER_ERROR_CODES = Object.freeze([
@@ -42,7 +42,7 @@ export const SERVER_ERROR_CODES = Object.freeze([
   'too_many_rooms', 'body_too_long', 'unavailable', 'busy', 'internal', 'no_such_message',
   'likes_not_allowed', 'ratings_not_allowed', 'stars_out_of_range', 'bad_parent',
   'guideline_violation', 'muted', 'room_locked', 'slow_mode', 'edit_window_closed',
-  'no_such_pending',
+  'no_such_pending', 'room_archived',
 ]);
 
 /**
