@@ -246,6 +246,7 @@ int http_body(struct conn *c, const void *in, size_t len)
         http_error(r, 408, "request_timeout", "the request took too long to arrive", NULL);
         return 0;
     }
+    if (!len) return 0; /* lws hands an empty body over as (NULL, 0) */
     memcpy(r->body + r->body_len, in, len);
     r->body_len += len;
     r->body[r->body_len] = 0;

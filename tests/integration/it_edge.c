@@ -162,6 +162,7 @@ static void assert_gateway_idle_and_alive(int g)
 #define DELETE_R "DELETE /api/v1/auth/session HTTP/1.1\r\nHost: x\r\n\r\n"
 #define PUT_G "PUT /api/v1/me HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
 #define OPTIONS_H "OPTIONS /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+#define POST_0 "POST /api/v1/auth/logout HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
 
 /* Two or three requests in one stream, split at every byte boundary: the
  * first is answered (its status as alone), the connection then closes, and
@@ -176,7 +177,7 @@ static void pipelines_split_at_every_byte(void **state)
     } mixes[] = {
         {GET_H POST_L, 200},      {POST_L GET_H, 400}, {GET_H PATCH_ME, 200},
         {PATCH_ME DELETE_R, 401}, {DELETE_R PUT_G, 0}, {POST_L POST_L GET_H, 400},
-        {OPTIONS_H GET_H, 0},     {PUT_G POST_L, 0},
+        {OPTIONS_H GET_H, 0},     {PUT_G POST_L, 0},   {POST_0 GET_H, 401},
     };
     for (size_t m = 0; m < sizeof mixes / sizeof mixes[0]; m++) {
         const char *req = mixes[m].req;
