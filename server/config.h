@@ -60,6 +60,8 @@ struct config {
     uint32_t anonymise_every_s;     /* how often the anonymisation job runs */
     char operator_token_file[1024]; /* file holding the operator's token (outbox); empty: none */
     char metrics_token_file[1024]; /* file holding the token /metrics requires; empty: not served */
+    char web_root[1024];           /* the web client's files; empty: the installed default */
+    size_t web_max_bytes;          /* their total in memory (with gzip copies): over it, no start */
     char config_file[1024];        /* where file settings came from (for logs) */
 };
 

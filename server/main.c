@@ -12,6 +12,7 @@
 #include "config.h"
 #include "http_api.h"
 #include "log.h"
+#include "web.h"
 #include "ws.h"
 
 #include <signal.h>
@@ -97,6 +98,7 @@ int main(int argc, char **argv)
      * handles it closes late still get their callbacks. */
     ws_finish(&app);
     uv_run(&loop, UV_RUN_DEFAULT);
+    web_free(&app); /* nothing can be writing a file now */
     int rc = uv_loop_close(&loop);
     if (rc) log_warn("loop closed with handles open", "rc=%d", rc);
     return 0;
