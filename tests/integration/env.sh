@@ -18,7 +18,6 @@ PARLEYD=${PARLEYD:-}
 # Sign-in limits are per source address; tests bind 127.0.0.x addresses of
 # their own so that one test's attempts do not spend another's.
 gw_flags=(--per-ip-max 32 --auth-timeout-ms 1500 --outq-bytes 262144 --replay-limit 200
-          --origins "https://app.parley.example, http://localhost:3000"
           --db-timeout-ms 2000 --log-level ${GW_LOG_LEVEL:-info}
           --login-max-account 5 --login-max-ip 12 --signup-max-ip 100000 --login-window-s 120 --http-request-timeout-ms 3000
           --ip-retention-days 7 --anonymise-every-s 1
@@ -40,6 +39,10 @@ start)
   gw1=$(svc_free_port)
   gw2=$(svc_free_port)
   conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
+  # The gateways serve the repository's web/ to the browser tests, whose
+  # pages open WebSockets from the gateways' own origins.
+  gw_flags+=(--web-root "$here/../../web"
+             --origins "https://app.parley.example, http://localhost:3000, http://127.0.0.1:$gw1, http://127.0.0.1:$gw2")
   svc_pg_start "$state" "$pg_port"
   svc_redis_start "$state" "$redis_port"
   "$PARLEYD" migrate --pg "$conninfo" >"$state/migrate.log"
