@@ -26,7 +26,10 @@ function niceMax(v) {
 export function chart({ title, points, kind = 'bar', unit = '', fixedMax, format = (v) => String(v) }) {
   const W = 640, H = 220, L = 48, R = 12, T = 12, B = 40;
   const values = points.map((p) => p.value).filter((v) => v !== null && v !== undefined);
-  const max = fixedMax || niceMax(Math.max(0, ...values));
+  // Counts get whole-number ticks (a quarter of a multiple of 4).
+  const integer = values.every((v) => Number.isInteger(v));
+  const top = niceMax(Math.max(0, ...values));
+  const max = fixedMax || (integer ? Math.max(4, Math.ceil(top / 4) * 4) : top);
   const svg = s('svg', {
     viewBox: `0 0 ${W} ${H}`, class: `chart chart-${kind}`, role: 'img',
     'aria-label': `${title}: ${points.length} points${values.length ? `, highest ${format(Math.max(...values))}${unit}` : ', no data'}`,

@@ -116,6 +116,7 @@ export async function renderInvitations(ctx) {
       if (r) {
         ctx.announce(`Invitation to ${r.email || r.phone} queued`);
         form.reset();
+        how.dispatchEvent(new Event('change'));
         await refresh();
       }
     },
