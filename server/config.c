@@ -341,6 +341,11 @@ int config_origin_allowed(const struct config *c, const char *origin, size_t len
     return 0;
 }
 
+const char *config_web_root(const struct config *c)
+{
+    return c->web_root[0] ? c->web_root : PARLEY_WEB_DIR_DEFAULT;
+}
+
 void config_usage(const char *prog)
 {
     printf("usage: %s [serve] [--config FILE] [options]\n"

@@ -75,6 +75,9 @@ int config_load(struct config *c, int argc, char **argv);
 /* True when origin (len bytes) is allowed by c->origins. */
 int config_origin_allowed(const struct config *c, const char *origin, size_t len);
 
+/* The web root to serve: --web-root, or the installed default when unset. */
+const char *config_web_root(const struct config *c);
+
 /* Prints the options table (for --help). */
 void config_usage(const char *prog);
 

@@ -1,6 +1,7 @@
 #include "web.h"
 
 #include "app.h"
+#include "config.h"
 #include "http.h"
 #include "log.h"
 #include "mem.h"
@@ -257,7 +258,7 @@ static int cmp_file(const void *x, const void *y)
 int web_start(struct app *a)
 {
     bool set = a->cfg.web_root[0] != 0;
-    const char *root = set ? a->cfg.web_root : PARLEY_WEB_DIR_DEFAULT;
+    const char *root = config_web_root(&a->cfg);
     struct web *w = mem_calloc(1, sizeof *w);
     if (!w) return -1;
     w->max = a->cfg.web_max_bytes;
