@@ -2,7 +2,7 @@
 # The integration test environment: a private PostgreSQL, a private Redis and
 # two parleyd gateways on free loopback ports, all under STATE_DIR.
 #
-#   env.sh STATE_DIR start|stop|stop-pg|start-pg|stop-redis|start-redis
+#   env.sh STATE_DIR start|stop|stop-pg|start-pg|stop-redis|start-redis|stop-gw1|start-gw1|stop-gw2|start-gw2
 #
 # start writes STATE_DIR/env (KEY=VALUE lines) for the tests to read.
 set -euo pipefail
@@ -27,6 +27,15 @@ case "${GW_WRAPPER:-}" in *valgrind*) gw_flags+=(--regex-jit 0) ;; esac
 
 load_env() { [ -f "$state/env" ] && . "$state/env"; }
 
+# The gateways serve the repository's web/ (the browser tests load pages from
+# them), and a page may open WebSockets to the gateway that served it or the
+# other one. gw_start NAME PORT starts gateway gw1 or gw2 with these settings.
+web_root=$(cd "$here/../../web" && pwd)
+gw_start() {
+  svc_gw_start "$state" "$1" "$2" "$PARLEYD" "$PARLEY_PG" "$REDIS_PORT" "${gw_flags[@]}" --web-root "$web_root" \
+    --origins "https://app.parley.example, http://localhost:3000, http://127.0.0.1:$GW1_PORT, http://127.0.0.1:$GW2_PORT"
+}
+
 case "$cmd" in
 start)
   [ -x "$PARLEYD" ] || svc_die "PARLEYD must name the parleyd binary"
@@ -39,17 +48,14 @@ start)
   gw1=$(svc_free_port)
   gw2=$(svc_free_port)
   conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
-  # The gateways serve the repository's web/ to the browser tests, whose
-  # pages open WebSockets from the gateways' own origins.
-  gw_flags+=(--web-root "$here/../../web"
-             --origins "https://app.parley.example, http://localhost:3000, http://127.0.0.1:$gw1, http://127.0.0.1:$gw2")
   svc_pg_start "$state" "$pg_port"
   svc_redis_start "$state" "$redis_port"
   "$PARLEYD" migrate --pg "$conninfo" >"$state/migrate.log"
   "$PARLEYD" admin --pg "$conninfo" operator-token "$state/operator.token"
   "$PARLEYD" admin --pg "$conninfo" operator-token "$state/metrics.token"
-  svc_gw_start "$state" gw1 "$gw1" "$PARLEYD" "$conninfo" "$redis_port" "${gw_flags[@]}"
-  svc_gw_start "$state" gw2 "$gw2" "$PARLEYD" "$conninfo" "$redis_port" "${gw_flags[@]}"
+  GW1_PORT=$gw1 GW2_PORT=$gw2 PARLEY_PG=$conninfo REDIS_PORT=$redis_port
+  gw_start gw1 "$gw1"
+  gw_start gw2 "$gw2"
   cat >"$state/env" <<EOV
 PARLEY_PG="$conninfo"
 PG_PORT=$pg_port
@@ -86,5 +92,11 @@ stop-pg) load_env; svc_pg_stop "$state" ;;
 start-pg) load_env; svc_pg_start "$state" "$PG_PORT" ;;
 stop-redis) load_env; svc_redis_stop "$state" ;;
 start-redis) load_env; svc_redis_start "$state" "$REDIS_PORT" ;;
+# A gateway stopped with SIGTERM and started again on its port (the browser
+# tests' outage); its pid file follows, so stop still stops it.
+# (svc_gw_stop's wait fails for a gateway this shell did not start: set -e.)
+stop-gw1 | stop-gw2) load_env; svc_gw_stop "$state" "${cmd#stop-}" || true ;;
+start-gw1) load_env; gw_start gw1 "$GW1_PORT" ;;
+start-gw2) load_env; gw_start gw2 "$GW2_PORT" ;;
 *) svc_die "unknown command $cmd" ;;
 esac

@@ -15,6 +15,7 @@ import { ParleyClient } from '../../sdk/parley.mjs';
 import { admin, collectConsole, launch, readEnv, shot } from './harness.mjs';
 
 const env = readEnv();
+const wsUrl = (g) => `ws://127.0.0.1:${g === 1 ? env.gw1Port : env.gw2Port}/`;
 const tag = `${process.pid}-${Date.now()}`;
 const PW = 'Vx7#qLr9-Tm2!wZp';
 const SLOW = /valgrind/.test(process.env.GW_WRAPPER || '') ? 10 : 1;
@@ -28,7 +29,7 @@ const clients = [];
 
 /** An SDK client (Node, ws) of a token on gateway g. */
 async function sdk(token, g = 1) {
-  const c = new ParleyClient({ urls: [g === 1 ? env.ws1 : env.ws2], token, WebSocket, workspace: w.ws });
+  const c = new ParleyClient({ urls: [wsUrl(g)], token, WebSocket, workspace: w.ws });
   clients.push(c);
   await c.connect();
   return c;
