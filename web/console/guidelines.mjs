@@ -4,7 +4,6 @@
 // the audit lists who changed what.
 import { api } from './api.mjs';
 import { field, h, put, select, when } from './dom.mjs';
-import { humanError } from './errors.mjs';
 import { act, loadPeople, loadRooms, section, status, table } from './ui.mjs';
 
 const KINDS = [
@@ -186,5 +185,3 @@ function verdict(original, r) {
       h('code', null, x.rule), x.action, x.kind, x.end > x.start ? h('mark', { class: 'body-text' }, span(x.start, x.end)) : '(the whole message)',
     ]), 'No rule hits this text.'));
 }
-
-export { humanError };

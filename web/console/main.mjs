@@ -226,7 +226,6 @@ function ctxFor(wsInfo, main, arg) {
 }
 
 function shell(current, view, main) {
-  const s = session.get();
   const me = state.me;
   const workspaces = (me && me.workspaces) || [];
   const switcher = h('select', {
@@ -260,8 +259,7 @@ function shell(current, view, main) {
           render();
         },
       }, 'Sign out')),
-    h('div', { class: 'body' }, nav, main),
-    s ? null : null);
+    h('div', { class: 'body' }, nav, main));
 }
 
 window.addEventListener('hashchange', render);

@@ -4,7 +4,6 @@
 // remove, lock, slow mode) and the moderation log.
 import { api } from './api.mjs';
 import { field, h, put, select, when } from './dom.mjs';
-import { humanError } from './errors.mjs';
 import { act, confirmed, loadPeople, loadRooms, section, status, table } from './ui.mjs';
 
 const MODERATORS = new Set(['owner', 'admin', 'keyuser']);
@@ -51,10 +50,15 @@ export async function renderModeration(ctx) {
   const decide = async (keys, how) => {
     const r = reason.value.trim();
     let done = 0;
+    let skipped = 0;
     const failures = [];
     for (const k of keys) {
       const it = items.get(k);
       if (!it || it.kind !== 'pending') continue;
+      if (how === 'approve' && it.state !== 'held') {
+        skipped++; // a shadowed message is never delivered: it can only be dropped
+        continue;
+      }
       try {
         await api('POST', ctx.path(`/rooms/${it.room}/pending/${it.id}/${how}`), r ? { reason: r } : {});
         items.delete(k);
@@ -67,7 +71,7 @@ export async function renderModeration(ctx) {
     draw();
     const verb = how === 'approve' ? 'approved' : 'rejected';
     if (failures.length) qst.fail(failures[0]);
-    else qst.ok(`${done} ${verb}.`);
+    else qst.ok(`${done} ${verb}.${skipped ? ` ${skipped} shadowed left: they can only be dropped.` : ''}`);
     ctx.announce(`${done} message${done === 1 ? '' : 's'} ${verb}`);
   };
 
@@ -87,8 +91,8 @@ export async function renderModeration(ctx) {
     const before = (recent.get(it.room) || []).filter((m) => m.sender === it.sender && m.client_msg_id !== it.client_msg_id && (!it.ts || m.ts <= it.ts)).slice(-CONTEXT);
     const label = it.kind === 'pending' ? it.state : 'flagged';
     const buttons = it.kind === 'pending'
-      ? [h('button', { type: 'button', class: 'primary', onclick: () => decide([k], 'approve') }, it.state === 'held' ? 'Approve' : 'Approve'),
-        h('button', { type: 'button', class: 'danger', onclick: () => decide([k], 'reject') }, 'Reject')]
+      ? [it.state === 'held' ? h('button', { type: 'button', class: 'primary', onclick: () => decide([k], 'approve') }, 'Approve') : null,
+        h('button', { type: 'button', class: 'danger', onclick: () => decide([k], 'reject') }, it.state === 'held' ? 'Reject' : 'Drop')]
       : [it.seq ? h('button', {
         type: 'button',
         class: 'danger',
@@ -337,5 +341,3 @@ export async function renderLog(ctx) {
   await load();
   put(ctx.main, h('h1', null, 'Moderation log'), section('Newest 200 actions', field('Room', roomSel), st.el, listEl));
 }
-
-export { humanError };

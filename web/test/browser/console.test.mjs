@@ -12,7 +12,7 @@ import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
 
 import { ParleyClient } from '../../sdk/parley.mjs';
-import { admin, collectConsole, launch, readEnv, shot } from './harness.mjs';
+import { admin, collectConsole, envSh, launch, readEnv, shot } from './harness.mjs';
 
 const env = readEnv();
 const wsUrl = (g) => `ws://127.0.0.1:${g === 1 ? env.gw1Port : env.gw2Port}/`;
@@ -289,6 +289,26 @@ test('an avatar\'s token is shown once; invitations show their outbox state', { 
   assert.match(await page.locator(`tr[data-invitation="${phone}"]`).textContent(), /number unreachable/);
   await shot(page, 'console-invitations');
   assert.deepEqual(errors, []);
+});
+
+test('a gateway that is down shows a retrying state, then the page comes back by itself', { timeout: 90000 * SLOW }, async () => {
+  errors.length = 0;
+  await view('people');
+  envSh('stop-gw1');
+  try {
+    await page.evaluate((ws) => {
+      location.hash = `#/${ws}/rooms`;
+    }, w.ws);
+    const retrying = page.getByRole('heading', { name: 'Cannot reach the server' });
+    await retrying.waitFor({ timeout: T });
+    assert.match(await page.locator('.retrying').textContent(), /Retrying in \d+ s/);
+    await shot(page, 'console-retrying');
+  } finally {
+    envSh('start-gw1');
+  }
+  // No reload: the retry finds the gateway again and shows the rooms.
+  await page.locator('main h1', { hasText: 'Rooms' }).waitFor({ timeout: 4 * T });
+  assert.deepEqual(errors.filter((e) => !e.includes('ERR_CONNECTION_REFUSED')), []);
 });
 
 test('every screen renders people\'s text as text, at laptop and phone widths; an ended session returns to sign-in', { timeout: 90000 * SLOW }, async () => {
