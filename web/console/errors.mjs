@@ -62,7 +62,7 @@ export const MESSAGES = {
   timeout: 'The server did not answer in time. Try again.',
   closed: 'The connection is closed.',
   // console
-  network: 'The server cannot be reached. Retrying…',
+  network: 'The server cannot be reached: check the connection.',
 };
 
 /** The message for an error (an ApiError, a ParleyError or anything else). */
