@@ -274,7 +274,7 @@ int web_start(struct app *a)
         return -1;
     }
     if (walk(w, w->root, "", 0)) return -1;
-    qsort(w->files, w->n, sizeof *w->files, cmp_file);
+    if (w->n) qsort(w->files, w->n, sizeof *w->files, cmp_file); /* files is NULL when empty */
     log_info("web client loaded", "root=%s files=%zu bytes=%zu", w->root, w->n, w->bytes);
     return 0;
 }
@@ -474,7 +474,9 @@ void web_serve(struct http_req *r)
         /* "/dir" with an index: its relative links need "/dir/". */
         snprintf(alt, sizeof alt, "%s/index.html", path);
         if (find(w, alt) && n + 2 <= sizeof r->scratch) {
-            snprintf(r->scratch, sizeof r->scratch, "%s/", path);
+            memcpy(r->scratch, path, n); /* path holds no NUL before n (http.c) */
+            r->scratch[n] = '/';
+            r->scratch[n + 1] = 0;
             http_add_header(r, "location:", r->scratch);
             r->type = "text/plain; charset=utf-8";
             http_respond_ref(r, 308, NULL, 0);
