@@ -484,10 +484,21 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                       "superior_id: not an active person of this workspace") " END, NULL"
         " FROM chk WHERE (SELECT count(*) FROM o) >= 0",
         NPARAMS},
+    /* With each invitation's delivery (its newest outbox item), so the
+     * inviter sees whether the mailer took, sent or failed it; never the
+     * secret, which only the mailer and the invitee hold. */
     [A_INVITE_LIST] = {"api_invite_list",
-                       P " SELECT 200, " ITEMS(INVITE_JSON, "i.created_at DESC, i.id", "i.id") ", NULL"
-                         " FROM p LEFT JOIN invitations i ON i.workspace_id = p.ws GROUP BY p.ws",
-                       NPARAMS},
+        P " SELECT 200, " ITEMS("(" INVITE_JSON "::jsonb || jsonb_build_object('delivery', od.d))",
+                                "i.created_at DESC, i.id", "i.id") ", NULL"
+        " FROM p LEFT JOIN invitations i ON i.workspace_id = p.ws"
+        " LEFT JOIN LATERAL (SELECT json_build_object('state', CASE"
+        "  WHEN o.sent_at IS NOT NULL THEN 'sent' WHEN o.failed_at IS NOT NULL THEN 'failed'"
+        "  WHEN o.leased_until > now() THEN 'leased' ELSE 'queued' END,"
+        "  'channel', o.channel, 'attempts', o.attempts, 'sent_at', o.sent_at,"
+        "  'failed_at', o.failed_at, 'error', o.last_error) AS d"
+        "  FROM outbox o WHERE o.invitation_id = i.id AND o.workspace_id = p.ws"
+        "  ORDER BY o.id DESC LIMIT 1) od ON true GROUP BY p.ws",
+        NPARAMS},
     [A_INVITE_REVOKE] = {"api_invite_revoke",
         P ", t AS (SELECT i.* FROM invitations i, p WHERE i.id = p.id1 AND i.workspace_id = p.ws),"
         " u AS (UPDATE invitations i SET revoked_at = now() FROM t"

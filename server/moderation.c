@@ -249,20 +249,27 @@ const struct db_stmt mod_stmts[M__COUNT] = {
     /* The numbers a consultant reports: z is "from|to|format" (ISO times or
      * empty: the last 30 days). Response time: a reply's delay after its
      * entry, or in chat a message's delay after the previous one when it
-     * came from someone else (a turn), at most a day apart. */
+     * came from someone else (a turn), at most a day apart. The series
+     * counts the same per UTC day (per week, month or year for longer
+     * ranges, so a chart gets at most a few hundred points), empty ones
+     * included. */
     [M_EVAL] = {"mod_eval",
-        P ", rng AS (SELECT coalesce(nullif(split_part(p.z, '|', 1), '')::timestamptz,"
+        P ", rng0 AS (SELECT coalesce(nullif(split_part(p.z, '|', 1), '')::timestamptz,"
         "   now() - interval '30 days') AS t0,"
         "  coalesce(nullif(split_part(p.z, '|', 2), '')::timestamptz, now()) AS t1 FROM p),"
+        " rng AS (SELECT t0, t1, CASE WHEN t1 - t0 <= interval '92 days' THEN 'day'"
+        "  WHEN t1 - t0 <= interval '731 days' THEN 'week'"
+        "  WHEN t1 - t0 <= interval '36600 days' THEN 'month' ELSE 'year' END AS b FROM rng0),"
         " rs AS (SELECT r.id, r.name, r.kind, r.visibility FROM rooms r, p"
         "  WHERE r.workspace_id = p.ws AND (p.id1 IS NULL OR r.id = p.id1)),"
         " msg AS (SELECT m.* FROM messages m JOIN rs ON rs.id = m.room_id, rng"
         "  WHERE m.kind IN ('message', 'entry', 'reply') AND m.deleted_at IS NULL"
         "  AND m.created_at >= rng.t0 AND m.created_at < rng.t1),"
-        " turns AS (SELECT extract(epoch from m.created_at - e.created_at) AS s FROM msg m"
+        " turns AS (SELECT extract(epoch from m.created_at - e.created_at) AS s,"
+        "  m.created_at AS at FROM msg m"
         "  JOIN messages e ON e.room_id = m.room_id AND e.seq = m.parent_seq WHERE m.kind = 'reply'"
-        "  UNION ALL SELECT s FROM (SELECT extract(epoch from created_at - lag(created_at)"
-        "   OVER w) AS s, sender_id <> lag(sender_id) OVER w AS other FROM msg"
+        "  UNION ALL SELECT s, at FROM (SELECT extract(epoch from created_at - lag(created_at)"
+        "   OVER w) AS s, created_at AS at, sender_id <> lag(sender_id) OVER w AS other FROM msg"
         "   WHERE kind = 'message' WINDOW w AS (PARTITION BY room_id ORDER BY seq)) c"
         "  WHERE c.other AND c.s <= 86400),"
         " ppl AS (SELECT m.sender_id AS person, count(*) AS messages,"
@@ -288,6 +295,15 @@ const struct db_stmt mod_stmts[M__COUNT] = {
         "  coalesce(sum(star_count), 0) AS ratings, coalesce(sum(star_sum), 0) AS stars FROM msg),"
         " med AS (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) AS s, count(*) AS n"
         "  FROM turns),"
+        " bk AS (SELECT g AT TIME ZONE 'UTC' AS t FROM rng, generate_series("
+        "  date_trunc(rng.b, rng.t0 AT TIME ZONE 'UTC'),"
+        "  (rng.t1 AT TIME ZONE 'UTC') - interval '1 microsecond', ('1 ' || rng.b)::interval) g),"
+        " mb AS (SELECT date_trunc(rng.b, m.created_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS t,"
+        "  count(*) AS n, count(DISTINCT m.sender_id) AS active,"
+        "  sum(m.star_count) AS ratings, sum(m.star_sum) AS stars FROM msg m, rng GROUP BY 1),"
+        " tb AS (SELECT date_trunc(rng.b, x.at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS t,"
+        "  count(*) AS n, percentile_cont(0.5) WITHIN GROUP (ORDER BY x.s) AS s"
+        "  FROM turns x, rng GROUP BY 1),"
         " j AS (SELECT json_build_object('workspace', p.ws, 'room', p.id1, 'from', rng.t0,"
         "  'to', rng.t1, 'messages', tot.messages, 'active_people', tot.active,"
         "  'replies', tot.replies, 'responses', med.n,"
@@ -307,7 +323,14 @@ const struct db_stmt mod_stmts[M__COUNT] = {
         "   'action', h.action, 'count', h.n) ORDER BY h.n DESC, h.rule_id, h.action)"
         "   FROM hits h), '[]'),"
         "  'moderation', coalesce((SELECT json_agg(json_build_object('action', d.action,"
-        "   'count', d.n) ORDER BY d.action) FROM mods d), '[]')) AS o"
+        "   'count', d.n) ORDER BY d.action) FROM mods d), '[]'),"
+        "  'bucket', rng.b,"
+        "  'series', coalesce((SELECT json_agg(json_build_object('at', bk.t,"
+        "   'messages', coalesce(mb.n, 0), 'active_people', coalesce(mb.active, 0),"
+        "   'responses', coalesce(tb.n, 0), 'median_response_s', round(tb.s::numeric, 3),"
+        "   'ratings', coalesce(mb.ratings, 0), 'star_avg', CASE WHEN mb.ratings > 0"
+        "   THEN round(mb.stars::numeric / mb.ratings, 2) END) ORDER BY bk.t)"
+        "   FROM bk LEFT JOIN mb ON mb.t = bk.t LEFT JOIN tb ON tb.t = bk.t), '[]')) AS o"
         "  FROM p, rng, tot, med)"
         /* CSV: one row per figure, the same figures as the JSON. */
         " SELECT 200, CASE WHEN split_part(p.z, '|', 3) = 'csv' THEN"
@@ -316,7 +339,7 @@ const struct db_stmt mod_stmts[M__COUNT] = {
         "   UNION ALL SELECT 1, 'total,' || coalesce(p.id1::text, '') || ',,,,,' || t.key || ','"
         "    || coalesce(t.value, '') FROM json_each_text(j.o) t"
         "    WHERE t.key NOT IN ('people', 'entries', 'guideline_hits', 'moderation', 'workspace',"
-        "     'room')"
+        "     'room', 'bucket', 'series')"
         "   UNION ALL SELECT 2, 'person,,' || x.person || ',,,,' || v.key || ',' || v.value"
         "    FROM ppl x, LATERAL (VALUES ('messages', x.messages::text),"
         "     ('replies', x.replies::text), ('likes_received', x.likes::text),"

@@ -340,6 +340,97 @@ static void invitation_lifecycle(void **state)
         409, "already_member");
 }
 
+/* The delivery of the invitation named id in the workspace's list: its
+ * "delivery.state" (the answer is kept in *list for the caller to free). */
+static const char *delivery_of(const char *tok, const char *ws, const char *id, struct hres *list)
+{
+    *list = http_reqf(IT.gw[0], NULL, "GET", tok, NULL, "/api/v1/workspaces/%s/invitations", ws);
+    assert_int_equal(list->status, 200);
+    cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(list->json, "items"))
+    {
+        if (strcmp(cJSON_GetObjectItemCaseSensitive(it, "id")->valuestring, id)) continue;
+        cJSON *d = cJSON_GetObjectItemCaseSensitive(it, "delivery");
+        assert_true(cJSON_IsObject(d));
+        return cJSON_GetObjectItemCaseSensitive(d, "state")->valuestring;
+    }
+    fail_msg("invitation %s not listed", id);
+    return NULL;
+}
+
+/* The inviter sees where each invitation's message is: queued, handed to a
+ * mailer, sent, or failed with the mailer's reason; never its secret. */
+static void invitation_delivery_state(void **state)
+{
+    (void)state;
+    struct acct o;
+    signup(&o, "Owner");
+    char ws[40];
+    new_workspace(&o, ws);
+    char email[2][96], id[2][40], body[256];
+    for (int i = 0; i < 2; i++) {
+        snprintf(email[i], sizeof email[i], "delivery-%d-%d@example.com", getpid(), ++seq);
+        snprintf(body, sizeof body, "{\"email\":\"%s\"}", email[i]);
+        struct hres r = http_reqf(IT.gw[0], NULL, "POST", o.token, body,
+                                  "/api/v1/workspaces/%s/invitations", ws);
+        assert_int_equal(r.status, 201);
+        snprintf(id[i], sizeof id[i], "%s", hres_str(&r, "id"));
+        hres_free(&r);
+    }
+    struct hres l;
+    assert_string_equal(delivery_of(o.token, ws, id[0], &l), "queued");
+    hres_free(&l);
+    /* The mailer leases both in one go. */
+    char tok[2][64] = {"", ""};
+    long oid[2] = {0, 0};
+    struct hres r =
+        http_req(IT.gw[1], NULL, "GET", "/api/v1/outbox?limit=500", IT.operator_token, NULL);
+    assert_int_equal(r.status, 200);
+    cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(r.json, "items"))
+    {
+        for (int i = 0; i < 2; i++) {
+            if (strcmp(cJSON_GetObjectItemCaseSensitive(it, "recipient")->valuestring, email[i]))
+                continue;
+            cJSON *p = cJSON_GetObjectItemCaseSensitive(it, "payload");
+            snprintf(tok[i], 64, "%s", cJSON_GetObjectItemCaseSensitive(p, "token")->valuestring);
+            oid[i] = (long)cJSON_GetObjectItemCaseSensitive(it, "id")->valuedouble;
+        }
+    }
+    hres_free(&r);
+    assert_int_equal(strlen(tok[0]), 43);
+    assert_int_equal(strlen(tok[1]), 43);
+    assert_string_equal(delivery_of(o.token, ws, id[0], &l), "leased");
+    assert_null(strstr(l.body, tok[0])); /* the secret is the invitee's alone */
+    assert_null(strstr(l.body, tok[1]));
+    hres_free(&l);
+    r = http_reqf(IT.gw[0], NULL, "POST", IT.operator_token,
+                  "{\"status\":\"failed\",\"error\":\"mailbox full\"}", "/api/v1/outbox/%ld/ack",
+                  oid[0]);
+    assert_int_equal(r.status, 204);
+    hres_free(&r);
+    r = http_reqf(IT.gw[0], NULL, "POST", IT.operator_token, "{\"status\":\"sent\"}",
+                  "/api/v1/outbox/%ld/ack", oid[1]);
+    assert_int_equal(r.status, 204);
+    hres_free(&r);
+    assert_string_equal(delivery_of(o.token, ws, id[0], &l), "failed");
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(l.json, "items"))
+    {
+        cJSON *d = cJSON_GetObjectItemCaseSensitive(it, "delivery");
+        const char *iid = cJSON_GetObjectItemCaseSensitive(it, "id")->valuestring;
+        assert_int_equal(cJSON_GetObjectItemCaseSensitive(d, "attempts")->valueint, 1);
+        assert_string_equal(cJSON_GetObjectItemCaseSensitive(d, "channel")->valuestring, "email");
+        if (!strcmp(iid, id[0]))
+            assert_string_equal(cJSON_GetObjectItemCaseSensitive(d, "error")->valuestring,
+                                "mailbox full");
+        else
+            assert_true(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(d, "sent_at")));
+    }
+    hres_free(&l);
+    assert_string_equal(delivery_of(o.token, ws, id[1], &l), "sent");
+    hres_free(&l);
+}
+
 static void invitation_expiry_revocation_and_links(void **state)
 {
     (void)state;
@@ -947,6 +1038,7 @@ int main(void)
         cmocka_unit_test(rehash_on_login),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(invitation_lifecycle),
+        cmocka_unit_test(invitation_delivery_state),
         cmocka_unit_test(invitation_expiry_revocation_and_links),
         cmocka_unit_test(logout_closes_websockets_on_both_gateways),
         cmocka_unit_test(revocation_missed_during_redis_outage_still_applies),

@@ -644,6 +644,68 @@ static void evaluation_in_json_and_csv(void **state)
     wsc_close(b);
 }
 
+/* Messages over time: the evaluation's series has one point per UTC day of
+ * [from, to), empty days included, with each day's messages, people and
+ * median response time, so a chart needs no second query. */
+static void evaluation_series_by_day(void **state)
+{
+    (void)state;
+    struct it_world w;
+    world(&w);
+    struct wsc *a = it_member(0, w.tok[A], w.room);
+    struct wsc *b = it_member(1, w.tok[B], w.room);
+    int64_t s1 = send_ok(a, w.room, "d1", "two days ago");
+    send_ok(a, w.room, "d2", "today");
+    send_ok(b, w.room, "d3", "today, answered");
+    it_sqlf("UPDATE messages SET created_at = now() - interval '2 days' WHERE room_id = '%s'"
+            " AND seq = %lld RETURNING 1",
+            w.room, (long long)s1);
+    char from[64], to[64];
+    snprintf(from, sizeof from, "%s",
+             it_sql("SELECT to_char(date_trunc('day', now(), 'UTC') - interval '3 days',"
+                    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"));
+    snprintf(to, sizeof to, "%s",
+             it_sql("SELECT to_char(date_trunc('day', now(), 'UTC') + interval '1 day',"
+                    " 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"));
+    struct hres h =
+        api(0, w.tok[MOD], "GET", NULL, "/api/v1/workspaces/%s/rooms/%s/evaluation?from=%s&to=%s",
+            w.ws, w.room, from, to);
+    assert_int_equal(h.status, 200);
+    assert_non_null(wsc_str(h.json, "bucket"));
+    assert_string_equal(wsc_str(h.json, "bucket"), "day");
+    cJSON *series = cJSON_GetObjectItem(h.json, "series");
+    assert_int_equal(cJSON_GetArraySize(series), 4);
+    static const int want[4] = {0, 1, 0, 2};
+    for (int i = 0; i < 4; i++) {
+        cJSON *pt = cJSON_GetArrayItem(series, i);
+        assert_int_equal(wsc_int(pt, "messages"), want[i]);
+        assert_non_null(wsc_str(pt, "at"));
+    }
+    /* Day 0 starts at from; today's turn (a, then b) is measured on today. */
+    assert_int_equal(strncmp(wsc_str(cJSON_GetArrayItem(series, 0), "at"), from, 10), 0);
+    cJSON *today = cJSON_GetArrayItem(series, 3);
+    assert_int_equal(wsc_int(today, "active_people"), 2);
+    assert_int_equal(wsc_int(today, "responses"), 1);
+    assert_true(cJSON_IsNumber(cJSON_GetObjectItem(today, "median_response_s")));
+    assert_true(
+        cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(series, 1), "median_response_s")));
+    hres_free(&h);
+    /* A long range is counted by week, then by month, so a series stays short. */
+    h = api(0, w.tok[MOD], "GET", NULL,
+            "/api/v1/workspaces/%s/evaluation?from=2020-01-01T00:00:00Z&to=2021-01-01T00:00:00Z",
+            w.ws);
+    assert_string_equal(wsc_str(h.json, "bucket"), "week");
+    hres_free(&h);
+    h = api(0, w.tok[MOD], "GET", NULL,
+            "/api/v1/workspaces/%s/evaluation?from=2000-01-01T00:00:00Z&to=2020-01-01T00:00:00Z",
+            w.ws);
+    assert_string_equal(wsc_str(h.json, "bucket"), "month");
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(h.json, "series")), 240);
+    hres_free(&h);
+    wsc_close(a);
+    wsc_close(b);
+}
+
 int main(void)
 {
     it_load_env();
@@ -655,6 +717,7 @@ int main(void)
         cmocka_unit_test(delete_and_edit),
         cmocka_unit_test(across_workspaces_nothing_is_found),
         cmocka_unit_test(evaluation_in_json_and_csv),
+        cmocka_unit_test(evaluation_series_by_day),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
