@@ -1,12 +1,14 @@
 #include "admin.h"
 
 #include "auth.h"
+#include "guidelines.h"
 #include "pwpolicy.h"
 
 #include <dirent.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <libpq-fe.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,41 +264,246 @@ static int cmd_create_person(PGconn *pg, const char *ws, const char *email, cons
         3, v);
 }
 
+/* Runs a statement whose first value is wanted (id into out). 0 or -1. */
+static int one_value(PGconn *pg, const char *sql, int n, const char *const *v, char *out,
+                     size_t cap)
+{
+    PGresult *r = run(pg, sql, n, v);
+    if (!r) return -1;
+    int ok = PQntuples(r) == 1;
+    if (ok && out) snprintf(out, cap, "%s", PQgetvalue(r, 0, 0));
+    if (!ok) fprintf(stderr, "parleyd: seed-demo: a statement found nothing\n");
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+/* A password for a demo account: 4 groups of 4 lower-case letters and
+ * digits (about 82 bits), passing the same policy as sign-up. */
+static int demo_password(const char *email, char out[24])
+{
+    static const char alphabet[] = "abcdefghjkmnpqrstuvwxyz23456789";
+    for (int attempt = 0; attempt < 10; attempt++) {
+        int k = 0;
+        for (int i = 0; i < 16; i++) {
+            if (i && i % 4 == 0) out[k++] = '-';
+            out[k++] = alphabet[randombytes_uniform(sizeof alphabet - 1)];
+        }
+        out[k] = 0;
+        char why[200];
+        struct pw_context ctx = {email, NULL, NULL};
+        if (!pwpolicy_check(out, &ctx, why, sizeof why)) return 0;
+    }
+    return -1;
+}
+
+/* The demo workspace's guidelines: one rule of each kind a newcomer can
+ * try from the chat (see protocol/GUIDELINES.md). */
+static const char DEMO_RULES[] =
+    "{\"rules\": ["
+    "{\"id\": \"language\", \"kind\": \"words\", \"terms\": [\"darn\", \"rubbish\"],"
+    " \"action\": \"mask\"},"
+    "{\"id\": \"tickets\", \"kind\": \"regex\", \"pattern\": \"ticket-[0-9]+\","
+    " \"action\": \"hold\"},"
+    "{\"id\": \"secrets\", \"kind\": \"regex\", \"pattern\": \"password\\\\s*[:=]\","
+    " \"action\": \"reject\"},"
+    "{\"id\": \"privacy\", \"kind\": \"pii\", \"detect\": [\"card\", \"iban\"],"
+    " \"action\": \"redact\"}"
+    "]}";
+
+/* Posts one row of a room's log as sender (index into ids); seq is the
+ * room's next. parent: 0, or the seq a reply answers. */
+static int demo_post(PGconn *pg, const char *room, const char *sender, int seq, const char *kind,
+                     int parent, const char *body)
+{
+    char s[16], p[16], cmid[32];
+    snprintf(s, sizeof s, "%d", seq);
+    snprintf(p, sizeof p, "%d", parent);
+    snprintf(cmid, sizeof cmid, "seed-%d", seq);
+    const char *v[7] = {room, s, sender, cmid, body, kind, parent ? p : NULL};
+    PGresult *r = run(pg,
+                      "INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body, kind,"
+                      " parent_seq, created_at)"
+                      " VALUES ($1, $2::int8, $3, $4, $5, $6, $7::int8,"
+                      "  now() - make_interval(mins => 60 - $2::int8::int * 5))",
+                      7, v);
+    if (!r) return -1;
+    PQclear(r);
+    return 0;
+}
+
+/* A like (stars 0) or a rating, and the message row's aggregates. */
+static int demo_vote(PGconn *pg, const char *room, int seq, const char *person, int stars)
+{
+    char s[16], st[8];
+    snprintf(s, sizeof s, "%d", seq);
+    snprintf(st, sizeof st, "%d", stars);
+    const char *v[4] = {room, s, person, st};
+    PGresult *r = run(pg,
+                      stars ? "WITH x AS (INSERT INTO ratings (room_id, seq, person_id, stars)"
+                              " VALUES ($1, $2, $3, $4::int2) RETURNING 1)"
+                              " UPDATE messages SET star_count = star_count + 1,"
+                              "  star_sum = star_sum + $4::int, votes_v = votes_v + 1"
+                              " WHERE room_id = $1 AND seq = $2 AND EXISTS (SELECT 1 FROM x)"
+                            : "WITH x AS (INSERT INTO likes (room_id, seq, person_id)"
+                              " VALUES ($1, $2, $3) RETURNING 1)"
+                              " UPDATE messages SET like_count = like_count + 1,"
+                              "  votes_v = votes_v + 1"
+                              " WHERE room_id = $1 AND seq = $2 AND $4::int = 0"
+                              "  AND EXISTS (SELECT 1 FROM x)",
+                      4, v);
+    if (!r) return -1;
+    PQclear(r);
+    return 0;
+}
+
+/* Everything `seed_demo` makes, in one transaction. */
+static int seed_demo_tx(PGconn *pg)
+{
+    struct gl_error ge;
+    struct gl_set *rules = gl_compile(DEMO_RULES, sizeof DEMO_RULES - 1, &ge);
+    if (!rules) {
+        fprintf(stderr, "parleyd: seed-demo: guidelines: %s\n", ge.message);
+        return -1;
+    }
+    gl_free(rules);
+    if (pwpolicy_init() || auth_password_init(2, 19)) return -1;
+    static const struct {
+        const char *email, *role, *first, *last;
+    } people[] = {{"consultant@demo.example", "owner", "Cora", "Consultant"},
+                  {"alice@demo.example", "member", "Alice", "Adams"},
+                  {"bob@demo.example", "member", "Bob", "Berg"}};
+    enum { NP = 3 };
+    char ws[64], id[NP][64], pw[NP][24], tok[NP][AUTH_TOKEN_CHARS + 1];
+    for (int i = 0; i < NP; i++) {
+        char hash[AUTH_PW_HASH_MAX];
+        if (demo_password(people[i].email, pw[i]) || auth_password_hash(pw[i], strlen(pw[i]), hash))
+            return -1;
+        /* The operator vouches for the demo addresses: verified now. */
+        const char *v[4] = {people[i].email, hash, people[i].first, people[i].last};
+        if (one_value(pg,
+                      "INSERT INTO people (email, email_verified_at, password_hash, first_name,"
+                      " last_name, display_name) VALUES ($1, now(), $2, $3, $4, $3 || ' ' || $4)"
+                      " ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash,"
+                      "  email_verified_at = coalesce(people.email_verified_at, now())"
+                      " RETURNING id",
+                      4, v, id[i], sizeof id[i]))
+            return -1;
+    }
+    const char *wv[1] = {id[0]};
+    if (one_value(pg, "INSERT INTO workspaces (name, created_by) VALUES ('Demo', $1) RETURNING id",
+                  1, wv, ws, sizeof ws))
+        return -1;
+    for (int i = 0; i < NP; i++) {
+        const char *v[3] = {ws, id[i], people[i].role};
+        if (one_value(pg,
+                      "INSERT INTO workspace_members (workspace_id, person_id, role)"
+                      " VALUES ($1, $2, $3) RETURNING person_id",
+                      3, v, NULL, 0) ||
+            !make_token(pg, id[i], ws, "0", tok[i]))
+            return -1;
+    }
+    /* An avatar (bot) owned by the consultant, with its own token. */
+    char bot[64], bot_tok[AUTH_TOKEN_CHARS + 1];
+    const char *bv[2] = {ws, id[0]};
+    if (one_value(pg,
+                  "WITH p AS (INSERT INTO people (display_name, is_avatar)"
+                  "  VALUES ('Demo Bot', true) RETURNING id),"
+                  " m AS (INSERT INTO workspace_members (workspace_id, person_id, role)"
+                  "  SELECT $1::uuid, id, 'avatar' FROM p),"
+                  " a AS (INSERT INTO avatars (person_id, workspace_id, persona, owner_id,"
+                  "  created_by) SELECT id, $1::uuid, 'Answers questions about the demo.',"
+                  "  $2::uuid, $2::uuid FROM p)"
+                  " SELECT id FROM p",
+                  2, bv, bot, sizeof bot) ||
+        !make_token(pg, bot, ws, "0", bot_tok))
+        return -1;
+    const char *gv[3] = {ws, DEMO_RULES, id[0]};
+    PGresult *r = run(pg,
+                      "WITH g AS (INSERT INTO guidelines (workspace_id, rules, updated_by)"
+                      "  VALUES ($1, $2::jsonb, $3) RETURNING rules)"
+                      " INSERT INTO guideline_audit (workspace_id, actor_id, after)"
+                      " SELECT $1, $3, rules FROM g",
+                      3, gv);
+    if (!r) return -1;
+    PQclear(r);
+    char chat[64], dlg[64];
+    const char *cv[2] = {ws, "general"}, *dv[2] = {ws, "ideas"};
+    if (one_value(pg,
+                  "INSERT INTO rooms (workspace_id, name, kind) VALUES ($1, $2, 'chat')"
+                  " RETURNING id",
+                  2, cv, chat, sizeof chat) ||
+        one_value(pg,
+                  "INSERT INTO rooms (workspace_id, name, kind) VALUES ($1, $2, 'dialogue')"
+                  " RETURNING id",
+                  2, dv, dlg, sizeof dlg))
+        return -1;
+    /* The chat: the last message went through the mask rule, and a held
+     * one waits for the consultant in the moderation queue. */
+    if (demo_post(pg, chat, id[0], 1, "message", 0,
+                  "Welcome to the demo! Try the guidelines in this room: swearing is "
+                  "masked, ticket numbers are held for review, passwords are refused.") ||
+        demo_post(pg, chat, id[1], 2, "message", 0, "Hi Cora, glad to be here.") ||
+        demo_post(pg, chat, id[2], 3, "message", 0,
+                  "The kickoff questions are in the ideas room: rate them with stars.") ||
+        demo_post(pg, chat, id[1], 4, "message", 0, "That **** printer again!") ||
+        demo_vote(pg, chat, 1, id[1], 0) || demo_vote(pg, chat, 1, id[2], 0) ||
+        demo_vote(pg, chat, 3, id[0], 0))
+        return -1;
+    const char *pv[5] = {chat, id[2], "Could someone look at ticket-4711 before Friday?", ws,
+                         id[1]};
+    if (!(r = run(pg,
+                  "WITH h AS (INSERT INTO guideline_hits (workspace_id, room_id, person_id,"
+                  "  rule_id, action, kind) VALUES ($4, $1, $5, 'language', 'mask', 'words'),"
+                  "  ($4, $1, $2, 'tickets', 'hold', 'regex'))"
+                  " INSERT INTO pending (room_id, sender_id, client_msg_id, body, state, rules)"
+                  " VALUES ($1, $2, 'seed-held-1', $3, 'held', '{tickets}')",
+                  5, pv)))
+        return -1;
+    PQclear(r);
+    /* The dialogue: entries, replies under them, stars. */
+    if (demo_post(pg, dlg, id[0], 1, "entry", 0, "What should we improve first in onboarding?") ||
+        demo_post(pg, dlg, id[1], 2, "entry", 0, "A shorter sign-up form.") ||
+        demo_post(pg, dlg, id[2], 3, "reply", 2, "Agreed, and fewer confirmation emails.") ||
+        demo_post(pg, dlg, id[2], 4, "entry", 0, "A checklist for the first week.") ||
+        demo_post(pg, dlg, id[0], 5, "reply", 4, "Good idea: I will draft one for Monday.") ||
+        demo_vote(pg, dlg, 2, id[0], 5) || demo_vote(pg, dlg, 2, id[2], 4) ||
+        demo_vote(pg, dlg, 4, id[0], 4) || demo_vote(pg, dlg, 4, id[1], 3) ||
+        demo_vote(pg, dlg, 3, id[1], 5))
+        return -1;
+    const char *sv[2] = {chat, dlg};
+    if (!(r = run(pg,
+                  "UPDATE rooms SET last_seq = (SELECT max(seq) FROM messages m"
+                  " WHERE m.room_id = rooms.id) WHERE id IN ($1, $2)",
+                  2, sv)))
+        return -1;
+    PQclear(r);
+    /* Printed once everything is in: the caller commits next. */
+    printf("workspace %s (Demo)\nroom %s (general, chat)\nroom %s (ideas, dialogue)\n", ws, chat,
+           dlg);
+    for (int i = 0; i < NP; i++)
+        printf("person %s (%s, %s) password %s token %s\n", id[i], people[i].email, people[i].role,
+               pw[i], tok[i]);
+    printf("avatar %s (Demo Bot) token %s\n", bot, bot_tok);
+    return 0;
+}
+
+/* A demo workspace a newcomer can explore at once: three people who can
+ * sign in (passwords printed), an avatar with a token, guidelines, a chat
+ * room with messages and likes and one held for review, a dialogue room
+ * with entries, replies and stars. All or nothing. */
 static int seed_demo(PGconn *pg)
 {
-    PGresult *r = run(pg, "INSERT INTO workspaces (name) VALUES ('Demo') RETURNING id", 0, NULL);
+    PGresult *r = run(pg, "BEGIN", 0, NULL);
     if (!r) return 1;
-    char ws[64];
-    snprintf(ws, sizeof ws, "%s", PQgetvalue(r, 0, 0));
     PQclear(r);
-    printf("workspace %s (Demo)\n", ws);
-    const char *rooms[][2] = {{"general", "chat"}, {"ideas", "dialogue"}};
-    for (int i = 0; i < 2; i++) {
-        const char *v[3] = {ws, rooms[i][0], rooms[i][1]};
-        r = run(pg, "INSERT INTO rooms (workspace_id, name, kind) VALUES ($1, $2, $3) RETURNING id",
-                3, v);
-        if (!r) return 1;
-        printf("room %s (%s, %s)\n", PQgetvalue(r, 0, 0), rooms[i][0], rooms[i][1]);
-        PQclear(r);
+    if (seed_demo_tx(pg)) {
+        PQclear(PQexec(pg, "ROLLBACK"));
+        return 1;
     }
-    const char *people[][2] = {{"consultant@demo.example", "owner"},
-                               {"alice@demo.example", "member"},
-                               {"bob@demo.example", "member"}};
-    for (int i = 0; i < 3; i++) {
-        const char *v[3] = {ws, people[i][0], people[i][1]};
-        r = run(pg,
-                "WITH p AS (INSERT INTO people (email, email_verified_at) VALUES ($2, now())"
-                "  ON CONFLICT (email) DO UPDATE SET email = EXCLUDED.email RETURNING id)"
-                " INSERT INTO workspace_members (workspace_id, person_id, role)"
-                " SELECT $1::uuid, id, $3 FROM p RETURNING person_id",
-                3, v);
-        if (!r) return 1;
-        char person[64], tok[AUTH_TOKEN_CHARS + 1];
-        snprintf(person, sizeof person, "%s", PQgetvalue(r, 0, 0));
-        PQclear(r);
-        if (!make_token(pg, person, ws, "0", tok)) return 1;
-        printf("person %s (%s, %s) token %s\n", person, people[i][0], people[i][1], tok);
-    }
+    r = run(pg, "COMMIT", 0, NULL);
+    if (!r) return 1;
+    PQclear(r);
+    fflush(stdout);
     return 0;
 }
 
@@ -404,7 +611,10 @@ static void admin_usage(void)
             "  add-member <room> <person>                     prints ok\n"
             "  create-token <person> <workspace> [ttl_seconds] prints the token (shown once)\n"
             "  revoke-tokens <person>                         prints how many were revoked\n"
-            "  seed-demo                                      a demo workspace, rooms, people\n"
+            "  seed-demo                                      a demo workspace: people with "
+            "passwords,\n"
+            "                                                 an avatar, guidelines, rooms with "
+            "content\n"
             "  set-password <email>                           reads the password from stdin\n"
             "  operator-token <file>                          writes a new operator token\n"
             "                                                 (for --operator-token-file)\n"

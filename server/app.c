@@ -15,6 +15,7 @@
 #include "room.h"
 #include "rulecache.h"
 #include "store.h"
+#include "web.h"
 #include "ws.h"
 
 #include <libwebsockets.h>
@@ -252,6 +253,8 @@ int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
     if (!a->db || !a->bus) return -1;
     db_start(a->db);
     bus_start(a->bus);
+    /* The files are read now, before the loop serves anyone. */
+    if (web_start(a)) return -1;
     uv_timer_init(loop, &a->flush); /* before any connection can hold a write back */
     a->flush.data = a;
     if (ws_start(a)) return -1;

@@ -23,6 +23,7 @@ struct receipts;
 struct rulecache;
 struct conn;
 struct iptab;
+struct web;
 
 struct app {
     struct config cfg;               /* immutable after start */
@@ -36,6 +37,7 @@ struct app {
     struct receipts *receipts;       /* read state and votes: their batcher and events */
     struct rulecache *rules;         /* compiled guidelines per room */
     struct iptab *ips;               /* TCP connections per client IP (ws.c) */
+    struct web *web;                 /* the web client's files, in memory (web.c) */
     uint32_t tcp_conns;              /* TCP connections admitted and still open */
     uint32_t max_conns;              /* their cap (--max-conns, or from RLIMIT_NOFILE) */
     struct conn *conns;              /* every established WebSocket connection */

@@ -11,6 +11,9 @@
 #ifndef PARLEY_SQL_DIR_DEFAULT
 #define PARLEY_SQL_DIR_DEFAULT "sql"
 #endif
+#ifndef PARLEY_WEB_DIR_DEFAULT
+#define PARLEY_WEB_DIR_DEFAULT "/usr/local/share/parley/web"
+#endif
 
 /* One table drives the flags, the environment and --help, so they cannot
  * drift apart. */
@@ -114,6 +117,10 @@ static const struct opt opts[] = {
      0, 0, "file with the operator token for /api/v1/outbox (none)"},
     {"--metrics-token-file", "PARLEY_METRICS_TOKEN_FILE", K_STR, OFF(metrics_token_file), 1024, 0,
      0, "file with the token /metrics requires (none: /metrics is not served)"},
+    {"--web-root", "PARLEY_WEB_ROOT", K_STR, OFF(web_root), 1024, 0, 0,
+     "the web client's files, served on the port (" PARLEY_WEB_DIR_DEFAULT ")"},
+    {"--web-max-bytes", "PARLEY_WEB_MAX_BYTES", K_SIZE, OFF(web_max_bytes), 0, 1024, 1LL << 30,
+     "web files held in memory at most, gzip copies included (67108864)"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -160,6 +167,7 @@ void config_defaults(struct config *c)
     c->http_max_body = 65536;
     c->ip_retention_days = 7;
     c->anonymise_every_s = 3600;
+    c->web_max_bytes = 64 << 20;
 }
 
 static int bad(const struct opt *o, const char *from, const char *why)
@@ -331,6 +339,11 @@ int config_origin_allowed(const struct config *c, const char *origin, size_t len
         p = e + 1;
     }
     return 0;
+}
+
+const char *config_web_root(const struct config *c)
+{
+    return c->web_root[0] ? c->web_root : PARLEY_WEB_DIR_DEFAULT;
 }
 
 void config_usage(const char *prog)

@@ -60,6 +60,8 @@ struct config {
     uint32_t anonymise_every_s;     /* how often the anonymisation job runs */
     char operator_token_file[1024]; /* file holding the operator's token (outbox); empty: none */
     char metrics_token_file[1024]; /* file holding the token /metrics requires; empty: not served */
+    char web_root[1024];           /* the web client's files; empty: the installed default */
+    size_t web_max_bytes;          /* their total in memory (with gzip copies): over it, no start */
     char config_file[1024];        /* where file settings came from (for logs) */
 };
 
@@ -72,6 +74,9 @@ int config_load(struct config *c, int argc, char **argv);
 
 /* True when origin (len bytes) is allowed by c->origins. */
 int config_origin_allowed(const struct config *c, const char *origin, size_t len);
+
+/* The web root to serve: --web-root, or the installed default when unset. */
+const char *config_web_root(const struct config *c);
 
 /* Prints the options table (for --help). */
 void config_usage(const char *prog);

@@ -5,6 +5,7 @@
 #include "conn.h"
 #include "http_api.h"
 #include "log.h"
+#include "mem.h"
 #include "ua.h"
 
 #include <cjson/cJSON.h>
@@ -15,6 +16,14 @@
 
 /* HTTPS only: browsers remember to use https for a year. */
 static const char HSTS[] = "max-age=31536000";
+/* JSON answers load nothing and may be framed by nobody; pages set their
+ * own (web.c). lws's canned policy is not used: its connect-src allows any
+ * ws: or wss: host (ws.c). */
+static const char API_CSP[] = "default-src 'none'; frame-ancestors 'none'";
+/* A large body (a static file) goes out in pieces of this size, one per
+ * WRITEABLE: lws keeps what the socket did not take and asks again only
+ * once it is sent, so a slow reader holds one piece, not a copy of all. */
+#define HTTP_PIECE (64 * 1024)
 
 static void req_free(struct http_req *r)
 {
@@ -36,7 +45,8 @@ static enum http_method method_of(struct lws *wsi)
         enum http_method m;
     } t[] = {{WSI_TOKEN_GET_URI, HM_GET},       {WSI_TOKEN_POST_URI, HM_POST},
              {WSI_TOKEN_PUT_URI, HM_PUT},       {WSI_TOKEN_PATCH_URI, HM_PATCH},
-             {WSI_TOKEN_DELETE_URI, HM_DELETE}, {WSI_TOKEN_OPTIONS_URI, HM_OPTIONS}};
+             {WSI_TOKEN_DELETE_URI, HM_DELETE}, {WSI_TOKEN_OPTIONS_URI, HM_OPTIONS},
+             {WSI_TOKEN_HEAD_URI, HM_HEAD}};
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (lws_hdr_total_length(wsi, t[i].tok)) return t[i].m;
     return HM_OTHER;
@@ -56,6 +66,14 @@ static void read_token(struct http_req *r, struct lws *wsi)
     while (*t == ' ')
         t++;
     if (!auth_token_hash(t, strlen(t), r->token_hash)) r->bad_token = false;
+}
+
+/* A header's value into out, or "" when absent or longer than out holds
+ * (a validator that does not fit is as good as none: the full answer). */
+static void copy_header(struct lws *wsi, enum lws_token_indexes t, char *out, size_t cap)
+{
+    int n = lws_hdr_total_length(wsi, t);
+    if (n <= 0 || n >= (int)cap || lws_hdr_copy(wsi, out, (int)cap, t) != n) out[0] = 0;
 }
 
 static void dispatch(struct http_req *r)
@@ -98,7 +116,7 @@ static size_t header_bytes(struct lws *wsi)
     return n;
 }
 
-int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri)
+int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri, size_t len)
 {
     /* One request per connection (see close_after below), so a second one
      * cannot begin over the first; if lws ever did begin one, the
@@ -132,12 +150,26 @@ int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri)
     r->os = ui.os;
     r->browser = ui.browser;
     read_token(r, wsi);
+    if (r->method == HM_GET || r->method == HM_HEAD) {
+        copy_header(wsi, WSI_TOKEN_HOST, r->host, sizeof r->host);
+        copy_header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, r->if_none_match, sizeof r->if_none_match);
+        copy_header(wsi, WSI_TOKEN_HTTP_IF_MODIFIED_SINCE, r->if_modified_since,
+                    sizeof r->if_modified_since);
+        copy_header(wsi, WSI_TOKEN_HTTP_ACCEPT_ENCODING, r->accept_encoding,
+                    sizeof r->accept_encoding);
+    }
     while (r->nargs < HTTP_MAX_ARGS &&
            lws_hdr_copy_fragment(wsi, r->args[r->nargs], sizeof r->args[0], WSI_TOKEN_HTTP_URI_ARGS,
                                  r->nargs) > 0)
         r->nargs++;
-    if (strlen(uri) >= sizeof r->path) {
+    if (len >= sizeof r->path) {
         http_error(r, 414, "uri_too_long", "path too long", NULL);
+        return 0;
+    }
+    /* lws decodes %00 into the path: as a C string it would end there
+     * ("/%00/../x" would read as "/"), so such a path names nothing. */
+    if (memchr(uri, 0, len)) {
+        http_error(r, 404, "not_found", "no such route", NULL);
         return 0;
     }
     snprintf(r->path, sizeof r->path, "%s", uri);
@@ -240,6 +272,22 @@ void http_respond(struct http_req *r, int status, char *body, size_t len)
     if (r->wsi) lws_callback_on_writable(r->wsi);
 }
 
+void http_respond_ref(struct http_req *r, int status, const char *body, size_t len)
+{
+    if (r->status) return;
+    r->resp_ref = body;
+    http_respond(r, status, NULL, 0);
+    r->resp_len = body ? len : 0;
+}
+
+int http_add_header(struct http_req *r, const char *name, const char *value)
+{
+    if (r->nxh >= HTTP_MAX_XH) return -1;
+    r->xh_name[r->nxh] = name;
+    r->xh_value[r->nxh++] = value;
+    return 0;
+}
+
 void http_error(struct http_req *r, int status, const char *code, const char *message,
                 const char *field)
 {
@@ -250,6 +298,9 @@ void http_error(struct http_req *r, int status, const char *code, const char *me
     char *s = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     r->type = NULL; /* errors are JSON whatever the route answers */
+    r->csp = NULL;
+    r->cache = NULL;
+    r->nxh = 0;
     http_respond(r, status, s, s ? strlen(s) : 0);
 }
 
@@ -269,49 +320,72 @@ const char *http_arg(const struct http_req *r, const char *name)
     return NULL;
 }
 
+/* One header by name (with its colon); 0 or -1 when it does not fit. */
+static int add_header(struct lws *wsi, const char *name, const char *value, unsigned char **p,
+                      unsigned char *end)
+{
+    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+                                       (const unsigned char *)value, (int)strlen(value), p, end)
+               ? -1
+               : 0;
+}
+
+static int write_headers(struct http_req *r, struct lws *wsi)
+{
+    unsigned char buf[LWS_PRE + 2048];
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
+    char ra[16];
+    snprintf(ra, sizeof ra, "%u", r->retry_after);
+    /* 304 has no body: neither a type nor a length describes one. */
+    bool nm = r->status == 304;
+    if (lws_add_http_common_headers(wsi, (unsigned)r->status,
+                                    nm        ? NULL
+                                    : r->type ? r->type
+                                              : "application/json",
+                                    nm ? LWS_ILLEGAL_HTTP_CONTENT_LEN : r->resp_len, &p, end) ||
+        add_header(wsi, "cache-control:", r->cache ? r->cache : "no-store", &p, end) ||
+        add_header(wsi, "content-security-policy:", r->csp ? r->csp : API_CSP, &p, end) ||
+        (r->retry_after && add_header(wsi, "retry-after:", ra, &p, end)) ||
+        (r->allow && add_header(wsi, "allow:", r->allow, &p, end)) ||
+        (r->app->cfg.tls_cert[0] && add_header(wsi, "strict-transport-security:", HSTS, &p, end)) ||
+        (r->close_after && !r->h2 && add_header(wsi, "connection:", "close", &p, end)))
+        return -1;
+    for (int i = 0; i < r->nxh; i++)
+        if (add_header(wsi, r->xh_name[i], r->xh_value[i], &p, end)) return -1;
+    return lws_finalize_write_http_header(wsi, start, &p, end) ? -1 : 0;
+}
+
 int http_writeable(struct conn *c)
 {
     struct http_req *r = c->req;
     struct lws *wsi = r ? r->wsi : NULL;
     if (!r || !r->status) return 0; /* spurious: nothing to write yet */
+    /* HEAD: the headers GET would send, Content-Length included, and no body. */
+    size_t body_len = r->method == HM_HEAD ? 0 : r->resp_len;
     if (!r->headers_sent) {
-        unsigned char buf[LWS_PRE + 1024];
-        unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
-        char ra[16];
-        snprintf(ra, sizeof ra, "%u", r->retry_after);
-        if (lws_add_http_common_headers(wsi, (unsigned)r->status,
-                                        r->type ? r->type : "application/json", r->resp_len, &p,
-                                        end) ||
-            lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                        (const unsigned char *)"no-store", 8, &p, end) ||
-            (r->retry_after &&
-             lws_add_http_header_by_name(wsi, (const unsigned char *)"retry-after:",
-                                         (const unsigned char *)ra, (int)strlen(ra), &p, end)) ||
-            (r->allow && lws_add_http_header_by_name(
-                             wsi, (const unsigned char *)"allow:", (const unsigned char *)r->allow,
-                             (int)strlen(r->allow), &p, end)) ||
-            (r->app->cfg.tls_cert[0] &&
-             lws_add_http_header_by_name(wsi, (const unsigned char *)"strict-transport-security:",
-                                         (const unsigned char *)HSTS, (int)sizeof HSTS - 1, &p,
-                                         end)) ||
-            (r->close_after && !r->h2 &&
-             lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
-                                         (const unsigned char *)"close", 5, &p, end)) ||
-            lws_finalize_write_http_header(wsi, start, &p, end))
-            return -1;
+        if (write_headers(r, wsi)) return -1;
         r->headers_sent = true;
-        if (r->resp_len) {
+        if (body_len) {
             lws_callback_on_writable(wsi);
             return 0;
         }
     } else {
         /* The body needs LWS_PRE bytes of headroom before it. */
-        unsigned char *out = malloc(LWS_PRE + r->resp_len);
+        const char *src = r->resp ? r->resp : r->resp_ref;
+        size_t n = body_len - r->resp_sent;
+        if (n > HTTP_PIECE) n = HTTP_PIECE;
+        bool last = r->resp_sent + n == body_len;
+        unsigned char *out = mem_alloc(LWS_PRE + n);
         if (!out) return -1;
-        memcpy(out + LWS_PRE, r->resp, r->resp_len);
-        int w = lws_write(wsi, out + LWS_PRE, r->resp_len, LWS_WRITE_HTTP_FINAL);
-        free(out);
-        if (w != (int)r->resp_len) return -1;
+        memcpy(out + LWS_PRE, src + r->resp_sent, n);
+        int w = lws_write(wsi, out + LWS_PRE, n, last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP);
+        mem_free(out);
+        if (w != (int)n) return -1;
+        r->resp_sent += n;
+        if (!last) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
     }
     bool close = r->close_after;
     req_free(r);

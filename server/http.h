@@ -29,10 +29,11 @@ struct app;
 struct conn;
 struct lws;
 
-enum http_method { HM_GET, HM_POST, HM_PUT, HM_PATCH, HM_DELETE, HM_OPTIONS, HM_OTHER };
+enum http_method { HM_GET, HM_POST, HM_PUT, HM_PATCH, HM_DELETE, HM_OPTIONS, HM_HEAD, HM_OTHER };
 
 #define HTTP_MAX_ARGS 8 /* query arguments kept */
 #define HTTP_MAX_IDS 3  /* ids taken from the path */
+#define HTTP_MAX_XH 6   /* extra response headers */
 
 struct http_req {
     struct app *app;                           /* owner of everything */
@@ -52,6 +53,11 @@ struct http_req {
     bool busy;                                 /* a completion is pending */
     bool h2;                                   /* an HTTP/2 stream (TLS with ALPN h2) */
     uint64_t deadline;                         /* loop time (ms) by which the body must be in */
+    /* Copied for GET and HEAD only (static files, web.c); "" when absent or too long. */
+    char host[256];             /* Host */
+    char if_none_match[512];    /* If-None-Match */
+    char if_modified_since[64]; /* If-Modified-Since */
+    char accept_encoding[256];  /* Accept-Encoding */
     /* Filled by the router and handlers. */
     const void *route;                     /* the matched route */
     char ids[HTTP_MAX_IDS][40];            /* path parameters in order */
@@ -73,10 +79,19 @@ struct http_req {
     const char *type;     /* Content-Type; NULL: application/json */
     bool close_after;     /* close the connection after answering */
     bool headers_sent;    /* step of the write */
+    const char *resp_ref; /* body borrowed from an owner that outlives the request, or NULL */
+    size_t resp_sent;     /* body bytes written so far (large bodies go out in pieces) */
+    const char *cache;    /* Cache-Control; NULL: no-store */
+    const char *csp;      /* Content-Security-Policy; NULL: the API's (nothing may load) */
+    char csp_buf[512];    /* storage for csp (the page's names the Host it was asked for) */
+    const char *xh_name[HTTP_MAX_XH];  /* more headers ("etag:"), static strings */
+    const char *xh_value[HTTP_MAX_XH]; /* their values, outliving the request */
+    int nxh;                           /* how many */
 };
 
-/* LWS_CALLBACK_HTTP: returns 0, or -1 to close. */
-int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri);
+/* LWS_CALLBACK_HTTP (uri and its length, as lws passes them): returns 0,
+ * or -1 to close. */
+int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri, size_t len);
 int http_body(struct conn *c, const void *in, size_t len);
 int http_body_done(struct conn *c);
 int http_writeable(struct conn *c);
@@ -84,6 +99,12 @@ void http_closed(struct conn *c);
 
 /* Answers the request (takes body, which may be NULL). Safe to call once. */
 void http_respond(struct http_req *r, int status, char *body, size_t len);
+/* Answers with a body the request does not own (it must outlive the
+ * request: web.c's files live until exit). HEAD gets the headers only. */
+void http_respond_ref(struct http_req *r, int status, const char *body, size_t len);
+/* Adds a response header (name with its colon, "etag:"); both strings must
+ * outlive the request. -1 when HTTP_MAX_XH are already set. */
+int http_add_header(struct http_req *r, const char *name, const char *value);
 /* Answers {"error":{"code","message"[,"field"]}}. */
 void http_error(struct http_req *r, int status, const char *code, const char *message,
                 const char *field);

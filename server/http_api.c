@@ -14,6 +14,7 @@
 #include "rulecache.h"
 #include "stats.h"
 #include "store.h"
+#include "web.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -1107,7 +1108,8 @@ static const struct route routes[] = {
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
-static const char *const method_names[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "?"};
+static const char *const method_names[] = {"GET",    "POST",    "PUT",  "PATCH",
+                                           "DELETE", "OPTIONS", "HEAD", "?"};
 
 void http_api_print_routes(FILE *f)
 {
@@ -1336,6 +1338,10 @@ void http_api_handle(struct http_req *r)
 {
     struct app *a = r->app;
     a->stats.http_requests++;
+    if ((r->method == HM_GET || r->method == HM_HEAD) && web_owns(r->path)) {
+        web_serve(r);
+        return;
+    }
     const struct route *rt = NULL;
     char allow[64] = "";
     bool bad_id = false;

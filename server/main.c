@@ -12,6 +12,7 @@
 #include "config.h"
 #include "http_api.h"
 #include "log.h"
+#include "web.h"
 #include "ws.h"
 
 #include <signal.h>
@@ -68,9 +69,10 @@ int main(int argc, char **argv)
         /* Validates the settings as serve would and prints where they landed. */
         config_defaults(&cfg);
         if (config_load(&cfg, argc - 2, argv + 2)) return 2;
-        printf("ok: port=%d bind=%s redis=%s:%d sql-dir=%s tls=%s config=%s\n", cfg.port, cfg.bind,
-               cfg.redis_host, cfg.redis_port, cfg.sql_dir, cfg.tls_cert[0] ? "on" : "off",
-               cfg.config_file[0] ? cfg.config_file : "(none)");
+        printf("ok: port=%d bind=%s redis=%s:%d sql-dir=%s tls=%s config=%s web-root=%s\n",
+               cfg.port, cfg.bind, cfg.redis_host, cfg.redis_port, cfg.sql_dir,
+               cfg.tls_cert[0] ? "on" : "off", cfg.config_file[0] ? cfg.config_file : "(none)",
+               config_web_root(&cfg));
         return 0;
     }
     if (argc > 1 && !strcmp(argv[1], "serve")) a = 2;
@@ -97,6 +99,7 @@ int main(int argc, char **argv)
      * handles it closes late still get their callbacks. */
     ws_finish(&app);
     uv_run(&loop, UV_RUN_DEFAULT);
+    web_free(&app); /* nothing can be writing a file now */
     int rc = uv_loop_close(&loop);
     if (rc) log_warn("loop closed with handles open", "rc=%d", rc);
     return 0;

@@ -281,7 +281,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         if (c && c->ws) conn_destroy(c);
         return 0;
     case LWS_CALLBACK_HTTP:
-        return c ? http_begin(a, c, wsi, (const char *)in) : -1;
+        return c ? http_begin(a, c, wsi, (const char *)in, len) : -1;
     case LWS_CALLBACK_HTTP_BODY:
         return c ? http_body(c, in, len) : -1;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
@@ -310,6 +310,18 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
  * without a word, so it is larger than --http-max-header (at most 7168),
  * and http.c answers 431 to what lies between. */
 #define HEADER_DATA 8192
+
+/* Sent on every HTTP answer (lws_add_http_common_headers adds them). What
+ * LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE sends,
+ * less its Content-Security-Policy, whose connect-src lets a page reach
+ * any ws: or wss: host: http.c sets a policy per answer instead (the API's
+ * forbids everything; a page's allows only this gateway). */
+static const struct lws_protocol_vhost_options sec_headers[] = {
+    {NULL, NULL, "referrer-policy:", "no-referrer"},
+    {&sec_headers[0], NULL, "x-frame-options:", "deny"},
+    {&sec_headers[1], NULL, "x-xss-protection:", "1; mode=block"},
+    {&sec_headers[2], NULL, "x-content-type-options:", "nosniff"},
+};
 
 static const struct lws_protocols protocols[] = {
     {PP_PROTOCOL_NAME, callback, sizeof(struct conn), RX_BUFFER, 0, NULL, TX_PACKET},
@@ -352,8 +364,8 @@ int ws_start(struct app *a)
     info.count_threads = 1;
     info.pcontext = &a->lws; /* lws sets it to NULL once fully destroyed */
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
-                   LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
-                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+                   LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN;
+    info.headers = &sec_headers[3];
     /* With IPv6 on, lws 4.1 binds the wildcard address and ignores an IPv4
      * iface: listen on exactly the address asked for. */
     if (!strchr(a->cfg.bind, ':')) info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;

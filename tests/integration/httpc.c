@@ -79,6 +79,7 @@ static struct hres exchange(int fd, const char *req, size_t reqlen)
         return r;
     }
     *end = 0;
+    r.head = strdup(buf);
     header(buf, "retry-after", r.retry_after, sizeof r.retry_after);
     header(buf, "allow", r.allow, sizeof r.allow);
     header(buf, "content-type", r.ctype, sizeof r.ctype);
@@ -143,8 +144,22 @@ void hres_free(struct hres *r)
 {
     cJSON_Delete(r->json);
     free(r->body);
+    free(r->head);
     r->json = NULL;
     r->body = NULL;
+    r->head = NULL;
+}
+
+int hres_header(const struct hres *r, const char *name, char *out, size_t cap)
+{
+    out[0] = 0;
+    if (!r->head) return 0;
+    header(r->head, name, out, cap);
+    int n = 0;
+    size_t len = strlen(name);
+    for (const char *p = strstr(r->head, "\r\n"); p; p = strstr(p + 2, "\r\n"))
+        if (!strncasecmp(p + 2, name, len) && p[2 + len] == ':') n++;
+    return n;
 }
 
 const char *hres_str(const struct hres *r, const char *k)

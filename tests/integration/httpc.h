@@ -17,6 +17,7 @@ struct hres {
     char retry_after[16]; /* Retry-After header, "" if none */
     char allow[80];       /* Allow header, "" if none */
     char ctype[80];       /* Content-Type header */
+    char *head;           /* the status line and headers as received (malloc'd), or NULL */
 };
 
 /* src: source IPv4 address ("127.0.0.x") or NULL. token: bearer token or
@@ -30,6 +31,9 @@ struct hres http_reqf(int port, const char *src, const char *method, const char 
 /* Sends raw bytes and returns the status line's code (framing tests). */
 struct hres http_raw(int port, const char *raw, size_t len);
 void hres_free(struct hres *r);
+/* Header name's value into out ("" when absent); the number of times the
+ * header occurs. */
+int hres_header(const struct hres *r, const char *name, char *out, size_t cap);
 
 /* The string field k of the answer's JSON object (or of its "error"
  * object when k starts with "error."), or "" when absent. */

@@ -28,6 +28,7 @@ grep -q -- "--config" <<<"$help" || fail "parleyd --help"
 check=$("$work/root/usr/bin/parleyd" config-check --config "$work/root/etc/parley/parleyd.conf")
 grep -q "^ok: port=8080 bind=127.0.0.1 redis=127.0.0.1:6379 sql-dir=/usr/share/parley/sql" \
   <<<"$check" || fail "shipped configuration does not validate"
+grep -q " web-root=/usr/share/parley/web$" <<<"$check" || fail "shipped configuration: web-root"
 grep -q "ExecStart=/usr/bin/parleyd serve --config /etc/parley/parleyd.conf" \
   "$work/root/usr/lib/systemd/system/parleyd.service" || fail "unit ExecStart"
 echo "check_deb: $(basename "$deb") ok ($(wc -l <<<"$files") entries)"
