@@ -2,7 +2,7 @@
 # The integration test environment: a private PostgreSQL, a private Redis and
 # two parleyd gateways on free loopback ports, all under STATE_DIR.
 #
-#   env.sh STATE_DIR start|stop|stop-pg|start-pg|stop-redis|start-redis
+#   env.sh STATE_DIR start|stop|stop-pg|start-pg|stop-redis|start-redis|stop-gw1|start-gw1|stop-gw2|start-gw2
 #
 # start writes STATE_DIR/env (KEY=VALUE lines) for the tests to read.
 set -euo pipefail
@@ -18,7 +18,6 @@ PARLEYD=${PARLEYD:-}
 # Sign-in limits are per source address; tests bind 127.0.0.x addresses of
 # their own so that one test's attempts do not spend another's.
 gw_flags=(--per-ip-max 32 --auth-timeout-ms 1500 --outq-bytes 262144 --replay-limit 200
-          --origins "https://app.parley.example, http://localhost:3000"
           --db-timeout-ms 2000 --log-level ${GW_LOG_LEVEL:-info}
           --login-max-account 5 --login-max-ip 12 --signup-max-ip 100000 --login-window-s 120 --http-request-timeout-ms 3000
           --ip-retention-days 7 --anonymise-every-s 1
@@ -27,6 +26,15 @@ gw_flags=(--per-ip-max 32 --auth-timeout-ms 1500 --outq-bytes 262144 --replay-li
 case "${GW_WRAPPER:-}" in *valgrind*) gw_flags+=(--regex-jit 0) ;; esac
 
 load_env() { [ -f "$state/env" ] && . "$state/env"; }
+
+# The gateways serve the repository's web/ (the browser tests load pages from
+# them), and a page may open WebSockets to the gateway that served it or the
+# other one. gw_start NAME PORT starts gateway gw1 or gw2 with these settings.
+web_root=$(cd "$here/../../web" && pwd)
+gw_start() {
+  svc_gw_start "$state" "$1" "$2" "$PARLEYD" "$PARLEY_PG" "$REDIS_PORT" "${gw_flags[@]}" --web-root "$web_root" \
+    --origins "https://app.parley.example, http://localhost:3000, http://127.0.0.1:$GW1_PORT, http://127.0.0.1:$GW2_PORT"
+}
 
 case "$cmd" in
 start)
@@ -45,8 +53,9 @@ start)
   "$PARLEYD" migrate --pg "$conninfo" >"$state/migrate.log"
   "$PARLEYD" admin --pg "$conninfo" operator-token "$state/operator.token"
   "$PARLEYD" admin --pg "$conninfo" operator-token "$state/metrics.token"
-  svc_gw_start "$state" gw1 "$gw1" "$PARLEYD" "$conninfo" "$redis_port" "${gw_flags[@]}"
-  svc_gw_start "$state" gw2 "$gw2" "$PARLEYD" "$conninfo" "$redis_port" "${gw_flags[@]}"
+  GW1_PORT=$gw1 GW2_PORT=$gw2 PARLEY_PG=$conninfo REDIS_PORT=$redis_port
+  gw_start gw1 "$gw1"
+  gw_start gw2 "$gw2"
   cat >"$state/env" <<EOV
 PARLEY_PG="$conninfo"
 PG_PORT=$pg_port
@@ -83,5 +92,10 @@ stop-pg) load_env; svc_pg_stop "$state" ;;
 start-pg) load_env; svc_pg_start "$state" "$PG_PORT" ;;
 stop-redis) load_env; svc_redis_stop "$state" ;;
 start-redis) load_env; svc_redis_start "$state" "$REDIS_PORT" ;;
+# A gateway stopped with SIGTERM and started again on its port (the browser
+# tests' outage); its pid file follows, so stop still stops it.
+stop-gw1 | stop-gw2) load_env; svc_gw_stop "$state" "${cmd#stop-}" ;;
+start-gw1) load_env; gw_start gw1 "$GW1_PORT" ;;
+start-gw2) load_env; gw_start gw2 "$GW2_PORT" ;;
 *) svc_die "unknown command $cmd" ;;
 esac

@@ -31,7 +31,7 @@ export function RoomView({ client, room, me, names, editWindowS }) {
   const ctx = { model, me, name, editWindowS };
   return html`<section class="room-view" aria-labelledby="room-title">
     <header class="room-head">
-      <h1 id="room-title">${room.kind === 'dialogue' ? '💬 ' : '# '}${room.name}</h1>
+      <h1 id="room-title">${room.kind === 'dialogue' ? '» ' : '# '}${room.name}</h1>
       <${Presence} model=${model} name=${name} />
     </header>
     ${model.removed && html`<p class="error" role="alert">${removedText(model.removed)}</p>`}
@@ -59,9 +59,10 @@ function Presence({ model, name }) {
   if (!p) return null;
   const people = p.online ? [...new Set(p.online.map((o) => name(o.person)))] : [];
   return html`<p class="presence" title=${people.join(', ')}>
-    <span class="dot online" aria-hidden="true"></span>${p.count} online${people.length
-      ? html`<span class="who">: ${people.slice(0, 5).join(', ')}${people.length > 5 ? '…' : ''}</span>`
-      : ''}
+    <span class="dot online" aria-hidden="true"></span>
+    <span>${`${p.count} online`}${people.length
+      ? html`<span class="who">${`: ${people.slice(0, 5).join(', ')}${people.length > 5 ? '…' : ''}`}</span>`
+      : ''}</span>
   </p>`;
 }
 
@@ -135,7 +136,7 @@ function Chat({ model, me, name, editWindowS }) {
       sender=${name(m.sender)}
       liked=${model.myLikes.has(m.seq)}
       canChange=${m.sender === me && !m.deleted && Date.now() - m.ts < editWindowS * 1000}
-      seen=${model.seenBy && model.seenBy.seq === m.seq ? model.seenBy : null}
+      seen=${model.seenBy && model.seenBy.seq === m.seq ? othersSeen(model.seenBy, me) : null}
       name=${name}
       firstUnread=${firstUnread && firstUnread.seq === m.seq}
       editing=${editing === m.seq}
@@ -165,9 +166,13 @@ function Chat({ model, me, name, editWindowS }) {
       label="Messages"
       class="messages"
       onNearTop=${() => model.ready && model.loadOlder().catch((e) => setError(e))}
-      onScrollState=${(s) => {
-        if (s.atBottom !== scroll.atBottom || s.lastVisible !== scroll.lastVisible) setScroll(s);
-      }}
+      onScrollState=${(s) =>
+        // Items are new objects on every render: compare keys, or this loops.
+        setScroll((prev) =>
+          prev.atBottom === s.atBottom && (prev.lastVisible && prev.lastVisible.key) === (s.lastVisible && s.lastVisible.key)
+            ? prev
+            : s,
+        )}
     />
     ${unseen > 0 &&
     html`<button type="button" class="new-below" onClick=${() => api.current.scrollToBottom()}>
@@ -177,6 +182,13 @@ function Chat({ model, me, name, editWindowS }) {
     <${Typing} model=${model} name=${name} />
     <${Composer} model=${model} label="Message" placeholder="Write a message" onSent=${() => api.current && api.current.scrollToBottom()} />
   </div>`;
+}
+
+/** "Seen by k of n" counts the others: not me, who sent it. */
+function othersSeen(s, me) {
+  const seen = s.seen.filter((x) => x.person !== me);
+  const meCounted = s.seen.length !== seen.length || s.of > 0;
+  return { ...s, seen, count: seen.length, of: Math.max(0, s.of - (meCounted ? 1 : 0)) };
 }
 
 /** One chat message. */

@@ -95,7 +95,7 @@ export function RoomList({ ws, client, rooms, current }) {
             aria-current=${r.id === current ? 'page' : undefined}
             data-room=${r.id}
           >
-            <span class="room-name">${r.kind === 'dialogue' ? '💬 ' : '# '}${r.name}</span>
+            <span class="room-name">${r.kind === 'dialogue' ? '» ' : '# '}${r.name}</span>
             ${n > 0 && html`<span class="badge" aria-label=${`${n} unread`}>${n > 999 ? '999+' : n}</span>`}
           </a>
         </li>`;
