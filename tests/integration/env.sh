@@ -94,7 +94,8 @@ stop-redis) load_env; svc_redis_stop "$state" ;;
 start-redis) load_env; svc_redis_start "$state" "$REDIS_PORT" ;;
 # A gateway stopped with SIGTERM and started again on its port (the browser
 # tests' outage); its pid file follows, so stop still stops it.
-stop-gw1 | stop-gw2) load_env; svc_gw_stop "$state" "${cmd#stop-}" ;;
+# (svc_gw_stop's wait fails for a gateway this shell did not start: set -e.)
+stop-gw1 | stop-gw2) load_env; svc_gw_stop "$state" "${cmd#stop-}" || true ;;
 start-gw1) load_env; gw_start gw1 "$GW1_PORT" ;;
 start-gw2) load_env; gw_start gw2 "$GW2_PORT" ;;
 *) svc_die "unknown command $cmd" ;;

@@ -61,7 +61,7 @@ function Presence({ model, name }) {
   return html`<p class="presence" title=${people.join(', ')}>
     <span class="dot online" aria-hidden="true"></span>
     <span>${`${p.count} online`}${people.length
-      ? html`<span class="who">${`: ${people.slice(0, 5).join(', ')}${people.length > 5 ? '…' : ''}`}</span>`
+      ? html`<span class="who">: ${people.slice(0, 5).map((n, i) => html`${i ? ', ' : ''}<bdi>${n}</bdi>`)}${people.length > 5 ? '…' : ''}</span>`
       : ''}</span>
   </p>`;
 }
@@ -81,9 +81,11 @@ function LiveRegion({ model, name }) {
 
 /** Who is typing. */
 function Typing({ model, name }) {
-  const who = model.typingNow().map(name);
+  const who = model.typingNow().map(name).slice(0, 3);
+  // Each name in its own <bdi>: a right-to-left override in a name must not
+  // turn the rest of the sentence around.
   return html`<p class="typing" aria-hidden=${who.length ? 'false' : 'true'}>
-    ${who.length ? `${who.slice(0, 3).join(', ')} ${who.length > 1 ? 'are' : 'is'} typing…` : ''}
+    ${who.map((n, i) => html`${i ? ', ' : ''}<bdi>${n}</bdi>`)}${who.length ? ` ${who.length > 1 ? 'are' : 'is'} typing…` : ''}
   </p>`;
 }
 
@@ -103,7 +105,11 @@ function Chat({ model, me, name, editWindowS }) {
     ...[...model.outgoing.values()].map((o) => ({ key: `o${o.clientMsgId}`, o })),
   ];
   const newest = model.messages.length ? model.messages[model.messages.length - 1].seq : 0;
-  const firstUnread = model.upToAtOpen < newest ? model.messages.find((m) => m.seq > model.upToAtOpen && m.sender !== me) : null;
+  // Unread when the room opened: what arrives while it is open is read live.
+  const firstUnread =
+    model.upToAtOpen < model.lastAtOpen
+      ? model.messages.find((m) => m.seq > model.upToAtOpen && m.seq <= model.lastAtOpen && m.sender !== me)
+      : null;
 
   // Read up to what is on screen.
   useEffect(() => {
@@ -117,7 +123,7 @@ function Chat({ model, me, name, editWindowS }) {
     setError(null);
     try {
       await model.loadUntil(model.upToAtOpen + 1);
-      const m = model.messages.find((x) => x.seq > model.upToAtOpen && x.sender !== me);
+      const m = model.messages.find((x) => x.seq > model.upToAtOpen && x.seq <= model.lastAtOpen && x.sender !== me);
       if (m) requestAnimationFrame(() => api.current && api.current.scrollToKey(`m${m.seq}`));
       setFirstUnreadShown(false);
     } catch (e) {
@@ -287,7 +293,7 @@ function Composer({ model, label, placeholder, parent, onSent, id = 'composer' }
   const lastTyping = useRef(0);
   const send = () => {
     const body = text.trim();
-    if (!body) return;
+    if (!body || !model.ready) return;
     model.send(text, parent);
     setText('');
     if (onSent) onSent();
@@ -321,7 +327,7 @@ function Composer({ model, label, placeholder, parent, onSent, id = 'composer' }
         }
       }}
     ></textarea>
-    <button type="submit" class="primary">Send</button>
+    <button type="submit" class="primary" disabled=${!model.ready}>Send</button>
   </form>`;
 }
 
@@ -335,6 +341,7 @@ function Dialogue({ model, me, name }) {
   const reload = useRef(null);
 
   useEffect(() => {
+    if (!model.ready) return undefined; // entries need the join
     let live = true;
     let timer = null;
     const load = () =>
@@ -360,7 +367,7 @@ function Dialogue({ model, me, name }) {
       clearTimeout(timer);
       offs.forEach((f) => f());
     };
-  }, [model, sort]);
+  }, [model, sort, model.ready]);
 
   // Entries seen: everything on screen counts as read.
   useEffect(() => {

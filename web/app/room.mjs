@@ -38,6 +38,8 @@ export class RoomModel {
     this.myStars = new Map();
     /** @type {number} my read watermark when the room opened */
     this.upToAtOpen = 0;
+    /** @type {number} the newest seq loaded when the room opened */
+    this.lastAtOpen = 0;
     /** @type {number} the highest seq I reported read */
     this.readUpTo = 0;
     /** @type {Map<string, number>} person -> until (ms) for typing indicators */
@@ -102,6 +104,7 @@ export class RoomModel {
       this.upToAtOpen = u ? u.up_to : 0;
       this.readUpTo = this.upToAtOpen;
       await this.reload();
+      this.lastAtOpen = this.messages.length ? this.messages[this.messages.length - 1].seq : 0;
       const [pending, votes] = await Promise.all([c.pendingMessages(this.id), c.myVotes(this.id)]);
       for (const it of pending.items) {
         if (it.sender !== this.me) continue;
