@@ -1,0 +1,18 @@
+import { world, launch, openAs, shot, readEnv, sleep } from './browser/harness.mjs';
+const env = readEnv();
+const w = await world({ people: [{ name: 'Ana Alvarez' }, { name: 'Ben Brown' }], rooms: [{ name: 'general' }, { name: 'ideas', kind: 'dialogue' }] });
+const b = await launch();
+const a = await openAs(b, env.gw1, w.people[0], `/w/${w.ws}/r/${w.room.id}`);
+a.page.on('crash', () => console.log('CRASH'));
+a.page.on('console', (m) => console.log('console', m.type(), m.text().slice(0, 300)));
+await sleep(2500);
+await a.page.fill('#composer', 'Hello from Ana');
+console.log('filled');
+await sleep(500);
+console.log(await shot(a.page, 'smoke-chat'));
+await a.page.press('#composer', 'Enter');
+console.log('pressed');
+await sleep(1500);
+console.log(await shot(a.page, 'smoke-chat2'));
+console.log(a.errors);
+await b.close();

@@ -1,0 +1,14 @@
+import { launch } from './browser/harness.mjs';
+const b = await launch();
+const ctx = await b.newContext();
+const p = await ctx.newPage();
+p.on('crash', () => console.log('CRASH'));
+p.on('close', () => console.log('CLOSE'));
+b.on('disconnected', () => console.log('DISCONNECTED'));
+await p.goto('http://127.0.0.1:' + process.argv[2] + '/');
+await new Promise(r => setTimeout(r, 2000));
+console.log(await p.title());
+await p.screenshot({ path: '/tmp/webapp-probe/s.png' });
+await p.keyboard.press('Tab');
+console.log('ok');
+await b.close();
