@@ -5,6 +5,7 @@
 #include "conn.h"
 #include "http_api.h"
 #include "log.h"
+#include "mem.h"
 #include "ua.h"
 
 #include <cjson/cJSON.h>
@@ -25,6 +26,8 @@ static void req_free(struct http_req *r)
     free(r->body);
     if (r->resp) explicit_bzero(r->resp, r->resp_len);
     free(r->resp);
+    mem_free(r->piece);
+    if (r->stream_free) r->stream_free(r->stream_ud);
     explicit_bzero(r, sizeof *r);
     free(r);
 }
@@ -269,19 +272,126 @@ const char *http_arg(const struct http_req *r, const char *name)
     return NULL;
 }
 
+void http_stream_start(struct http_req *r, int status, const char *type,
+                       void (*pull)(struct http_req *r), void *ud, void (*ud_free)(void *))
+{
+    r->stream = true;
+    r->pull = pull;
+    r->stream_ud = ud;
+    r->stream_free = ud_free;
+    r->type = type;
+    http_respond(r, status, NULL, 0);
+}
+
+/* Chunk framing around a piece on HTTP/1.1: "<hex>\r\n" before, "\r\n"
+ * after, and the last chunk "0\r\n\r\n" after the final piece. */
+#define CHUNK_HEAD 18
+#define CHUNK_TAIL 7
+
+int http_stream_put(struct http_req *r, const char *const *parts, const size_t *lens, int n,
+                    bool last)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += lens[i];
+    mem_free(r->piece);
+    r->piece = mem_alloc(LWS_PRE + CHUNK_HEAD + len + CHUNK_TAIL);
+    if (!r->piece) {
+        http_stream_abort(r);
+        return -1;
+    }
+    unsigned char *body = r->piece + LWS_PRE + CHUNK_HEAD, *p = body;
+    for (int i = 0; i < n; i++) {
+        memcpy(p, parts[i], lens[i]);
+        p += lens[i];
+    }
+    r->piece_off = LWS_PRE + CHUNK_HEAD;
+    r->piece_len = len;
+    if (!r->h2) {
+        /* An empty chunk would end the body: an empty piece is sent as
+         * nothing but the end, or not at all. */
+        char h[CHUNK_HEAD + 1];
+        int hl = len ? snprintf(h, sizeof h, "%zx\r\n", len) : 0;
+        memcpy(body - hl, h, (size_t)hl);
+        r->piece_off -= (size_t)hl;
+        r->piece_len += (size_t)hl;
+        if (len) {
+            memcpy(p, "\r\n", 2);
+            p += 2;
+            r->piece_len += 2;
+        }
+        if (last) {
+            memcpy(p, "0\r\n\r\n", 5);
+            r->piece_len += 5;
+        }
+    }
+    r->piece_last = last;
+    if (r->wsi) lws_callback_on_writable(r->wsi);
+    return 0;
+}
+
+void http_stream_abort(struct http_req *r)
+{
+    r->stream_abort = true;
+    if (r->wsi) lws_callback_on_writable(r->wsi);
+}
+
+/* Asks the producer for the next piece unless one waits or is coming. */
+static void stream_more(struct http_req *r)
+{
+    if (r->piece || r->busy || r->stream_abort || r->piece_last) return;
+    r->pull(r);
+}
+
+static int stream_writeable(struct conn *c, struct http_req *r)
+{
+    struct lws *wsi = r->wsi;
+    if (r->stream_abort) {
+        log_warn("streamed answer aborted", "path=%s", r->path);
+        return -1; /* the completion (if any) frees r */
+    }
+    if (!r->piece) return 0;
+    bool last = r->piece_last;
+    /* The piece is taken before the write: a partial write is kept by lws,
+     * and WRITEABLE comes back only once it is out. */
+    int w = r->piece_len ? lws_write(wsi, r->piece + r->piece_off, r->piece_len,
+                                     last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP)
+                         : 0;
+    int want = (int)r->piece_len;
+    mem_free(r->piece);
+    r->piece = NULL;
+    if (w != want) return -1;
+    if (!last) {
+        stream_more(r);
+        return 0;
+    }
+    bool h2 = r->h2;
+    if (r->busy) return -1; /* cannot happen: nothing is asked for after the last */
+    req_free(r);
+    c->req = NULL;
+    /* An HTTP/1.1 answer without a length ends with its connection. */
+    if (!h2) return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 int http_writeable(struct conn *c)
 {
     struct http_req *r = c->req;
     struct lws *wsi = r ? r->wsi : NULL;
     if (!r || !r->status) return 0; /* spurious: nothing to write yet */
+    if (r->stream && r->headers_sent) return stream_writeable(c, r);
     if (!r->headers_sent) {
         unsigned char buf[LWS_PRE + 1024];
         unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
         char ra[16];
         snprintf(ra, sizeof ra, "%u", r->retry_after);
-        if (lws_add_http_common_headers(wsi, (unsigned)r->status,
-                                        r->type ? r->type : "application/json", r->resp_len, &p,
-                                        end) ||
+        /* Without a length lws adds Connection: close itself on HTTP/1.1. */
+        if (lws_add_http_common_headers(
+                wsi, (unsigned)r->status, r->type ? r->type : "application/json",
+                r->stream ? LWS_ILLEGAL_HTTP_CONTENT_LEN : r->resp_len, &p, end) ||
+            (r->stream && !r->h2 &&
+             lws_add_http_header_by_name(wsi, (const unsigned char *)"transfer-encoding:",
+                                         (const unsigned char *)"chunked", 7, &p, end)) ||
             lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
                                         (const unsigned char *)"no-store", 8, &p, end) ||
             (r->retry_after &&
@@ -294,12 +404,19 @@ int http_writeable(struct conn *c)
              lws_add_http_header_by_name(wsi, (const unsigned char *)"strict-transport-security:",
                                          (const unsigned char *)HSTS, (int)sizeof HSTS - 1, &p,
                                          end)) ||
-            (r->close_after && !r->h2 &&
+            (r->close_after && !r->h2 && !r->stream &&
              lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
                                          (const unsigned char *)"close", 5, &p, end)) ||
             lws_finalize_write_http_header(wsi, start, &p, end))
             return -1;
         r->headers_sent = true;
+        if (r->stream) {
+            if (r->piece)
+                lws_callback_on_writable(wsi);
+            else
+                stream_more(r);
+            return 0;
+        }
         if (r->resp_len) {
             lws_callback_on_writable(wsi);
             return 0;
