@@ -39,7 +39,15 @@ CREATE INDEX visits_person ON visits(person_id, id);
 CREATE INDEX guideline_hits_person ON guideline_hits(person_id, id);
 CREATE INDEX moderation_log_target ON moderation_log(target_person, id);
 CREATE INDEX pending_sender ON pending(sender_id, id);
-CREATE INDEX access_tokens_expires ON access_tokens(expires_at);
+-- What the retention jobs look for, each run, without scanning a table.
+CREATE INDEX access_tokens_expires ON access_tokens(expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX access_tokens_revoked ON access_tokens(revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE INDEX visits_at ON visits(at);
+CREATE INDEX invitations_expires ON invitations(expires_at);
+CREATE INDEX outbox_done ON outbox(coalesce(sent_at, failed_at))
+    WHERE sent_at IS NOT NULL OR failed_at IS NOT NULL;
+CREATE INDEX workspace_members_removed ON workspace_members(removed_at)
+    WHERE removed_at IS NOT NULL AND erased_at IS NULL;
 
 -- Each erasure: who asked (the person, an admin, the grace job), when,
 -- the workspace's content policy and what was removed, counted. Nothing
@@ -251,8 +259,9 @@ END $$;
 --             copies; read watermarks and other held messages that old go;
 --   members   removed members are erased after the workspace's grace;
 --   visits    visit-log rows older than visit_days;
---   tokens, invitations, outbox: a day after they expired, were revoked,
---             used or acknowledged.
+--   tokens a day after they expired or were revoked, invitations a day
+--             after they expired (used or not), outbox items a day after
+--             they were acknowledged.
 -- One gateway at a time (an advisory lock; the others skip the run).
 -- Returns what it removed, by kind.
 CREATE FUNCTION parley_retention(batch int, visit_days int) RETURNS jsonb
@@ -343,22 +352,23 @@ BEGIN
     c := jsonb_build_object('messages', msgs, 'receipts', receipts, 'votes', votes,
                             'held', held, 'members', members);
     DELETE FROM visits x WHERE x.id IN (SELECT y.id FROM visits y
-        WHERE y.at < now() - make_interval(days => visit_days) ORDER BY y.id LIMIT batch);
+        WHERE y.at < now() - make_interval(days => visit_days) ORDER BY y.at LIMIT batch);
     GET DIAGNOSTICS n = ROW_COUNT;
     c := c || jsonb_build_object('visits', n);
-    DELETE FROM access_tokens x WHERE x.hash IN (SELECT y.hash FROM access_tokens y
-        WHERE y.expires_at < now() - interval '1 day' OR y.revoked_at < now() - interval '1 day'
-        LIMIT batch);
+    DELETE FROM access_tokens x WHERE x.hash IN ((SELECT y.hash FROM access_tokens y
+        WHERE y.expires_at < now() - interval '1 day' LIMIT batch) UNION ALL
+        (SELECT y.hash FROM access_tokens y WHERE y.revoked_at < now() - interval '1 day'
+        LIMIT batch));
     GET DIAGNOSTICS n = ROW_COUNT;
     c := c || jsonb_build_object('tokens', n);
+    -- an invitation ends when it expires, used or not (its expiry bounds it)
     DELETE FROM invitations x WHERE x.id IN (SELECT y.id FROM invitations y
-        WHERE y.redeemed_at < now() - interval '1 day' OR y.revoked_at < now() - interval '1 day'
-        OR y.expires_at < now() - interval '1 day' LIMIT batch);
+        WHERE y.expires_at < now() - interval '1 day' LIMIT batch);
     GET DIAGNOSTICS n = ROW_COUNT;
     c := c || jsonb_build_object('invitations', n);
     DELETE FROM outbox x WHERE x.id IN (SELECT y.id FROM outbox y
-        WHERE y.sent_at < now() - interval '1 day' OR y.failed_at < now() - interval '1 day'
-        LIMIT batch);
+        WHERE (y.sent_at IS NOT NULL OR y.failed_at IS NOT NULL)
+        AND coalesce(y.sent_at, y.failed_at) < now() - interval '1 day' LIMIT batch);
     GET DIAGNOSTICS n = ROW_COUNT;
     RETURN c || jsonb_build_object('outbox', n);
 END $$;
