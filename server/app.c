@@ -12,6 +12,7 @@
 #include "moderation.h"
 #include "mem.h"
 #include "receipts.h"
+#include "rights.h"
 #include "room.h"
 #include "rulecache.h"
 #include "store.h"
@@ -166,6 +167,7 @@ static void on_jobs(uv_timer_t *t)
     if (a->job_runs % 60 == 0) ctl_revalidate(a);
     if (a->job_runs % a->cfg.anonymise_every_s == 5 % a->cfg.anonymise_every_s)
         http_api_anonymise(a);
+    if (a->job_runs % a->cfg.retention_every_s == 7 % a->cfg.retention_every_s) rights_retention(a);
 }
 
 /* Bus hooks shared by the rooms and the control channel. */
@@ -180,16 +182,19 @@ static void on_bus_up(void *ud)
     room_on_bus_up(ud);
 }
 
-/* store_stmts, the API's, then moderation's, prepared on every PostgreSQL connection. */
+/* store_stmts, the API's, moderation's, then rights.c's, prepared on every PostgreSQL connection.
+ */
 static struct db_stmt *all_stmts(int *n)
 {
-    static struct db_stmt all[ST__COUNT + 64 + M__COUNT];
+    static struct db_stmt all[ST__COUNT + 64 + M__COUNT + R__COUNT];
     if (http_api_nstmts > 64) return NULL;
     memcpy(all, store_stmts, sizeof store_stmts);
     memcpy(all + ST__COUNT, http_api_stmts, (size_t)http_api_nstmts * sizeof all[0]);
     /* moderation.c finds its statements right after the API's */
     memcpy(all + ST__COUNT + http_api_nstmts, mod_stmts, sizeof mod_stmts);
-    *n = ST__COUNT + http_api_nstmts + M__COUNT;
+    /* ... and rights.c's after moderation's */
+    memcpy(all + ST__COUNT + http_api_nstmts + M__COUNT, rights_stmts, sizeof rights_stmts);
+    *n = ST__COUNT + http_api_nstmts + M__COUNT + R__COUNT;
     return all;
 }
 

@@ -113,6 +113,12 @@ static const struct opt opts[] = {
      "visit-log IPs anonymised after days (7)"},
     {"--anonymise-every-s", "PARLEY_ANONYMISE_EVERY_S", K_U32, OFF(anonymise_every_s), 0, 1, 86400,
      "how often the IP anonymisation job runs (3600)"},
+    {"--visit-retention-days", "PARLEY_VISIT_RETENTION_DAYS", K_U32, OFF(visit_retention_days), 0,
+     1, 3650, "visit-log rows deleted after days (30)"},
+    {"--retention-every-s", "PARLEY_RETENTION_EVERY_S", K_U32, OFF(retention_every_s), 0, 1, 86400,
+     "how often the retention jobs run, one batch each (60)"},
+    {"--retention-batch", "PARLEY_RETENTION_BATCH", K_U32, OFF(retention_batch), 0, 1, 100000,
+     "rows of each kind one retention run removes at most (500)"},
     {"--operator-token-file", "PARLEY_OPERATOR_TOKEN_FILE", K_STR, OFF(operator_token_file), 1024,
      0, 0, "file with the operator token for /api/v1/outbox (none)"},
     {"--metrics-token-file", "PARLEY_METRICS_TOKEN_FILE", K_STR, OFF(metrics_token_file), 1024, 0,
@@ -168,6 +174,9 @@ void config_defaults(struct config *c)
     c->ip_retention_days = 7;
     c->anonymise_every_s = 3600;
     c->web_max_bytes = 64 << 20;
+    c->visit_retention_days = 30;
+    c->retention_every_s = 60;
+    c->retention_batch = 500;
 }
 
 static int bad(const struct opt *o, const char *from, const char *why)

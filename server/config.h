@@ -58,6 +58,9 @@ struct config {
     size_t http_max_body;           /* bytes of an HTTP request body (then 413) */
     uint32_t ip_retention_days;     /* visit-log IPs are anonymised after this many days */
     uint32_t anonymise_every_s;     /* how often the anonymisation job runs */
+    uint32_t visit_retention_days;  /* visit-log rows are deleted after this many days */
+    uint32_t retention_every_s;     /* how often the retention jobs run (one batch each) */
+    uint32_t retention_batch;       /* rows of each kind one retention run removes at most */
     char operator_token_file[1024]; /* file holding the operator's token (outbox); empty: none */
     char metrics_token_file[1024]; /* file holding the token /metrics requires; empty: not served */
     char web_root[1024];           /* the web client's files; empty: the installed default */

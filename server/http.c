@@ -34,6 +34,8 @@ static void req_free(struct http_req *r)
     free(r->body);
     if (r->resp) explicit_bzero(r->resp, r->resp_len);
     free(r->resp);
+    mem_free(r->piece);
+    if (r->stream_free) r->stream_free(r->stream_ud);
     explicit_bzero(r, sizeof *r);
     free(r);
 }
@@ -342,17 +344,124 @@ static int write_headers(struct http_req *r, struct lws *wsi)
                                     nm        ? NULL
                                     : r->type ? r->type
                                               : "application/json",
-                                    nm ? LWS_ILLEGAL_HTTP_CONTENT_LEN : r->resp_len, &p, end) ||
+                                    nm || r->stream ? LWS_ILLEGAL_HTTP_CONTENT_LEN : r->resp_len,
+                                    &p, end) ||
+        /* A streamed answer on HTTP/1.1 is chunked; without a length lws
+         * adds Connection: close itself. */
+        (r->stream && !r->h2 && add_header(wsi, "transfer-encoding:", "chunked", &p, end)) ||
         add_header(wsi, "cache-control:", r->cache ? r->cache : "no-store", &p, end) ||
         add_header(wsi, "content-security-policy:", r->csp ? r->csp : API_CSP, &p, end) ||
         (r->retry_after && add_header(wsi, "retry-after:", ra, &p, end)) ||
         (r->allow && add_header(wsi, "allow:", r->allow, &p, end)) ||
         (r->app->cfg.tls_cert[0] && add_header(wsi, "strict-transport-security:", HSTS, &p, end)) ||
-        (r->close_after && !r->h2 && add_header(wsi, "connection:", "close", &p, end)))
+        (r->close_after && !r->h2 && !r->stream &&
+         add_header(wsi, "connection:", "close", &p, end)))
         return -1;
     for (int i = 0; i < r->nxh; i++)
         if (add_header(wsi, r->xh_name[i], r->xh_value[i], &p, end)) return -1;
     return lws_finalize_write_http_header(wsi, start, &p, end) ? -1 : 0;
+}
+
+void http_stream_start(struct http_req *r, int status, const char *type,
+                       void (*pull)(struct http_req *r), void *ud, void (*ud_free)(void *))
+{
+    r->stream = true;
+    r->pull = pull;
+    r->stream_ud = ud;
+    r->stream_free = ud_free;
+    r->type = type;
+    http_respond(r, status, NULL, 0);
+}
+
+/* Chunk framing around a piece on HTTP/1.1: "<hex>\r\n" before, "\r\n"
+ * after, and the last chunk "0\r\n\r\n" after the final piece. */
+#define CHUNK_HEAD 18
+#define CHUNK_TAIL 7
+
+int http_stream_put(struct http_req *r, const char *const *parts, const size_t *lens, int n,
+                    bool last)
+{
+    size_t len = 0;
+    for (int i = 0; i < n; i++)
+        len += lens[i];
+    mem_free(r->piece);
+    r->piece = mem_alloc(LWS_PRE + CHUNK_HEAD + len + CHUNK_TAIL);
+    if (!r->piece) {
+        http_stream_abort(r);
+        return -1;
+    }
+    unsigned char *body = r->piece + LWS_PRE + CHUNK_HEAD, *p = body;
+    for (int i = 0; i < n; i++) {
+        memcpy(p, parts[i], lens[i]);
+        p += lens[i];
+    }
+    r->piece_off = LWS_PRE + CHUNK_HEAD;
+    r->piece_len = len;
+    if (!r->h2) {
+        /* An empty chunk would end the body: an empty piece is sent as
+         * nothing but the end, or not at all. */
+        char h[CHUNK_HEAD + 1];
+        int hl = len ? snprintf(h, sizeof h, "%zx\r\n", len) : 0;
+        memcpy(body - hl, h, (size_t)hl);
+        r->piece_off -= (size_t)hl;
+        r->piece_len += (size_t)hl;
+        if (len) {
+            memcpy(p, "\r\n", 2);
+            p += 2;
+            r->piece_len += 2;
+        }
+        if (last) {
+            memcpy(p, "0\r\n\r\n", 5);
+            r->piece_len += 5;
+        }
+    }
+    r->piece_last = last;
+    if (r->wsi) lws_callback_on_writable(r->wsi);
+    return 0;
+}
+
+void http_stream_abort(struct http_req *r)
+{
+    r->stream_abort = true;
+    if (r->wsi) lws_callback_on_writable(r->wsi);
+}
+
+/* Asks the producer for the next piece unless one waits or is coming. */
+static void stream_more(struct http_req *r)
+{
+    if (r->piece || r->busy || r->stream_abort || r->piece_last) return;
+    r->pull(r);
+}
+
+static int stream_writeable(struct conn *c, struct http_req *r)
+{
+    struct lws *wsi = r->wsi;
+    if (r->stream_abort) {
+        log_warn("streamed answer aborted", "path=%s", r->path);
+        return -1; /* the completion (if any) frees r */
+    }
+    if (!r->piece) return 0;
+    bool last = r->piece_last;
+    /* The piece is taken before the write: a partial write is kept by lws,
+     * and WRITEABLE comes back only once it is out. */
+    int w = r->piece_len ? lws_write(wsi, r->piece + r->piece_off, r->piece_len,
+                                     last ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP)
+                         : 0;
+    int want = (int)r->piece_len;
+    mem_free(r->piece);
+    r->piece = NULL;
+    if (w != want) return -1;
+    if (!last) {
+        stream_more(r);
+        return 0;
+    }
+    bool h2 = r->h2;
+    if (r->busy) return -1; /* cannot happen: nothing is asked for after the last */
+    req_free(r);
+    c->req = NULL;
+    /* An HTTP/1.1 answer without a length ends with its connection. */
+    if (!h2) return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
 int http_writeable(struct conn *c)
@@ -360,11 +469,19 @@ int http_writeable(struct conn *c)
     struct http_req *r = c->req;
     struct lws *wsi = r ? r->wsi : NULL;
     if (!r || !r->status) return 0; /* spurious: nothing to write yet */
+    if (r->stream && r->headers_sent) return stream_writeable(c, r);
     /* HEAD: the headers GET would send, Content-Length included, and no body. */
     size_t body_len = r->method == HM_HEAD ? 0 : r->resp_len;
     if (!r->headers_sent) {
         if (write_headers(r, wsi)) return -1;
         r->headers_sent = true;
+        if (r->stream) {
+            if (r->piece)
+                lws_callback_on_writable(wsi);
+            else
+                stream_more(r);
+            return 0;
+        }
         if (body_len) {
             lws_callback_on_writable(wsi);
             return 0;

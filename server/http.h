@@ -87,6 +87,15 @@ struct http_req {
     const char *xh_name[HTTP_MAX_XH];  /* more headers ("etag:"), static strings */
     const char *xh_value[HTTP_MAX_XH]; /* their values, outliving the request */
     int nxh;                           /* how many */
+    /* A streamed answer (http_stream_start): pieces produced one at a time. */
+    bool stream;                     /* the answer is streamed */
+    void (*pull)(struct http_req *); /* asked for the next piece once one is written */
+    void *stream_ud;                 /* the producer's state */
+    void (*stream_free)(void *);     /* frees stream_ud with the request */
+    unsigned char *piece;            /* the next piece, LWS_PRE and framing included */
+    size_t piece_off, piece_len;     /* where its bytes start in piece, and how many */
+    bool piece_last;                 /* it ends the answer */
+    bool stream_abort;               /* the producer failed: close without the end */
 };
 
 /* LWS_CALLBACK_HTTP (uri and its length, as lws passes them): returns 0,
@@ -108,6 +117,24 @@ int http_add_header(struct http_req *r, const char *name, const char *value);
 /* Answers {"error":{"code","message"[,"field"]}}. */
 void http_error(struct http_req *r, int status, const char *code, const char *message,
                 const char *field);
+/* A streamed answer of unknown length, so that a large one (an export)
+ * never sits whole in memory: on HTTP/1.1 it goes chunked (with
+ * Connection: close), on HTTP/2 as DATA frames. pull(r) is called after
+ * the headers and after each piece is written; it produces the next piece
+ * later, from a completion, with http_stream_put. At most one piece waits
+ * at a time, and the next is asked for only when the socket took the last:
+ * memory stays one piece however long the answer. ud (may be NULL) is
+ * freed with the request by ud_free. */
+void http_stream_start(struct http_req *r, int status, const char *type,
+                       void (*pull)(struct http_req *r), void *ud, void (*ud_free)(void *));
+/* The next piece: the n parts are copied, in order; last ends the answer.
+ * 0, or -1 when out of memory (the answer is then aborted). */
+int http_stream_put(struct http_req *r, const char *const *parts, const size_t *lens, int n,
+                    bool last);
+/* The producer failed midway: the connection is closed without the final
+ * chunk, so the client sees a truncated transfer, never a short success. */
+void http_stream_abort(struct http_req *r);
+
 /* For completions: false (and r freed) when the client went away. */
 bool http_alive(struct http_req *r);
 

@@ -11,6 +11,7 @@
 #include "moderation.h"
 #include "perm.h"
 #include "pwpolicy.h"
+#include "rights.h"
 #include "rulecache.h"
 #include "stats.h"
 #include "store.h"
@@ -60,6 +61,7 @@
 #define WS_JSON                                                                                    \
     "json_build_object('id', w.id, 'name', w.name, 'allowed_domains', w.allowed_domains,"          \
     " 'retention_days', w.retention_days, 'edit_window_s', w.edit_window_s,"                       \
+    " 'erasure_content', w.erasure_content, 'member_grace_days', w.member_grace_days,"             \
     " 'created_at', w.created_at, 'role', wm.role)"
 #define ROOM_JSON                                                                                  \
     "json_build_object('id', r.id, 'name', r.name, 'kind', r.kind, 'visibility', r.visibility,"    \
@@ -254,9 +256,11 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                           "  WHERE people.id = p.actor AND p.y IS NOT NULL RETURNING 1),"
                           " v AS (INSERT INTO visits (person_id, kind, ip, os, browser)"
                           "  SELECT p.actor, 'login', p.ip::inet, " UA_OS ", " UA_BROWSER " FROM p),"
-                          " t AS (INSERT INTO access_tokens (hash, person_id, kind, expires_at)"
+                          /* password_at: this session re-authenticated (DELETE /me) */
+                          " t AS (INSERT INTO access_tokens (hash, person_id, kind, expires_at,"
+                          "  password_at)"
                           "  SELECT decode(split_part(p.z, ' ', 1), 'hex'), p.actor, 'session',"
-                          "   now() + make_interval(hours => split_part(p.z, ' ', 2)::int) FROM p"
+                          "   now() + make_interval(hours => split_part(p.z, ' ', 2)::int), now() FROM p"
                           "  RETURNING expires_at)"
                           " SELECT 200, json_build_object('expires_at', t.expires_at,"
                           " 'person', " ME_JSON "), NULL FROM t, p, people pe WHERE pe.id = p.actor",
@@ -351,7 +355,10 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                       "  ELSE w.allowed_domains END,"
                       " retention_days = CASE WHEN p.b ? 'retention_days'"
                       "  THEN (p.b->>'retention_days')::int ELSE w.retention_days END,"
-                      " edit_window_s = coalesce((p.b->>'edit_window_s')::int, w.edit_window_s)"
+                      " edit_window_s = coalesce((p.b->>'edit_window_s')::int, w.edit_window_s),"
+                      " erasure_content = coalesce(p.b->>'erasure_content', w.erasure_content),"
+                      " member_grace_days = coalesce((p.b->>'member_grace_days')::int,"
+                      "  w.member_grace_days)"
                       " FROM p WHERE w.id = p.ws RETURNING w.*)"
                       " SELECT 200, " WS_JSON ", NULL FROM w, p JOIN workspace_members wm"
                       " ON wm.workspace_id = p.ws AND wm.person_id = p.actor",
@@ -923,10 +930,13 @@ static const struct jv_field f_ws_create[] = {
     {"retention_days", JV_INT, false, true, 1, 36500, NULL},
     {"edit_window_s", JV_INT, false, false, 0, 604800, NULL},
     {NULL, 0, 0, 0, 0, 0, NULL}};
+static const char *const erasure_contents[] = {"delete", "keep", NULL};
 static const struct jv_field f_ws_patch[] = {
     {"name", JV_TEXT, false, false, 1, 200, NULL},
     {"allowed_domains", JV_DOMAINS, false, true, 0, 50, NULL},
     {"retention_days", JV_INT, false, true, 1, 36500, NULL},
+    {"erasure_content", JV_ENUM, false, false, 0, 0, erasure_contents},
+    {"member_grace_days", JV_INT, false, false, 1, 3650, NULL},
     {NULL, 0, 0, 0, 0, 0, NULL}};
 /* Only the workspace's own fields: names and the picture live on the
  * account, which every workspace of the person shows, so they are the
@@ -1009,6 +1019,9 @@ static const struct jv_field f_settings[] = {{"locked", JV_BOOL, false, false, 0
                                              {"slow_mode_s", JV_INT, false, false, 0, 86400, NULL},
                                              OPT_TEXT("reason", 500),
                                              {NULL, 0, 0, 0, 0, 0, NULL}};
+/* An erasure's reason is recorded: it must not name the person. */
+static const struct jv_field f_erase[] = {{"reason", JV_TEXT, true, false, 1, 500, NULL},
+                                          {NULL, 0, 0, 0, 0, 0, NULL}};
 static const struct jv_field f_raw[] = {{NULL, 0, 0, 0, 0, 0, NULL}};
 static const struct jv_field f_dry_run[] = {{"text", JV_SECRET, true, false, 1, 65536, NULL},
                                             {"room_id", JV_UUID, false, false, 0, 0, NULL},
@@ -1038,6 +1051,8 @@ static void r_mod_log(struct http_req *r);
 
 /* Moderation's statements follow the API's in the prepared set. */
 #define MOD(m) (A__COUNT + (m))
+/* ... and rights.c's after moderation's. */
+#define RIGHTS(s) (A__COUNT + M__COUNT + (s))
 #define WS "/api/v1/workspaces/{ws}"
 static const struct route routes[] = {
     {HM_GET, "/healthz", AU_NONE, -1, NULL, -1, r_health},
@@ -1051,6 +1066,8 @@ static const struct route routes[] = {
     {HM_POST, "/api/v1/auth/revoke-all", AU_TOKEN, -1, NULL, A_REVOKE_ALL, NULL},
     {HM_GET, "/api/v1/me", AU_TOKEN, -1, NULL, A_ME_GET, NULL},
     {HM_PATCH, "/api/v1/me", AU_TOKEN, -1, f_me, A_ME_PATCH, r_me_patch},
+    {HM_DELETE, "/api/v1/me", AU_TOKEN, -1, NULL, RIGHTS(R_ERASE_ME), rights_erase_me},
+    {HM_GET, "/api/v1/me/export", AU_TOKEN, -1, NULL, -1, rights_export_me},
     {HM_POST, "/api/v1/invitations/redeem", AU_NONE, -1, f_redeem, -1, r_redeem},
     {HM_GET, "/api/v1/outbox", AU_OPERATOR, -1, NULL, A_OUTBOX_LEASE, r_outbox},
     {HM_POST, "/api/v1/outbox/{n}/ack", AU_OPERATOR, -1, f_ack, A_OUTBOX_ACK, NULL},
@@ -1066,6 +1083,10 @@ static const struct route routes[] = {
     {HM_DELETE, WS "/people/{id}", AU_WORKSPACE, P_PEOPLE_MANAGE, NULL, A_PERSON_REMOVE, NULL},
     {HM_POST, WS "/people/{id}/restore", AU_WORKSPACE, P_PEOPLE_MANAGE, NULL, A_PERSON_RESTORE,
      NULL},
+    {HM_POST, WS "/people/{id}/erase", AU_WORKSPACE, P_PEOPLE_MANAGE, f_erase,
+     RIGHTS(R_ERASE_MEMBER), NULL},
+    {HM_GET, WS "/people/{id}/export", AU_WORKSPACE, P_PEOPLE_MANAGE, NULL, -1,
+     rights_export_member},
     {HM_POST, WS "/invitations", AU_WORKSPACE, P_PEOPLE_INVITE, f_invite, A_INVITE, r_invite},
     {HM_GET, WS "/invitations", AU_WORKSPACE, P_PEOPLE_INVITE, NULL, A_INVITE_LIST, NULL},
     {HM_DELETE, WS "/invitations/{id}", AU_WORKSPACE, P_PEOPLE_INVITE, NULL, A_INVITE_REVOKE, NULL},
@@ -1254,7 +1275,7 @@ static void hex(const unsigned char *in, size_t n, char *out)
 }
 
 /* Runs a statement with the standard parameters; z is route-specific. */
-static void run_stmt(struct http_req *r, int stmt, const char *z)
+void http_api_run(struct http_req *r, int stmt, const char *z)
 {
     struct app *a = r->app;
     char x[64] = "", y[16] = "", ua[64];
@@ -1292,6 +1313,11 @@ static void run_stmt(struct http_req *r, int stmt, const char *z)
         return;
     }
     r->busy = true;
+}
+
+static void run_stmt(struct http_req *r, int stmt, const char *z)
+{
+    http_api_run(r, stmt, z);
 }
 
 static void run_route(struct http_req *r)

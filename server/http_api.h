@@ -28,6 +28,11 @@ void http_api_handle(struct http_req *r);
 extern const struct db_stmt http_api_stmts[];
 extern const int http_api_nstmts;
 
+/* Runs API statement stmt (an index into the prepared set after store's:
+ * the API's, then moderation's, then rights.c's) with the standard
+ * parameters (apisql.h) and answers with its (status, body, events). */
+void http_api_run(struct http_req *r, int stmt, const char *z);
+
 /* Reads the operator token file named in the config (0, or -1 logged). */
 int http_api_init(struct app *a);
 

@@ -1,5 +1,7 @@
 #include "stats.h"
 
+#include "rights.h"
+
 #include "app.h"
 #include "auth.h"
 #include "bus.h"
@@ -216,6 +218,13 @@ char *stats_render(struct app *a, size_t *len)
               &s->receipt_commit_seconds, 0, 1);
     metric(&o, "parley_events_emitted_total", "counter",
            "Coalesced read and votes events written to room logs.", (double)s->events_emitted);
+    metric(&o, "parley_retention_runs_total", "counter", "Retention job runs completed.",
+           (double)s->retention_runs);
+    put(&o, "# HELP parley_retention_removed_total Rows removed (or cut to stubs) by the retention "
+            "jobs, by kind.\n# TYPE parley_retention_removed_total counter\n");
+    for (int k = 0; k < STATS_RETENTION_KINDS; k++)
+        put(&o, "parley_retention_removed_total{kind=\"%s\"} %llu\n", rights_kind_names[k],
+            (unsigned long long)s->retention_removed[k]);
     static const char *const ops[SO__COUNT] = {"auth", "join", "send", "history", "receipt"};
     for (int i = 0; i < SO__COUNT; i++) {
         char label[32];

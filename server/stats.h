@@ -19,6 +19,8 @@ struct hist {
     double sum;                         /* their sum, in the histogram's unit */
 };
 
+#define STATS_RETENTION_KINDS 9 /* rights.h: enum rights_kind */
+
 enum stats_op { SO_AUTH, SO_JOIN, SO_SEND, SO_HISTORY, SO_RECEIPT, SO__COUNT };
 
 struct stats {
@@ -64,9 +66,11 @@ struct stats {
     uint64_t pace_counted;              /* sends counted in their sender's pace (Redis) */
     uint64_t pace_slowed;               /* sends refused there by a room's slow mode */
     uint64_t pace_unavailable;          /* sends refused because Redis did not answer */
-    struct hist batch_size;             /* messages per write transaction */
-    struct hist commit_seconds;         /* write transaction latency */
-    struct hist op_seconds[SO__COUNT];  /* command latency, receipt to reply */
+    uint64_t retention_runs;            /* retention job runs that completed */
+    uint64_t retention_removed[STATS_RETENTION_KINDS]; /* rows removed by them, by kind */
+    struct hist batch_size;                            /* messages per write transaction */
+    struct hist commit_seconds;                        /* write transaction latency */
+    struct hist op_seconds[SO__COUNT];                 /* command latency, receipt to reply */
 };
 
 /* Adds one observation (in the histogram's unit: seconds, or a count). */

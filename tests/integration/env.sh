@@ -20,7 +20,7 @@ PARLEYD=${PARLEYD:-}
 gw_flags=(--per-ip-max 32 --auth-timeout-ms 1500 --outq-bytes 262144 --replay-limit 200
           --db-timeout-ms 2000 --log-level ${GW_LOG_LEVEL:-info}
           --login-max-account 5 --login-max-ip 12 --signup-max-ip 100000 --login-window-s 120 --http-request-timeout-ms 3000
-          --ip-retention-days 7 --anonymise-every-s 1
+          --ip-retention-days 7 --anonymise-every-s 1 --retention-every-s 1
           --operator-token-file "$state/operator.token" --metrics-token-file "$state/metrics.token")
 # Valgrind cannot follow PCRE2's JIT code (false reports): the interpreter then.
 case "${GW_WRAPPER:-}" in *valgrind*) gw_flags+=(--regex-jit 0) ;; esac

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -88,6 +89,30 @@ static struct hres exchange(int fd, const char *req, size_t reqlen)
     char *body = end + 4;
     r.len = len - (size_t)(body - buf);
     if (cl[0] && (size_t)atol(cl) < r.len) r.len = (size_t)atol(cl);
+    char te[32];
+    header(buf, "transfer-encoding", te, sizeof te);
+    if (!strcmp(te, "chunked")) {
+        /* Dechunked in place; a body without its last chunk is a failed
+         * transfer (status -2), never a short success. */
+        size_t in = 0, out = 0;
+        bool whole = false;
+        while (in < r.len) {
+            char *eol = strstr(body + in, "\r\n");
+            if (!eol) break;
+            size_t n = strtoul(body + in, NULL, 16);
+            in = (size_t)(eol - body) + 2;
+            if (n == 0) {
+                whole = true;
+                break;
+            }
+            if (in + n + 2 > r.len) break;
+            memmove(body + out, body + in, n);
+            out += n;
+            in += n + 2;
+        }
+        r.len = out;
+        if (!whole) r.status = -2;
+    }
     r.body = malloc(r.len + 1);
     memcpy(r.body, body, r.len);
     r.body[r.len] = 0;

@@ -206,7 +206,7 @@ static void bad_input(void **state)
     expect_error(http_req(g, NULL, "GET", "/api/v1/nothing", a.token, NULL), 404, "not_found");
     r = http_req(g, NULL, "PUT", "/api/v1/me", a.token, "{}");
     assert_int_equal(r.status, 405);
-    assert_string_equal(r.allow, "GET, PATCH");
+    assert_string_equal(r.allow, "GET, PATCH, DELETE");
     hres_free(&r);
     expect_error(
         http_reqf(g, NULL, "GET", a.token, NULL, "/api/v1/workspaces/%s/rooms/not-a-uuid", ws), 404,

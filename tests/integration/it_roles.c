@@ -186,6 +186,7 @@ static const char *body_for(const char *method, const char *pat, const struct wo
     if (strstr(pat, "/approve") || strstr(pat, "/reject") || strstr(pat, "/delete")) return "{}";
     if (strstr(pat, "/tokens") || strstr(pat, "/restore"))
         return strstr(pat, "/restore") ? NULL : "{}";
+    if (strstr(pat, "/erase")) return "{\"reason\":\"walk\"}";
     if (strstr(pat, "/people/")) return "{\"title\":\"x\"}";
     return "{\"name\":\"x\"}";
 }

@@ -1,0 +1,422 @@
+#include "rights.h"
+
+#include "app.h"
+#include "http.h"
+#include "http_api.h"
+#include "log.h"
+#include "mem.h"
+#include "moderation.h"
+#include "store.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apisql.h"
+
+/* A session counts as re-authentication for this long after the password
+ * login that minted it (as GitHub's sudo mode). */
+#define REAUTH_S "300"
+/* Rows per export page: a page is one piece of the answer, so this bounds
+ * the gateway's memory per export (bodies are at most --max-body). */
+#define EXPORT_PAGE 500
+#define EXPORT_PAGE_S "500"
+
+/* Keyset pagination: every section is ordered by a (uuid, int8) pair, and
+ * the key of a page's last row ("<uuid>|<n>") starts the next page. The
+ * empty key is before everything. */
+#define KU                                                                                         \
+    "coalesce(nullif(split_part($3, '|', 1), ''), '00000000-0000-0000-0000-000000000000')::uuid"
+#define KN "coalesce(nullif(split_part($3, '|', 2), ''), '-9223372036854775808')::int8"
+#define AFTER(u, n) " (" u ", " n ") > (" KU ", " KN ")"
+#define SCOPE(ws) " ($2::uuid IS NULL OR " ws " = $2::uuid)"
+/* One page: (items joined by ',', count, last key). u, n: the key columns. */
+#define PAGE(json, u, n, from)                                                                     \
+    "SELECT string_agg(x.j, ',' ORDER BY x.rn), count(*)::int,"                                    \
+    " (array_agg(x.k ORDER BY x.rn DESC))[1] FROM (SELECT (" json ")::text AS j,"                  \
+    " " u "::text || '|' || " n " AS k, row_number() OVER (ORDER BY " u ", " n ") AS rn " from     \
+    " AND" AFTER(u, n) " ORDER BY " u ", " n " LIMIT $4::int) x"
+#define NIL "'00000000-0000-0000-0000-000000000000'::uuid"
+
+// clang-format off
+const struct db_stmt rights_stmts[R__COUNT] = {
+    /* The account goes whole: every workspace's data under a pseudonym,
+     * then the person row (sql/009). Only with a session from a password
+     * login of the last 5 minutes (401), and not while the person is the
+     * only owner of a workspace (409: it would be left without one). */
+    [R_ERASE_ME] = {"rights_erase_me",
+        P ", t AS (SELECT t.password_at > now() - interval '" REAUTH_S " seconds' AS fresh"
+        "  FROM access_tokens t, p WHERE t.id = p.z::uuid AND t.person_id = p.actor),"
+        " own AS (SELECT EXISTS (SELECT 1 FROM workspace_members m WHERE m.person_id = p.actor"
+        "  AND m.role = 'owner' AND m.removed_at IS NULL AND NOT EXISTS (SELECT 1"
+        "   FROM workspace_members o WHERE o.workspace_id = m.workspace_id AND o.role = 'owner'"
+        "   AND o.removed_at IS NULL AND o.person_id <> m.person_id)) AS sole FROM p),"
+        " st AS (SELECT CASE WHEN NOT coalesce((SELECT fresh FROM t), false) THEN 401"
+        "  WHEN own.sole THEN 409 ELSE 200 END AS st FROM own),"
+        " e AS (SELECT parley_erase_account(p.actor) AS r FROM p, st WHERE st.st = 200)"
+        " SELECT st.st, CASE st.st"
+        "  WHEN 401 THEN " ERR("reauth_required", "", "sign in again with your password"
+                               " (POST /api/v1/auth/login) and erase with that session within"
+                               " 5 minutes")
+        "  WHEN 409 THEN " ERR("sole_owner", "", "you are the only owner of a workspace:"
+                               " delete it first")
+        "  ELSE json_build_object('erased', true,"
+        "   'workspaces', (SELECT jsonb_array_length(e.r->'workspaces') FROM e)) END,"
+        "  CASE WHEN st.st = 200 THEN 'person ' || p.actor END"
+        " FROM st, p, (SELECT count(*) FROM e) z",
+        NPARAMS},
+    /* A person's data in this workspace only; the account stays theirs. The
+     * target must be one the actor manages (x); a pseudonym is 409. */
+    [R_ERASE_MEMBER] = {"rights_erase_member",
+        P ", t AS (SELECT wm.* FROM workspace_members wm, p"
+        "  WHERE wm.workspace_id = p.ws AND wm.person_id = p.id1 AND wm.role <> 'avatar'),"
+        " chk AS (SELECT CASE WHEN t.erased_at IS NOT NULL THEN 409"
+        "  WHEN t.person_id = p.actor OR NOT " MANAGES("t.role") " THEN 403 ELSE 200 END AS st"
+        "  FROM t, p),"
+        " e AS (SELECT parley_erase_member(p.id1, p.ws, p.actor, 'admin', p.b->>'reason') AS r"
+        "  FROM p, chk WHERE chk.st = 200)"
+        " SELECT chk.st, CASE chk.st"
+        "  WHEN 200 THEN (SELECT json_build_object('erased', true, 'pseudonym', e.r->'pseudonym',"
+        "   'name', e.r->'name', 'counts', e.r->'counts') FROM e)"
+        "  WHEN 409 THEN " ERR("already_erased", "", "the data of this person in this"
+                               " workspace was already erased")
+        "  ELSE " ERR("forbidden", "", "you may not erase this person") " END,"
+        "  CASE WHEN chk.st = 200 THEN 'member ' || p.ws || ' ' || p.id1 END"
+        " FROM chk, p, (SELECT count(*) FROM e) z",
+        NPARAMS},
+    /* The export is recorded before its first byte; no row: no such person
+     * in the workspace (404). */
+    [R_EXPORT_HEAD] = {"rights_export_head",
+        "WITH s AS (SELECT pe.* FROM people pe WHERE pe.id = $1::uuid AND ($2::uuid IS NULL"
+        "  OR EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = $2::uuid"
+        "   AND m.person_id = pe.id AND m.role <> 'avatar'))),"
+        " l AS (INSERT INTO export_log (workspace_id, actor_id, subject_id)"
+        "  SELECT $2::uuid, $3::uuid, s.id FROM s RETURNING at)"
+        " SELECT '{\"format\":\"parley-export\",\"version\":1,\"generated_at\":'"
+        "  || to_json(l.at)::text || ',\"subject\":' || to_json(s.id)::text"
+        "  || ',\"workspace\":' || coalesce(to_json($2::uuid)::text, 'null')"
+        "  || ',\"account\":' || json_build_object('id', s.id, 'email', s.email,"
+        "   'phone', s.phone, 'email_verified', s.email_verified_at IS NOT NULL,"
+        "   'phone_verified', s.phone_verified_at IS NOT NULL, 'display_name', s.display_name,"
+        "   'first_name', s.first_name, 'last_name', s.last_name, 'picture_url', s.picture_url,"
+        "   'avatar', s.is_avatar, 'pseudonym', s.pseudonym, 'created_at', s.created_at)::text"
+        " FROM s, l",
+        3},
+    [R_EX_MEMBERSHIPS] = {"rights_ex_memberships",
+        PAGE("json_build_object('workspace', w.id, 'workspace_name', w.name, 'role', m.role,"
+             " 'title', m.title, 'department', m.department, 'superior_id', m.superior_id,"
+             " 'joined_at', m.created_at, 'removed_at', m.removed_at)",
+             "m.workspace_id", "0::int8",
+             "FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id"
+             " WHERE m.person_id = $1::uuid AND" SCOPE("m.workspace_id")),
+        4},
+    /* What they wrote: messages, entries, replies, and their edits (each
+     * edit's text), in every room of the scope, deleted ones as stubs. */
+    [R_EX_MESSAGES] = {"rights_ex_messages",
+        PAGE("json_build_object('workspace', r.workspace_id, 'room', m.room_id, 'room_name',"
+             " r.name, 'seq', m.seq, 'kind', m.kind, 'parent_seq', m.parent_seq,"
+             " 'client_msg_id', m.client_msg_id, 'body', CASE WHEN m.kind = 'edit'"
+             "  THEN m.body::json->>'body' ELSE m.body END,"
+             " 'edit_of', CASE WHEN m.kind = 'edit' THEN (m.body::json->>'target')::int8 END,"
+             " 'created_at', m.created_at, 'edited_at', m.edited_at, 'deleted_at', m.deleted_at,"
+             " 'likes', m.like_count, 'ratings', m.star_count, 'star_sum', m.star_sum)",
+             "m.room_id", "m.seq",
+             "FROM messages m JOIN rooms r ON r.id = m.room_id WHERE m.sender_id = $1::uuid"
+             " AND m.kind IN ('message', 'entry', 'reply', 'edit') AND" SCOPE("r.workspace_id")),
+        4},
+    [R_EX_READ] = {"rights_ex_read",
+        PAGE("json_build_object('room', x.room_id, 'up_to', x.up_to, 'at', x.at)",
+             "x.room_id", "0::int8",
+             "FROM read_state x JOIN rooms r ON r.id = x.room_id WHERE x.person_id = $1::uuid"
+             " AND" SCOPE("r.workspace_id")),
+        4},
+    [R_EX_SEEN] = {"rights_ex_seen",
+        PAGE("json_build_object('room', x.room_id, 'seq', x.seq, 'at', x.at)",
+             "x.room_id", "x.seq",
+             "FROM seen x JOIN rooms r ON r.id = x.room_id WHERE x.person_id = $1::uuid"
+             " AND" SCOPE("r.workspace_id")),
+        4},
+    [R_EX_LIKES] = {"rights_ex_likes",
+        PAGE("json_build_object('room', x.room_id, 'seq', x.seq, 'at', x.at)",
+             "x.room_id", "x.seq",
+             "FROM likes x JOIN rooms r ON r.id = x.room_id WHERE x.person_id = $1::uuid"
+             " AND" SCOPE("r.workspace_id")),
+        4},
+    [R_EX_RATINGS] = {"rights_ex_ratings",
+        PAGE("json_build_object('room', x.room_id, 'seq', x.seq, 'stars', x.stars, 'at', x.at)",
+             "x.room_id", "x.seq",
+             "FROM ratings x JOIN rooms r ON r.id = x.room_id WHERE x.person_id = $1::uuid"
+             " AND" SCOPE("r.workspace_id")),
+        4},
+    /* Invitations to them (with their own address) and by them (without
+     * the invitee's: someone else's data). */
+    [R_EX_INVITATIONS] = {"rights_ex_invitations",
+        PAGE("json_build_object('id', i.id, 'workspace', i.workspace_id,"
+             " 'direction', CASE WHEN i.invited_by = $1::uuid THEN 'sent' ELSE 'received' END,"
+             " 'email', CASE WHEN i.invited_by = $1::uuid THEN NULL ELSE i.email END,"
+             " 'phone', CASE WHEN i.invited_by = $1::uuid THEN NULL ELSE i.phone END,"
+             " 'role', i.role, 'created_at', i.created_at, 'expires_at', i.expires_at,"
+             " 'redeemed_at', i.redeemed_at, 'revoked_at', i.revoked_at)",
+             "i.id", "0::int8",
+             "FROM invitations i LEFT JOIN people pe ON pe.id = $1::uuid"
+             " WHERE (i.invited_by = $1::uuid OR i.redeemed_by = $1::uuid OR i.email = pe.email"
+             "  OR i.phone = pe.phone) AND" SCOPE("i.workspace_id")),
+        4},
+    [R_EX_MODERATION] = {"rights_ex_moderation",
+        PAGE("json_build_object('id', x.id, 'workspace', x.workspace_id, 'room', x.room_id,"
+             " 'action', x.action, 'seq', x.target_seq, 'pending', x.target_pending,"
+             " 'actor_id', x.actor_id, 'reason', x.reason, 'at', x.at)",
+             NIL, "x.id",
+             "FROM moderation_log x WHERE x.target_person = $1::uuid AND" SCOPE("x.workspace_id")),
+        4},
+    [R_EX_HITS] = {"rights_ex_hits",
+        PAGE("json_build_object('id', x.id, 'workspace', x.workspace_id, 'room', x.room_id,"
+             " 'rule', x.rule_id, 'action', x.action, 'kind', x.kind, 'at', x.at)",
+             NIL, "x.id",
+             "FROM guideline_hits x WHERE x.person_id = $1::uuid AND" SCOPE("x.workspace_id")),
+        4},
+    [R_EX_HELD] = {"rights_ex_held",
+        PAGE("json_build_object('id', x.id, 'workspace', r.workspace_id, 'room', x.room_id,"
+             " 'client_msg_id', x.client_msg_id, 'body', x.body, 'parent_seq', x.parent_seq,"
+             " 'state', x.state, 'rules', x.rules, 'created_at', x.created_at,"
+             " 'decided_at', x.decided_at, 'seq', x.seq)",
+             NIL, "x.id",
+             "FROM pending x JOIN rooms r ON r.id = x.room_id WHERE x.sender_id = $1::uuid"
+             " AND" SCOPE("r.workspace_id")),
+        4},
+    /* One workspace-wide mute and one per room at most: the room (or the
+     * workspace) keys it. */
+    [R_EX_MUTES] = {"rights_ex_mutes",
+        PAGE("json_build_object('workspace', x.workspace_id, 'room', x.room_id,"
+             " 'until', x.until, 'reason', x.reason, 'created_at', x.created_at)",
+             "coalesce(x.room_id, x.workspace_id)", "0::int8",
+             "FROM mutes x WHERE x.person_id = $1::uuid AND" SCOPE("x.workspace_id")),
+        4},
+    [R_EX_VISITS] = {"rights_ex_visits",
+        PAGE("json_build_object('id', x.id, 'workspace', x.workspace_id, 'kind', x.kind,"
+             " 'at', x.at, 'ip', host(x.ip), 'ip_anonymised', x.ip_anonymised, 'os', x.os,"
+             " 'browser', x.browser)",
+             NIL, "x.id",
+             "FROM visits x WHERE x.person_id = $1::uuid AND" SCOPE("x.workspace_id")),
+        4},
+    /* Metadata only: a token's secret is never stored, and its hash stays. */
+    [R_EX_TOKENS] = {"rights_ex_tokens",
+        PAGE("json_build_object('id', x.id, 'kind', x.kind, 'workspace', x.workspace_id,"
+             " 'rooms', x.room_ids, 'created_at', x.created_at, 'expires_at', x.expires_at,"
+             " 'revoked_at', x.revoked_at)",
+             "x.id", "0::int8",
+             "FROM access_tokens x WHERE x.person_id = $1::uuid AND" SCOPE("x.workspace_id")),
+        4},
+    [R_RETENTION] = {"rights_retention", "SELECT parley_retention($1::int, $2::int)::text", 2},
+};
+// clang-format on
+
+/* The statement's index in the prepared set: after the API's and
+ * moderation's (app.c). */
+_Static_assert(RK__COUNT == STATS_RETENTION_KINDS, "stats.h counts every kind");
+
+static int stmt_at(enum rights_stmt s)
+{
+    return ST__COUNT + http_api_nstmts + M__COUNT + (int)s;
+}
+
+/* ---- erasure ------------------------------------------------------------- */
+
+void rights_erase_me(struct http_req *r)
+{
+    if (r->avatar) {
+        http_error(r, 403, "forbidden", "an avatar is erased by its workspace's admins", NULL);
+        return;
+    }
+    http_api_run(r, http_api_nstmts + M__COUNT + R_ERASE_ME, r->token_id);
+}
+
+/* ---- export -------------------------------------------------------------- */
+
+/* The list sections of the document, in order (protocol/EXPORT.md). */
+static const struct {
+    const char *name;      /* the member's name in the document */
+    enum rights_stmt stmt; /* its page statement */
+} sections[] = {
+    {"memberships", R_EX_MEMBERSHIPS},
+    {"messages", R_EX_MESSAGES},
+    {"read_state", R_EX_READ},
+    {"seen", R_EX_SEEN},
+    {"likes", R_EX_LIKES},
+    {"ratings", R_EX_RATINGS},
+    {"invitations", R_EX_INVITATIONS},
+    {"moderation", R_EX_MODERATION},
+    {"guideline_hits", R_EX_HITS},
+    {"held", R_EX_HELD},
+    {"mutes", R_EX_MUTES},
+    {"visits", R_EX_VISITS},
+    {"tokens", R_EX_TOKENS},
+};
+#define NSECTIONS (int)(sizeof sections / sizeof sections[0])
+
+struct export
+{
+    char subject[40];    /* whose data */
+    char ws[40];         /* the workspace it is limited to, "" for all (own export) */
+    int sec;             /* the section being written */
+    char key[96];        /* the last key written in it, "" at its start */
+    unsigned long items; /* items written in it */
+};
+
+static void export_free(void *p)
+{
+    mem_free(p);
+}
+
+static void on_page(void *ud, PGresult *res, int err)
+{
+    struct http_req *r = ud;
+    if (!http_alive(r)) return;
+    struct export *x = r->stream_ud;
+    if (err || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        log_error("export page failed", "section=%s sqlstate=%s", sections[x->sec].name,
+                  res ? db_sqlstate(res) : "");
+        http_stream_abort(r);
+        return;
+    }
+    int n = atoi(PQgetvalue(res, 0, 1));
+    const char *parts[5];
+    size_t lens[5];
+    int k = 0;
+    char open[40];
+    if (x->items == 0 && x->key[0] == 0) {
+        snprintf(open, sizeof open, ",\"%s\":[", sections[x->sec].name);
+        parts[k] = open;
+        lens[k++] = strlen(open);
+    }
+    if (n > 0) {
+        if (x->items) {
+            parts[k] = ",";
+            lens[k++] = 1;
+        }
+        parts[k] = PQgetvalue(res, 0, 0);
+        lens[k++] = (size_t)PQgetlength(res, 0, 0);
+        x->items += (unsigned long)n;
+        snprintf(x->key, sizeof x->key, "%s", PQgetvalue(res, 0, 2));
+    }
+    bool last = false;
+    if (n < EXPORT_PAGE) {
+        /* the section is complete; after the last one, the document */
+        parts[k] = "]";
+        lens[k++] = 1;
+        x->sec++;
+        x->key[0] = 0;
+        x->items = 0;
+        if (x->sec == NSECTIONS) {
+            parts[k] = "}\n";
+            lens[k++] = 2;
+            last = true;
+        }
+    }
+    http_stream_put(r, parts, lens, k, last);
+}
+
+static void export_pull(struct http_req *r)
+{
+    struct export *x = r->stream_ud;
+    const char *v[4] = {x->subject, x->ws[0] ? x->ws : NULL, x->key, EXPORT_PAGE_S};
+    int rc = db_query(r->app->db, -1, stmt_at(sections[x->sec].stmt), 4, v, NULL, NULL, on_page, r);
+    if (rc) {
+        http_stream_abort(r);
+        return;
+    }
+    r->busy = true;
+}
+
+static void on_head(void *ud, PGresult *res, int err)
+{
+    struct http_req *r = ud;
+    if (!http_alive(r)) return;
+    if (err || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        r->retry_after = 1;
+        http_error(r, 503, "unavailable", "storage unavailable, retry later", NULL);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        http_error(r, 404, "not_found", "no such person", NULL);
+        return;
+    }
+    struct export *x = mem_calloc(1, sizeof *x);
+    if (!x) {
+        http_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
+    snprintf(x->subject, sizeof x->subject, "%.36s", r->scratch);
+    snprintf(x->ws, sizeof x->ws, "%.36s", r->scratch + 40);
+    http_stream_start(r, 200, "application/json", export_pull, x, export_free);
+    const char *parts[1] = {PQgetvalue(res, 0, 0)};
+    size_t lens[1] = {(size_t)PQgetlength(res, 0, 0)};
+    http_stream_put(r, parts, lens, 1, false);
+}
+
+/* subject and ws (NULL: everything) go through r->scratch to the head's
+ * completion. */
+static void export_begin(struct http_req *r, const char *subject, const char *ws)
+{
+    snprintf(r->scratch, 40, "%s", subject);
+    snprintf(r->scratch + 40, 40, "%s", ws ? ws : "");
+    const char *v[3] = {subject, ws, r->person};
+    int rc = db_query(r->app->db, -1, stmt_at(R_EXPORT_HEAD), 3, v, NULL, NULL, on_head, r);
+    if (rc) {
+        r->retry_after = 1;
+        http_error(r, 503, "unavailable", "storage unavailable, retry later", NULL);
+        return;
+    }
+    r->busy = true;
+}
+
+void rights_export_me(struct http_req *r)
+{
+    export_begin(r, r->person, NULL);
+}
+
+void rights_export_member(struct http_req *r)
+{
+    export_begin(r, r->ids[1], r->ids[0]);
+}
+
+/* ---- retention ----------------------------------------------------------- */
+
+const char *const rights_kind_names[RK__COUNT] = {"messages", "receipts",    "votes",
+                                                  "held",     "members",     "visits",
+                                                  "tokens",   "invitations", "outbox"};
+
+static void on_retention(void *ud, PGresult *res, int err)
+{
+    struct app *a = ud;
+    if (err || PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        if (!err) log_warn("retention job failed", "sqlstate=%s", db_sqlstate(res));
+        return;
+    }
+    cJSON *o = cJSON_Parse(PQgetvalue(res, 0, 0));
+    if (!o) return;
+    char line[512];
+    size_t n = 0;
+    uint64_t total = 0;
+    for (int k = 0; k < RK__COUNT; k++) {
+        cJSON *v = cJSON_GetObjectItemCaseSensitive(o, rights_kind_names[k]);
+        uint64_t c = cJSON_IsNumber(v) && v->valuedouble > 0 ? (uint64_t)v->valuedouble : 0;
+        a->stats.retention_removed[k] += c;
+        total += c;
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s%s=%llu", k ? " " : "",
+                              rights_kind_names[k], (unsigned long long)c);
+    }
+    cJSON_Delete(o);
+    a->stats.retention_runs++;
+    if (total) log_info("retention: removed", "%s", line);
+}
+
+void rights_retention(struct app *a)
+{
+    char batch[16], days[16];
+    snprintf(batch, sizeof batch, "%u", a->cfg.retention_batch);
+    snprintf(days, sizeof days, "%u", a->cfg.visit_retention_days);
+    const char *v[2] = {batch, days};
+    db_query(a->db, -1, stmt_at(R_RETENTION), 2, v, NULL, NULL, on_retention, a);
+}
