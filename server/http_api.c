@@ -613,13 +613,14 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
            "  END, NULL FROM inv, st, p"
            " WHERE (SELECT count(*) FROM m) + (SELECT count(*) FROM u) + (SELECT count(*) FROM o) >= 0",
          NPARAMS},
-    /* z: "<how many> <lease seconds>". A lease hides an item from other
+    /* z: "<how many> <lease seconds> [channel]". A lease hides an item from other
      * mailers for its time; an item not acknowledged by then is handed out
      * again (with attempts one higher, which names the new lease). */
     [A_OUTBOX_LEASE] =
         {"api_outbox_lease",
          P ", s AS (SELECT o.id FROM outbox o, p WHERE " OUTBOX_LIVE("o")
            "  AND (o.leased_until IS NULL OR o.leased_until < now())"
+           "  AND (split_part(p.z, ' ', 3) = '' OR o.channel = split_part(p.z, ' ', 3))"
            "  ORDER BY o.id LIMIT (SELECT split_part(p.z, ' ', 1)::int FROM p)"
            "  FOR UPDATE OF o SKIP LOCKED),"
            " u AS (UPDATE outbox o SET leased_until = now()"
@@ -1678,8 +1679,13 @@ static void r_outbox(struct http_req *r)
         http_error(r, 400, "bad_field", "lease_s: must be an integer from 1 to 3600", "lease_s");
         return;
     }
-    char z[32];
-    snprintf(z, sizeof z, "%ld %ld", n, lease);
+    const char *ch = http_arg(r, "channel");
+    if (ch && strcmp(ch, "email") && strcmp(ch, "sms")) {
+        http_error(r, 400, "bad_field", "channel: must be email or sms", "channel");
+        return;
+    }
+    char z[40];
+    snprintf(z, sizeof z, "%ld %ld %s", n, lease, ch ? ch : "");
     run_stmt(r, A_OUTBOX_LEASE, z);
 }
 
