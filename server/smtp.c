@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* A growing buffer. */
@@ -192,14 +193,19 @@ char *smtp_build(const struct smtp_cfg *c, const struct mail *m, size_t *len)
 
 /* ---- sending ------------------------------------------------------------- */
 
-/* What the conversation showed: the server's last reply line and the last
- * command's verb (never its arguments: AUTH carries the credential). */
+/* What the conversation showed: the server's last reply line, the first
+ * refusal (4xx/5xx: after it libcurl still says QUIT and hears 221) with
+ * the command it answered, and the last command's verb (never its
+ * arguments: AUTH carries the credential). */
 struct convo {
-    char reply[400]; /* the last reply line */
-    char verb[8];    /* MAIL, RCPT, DATA, AUTH, EHLO, STAR(TTLS) ... */
-    const char *msg; /* the message being uploaded */
-    size_t len;      /* its length */
-    size_t at;       /* bytes uploaded so far */
+    char reply[400];     /* the last reply line */
+    char err_reply[400]; /* the first 4xx or 5xx reply line */
+    int err_code;        /* its code; 0: none */
+    char err_verb[8];    /* the command it answered */
+    char verb[8];        /* MAIL, RCPT, DATA, AUTH, EHLO, STAR(TTLS) ... */
+    const char *msg;     /* the message being uploaded */
+    size_t len;          /* its length */
+    size_t at;           /* bytes uploaded so far */
 };
 
 static int on_debug(CURL *h, curl_infotype t, char *d, size_t n, void *ud)
@@ -225,6 +231,12 @@ static int on_debug(CURL *h, curl_infotype t, char *d, size_t n, void *ud)
         c->reply[k] = 0;
         for (char *p = c->reply; *p; p++)
             if ((unsigned char)*p < 0x20) *p = ' ';
+        int code = atoi(c->reply);
+        if (code >= 400 && code < 600 && !c->err_code) {
+            c->err_code = code;
+            memcpy(c->err_reply, c->reply, sizeof c->reply);
+            memcpy(c->err_verb, c->verb, sizeof c->verb);
+        }
     }
     return 0;
 }
@@ -289,20 +301,19 @@ void smtp_send(const struct smtp_cfg *c, const struct mail *m, struct send_resul
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->timeout_s < 10 ? c->timeout_s : 10L);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     CURLcode rc = curl_easy_perform(h);
-    long code = 0;
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
-    r->code = (int)code;
     if (rc == CURLE_OK) {
         r->outcome = SEND_OK;
+        r->code = atoi(cv.reply);
         snprintf(r->reply, sizeof r->reply, "%s", cv.reply);
+    } else if (cv.err_code) {
+        /* Refused: for good only when the envelope or the message was. */
+        bool envelope = !strcmp(cv.err_verb, "MAIL") || !strcmp(cv.err_verb, "RCPT") ||
+                        !strcmp(cv.err_verb, "DATA");
+        r->code = cv.err_code;
+        if (cv.err_code >= 500 && envelope) r->outcome = SEND_FAILED;
+        snprintf(r->reply, sizeof r->reply, "%s", cv.err_reply);
     } else {
-        bool envelope =
-            !strcmp(cv.verb, "MAIL") || !strcmp(cv.verb, "RCPT") || !strcmp(cv.verb, "DATA");
-        if (code >= 500 && code < 600 && envelope) r->outcome = SEND_FAILED;
-        if (code >= 400 && cv.reply[0])
-            snprintf(r->reply, sizeof r->reply, "%s", cv.reply);
-        else
-            snprintf(r->reply, sizeof r->reply, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        snprintf(r->reply, sizeof r->reply, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
     }
     curl_slist_free_all(rcpt);
     curl_easy_cleanup(h);
