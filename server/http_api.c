@@ -62,6 +62,7 @@
     "json_build_object('id', w.id, 'name', w.name, 'allowed_domains', w.allowed_domains,"          \
     " 'retention_days', w.retention_days, 'edit_window_s', w.edit_window_s,"                       \
     " 'erasure_content', w.erasure_content, 'member_grace_days', w.member_grace_days,"             \
+    " 'language', w.language, 'self_join', w.self_join,"                                           \
     " 'created_at', w.created_at, 'role', wm.role)"
 #define ROOM_JSON                                                                                  \
     "json_build_object('id', r.id, 'name', r.name, 'kind', r.kind, 'visibility', r.visibility,"    \
@@ -74,6 +75,30 @@
     " 'status', CASE WHEN i.revoked_at IS NOT NULL THEN 'revoked'"                                 \
     " WHEN i.redeemed_at IS NOT NULL THEN 'redeemed' WHEN i.expires_at <= now() THEN 'expired'"    \
     " ELSE 'pending' END)"
+/* Workspace w is open to person pe joining on their own: self-service
+ * join on, and pe's proven email in one of its domains (exactly: a
+ * subdomain is another organisation's). Avatars have no address. */
+#define SELF_JOINS(w, pe)                                                                          \
+    "(" w ".self_join AND " pe ".email_verified_at IS NOT NULL AND NOT " pe ".is_avatar"           \
+    " AND " w ".allowed_domains @> ARRAY[split_part(" pe ".email, '@', 2)])"
+/* An outbox item still to deliver: not sent or failed, and its invitation
+ * or secret still good. */
+#define OUTBOX_LIVE(o)                                                                             \
+    "(" o ".sent_at IS NULL AND " o ".failed_at IS NULL"                                           \
+    " AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.id = " o ".invitation_id"                \
+    "  AND (i.revoked_at IS NOT NULL OR i.redeemed_at IS NOT NULL OR i.expires_at <= now()))"      \
+    " AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = " o ".verification_id"            \
+    "  AND (v.used_at IS NOT NULL OR v.expires_at <= now())))"
+/* An item as the mailer sees it; language: its workspace's (NULL without
+ * one); attempts counts leases, so it names this lease. */
+// clang-format off
+#define OUTBOX_JSON(o)                                                                             \
+    "json_build_object('id', " o ".id, 'channel', " o ".channel, 'recipient', " o ".recipient,"    \
+    " 'payload', " o ".payload, 'attempts', " o ".attempts, 'created_at', " o ".created_at,"       \
+    " 'lease_expires_at', " o ".leased_until, 'lease_remaining_ms', greatest(0,"                   \
+    " " TS_MS(o ".leased_until") " - " TS_MS("now()") "),"                                         \
+    " 'language', (SELECT lw.language FROM workspaces lw WHERE lw.id = " o ".workspace_id))"
+// clang-format on
 #define AVATAR_JSON                                                                                \
     "json_build_object('id', pe.id, 'name', pe.display_name, 'picture_url', pe.picture_url,"       \
     " 'persona', av.persona, 'owner_id', av.owner_id, 'created_at', av.created_at,"                \
@@ -115,7 +140,10 @@ enum api_stmt {
     A_REDEEM_LOOKUP,
     A_REDEEM,
     A_OUTBOX_LEASE,
+    A_OUTBOX_GET,
     A_OUTBOX_ACK,
+    A_JOINABLE,
+    A_WS_JOIN,
     A_ROOM_CREATE,
     A_ROOM_LIST,
     A_ROOM_GET,
@@ -331,9 +359,10 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
         NPARAMS},
     [A_WS_CREATE] = {"api_ws_create",
                      P ", w AS (INSERT INTO workspaces (name, created_by, allowed_domains,"
-                       " retention_days) SELECT p.b->>'name', p.actor, ARRAY(SELECT"
-                       " jsonb_array_elements_text(coalesce(p.b->'allowed_domains', '[]'))),"
-                       " (p.b->>'retention_days')::int FROM p RETURNING *),"
+                       " retention_days, language, self_join) SELECT p.b->>'name', p.actor,"
+                       " ARRAY(SELECT jsonb_array_elements_text(coalesce(p.b->'allowed_domains',"
+                       " '[]'))), (p.b->>'retention_days')::int, coalesce(p.b->>'language', 'en'),"
+                       " coalesce((p.b->>'self_join')::boolean, false) FROM p RETURNING *),"
                        " wm AS (INSERT INTO workspace_members (workspace_id, person_id, role)"
                        "  SELECT w.id, p.actor, 'owner' FROM w, p RETURNING role)"
                        " SELECT 201, " WS_JSON ", NULL FROM w, wm",
@@ -358,7 +387,9 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                       " edit_window_s = coalesce((p.b->>'edit_window_s')::int, w.edit_window_s),"
                       " erasure_content = coalesce(p.b->>'erasure_content', w.erasure_content),"
                       " member_grace_days = coalesce((p.b->>'member_grace_days')::int,"
-                      "  w.member_grace_days)"
+                      "  w.member_grace_days),"
+                      " language = coalesce(p.b->>'language', w.language),"
+                      " self_join = coalesce((p.b->>'self_join')::boolean, w.self_join)"
                       " FROM p WHERE w.id = p.ws RETURNING w.*)"
                       " SELECT 200, " WS_JSON ", NULL FROM w, p JOIN workspace_members wm"
                       " ON wm.workspace_id = p.ws AND wm.person_id = p.actor",
@@ -500,6 +531,7 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
         " FROM p LEFT JOIN invitations i ON i.workspace_id = p.ws"
         " LEFT JOIN LATERAL (SELECT json_build_object('state', CASE"
         "  WHEN o.sent_at IS NOT NULL THEN 'sent' WHEN o.failed_at IS NOT NULL THEN 'failed'"
+        "  WHEN o.last_error IS NOT NULL THEN 'retrying'"
         "  WHEN o.leased_until > now() THEN 'leased' ELSE 'queued' END,"
         "  'channel', o.channel, 'attempts', o.attempts, 'sent_at', o.sent_at,"
         "  'failed_at', o.failed_at, 'error', o.last_error) AS d"
@@ -590,38 +622,85 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
            "  END, NULL FROM inv, st, p"
            " WHERE (SELECT count(*) FROM m) + (SELECT count(*) FROM u) + (SELECT count(*) FROM o) >= 0",
          NPARAMS},
-    /* z: how many. A lease hides an item from other mailers for 5 minutes;
-     * an item not acknowledged by then is handed out again. */
+    /* z: "<how many> <lease seconds> [channel]". A lease hides an item from other
+     * mailers for its time; an item not acknowledged by then is handed out
+     * again (with attempts one higher, which names the new lease). */
     [A_OUTBOX_LEASE] =
         {"api_outbox_lease",
-         P ", s AS (SELECT o.id FROM outbox o, p WHERE o.sent_at IS NULL AND o.failed_at IS NULL"
+         P ", s AS (SELECT o.id FROM outbox o, p WHERE " OUTBOX_LIVE("o")
            "  AND (o.leased_until IS NULL OR o.leased_until < now())"
-           "  AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.id = o.invitation_id"
-           "   AND (i.revoked_at IS NOT NULL OR i.redeemed_at IS NOT NULL OR i.expires_at <= now()))"
-           "  AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = o.verification_id"
-           "   AND (v.used_at IS NOT NULL OR v.expires_at <= now()))"
-           "  ORDER BY o.id LIMIT (SELECT p.z::int FROM p) FOR UPDATE OF o SKIP LOCKED),"
-           " u AS (UPDATE outbox o SET leased_until = now() + interval '5 minutes',"
-           "  attempts = o.attempts + 1 FROM s WHERE o.id = s.id RETURNING o.*)"
-           " SELECT 200, " ITEMS("json_build_object('id', u.id, 'channel', u.channel,"
-                                 " 'recipient', u.recipient, 'payload', u.payload, 'attempts',"
-                                 " u.attempts, 'created_at', u.created_at, 'lease_expires_at',"
-                                 " u.leased_until)",
-                                 "u.id", "u.id") ", NULL FROM p LEFT JOIN u ON true GROUP BY p.z",
+           "  AND (split_part(p.z, ' ', 3) = '' OR o.channel = split_part(p.z, ' ', 3))"
+           "  ORDER BY o.id LIMIT (SELECT split_part(p.z, ' ', 1)::int FROM p)"
+           "  FOR UPDATE OF o SKIP LOCKED),"
+           " u AS (UPDATE outbox o SET leased_until = now()"
+           "  + make_interval(secs => split_part(p.z, ' ', 2)::int),"
+           "  attempts = o.attempts + 1 FROM s, p WHERE o.id = s.id RETURNING o.*)"
+           " SELECT 200, " ITEMS(OUTBOX_JSON("u"), "u.id", "u.id") ", NULL"
+           " FROM p LEFT JOIN u ON true GROUP BY p.z",
          NPARAMS},
+    /* z: the outbox id. The item while it is still to deliver (its lease,
+     * whether this mailer's or not); no row (404) once it is sent, failed
+     * or withdrawn (its invitation revoked, used or expired, its secret
+     * used or replaced). A mailer asks right before sending. */
+    [A_OUTBOX_GET] = {"api_outbox_get",
+                      P " SELECT 200, " OUTBOX_JSON("o") ", NULL FROM outbox o, p"
+                        " WHERE o.id = p.z::bigint AND " OUTBOX_LIVE("o"),
+                      NPARAMS},
     /* z: the outbox id. sent/failed end the item and erase its secret;
-     * retry hands it out again at once. */
+     * retry hands it out again at once, or after retry_after_s. With
+     * attempt, only the lease of that number is acknowledged: a mailer
+     * whose lease ran out and was taken by another gets 409 lease_lost and
+     * changes nothing (the outer SELECT sees the row as it was). */
     [A_OUTBOX_ACK] = {"api_outbox_ack",
                       P ", u AS (UPDATE outbox o SET"
                         "  sent_at = CASE WHEN p.b->>'status' = 'sent' THEN now() END,"
                         "  failed_at = CASE WHEN p.b->>'status' = 'failed' THEN now() END,"
-                        "  leased_until = NULL, last_error = p.b->>'error',"
+                        "  leased_until = CASE WHEN p.b->>'status' = 'retry'"
+                        "   AND p.b ? 'retry_after_s' THEN now()"
+                        "   + make_interval(secs => (p.b->>'retry_after_s')::int) END,"
+                        "  last_error = p.b->>'error',"
                         "  payload = CASE WHEN p.b->>'status' = 'retry' THEN o.payload"
                         "   ELSE o.payload - 'token' END"
                         "  FROM p WHERE o.id = p.z::bigint AND o.sent_at IS NULL"
-                        "  AND o.failed_at IS NULL RETURNING o.id)"
-                        " SELECT 204, NULL::json, NULL FROM u",
+                        "  AND o.failed_at IS NULL"
+                        "  AND (NOT p.b ? 'attempt' OR o.attempts = (p.b->>'attempt')::int)"
+                        "  RETURNING o.id)"
+                        " SELECT 204, NULL::json, NULL FROM u"
+                        " UNION ALL SELECT 409, " ERR("lease_lost", "attempt",
+                        "attempt: the item was leased again since; this lease no longer holds")
+                        ", NULL FROM outbox o, p WHERE NOT EXISTS (SELECT 1 FROM u)"
+                        "  AND o.id = p.z::bigint AND o.sent_at IS NULL AND o.failed_at IS NULL",
                       NPARAMS},
+    /* The workspaces the actor may join on their own: open to self-service
+     * join, listing the domain of the actor's proven email, and without a
+     * membership of the actor (a removed one included: removal stands). */
+    [A_JOINABLE] = {"api_joinable",
+        P " SELECT 200, " ITEMS("json_build_object('id', w.id, 'name', w.name,"
+                                " 'domain', split_part(pe.email, '@', 2))", "w.name, w.id", "w.id")
+        ", NULL FROM p JOIN people pe ON pe.id = p.actor"
+        " LEFT JOIN workspaces w ON " SELF_JOINS("w", "pe")
+        " AND NOT EXISTS (SELECT 1 FROM workspace_members m WHERE m.workspace_id = w.id"
+        "  AND m.person_id = pe.id)"
+        " GROUP BY p.actor",
+        NPARAMS},
+    /* Joining one of them with the member role: 201 with the workspace,
+     * 409 for a member; no row (404, like a workspace that does not exist)
+     * for any workspace the actor may not join, a removed membership
+     * included. ON CONFLICT: a concurrent join of the same person. */
+    [A_WS_JOIN] = {"api_ws_join",
+        P ", pe AS (SELECT pe.* FROM people pe, p WHERE pe.id = p.actor),"
+        " w AS (SELECT w.* FROM workspaces w, p, pe WHERE w.id = p.ws AND " SELF_JOINS("w", "pe")
+        "),"
+        " ex AS (SELECT m.* FROM workspace_members m, w, p WHERE m.workspace_id = w.id"
+        "  AND m.person_id = p.actor),"
+        " wm AS (INSERT INTO workspace_members (workspace_id, person_id, role)"
+        "  SELECT w.id, p.actor, 'member' FROM w, p WHERE NOT EXISTS (SELECT 1 FROM ex)"
+        "  ON CONFLICT DO NOTHING RETURNING role)"
+        " SELECT CASE WHEN EXISTS (SELECT 1 FROM wm) THEN 201 ELSE 409 END,"
+        "  CASE WHEN EXISTS (SELECT 1 FROM wm) THEN (SELECT " WS_JSON " FROM wm)"
+        "  ELSE " ERR("already_member", "", "you are already in this workspace") " END, NULL"
+        " FROM w WHERE NOT EXISTS (SELECT 1 FROM ex WHERE ex.removed_at IS NOT NULL)",
+        NPARAMS},
     [A_ROOM_CREATE] = {"api_room_create",
         P ", bad AS (SELECT count(*) AS n FROM p,"
         "  jsonb_array_elements_text(coalesce(p.b->'members', '[]')) e(v)"
@@ -929,6 +1008,8 @@ static const struct jv_field f_ws_create[] = {
     {"allowed_domains", JV_DOMAINS, false, true, 0, 50, NULL},
     {"retention_days", JV_INT, false, true, 1, 36500, NULL},
     {"edit_window_s", JV_INT, false, false, 0, 604800, NULL},
+    {"language", JV_TEXT, false, false, 2, 2, NULL},
+    {"self_join", JV_BOOL, false, false, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, 0, NULL}};
 static const char *const erasure_contents[] = {"delete", "keep", NULL};
 static const struct jv_field f_ws_patch[] = {
@@ -937,6 +1018,8 @@ static const struct jv_field f_ws_patch[] = {
     {"retention_days", JV_INT, false, true, 1, 36500, NULL},
     {"erasure_content", JV_ENUM, false, false, 0, 0, erasure_contents},
     {"member_grace_days", JV_INT, false, false, 1, 3650, NULL},
+    {"language", JV_TEXT, false, false, 2, 2, NULL},
+    {"self_join", JV_BOOL, false, false, 0, 0, NULL},
     {NULL, 0, 0, 0, 0, 0, NULL}};
 /* Only the workspace's own fields: names and the picture live on the
  * account, which every workspace of the person shows, so they are the
@@ -968,6 +1051,8 @@ static const struct jv_field f_resend[] = {{"email", JV_EMAIL, true, false, 0, 0
                                            {NULL, 0, 0, 0, 0, 0, NULL}};
 static const struct jv_field f_ack[] = {{"status", JV_ENUM, true, false, 0, 0, ack_statuses},
                                         {"error", JV_TEXT, false, true, 0, 1000, NULL},
+                                        {"attempt", JV_INT, false, false, 1, 2147483647, NULL},
+                                        {"retry_after_s", JV_INT, false, false, 1, 86400, NULL},
                                         {NULL, 0, 0, 0, 0, 0, NULL}};
 static const struct jv_field f_room_create[] = {
     NAME("name", true),
@@ -1041,6 +1126,8 @@ static void r_ws_create(struct http_req *r);
 static void r_person_patch(struct http_req *r);
 static void r_invite(struct http_req *r);
 static void r_outbox(struct http_req *r);
+static void r_ack(struct http_req *r);
+static void r_ws_patch(struct http_req *r);
 static void r_avatar_token(struct http_req *r);
 static void r_logout(struct http_req *r);
 static void r_visits(struct http_req *r);
@@ -1070,12 +1157,16 @@ static const struct route routes[] = {
     {HM_GET, "/api/v1/me/export", AU_TOKEN, -1, NULL, -1, rights_export_me},
     {HM_POST, "/api/v1/invitations/redeem", AU_NONE, -1, f_redeem, -1, r_redeem},
     {HM_GET, "/api/v1/outbox", AU_OPERATOR, -1, NULL, A_OUTBOX_LEASE, r_outbox},
-    {HM_POST, "/api/v1/outbox/{n}/ack", AU_OPERATOR, -1, f_ack, A_OUTBOX_ACK, NULL},
+    {HM_GET, "/api/v1/outbox/{n}", AU_OPERATOR, -1, NULL, A_OUTBOX_GET, NULL},
+    {HM_POST, "/api/v1/outbox/{n}/ack", AU_OPERATOR, -1, f_ack, A_OUTBOX_ACK, r_ack},
+    {HM_GET, "/api/v1/joinable", AU_TOKEN, -1, NULL, A_JOINABLE, NULL},
     {HM_POST, "/api/v1/workspaces", AU_TOKEN, -1, f_ws_create, A_WS_CREATE, r_ws_create},
     {HM_GET, "/api/v1/workspaces", AU_TOKEN, -1, NULL, A_WS_LIST, NULL},
     {HM_GET, WS, AU_WORKSPACE, P_WORKSPACE_READ, NULL, A_WS_GET, NULL},
-    {HM_PATCH, WS, AU_WORKSPACE, P_WORKSPACE_UPDATE, f_ws_patch, A_WS_PATCH, NULL},
+    {HM_PATCH, WS, AU_WORKSPACE, P_WORKSPACE_UPDATE, f_ws_patch, A_WS_PATCH, r_ws_patch},
     {HM_DELETE, WS, AU_WORKSPACE, P_WORKSPACE_DELETE, NULL, A_WS_DELETE, NULL},
+    /* Not a member yet: the statement decides (404 unless it may join). */
+    {HM_POST, WS "/join", AU_TOKEN, -1, NULL, A_WS_JOIN, NULL},
     {HM_GET, WS "/people", AU_WORKSPACE, P_PEOPLE_LIST, NULL, A_PEOPLE_LIST, NULL},
     {HM_GET, WS "/people/{id}", AU_WORKSPACE, P_PEOPLE_LIST, NULL, A_PERSON_GET, NULL},
     {HM_PATCH, WS "/people/{id}", AU_WORKSPACE, P_PEOPLE_MANAGE, f_person, A_PERSON_PATCH,
@@ -1564,10 +1655,44 @@ static void r_person_patch(struct http_req *r)
     run_route(r);
 }
 
+/* A language is an ISO 639-1 code: two lower-case letters. */
+static bool language_ok(struct http_req *r)
+{
+    cJSON *l = cJSON_GetObjectItemCaseSensitive(r->json, "language");
+    if (!l || strspn(l->valuestring, "abcdefghijklmnopqrstuvwxyz") == 2) return true;
+    http_error(r, 400, "bad_field", "language: must be an ISO 639-1 code such as en or de",
+               "language");
+    return false;
+}
+
 static void r_ws_create(struct http_req *r)
 {
     if (r->avatar) {
         http_error(r, 403, "forbidden", "avatars may not create workspaces", NULL);
+        return;
+    }
+    if (!language_ok(r)) return;
+    run_route(r);
+}
+
+static void r_ws_patch(struct http_req *r)
+{
+    if (!language_ok(r)) return;
+    if (cJSON_GetObjectItemCaseSensitive(r->json, "self_join") &&
+        !perm_allows(r->role, P_WORKSPACE_SELF_JOIN)) {
+        http_error(r, 403, "forbidden", "only the owner opens the workspace to its domains",
+                   "self_join");
+        return;
+    }
+    run_route(r);
+}
+
+static void r_ack(struct http_req *r)
+{
+    cJSON *st = cJSON_GetObjectItemCaseSensitive(r->json, "status");
+    if (cJSON_GetObjectItemCaseSensitive(r->json, "retry_after_s") &&
+        strcmp(st->valuestring, "retry")) {
+        http_error(r, 400, "bad_field", "retry_after_s: only with status retry", "retry_after_s");
         return;
     }
     run_route(r);
@@ -1581,8 +1706,19 @@ static void r_outbox(struct http_req *r)
         http_error(r, 400, "bad_field", "limit: must be an integer from 1 to 500", "limit");
         return;
     }
-    char z[16];
-    snprintf(z, sizeof z, "%ld", n);
+    const char *ls = http_arg(r, "lease_s");
+    long lease = ls ? strtol(ls, NULL, 10) : 300;
+    if (ls && (strspn(ls, "0123456789") != strlen(ls) || lease < 1 || lease > 3600)) {
+        http_error(r, 400, "bad_field", "lease_s: must be an integer from 1 to 3600", "lease_s");
+        return;
+    }
+    const char *ch = http_arg(r, "channel");
+    if (ch && strcmp(ch, "email") && strcmp(ch, "sms")) {
+        http_error(r, 400, "bad_field", "channel: must be email or sms", "channel");
+        return;
+    }
+    char z[40];
+    snprintf(z, sizeof z, "%ld %ld %s", n, lease, ch ? ch : "");
     run_stmt(r, A_OUTBOX_LEASE, z);
 }
 

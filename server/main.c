@@ -5,11 +5,13 @@
  *   parleyd migrate [options]    apply pending sql/ migrations
  *   parleyd admin [options] ...  blocking admin commands
  *   parleyd routes               the HTTP routes (checked against the OpenAPI document)
+ *   parleyd deliver [options]    deliver the outbox by email and SMS (its own process)
  */
 #include "admin.h"
 #include "app.h"
 #include "auth.h"
 #include "config.h"
+#include "deliver.h"
 #include "http_api.h"
 #include "log.h"
 #include "web.h"
@@ -61,6 +63,7 @@ int main(int argc, char **argv)
         if (tool_config(&cfg, &n, &v)) return 2;
         return admin_main(cfg.pg, n, v);
     }
+    if (argc > 1 && !strcmp(argv[1], "deliver")) return deliver_main(argc - 2, argv + 2);
     if (argc > 1 && !strcmp(argv[1], "routes")) {
         http_api_print_routes(stdout);
         return 0;

@@ -19,6 +19,8 @@ static const struct {
     [P_WORKSPACE_READ] = {"workspace.read", ALL},
     [P_WORKSPACE_UPDATE] = {"workspace.update", STAFF},
     [P_WORKSPACE_DELETE] = {"workspace.delete", R(OWNER)},
+    /* Letting a whole company's addresses in is the owner's decision. */
+    [P_WORKSPACE_SELF_JOIN] = {"workspace.self_join", R(OWNER)},
     [P_PEOPLE_LIST] = {"people.list", ALL},
     [P_PEOPLE_CONTACTS] = {"people.contacts", STAFF | R(SUPPORT)},
     [P_PEOPLE_INVITE] = {"people.invite", STAFF},

@@ -25,26 +25,27 @@ enum role {
 };
 
 enum perm {
-    P_WORKSPACE_READ,    /* read the workspace and its settings */
-    P_WORKSPACE_UPDATE,  /* change name, allowed domains, retention */
-    P_WORKSPACE_DELETE,  /* delete it permanently */
-    P_PEOPLE_LIST,       /* list people and read profiles */
-    P_PEOPLE_CONTACTS,   /* see their email addresses and phone numbers */
-    P_PEOPLE_INVITE,     /* invite people, list and revoke invitations */
-    P_PEOPLE_MANAGE,     /* edit others' profiles and roles, remove and restore */
-    P_ROOMS_LIST,        /* list rooms and their members */
-    P_ROOMS_MANAGE,      /* create, rename, archive rooms; edit room membership */
-    P_AVATARS_LIST,      /* list avatars */
-    P_AVATARS_MANAGE,    /* create, edit, remove avatars; issue and revoke their tokens */
-    P_VISITS_READ,       /* read the workspace's visit log */
-    P_ROOM_JOIN,         /* WebSocket: join a room the person may see, read history */
-    P_MSG_SEND,          /* WebSocket: send a message */
-    P_MSG_VOTE,          /* WebSocket: like and rate */
-    P_RECEIPTS_OTHERS,   /* WebSocket: which entries another person has seen */
-    P_GUIDELINES_READ,   /* read the communication guidelines */
-    P_GUIDELINES_MANAGE, /* replace them, test them (dry run), read their audit */
-    P_MODERATE,          /* delete any message, mute, remove, decide held, lock, slow mode */
-    P_EVALUATE,          /* read a room's or the workspace's evaluation */
+    P_WORKSPACE_READ,      /* read the workspace and its settings */
+    P_WORKSPACE_UPDATE,    /* change name, allowed domains, retention */
+    P_WORKSPACE_DELETE,    /* delete it permanently */
+    P_WORKSPACE_SELF_JOIN, /* open it to people of its allowed domains joining on their own */
+    P_PEOPLE_LIST,         /* list people and read profiles */
+    P_PEOPLE_CONTACTS,     /* see their email addresses and phone numbers */
+    P_PEOPLE_INVITE,       /* invite people, list and revoke invitations */
+    P_PEOPLE_MANAGE,       /* edit others' profiles and roles, remove and restore */
+    P_ROOMS_LIST,          /* list rooms and their members */
+    P_ROOMS_MANAGE,        /* create, rename, archive rooms; edit room membership */
+    P_AVATARS_LIST,        /* list avatars */
+    P_AVATARS_MANAGE,      /* create, edit, remove avatars; issue and revoke their tokens */
+    P_VISITS_READ,         /* read the workspace's visit log */
+    P_ROOM_JOIN,           /* WebSocket: join a room the person may see, read history */
+    P_MSG_SEND,            /* WebSocket: send a message */
+    P_MSG_VOTE,            /* WebSocket: like and rate */
+    P_RECEIPTS_OTHERS,     /* WebSocket: which entries another person has seen */
+    P_GUIDELINES_READ,     /* read the communication guidelines */
+    P_GUIDELINES_MANAGE,   /* replace them, test them (dry run), read their audit */
+    P_MODERATE,            /* delete any message, mute, remove, decide held, lock, slow mode */
+    P_EVALUATE,            /* read a room's or the workspace's evaluation */
     PERM__COUNT
 };
 

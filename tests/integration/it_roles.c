@@ -184,6 +184,7 @@ static const char *body_for(const char *method, const char *pat, const struct wo
     }
     if (strstr(pat, "/moderation")) return "{\"locked\":true}";
     if (strstr(pat, "/approve") || strstr(pat, "/reject") || strstr(pat, "/delete")) return "{}";
+    if (strstr(pat, "/join")) return NULL; /* takes no body */
     if (strstr(pat, "/tokens") || strstr(pat, "/restore"))
         return strstr(pat, "/restore") ? NULL : "{}";
     if (strstr(pat, "/erase")) return "{\"reason\":\"walk\"}";

@@ -85,6 +85,7 @@ function personRow(ctx, p, people, manage, myRole) {
 const DELIVERY = {
   queued: 'waiting for the mailer',
   leased: 'being delivered',
+  retrying: 'delivery failed for now, will retry',
   sent: 'delivered',
   failed: 'delivery failed',
 };
