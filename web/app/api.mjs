@@ -45,31 +45,57 @@ export function setSession(s) {
 }
 
 /**
- * Calls the API. A 401 on a call that carried the session ends it (the page
- * returns to sign-in).
- * @param {string} method
- * @param {string} path under /api/v1
- * @param {object} [body]
- * @param {{auth?: boolean}} [opts] auth: send the session token (default true)
- * @returns {Promise<any>} the answer's JSON (null for 204)
+ * Sends a request to the API. opts.token sends that token instead of the
+ * session's (a fresh session for erasure); opts.auth false sends none.
+ * @returns {Promise<{res: Response, stored: boolean}>} stored: it carried the stored session
  */
-export async function api(method, path, body, opts = {}) {
+async function send(method, path, body, opts) {
   const headers = {};
-  const session = opts.auth === false ? null : getSession();
-  if (session) headers.authorization = `Bearer ${session.token}`;
+  const token = opts.token || (opts.auth === false ? null : getSession()?.token);
+  if (token) headers.authorization = `Bearer ${token}`;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  let res;
   try {
-    res = await fetch(`/api/v1${path}`, {
+    const res = await fetch(`/api/v1${path}`, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),
       cache: 'no-store',
       credentials: 'omit',
     });
+    return { res, stored: !!token && !opts.token };
   } catch (e) {
     throw new ApiError(0, 'network', String(e && e.message ? e.message : e));
   }
+}
+
+/**
+ * The ApiError of a refused answer. A 401 `unauthorized` on a call made
+ * with the stored session ends it (the page returns to sign-in); one made
+ * with another token leaves the stored session alone.
+ * @param {Response} res @param {any} json the answer's JSON, or null
+ */
+function refusal(res, json, stored) {
+  const e = (json && json.error) || {};
+  const err = new ApiError(res.status, e.code || `http_${res.status}`, e.message || res.statusText, e.field);
+  if (res.status === 401 && stored && err.code === 'unauthorized') {
+    setSession(null);
+    for (const fn of expiredListeners) fn();
+  }
+  return err;
+}
+
+/**
+ * Calls the API. A 401 on a call that carried the session ends it (the page
+ * returns to sign-in).
+ * @param {string} method
+ * @param {string} path under /api/v1
+ * @param {object} [body]
+ * @param {{auth?: boolean, token?: string}} [opts] auth: send the session token (default true);
+ *   token: send this one instead
+ * @returns {Promise<any>} the answer's JSON (null for 204)
+ */
+export async function api(method, path, body, opts = {}) {
+  const { res, stored } = await send(method, path, body, opts);
   if (res.status === 204) return null;
   let json = null;
   try {
@@ -78,13 +104,32 @@ export async function api(method, path, body, opts = {}) {
     json = null;
   }
   if (res.ok) return json;
-  const e = (json && json.error) || {};
-  const err = new ApiError(res.status, e.code || `http_${res.status}`, e.message || res.statusText, e.field);
-  if (res.status === 401 && session && err.code === 'unauthorized') {
-    setSession(null);
-    for (const fn of expiredListeners) fn();
+  throw refusal(res, json, stored);
+}
+
+/**
+ * GETs a document whole, as a Blob (the export, streamed by the server). A
+ * transfer cut midway rejects (`incomplete`): a chunked answer without its
+ * last chunk never becomes a short file.
+ * @param {string} path under /api/v1
+ * @returns {Promise<Blob>}
+ */
+export async function apiBlob(path) {
+  const { res, stored } = await send('GET', path, undefined, {});
+  if (!res.ok) {
+    let json = null;
+    try {
+      json = await res.json();
+    } catch {
+      json = null;
+    }
+    throw refusal(res, json, stored);
   }
-  throw err;
+  try {
+    return await res.blob();
+  } catch (e) {
+    throw new ApiError(0, 'incomplete', String(e && e.message ? e.message : e));
+  }
 }
 
 /** A person's name for display, from a Person or PersonBrief of the API. */

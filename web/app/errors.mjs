@@ -54,12 +54,19 @@ export const MESSAGES = Object.freeze({
   body_too_large: 'That is too large to send.',
   headers_too_large: 'The request was not accepted.',
   rate_limited: 'Too many attempts. Please wait before trying again.',
+  reauth_required: 'For your safety, confirm your password again, then retry.',
+  sole_owner:
+    'You are the only owner of a workspace. Make someone else its owner, or delete the workspace, before erasing your account.',
+  already_erased: 'This person’s data was already erased.',
+  lease_lost: 'Another mailer took over this delivery.',
   // The SDK's own codes (web/sdk/parley.mjs CLIENT_ERROR_CODES)
   disconnected: 'The connection dropped before the answer came. Please check and try again.',
   timeout: 'No answer from the server. Please try again.',
   closed: 'The connection is closed.',
   // The page's own
   network: 'Cannot reach the server. Retrying…',
+  offline: 'Cannot reach the server. Check your connection and try again.',
+  incomplete: 'The download was interrupted before it was complete. Please try again.',
 });
 
 /* Codes whose server message carries the specifics a person needs (which

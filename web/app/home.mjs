@@ -3,6 +3,7 @@
 import { html, useEffect, useRef, useState } from '../vendor/preact-htm.mjs';
 import { api, personName, setSession } from './api.mjs';
 import { closeClient } from './conn.mjs';
+import { MyData } from './rights.mjs';
 import { go } from './router.mjs';
 import { ErrorLine, Field } from './ui.mjs';
 
@@ -105,7 +106,7 @@ export function RoomList({ ws, client, rooms, current }) {
   </nav>`;
 }
 
-/** #/me: my profile (rectification), signing out. */
+/** #/me: my profile (rectification), signing out, my data (export, erasure). */
 export function Profile() {
   const me = useLoad(() => api('GET', '/me'), []);
   const [f, setF] = useState(null);
@@ -181,7 +182,8 @@ export function Profile() {
     <p class="actions">
       <button type="button" onClick=${() => signOut(false)}>Sign out</button>
       <button type="button" onClick=${() => signOut(true)}>Sign out everywhere</button>
-    </p>`}
+    </p>
+    <${MyData} me=${me.data} />`}
   </main>`;
 }
 
