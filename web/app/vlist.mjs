@@ -24,7 +24,7 @@ export function VirtualList(props) {
   const scroller = useRef(null);
   const heights = useRef(new Map()); // key -> measured px
   const atBottom = useRef(true); // follow new items
-  const anchor = useRef(null); // {key, delta}: first visible item and its offset from the viewport top
+  const anchor = useRef(null); // {key, delta, top}: first visible item, its offset from the viewport top, and scrollTop then
   const [view, setView] = useState({ top: 0, height: 800 });
   const [, setTick] = useState(0);
   const raf = useRef(0);
@@ -56,7 +56,7 @@ export function VirtualList(props) {
     atBottom.current = el.scrollHeight - el.scrollTop - el.clientHeight <= AT_BOTTOM;
     // The anchor: the first item whose bottom is below the viewport's top.
     const i = items.length ? indexAt(el.scrollTop) : -1;
-    anchor.current = i >= 0 ? { key: keyOf(items[i]), delta: offsets[i] - el.scrollTop } : null;
+    anchor.current = i >= 0 ? { key: keyOf(items[i]), delta: offsets[i] - el.scrollTop, top: el.scrollTop } : null;
     const lastIdx = items.length ? indexAt(el.scrollTop + el.clientHeight - 1) : -1;
     if (props.onScrollState) {
       props.onScrollState({ atBottom: atBottom.current, lastVisible: lastIdx >= 0 ? items[lastIdx] : null });
@@ -97,10 +97,16 @@ export function VirtualList(props) {
       const want = el.scrollHeight - el.clientHeight;
       if (Math.abs(el.scrollTop - want) > 1) el.scrollTop = want;
     } else if (anchor.current) {
-      const i = items.findIndex((it) => keyOf(it) === anchor.current.key);
+      const a = anchor.current;
+      const i = items.findIndex((it) => keyOf(it) === a.key);
       if (i >= 0) {
-        const want = offsets[i] - anchor.current.delta;
+        // The reader may have scrolled since the anchor was read (its scroll
+        // event not handled yet when this render came, e.g. on a busy
+        // machine): keep that movement instead of undoing it.
+        const delta = a.delta - (el.scrollTop - a.top);
+        const want = offsets[i] - delta;
         if (Math.abs(el.scrollTop - want) > 1) el.scrollTop = want;
+        anchor.current = { key: a.key, delta, top: el.scrollTop };
       }
     }
     if (el.clientHeight !== view.height || Math.abs(el.scrollTop - view.top) > 1) {
@@ -128,8 +134,8 @@ export function VirtualList(props) {
         const i = items.findIndex((it) => keyOf(it) === key);
         if (!el || i < 0) return false;
         atBottom.current = false;
-        anchor.current = { key, delta: -8 };
         el.scrollTop = Math.max(0, offsets[i] - 8);
+        anchor.current = { key, delta: offsets[i] - el.scrollTop, top: el.scrollTop };
         setView({ top: el.scrollTop, height: el.clientHeight });
         return true;
       },
