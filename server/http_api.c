@@ -1946,6 +1946,18 @@ static void pw_busy(struct http_req *r)
     http_error(r, 503, "busy", "too many sign-ins in progress, retry later", NULL);
 }
 
+/* After handing a hash or a check (rc) to the thread pool: the request is
+ * busy until its completion, or answered now (busy pool: 503; else 500). */
+static void pw_started(struct http_req *r, int rc)
+{
+    if (!rc)
+        r->busy = true;
+    else if (rc == -EBUSY)
+        pw_busy(r);
+    else
+        http_error(r, 500, "internal", "could not hash or check the password", NULL);
+}
+
 /* 400 weak_password naming the rule, or false when pw may be used. */
 static bool refuse_weak(struct http_req *r, const char *pw, const struct pw_context *ctx)
 {
@@ -1978,15 +1990,7 @@ static void signup_hash(struct http_req *r)
     const char *pw = jstr(r, "password");
     struct pw_context ctx = {jstr(r, "email"), jstr(r, "first_name"), jstr(r, "last_name")};
     if (refuse_weak(r, pw, &ctx)) return;
-    int rc = auth_password_hash_async(r->app->loop, pw, strlen(pw), on_signup_hash, r);
-    if (rc) {
-        if (rc == -EBUSY)
-            pw_busy(r);
-        else
-            http_error(r, 500, "internal", "could not hash the password", NULL);
-        return;
-    }
-    r->busy = true;
+    pw_started(r, auth_password_hash_async(r->app->loop, pw, strlen(pw), on_signup_hash, r));
 }
 
 static void resend_run(struct http_req *r)
@@ -2211,15 +2215,7 @@ static void on_lookup(void *ud, PGresult *res, int err)
         stored = PQgetvalue(res, 0, 1);
     }
     const char *pw = jstr(r, "password");
-    int rc = auth_password_verify_async(r->app->loop, stored, pw, strlen(pw), on_verified, r);
-    if (rc) {
-        if (rc == -EBUSY)
-            pw_busy(r);
-        else
-            http_error(r, 500, "internal", "could not check the password", NULL);
-        return;
-    }
-    r->busy = true;
+    pw_started(r, auth_password_verify_async(r->app->loop, stored, pw, strlen(pw), on_verified, r));
 }
 
 static void login_lookup(struct http_req *r)
@@ -2275,14 +2271,6 @@ static void on_redeem_password(void *ud, int rc, const char *newhash)
     redeem_run(r, NULL);
 }
 
-static void pw_job_failed(struct http_req *r, int rc)
-{
-    if (rc == -EBUSY)
-        pw_busy(r);
-    else
-        http_error(r, 500, "internal", "could not hash the password", NULL);
-}
-
 /* Who holds the invited address decides: nobody, a new account (the secret
  * proves the address); an account, its password or a session of it, never
  * the secret alone (an address is no proof of who owns an account). */
@@ -2329,11 +2317,7 @@ static void on_redeem_lookup(void *ud, PGresult *res, int err)
         rc =
             auth_password_verify_async(r->app->loop, stored, pw, strlen(pw), on_redeem_password, r);
     }
-    if (rc) {
-        pw_job_failed(r, rc);
-        return;
-    }
-    r->busy = true;
+    pw_started(r, rc);
 }
 
 static void r_redeem(struct http_req *r)

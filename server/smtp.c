@@ -1,6 +1,7 @@
 #include "smtp.h"
 
 #include "mem.h"
+#include "sbuf.h"
 
 #include <curl/curl.h>
 #include <sodium.h>
@@ -9,42 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* A growing buffer. */
-struct buf {
-    char *b;    /* bytes, NUL-terminated */
-    size_t n;   /* used */
-    size_t cap; /* allocated */
-    bool bad;   /* an allocation failed */
-};
-
-static void put(struct buf *o, const char *s, size_t n)
-{
-    if (o->bad) return;
-    if (o->n + n + 1 > o->cap) {
-        size_t cap = (o->n + n + 1) * 2 + 256;
-        char *b = mem_realloc(o->b, cap);
-        if (!b) {
-            o->bad = true;
-            return;
-        }
-        o->b = b;
-        o->cap = cap;
-    }
-    memcpy(o->b + o->n, s, n);
-    o->n += n;
-    o->b[o->n] = 0;
-}
-
-static void puts_(struct buf *o, const char *s)
-{
-    put(o, s, strlen(s));
-}
-
-static void b64(struct buf *o, const unsigned char *in, size_t n)
+static void b64(struct sbuf *o, const unsigned char *in, size_t n)
 {
     char out[sodium_base64_ENCODED_LEN(57, sodium_base64_VARIANT_ORIGINAL)];
     sodium_bin2base64(out, sizeof out, in, n, sodium_base64_VARIANT_ORIGINAL);
-    puts_(o, out);
+    sbuf_puts(o, out);
 }
 
 static bool plain_ascii(const char *s)
@@ -56,10 +26,10 @@ static bool plain_ascii(const char *s)
 
 char *smtp_header_word(const char *s)
 {
-    struct buf o = {0};
-    put(&o, "", 0);
+    struct sbuf o = {0};
+    sbuf_put(&o, "", 0);
     if (plain_ascii(s) && !strstr(s, "=?")) {
-        puts_(&o, s);
+        sbuf_puts(&o, s);
         return o.bad ? (mem_free(o.b), NULL) : o.b;
     }
     /* "=?UTF-8?B?" + 60 base64 characters + "?=" is 72: 45 bytes a word. */
@@ -69,10 +39,10 @@ char *smtp_header_word(const char *s)
         /* back off to the start of a character */
         while (n < len - at && n > 0 && ((unsigned char)s[at + n] & 0xc0) == 0x80)
             n--;
-        if (at) puts_(&o, "\r\n ");
-        puts_(&o, "=?UTF-8?B?");
+        if (at) sbuf_puts(&o, "\r\n ");
+        sbuf_puts(&o, "=?UTF-8?B?");
         b64(&o, (const unsigned char *)s + at, n);
-        puts_(&o, "?=");
+        sbuf_puts(&o, "?=");
         at += n;
     }
     if (o.bad) {
@@ -83,71 +53,71 @@ char *smtp_header_word(const char *s)
 }
 
 /* A header "Name: value" with value as an encoded word where needed. */
-static void header(struct buf *o, const char *name, const char *value)
+static void header(struct sbuf *o, const char *name, const char *value)
 {
     char *w = smtp_header_word(value);
     if (!w) {
         o->bad = true;
         return;
     }
-    puts_(o, name);
-    puts_(o, ": ");
-    puts_(o, w);
-    puts_(o, "\r\n");
+    sbuf_puts(o, name);
+    sbuf_puts(o, ": ");
+    sbuf_puts(o, w);
+    sbuf_puts(o, "\r\n");
     mem_free(w);
 }
 
 /* A body part: text with CRLF line ends, base64 in 76-character lines. */
-static void part(struct buf *o, const char *boundary, const char *type, const char *text)
+static void part(struct sbuf *o, const char *boundary, const char *type, const char *text)
 {
-    struct buf crlf = {0};
-    put(&crlf, "", 0);
+    struct sbuf crlf = {0};
+    sbuf_put(&crlf, "", 0);
     for (const char *p = text; *p; p++) {
-        if (*p == '\n' && (p == text || p[-1] != '\r')) put(&crlf, "\r", 1);
-        put(&crlf, p, 1);
+        if (*p == '\n' && (p == text || p[-1] != '\r')) sbuf_put(&crlf, "\r", 1);
+        sbuf_put(&crlf, p, 1);
     }
     if (crlf.bad) o->bad = true;
-    puts_(o, "--");
-    puts_(o, boundary);
-    puts_(o, "\r\nContent-Type: ");
-    puts_(o, type);
-    puts_(o, "; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n");
+    sbuf_puts(o, "--");
+    sbuf_puts(o, boundary);
+    sbuf_puts(o, "\r\nContent-Type: ");
+    sbuf_puts(o, type);
+    sbuf_puts(o, "; charset=UTF-8\r\nContent-Transfer-Encoding: base64\r\n\r\n");
     for (size_t at = 0; !crlf.bad && at < crlf.n; at += 57) {
         b64(o, (const unsigned char *)crlf.b + at, crlf.n - at < 57 ? crlf.n - at : 57);
-        puts_(o, "\r\n");
+        sbuf_puts(o, "\r\n");
     }
     mem_free(crlf.b);
 }
 
 /* The display name: a quoted string when it is plain ASCII, else an
  * encoded word. */
-static void from_header(struct buf *o, const struct smtp_cfg *c)
+static void from_header(struct sbuf *o, const struct smtp_cfg *c)
 {
-    puts_(o, "From: ");
+    sbuf_puts(o, "From: ");
     if (c->from_name[0]) {
         bool q = plain_ascii(c->from_name) && !strpbrk(c->from_name, "\"\\") &&
                  !strstr(c->from_name, "=?");
         char *w = q ? NULL : smtp_header_word(c->from_name);
         if (q) {
-            puts_(o, "\"");
-            puts_(o, c->from_name);
-            puts_(o, "\"");
+            sbuf_puts(o, "\"");
+            sbuf_puts(o, c->from_name);
+            sbuf_puts(o, "\"");
         } else if (w) {
-            puts_(o, w);
+            sbuf_puts(o, w);
         } else {
             o->bad = true;
         }
         mem_free(w);
-        puts_(o, " ");
+        sbuf_puts(o, " ");
     }
-    puts_(o, "<");
-    puts_(o, c->from);
-    puts_(o, ">\r\n");
+    sbuf_puts(o, "<");
+    sbuf_puts(o, c->from);
+    sbuf_puts(o, ">\r\n");
 }
 
 char *smtp_build(const struct smtp_cfg *c, const struct mail *m, size_t *len)
 {
-    struct buf o = {0};
+    struct sbuf o = {0};
     char date[64], boundary[64], rnd[16];
     struct tm tm;
     gmtime_r(&m->date, &tm);
@@ -157,32 +127,32 @@ char *smtp_build(const struct smtp_cfg *c, const struct mail *m, size_t *len)
     sodium_bin2hex(rnd, sizeof rnd, r, 7);
     /* "=_" cannot occur in base64 or in quoted-printable text. */
     snprintf(boundary, sizeof boundary, "=_parley_%s", rnd);
-    puts_(&o, "Date: ");
-    puts_(&o, date);
-    puts_(&o, "\r\n");
+    sbuf_puts(&o, "Date: ");
+    sbuf_puts(&o, date);
+    sbuf_puts(&o, "\r\n");
     from_header(&o, c);
-    puts_(&o, "To: <");
-    puts_(&o, m->to);
-    puts_(&o, ">\r\n");
+    sbuf_puts(&o, "To: <");
+    sbuf_puts(&o, m->to);
+    sbuf_puts(&o, ">\r\n");
     if (c->reply_to[0]) {
-        puts_(&o, "Reply-To: <");
-        puts_(&o, c->reply_to);
-        puts_(&o, ">\r\n");
+        sbuf_puts(&o, "Reply-To: <");
+        sbuf_puts(&o, c->reply_to);
+        sbuf_puts(&o, ">\r\n");
     }
     header(&o, "Subject", m->subject);
-    puts_(&o, "Message-ID: ");
-    puts_(&o, m->message_id);
-    puts_(&o, "\r\nMIME-Version: 1.0\r\n");
+    sbuf_puts(&o, "Message-ID: ");
+    sbuf_puts(&o, m->message_id);
+    sbuf_puts(&o, "\r\nMIME-Version: 1.0\r\n");
     /* RFC 3834: a message a program sent; vacation responders stay quiet. */
-    puts_(&o, "Auto-Submitted: auto-generated\r\n");
-    puts_(&o, "Content-Type: multipart/alternative; boundary=\"");
-    puts_(&o, boundary);
-    puts_(&o, "\"\r\n\r\n");
+    sbuf_puts(&o, "Auto-Submitted: auto-generated\r\n");
+    sbuf_puts(&o, "Content-Type: multipart/alternative; boundary=\"");
+    sbuf_puts(&o, boundary);
+    sbuf_puts(&o, "\"\r\n\r\n");
     part(&o, boundary, "text/plain", m->text);
     part(&o, boundary, "text/html", m->html);
-    puts_(&o, "--");
-    puts_(&o, boundary);
-    puts_(&o, "--\r\n");
+    sbuf_puts(&o, "--");
+    sbuf_puts(&o, boundary);
+    sbuf_puts(&o, "--\r\n");
     if (o.bad) {
         mem_free(o.b);
         return NULL;

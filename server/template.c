@@ -2,6 +2,7 @@
 
 #include "jsonv.h"
 #include "mem.h"
+#include "sbuf.h"
 
 #include <dirent.h>
 #include <stdbool.h>
@@ -233,35 +234,9 @@ int tpl_has_channel(enum tpl_kind k, int sms)
     return k < TPL__KIND && (kinds[k].parts & (sms ? SMS_PARTS : EMAIL_PARTS)) != 0;
 }
 
-/* A growing output buffer. */
-struct out {
-    char *b;    /* bytes */
-    size_t n;   /* used */
-    size_t cap; /* allocated */
-    bool bad;   /* an allocation failed */
-};
-
-static void put(struct out *o, const char *s, size_t n)
-{
-    if (o->bad) return;
-    if (o->n + n + 1 > o->cap) {
-        size_t cap = (o->n + n + 1) * 2;
-        char *b = mem_realloc(o->b, cap);
-        if (!b) {
-            o->bad = true;
-            return;
-        }
-        o->b = b;
-        o->cap = cap;
-    }
-    memcpy(o->b + o->n, s, n);
-    o->n += n;
-    o->b[o->n] = 0;
-}
-
 /* A value: HTML-escaped in HTML, on one line in a subject or text message
  * (a line break there would start a header or look like the sender's). */
-static void put_value(struct out *o, const char *v, enum tpl_part part)
+static void put_value(struct sbuf *o, const char *v, enum tpl_part part)
 {
     for (; v && *v; v++) {
         const char *rep = NULL;
@@ -276,9 +251,9 @@ static void put_value(struct out *o, const char *v, enum tpl_part part)
         else if ((part == TPL_SUBJECT || part == TPL_SMS) && (c < 0x20 || c == 0x7f))
             rep = " ";
         if (rep)
-            put(o, rep, strlen(rep));
+            sbuf_put(o, rep, strlen(rep));
         else
-            put(o, v, 1);
+            sbuf_put(o, v, 1);
     }
 }
 
@@ -291,12 +266,12 @@ char *tpl_render(const struct tpl_set *s, const char *lang, enum tpl_kind k, enu
         if (!strcmp(s->langs[i].code, lang)) l = &s->langs[i];
     if (used) *used = l->code;
     const struct tfile *t = &l->f[k][part];
-    struct out o = {0};
-    put(&o, "", 0);
+    struct sbuf o = {0};
+    sbuf_put(&o, "", 0);
     for (int i = 0; i < t->nseg; i++) {
         const struct seg *g = &t->segs[i];
         if (g->var < 0)
-            put(&o, t->text + g->off, g->len);
+            sbuf_put(&o, t->text + g->off, g->len);
         else
             put_value(&o, v->v[g->var], part);
     }
