@@ -1,0 +1,154 @@
+#!/usr/bin/env python3
+"""The server's layering, checked on the built objects (ARCHITECTURE.md).
+
+A module is one server/<folder>/<name>.c. Module A calls module B when A's
+object file has an undefined symbol that B's object defines (nm), which is
+what the linker sees, so a call hidden behind a macro or an extern counts
+and a header included only for a type does not. Three rules:
+
+  1. a module calls its own folder or a folder of a lower layer, never one
+     above and never a sibling of the same rank;
+  2. no loop of calls spans more than two modules (strongly connected
+     components of the call graph have at most two members);
+  3. no server source file is longer than MAX_LINES.
+
+Violations named in known_violations.txt are reported but allowed while a
+redesign is under way; one listed there that no longer happens fails too,
+so the list can only shrink.
+
+usage: check_layers.py <build dir> <source dir>
+"""
+import os
+import subprocess
+import sys
+
+# Lowest first. A folder may call only folders of a strictly lower rank
+# (and itself). ops and deliver are both tops: the gateway's wiring and the
+# separate deliverer process, which share nothing but the base.
+RANK = {"base": 0, "gateway": 1, "bus": 2, "store": 3, "rooms": 4, "send": 5,
+        "api": 6, "ops": 7, "deliver": 7}
+MAX_LINES = 800
+
+
+def objects(build):
+    root = os.path.join(build, "server", "CMakeFiles", "parley_core.dir")
+    out = {}
+    for folder in RANK:
+        d = os.path.join(root, folder)
+        if not os.path.isdir(d):
+            continue
+        for f in sorted(os.listdir(d)):
+            if f.endswith(".c.o"):
+                out[f"{folder}/{f[:-4]}"] = os.path.join(d, f)
+    return out
+
+
+def symbols(path):
+    defined, undefined = set(), set()
+    res = subprocess.run(["nm", "-P", path], capture_output=True, text=True, check=True)
+    for line in res.stdout.splitlines():
+        parts = line.split()
+        if len(parts) < 2:
+            continue
+        name, kind = parts[0], parts[1]
+        if kind == "U":
+            undefined.add(name)
+        elif kind in "TDBRGSVW" :
+            defined.add(name)
+    return defined, undefined
+
+
+def sccs(nodes, edges):
+    """Tarjan's algorithm; returns the components with more than one node."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+    counter = [0]
+
+    def visit(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in sorted(edges.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10000)
+    for v in sorted(nodes):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def main():
+    build, src = sys.argv[1], sys.argv[2]
+    objs = objects(build)
+    if len(objs) < 10:
+        print(f"found only {len(objs)} server objects under {build}: build first")
+        return 1
+    owner, calls = {}, {}
+    for mod, path in objs.items():
+        d, u = symbols(path)
+        for s in d:
+            owner[s] = mod
+        calls[mod] = u
+    edges = {m: {owner[s] for s in u if s in owner and owner[s] != m} for m, u in calls.items()}
+
+    found = set()
+    for a in sorted(edges):
+        fa = a.split("/")[0]
+        for b in sorted(edges[a]):
+            fb = b.split("/")[0]
+            if fa != fb and RANK[fb] >= RANK[fa]:
+                found.add(f"up {a} -> {b}")
+    for comp in sccs(edges.keys(), edges):
+        if len(comp) > 2:
+            found.add("loop " + " ".join(comp))
+    server = os.path.join(src, "server")
+    for folder in RANK:
+        d = os.path.join(server, folder)
+        if not os.path.isdir(d):
+            continue
+        for f in sorted(os.listdir(d)):
+            if f.endswith((".c", ".h")):
+                with open(os.path.join(d, f), encoding="utf-8") as fh:
+                    n = sum(1 for _ in fh)
+                if n > MAX_LINES:
+                    found.add(f"long {folder}/{f}")
+    for f in os.listdir(server):
+        if f.endswith((".c", ".h")):
+            found.add(f"outside-layers server/{f}")
+
+    known_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "known_violations.txt")
+    known = set()
+    if os.path.exists(known_path):
+        with open(known_path, encoding="utf-8") as fh:
+            known = {l.strip() for l in fh if l.strip() and not l.startswith("#")}
+    bad = 0
+    for v in sorted(found - known):
+        print("violation:", v)
+        bad += 1
+    for v in sorted(known - found):
+        print("fixed, remove from known_violations.txt:", v)
+        bad += 1
+    for v in sorted(found & known):
+        print("known:", v)
+    print(f"{len(objs)} modules, {sum(len(e) for e in edges.values())} call edges, "
+          f"{len(found)} violations ({len(found & known)} known)")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
