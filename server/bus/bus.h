@@ -7,10 +7,9 @@
  * goes away, and the room layer catches up from PostgreSQL when the bus
  * comes back (on_up) or when it sees a gap.
  *
- * Channels are `room:<uuid>`. Payloads are `<seq>\n<json>` where seq is the
- * room sequence of a stored message, or 0 for an unsequenced event; `<seq>\n`
- * with no JSON is a sync marker: "the room has reached seq, catch up if you
- * are behind" (sent for messages whose publish failed).
+ * The bus carries bytes: what a room's channel is called and what its
+ * payloads look like (stored messages, events, sync markers, targeted
+ * pushes) is busfmt.h's, for publishers and subscribers alike.
  *
  * Ownership: bus_publish copies the payload into hiredis's buffer. Hooks are
  * called on the loop thread; the channel and payload pointers are valid for

@@ -1,21 +1,19 @@
 /*
  * room.h - the local room registry: which connections of this gateway are in
  * which room, the bus subscription of each room (SUBSCRIBE on the first local
- * join, UNSUBSCRIBE after the last leave), in-order fan-out with a small
- * reorder window, catch-up from PostgreSQL, and replay for joins with since.
+ * join, UNSUBSCRIBE after the last leave), in-order fan-out, catch-up from
+ * PostgreSQL, and joins. Beside it in rooms/: the reorder window's decisions
+ * (reorder.h), paced replay of stored messages for one member (replay.h) and
+ * presence (presence.h); the bus format is busfmt.h's.
  *
- * Order: a room's order is its PostgreSQL seq. room->delivered is the last
- * seq fanned out here; a bus message with seq <= delivered is a duplicate, one
- * with seq > delivered + 1 waits in the window until the gap fills or
- * reorder_ms passes, then the gap is fetched from PostgreSQL. Each member
- * keeps its own position (sub->pos) and is given a seq only if it is pos + 1,
- * so no client ever sees a gap or a duplicate.
- *
- * Pacing: stored messages (replay after since, catch-up of a member that fell
- * behind) are read page by page, each page bounded in rows and bytes and
- * loaded only when the member's out-queue has drained below its low-water
- * mark; a live member whose queue would pass three quarters of its limit is
- * switched to that paced catch-up from its pos instead of being cut off.
+ * Order: a room's order is its PostgreSQL seq. The room's window (reorder.h)
+ * knows the last seq fanned out here; a bus message with a seq at or below it
+ * is a duplicate, an early one waits in the window until the gap fills or
+ * reorder_ms passes, then the missing seqs are fetched from PostgreSQL. Each
+ * member keeps its own position (sub->pos) and is given a seq only if it is
+ * pos + 1, so no client ever sees a gap or a duplicate. A live member whose
+ * queue would pass three quarters of its limit is switched to paced
+ * catch-up from its pos (replay.h) instead of being cut off.
  *
  * Ownership: the registry owns rooms and subs. A sub is owned by its room and
  * listed in its connection's subs array. A room with no subs is freed once its
@@ -32,7 +30,7 @@
 struct app;
 struct frame;
 struct room;
-struct fetch;
+struct replay_fetch;
 
 enum sub_state {
     SUB_CHECKING, /* join authorisation query in flight; not in a room yet */
@@ -53,7 +51,7 @@ struct sub {
     bool has_since;                /* join asked for recovery */
     int64_t since;                 /* ... from this seq */
     bool wait_drain;               /* replay paused until the out-queue drains below low water */
-    struct fetch *fetch;           /* replay query in flight, or NULL */
+    struct replay_fetch *fetch;    /* replay query in flight, or NULL (replay.h) */
     struct ticket *check;          /* join authorisation query in flight, or NULL */
     bool pres_snap;                /* the presence snapshot was sent */
     uint64_t epoch;                /* app access_epoch when the join check was sent */
@@ -88,6 +86,9 @@ void room_on_unsubscribed(void *ud, const char *ch, size_t chlen);
 void room_on_bus_up(void *ud);
 void room_on_bus_down(void *ud);
 
+/* The last seq fanned out in r (replay.h: a member is level with it). */
+int64_t room_delivered(const struct room *r);
+
 /* Rooms with local members, and rooms subscribed on the bus (metrics). */
 unsigned room_count(const struct app *a);
 unsigned room_subscribed_count(const struct app *a);
@@ -95,10 +96,7 @@ unsigned room_subscribed_count(const struct app *a);
 /* Periodic: fetch gaps that waited longer than reorder_ms. */
 void room_tick(struct app *a);
 
-/* Presence, once a second: this gateway's people in each local room are
- * written to a Redis sorted set per room (score: expiry, so a dead gateway's
- * entries vanish within seconds), the set is read back, and members get a
- * snapshot, then joins and leaves as diffs (counts only in large rooms). */
+/* Presence, once a second, for every room (presence.h). */
 void room_presence_tick(struct app *a);
 
 /* Moderation (ctl.c): a push for person (or "-") and the moderators of the

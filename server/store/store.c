@@ -3,6 +3,7 @@
 #include "apisql.h"
 #include "app.h"
 #include "bus.h"
+#include "busfmt.h"
 #include "conn.h"
 #include "frame.h"
 #include "log.h"
@@ -650,12 +651,14 @@ static void remember_unsent(struct batcher *b, const char *room, int64_t seq)
     b->unsent[b->nunsent++].seq = seq;
 }
 
-/* "seq\n" on the room's channel: gateways with members there fetch up to seq. */
+/* A sync marker (busfmt.h) on the room's channel: gateways with members
+ * there fetch up to seq. */
 static int publish_marker(struct app *a, const char *room, int64_t seq)
 {
-    char ch[64], marker[24];
-    int chlen = snprintf(ch, sizeof ch, "room:%.*s", PP_UUID_LEN, room);
-    int n = snprintf(marker, sizeof marker, "%lld\n", (long long)seq);
+    char ch[BUSFMT_CHAN_CAP], marker[BUSFMT_HDR_CAP];
+    int chlen = busfmt_channel(ch, sizeof ch, room);
+    int n = busfmt_marker(marker, sizeof marker, seq);
+    if (chlen < 0 || n < 0) return -EINVAL;
     return bus_publish(a->bus, ch, (size_t)chlen, marker, (size_t)n);
 }
 
@@ -680,7 +683,7 @@ void store_announce(struct app *a, const char *room, int64_t seq)
 static void publish(struct app *a, struct item *it, const char *body, size_t body_len)
 {
     char *p = a->scratch + FRAME_PRE;
-    int h = snprintf(p, 24, "%lld\n", (long long)it->seq);
+    int h = busfmt_message_header(p, BUSFMT_HDR_CAP, it->seq);
     struct pp_message m = {
         .room = it->room,
         .seq = it->seq,
@@ -694,10 +697,10 @@ static void publish(struct app *a, struct item *it, const char *body, size_t bod
         .kind = it->stored,
         .parent = it->parent,
     };
-    int n = pp_encode_message(p + h, a->scratch_cap - (size_t)h, &m);
-    char ch[64];
-    int chlen = snprintf(ch, sizeof ch, "room:%s", it->room);
-    if (n > 0 && bus_publish(a->bus, ch, (size_t)chlen, p, (size_t)(h + n)) == 0) {
+    int n = h < 0 ? -1 : pp_encode_message(p + h, a->scratch_cap - (size_t)h, &m);
+    char ch[BUSFMT_CHAN_CAP];
+    int chlen = busfmt_channel(ch, sizeof ch, it->room);
+    if (n > 0 && chlen > 0 && bus_publish(a->bus, ch, (size_t)chlen, p, (size_t)(h + n)) == 0) {
         a->stats.bus_published++;
     } else {
         a->stats.bus_publish_failed++;

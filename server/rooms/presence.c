@@ -1,0 +1,334 @@
+#include "presence.h"
+
+#include "bus.h"
+#include "frame.h"
+#include "mem.h"
+#include "room.h"
+
+#include <hiredis/hiredis.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define PRESENCE_TTL_MS 5000 /* a gateway that stops refreshing is gone after this */
+
+struct presence {
+    struct bus *bus;       /* commands go on its publish link */
+    uint32_t list_max;     /* larger rooms get counts only */
+    presence_find_fn find; /* rooms by id, for replies */
+    void *ud;              /* its argument */
+    char gw[12];           /* this gateway's id in the entries */
+};
+
+/* Who is online in a room (distinct people), as last read from Redis. */
+struct pview {
+    uint32_t n, cap;                 /* people, allocation */
+    char (*person)[PP_UUID_LEN + 1]; /* their ids */
+    bool *avatar;                    /* avatar flags */
+    uint32_t nlocal, local_cap;      /* this gateway's people at the last tick */
+    char (*local)[PP_UUID_LEN + 3];  /* "person|a" entries written by this gateway */
+    bool known;                      /* read at least once */
+    bool pending;                    /* a read is in flight */
+};
+
+/* A read in flight: the room is found again by id when it is answered. */
+struct pread {
+    struct presence *p;         /* owner */
+    char room[PP_UUID_LEN + 1]; /* the room read */
+};
+
+struct presence *presence_new(struct bus *bus, uint32_t list_max, presence_find_fn find, void *ud)
+{
+    struct presence *p = mem_calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->bus = bus;
+    p->list_max = list_max;
+    p->find = find;
+    p->ud = ud;
+    snprintf(p->gw, sizeof p->gw, "%08x", randombytes_random());
+    return p;
+}
+
+void presence_free(struct presence *p)
+{
+    mem_free(p);
+}
+
+void presence_view_free(struct pview *v)
+{
+    if (!v) return;
+    mem_free(v->person);
+    mem_free(v->avatar);
+    mem_free(v->local);
+    mem_free(v);
+}
+
+uint32_t presence_people(const struct pview *v)
+{
+    return v && v->known ? v->n : 0;
+}
+
+static void presence_key(const char *room, char *key, size_t cap)
+{
+    snprintf(key, cap, "parley:presence:%s", room);
+}
+/* Encodes a presence push: the snapshot (list) or a diff, or just the count
+ * in a large room. */
+static struct frame *presence_frame(const struct presence *p, const char *room,
+                                    const struct pview *v, bool snapshot, const struct pview *old)
+{
+    uint32_t list_max = p->list_max;
+    size_t cap = 256 + (size_t)v->n * 64 + (old ? (size_t)old->n * 64 : 0);
+    char *buf = mem_alloc(cap);
+    if (!buf) return NULL;
+    struct pp_w w;
+    pp_w_init(&w, buf, cap);
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "push");
+    pp_w_cstr(&w, "presence");
+    pp_w_key(&w, "room");
+    pp_w_cstr(&w, room);
+    pp_w_key(&w, "count");
+    pp_w_int(&w, v->n);
+    if (v->n <= list_max) {
+        for (int part = snapshot ? 2 : 0; part < 3; part++) {
+            /* 0: joined (in v, not in old), 1: left (in old, not in v), 2: online */
+            const struct pview *from = part == 1 ? old : v;
+            const struct pview *not_in = part == 2 ? NULL : part == 1 ? v : old;
+            pp_w_key(&w, part == 0 ? "joined" : part == 1 ? "left" : "online");
+            pp_w_arr_begin(&w);
+            for (uint32_t i = 0; from && i < from->n; i++) {
+                bool found = false;
+                for (uint32_t j = 0; not_in && j < not_in->n && !found; j++)
+                    found = !strcmp(from->person[i], not_in->person[j]);
+                if (found) continue;
+                pp_w_obj_begin(&w);
+                pp_w_key(&w, "person");
+                pp_w_cstr(&w, from->person[i]);
+                pp_w_key(&w, "avatar");
+                pp_w_bool(&w, from->avatar[i]);
+                pp_w_obj_end(&w);
+            }
+            pp_w_arr_end(&w);
+        }
+    }
+    pp_w_obj_end(&w);
+    int n = pp_w_finish(&w);
+    struct frame *f = n > 0 ? frame_new(buf, (size_t)n) : NULL;
+    mem_free(buf);
+    return f;
+}
+
+void presence_snapshot(struct presence *p, const char *room_id, const struct pview *v,
+                       struct sub *s)
+{
+    if (!v || !v->known) return; /* the first read sends it */
+    struct frame *f = presence_frame(p, room_id, v, true, NULL);
+    if (!f) return;
+    if (conn_send_ephemeral(s->conn, f) == 0) s->pres_snap = true;
+    frame_unref(f);
+}
+
+/* Views are kept sorted by person (on_presence), so equal views are equal
+ * element by element. */
+static bool view_same(const struct pview *x, const struct pview *y)
+{
+    if (x->n != y->n) return false;
+    for (uint32_t i = 0; i < x->n; i++)
+        if (memcmp(x->person[i], y->person[i], PP_UUID_LEN) || x->avatar[i] != y->avatar[i])
+            return false;
+    return true;
+}
+
+/* Presence lists are sorted so that de-duplicating and comparing them is
+ * linear: a room of thousands did tens of millions of comparisons a second
+ * with pairwise loops (half the gateway's CPU in a room of 5,000). */
+struct pentry {
+    char person[PP_UUID_LEN + 1]; /* id */
+    bool avatar;                  /* avatar flag */
+};
+
+static int pentry_cmp(const void *x, const void *y)
+{
+    return memcmp(((const struct pentry *)x)->person, ((const struct pentry *)y)->person,
+                  PP_UUID_LEN);
+}
+
+static int local_cmp(const void *x, const void *y)
+{
+    return strcmp(x, y);
+}
+
+static void on_presence(void *ud, const void *reply)
+{
+    struct pread *rd = ud;
+    const redisReply *rep = reply;
+    struct presence *p = rd->p;
+    struct sub *head = NULL;
+    struct pview **vp = p->find(p->ud, rd->room, &head);
+    char room[PP_UUID_LEN + 1];
+    memcpy(room, rd->room, sizeof room);
+    mem_free(rd);
+    if (!vp || !*vp) return;
+    struct pview *v = *vp;
+    v->pending = false;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) return;
+    /* Members are "person|gateway|avatar": people count once. */
+    struct pentry *all = mem_alloc((rep->elements ? rep->elements : 1) * sizeof *all);
+    struct pview nv = {0};
+    nv.cap = rep->elements ? (uint32_t)rep->elements : 1;
+    nv.person = mem_alloc(nv.cap * sizeof *nv.person);
+    nv.avatar = mem_alloc(nv.cap * sizeof *nv.avatar);
+    if (!all || !nv.person || !nv.avatar) {
+        mem_free(all);
+        mem_free(nv.person);
+        mem_free(nv.avatar);
+        return;
+    }
+    size_t na = 0;
+    for (size_t i = 0; i < rep->elements; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type != REDIS_REPLY_STRING || e->len < PP_UUID_LEN + 2) continue;
+        memcpy(all[na].person, e->str, PP_UUID_LEN);
+        all[na].person[PP_UUID_LEN] = '\0';
+        all[na].avatar = e->str[e->len - 1] == '1';
+        na++;
+    }
+    qsort(all, na, sizeof *all, pentry_cmp);
+    for (size_t i = 0; i < na; i++) {
+        if (nv.n && !memcmp(nv.person[nv.n - 1], all[i].person, PP_UUID_LEN)) continue;
+        memcpy(nv.person[nv.n], all[i].person, PP_UUID_LEN + 1);
+        nv.avatar[nv.n] = all[i].avatar;
+        nv.n++;
+    }
+    mem_free(all);
+    bool changed = !v->known || !view_same(&nv, v);
+    struct frame *diff = changed && v->known ? presence_frame(p, room, &nv, false, v) : NULL;
+    struct frame *snap = NULL;
+    for (struct sub *s = head; s; s = s->next) {
+        if (s->state != SUB_LIVE && s->state != SUB_REPLAY) continue;
+        if (!s->pres_snap) {
+            if (!snap) snap = presence_frame(p, room, &nv, true, NULL);
+            if (snap && conn_send_ephemeral(s->conn, snap) == 0) s->pres_snap = true;
+        } else if (diff) {
+            conn_send_ephemeral(s->conn, diff);
+        }
+    }
+    if (diff) frame_unref(diff);
+    if (snap) frame_unref(snap);
+    mem_free(v->person);
+    mem_free(v->avatar);
+    v->person = nv.person;
+    v->avatar = nv.avatar;
+    v->n = nv.n;
+    v->cap = nv.cap;
+    v->known = true;
+}
+
+static void ignore_reply(void *ud, const void *reply)
+{
+    (void)ud;
+    (void)reply;
+}
+
+/* One command through bus_call with an argv built here. */
+static void call(struct presence *p, bus_reply_cb cb, void *ud, int argc, const char **argv)
+{
+    size_t *lens = mem_alloc((size_t)argc * sizeof *lens);
+    if (!lens) {
+        if (cb != ignore_reply) cb(ud, NULL);
+        return;
+    }
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    if (bus_call(p->bus, cb, ud, argc, argv, lens) && cb != ignore_reply) cb(ud, NULL);
+    mem_free(lens);
+}
+
+void presence_room(struct presence *p, const char *room_id, struct pview **view, struct sub *head,
+                   int64_t wall_ms)
+{
+    if (!head) return;
+    if (!*view && !(*view = mem_calloc(1, sizeof **view))) return;
+    struct pview *v = *view;
+    if (v->pending) return; /* Redis is slow: skip a beat rather than pile up */
+    /* This gateway's people in the room now. */
+    uint32_t n = 0;
+    for (struct sub *s = head; s; s = s->next)
+        n += s->state == SUB_LIVE || s->state == SUB_REPLAY;
+    char(*cur)[PP_UUID_LEN + 3] = mem_alloc((n ? n : 1) * sizeof *cur);
+    if (!cur) return;
+    uint32_t k = 0;
+    for (struct sub *s = head; s; s = s->next) {
+        if (s->state != SUB_LIVE && s->state != SUB_REPLAY) continue;
+        snprintf(cur[k++], sizeof cur[0], "%s|%c", s->conn->person, s->conn->avatar ? '1' : '0');
+    }
+    /* sorted, a person's several connections once (v->local stays sorted) */
+    qsort(cur, k, sizeof *cur, local_cmp);
+    uint32_t d = 0;
+    for (uint32_t i = 0; i < k; i++)
+        if (!d || strcmp(cur[d - 1], cur[i])) memmove(cur[d++], cur[i], sizeof cur[0]);
+    k = d;
+    char key[64], exp[24], now[24];
+    presence_key(room_id, key, sizeof key);
+    int64_t t = wall_ms;
+    snprintf(exp, sizeof exp, "%lld", (long long)(t + PRESENCE_TTL_MS));
+    snprintf(now, sizeof now, "%lld", (long long)t);
+    /* Members are "person|gateway|avatar"; the person's avatar flag is last. */
+    char(*members)[PP_UUID_LEN + 24] = mem_alloc((k + v->nlocal + 1) * sizeof *members);
+    const char **argv = mem_alloc((2 + 2 * (size_t)(k + v->nlocal)) * sizeof *argv);
+    if (!members || !argv) {
+        mem_free(cur);
+        mem_free(members);
+        mem_free(argv);
+        return;
+    }
+    uint32_t m = 0;
+    if (k) {
+        int argc = 0;
+        argv[argc++] = "ZADD";
+        argv[argc++] = key;
+        for (uint32_t i = 0; i < k; i++, m++) {
+            snprintf(members[m], sizeof members[m], "%.36s|%s|%c", cur[i], p->gw,
+                     cur[i][PP_UUID_LEN + 1]);
+            argv[argc++] = exp;
+            argv[argc++] = members[m];
+        }
+        call(p, ignore_reply, NULL, argc, argv);
+    }
+    /* People who left this gateway since the last tick: gone at once. */
+    int argc = 0;
+    argv[argc++] = "ZREM";
+    argv[argc++] = key;
+    for (uint32_t i = 0, j = 0; i < v->nlocal; i++) {
+        /* both sorted: walk them together */
+        int c = 1;
+        while (j < k && (c = strcmp(cur[j], v->local[i])) < 0)
+            j++;
+        if (j < k && c == 0) continue; /* still here */
+        snprintf(members[m], sizeof members[m], "%.36s|%s|%c", v->local[i], p->gw,
+                 v->local[i][PP_UUID_LEN + 1]);
+        argv[argc++] = members[m++];
+    }
+    if (argc > 2) call(p, ignore_reply, NULL, argc, argv);
+    const char *trim[4] = {"ZREMRANGEBYSCORE", key, "-inf", now};
+    call(p, ignore_reply, NULL, 4, trim);
+    const char *ttl[3] = {"PEXPIRE", key, "60000"};
+    call(p, ignore_reply, NULL, 3, ttl);
+    const char *rd[4] = {"ZRANGEBYSCORE", key, now, "+inf"};
+    struct pread *pr = mem_alloc(sizeof *pr);
+    if (pr) {
+        pr->p = p;
+        memcpy(pr->room, room_id, PP_UUID_LEN);
+        pr->room[PP_UUID_LEN] = '\0';
+        v->pending = true;
+        call(p, on_presence, pr, 4, rd);
+    }
+    mem_free(v->local);
+    v->local = cur;
+    v->nlocal = k;
+    v->local_cap = k;
+    mem_free(members);
+    mem_free(argv);
+}
