@@ -255,4 +255,8 @@ const char *pp_kind_name(enum pp_kind k);
 typedef void (*pp_each_fn)(void *ud, const void *cjson_item);
 int pp_split_server_frame(const char *buf, size_t len, pp_each_fn fn, void *ud);
 
+/* The typed encoders of every reply and push: every user of the protocol gets
+ * them with this header. */
+#include "parley_encode.h"
+
 #endif
