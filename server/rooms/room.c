@@ -1173,9 +1173,14 @@ void room_presence_tick(struct app *a)
 void room_typing(struct app *a, struct sub *s)
 {
     char buf[160];
-    int n = snprintf(buf, sizeof buf, "0\n{\"push\":\"typing\",\"room\":\"%s\",\"person\":\"%s\"}",
-                     s->room_id, s->conn->person);
-    if (s->room && bus_publish(a->bus, s->room->chan, s->room->chlen, buf, (size_t)n) == 0) {
+    buf[0] = '0';
+    buf[1] = '\n';
+    struct pp_w w;
+    pp_w_init(&w, buf + 2, sizeof buf - 2);
+    pp_enc_typing(&w, s->room_id, s->conn->person);
+    int n = pp_w_finish(&w);
+    if (n > 0 && s->room &&
+        bus_publish(a->bus, s->room->chan, s->room->chlen, buf, (size_t)n + 2) == 0) {
         a->stats.bus_published++;
         a->stats.typing_sent++;
     }
