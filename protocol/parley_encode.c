@@ -49,6 +49,152 @@ static void kv_star_avg(struct pp_w *w, int64_t stars, int64_t sum)
     pp_w_raw(w, avg, (size_t)n);
 }
 
+/* ---- messages, members, errors and the ok envelope ------------------------ */
+
+/* The aggregates, as a dialogue entry or a chat message shows them. */
+static void w_votes(struct pp_w *w, const struct pp_message *m)
+{
+    if (!m->has_votes) return;
+    if (m->kind == PP_K_MESSAGE) {
+        pp_w_key(w, "likes");
+        pp_w_int(w, m->likes);
+    } else {
+        pp_w_key(w, "stars");
+        pp_w_int(w, m->stars);
+        kv_star_avg(w, m->stars, m->star_sum);
+    }
+    pp_w_key(w, "v");
+    pp_w_int(w, m->votes_v);
+}
+
+void pp_w_message_fields(struct pp_w *w, const struct pp_message *m)
+{
+    pp_w_key(w, "seq");
+    pp_w_int(w, m->seq);
+    pp_w_key(w, "sender");
+    pp_w_cstr(w, m->sender);
+    pp_w_key(w, "client_msg_id");
+    pp_w_str(w, m->client_msg_id, m->client_msg_id_len);
+    pp_w_key(w, "body");
+    pp_w_str(w, m->body, m->body_len);
+    pp_w_key(w, "ts");
+    pp_w_int(w, m->ts);
+    if (m->avatar) {
+        pp_w_key(w, "avatar");
+        pp_w_bool(w, true);
+    }
+    if (m->kind != PP_K_MESSAGE) {
+        pp_w_key(w, "kind");
+        pp_w_cstr(w, pp_kind_name(m->kind));
+    }
+    if (m->kind == PP_K_REPLY) {
+        pp_w_key(w, "parent");
+        pp_w_int(w, m->parent);
+    }
+    if (m->deleted) {
+        pp_w_key(w, "deleted");
+        pp_w_bool(w, true);
+    }
+    if (m->edited) {
+        pp_w_key(w, "edited");
+        pp_w_int(w, m->edited);
+    }
+    w_votes(w, m);
+}
+
+void pp_w_message(struct pp_w *w, const struct pp_message *m)
+{
+    pp_w_obj_begin(w);
+    if (PP_KIND_IS_EVENT(m->kind)) {
+        /* An event: its own fields, made by the server, follow the header. */
+        pp_w_key(w, "push");
+        pp_w_cstr(w, pp_kind_name(m->kind));
+        pp_w_key(w, "room");
+        pp_w_cstr(w, m->room);
+        pp_w_key(w, "seq");
+        pp_w_int(w, m->seq);
+        pp_w_key(w, "ts");
+        pp_w_int(w, m->ts);
+        /* item() puts the comma before the raw fields */
+        if (m->body_len > 2 && m->body[0] == '{' && m->body[m->body_len - 1] == '}')
+            pp_w_raw(w, m->body + 1, m->body_len - 2);
+        pp_w_obj_end(w);
+        return;
+    }
+    pp_w_key(w, "push");
+    pp_w_str(w, "message", 7);
+    pp_w_key(w, "room");
+    pp_w_cstr(w, m->room);
+    pp_w_message_fields(w, m);
+    pp_w_obj_end(w);
+}
+
+int pp_encode_message(char *buf, size_t cap, const struct pp_message *m)
+{
+    struct pp_w w;
+    pp_w_init(&w, buf, cap);
+    pp_w_message(&w, m);
+    return pp_w_finish(&w);
+}
+
+int pp_encode_member(char *buf, size_t cap, const char *room, const char *person, bool joined)
+{
+    struct pp_w w;
+    pp_w_init(&w, buf, cap);
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "push");
+    pp_w_cstr(&w, "member");
+    pp_w_key(&w, "room");
+    pp_w_cstr(&w, room);
+    pp_w_key(&w, "person");
+    pp_w_cstr(&w, person);
+    pp_w_key(&w, "event");
+    pp_w_cstr(&w, joined ? "joined" : "left");
+    pp_w_obj_end(&w);
+    return pp_w_finish(&w);
+}
+
+static void w_id(struct pp_w *w, int64_t id)
+{
+    pp_w_key(w, "id");
+    if (id > 0)
+        pp_w_int(w, id);
+    else
+        pp_w_null(w);
+}
+
+int pp_encode_error(char *buf, size_t cap, int64_t id, enum pp_err_code code, const char *message)
+{
+    struct pp_w w;
+    pp_w_init(&w, buf, cap);
+    pp_w_obj_begin(&w);
+    w_id(&w, id);
+    pp_w_key(&w, "error");
+    pp_w_obj_begin(&w);
+    pp_w_key(&w, "code");
+    pp_w_cstr(&w, pp_err_name(code));
+    pp_w_key(&w, "message");
+    pp_w_cstr(&w, message ? message : "");
+    pp_w_obj_end(&w);
+    pp_w_obj_end(&w);
+    return pp_w_finish(&w);
+}
+
+int pp_encode_ok(char *buf, size_t cap, int64_t id, const char *result_json, size_t result_len)
+{
+    struct pp_w w;
+    pp_w_init(&w, buf, cap);
+    pp_w_obj_begin(&w);
+    w_id(&w, id);
+    pp_w_key(&w, "ok");
+    if (result_json && result_len)
+        pp_w_raw(&w, result_json, result_len);
+    else
+        pp_w_raw(&w, "{}", 2);
+    pp_w_obj_end(&w);
+    return pp_w_finish(&w);
+}
+
 /* ---- replies ------------------------------------------------------------- */
 
 void pp_enc_auth_ok(struct pp_w *w, const char *person, const char *workspace, const char *role)

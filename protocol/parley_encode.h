@@ -4,9 +4,11 @@
  * name and the order of the fields live here, next to the decoder, and not at
  * the call sites.
  *
- * Each encoder appends one JSON value to a writer (struct pp_w, parley_proto.h)
- * the caller initialised over its own buffer; the caller calls pp_w_finish()
- * once and checks for overflow there. Nothing here allocates or keeps state.
+ * Each pp_enc_* encoder appends one JSON value to a writer (struct pp_w,
+ * parley_proto.h) the caller initialised over its own buffer; the caller calls
+ * pp_w_finish() once and checks for overflow there. The older pp_encode_*
+ * functions write a whole frame into a buffer instead. Nothing here allocates
+ * or keeps state.
  * A reply encoder (pp_enc_*_ok) writes the object that goes inside "ok"
  * (conn_reply_ok wraps it); a push encoder writes the whole push object.
  *
@@ -19,6 +21,23 @@
 #define PARLEY_ENCODE_H
 
 #include "parley_proto.h"
+
+/* ---- messages, members, errors and the ok envelope ------------------------ */
+
+/* Encoders: each returns the number of bytes written into buf, or -1 if it
+ * does not fit. The output is one complete JSON object. */
+int pp_encode_message(char *buf, size_t cap, const struct pp_message *m);
+/* {"push":"member","room":...,"person":...,"event":"joined"|"left"} */
+int pp_encode_member(char *buf, size_t cap, const char *room, const char *person, bool joined);
+/* {"id":N,"error":{"code":..,"message":..}}; id 0 encodes as null. */
+int pp_encode_error(char *buf, size_t cap, int64_t id, enum pp_err_code code, const char *message);
+/* {"id":N,"ok":<result>} where result_json is an encoded JSON value ("{}" if NULL). */
+int pp_encode_ok(char *buf, size_t cap, int64_t id, const char *result_json, size_t result_len);
+/* Writes an encoded message object (from pp_encode_message) into w as a value. */
+void pp_w_message(struct pp_w *w, const struct pp_message *m);
+/* The fields of the same message as an item of a history or entries reply
+ * (no push, no room), into an object the caller opened (and closes). */
+void pp_w_message_fields(struct pp_w *w, const struct pp_message *m);
 
 /* ---- replies (the value of "ok") ----------------------------------------- */
 
