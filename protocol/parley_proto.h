@@ -1,6 +1,7 @@
 /*
  * parley_proto.h - the Parley wire protocol v1: strict decoding of client
- * commands, encoding of replies and pushes, error codes and limits.
+ * commands, the JSON writer, error codes and limits. The encoders of replies
+ * and pushes are in parley_encode.h, which this header includes.
  *
  * Depends only on cJSON. The server, the load generator and the tests link it.
  * The wire spec is PROTOCOL.md beside this file; this header is its C form.
@@ -230,20 +231,6 @@ struct pp_message {
     int64_t edited;   /* ms of the last edit, 0 if never ("edited":ms) */
 };
 
-/* Encoders: each returns the number of bytes written into buf, or -1 if it
- * does not fit. The output is one complete JSON object. */
-int pp_encode_message(char *buf, size_t cap, const struct pp_message *m);
-/* {"push":"member","room":...,"person":...,"event":"joined"|"left"} */
-int pp_encode_member(char *buf, size_t cap, const char *room, const char *person, bool joined);
-/* {"id":N,"error":{"code":..,"message":..}}; id 0 encodes as null. */
-int pp_encode_error(char *buf, size_t cap, int64_t id, enum pp_err_code code, const char *message);
-/* {"id":N,"ok":<result>} where result_json is an encoded JSON value ("{}" if NULL). */
-int pp_encode_ok(char *buf, size_t cap, int64_t id, const char *result_json, size_t result_len);
-/* Writes an encoded message object (from pp_encode_message) into w as a value. */
-void pp_w_message(struct pp_w *w, const struct pp_message *m);
-/* The fields of the same message as an item of a history or entries reply
- * (no push, no room), into an object the caller opened (and closes). */
-void pp_w_message_fields(struct pp_w *w, const struct pp_message *m);
 const char *pp_kind_name(enum pp_kind k);
 
 /*
@@ -254,5 +241,9 @@ const char *pp_kind_name(enum pp_kind k);
  */
 typedef void (*pp_each_fn)(void *ud, const void *cjson_item);
 int pp_split_server_frame(const char *buf, size_t len, pp_each_fn fn, void *ud);
+
+/* The typed encoders of every reply and push: every user of the protocol gets
+ * them with this header. */
+#include "parley_encode.h"
 
 #endif

@@ -111,14 +111,7 @@ static void on_auth(void *ud, PGresult *res, int err)
     char buf[160];
     struct pp_w w;
     pp_w_init(&w, buf, sizeof buf);
-    pp_w_obj_begin(&w);
-    pp_w_key(&w, "person");
-    pp_w_cstr(&w, c->person);
-    pp_w_key(&w, "workspace");
-    pp_w_cstr(&w, c->workspace);
-    pp_w_key(&w, "role");
-    pp_w_cstr(&w, c->role);
-    pp_w_obj_end(&w);
+    pp_enc_auth_ok(&w, c->person, c->workspace, c->role);
     int len = pp_w_finish(&w);
     conn_reply_ok(c, id, buf, len > 0 ? (size_t)len : 0);
 }
@@ -252,8 +245,11 @@ static void op_join(struct conn *c, const struct pp_cmd *cmd)
 static void reply_room(struct conn *c, int64_t id, const char *room)
 {
     char buf[64];
-    int n = snprintf(buf, sizeof buf, "{\"room\":\"%.*s\"}", PP_UUID_LEN, room);
-    conn_reply_ok(c, id, buf, (size_t)n);
+    struct pp_w w;
+    pp_w_init(&w, buf, sizeof buf);
+    pp_enc_leave_ok(&w, room);
+    int n = pp_w_finish(&w);
+    conn_reply_ok(c, id, buf, n > 0 ? (size_t)n : 0);
 }
 
 static void op_leave(struct conn *c, const struct pp_cmd *cmd)
@@ -355,32 +351,16 @@ static void on_history(void *ud, PGresult *res, int err)
     if (k < n) more = true;
     struct pp_w w;
     pp_w_init(&w, a->scratch + FRAME_PRE, a->scratch_cap);
-    pp_w_obj_begin(&w);
-    pp_w_key(&w, "id");
-    pp_w_int(&w, id);
-    pp_w_key(&w, "ok");
-    pp_w_obj_begin(&w);
-    pp_w_key(&w, "room");
-    pp_w_str(&w, copy.room, PP_UUID_LEN);
-    pp_w_key(&w, copy.entries ? "entries" : "messages");
-    pp_w_arr_begin(&w);
+    pp_enc_page_begin(&w, id, copy.room, copy.entries);
     for (int j = 0; j < k; j++) {
         int r = copy.descending ? k - 1 - j : j;
         struct pp_message m;
         store_row_message(res, r, copy.room, &m);
-        pp_w_obj_begin(&w);
-        pp_w_message_fields(&w, &m);
-        if (copy.entries) { /* and how many replies it has */
-            pp_w_key(&w, "replies");
-            pp_w_int(&w, strtoll(PQgetvalue(res, r, COL_REPLIES), NULL, 10));
-        }
-        pp_w_obj_end(&w);
+        /* entries say how many replies they have */
+        pp_enc_page_item(&w, &m,
+                         copy.entries ? strtoll(PQgetvalue(res, r, COL_REPLIES), NULL, 10) : -1);
     }
-    pp_w_arr_end(&w);
-    pp_w_key(&w, "has_more");
-    pp_w_bool(&w, more);
-    pp_w_obj_end(&w);
-    pp_w_obj_end(&w);
+    pp_enc_page_end(&w, more);
     int len = pp_w_finish(&w);
     if (len < 0) {
         conn_reply_err(c, id, PP_E_INTERNAL, "reply too large");
@@ -437,8 +417,11 @@ static void op_history(struct conn *c, const struct pp_cmd *cmd)
 static void op_ping(struct conn *c, const struct pp_cmd *cmd)
 {
     char buf[48];
-    int n = snprintf(buf, sizeof buf, "{\"ts\":%lld}", (long long)app_wall_ms());
-    conn_reply_ok(c, cmd->id, buf, (size_t)n);
+    struct pp_w w;
+    pp_w_init(&w, buf, sizeof buf);
+    pp_enc_ping_ok(&w, app_wall_ms());
+    int n = pp_w_finish(&w);
+    conn_reply_ok(c, cmd->id, buf, n > 0 ? (size_t)n : 0);
 }
 
 typedef void (*op_fn)(struct conn *c, const struct pp_cmd *cmd);
@@ -573,7 +556,12 @@ static void op_typing(struct conn *c, const struct pp_cmd *cmd)
         c->typing_at = now;
         room_typing(c->app, s);
     }
-    conn_reply_ok(c, cmd->id, sent ? "{\"sent\":true}" : "{\"sent\":false}", sent ? 13 : 14);
+    char buf[24];
+    struct pp_w w;
+    pp_w_init(&w, buf, sizeof buf);
+    pp_enc_typing_ok(&w, sent);
+    int n = pp_w_finish(&w);
+    conn_reply_ok(c, cmd->id, buf, n > 0 ? (size_t)n : 0);
 }
 
 /* The op table. */

@@ -145,20 +145,8 @@ static void send_hello(struct app *a, struct conn *c)
     char buf[256];
     struct pp_w w;
     pp_w_init(&w, buf, sizeof buf);
-    pp_w_obj_begin(&w);
-    pp_w_key(&w, "push");
-    pp_w_cstr(&w, "hello");
-    pp_w_key(&w, "protocol");
-    pp_w_cstr(&w, PP_PROTOCOL_NAME);
-    pp_w_key(&w, "server");
-    pp_w_cstr(&w, "parleyd/0.1.0");
-    pp_w_key(&w, "max_frame");
-    pp_w_int(&w, (int64_t)a->cfg.max_frame);
-    pp_w_key(&w, "max_body");
-    pp_w_int(&w, (int64_t)a->cfg.max_body);
-    pp_w_key(&w, "auth_timeout_ms");
-    pp_w_int(&w, a->cfg.auth_timeout_ms);
-    pp_w_obj_end(&w);
+    pp_enc_hello(&w, "parleyd/0.1.0", (int64_t)a->cfg.max_frame, (int64_t)a->cfg.max_body,
+                 a->cfg.auth_timeout_ms);
     int n = pp_w_finish(&w);
     if (n > 0) conn_send_copy(c, buf, (size_t)n);
 }

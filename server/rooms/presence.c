@@ -84,36 +84,26 @@ static struct frame *presence_frame(const struct presence *p, const char *room,
     if (!buf) return NULL;
     struct pp_w w;
     pp_w_init(&w, buf, cap);
-    pp_w_obj_begin(&w);
-    pp_w_key(&w, "push");
-    pp_w_cstr(&w, "presence");
-    pp_w_key(&w, "room");
-    pp_w_cstr(&w, room);
-    pp_w_key(&w, "count");
-    pp_w_int(&w, v->n);
+    pp_enc_presence_begin(&w, room, v->n);
     if (v->n <= list_max) {
         for (int part = snapshot ? 2 : 0; part < 3; part++) {
             /* 0: joined (in v, not in old), 1: left (in old, not in v), 2: online */
             const struct pview *from = part == 1 ? old : v;
             const struct pview *not_in = part == 2 ? NULL : part == 1 ? v : old;
-            pp_w_key(&w, part == 0 ? "joined" : part == 1 ? "left" : "online");
-            pp_w_arr_begin(&w);
+            pp_enc_presence_list(&w, part == 0   ? PP_PRES_JOINED
+                                     : part == 1 ? PP_PRES_LEFT
+                                                 : PP_PRES_ONLINE);
             for (uint32_t i = 0; from && i < from->n; i++) {
                 bool found = false;
                 for (uint32_t j = 0; not_in && j < not_in->n && !found; j++)
                     found = !strcmp(from->person[i], not_in->person[j]);
                 if (found) continue;
-                pp_w_obj_begin(&w);
-                pp_w_key(&w, "person");
-                pp_w_cstr(&w, from->person[i]);
-                pp_w_key(&w, "avatar");
-                pp_w_bool(&w, from->avatar[i]);
-                pp_w_obj_end(&w);
+                pp_enc_presence_person(&w, from->person[i], from->avatar[i]);
             }
-            pp_w_arr_end(&w);
+            pp_enc_presence_list_end(&w);
         }
     }
-    pp_w_obj_end(&w);
+    pp_enc_presence_end(&w);
     int n = pp_w_finish(&w);
     struct frame *f = n > 0 ? frame_new(buf, (size_t)n) : NULL;
     mem_free(buf);

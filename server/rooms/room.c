@@ -314,10 +314,11 @@ void room_revoke(struct app *a, struct sub *s, const char *reason)
                        banned ? "you may not join this room" : "no such room");
     } else {
         char push[160];
-        int n =
-            snprintf(push, sizeof push, "{\"push\":\"removed\",\"room\":\"%s\",\"reason\":\"%s\"}",
-                     s->room_id, reason);
-        if (n > 0 && (size_t)n < sizeof push) conn_send_copy(s->conn, push, (size_t)n);
+        struct pp_w w;
+        pp_w_init(&w, push, sizeof push);
+        pp_enc_removed(&w, s->room_id, reason);
+        int n = pp_w_finish(&w);
+        if (n > 0) conn_send_copy(s->conn, push, (size_t)n);
     }
     log_info("left: access revoked", "conn=%llu room=%s reason=%s", (unsigned long long)s->conn->id,
              s->room_id, reason);
@@ -370,16 +371,7 @@ static void join_reply(struct sub *s, bool recovered_field, bool recovered)
     char buf[160];
     struct pp_w w;
     pp_w_init(&w, buf, sizeof buf);
-    pp_w_obj_begin(&w);
-    pp_w_key(&w, "room");
-    pp_w_str(&w, s->room_id, PP_UUID_LEN);
-    pp_w_key(&w, "last_seq");
-    pp_w_int(&w, s->room->ro.delivered);
-    if (recovered_field) {
-        pp_w_key(&w, "recovered");
-        pp_w_bool(&w, recovered);
-    }
-    pp_w_obj_end(&w);
+    pp_enc_join_ok(&w, s->room_id, s->room->ro.delivered, recovered_field, recovered);
     int n = pp_w_finish(&w);
     conn_reply_ok(s->conn, s->join_id, buf, n > 0 ? (size_t)n : 0);
 }
@@ -784,10 +776,12 @@ void room_typing(struct app *a, struct sub *s)
 {
     char buf[160];
     int h = busfmt_event_header(buf, sizeof buf);
-    int n = snprintf(buf + h, sizeof buf - (size_t)h,
-                     "{\"push\":\"typing\",\"room\":\"%s\",\"person\":\"%s\"}", s->room_id,
-                     s->conn->person);
-    if (s->room && bus_publish(a->bus, s->room->chan, s->room->chlen, buf, (size_t)(h + n)) == 0) {
+    struct pp_w w;
+    pp_w_init(&w, buf + h, sizeof buf - (size_t)h);
+    pp_enc_typing(&w, s->room_id, s->conn->person);
+    int n = pp_w_finish(&w);
+    if (h > 0 && n > 0 && s->room &&
+        bus_publish(a->bus, s->room->chan, s->room->chlen, buf, (size_t)(h + n)) == 0) {
         a->stats.bus_published++;
         a->stats.typing_sent++;
     }

@@ -337,13 +337,13 @@ static void on_kept(void *ud, PGresult *res, int err)
     } else {
         if (c) {
             char buf[192];
-            int n =
-                snprintf(buf, sizeof buf,
-                         "{\"room\":\"%s\",\"pending\":%s,\"state\":\"%s\",\"ts\":%s,"
-                         "\"duplicate\":%s}",
-                         k->room, PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-                         PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4)[0] == 't' ? "true" : "false");
-            conn_reply_ok(c, k->id, buf, (size_t)n);
+            struct pp_w w;
+            pp_w_init(&w, buf, sizeof buf);
+            pp_enc_kept_ok(&w, k->room, strtoll(PQgetvalue(res, 0, 1), NULL, 10),
+                           PQgetvalue(res, 0, 2), strtoll(PQgetvalue(res, 0, 3), NULL, 10),
+                           PQgetvalue(res, 0, 4)[0] == 't');
+            int n = pp_w_finish(&w);
+            conn_reply_ok(c, k->id, buf, n > 0 ? (size_t)n : 0);
         }
         /* a new one: to the sender's connections and the moderators, everywhere */
         if (!PQgetisnull(res, 0, 5))
@@ -400,23 +400,13 @@ static void notify_flag(struct app *a, struct conn *c, const struct msgin *in,
 {
     char buf[1024];
     struct pp_w w;
+    const char *rules[GL_MAX_HITS];
+    int nr = 0;
+    for (int i = 0; i < v->nhits && nr < GL_MAX_HITS; i++)
+        if (v->hits[i].action == GL_FLAG) rules[nr++] = v->hits[i].rule_id;
     pp_w_init(&w, buf, sizeof buf);
-    pp_w_obj_begin(&w);
-    pp_w_key(&w, "push");
-    pp_w_cstr(&w, "flagged");
-    pp_w_key(&w, "room");
-    pp_w_cstr(&w, in->room);
-    pp_w_key(&w, "sender");
-    pp_w_cstr(&w, c->person);
-    pp_w_key(&w, "client_msg_id");
-    pp_w_str(&w, in->cmid.str, in->cmid.len);
-    if (in->op == PP_OP_EDIT) {
-        pp_w_key(&w, "seq");
-        pp_w_int(&w, in->seq);
-    }
-    pp_w_key(&w, "rules");
-    rules_json(v, GL_FLAG, &w);
-    pp_w_obj_end(&w);
+    pp_enc_flagged(&w, in->room, c->person, in->cmid.str, in->cmid.len,
+                   in->op == PP_OP_EDIT ? in->seq : 0, rules, nr);
     int n = pp_w_finish(&w);
     if (n > 0) room_push(a, in->room, "-", 1, buf, (size_t)n);
 }

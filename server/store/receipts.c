@@ -356,19 +356,14 @@ static void emit(struct receipts *r)
     for (uint32_t i = 0; i < r->npend; i++) {
         const struct pend *p = &r->pend[i];
         char body[256];
-        int n;
+        struct pp_w w;
+        pp_w_init(&w, body, sizeof body);
         if (p->kind == PP_K_READ)
-            n = snprintf(body, sizeof body, "{\"person\":\"%s\",\"up_to\":%lld}", p->person,
-                         (long long)p->seq);
-        else if (p->dialogue)
-            n = snprintf(body, sizeof body,
-                         "{\"target\":%lld,\"stars\":%lld,\"star_avg\":%.2f,\"v\":%lld}",
-                         (long long)p->seq, (long long)p->stars,
-                         p->stars ? (double)p->star_sum / (double)p->stars : 0.0, (long long)p->v);
+            pp_enc_read_event(&w, p->person, p->seq);
         else
-            n = snprintf(body, sizeof body, "{\"target\":%lld,\"likes\":%lld,\"v\":%lld}",
-                         (long long)p->seq, (long long)p->likes, (long long)p->v);
-        if (store_event(a, p->room, p->person, p->kind, body, (size_t)n))
+            pp_enc_votes_event(&w, p->seq, p->dialogue, p->likes, p->stars, p->star_sum, p->v);
+        int n = pp_w_finish(&w);
+        if (n < 0 || store_event(a, p->room, p->person, p->kind, body, (size_t)n))
             log_warn("event not queued (write queue full)", "room=%s kind=%s", p->room,
                      pp_kind_name(p->kind));
         else
@@ -435,37 +430,22 @@ static void answer(struct receipts *r, struct ritem *it, PGresult *res, int row)
     }
     char buf[224];
     struct pp_w w;
-    pp_w_init(&w, buf, sizeof buf);
-    pp_w_obj_begin(&w);
-    pp_w_key(&w, "room");
-    pp_w_str(&w, it->room, PP_UUID_LEN);
-    if (it->op == PP_OP_READ) {
-        pp_w_key(&w, "up_to");
-        pp_w_int(&w,
-                 PQgetisnull(res, row, 3) ? it->seq : strtoll(PQgetvalue(res, row, 3), NULL, 10));
-    } else {
-        pp_w_key(&w, "seq");
-        pp_w_int(&w, it->seq);
-    }
-    if (!PQgetisnull(res, row, 7)) {
+    struct pp_receipt_ok ro = {
+        .room = it->room,
+        .read = it->op == PP_OP_READ,
+        .seq = it->op == PP_OP_READ && !PQgetisnull(res, row, 3)
+                   ? strtoll(PQgetvalue(res, row, 3), NULL, 10)
+                   : it->seq,
         /* The aggregates after this change (none when it changed nothing). */
-        if (dialogue) {
-            int64_t n = strtoll(PQgetvalue(res, row, 5), NULL, 10);
-            int64_t sum = strtoll(PQgetvalue(res, row, 6), NULL, 10);
-            char avg[24];
-            int l = snprintf(avg, sizeof avg, "%.2f", n ? (double)sum / (double)n : 0.0);
-            pp_w_key(&w, "stars");
-            pp_w_int(&w, n);
-            pp_w_key(&w, "star_avg");
-            pp_w_raw(&w, avg, (size_t)l);
-        } else {
-            pp_w_key(&w, "likes");
-            pp_w_int(&w, strtoll(PQgetvalue(res, row, 4), NULL, 10));
-        }
-        pp_w_key(&w, "v");
-        pp_w_int(&w, strtoll(PQgetvalue(res, row, 7), NULL, 10));
-    }
-    pp_w_obj_end(&w);
+        .has_votes = !PQgetisnull(res, row, 7),
+        .dialogue = dialogue,
+        .likes = strtoll(PQgetvalue(res, row, 4), NULL, 10),
+        .stars = strtoll(PQgetvalue(res, row, 5), NULL, 10),
+        .star_sum = strtoll(PQgetvalue(res, row, 6), NULL, 10),
+        .v = strtoll(PQgetvalue(res, row, 7), NULL, 10),
+    };
+    pp_w_init(&w, buf, sizeof buf);
+    pp_enc_receipt_ok(&w, &ro);
     int n = pp_w_finish(&w);
     conn_reply_ok(c, it->id, buf, n > 0 ? (size_t)n : 0);
 }

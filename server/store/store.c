@@ -727,20 +727,7 @@ static void answer(struct item *it)
     char buf[192];
     struct pp_w w;
     pp_w_init(&w, buf, sizeof buf);
-    pp_w_obj_begin(&w);
-    pp_w_key(&w, "room");
-    pp_w_str(&w, it->room, PP_UUID_LEN);
-    pp_w_key(&w, "seq");
-    pp_w_int(&w, it->seq);
-    pp_w_key(&w, "ts");
-    pp_w_int(&w, it->ts);
-    pp_w_key(&w, "duplicate");
-    pp_w_bool(&w, it->duplicate);
-    if (it->stored != PP_K_MESSAGE) {
-        pp_w_key(&w, "kind");
-        pp_w_cstr(&w, pp_kind_name(it->stored));
-    }
-    pp_w_obj_end(&w);
+    pp_enc_send_ok(&w, it->room, it->seq, it->ts, it->duplicate, it->stored);
     int n = pp_w_finish(&w);
     conn_reply_ok(c, it->id, buf, n > 0 ? (size_t)n : 0);
 }

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "parley_encode.h"
 #include "parley_proto.h"
 
 #define ROOM "5bb74dc2-439c-47fe-9744-509cd4531e7f"
@@ -539,6 +540,317 @@ static void control_characters_refused(void **state)
     pp_cmd_free(&c);
 }
 
+/* ---- typed encoders (parley_encode.h) ------------------------------------ */
+
+#define PERSON "c6f3a8f0-1b2c-4d3e-8f40-5a6b7c8d9e0f"
+/* Quotes, backslashes, control characters, a closing tag, non-ASCII and the
+ * text of an escape: all must come back unchanged. */
+#define HOSTILE "a\"b\\c\n\t\x01</script>\xc3\xa9\\u0000}]"
+
+static char ebuf[2048];
+static struct pp_w ew;
+
+static struct pp_w *enc_begin(void)
+{
+    pp_w_init(&ew, ebuf, sizeof ebuf - 1);
+    return &ew;
+}
+
+/* The text written since enc_begin, NUL-terminated. */
+static const char *enc_text(void)
+{
+    int n = pp_w_finish(&ew);
+    assert_true(n > 0);
+    ebuf[n] = '\0';
+    return ebuf;
+}
+
+/* The text written since enc_begin, parsed (the caller deletes it). */
+static cJSON *enc_parse(void)
+{
+    const char *t = enc_text();
+    cJSON *j = cJSON_Parse(t);
+    assert_non_null(j);
+    return j;
+}
+
+static const char *jstr(const cJSON *j, const char *k)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k);
+    assert_true(cJSON_IsString(it));
+    return it->valuestring;
+}
+
+static double jnum(const cJSON *j, const char *k)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k);
+    assert_true(cJSON_IsNumber(it));
+    return it->valuedouble;
+}
+
+static bool jbool(const cJSON *j, const char *k)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(j, k);
+    assert_true(cJSON_IsBool(it));
+    return cJSON_IsTrue(it);
+}
+
+/* The exact bytes are the contract with the web client and the tests: these
+ * strings are what the server sent before the encoders existed. */
+static void reply_encoders_keep_their_bytes(void **state)
+{
+    (void)state;
+    pp_enc_auth_ok(enc_begin(), PERSON, ROOM, "member");
+    assert_string_equal(enc_text(), "{\"person\":\"" PERSON "\",\"workspace\":\"" ROOM
+                                    "\",\"role\":\"member\"}");
+    pp_enc_join_ok(enc_begin(), ROOM, 42, false, true);
+    assert_string_equal(enc_text(), "{\"room\":\"" ROOM "\",\"last_seq\":42}");
+    pp_enc_join_ok(enc_begin(), ROOM, 0, true, false);
+    assert_string_equal(enc_text(), "{\"room\":\"" ROOM "\",\"last_seq\":0,\"recovered\":false}");
+    pp_enc_leave_ok(enc_begin(), ROOM);
+    assert_string_equal(enc_text(), "{\"room\":\"" ROOM "\"}");
+    pp_enc_ping_ok(enc_begin(), 1795347064726LL);
+    assert_string_equal(enc_text(), "{\"ts\":1795347064726}");
+    pp_enc_typing_ok(enc_begin(), true);
+    assert_string_equal(enc_text(), "{\"sent\":true}");
+    pp_enc_typing_ok(enc_begin(), false);
+    assert_string_equal(enc_text(), "{\"sent\":false}");
+    pp_enc_send_ok(enc_begin(), ROOM, 43, 1795347064726LL, false, PP_K_MESSAGE);
+    assert_string_equal(enc_text(), "{\"room\":\"" ROOM
+                                    "\",\"seq\":43,\"ts\":1795347064726,\"duplicate\":false}");
+    pp_enc_send_ok(enc_begin(), ROOM, 44, 5, true, PP_K_REPLY);
+    assert_string_equal(enc_text(),
+                        "{\"room\":\"" ROOM
+                        "\",\"seq\":44,\"ts\":5,\"duplicate\":true,\"kind\":\"reply\"}");
+    pp_enc_kept_ok(enc_begin(), ROOM, 9, "held", 7, false);
+    assert_string_equal(enc_text(),
+                        "{\"room\":\"" ROOM
+                        "\",\"pending\":9,\"state\":\"held\",\"ts\":7,\"duplicate\":false}");
+
+    struct pp_receipt_ok r = {.room = ROOM, .read = true, .seq = 12};
+    pp_enc_receipt_ok(enc_begin(), &r);
+    assert_string_equal(enc_text(), "{\"room\":\"" ROOM "\",\"up_to\":12}");
+    r = (struct pp_receipt_ok){.room = ROOM, .seq = 3, .has_votes = true, .likes = 2, .v = 8};
+    pp_enc_receipt_ok(enc_begin(), &r);
+    assert_string_equal(enc_text(), "{\"room\":\"" ROOM "\",\"seq\":3,\"likes\":2,\"v\":8}");
+    r = (struct pp_receipt_ok){.room = ROOM,
+                               .seq = 3,
+                               .has_votes = true,
+                               .dialogue = true,
+                               .stars = 3,
+                               .star_sum = 13,
+                               .v = 9};
+    pp_enc_receipt_ok(enc_begin(), &r);
+    assert_string_equal(enc_text(),
+                        "{\"room\":\"" ROOM "\",\"seq\":3,\"stars\":3,\"star_avg\":4.33,\"v\":9}");
+    r.stars = r.star_sum = 0; /* the last rating taken back: no division by zero */
+    pp_enc_receipt_ok(enc_begin(), &r);
+    assert_string_equal(enc_text(),
+                        "{\"room\":\"" ROOM "\",\"seq\":3,\"stars\":0,\"star_avg\":0.00,\"v\":9}");
+    r.has_votes = false; /* a second like changes nothing: no aggregates */
+    pp_enc_receipt_ok(enc_begin(), &r);
+    assert_string_equal(enc_text(), "{\"room\":\"" ROOM "\",\"seq\":3}");
+
+    struct pp_message m = {.room = ROOM,
+                           .seq = 5,
+                           .sender = PERSON,
+                           .client_msg_id = "c",
+                           .client_msg_id_len = 1,
+                           .body = "hi",
+                           .body_len = 2,
+                           .ts = 6,
+                           .kind = PP_K_ENTRY};
+    struct pp_w *w = enc_begin();
+    pp_enc_page_begin(w, 17, ROOM, true);
+    pp_enc_page_item(w, &m, 0); /* an entry without replies still says so */
+    m.seq = 6;
+    m.kind = PP_K_MESSAGE;
+    pp_enc_page_item(w, &m, -1);
+    pp_enc_page_end(w, true);
+    assert_string_equal(
+        enc_text(), "{\"id\":17,\"ok\":{\"room\":\"" ROOM "\",\"entries\":["
+                    "{\"seq\":5,\"sender\":\"" PERSON "\",\"client_msg_id\":\"c\",\"body\":\"hi\","
+                    "\"ts\":6,\"kind\":\"entry\",\"replies\":0},"
+                    "{\"seq\":6,\"sender\":\"" PERSON "\",\"client_msg_id\":\"c\",\"body\":\"hi\","
+                    "\"ts\":6}],\"has_more\":true}}");
+    w = enc_begin();
+    pp_enc_page_begin(w, 18, ROOM, false);
+    pp_enc_page_end(w, false);
+    assert_string_equal(enc_text(), "{\"id\":18,\"ok\":{\"room\":\"" ROOM
+                                    "\",\"messages\":[],\"has_more\":false}}");
+}
+
+static void push_encoders_keep_their_bytes(void **state)
+{
+    (void)state;
+    pp_enc_hello(enc_begin(), "parleyd/0.1.0", 65536, 4096, 5000);
+    assert_string_equal(enc_text(), "{\"push\":\"hello\",\"protocol\":\"parley.v1\",\"server\":"
+                                    "\"parleyd/0.1.0\",\"max_frame\":65536,\"max_body\":4096,"
+                                    "\"auth_timeout_ms\":5000}");
+    pp_enc_typing(enc_begin(), ROOM, PERSON);
+    assert_string_equal(enc_text(),
+                        "{\"push\":\"typing\",\"room\":\"" ROOM "\",\"person\":\"" PERSON "\"}");
+    pp_enc_removed(enc_begin(), ROOM, "not_a_member");
+    assert_string_equal(enc_text(),
+                        "{\"push\":\"removed\",\"room\":\"" ROOM "\",\"reason\":\"not_a_member\"}");
+    const char *rules[2] = {"r1", "r2"};
+    pp_enc_flagged(enc_begin(), ROOM, PERSON, "c-1", 3, 0, rules, 2);
+    assert_string_equal(enc_text(),
+                        "{\"push\":\"flagged\",\"room\":\"" ROOM "\",\"sender\":\"" PERSON
+                        "\",\"client_msg_id\":\"c-1\",\"rules\":[\"r1\",\"r2\"]}");
+    pp_enc_flagged(enc_begin(), ROOM, PERSON, "c-1", 3, 12, rules, 0); /* an edit */
+    assert_string_equal(enc_text(),
+                        "{\"push\":\"flagged\",\"room\":\"" ROOM "\",\"sender\":\"" PERSON
+                        "\",\"client_msg_id\":\"c-1\",\"seq\":12,\"rules\":[]}");
+
+    struct pp_w *w = enc_begin(); /* a diff: one joined, one left */
+    pp_enc_presence_begin(w, ROOM, 2);
+    pp_enc_presence_list(w, PP_PRES_JOINED);
+    pp_enc_presence_person(w, PERSON, true);
+    pp_enc_presence_list_end(w);
+    pp_enc_presence_list(w, PP_PRES_LEFT);
+    pp_enc_presence_person(w, ROOM, false);
+    pp_enc_presence_list_end(w);
+    pp_enc_presence_list(w, PP_PRES_ONLINE);
+    pp_enc_presence_list_end(w);
+    pp_enc_presence_end(w);
+    assert_string_equal(enc_text(), "{\"push\":\"presence\",\"room\":\"" ROOM "\",\"count\":2,"
+                                    "\"joined\":[{\"person\":\"" PERSON "\",\"avatar\":true}],"
+                                    "\"left\":[{\"person\":\"" ROOM "\",\"avatar\":false}],"
+                                    "\"online\":[]}");
+    w = enc_begin(); /* a big room: the count only */
+    pp_enc_presence_begin(w, ROOM, 5000);
+    pp_enc_presence_end(w);
+    assert_string_equal(enc_text(), "{\"push\":\"presence\",\"room\":\"" ROOM "\",\"count\":5000}");
+
+    pp_enc_read_event(enc_begin(), PERSON, 41);
+    assert_string_equal(enc_text(), "{\"person\":\"" PERSON "\",\"up_to\":41}");
+    pp_enc_votes_event(enc_begin(), 7, false, 3, 0, 0, 11);
+    assert_string_equal(enc_text(), "{\"target\":7,\"likes\":3,\"v\":11}");
+    pp_enc_votes_event(enc_begin(), 7, true, 0, 2, 9, 12);
+    assert_string_equal(enc_text(), "{\"target\":7,\"stars\":2,\"star_avg\":4.50,\"v\":12}");
+}
+
+/* What a person or a client chose (roles, reasons, client_msg_ids, bodies,
+ * rule ids) comes back unchanged through a JSON parser, whatever it holds. */
+static void encoders_escape_hostile_strings(void **state)
+{
+    (void)state;
+    cJSON *j;
+    pp_enc_auth_ok(enc_begin(), PERSON, ROOM, HOSTILE);
+    j = enc_parse();
+    assert_string_equal(jstr(j, "role"), HOSTILE);
+    assert_string_equal(jstr(j, "person"), PERSON);
+    assert_string_equal(jstr(j, "workspace"), ROOM);
+    cJSON_Delete(j);
+
+    pp_enc_kept_ok(enc_begin(), ROOM, 9, HOSTILE, 7, true);
+    j = enc_parse();
+    assert_string_equal(jstr(j, "state"), HOSTILE);
+    assert_int_equal(jnum(j, "pending"), 9);
+    assert_true(jbool(j, "duplicate"));
+    cJSON_Delete(j);
+
+    pp_enc_hello(enc_begin(), HOSTILE, 1, 2, 3);
+    j = enc_parse();
+    assert_string_equal(jstr(j, "server"), HOSTILE);
+    assert_string_equal(jstr(j, "protocol"), PP_PROTOCOL_NAME);
+    assert_int_equal(jnum(j, "auth_timeout_ms"), 3);
+    cJSON_Delete(j);
+
+    pp_enc_removed(enc_begin(), ROOM, HOSTILE);
+    j = enc_parse();
+    assert_string_equal(jstr(j, "reason"), HOSTILE);
+    cJSON_Delete(j);
+
+    const char *rules[2] = {HOSTILE, "plain"};
+    pp_enc_flagged(enc_begin(), ROOM, PERSON, HOSTILE, strlen(HOSTILE), 4, rules, 2);
+    j = enc_parse();
+    assert_string_equal(jstr(j, "client_msg_id"), HOSTILE);
+    assert_int_equal(jnum(j, "seq"), 4);
+    const cJSON *rl = cJSON_GetObjectItemCaseSensitive(j, "rules");
+    assert_int_equal(cJSON_GetArraySize(rl), 2);
+    assert_string_equal(cJSON_GetArrayItem(rl, 0)->valuestring, HOSTILE);
+    assert_string_equal(cJSON_GetArrayItem(rl, 1)->valuestring, "plain");
+    cJSON_Delete(j);
+
+    /* A client_msg_id is written to its given length, not to a NUL. */
+    pp_enc_flagged(enc_begin(), ROOM, PERSON, "abcdef", 3, 0, rules, 0);
+    j = enc_parse();
+    assert_string_equal(jstr(j, "client_msg_id"), "abc");
+    assert_null(cJSON_GetObjectItemCaseSensitive(j, "seq"));
+    cJSON_Delete(j);
+
+    struct pp_message m = {.room = ROOM,
+                           .seq = 5,
+                           .sender = PERSON,
+                           .client_msg_id = HOSTILE,
+                           .client_msg_id_len = strlen(HOSTILE),
+                           .body = HOSTILE,
+                           .body_len = strlen(HOSTILE),
+                           .ts = 6};
+    struct pp_w *w = enc_begin();
+    pp_enc_page_begin(w, 3, ROOM, false);
+    pp_enc_page_item(w, &m, -1);
+    pp_enc_page_end(w, false);
+    j = enc_parse();
+    assert_int_equal(jnum(j, "id"), 3);
+    const cJSON *ok = cJSON_GetObjectItemCaseSensitive(j, "ok");
+    assert_string_equal(jstr(ok, "room"), ROOM);
+    assert_false(jbool(ok, "has_more"));
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(ok, "messages");
+    assert_int_equal(cJSON_GetArraySize(msgs), 1);
+    const cJSON *it = cJSON_GetArrayItem(msgs, 0);
+    assert_string_equal(jstr(it, "body"), HOSTILE);
+    assert_string_equal(jstr(it, "client_msg_id"), HOSTILE);
+    assert_null(cJSON_GetObjectItemCaseSensitive(it, "replies"));
+    cJSON_Delete(j);
+}
+
+/* Ids are written as their first PP_UUID_LEN bytes: a caller's buffer need
+ * not end right after one, and an id never carries what follows it. */
+static void encoders_bound_ids(void **state)
+{
+    (void)state;
+    char room[PP_UUID_LEN + 8];
+    memcpy(room, ROOM "\"tail", PP_UUID_LEN + 6); /* not terminated after the uuid */
+    pp_enc_leave_ok(enc_begin(), room);
+    assert_string_equal(enc_text(), "{\"room\":\"" ROOM "\"}");
+    struct pp_receipt_ok r = {.room = room, .seq = 1};
+    pp_enc_receipt_ok(enc_begin(), &r);
+    assert_string_equal(enc_text(), "{\"room\":\"" ROOM "\",\"seq\":1}");
+    /* A short (bad) id is written as it is, escaped, not read past its end. */
+    pp_enc_typing(enc_begin(), "x\"", PERSON);
+    cJSON *j = enc_parse();
+    assert_string_equal(jstr(j, "room"), "x\"");
+    cJSON_Delete(j);
+}
+
+/* An encoder that does not fit marks the writer and never writes past it. */
+static void encoders_overflow_cleanly(void **state)
+{
+    (void)state;
+    char small[40];
+    memset(small, 'Z', sizeof small);
+    struct pp_w w;
+    pp_w_init(&w, small, 32);
+    pp_enc_send_ok(&w, ROOM, 1, 2, false, PP_K_MESSAGE);
+    assert_int_equal(pp_w_finish(&w), -1);
+    for (size_t i = 32; i < sizeof small; i++)
+        assert_int_equal(small[i], 'Z');
+    for (size_t cap = 0; cap < 120; cap++) { /* every cut of a presence push */
+        char b[128];
+        pp_w_init(&w, b, cap);
+        pp_enc_presence_begin(&w, ROOM, 1);
+        pp_enc_presence_list(&w, PP_PRES_ONLINE);
+        pp_enc_presence_person(&w, PERSON, false);
+        pp_enc_presence_list_end(&w);
+        pp_enc_presence_end(&w);
+        int n = pp_w_finish(&w);
+        assert_true(n == -1 || (n > 0 && (size_t)n <= cap));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -554,6 +866,11 @@ int main(void)
         cmocka_unit_test(event_pushes),
         cmocka_unit_test(moderation_commands),
         cmocka_unit_test(control_characters_refused),
+        cmocka_unit_test(reply_encoders_keep_their_bytes),
+        cmocka_unit_test(push_encoders_keep_their_bytes),
+        cmocka_unit_test(encoders_escape_hostile_strings),
+        cmocka_unit_test(encoders_bound_ids),
+        cmocka_unit_test(encoders_overflow_cleanly),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
