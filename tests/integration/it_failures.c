@@ -146,10 +146,11 @@ static void postgres_down_warm_room_fails_fast_and_first_send_after_succeeds(voi
     uint64_t t0 = it_now_ms();
     for (int i = 0; i < BURST; i++) {
         char msg[200];
-        int n = snprintf(msg, sizeof msg,
-                         "{\"id\":%d,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"burst-%d\","
-                         "\"body\":\"x\"}",
-                         9000 + i, w.room, i);
+        int n =
+            snprintf(msg, sizeof msg,
+                     "{\"id\":%d,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"burst-%d\","
+                     "\"body\":\"x\"}",
+                     9000 + i, w.room, i);
         assert_int_equal(wsc_send_text(a, msg, (size_t)n), 0);
     }
     for (int i = 0; i < BURST; i++) {
@@ -172,7 +173,8 @@ static void postgres_down_warm_room_fails_fast_and_first_send_after_succeeds(voi
     cJSON_Delete(r);
     r = wsc_request(a, 3000, "\"op\":\"history\",\"room\":\"%s\"", w.room);
     assert_null(wsc_err_code(r));
-    assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "messages")), 4);
+    assert_int_equal(
+        cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "messages")), 4);
     cJSON_Delete(r);
     /* nothing refused was stored */
     assert_string_equal(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'", w.room), "4");

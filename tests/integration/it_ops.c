@@ -461,7 +461,8 @@ static void tiny_sends_batched_together_are_stored(void **state)
         cJSON_Delete(r);
     }
     assert_string_equal(it_sqlf("SELECT string_agg(client_msg_id, '' ORDER BY seq) FROM messages"
-                                " WHERE room_id = '%s'", w.room),
+                                " WHERE room_id = '%s'",
+                                w.room),
                         "abcdefghijklmnopqrstuvwxyz");
     wsc_close(c);
     assert_int_equal(it_stop(pid), 0);
