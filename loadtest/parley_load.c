@@ -58,6 +58,7 @@
 #include "seqcheck.h"
 #include "sizes.h"
 #include "stamp.h"
+#include "wsclient.h"
 
 #define MAX_GW 16
 #define MAX_ROOMS 4096
@@ -83,11 +84,12 @@ struct client {
     size_t rlen, rcap;
     unsigned char *wbuf; /* not yet written */
     size_t wlen, wcap;
-    uint64_t next_send; /* monotonic ns of the next send */
-    uint64_t next_drop; /* reconnect scenario: when to drop */
-    uint64_t t_connect; /* when the current connection attempt began */
-    bool joined_once;   /* seq checking has started */
-    struct seqcheck sc; /* delivery checking for its room */
+    uint64_t next_send;         /* monotonic ns of the next send */
+    uint64_t next_drop;         /* reconnect scenario: when to drop */
+    uint64_t t_connect;         /* when the current connection attempt began */
+    char key[WSCL_KEY_LEN + 1]; /* this connection's Sec-WebSocket-Key */
+    bool joined_once;           /* seq checking has started */
+    struct seqcheck sc;         /* delivery checking for its room */
     uint64_t sent, acked, errors, reconnects, unrecovered;
     uint64_t rejected;  /* moderation: sends refused by the reject rule */
     int64_t next_id;    /* command ids */
@@ -209,30 +211,13 @@ static void wappend(struct client *c, const void *p, size_t n)
 /* A masked text frame, as a client must send. */
 static void ws_send(struct client *c, const char *p, size_t n)
 {
-    unsigned char h[14];
-    size_t hl = 0;
-    h[hl++] = 0x81;
-    if (n < 126) {
-        h[hl++] = 0x80 | (unsigned char)n;
-    } else if (n < 65536) {
-        h[hl++] = 0x80 | 126;
-        h[hl++] = (unsigned char)(n >> 8);
-        h[hl++] = (unsigned char)n;
-    } else {
-        h[hl++] = 0x80 | 127;
-        for (int i = 7; i >= 0; i--)
-            h[hl++] = (unsigned char)((uint64_t)n >> (8 * i));
+    size_t k = wscl_frame_size(n);
+    if (c->wlen + k > c->wcap) {
+        c->wcap = (c->wlen + k) * 2;
+        c->wbuf = realloc(c->wbuf, c->wcap);
+        if (!c->wbuf) die("out of memory");
     }
-    uint32_t r = (uint32_t)rand();
-    unsigned char mask[4] = {(unsigned char)r, (unsigned char)(r >> 8), (unsigned char)(r >> 16),
-                             (unsigned char)(r >> 24)};
-    memcpy(h + hl, mask, 4);
-    hl += 4;
-    wappend(c, h, hl);
-    size_t off = c->wlen;
-    wappend(c, p, n);
-    for (size_t i = 0; i < n; i++)
-        c->wbuf[off + i] ^= mask[i & 3];
+    c->wlen += wscl_frame(c->wbuf + c->wlen, 0x81, p, n, (uint32_t)rand());
 }
 
 static void send_cmd(struct client *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -288,13 +273,19 @@ static void start_client(struct client *c)
     if (connect(c->fd, (struct sockaddr *)gw, sizeof *gw) && errno != EINPROGRESS) die("connect");
     c->phase = P_HANDSHAKE;
     c->t_connect = now_ns();
+    unsigned char nonce[16];
+    for (int i = 0; i < 16; i++)
+        nonce[i] = (unsigned char)rand();
+    wscl_key(nonce, c->key);
+    struct wscl_upgrade u = {
+        .path = G.proto == PR_SOCKETIO ? "/socket.io/?EIO=4&transport=websocket" : "/",
+        .host = "127.0.0.1",
+        .key = c->key,
+        .protocol = G.proto == PR_SOCKETIO ? NULL : "parley.v1",
+    };
     char req[512];
-    int n = snprintf(req, sizeof req,
-                     "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
-                     G.proto == PR_SOCKETIO ? "/socket.io/?EIO=4&transport=websocket" : "/",
-                     G.proto == PR_SOCKETIO ? "" : "Sec-WebSocket-Protocol: parley.v1\r\n");
+    int n = wscl_request(req, sizeof req, &u);
+    if (n < 0) die("upgrade request too long");
     wappend(c, req, (size_t)n);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
     epoll_ctl(G.ep, EPOLL_CTL_ADD, c->fd, &ev);
@@ -486,43 +477,29 @@ static void on_readable(struct client *c)
     }
     size_t off = 0;
     if (c->phase == P_HANDSHAKE) {
-        unsigned char *e = memmem(c->rbuf, c->rlen, "\r\n\r\n", 4);
-        if (!e) return;
-        if (c->rlen < 12 || memcmp(c->rbuf + 9, "101", 3)) {
+        int status;
+        bool accepted;
+        off = wscl_response((const char *)c->rbuf, c->rlen, c->key, &status, &accepted);
+        if (!off) return;
+        if (!accepted) {
             c->phase = P_DEAD;
             drop(c);
             return;
         }
-        off = (size_t)(e - c->rbuf) + 4;
         c->phase = P_AUTH;
         if (G.proto == PR_PARLEY)
             send_cmd(c, "{\"id\":1,\"op\":\"auth\",\"token\":\"%s\"}", c->token);
     }
-    while (c->fd >= 0 && c->rlen - off >= 2) {
-        unsigned char *h = c->rbuf + off;
-        uint64_t len = h[1] & 0x7f;
-        size_t hl = 2;
-        if (len == 126) {
-            if (c->rlen - off < 4) break;
-            len = ((uint64_t)h[2] << 8) | h[3];
-            hl = 4;
-        } else if (len == 127) {
-            if (c->rlen - off < 10) break;
-            len = 0;
-            for (int i = 0; i < 8; i++)
-                len = (len << 8) | h[2 + i];
-            hl = 10;
-        }
-        if (c->rlen - off < hl + len) break;
-        int op = h[0] & 0x0f;
-        if (op == 1)
-            on_frame(c, (const char *)h + hl, (size_t)len);
-        else if (op == 8) {
+    struct wscl_in f;
+    int r;
+    while (c->fd >= 0 && (r = wscl_parse(c->rbuf + off, c->rlen - off, &f)) != 0) {
+        if (r < 0 || f.opcode == 8) { /* not a server's frame, or a close */
             c->phase = P_DEAD;
             drop(c);
             return;
         }
-        off += hl + (size_t)len;
+        if (f.opcode == 1) on_frame(c, (const char *)f.payload, f.len);
+        off += f.size;
     }
     if (c->fd < 0) return;
     memmove(c->rbuf, c->rbuf + off, c->rlen - off);

@@ -549,13 +549,20 @@ static void enqueue(struct app *a, struct conn *c, struct item *it)
     }
 }
 
+/* An item's JSON besides its client_msg_id and body: the keys, two uuids,
+ * the index, the longest kind and an int64 parent take ~190 bytes (at least
+ * ~150). It was 128: a batch of enough tiny sends overflowed and was failed
+ * `unavailable` as a whole (issue 16). */
+#define ITEM_JSON_FIXED 256
+
 /* Builds the JSON parameter for the batch. Bodies are validated UTF-8, the
- * writer escapes them, PostgreSQL parses it once for all rows. */
+ * writer escapes them (6 bytes per byte at most), PostgreSQL parses it once
+ * for all rows. */
 static int build_json(struct batcher *b)
 {
     size_t need = 16;
     for (uint32_t i = 0; i < b->nbatch; i++)
-        need += 128 + 6 * (b->batch[i]->cmid_len + b->batch[i]->body_len);
+        need += ITEM_JSON_FIXED + 6 * (b->batch[i]->cmid_len + b->batch[i]->body_len);
     if (need > b->json_cap) {
         char *n = mem_realloc(b->json, need);
         if (!n) return -1;

@@ -104,6 +104,84 @@ static void postgres_down_fails_fast_and_recovers(void **state)
     wsc_close(b);
 }
 
+/* The same outage with the room's rules already cached (sends succeeded
+ * before it), so nothing but the write itself touches PostgreSQL: every send
+ * is answered `unavailable` at once, whether the writer lane is down or
+ * reconnecting (a send queued on a lane that is not up waited for the next
+ * failed reconnect: up to 0.8 s). Once the gateway is ready again, the first
+ * send and the first read succeed: the new connections prepared their
+ * statements before taking queries (a query sent before would fail
+ * `internal`: "prepared statement does not exist"). */
+static void postgres_down_warm_room_fails_fast_and_first_send_after_succeeds(void **state)
+{
+    (void)state;
+    struct it_world w;
+    struct wsc *a, *b;
+    it_pair(&w, 0, &a, 1, &b);
+    for (int i = 0; i < 3; i++) { /* the rules are cached, the writer lane is warm */
+        char cmid[16];
+        snprintf(cmid, sizeof cmid, "warm-%d", i);
+        cJSON *r = it_send(a, w.room, cmid, "before the outage");
+        assert_null(wsc_err_code(r));
+        cJSON_Delete(r);
+    }
+    assert_int_equal(it_env("stop-pg"), 0);
+    /* One send at a time over ~2 s (the lanes fail their reconnects with
+     * growing backoff meanwhile: down and connecting are both covered). */
+    enum { N = 12, BURST = 50 };
+    uint64_t worst = 0;
+    for (int i = 0; i < N; i++) {
+        char cmid[16];
+        snprintf(cmid, sizeof cmid, "down-%d", i);
+        uint64_t t0 = it_now_ms();
+        cJSON *r = it_send(a, w.room, cmid, "while postgres is down");
+        uint64_t dt = it_now_ms() - t0;
+        assert_non_null(r); /* answered (it_send waits 5 s) */
+        assert_string_equal(wsc_err_code(r), "unavailable");
+        cJSON_Delete(r);
+        if (dt > worst) worst = dt;
+        usleep(150000);
+    }
+    /* A pipelined burst: every send answered, all of them promptly. */
+    uint64_t t0 = it_now_ms();
+    for (int i = 0; i < BURST; i++) {
+        char msg[200];
+        int n =
+            snprintf(msg, sizeof msg,
+                     "{\"id\":%d,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"burst-%d\","
+                     "\"body\":\"x\"}",
+                     9000 + i, w.room, i);
+        assert_int_equal(wsc_send_text(a, msg, (size_t)n), 0);
+    }
+    for (int i = 0; i < BURST; i++) {
+        cJSON *r = wsc_next_reply(a, 3000);
+        assert_non_null(r);
+        assert_string_equal(wsc_err_code(r), "unavailable");
+        cJSON_Delete(r);
+    }
+    uint64_t burst = it_now_ms() - t0;
+    fprintf(stderr, "slowest unavailable answer %llu ms; a burst of %d answered in %llu ms\n",
+            (unsigned long long)worst, BURST, (unsigned long long)burst);
+    assert_true(worst < 500);
+    assert_true(burst < 500);
+    assert_int_equal(it_env("start-pg"), 0);
+    /* The gateway is ready once every lane has reconnected and prepared. */
+    assert_int_equal(it_wait_ready(IT.gw[0], 10000), 0);
+    cJSON *r = it_send(a, w.room, "after-restart", "the first after the outage");
+    assert_null(wsc_err_code(r));
+    assert_int_equal(wsc_int(r, "ok.seq"), 4);
+    cJSON_Delete(r);
+    r = wsc_request(a, 3000, "\"op\":\"history\",\"room\":\"%s\"", w.room);
+    assert_null(wsc_err_code(r));
+    assert_int_equal(
+        cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "messages")), 4);
+    cJSON_Delete(r);
+    /* nothing refused was stored */
+    assert_string_equal(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'", w.room), "4");
+    wsc_close(a);
+    wsc_close(b);
+}
+
 /* Reads whatever the watcher has, so it never becomes a slow consumer
  * itself; counts message pushes and checks their order. */
 static void drain_watcher(struct wsc *wt, int64_t *next, int *count)
@@ -192,6 +270,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(redis_restart_catches_up_from_postgres),
         cmocka_unit_test(postgres_down_fails_fast_and_recovers),
+        cmocka_unit_test(postgres_down_warm_room_fails_fast_and_first_send_after_succeeds),
         cmocka_unit_test(slow_consumer_is_dropped_others_unaffected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

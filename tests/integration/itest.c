@@ -6,6 +6,10 @@
 #include <cjson/cJSON.h>
 
 #include <libpq-fe.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -35,6 +39,9 @@ static void read_token(const char *path, char *out, size_t cap)
 
 void it_load_env(void)
 {
+    /* IT_ONLY=<test name pattern>: run one test of the program (loops that
+     * chase a flake), as cmocka's filter. */
+    if (getenv("IT_ONLY")) cmocka_set_test_filter(getenv("IT_ONLY"));
     const char *path = getenv("PARLEY_ENV_FILE");
     FILE *f = path ? fopen(path, "r") : NULL;
     if (!f) {

@@ -1,10 +1,11 @@
 #include "wsc.h"
 
+#include "wsclient.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -77,33 +78,6 @@ static int write_all_ssl(SSL *ssl, int fd, const void *p, size_t n)
 
 #define write_all(fd, p, n) write_all_ssl(c->ssl, fd, p, n)
 
-static void b64(const unsigned char *in, size_t n, char *out)
-{
-    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t i, o = 0;
-    for (i = 0; i + 2 < n; i += 3) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-        out[o++] = t[v >> 18];
-        out[o++] = t[(v >> 12) & 63];
-        out[o++] = t[(v >> 6) & 63];
-        out[o++] = t[v & 63];
-    }
-    if (n - i == 1) {
-        unsigned v = (unsigned)in[i] << 16;
-        out[o++] = t[v >> 18];
-        out[o++] = t[(v >> 12) & 63];
-        out[o++] = '=';
-        out[o++] = '=';
-    } else if (n - i == 2) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
-        out[o++] = t[v >> 18];
-        out[o++] = t[(v >> 12) & 63];
-        out[o++] = t[(v >> 6) & 63];
-        out[o++] = '=';
-    }
-    out[o] = '\0';
-}
-
 /* Reads what is available (waiting up to timeout_ms for the first byte).
  * Returns bytes read, 0 on timeout, -1 on EOF/error. */
 static int fill(struct wsc *c, int timeout_ms)
@@ -148,20 +122,18 @@ struct wsc *wsc_connect(int port, const struct wsc_opts *o, int *http_status)
     unsigned char nonce[16];
     for (int i = 0; i < 16; i++)
         nonce[i] = (unsigned char)rand();
-    char key[32], req[1024];
-    b64(nonce, 16, key);
-    char origin_hdr[300] = "";
-    if (o && o->origin) snprintf(origin_hdr, sizeof origin_hdr, "Origin: %s\r\n", o->origin);
-    char ua_hdr[300] = "";
-    if (o && o->user_agent) snprintf(ua_hdr, sizeof ua_hdr, "User-Agent: %s\r\n", o->user_agent);
-    int n = snprintf(req, sizeof req,
-                     "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-                     "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-                     "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: parley.v1\r\n%s%s\r\n",
-                     port, key, origin_hdr, ua_hdr);
+    char key[WSCL_KEY_LEN + 1], host[32], extra[600] = "", req[1024];
+    wscl_key(nonce, key);
+    snprintf(host, sizeof host, "127.0.0.1:%d", port);
+    if (o && o->origin) snprintf(extra, 300, "Origin: %s\r\n", o->origin);
+    if (o && o->user_agent)
+        snprintf(extra + strlen(extra), 300, "User-Agent: %s\r\n", o->user_agent);
+    struct wscl_upgrade u = {"/", host, key, "parley.v1", extra};
+    int n = wscl_request(req, sizeof req, &u);
     struct wsc *c = calloc(1, sizeof *c);
     c->fd = fd;
     c->q = calloc(QMAX, sizeof *c->q);
+    if (n < 0) goto fail;
     if (o && o->tls) {
         static SSL_CTX *ctx;
         if (!ctx) ctx = SSL_CTX_new(TLS_client_method());
@@ -171,23 +143,14 @@ struct wsc *wsc_connect(int port, const struct wsc_opts *o, int *http_status)
     }
     if (write_all(fd, req, (size_t)n)) goto fail;
     uint64_t deadline = now_ms() + 5000;
-    unsigned char *end = NULL;
-    while (!(end = c->len ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL)) {
+    int status;
+    bool accepted;
+    size_t hl;
+    while (!(hl = wscl_response((const char *)c->buf, c->len, key, &status, &accepted))) {
         if (now_ms() > deadline || fill(c, 100) < 0) goto fail;
     }
-    int status = 0;
-    if (c->len > 12) sscanf((char *)c->buf + 9, "%3d", &status);
     if (http_status) *http_status = status;
-    if (status != 101) goto fail;
-    /* Sec-WebSocket-Accept = base64(SHA1(key + GUID)). */
-    char cat[128], want[64];
-    unsigned char sha[20];
-    snprintf(cat, sizeof cat, "%s258EAFA5-E914-47DA-95CA-C5AB0DC85B11", key);
-    SHA1((unsigned char *)cat, strlen(cat), sha);
-    b64(sha, 20, want);
-    *end = '\0';
-    if (!strcasestr((char *)c->buf, want)) goto fail;
-    size_t hl = (size_t)(end - c->buf) + 4;
+    if (!accepted) goto fail;
     memmove(c->buf, c->buf + hl, c->len - hl);
     c->len -= hl;
     parse(c); /* the first frames may have come with the response */
@@ -215,28 +178,11 @@ void wsc_close(struct wsc *c)
 
 int wsc_send_raw(struct wsc *c, int opcode, const void *p, size_t n)
 {
-    unsigned char h[14];
-    size_t hl = 0;
-    h[hl++] = (unsigned char)opcode; /* caller includes FIN (0x80) */
-    if (n < 126) {
-        h[hl++] = 0x80 | (unsigned char)n;
-    } else if (n < 65536) {
-        h[hl++] = 0x80 | 126;
-        h[hl++] = (unsigned char)(n >> 8);
-        h[hl++] = (unsigned char)n;
-    } else {
-        h[hl++] = 0x80 | 127;
-        for (int i = 7; i >= 0; i--)
-            h[hl++] = (unsigned char)((uint64_t)n >> (8 * i));
-    }
-    unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
-    memcpy(h + hl, mask, 4);
-    hl += 4;
-    unsigned char *m = malloc(n + hl);
-    memcpy(m, h, hl);
-    for (size_t i = 0; i < n; i++)
-        m[hl + i] = ((const unsigned char *)p)[i] ^ mask[i & 3];
-    int rc = write_all(c->fd, m, n + hl);
+    /* opcode is the first byte as sent: the caller includes FIN (0x80) */
+    unsigned char *m = malloc(wscl_frame_size(n));
+    if (!m) return -1;
+    size_t k = wscl_frame(m, (unsigned)opcode, p, n, 0x12345678);
+    int rc = write_all(c->fd, m, k);
     free(m);
     return rc;
 }
@@ -288,44 +234,32 @@ static void on_message(struct wsc *c, const char *p, size_t n)
 /* Parses whole frames from the buffer into the queue. */
 static void parse(struct wsc *c)
 {
+    if (!c->len) return;
     size_t off = 0;
-    while (c->len - off >= 2) {
-        unsigned char *h = c->buf + off;
-        uint64_t len = h[1] & 0x7f;
-        size_t hl = 2;
-        if (len == 126) {
-            if (c->len - off < 4) break;
-            len = (uint64_t)h[2] << 8 | h[3];
-            hl = 4;
-        } else if (len == 127) {
-            if (c->len - off < 10) break;
-            len = 0;
-            for (int i = 0; i < 8; i++)
-                len = len << 8 | h[2 + i];
-            hl = 10;
-        }
-        if (c->len - off < hl + len) break;
-        int op = h[0] & 0x0f, fin = h[0] & 0x80;
-        const char *pl = (const char *)h + hl;
-        if (op == 8) {
-            c->close_code = len >= 2 ? ((unsigned char)pl[0] << 8 | (unsigned char)pl[1]) : 1005;
-        } else if (op == 9) {
-            wsc_send_raw(c, 0x8a, pl, (size_t)len);
-        } else if (op == 1 || op == 0) {
-            if (fin && op == 1) {
-                on_message(c, pl, (size_t)len);
+    struct wscl_in f;
+    int r;
+    while ((r = wscl_parse(c->buf + off, c->len - off, &f)) == 1) {
+        const char *pl = (const char *)f.payload;
+        if (f.opcode == 8) {
+            c->close_code = wscl_close_code(&f);
+        } else if (f.opcode == 9) {
+            wsc_send_raw(c, 0x8a, pl, f.len);
+        } else if (f.opcode == 1 || f.opcode == 0) {
+            if (f.fin && f.opcode == 1) {
+                on_message(c, pl, f.len);
             } else {
-                c->frag = realloc(c->frag, c->frag_len + (size_t)len);
-                memcpy(c->frag + c->frag_len, pl, (size_t)len);
-                c->frag_len += (size_t)len;
-                if (fin) {
+                c->frag = realloc(c->frag, c->frag_len + f.len);
+                memcpy(c->frag + c->frag_len, pl, f.len);
+                c->frag_len += f.len;
+                if (f.fin) {
                     on_message(c, c->frag, c->frag_len);
                     c->frag_len = 0;
                 }
             }
         }
-        off += hl + (size_t)len;
+        off += f.size;
     }
+    if (r < 0 && !c->close_code) c->close_code = -1; /* not a server's frame: treat as cut */
     memmove(c->buf, c->buf + off, c->len - off);
     c->len -= off;
 }

@@ -1,8 +1,9 @@
 /*
- * wsc.h - a small blocking RFC 6455 client for the integration tests, written
- * from scratch over poll() so tests can do what well-behaved clients never
- * do: send invalid UTF-8, binary or oversized frames, stop reading, bind a
- * chosen source address.
+ * wsc.h - a small blocking RFC 6455 client for the integration tests over
+ * poll(), so tests can do what well-behaved clients never do: send invalid
+ * UTF-8, binary or oversized frames, stop reading, bind a chosen source
+ * address. The handshake and the frames are wsclient/ (shared with the load
+ * generator); this file is the blocking I/O, TLS and the reply queue.
  *
  * Ownership: wsc_connect returns a client the caller frees with wsc_close.
  * Objects returned by wsc_next/wsc_request/wsc_wait_push are cJSON trees the

@@ -48,7 +48,9 @@ test('the bot signs in with an avatar token, joins by room name and answers a qu
   assert.equal(av.status, 201, JSON.stringify(av.json));
   const tk = await http(owner, 'POST', `/api/v1/workspaces/${w.ws}/avatars/${av.json.id}/tokens`, { rooms: [w.room] });
   assert.equal(tk.status, 201, JSON.stringify(tk.json));
-  const bot = await startBot(['--url', `${wsUrl(1)},${wsUrl(0)}`, '--token', tk.json.token, '--room', 'general']);
+  // --token=T, not --token T: a token may begin with '-', which parseArgs then takes
+  // for an option (one run in ~64 failed so).
+  const bot = await startBot(['--url', `${wsUrl(1)},${wsUrl(0)}`, `--token=${tk.json.token}`, '--room', 'general']);
   assert.match(bot.out(), new RegExp(`as ${av.json.id} \\(avatar\\)`));
 
   const m = client(w.people[1].token, { gateways: [0] });
@@ -69,7 +71,7 @@ test('the bot signs in with an avatar token, joins by room name and answers a qu
 
 test('one command with the owner token: the bot makes its avatar and answers in a dialogue room', async () => {
   const w = world({ roles: ['owner', 'member'], rooms: [{ name: 'ideas', kind: 'dialogue' }] });
-  const bot = await startBot(['--url', wsUrl(0), '--owner-token', w.people[0].token, '--room', 'ideas']);
+  const bot = await startBot(['--url', wsUrl(0), `--owner-token=${w.people[0].token}`, '--room', 'ideas']);
   assert.match(bot.out(), /\(avatar\)/);
   const m = client(w.people[1].token, { gateways: [1] });
   await m.connect();
