@@ -1,5 +1,6 @@
 #include "batcher.h"
 
+#include "db.h"
 #include "mem.h"
 
 #include <errno.h>
@@ -149,6 +150,18 @@ static void flush(struct batcher *b)
 void batcher_flush(struct batcher *b)
 {
     flush(b);
+}
+
+static void on_query(void *ud, PGresult *res, int err)
+{
+    bool failed = !err && PQresultStatus(res) != PGRES_TUPLES_OK;
+    batcher_done(ud, err, failed ? db_sqlstate(res) : NULL, res);
+}
+
+int batcher_query(struct batcher *b, struct db *db, int stmt, const char *param)
+{
+    const char *v[1] = {param};
+    return db_query(db, 0, stmt, 1, v, NULL, NULL, on_query, b);
 }
 
 static bool retryable(const char *st)

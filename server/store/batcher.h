@@ -10,7 +10,8 @@
  * completes (it has waited long enough), so the commit rate adapts to the
  * load without a timer per batch.
  *
- * The batcher knows nothing of SQL or connections. The executor (ops) builds
+ * The batching knows nothing of SQL or connections (batcher_query is only
+ * the glue to db.h for the usual run). The executor (ops) builds
  * a batch's parameter once, runs it (again on a retry) and dispatches its
  * results, and reports the end of a run with batcher_done:
  *   - 40P01 (deadlock), 40001 (serialization) and 23505 (unique violation:
@@ -107,6 +108,12 @@ int batcher_add(struct batcher *b, struct batch_item *it);
  * statement's SQLSTATE, "" when it has none), or negative: the outcome is
  * unknown (connection lost, deadline). res is handed to dispatch or fail. */
 void batcher_done(struct batcher *b, int err, const char *sqlstate, void *res);
+/* The usual run: prepared statement stmt with the one text parameter param
+ * on db's writer lane, its end reported to batcher_done (a result without
+ * rows counts as a failed statement, with its SQLSTATE). For ops->run. */
+struct db;
+int batcher_query(struct batcher *b, struct db *db, int stmt, const char *param);
+
 /* Sends what waits now instead of at the linger's end (shutdown). */
 void batcher_flush(struct batcher *b);
 

@@ -193,19 +193,11 @@ static int r_build(void *ud, const struct batch *bt)
     return 0;
 }
 
-static void on_state_batch(void *ud, PGresult *res, int err)
-{
-    struct receipts *r = ud;
-    bool failed = !err && PQresultStatus(res) != PGRES_TUPLES_OK;
-    batcher_done(r->b, err, failed ? db_sqlstate(res) : NULL, res);
-}
-
 static int r_run(void *ud, const struct batch *bt)
 {
     (void)bt;
     struct receipts *r = ud;
-    const char *v[1] = {r->json};
-    return db_query(r->app->db, 0, ST_STATE_BATCH, 1, v, NULL, NULL, on_state_batch, r);
+    return batcher_query(r->b, r->app->db, ST_STATE_BATCH, r->json);
 }
 
 static void r_release(void *ud, struct batch_item *bi)

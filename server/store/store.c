@@ -413,19 +413,11 @@ static int w_build(void *ud, const struct batch *bt)
     return 0;
 }
 
-static void on_insert(void *ud, PGresult *res, int err)
-{
-    struct store_writer *w = ud;
-    bool failed = !err && PQresultStatus(res) != PGRES_TUPLES_OK;
-    batcher_done(w->b, err, failed ? db_sqlstate(res) : NULL, res);
-}
-
 static int w_run(void *ud, const struct batch *bt)
 {
     struct store_writer *w = ud;
     if (bt->tries > 1) w->app->stats.batch_retries++;
-    const char *v[1] = {w->json};
-    return db_query(w->app->db, 0, ST_INSERT_BATCH, 1, v, NULL, NULL, on_insert, w);
+    return batcher_query(w->b, w->app->db, ST_INSERT_BATCH, w->json);
 }
 
 static void w_release(void *ud, struct batch_item *bi)
