@@ -428,6 +428,7 @@ static void answer(struct receipts *r, struct ritem *it, PGresult *res, int row)
 
 static void r_fail(void *ud, const struct batch *bt, int err, const char *sqlstate, void *res)
 {
+    (void)ud;
     (void)err; /* any outcome but a failed statement is answered alike */
     enum pp_err_code code = PP_E_INTERNAL;
     const char *msg = "could not store";
@@ -439,7 +440,6 @@ static void r_fail(void *ud, const struct batch *bt, int err, const char *sqlsta
         code = PP_E_UNAVAILABLE;
         msg = "storage unavailable, retry";
     }
-    (void)ud;
     for (uint32_t i = 0; i < bt->n; i++) {
         struct ritem *it = RITEM(bt->items[i]);
         struct conn *c = it->cr.c;
