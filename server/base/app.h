@@ -18,7 +18,7 @@ struct lws_context;
 struct db;
 struct bus;
 struct rooms;
-struct batcher;
+struct store_writer;
 struct receipts;
 struct rulecache;
 struct conn;
@@ -33,7 +33,7 @@ struct app {
     struct db *db;                   /* PostgreSQL */
     struct bus *bus;                 /* Redis pub/sub */
     struct rooms *rooms;             /* local room registry */
-    struct batcher *batch;           /* the write batcher */
+    struct store_writer *writer;     /* the write batcher of messages and events (store.c) */
     struct receipts *receipts;       /* read state and votes: their batcher and events */
     struct rulecache *rules;         /* compiled guidelines per room */
     struct iptab *ips;               /* TCP connections per client IP (ws.c) */

@@ -1,6 +1,7 @@
 #include "receipts.h"
 
 #include "app.h"
+#include "batcher.h"
 #include "conn.h"
 #include "db.h"
 #include "log.h"
@@ -13,13 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RETRIES 3        /* deadlocks with another gateway's batch */
 #define PENDING_MAX 4096 /* coalesced events waiting for their interval */
 
 /* One command. */
 struct ritem {
+    struct batch_item bi;         /* in the batcher's list */
     struct creq cr;               /* link to the connection */
-    struct ritem *next;           /* waiting list */
     int64_t id;                   /* command id */
     uint64_t t0;                  /* uv_hrtime at receipt */
     enum pp_op op;                /* read, seen, like, unlike, rate, unrate */
@@ -27,6 +27,7 @@ struct ritem {
     char person[PP_UUID_LEN + 1]; /* who */
     int64_t seq;                  /* the message (read: up to) */
     int stars;                    /* rate */
+    bool answered;                /* its row came (an item is answered once) */
 };
 
 /* An event waiting for its coalescing interval. */
@@ -40,22 +41,16 @@ struct pend {
 };
 
 struct receipts {
-    struct app *app;                     /* owner */
-    struct ritem *wait_head, *wait_tail; /* not yet in a batch */
-    uint32_t nwait;
-    struct ritem **batch; /* in flight */
-    uint32_t nbatch;
-    int tries;
-    uint64_t t0;
-    char *json; /* batch parameter */
+    struct app *app;   /* owner */
+    struct batcher *b; /* wait list, linger, the batch in flight */
+    char *json;        /* batch parameter */
     size_t json_cap;
-    uv_timer_t linger; /* batch_delay_us after the first waiting item */
-    bool linger_on;
     uv_timer_t coalesce; /* flushes pending events every coalesce_ms */
     struct pend *pend;   /* pending events */
     uint32_t npend;
-    int open_handles; /* timers not yet closed (receipts_free) */
 };
+
+#define RITEM(p) batcher_entry(p, struct ritem, bi)
 
 /* One statement per batch. Each item gets a status: a read beyond the room's
  * last seq, a vote or seen on a seq that is not a message, a like on a
@@ -139,77 +134,7 @@ static const char *op_key(enum pp_op op)
     }
 }
 
-static void flush(struct receipts *r);
 static void on_coalesce(uv_timer_t *t);
-
-static void on_linger(uv_timer_t *t)
-{
-    struct receipts *r = t->data;
-    r->linger_on = false;
-    flush(r);
-}
-
-int receipts_new(struct app *a)
-{
-    struct receipts *r = mem_calloc(1, sizeof *r);
-    if (!r) return -1;
-    r->app = a;
-    r->batch = mem_calloc(a->cfg.batch_max, sizeof *r->batch);
-    r->pend = mem_calloc(PENDING_MAX, sizeof *r->pend);
-    if (!r->batch || !r->pend) {
-        mem_free(r->batch);
-        mem_free(r->pend);
-        mem_free(r);
-        return -1;
-    }
-    uv_timer_init(a->loop, &r->linger);
-    r->linger.data = r;
-    uv_timer_init(a->loop, &r->coalesce);
-    r->coalesce.data = r;
-    a->receipts = r;
-    return 0;
-}
-
-static void ritem_free(struct ritem *it)
-{
-    creq_unlink(&it->cr);
-    mem_free(it);
-}
-
-static void on_closed(uv_handle_t *h)
-{
-    struct receipts *r = h->data;
-    if (--r->open_handles > 0) return;
-    mem_free(r->batch);
-    mem_free(r->pend);
-    mem_free(r->json);
-    mem_free(r);
-}
-
-void receipts_free(struct app *a)
-{
-    struct receipts *r = a->receipts;
-    if (!r) return;
-    while (r->wait_head) {
-        struct ritem *it = r->wait_head;
-        r->wait_head = it->next;
-        ritem_free(it);
-    }
-    for (uint32_t i = 0; i < r->nbatch; i++)
-        ritem_free(r->batch[i]);
-    r->open_handles = 2;
-    uv_timer_stop(&r->linger);
-    uv_timer_stop(&r->coalesce);
-    uv_close((uv_handle_t *)&r->linger, on_closed);
-    uv_close((uv_handle_t *)&r->coalesce, on_closed);
-    a->receipts = NULL;
-}
-
-bool receipts_idle(const struct app *a)
-{
-    const struct receipts *r = a->receipts;
-    return !r || (!r->nwait && !r->nbatch && !r->npend);
-}
 
 /* Two items on the same vote may not share a batch: the upsert would touch
  * one row twice, and the order of like and unlike would be a guess. */
@@ -223,52 +148,29 @@ static bool clash(const struct ritem *x, const struct ritem *y)
            !strcmp(x->person, y->person);
 }
 
-int receipts_submit(struct app *a, struct conn *c, const struct pp_cmd *cmd)
+static int r_admit(void *ud, const struct batch *bt, struct batch_item *bi)
 {
-    struct receipts *r = a->receipts;
-    if (r->nwait >= a->cfg.batch_queue_max) return -EBUSY;
-    struct ritem *it = mem_calloc(1, sizeof *it);
-    if (!it) return -EBUSY;
-    it->id = cmd->id;
-    it->t0 = uv_hrtime();
-    it->op = cmd->op;
-    memcpy(it->room, cmd->room.str, PP_UUID_LEN);
-    memcpy(it->person, c->person, PP_UUID_LEN);
-    it->seq = cmd->seq;
-    it->stars = cmd->stars;
-    creq_link(c, &it->cr);
-    c->inflight++;
-    if (r->wait_tail)
-        r->wait_tail->next = it;
-    else
-        r->wait_head = it;
-    r->wait_tail = it;
-    r->nwait++;
-    a->stats.receipts_received++;
-    if (r->nbatch) return 0; /* gathers while the batch in flight commits */
-    if (r->nwait >= a->cfg.batch_max)
-        flush(r);
-    else if (!r->linger_on) {
-        r->linger_on = true;
-        uv_timer_start(&r->linger, on_linger, (a->cfg.batch_delay_us + 999) / 1000, 0);
-    }
-    return 0;
+    (void)ud;
+    for (uint32_t j = 0; j < bt->n; j++)
+        if (clash(RITEM(bt->items[j]), RITEM(bi))) return BATCH_CUT; /* next batch */
+    return BATCH_TAKE;
 }
 
-static int build_json(struct receipts *r)
+static int r_build(void *ud, const struct batch *bt)
 {
-    size_t need = 16 + (size_t)r->nbatch * 192;
+    struct receipts *r = ud;
+    size_t need = 16 + (size_t)bt->n * 192;
     if (need > r->json_cap) {
         char *n = mem_realloc(r->json, need);
-        if (!n) return -1;
+        if (!n) return -ENOMEM;
         r->json = n;
         r->json_cap = need;
     }
     struct pp_w w;
     pp_w_init(&w, r->json, r->json_cap);
     pp_w_arr_begin(&w);
-    for (uint32_t i = 0; i < r->nbatch; i++) {
-        const struct ritem *it = r->batch[i];
+    for (uint32_t i = 0; i < bt->n; i++) {
+        const struct ritem *it = RITEM(bt->items[i]);
         pp_w_obj_begin(&w);
         pp_w_key(&w, "i");
         pp_w_int(&w, i);
@@ -286,47 +188,101 @@ static int build_json(struct receipts *r)
     }
     pp_w_arr_end(&w);
     int n = pp_w_finish(&w);
-    if (n < 0 || (size_t)n >= r->json_cap) return -1;
+    if (n < 0 || (size_t)n >= r->json_cap) return -ENOMEM;
     r->json[n] = '\0';
     return 0;
 }
 
-static void on_batch(void *ud, PGresult *res, int err);
-
-static void submit(struct receipts *r)
+static int r_run(void *ud, const struct batch *bt)
 {
-    const char *v[1] = {r->json};
-    int rc = db_query(r->app->db, 0, ST_STATE_BATCH, 1, v, NULL, NULL, on_batch, r);
-    if (rc) on_batch(r, NULL, rc);
+    (void)bt;
+    struct receipts *r = ud;
+    return batcher_query(r->b, r->app->db, ST_STATE_BATCH, r->json);
 }
 
-static void flush(struct receipts *r)
+static void r_release(void *ud, struct batch_item *bi)
 {
-    struct app *a = r->app;
-    if (r->nbatch || !r->nwait) return;
-    if (r->linger_on) {
-        uv_timer_stop(&r->linger);
-        r->linger_on = false;
+    (void)ud;
+    struct ritem *it = RITEM(bi);
+    creq_unlink(&it->cr);
+    mem_free(it);
+}
+
+static void r_dispatch(void *ud, const struct batch *bt, void *res);
+static void r_fail(void *ud, const struct batch *bt, int err, const char *sqlstate, void *res);
+
+/* No backpressure here: a receipt is small and its sender waits for it. */
+static const struct batcher_ops receipts_ops = {
+    .admit = r_admit,
+    .build = r_build,
+    .run = r_run,
+    .dispatch = r_dispatch,
+    .fail = r_fail,
+    .release = r_release,
+};
+
+int receipts_new(struct app *a)
+{
+    struct receipts *r = mem_calloc(1, sizeof *r);
+    if (!r) return -1;
+    r->app = a;
+    struct batcher_cfg cfg = {a->cfg.batch_max, a->cfg.batch_queue_max, a->cfg.batch_delay_us};
+    r->b = batcher_new(a->loop, &cfg, &receipts_ops, r);
+    r->pend = mem_calloc(PENDING_MAX, sizeof *r->pend);
+    if (!r->b || !r->pend) {
+        if (r->b) batcher_free(r->b);
+        mem_free(r->pend);
+        mem_free(r);
+        return -1;
     }
-    while (r->wait_head && r->nbatch < a->cfg.batch_max) {
-        struct ritem *it = r->wait_head;
-        bool cut = false;
-        for (uint32_t j = 0; j < r->nbatch && !cut; j++)
-            cut = clash(r->batch[j], it);
-        if (cut) break; /* the rest goes in the next batch */
-        r->wait_head = it->next;
-        if (!r->wait_head) r->wait_tail = NULL;
-        r->nwait--;
-        it->next = NULL;
-        r->batch[r->nbatch++] = it;
-    }
-    r->tries = 1;
-    r->t0 = uv_hrtime();
-    if (build_json(r)) {
-        on_batch(r, NULL, -ENOMEM);
-        return;
-    }
-    submit(r);
+    uv_timer_init(a->loop, &r->coalesce);
+    r->coalesce.data = r;
+    a->receipts = r;
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct receipts *r = h->data;
+    mem_free(r->pend);
+    mem_free(r->json);
+    mem_free(r);
+}
+
+void receipts_free(struct app *a)
+{
+    struct receipts *r = a->receipts;
+    if (!r) return;
+    batcher_free(r->b);
+    uv_timer_stop(&r->coalesce);
+    uv_close((uv_handle_t *)&r->coalesce, on_closed);
+    a->receipts = NULL;
+}
+
+bool receipts_idle(const struct app *a)
+{
+    const struct receipts *r = a->receipts;
+    return !r || (batcher_idle(r->b) && !r->npend);
+}
+
+int receipts_submit(struct app *a, struct conn *c, const struct pp_cmd *cmd)
+{
+    struct receipts *r = a->receipts;
+    if (batcher_full(r->b)) return -EBUSY;
+    struct ritem *it = mem_calloc(1, sizeof *it);
+    if (!it) return -EBUSY;
+    it->id = cmd->id;
+    it->t0 = uv_hrtime();
+    it->op = cmd->op;
+    memcpy(it->room, cmd->room.str, PP_UUID_LEN);
+    memcpy(it->person, c->person, PP_UUID_LEN);
+    it->seq = cmd->seq;
+    it->stars = cmd->stars;
+    creq_link(c, &it->cr);
+    c->inflight++;
+    a->stats.receipts_received++;
+    batcher_add(r->b, &it->bi); /* not full: checked above */
+    return 0;
 }
 
 /* ---- coalesced events ---------------------------------------------------- */
@@ -381,7 +337,7 @@ void receipts_flush(struct app *a)
 {
     struct receipts *r = a->receipts;
     if (!r) return;
-    flush(r);
+    batcher_flush(r->b);
     uv_timer_stop(&r->coalesce);
     emit(r);
 }
@@ -450,56 +406,52 @@ static void answer(struct receipts *r, struct ritem *it, PGresult *res, int row)
     conn_reply_ok(c, it->id, buf, n > 0 ? (size_t)n : 0);
 }
 
-static void fail_all(struct receipts *r, enum pp_err_code code, const char *msg)
+static void r_fail(void *ud, const struct batch *bt, int err, const char *sqlstate, void *res)
 {
-    for (uint32_t i = 0; i < r->nbatch; i++) {
-        struct conn *c = r->batch[i]->cr.c;
+    (void)ud;
+    (void)err; /* any outcome but a failed statement is answered alike */
+    enum pp_err_code code = PP_E_INTERNAL;
+    const char *msg = "could not store";
+    if (sqlstate) {
+        log_error("receipt batch failed", "sqlstate=%s size=%u error=\"%s\"", sqlstate, bt->n,
+                  PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+    } else {
+        /* Read and vote operations are idempotent: the client may retry. */
+        code = PP_E_UNAVAILABLE;
+        msg = "storage unavailable, retry";
+    }
+    for (uint32_t i = 0; i < bt->n; i++) {
+        struct ritem *it = RITEM(bt->items[i]);
+        struct conn *c = it->cr.c;
         if (!c) continue;
         if (c->inflight) c->inflight--;
-        conn_reply_err(c, r->batch[i]->id, code, msg);
+        conn_reply_err(c, it->id, code, msg);
     }
 }
 
-static void on_batch(void *ud, PGresult *res, int err)
+static void r_dispatch(void *ud, const struct batch *bt, void *res_)
 {
     struct receipts *r = ud;
     struct app *a = r->app;
-    if (!err && PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *st = db_sqlstate(res);
-        if ((!strcmp(st, "40P01") || !strcmp(st, "40001") || !strcmp(st, "23505")) &&
-            r->tries < RETRIES) {
-            r->tries++;
-            submit(r);
-            return;
+    PGresult *res = res_;
+    a->stats.receipt_batches++;
+    stats_observe(&a->stats.receipt_commit_seconds, (double)(uv_hrtime() - bt->t0) / 1e9, 0);
+    int n = PQntuples(res);
+    for (int row = 0; row < n; row++) {
+        long i = strtol(PQgetvalue(res, row, 0), NULL, 10);
+        struct ritem *it = i >= 0 && (uint32_t)i < bt->n ? RITEM(bt->items[i]) : NULL;
+        if (it && !it->answered) {
+            answer(r, it, res, row);
+            a->stats.receipts_persisted++;
+            it->answered = true;
         }
-        log_error("receipt batch failed", "sqlstate=%s size=%u error=\"%s\"", st, r->nbatch,
-                  PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
-        fail_all(r, PP_E_INTERNAL, "could not store");
-    } else if (err) {
-        /* Read and vote operations are idempotent: the client may retry. */
-        fail_all(r, PP_E_UNAVAILABLE, "storage unavailable, retry");
-    } else {
-        a->stats.receipt_batches++;
-        stats_observe(&a->stats.receipt_commit_seconds, (double)(uv_hrtime() - r->t0) / 1e9, 0);
-        int n = PQntuples(res);
-        for (int row = 0; row < n; row++) {
-            long i = strtol(PQgetvalue(res, row, 0), NULL, 10);
-            if (i >= 0 && (uint32_t)i < r->nbatch && r->batch[i]) {
-                answer(r, r->batch[i], res, row);
-                a->stats.receipts_persisted++;
-                ritem_free(r->batch[i]);
-                r->batch[i] = NULL;
-            }
-        }
-        for (uint32_t i = 0; i < r->nbatch; i++)
-            if (r->batch[i] && r->batch[i]->cr.c) {
-                struct conn *c = r->batch[i]->cr.c;
-                if (c->inflight) c->inflight--;
-                conn_reply_err(c, r->batch[i]->id, PP_E_INTERNAL, "not stored");
-            }
     }
-    for (uint32_t i = 0; i < r->nbatch; i++)
-        if (r->batch[i]) ritem_free(r->batch[i]);
-    r->nbatch = 0;
-    if (r->nwait) flush(r);
+    /* An item without a row was not stored. */
+    for (uint32_t i = 0; i < bt->n; i++) {
+        struct ritem *it = RITEM(bt->items[i]);
+        if (!it->answered && it->cr.c) {
+            if (it->cr.c->inflight) it->cr.c->inflight--;
+            conn_reply_err(it->cr.c, it->id, PP_E_INTERNAL, "not stored");
+        }
+    }
 }

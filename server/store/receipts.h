@@ -2,9 +2,10 @@
  * receipts.h - read state and votes: read up to, seen out of order, like,
  * unlike, rate, unrate.
  *
- * Writes go through a batcher of the same shape as the message batcher (one
- * statement per batch, group commit while a batch is in flight, retry on
- * deadlock), and a command is answered only after COMMIT. What changed is
+ * Writes go through the group-commit batcher (batcher.h), as messages do:
+ * one statement per batch, the next gathering while one is in flight, two
+ * votes on the same message never in one batch; a command is answered only
+ * after COMMIT. What changed is
  * then announced to the room as events in its log ('read': a person's
  * watermark moved; 'votes': a message's aggregates changed), coalesced so
  * that a burst costs at most one event per person or message per

@@ -2,6 +2,7 @@
 
 #include "apisql.h"
 #include "app.h"
+#include "batcher.h"
 #include "bus.h"
 #include "busfmt.h"
 #include "conn.h"
@@ -286,7 +287,6 @@ const struct db_stmt store_stmts[ST__COUNT] = {
 };
 // clang-format on
 
-#define BATCH_RETRIES 3 /* conflicts with another gateway's batch */
 #define UNSENT_MAX 4096 /* rooms remembered with an unpublished message */
 
 /* The highest seq of a room whose publish failed; announced with a sync
@@ -297,8 +297,8 @@ struct unsent {
 };
 
 struct item {
+    struct batch_item bi;         /* in the batcher's list */
     struct creq cr;               /* link to the sender's connection */
-    struct item *next;            /* in the waiting list or the batch */
     struct item *dup_of;          /* an earlier item of the same batch with the same key */
     int64_t id;                   /* command id */
     uint64_t t0;                  /* uv_hrtime at receipt, for latency */
@@ -319,24 +319,17 @@ struct item {
     enum pp_kind stored;  /* result: what the row is */
 };
 
-struct batcher {
-    struct app *app;                    /* owner */
-    struct item *wait_head, *wait_tail; /* not yet in a batch */
-    uint32_t nwait;
-    struct item **batch; /* the batch in flight (batch_max slots) */
-    uint32_t nbatch;     /* its size; 0 when none in flight */
-    int tries;           /* attempts of the batch in flight */
-    uint64_t t0;         /* uv_hrtime when the batch was submitted */
-    char *json;          /* the batch parameter */
+/* The executor of the message batches (batcher.h does the batching). */
+struct store_writer {
+    struct app *app;       /* owner */
+    struct batcher *b;     /* wait list, linger, the batch in flight */
+    char *json;            /* the batch parameter */
     size_t json_cap;
-    uv_timer_t linger; /* batch_delay_us after the first waiting item */
-    bool linger_on;
-    bool paused_rx;                   /* connections were told to stop reading */
     struct unsent unsent[UNSENT_MAX]; /* rooms to announce when the bus returns */
     uint32_t nunsent;                 /* entries in unsent */
 };
 
-static void flush(struct batcher *b);
+#define ITEM(p) batcher_entry(p, struct item, bi)
 
 static uint64_t key_of(const char *room, const char *sender, const char *cmid, size_t n)
 {
@@ -357,88 +350,165 @@ static bool same_key(const struct item *x, const struct item *y)
            !memcmp(x->cmid, y->cmid, x->cmid_len);
 }
 
-static void on_linger(uv_timer_t *t)
+/* The same send twice in one batch would break the unique key and fail the
+ * whole statement: the later copy takes the earlier's result. */
+static int w_admit(void *ud, const struct batch *bt, struct batch_item *bi)
 {
-    struct batcher *b = t->data;
-    b->linger_on = false;
-    flush(b);
+    (void)ud;
+    struct item *it = ITEM(bi);
+    for (uint32_t j = 0; j < bt->n; j++) {
+        struct item *x = ITEM(bt->items[j]);
+        if (!x->dup_of && same_key(x, it)) {
+            it->dup_of = x;
+            break;
+        }
+    }
+    return BATCH_TAKE;
 }
 
-int store_batcher_new(struct app *a)
+/* Builds the JSON parameter for the batch. Bodies are validated UTF-8, the
+ * writer escapes them, PostgreSQL parses it once for all rows. */
+/* An item's JSON besides its client_msg_id and body: the keys, two uuids,
+ * the index, the longest kind and an int64 parent take ~190 bytes (at least
+ * ~150). It was 128: a batch of enough tiny sends overflowed and was failed
+ * `unavailable` as a whole (issue 16). */
+#define ITEM_JSON_FIXED 256
+
+static int w_build(void *ud, const struct batch *bt)
 {
-    struct batcher *b = mem_calloc(1, sizeof *b);
-    if (!b) return -1;
-    b->app = a;
-    b->batch = mem_calloc(a->cfg.batch_max, sizeof *b->batch);
-    if (!b->batch) {
-        mem_free(b);
-        return -1;
+    struct store_writer *w = ud;
+    stats_observe(&w->app->stats.batch_size, bt->n, 1);
+    size_t need = 16;
+    for (uint32_t i = 0; i < bt->n; i++)
+        need += ITEM_JSON_FIXED + 6 * (ITEM(bt->items[i])->cmid_len + ITEM(bt->items[i])->body_len);
+    if (need > w->json_cap) {
+        char *n = mem_realloc(w->json, need);
+        if (!n) return -ENOMEM;
+        w->json = n;
+        w->json_cap = need;
     }
-    uv_timer_init(a->loop, &b->linger);
-    b->linger.data = b;
-    a->batch = b;
+    struct pp_w pw;
+    pp_w_init(&pw, w->json, w->json_cap);
+    pp_w_arr_begin(&pw);
+    for (uint32_t i = 0; i < bt->n; i++) {
+        struct item *it = ITEM(bt->items[i]);
+        if (it->dup_of) continue;
+        pp_w_obj_begin(&pw);
+        pp_w_key(&pw, "i");
+        pp_w_int(&pw, i);
+        pp_w_key(&pw, "room");
+        pp_w_str(&pw, it->room, PP_UUID_LEN);
+        pp_w_key(&pw, "sender");
+        pp_w_str(&pw, it->sender, PP_UUID_LEN);
+        pp_w_key(&pw, "cmid");
+        pp_w_str(&pw, it->cmid, it->cmid_len);
+        pp_w_key(&pw, "body");
+        pp_w_str(&pw, it->body, it->body_len);
+        pp_w_key(&pw, "kind");
+        pp_w_cstr(&pw, it->kind == PP_K_MESSAGE ? "auto" : pp_kind_name(it->kind));
+        pp_w_key(&pw, "parent");
+        if (it->parent)
+            pp_w_int(&pw, it->parent);
+        else
+            pp_w_null(&pw);
+        pp_w_obj_end(&pw);
+    }
+    pp_w_arr_end(&pw);
+    int n = pp_w_finish(&pw);
+    if (n < 0 || (size_t)n >= w->json_cap) return -ENOMEM;
+    w->json[n] = '\0';
     return 0;
 }
 
-static void on_linger_closed(uv_handle_t *h)
+static int w_run(void *ud, const struct batch *bt)
 {
-    struct batcher *b = h->data;
-    mem_free(b->batch);
-    mem_free(b->json);
-    mem_free(b);
+    struct store_writer *w = ud;
+    if (bt->tries > 1) w->app->stats.batch_retries++;
+    return batcher_query(w->b, w->app->db, ST_INSERT_BATCH, w->json);
 }
 
-static void item_free(struct item *it)
+static void w_release(void *ud, struct batch_item *bi)
 {
+    (void)ud;
+    struct item *it = ITEM(bi);
     creq_unlink(&it->cr);
     mem_free(it);
 }
 
-void store_batcher_free(struct app *a)
+static bool w_pause(void *ud, struct batch_item *bi)
 {
-    struct batcher *b = a->batch;
-    if (!b) return;
-    while (b->wait_head) {
-        struct item *it = b->wait_head;
-        b->wait_head = it->next;
-        item_free(it);
-    }
-    for (uint32_t i = 0; i < b->nbatch; i++)
-        item_free(b->batch[i]);
-    uv_timer_stop(&b->linger);
-    uv_close((uv_handle_t *)&b->linger, on_linger_closed);
-    a->batch = NULL;
-}
-
-bool store_congested(const struct app *a)
-{
-    return a->batch->nwait >= a->cfg.batch_queue_max / 2;
-}
-
-bool store_idle(const struct app *a)
-{
-    return !a->batch || (!a->batch->nwait && !a->batch->nbatch);
-}
-
-void store_flush(struct app *a)
-{
-    flush(a->batch);
+    (void)ud;
+    struct conn *c = ITEM(bi)->cr.c;
+    if (!c || c->rx_paused) return false;
+    c->rx_paused = true;
+    conn_rx_flow(c);
+    return true;
 }
 
 /* Backpressure release: once the queue has room, read from everyone again. */
-static void resume_rx(struct batcher *b)
+static void w_resume(void *ud)
 {
-    struct app *a = b->app;
-    if (!b->paused_rx || b->nwait > a->cfg.batch_queue_max / 4) return;
-    b->paused_rx = false;
-    for (struct conn *c = a->conns; c; c = c->next)
+    struct store_writer *w = ud;
+    for (struct conn *c = w->app->conns; c; c = c->next)
         if (c->rx_paused) {
             c->rx_paused = false;
             conn_rx_flow(c);
         }
 }
 
-static void enqueue(struct app *a, struct conn *c, struct item *it);
+static void w_dispatch(void *ud, const struct batch *bt, void *res);
+static void w_fail(void *ud, const struct batch *bt, int err, const char *sqlstate, void *res);
+
+static const struct batcher_ops writer_ops = {
+    .admit = w_admit,
+    .build = w_build,
+    .run = w_run,
+    .dispatch = w_dispatch,
+    .fail = w_fail,
+    .release = w_release,
+    .pause = w_pause,
+    .resume = w_resume,
+};
+
+int store_batcher_new(struct app *a)
+{
+    struct store_writer *w = mem_calloc(1, sizeof *w);
+    if (!w) return -1;
+    w->app = a;
+    struct batcher_cfg cfg = {a->cfg.batch_max, a->cfg.batch_queue_max, a->cfg.batch_delay_us};
+    w->b = batcher_new(a->loop, &cfg, &writer_ops, w);
+    if (!w->b) {
+        mem_free(w);
+        return -1;
+    }
+    a->writer = w;
+    return 0;
+}
+
+void store_batcher_free(struct app *a)
+{
+    struct store_writer *w = a->writer;
+    if (!w) return;
+    batcher_free(w->b);
+    mem_free(w->json);
+    mem_free(w);
+    a->writer = NULL;
+}
+
+bool store_congested(const struct app *a)
+{
+    return batcher_congested(a->writer->b);
+}
+
+bool store_idle(const struct app *a)
+{
+    return !a->writer || batcher_idle(a->writer->b);
+}
+
+void store_flush(struct app *a)
+{
+    batcher_flush(a->writer->b);
+}
 
 enum pp_kind store_kind(const char *s)
 {
@@ -473,8 +543,8 @@ void store_row_message(PGresult *res, int row, const char *room, struct pp_messa
 int store_event(struct app *a, const char *room, const char *sender, enum pp_kind kind,
                 const char *body, size_t len)
 {
-    struct batcher *b = a->batch;
-    if (b->nwait >= a->cfg.batch_queue_max) return -EBUSY;
+    struct batcher *b = a->writer->b;
+    if (batcher_full(b)) return -EBUSY;
     struct item *it = mem_alloc(sizeof *it + 18 + len + 1);
     if (!it) return -ENOMEM;
     memset(it, 0, sizeof *it);
@@ -492,15 +562,16 @@ int store_event(struct app *a, const char *room, const char *sender, enum pp_kin
     it->body_len = len;
     it->key = key_of(it->room, it->sender, it->cmid, it->cmid_len);
     it->cr.next = it->cr.prev = NULL; /* nobody to answer */
-    enqueue(a, NULL, it);
+    a->stats.msgs_received++;
+    batcher_add(b, &it->bi); /* not full: checked above */
     return 0;
 }
 
 int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
                const struct pp_str *cmid, const struct pp_str *body, int64_t parent)
 {
-    struct batcher *b = a->batch;
-    if (b->nwait >= a->cfg.batch_queue_max) return -EBUSY;
+    struct batcher *b = a->writer->b;
+    if (batcher_full(b)) return -EBUSY;
     struct item *it = mem_alloc(sizeof *it + cmid->len + body->len + 2);
     if (!it) return -EBUSY;
     memset(it, 0, sizeof *it);
@@ -520,132 +591,12 @@ int store_send(struct app *a, struct conn *c, int64_t id, const char *room,
     it->key = key_of(it->room, it->sender, it->cmid, it->cmid_len);
     it->parent = parent;
     creq_link(c, &it->cr);
-    enqueue(a, c, it);
-    return 0;
-}
-
-static void enqueue(struct app *a, struct conn *c, struct item *it)
-{
-    struct batcher *b = a->batch;
-    if (b->wait_tail)
-        b->wait_tail->next = it;
-    else
-        b->wait_head = it;
-    b->wait_tail = it;
-    b->nwait++;
     a->stats.msgs_received++;
-    if (c && store_congested(a) && !c->rx_paused) {
-        /* Stop reading from this sender instead of growing the queue. */
-        c->rx_paused = true;
-        b->paused_rx = true;
-        conn_rx_flow(c);
-    }
-    if (b->nbatch) return; /* gathers while the batch in flight commits */
-    if (b->nwait >= a->cfg.batch_max)
-        flush(b);
-    else if (!b->linger_on) {
-        b->linger_on = true;
-        uv_timer_start(&b->linger, on_linger, (a->cfg.batch_delay_us + 999) / 1000, 0);
-    }
-}
-
-/* An item's JSON besides its client_msg_id and body: the keys, two uuids,
- * the index, the longest kind and an int64 parent take ~190 bytes (at least
- * ~150). It was 128: a batch of enough tiny sends overflowed and was failed
- * `unavailable` as a whole (issue 16). */
-#define ITEM_JSON_FIXED 256
-
-/* Builds the JSON parameter for the batch. Bodies are validated UTF-8, the
- * writer escapes them (6 bytes per byte at most), PostgreSQL parses it once
- * for all rows. */
-static int build_json(struct batcher *b)
-{
-    size_t need = 16;
-    for (uint32_t i = 0; i < b->nbatch; i++)
-        need += ITEM_JSON_FIXED + 6 * (b->batch[i]->cmid_len + b->batch[i]->body_len);
-    if (need > b->json_cap) {
-        char *n = mem_realloc(b->json, need);
-        if (!n) return -1;
-        b->json = n;
-        b->json_cap = need;
-    }
-    struct pp_w w;
-    pp_w_init(&w, b->json, b->json_cap);
-    pp_w_arr_begin(&w);
-    for (uint32_t i = 0; i < b->nbatch; i++) {
-        struct item *it = b->batch[i];
-        if (it->dup_of) continue;
-        pp_w_obj_begin(&w);
-        pp_w_key(&w, "i");
-        pp_w_int(&w, i);
-        pp_w_key(&w, "room");
-        pp_w_str(&w, it->room, PP_UUID_LEN);
-        pp_w_key(&w, "sender");
-        pp_w_str(&w, it->sender, PP_UUID_LEN);
-        pp_w_key(&w, "cmid");
-        pp_w_str(&w, it->cmid, it->cmid_len);
-        pp_w_key(&w, "body");
-        pp_w_str(&w, it->body, it->body_len);
-        pp_w_key(&w, "kind");
-        pp_w_cstr(&w, it->kind == PP_K_MESSAGE ? "auto" : pp_kind_name(it->kind));
-        pp_w_key(&w, "parent");
-        if (it->parent)
-            pp_w_int(&w, it->parent);
-        else
-            pp_w_null(&w);
-        pp_w_obj_end(&w);
-    }
-    pp_w_arr_end(&w);
-    int n = pp_w_finish(&w);
-    if (n < 0 || (size_t)n >= b->json_cap) return -1;
-    b->json[n] = '\0';
+    batcher_add(b, &it->bi); /* not full: checked above */
     return 0;
 }
 
-static void on_batch(void *ud, PGresult *res, int err);
-
-static void submit(struct batcher *b)
-{
-    struct app *a = b->app;
-    const char *v[1] = {b->json};
-    int rc = db_query(a->db, 0, ST_INSERT_BATCH, 1, v, NULL, NULL, on_batch, b);
-    if (rc) on_batch(b, NULL, rc);
-}
-
-static void flush(struct batcher *b)
-{
-    struct app *a = b->app;
-    if (b->nbatch || !b->nwait) return;
-    if (b->linger_on) {
-        uv_timer_stop(&b->linger);
-        b->linger_on = false;
-    }
-    while (b->wait_head && b->nbatch < a->cfg.batch_max) {
-        struct item *it = b->wait_head;
-        b->wait_head = it->next;
-        if (!b->wait_head) b->wait_tail = NULL;
-        b->nwait--;
-        it->next = NULL;
-        /* The same send twice in one batch would break the unique key and
-         * fail the whole statement: the later copy takes the earlier's result. */
-        for (uint32_t j = 0; j < b->nbatch; j++)
-            if (!b->batch[j]->dup_of && same_key(b->batch[j], it)) {
-                it->dup_of = b->batch[j];
-                break;
-            }
-        b->batch[b->nbatch++] = it;
-    }
-    b->tries = 1;
-    b->t0 = uv_hrtime();
-    stats_observe(&a->stats.batch_size, b->nbatch, 1);
-    if (build_json(b)) {
-        on_batch(b, NULL, -ENOMEM);
-        return;
-    }
-    submit(b);
-}
-
-static void remember_unsent(struct batcher *b, const char *room, int64_t seq)
+static void remember_unsent(struct store_writer *b, const char *room, int64_t seq)
 {
     for (uint32_t i = 0; i < b->nunsent; i++)
         if (!memcmp(b->unsent[i].room, room, PP_UUID_LEN)) {
@@ -672,7 +623,7 @@ static int publish_marker(struct app *a, const char *room, int64_t seq)
 void store_on_pub_up(void *ud)
 {
     struct app *a = ud;
-    struct batcher *b = a->batch;
+    struct store_writer *b = a->writer;
     uint32_t kept = 0;
     for (uint32_t i = 0; i < b->nunsent; i++)
         if (publish_marker(a, b->unsent[i].room, b->unsent[i].seq))
@@ -683,7 +634,7 @@ void store_on_pub_up(void *ud)
 void store_announce(struct app *a, const char *room, int64_t seq)
 {
     if (publish_marker(a, room, seq) == 0) return;
-    remember_unsent(a->batch, room, seq); /* announced when the bus is back */
+    remember_unsent(a->writer, room, seq); /* announced when the bus is back */
     room_kick(a, room);                   /* local members fetch it now */
 }
 
@@ -712,7 +663,7 @@ static void publish(struct app *a, struct item *it, const char *body, size_t bod
     } else {
         a->stats.bus_publish_failed++;
         room_kick(a, it->room); /* local members get it from PostgreSQL */
-        remember_unsent(a->batch, it->room, it->seq);
+        remember_unsent(a->writer, it->room, it->seq);
     }
 }
 
@@ -739,11 +690,24 @@ static void answer(struct item *it)
     conn_reply_ok(c, it->id, buf, n > 0 ? (size_t)n : 0);
 }
 
-static void fail_all(struct batcher *b, enum pp_err_code code, const char *msg)
+static void w_fail(void *ud, const struct batch *bt, int err, const char *sqlstate, void *res)
 {
-    b->app->stats.batch_failures++;
-    for (uint32_t i = 0; i < b->nbatch; i++) {
-        struct item *it = b->batch[i];
+    (void)err; /* any outcome but a failed statement is answered alike */
+    struct store_writer *w = ud;
+    enum pp_err_code code = PP_E_INTERNAL;
+    const char *msg = "could not store the message";
+    if (sqlstate) {
+        log_error("write batch failed", "sqlstate=%s size=%u error=\"%s\"", sqlstate, bt->n,
+                  PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+    } else {
+        /* The batch may or may not have committed; a retry with the same
+         * client_msg_id returns the stored row if it did. */
+        code = PP_E_UNAVAILABLE;
+        msg = "storage unavailable, retry with the same client_msg_id";
+    }
+    w->app->stats.batch_failures++;
+    for (uint32_t i = 0; i < bt->n; i++) {
+        struct item *it = ITEM(bt->items[i]);
         if (it->cr.c) {
             if (it->cr.c->inflight) it->cr.c->inflight--;
             conn_reply_err(it->cr.c, it->id, code, msg);
@@ -751,84 +715,59 @@ static void fail_all(struct batcher *b, enum pp_err_code code, const char *msg)
     }
 }
 
-static void on_batch(void *ud, PGresult *res, int err)
+static void w_dispatch(void *ud, const struct batch *bt, void *res_)
 {
-    struct batcher *b = ud;
-    struct app *a = b->app;
-    if (!err && PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *st = db_sqlstate(res);
-        /* 23505: another gateway stored the same retried send first;
-         * 40P01/40001: concurrency. A retry sees the stored rows. */
-        if ((!strcmp(st, "23505") || !strcmp(st, "40P01") || !strcmp(st, "40001")) &&
-            b->tries < BATCH_RETRIES) {
-            b->tries++;
-            a->stats.batch_retries++;
-            submit(b);
-            return;
+    struct store_writer *w = ud;
+    struct app *a = w->app;
+    PGresult *res = res_;
+    a->stats.batches++;
+    stats_observe(&a->stats.commit_seconds, (double)(uv_hrtime() - bt->t0) / 1e9, 0);
+    int n = PQntuples(res);
+    for (int r = 0; r < n; r++) {
+        long i = strtol(PQgetvalue(res, r, 0), NULL, 10);
+        if (i < 0 || (uint32_t)i >= bt->n) continue;
+        struct item *it = ITEM(bt->items[i]);
+        it->done = true;
+        if (!strcmp(PQgetvalue(res, r, 5), "bad_parent")) {
+            it->bad_parent = true;
+            continue;
         }
-        log_error("write batch failed", "sqlstate=%s size=%u error=\"%s\"", st, b->nbatch,
-                  PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
-        fail_all(b, PP_E_INTERNAL, "could not store the message");
-    } else if (err) {
-        /* The batch may or may not have committed; a retry with the same
-         * client_msg_id returns the stored row if it did. */
-        fail_all(b, PP_E_UNAVAILABLE, "storage unavailable, retry with the same client_msg_id");
-    } else {
-        a->stats.batches++;
-        stats_observe(&a->stats.commit_seconds, (double)(uv_hrtime() - b->t0) / 1e9, 0);
-        int n = PQntuples(res);
-        for (int r = 0; r < n; r++) {
-            long i = strtol(PQgetvalue(res, r, 0), NULL, 10);
-            if (i < 0 || (uint32_t)i >= b->nbatch) continue;
-            struct item *it = b->batch[i];
-            it->done = true;
-            if (!strcmp(PQgetvalue(res, r, 5), "bad_parent")) {
-                it->bad_parent = true;
-                continue;
-            }
-            if (!strcmp(PQgetvalue(res, r, 5), "archived")) {
-                it->archived = true;
-                continue;
-            }
-            it->seq = strtoll(PQgetvalue(res, r, 1), NULL, 10);
-            it->ts = strtoll(PQgetvalue(res, r, 2), NULL, 10);
-            it->duplicate = PQgetvalue(res, r, 3)[0] == 't';
-            it->stored = store_kind(PQgetvalue(res, r, 5));
-            it->parent = strtoll(PQgetvalue(res, r, 6), NULL, 10);
-            if (it->duplicate) {
-                a->stats.msgs_duplicate++;
-                /* Published again in case the first publish was lost;
-                 * receivers drop seqs they have delivered. */
-                publish(a, it, PQgetvalue(res, r, 4), (size_t)PQgetlength(res, r, 4));
-            } else {
-                a->stats.msgs_persisted++;
-                publish(a, it, it->body, it->body_len);
-            }
+        if (!strcmp(PQgetvalue(res, r, 5), "archived")) {
+            it->archived = true;
+            continue;
         }
-        for (uint32_t i = 0; i < b->nbatch; i++) {
-            struct item *it = b->batch[i];
-            if (it->dup_of) {
-                it->seq = it->dup_of->seq;
-                it->ts = it->dup_of->ts;
-                it->stored = it->dup_of->stored;
-                it->parent = it->dup_of->parent;
-                it->bad_parent = it->dup_of->bad_parent;
-                it->archived = it->dup_of->archived;
-                it->duplicate = !it->bad_parent && !it->archived;
-                it->done = it->dup_of->done;
-            }
-            if (it->done)
-                answer(it);
-            else if (it->cr.c) {
-                if (it->cr.c->inflight) it->cr.c->inflight--;
-                conn_reply_err(it->cr.c, it->id, PP_E_INTERNAL, "not stored");
-            }
+        it->seq = strtoll(PQgetvalue(res, r, 1), NULL, 10);
+        it->ts = strtoll(PQgetvalue(res, r, 2), NULL, 10);
+        it->duplicate = PQgetvalue(res, r, 3)[0] == 't';
+        it->stored = store_kind(PQgetvalue(res, r, 5));
+        it->parent = strtoll(PQgetvalue(res, r, 6), NULL, 10);
+        if (it->duplicate) {
+            a->stats.msgs_duplicate++;
+            /* Published again in case the first publish was lost;
+             * receivers drop seqs they have delivered. */
+            publish(a, it, PQgetvalue(res, r, 4), (size_t)PQgetlength(res, r, 4));
+        } else {
+            a->stats.msgs_persisted++;
+            publish(a, it, it->body, it->body_len);
         }
     }
-    for (uint32_t i = 0; i < b->nbatch; i++)
-        item_free(b->batch[i]);
-    b->nbatch = 0;
-    resume_rx(b);
-    /* What gathered meanwhile has waited long enough: write it now. */
-    if (b->nwait) flush(b);
+    for (uint32_t i = 0; i < bt->n; i++) {
+        struct item *it = ITEM(bt->items[i]);
+        if (it->dup_of) {
+            it->seq = it->dup_of->seq;
+            it->ts = it->dup_of->ts;
+            it->stored = it->dup_of->stored;
+            it->parent = it->dup_of->parent;
+            it->bad_parent = it->dup_of->bad_parent;
+            it->archived = it->dup_of->archived;
+            it->duplicate = !it->bad_parent && !it->archived;
+            it->done = it->dup_of->done;
+        }
+        if (it->done)
+            answer(it);
+        else if (it->cr.c) {
+            if (it->cr.c->inflight) it->cr.c->inflight--;
+            conn_reply_err(it->cr.c, it->id, PP_E_INTERNAL, "not stored");
+        }
+    }
 }

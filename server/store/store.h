@@ -1,13 +1,15 @@
 /*
- * store.h - typed PostgreSQL queries and the write batcher.
+ * store.h - typed PostgreSQL queries and the writer of messages and events.
  *
- * The batcher groups concurrent sends into one statement, one implicit
+ * The writer runs the batches of the group-commit batcher (batcher.h): it
+ * groups concurrent sends into one statement, one implicit
  * transaction: per-room seqs are taken with UPDATE rooms SET last_seq =
  * last_seq + k ... RETURNING (rooms locked in id order so two gateways never
  * deadlock), the rows are inserted, and a retried client_msg_id returns the
- * row already stored. The batch is written when it is full or batch_delay_us
- * old; while one batch commits the next one gathers (group commit). Only after
- * COMMIT is the sender answered and the push published, encoded once.
+ * row already stored (the same send twice in one batch is written once, the
+ * later copy answered as a duplicate). The batch is written when it is full
+ * or batch_delay_us old; while one batch commits the next one gathers. Only
+ * after COMMIT is the sender answered and the push published, encoded once.
  *
  * Ownership: the batcher copies what it needs from the command; items link
  * to their connection with a creq, so a closed connection's items are still
