@@ -8,6 +8,7 @@
 #include "http.h"
 #include "jsonv.h"
 #include "log.h"
+#include "metrics.h"
 #include "moderation.h"
 #include "perm.h"
 #include "pwpolicy.h"
@@ -1581,7 +1582,7 @@ static void r_ready(struct http_req *r)
 static void r_metrics(struct http_req *r)
 {
     size_t n;
-    char *text = stats_render(r->app, &n);
+    char *text = metrics_render(r->app, &n);
     if (!text) {
         http_error(r, 500, "internal", "out of memory", NULL);
         return;

@@ -30,7 +30,7 @@ RANK = {"base": 0, "gateway": 1, "bus": 2, "store": 3, "rooms": 4, "send": 5,
 MAX_LINES = 800
 
 
-def objects(build):
+def objects(build, src):
     root = os.path.join(build, "server", "CMakeFiles", "parley_core.dir")
     out = {}
     for folder in RANK:
@@ -38,7 +38,9 @@ def objects(build):
         if not os.path.isdir(d):
             continue
         for f in sorted(os.listdir(d)):
-            if f.endswith(".c.o"):
+            # An object whose source was moved or removed is left behind in
+            # a reused build directory; it is not part of the server.
+            if f.endswith(".c.o") and os.path.exists(os.path.join(src, "server", folder, f[:-2])):
                 out[f"{folder}/{f[:-4]}"] = os.path.join(d, f)
     return out
 
@@ -94,7 +96,7 @@ def sccs(nodes, edges):
 
 def main():
     build, src = sys.argv[1], sys.argv[2]
-    objs = objects(build)
+    objs = objects(build, src)
     if len(objs) < 10:
         print(f"found only {len(objs)} server objects under {build}: build first")
         return 1

@@ -1,5 +1,6 @@
-#include "app.h"
+#include "lifecycle.h"
 
+#include "app.h"
 #include "auth.h"
 #include "bus.h"
 #include "conn.h"
@@ -23,23 +24,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SWEEP_MS 20             /* room gaps, auth deadlines, shutdown steps */
 #define DRAIN_FLUSH_MAX_MS 5000 /* shutdown: wait for pending writes at most */
 #define DRAIN_CLOSE_MAX_MS 2000 /* shutdown: wait for clients to close at most */
-
-uint64_t app_now_ms(const struct app *a)
-{
-    return uv_now(a->loop);
-}
-
-int64_t app_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -198,7 +186,7 @@ static struct db_stmt *all_stmts(int *n)
     return all;
 }
 
-void app_drain(struct app *a)
+void lifecycle_drain(struct app *a)
 {
     if (a->draining) return;
     log_info("shutting down", "connections=%u", a->nconns);
@@ -219,10 +207,10 @@ static void on_signal(uv_signal_t *h, int signum)
         log_warn("log level changed", "level=%d", l);
         return;
     }
-    app_drain(h->data);
+    lifecycle_drain(h->data);
 }
 
-int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
+int lifecycle_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
 {
     memset(a, 0, sizeof *a);
     a->cfg = *cfg;
