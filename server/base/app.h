@@ -28,6 +28,8 @@ struct rulecache;
 struct conn;
 struct iptab;
 struct web;
+struct gateway_hooks;
+struct http_api_hooks;
 
 struct app {
     struct config cfg;               /* immutable after start */
@@ -42,6 +44,8 @@ struct app {
     struct rulecache *rules;         /* compiled guidelines per room */
     struct iptab *ips;               /* TCP connections per client IP (ws.c) */
     struct web *web;                 /* the web client's files, in memory (web.c) */
+    struct gateway_hooks *gw_hooks;  /* the gateway's way up (ws.h): ws_start to ws_finish */
+    struct http_api_hooks *api_hooks; /* the API's way up (http_api.h) */
     uint32_t tcp_conns;              /* TCP connections admitted and still open */
     uint32_t max_conns;              /* their cap (--max-conns, or from RLIMIT_NOFILE) */
     struct conn *conns;              /* every established WebSocket connection */

@@ -104,6 +104,7 @@ int main(int argc, char **argv)
     ws_finish(&app);
     uv_run(&loop, UV_RUN_DEFAULT);
     web_free(&app); /* nothing can be writing a file now */
+    http_api_free(&app);
     int rc = uv_loop_close(&loop);
     if (rc) log_warn("loop closed with handles open", "rc=%d", rc);
     return 0;

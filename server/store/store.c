@@ -8,7 +8,6 @@
 #include "log.h"
 #include "mem.h"
 #include "receipts.h"
-#include "room.h"
 #include "stats.h"
 
 #include <errno.h>
@@ -320,6 +319,7 @@ struct item {
 
 struct batcher {
     struct app *app;                    /* owner */
+    struct store_hooks hooks;           /* the way up (store.h) */
     struct item *wait_head, *wait_tail; /* not yet in a batch */
     uint32_t nwait;
     struct item **batch; /* the batch in flight (batch_max slots) */
@@ -363,11 +363,12 @@ static void on_linger(uv_timer_t *t)
     flush(b);
 }
 
-int store_batcher_new(struct app *a)
+int store_batcher_new(struct app *a, const struct store_hooks *hooks)
 {
     struct batcher *b = mem_calloc(1, sizeof *b);
     if (!b) return -1;
     b->app = a;
+    b->hooks = *hooks;
     b->batch = mem_calloc(a->cfg.batch_max, sizeof *b->batch);
     if (!b->batch) {
         mem_free(b);
@@ -430,11 +431,7 @@ static void resume_rx(struct batcher *b)
     struct app *a = b->app;
     if (!b->paused_rx || b->nwait > a->cfg.batch_queue_max / 4) return;
     b->paused_rx = false;
-    for (struct conn *c = a->conns; c; c = c->next)
-        if (c->rx_paused) {
-            c->rx_paused = false;
-            conn_rx_flow(c);
-        }
+    b->hooks.backpressure(b->hooks.ud, NULL, false);
 }
 
 static void enqueue(struct app *a, struct conn *c, struct item *it);
@@ -533,11 +530,11 @@ static void enqueue(struct app *a, struct conn *c, struct item *it)
     b->wait_tail = it;
     b->nwait++;
     a->stats.msgs_received++;
-    if (c && store_congested(a) && !c->rx_paused) {
-        /* Stop reading from this sender instead of growing the queue. */
-        c->rx_paused = true;
+    if (c && store_congested(a)) {
+        /* Stop reading from this sender instead of growing the queue
+         * (the hook ignores one already stopped). */
         b->paused_rx = true;
-        conn_rx_flow(c);
+        b->hooks.backpressure(b->hooks.ud, c, true);
     }
     if (b->nbatch) return; /* gathers while the batch in flight commits */
     if (b->nwait >= a->cfg.batch_max)
@@ -674,7 +671,7 @@ void store_announce(struct app *a, const char *room, int64_t seq)
 {
     if (publish_marker(a, room, seq) == 0) return;
     remember_unsent(a->batch, room, seq); /* announced when the bus is back */
-    room_kick(a, room);                   /* local members fetch it now */
+    a->batch->hooks.kick(a->batch->hooks.ud, room); /* local members fetch it now */
 }
 
 static void publish(struct app *a, struct item *it, const char *body, size_t body_len)
@@ -701,7 +698,7 @@ static void publish(struct app *a, struct item *it, const char *body, size_t bod
         a->stats.bus_published++;
     } else {
         a->stats.bus_publish_failed++;
-        room_kick(a, it->room); /* local members get it from PostgreSQL */
+        a->batch->hooks.kick(a->batch->hooks.ud, it->room); /* members read PostgreSQL */
         remember_unsent(a->batch, it->room, it->seq);
     }
 }

@@ -3,9 +3,9 @@
  * rooms, the bus, PostgreSQL and the connections, in the Prometheus text
  * format (version 0.0.4).
  *
- * It lives in api/ beside the route that serves it (http_api.c) because it
- * reads every layer below; the counters themselves are base (stats.h), so
- * the layers that count never call up to here.
+ * It reads every layer, so it is at the top, in ops/; the counters are base
+ * (stats.h), so the layers that count never call up to here. The API's
+ * /metrics route reaches it through its hook (http_api.h).
  */
 #ifndef PARLEY_METRICS_H
 #define PARLEY_METRICS_H
