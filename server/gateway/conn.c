@@ -29,11 +29,13 @@ void creq_link(struct conn *c, struct creq *r)
     r->prev = &c->reqs;
     c->reqs.next->prev = r;
     c->reqs.next = r;
+    c->nreqs++;
 }
 
 void creq_unlink(struct creq *r)
 {
     if (!r->c) return;
+    r->c->nreqs--;
     r->prev->next = r->next;
     r->next->prev = r->prev;
     r->c = NULL;

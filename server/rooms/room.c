@@ -21,7 +21,6 @@
 #define ROOM_WINDOW 64 /* out-of-order bus messages held per room */
 
 static char presence_gw[12];     /* this gateway's id in presence entries */
-static struct app *presence_app; /* for Redis replies that outlive their room */
 #define FETCH_CHUNK 256          /* rows per catch-up or replay query */
 #define CHAN_PREFIX "room:"
 
@@ -924,10 +923,10 @@ static void presence_key(const struct room *r, char *key, size_t cap)
 
 /* Encodes a presence push: the snapshot (list) or a diff, or just the count
  * in a large room. */
-static struct frame *presence_frame(const struct room *r, const struct pview *v, bool snapshot,
-                                    const struct pview *old)
+static struct frame *presence_frame(const struct app *a, const struct room *r,
+                                    const struct pview *v, bool snapshot, const struct pview *old)
 {
-    uint32_t list_max = presence_app ? presence_app->cfg.presence_list_max : 100;
+    uint32_t list_max = a->cfg.presence_list_max;
     size_t cap = 256 + (size_t)v->n * 64 + (old ? (size_t)old->n * 64 : 0);
     char *buf = mem_alloc(cap);
     if (!buf) return NULL;
@@ -971,10 +970,9 @@ static struct frame *presence_frame(const struct room *r, const struct pview *v,
 
 static void presence_snapshot(struct app *a, struct sub *s)
 {
-    (void)a;
     struct pview *v = s->room ? s->room->view : NULL;
     if (!v || !v->known) return; /* the first read sends it */
-    struct frame *f = presence_frame(s->room, v, true, NULL);
+    struct frame *f = presence_frame(a, s->room, v, true, NULL);
     if (!f) return;
     if (conn_send_ephemeral(s->conn, f) == 0) s->pres_snap = true;
     frame_unref(f);
@@ -1010,13 +1008,20 @@ static int local_cmp(const void *x, const void *y)
     return strcmp(x, y);
 }
 
+/* A presence read in flight: it may outlive its room, so it names its owner
+ * and the room instead of pointing at the room. */
+struct pread {
+    struct app *app;          /* owner: the registry is a->rooms */
+    char id[PP_UUID_LEN + 1]; /* the room, if still there */
+};
+
 static void on_presence(void *ud, const void *reply)
 {
-    char *id = ud;
+    struct pread *rd = ud;
     const redisReply *rep = reply;
-    struct app *a = presence_app;
-    struct room *r = a ? room_lookup(a, id) : NULL;
-    mem_free(id);
+    struct app *a = rd->app;
+    struct room *r = a->rooms ? room_lookup(a, rd->id) : NULL;
+    mem_free(rd);
     if (!r || !r->view) return;
     struct pview *v = r->view;
     v->pending = false;
@@ -1051,12 +1056,12 @@ static void on_presence(void *ud, const void *reply)
     }
     mem_free(all);
     bool changed = !v->known || !view_same(&nv, v);
-    struct frame *diff = changed && v->known ? presence_frame(r, &nv, false, v) : NULL;
+    struct frame *diff = changed && v->known ? presence_frame(a, r, &nv, false, v) : NULL;
     struct frame *snap = NULL;
     for (struct sub *s = r->head; s; s = s->next) {
         if (s->state != SUB_LIVE && s->state != SUB_REPLAY) continue;
         if (!s->pres_snap) {
-            if (!snap) snap = presence_frame(r, &nv, true, NULL);
+            if (!snap) snap = presence_frame(a, r, &nv, true, NULL);
             if (snap && conn_send_ephemeral(s->conn, snap) == 0) s->pres_snap = true;
         } else if (diff) {
             conn_send_ephemeral(s->conn, diff);
@@ -1163,11 +1168,12 @@ static void presence_room(struct app *a, struct room *r)
     const char *ttl[3] = {"PEXPIRE", key, "60000"};
     call(a, ignore_reply, NULL, 3, ttl);
     const char *rd[4] = {"ZRANGEBYSCORE", key, now, "+inf"};
-    char *id = mem_alloc(PP_UUID_LEN + 1);
-    if (id) {
-        memcpy(id, r->id, PP_UUID_LEN + 1);
+    struct pread *pr = mem_alloc(sizeof *pr);
+    if (pr) {
+        pr->app = a;
+        memcpy(pr->id, r->id, PP_UUID_LEN + 1);
         v->pending = true;
-        call(a, on_presence, id, 4, rd);
+        call(a, on_presence, pr, 4, rd);
     }
     mem_free(v->local);
     v->local = cur;
@@ -1183,7 +1189,6 @@ void room_presence_tick(struct app *a)
         uint32_t x = randombytes_random();
         snprintf(presence_gw, sizeof presence_gw, "%08x", x);
     }
-    presence_app = a;
     if (!bus_up(a->bus)) return;
     for_each_room(a, presence_room);
 }

@@ -237,7 +237,6 @@ int receipts_submit(struct app *a, struct conn *c, const struct pp_cmd *cmd)
     it->seq = cmd->seq;
     it->stars = cmd->stars;
     creq_link(c, &it->cr);
-    c->inflight++;
     if (r->wait_tail)
         r->wait_tail->next = it;
     else
@@ -420,7 +419,6 @@ static void answer(struct receipts *r, struct ritem *it, PGresult *res, int row)
         }
     }
     if (!c) return;
-    if (c->inflight) c->inflight--;
     stats_observe(&c->app->stats.op_seconds[SO_RECEIPT], (double)(uv_hrtime() - it->t0) / 1e9, 0);
     if (!ok) {
         enum pp_err_code code = !strcmp(st, "likes_not_allowed")     ? PP_E_LIKES_NOT_ALLOWED
@@ -475,7 +473,6 @@ static void fail_all(struct receipts *r, enum pp_err_code code, const char *msg)
     for (uint32_t i = 0; i < r->nbatch; i++) {
         struct conn *c = r->batch[i]->cr.c;
         if (!c) continue;
-        if (c->inflight) c->inflight--;
         conn_reply_err(c, r->batch[i]->id, code, msg);
     }
 }
@@ -514,7 +511,6 @@ static void on_batch(void *ud, PGresult *res, int err)
         for (uint32_t i = 0; i < r->nbatch; i++)
             if (r->batch[i] && r->batch[i]->cr.c) {
                 struct conn *c = r->batch[i]->cr.c;
-                if (c->inflight) c->inflight--;
                 conn_reply_err(c, r->batch[i]->id, PP_E_INTERNAL, "not stored");
             }
     }

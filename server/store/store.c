@@ -708,7 +708,6 @@ static void answer(struct item *it)
     struct conn *c = it->cr.c;
     if (!c) return;
     if (it->bad_parent || it->archived) {
-        if (c->inflight) c->inflight--;
         if (it->archived)
             conn_reply_err(c, it->id, PP_E_ROOM_ARCHIVED, "the room is archived; nothing stored");
         else
@@ -717,7 +716,6 @@ static void answer(struct item *it)
         return;
     }
     stats_observe(&c->app->stats.op_seconds[SO_SEND], (double)(uv_hrtime() - it->t0) / 1e9, 0);
-    if (c->inflight) c->inflight--;
     char buf[192];
     struct pp_w w;
     pp_w_init(&w, buf, sizeof buf);
@@ -745,7 +743,6 @@ static void fail_all(struct batcher *b, enum pp_err_code code, const char *msg)
     for (uint32_t i = 0; i < b->nbatch; i++) {
         struct item *it = b->batch[i];
         if (it->cr.c) {
-            if (it->cr.c->inflight) it->cr.c->inflight--;
             conn_reply_err(it->cr.c, it->id, code, msg);
         }
     }
@@ -820,7 +817,6 @@ static void on_batch(void *ud, PGresult *res, int err)
             if (it->done)
                 answer(it);
             else if (it->cr.c) {
-                if (it->cr.c->inflight) it->cr.c->inflight--;
                 conn_reply_err(it->cr.c, it->id, PP_E_INTERNAL, "not stored");
             }
         }
