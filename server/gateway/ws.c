@@ -1,10 +1,8 @@
 #include "ws.h"
 
 #include "app.h"
-#include "bus.h"
 #include "config.h"
 #include "conn.h"
-#include "db.h"
 #include "http.h"
 #include "log.h"
 #include "lwsmem.h"

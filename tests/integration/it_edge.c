@@ -510,6 +510,12 @@ static void write_backpressure_stops_and_resumes_the_sender(void **state)
     struct wsc *c = it_connect_port(port, NULL, w.tok[0]);
     assert_non_null(c);
     cJSON_Delete(it_join(c, w.room, -1));
+    /* The room's rules are cached first: sends that arrive while they load
+     * wait in the send stage, not in the write queue, so backpressure is
+     * not what they meet. */
+    cJSON *warm = it_send(c, w.room, "bp-warm", "x");
+    assert_null(wsc_err_code(warm));
+    cJSON_Delete(warm);
     enum { N = 400 };
     char msg[256];
     for (int i = 0; i < N; i++) {
@@ -538,7 +544,7 @@ static void write_backpressure_stops_and_resumes_the_sender(void **state)
     assert_true(ok > N / 2);
     char sql[256];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM messages WHERE room_id = '%s'", w.room);
-    assert_int_equal(atoi(it_sql(sql)), ok);
+    assert_int_equal(atoi(it_sql(sql)), ok + 1);
     wsc_close(c);
 }
 
