@@ -50,7 +50,7 @@ void http_api_free(struct app *a);
 /* Prints "METHOD PATH" per route, OpenAPI path syntax (parleyd routes). */
 void http_api_print_routes(FILE *f);
 
-/* The visit log's IP anonymisation job (run periodically by app.c). */
+/* The visit log's IP anonymisation job (run periodically by ops/lifecycle.c). */
 void http_api_anonymise(struct app *a);
 
 #endif
