@@ -44,8 +44,6 @@ struct app {
     struct rulecache *rules;         /* compiled guidelines per room */
     struct iptab *ips;               /* TCP connections per client IP (ws.c) */
     struct web *web;                 /* the web client's files, in memory (web.c) */
-    struct gateway_hooks *gw_hooks;  /* the gateway's way up (ws.h): ws_start to ws_finish */
-    struct http_api_hooks *api_hooks; /* the API's way up (http_api.h) */
     uint32_t tcp_conns;              /* TCP connections admitted and still open */
     uint32_t max_conns;              /* their cap (--max-conns, or from RLIMIT_NOFILE) */
     struct conn *conns;              /* every established WebSocket connection */
@@ -76,6 +74,11 @@ struct app {
     struct conn *flush_head;         /* connections whose next write waits for it */
     uint64_t job_runs;               /* ticks of the jobs timer */
     uint64_t access_epoch;           /* room access events seen (access.h): joins re-check */
+    /* The ways up that the wiring (ops/lifecycle.c) gives the lower layers,
+     * kept by each from its start to its end: the gateway's (ws.h, ws_start
+     * to ws_finish) and the API's (http_api.h, http_api_init to _free). */
+    struct gateway_hooks *gw_hooks;
+    struct http_api_hooks *api_hooks;
 };
 
 uint64_t app_now_ms(const struct app *a); /* the loop's clock */

@@ -280,8 +280,7 @@ int lifecycle_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
         .backpressure = on_store_backpressure,
     };
     if (!a->scratch || room_registry_new(a) || store_batcher_new(a, &store_hooks) ||
-        receipts_new(a) ||
-        rulecache_new(a)) {
+        receipts_new(a) || rulecache_new(a)) {
         log_error("out of memory at start", "%s", "");
         return -1;
     }

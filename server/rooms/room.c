@@ -20,8 +20,8 @@
 
 #define ROOM_WINDOW 64 /* out-of-order bus messages held per room */
 
-static char presence_gw[12];     /* this gateway's id in presence entries */
-#define FETCH_CHUNK 256          /* rows per catch-up or replay query */
+static char presence_gw[12]; /* this gateway's id in presence entries */
+#define FETCH_CHUNK 256      /* rows per catch-up or replay query */
 #define CHAN_PREFIX "room:"
 
 enum bus_state {

@@ -671,7 +671,8 @@ void store_announce(struct app *a, const char *room, int64_t seq)
 {
     if (publish_marker(a, room, seq) == 0) return;
     remember_unsent(a->batch, room, seq); /* announced when the bus is back */
-    a->batch->hooks.kick(a->batch->hooks.ud, room); /* local members fetch it now */
+    /* Local members fetch it now. */
+    a->batch->hooks.kick(a->batch->hooks.ud, room);
 }
 
 static void publish(struct app *a, struct item *it, const char *body, size_t body_len)

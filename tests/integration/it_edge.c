@@ -490,7 +490,6 @@ static void bad_close_frames_get_1002(void **state)
     wsc_close(c);
 }
 
-
 /* ---- write backpressure ------------------------------------------------------ */
 
 /* A sender that outruns the write batcher is stopped reading once half of

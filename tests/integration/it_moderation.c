@@ -706,7 +706,6 @@ static void evaluation_series_by_day(void **state)
     wsc_close(b);
 }
 
-
 /* A connection may have at most 1024 commands unanswered; each kind of
  * pending work (a send waiting for its rules, a batched write, a held
  * message being kept, an edit, a receipt, a query) counts in that bound
@@ -735,9 +734,14 @@ static void answered_commands_free_their_slots(void **state)
                            (long long)seq);
         r[4] = wsc_request(a, 3000, "\"op\":\"history\",\"room\":\"%s\",\"limit\":1", w.room);
         for (int k = 0; k < 5; k++) {
-            if (!r[k] || wsc_err_code(r[k]))
-                fprintf(stderr, "round %d command %d: %s\n", i, k,
-                        r[k] ? wsc_err_code(r[k]) : "no answer");
+            if (!r[k] || wsc_err_code(r[k])) {
+                char *s0 = r[0] ? cJSON_PrintUnformatted(r[0]) : NULL;
+                char *sk = r[k] ? cJSON_PrintUnformatted(r[k]) : NULL;
+                fprintf(stderr, "round %d command %d: %s (send answered %s)\n", i, k,
+                        sk ? sk : "no answer", s0 ? s0 : "nothing");
+                free(s0);
+                free(sk);
+            }
             assert_non_null(r[k]);
             assert_null(wsc_err_code(r[k]));
             if (k == 1) assert_string_equal(wsc_str(r[k], "ok.state"), "held"); /* kept */
