@@ -31,7 +31,6 @@ static struct ticket *ticket_new(struct conn *c, int64_t id, void *obj)
     t->obj = obj;
     t->t0 = uv_hrtime();
     creq_link(c, &t->cr);
-    c->inflight++;
     return t;
 }
 
@@ -45,7 +44,6 @@ static struct conn *ticket_done(struct ticket *t, int op, int64_t *id, void **ob
     if (obj) *obj = t->obj;
     creq_unlink(&t->cr);
     mem_free(t);
-    if (c && c->inflight) c->inflight--;
     if (c && op >= 0)
         stats_observe(&c->app->stats.op_seconds[op], (double)(uv_hrtime() - t0) / 1e9, 0);
     return c;
@@ -380,7 +378,6 @@ static struct hist_req *hist_req_new(struct conn *c, const struct pp_cmd *cmd)
     h->t.id = cmd->id;
     h->t.t0 = uv_hrtime();
     creq_link(c, &h->t.cr);
-    c->inflight++;
     memcpy(h->room, cmd->room.str, PP_UUID_LEN);
     h->limit = cmd->limit;
     return h;
@@ -485,7 +482,6 @@ static void json_query(struct conn *c, int64_t id, int stmt, int n, const char *
     q->t.t0 = uv_hrtime();
     q->exists_col = exists_col;
     creq_link(c, &q->t.cr);
-    c->inflight++;
     int rc = db_query(c->app->db, -1, stmt, n, v, NULL, NULL, on_json_query, q);
     if (rc) {
         int64_t qid;
@@ -609,7 +605,7 @@ void handler_dispatch(struct conn *c, const char *msg, size_t len)
         conn_reply_err(c, cmd.id, PP_E_UNAVAILABLE, "server shutting down, reconnect");
     else if (cmd.op != PP_OP_AUTH && !c->authed)
         conn_reply_err(c, cmd.id, PP_E_AUTH_REQUIRED, "authenticate first");
-    else if (c->inflight >= MAX_INFLIGHT)
+    else if (c->nreqs >= MAX_INFLIGHT)
         conn_reply_err(c, cmd.id, PP_E_BUSY, "too many commands in flight");
     else if ((size_t)cmd.op < sizeof ops / sizeof ops[0] && ops[cmd.op])
         ops[cmd.op](c, &cmd);

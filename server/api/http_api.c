@@ -8,6 +8,7 @@
 #include "http.h"
 #include "jsonv.h"
 #include "log.h"
+#include "mem.h"
 #include "moderation.h"
 #include "perm.h"
 #include "pwpolicy.h"
@@ -1581,7 +1582,7 @@ static void r_ready(struct http_req *r)
 static void r_metrics(struct http_req *r)
 {
     size_t n;
-    char *text = stats_render(r->app, &n);
+    char *text = r->app->api_hooks->render_metrics(r->app->api_hooks->ud, &n);
     if (!text) {
         http_error(r, 500, "internal", "out of memory", NULL);
         return;
@@ -2380,8 +2381,11 @@ static int token_file(const char *path, const char *what, unsigned char hash[AUT
     return 0;
 }
 
-int http_api_init(struct app *a)
+int http_api_init(struct app *a, const struct http_api_hooks *hooks)
 {
+    a->api_hooks = mem_alloc(sizeof *a->api_hooks);
+    if (!a->api_hooks) return -1;
+    *a->api_hooks = *hooks;
     if (pwpolicy_init()) return -1;
     if (a->cfg.operator_token_file[0]) {
         if (token_file(a->cfg.operator_token_file, "operator", a->operator_hash)) return -1;
@@ -2392,4 +2396,10 @@ int http_api_init(struct app *a)
         a->has_metrics = true;
     }
     return 0;
+}
+
+void http_api_free(struct app *a)
+{
+    mem_free(a->api_hooks);
+    a->api_hooks = NULL;
 }

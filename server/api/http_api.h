@@ -33,13 +33,24 @@ extern const int http_api_nstmts;
  * parameters (apisql.h) and answers with its (status, body, events). */
 void http_api_run(struct http_req *r, int stmt, const char *z);
 
+/* What the API hands up; the wiring (ops/lifecycle.c) fills it in and
+ * http_api_init keeps a copy (a->api_hooks) until http_api_free. */
+struct http_api_hooks {
+    void *ud; /* passed to each hook */
+    /* The /metrics text, malloc'd (*len set; the route frees it), or NULL
+     * when out of memory. */
+    char *(*render_metrics)(void *ud, size_t *len);
+};
+
 /* Reads the operator token file named in the config (0, or -1 logged). */
-int http_api_init(struct app *a);
+int http_api_init(struct app *a, const struct http_api_hooks *hooks);
+/* Frees what http_api_init kept (after the last request). */
+void http_api_free(struct app *a);
 
 /* Prints "METHOD PATH" per route, OpenAPI path syntax (parleyd routes). */
 void http_api_print_routes(FILE *f);
 
-/* The visit log's IP anonymisation job (run periodically by app.c). */
+/* The visit log's IP anonymisation job (run periodically by ops/lifecycle.c). */
 void http_api_anonymise(struct app *a);
 
 #endif

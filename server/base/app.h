@@ -2,6 +2,10 @@
  * app.h - struct app, the root owner: the loop, the lws context, the bus, the
  * database, the room registry, the write batcher, the connections and the
  * counters. One per process; everything runs on its loop thread.
+ *
+ * This header and base/app.c are the bottom layer: the struct and the clocks.
+ * Building the app, its timers, signals and shutdown are the top layer's
+ * (ops/lifecycle.h), which also gives the lower layers their hooks upward.
  */
 #ifndef PARLEY_APP_H
 #define PARLEY_APP_H
@@ -24,6 +28,8 @@ struct rulecache;
 struct conn;
 struct iptab;
 struct web;
+struct gateway_hooks;
+struct http_api_hooks;
 
 struct app {
     struct config cfg;               /* immutable after start */
@@ -68,12 +74,12 @@ struct app {
     struct conn *flush_head;         /* connections whose next write waits for it */
     uint64_t job_runs;               /* ticks of the jobs timer */
     uint64_t access_epoch;           /* room access events seen (access.h): joins re-check */
+    /* The ways up that the wiring (ops/lifecycle.c) gives the lower layers,
+     * kept by each from its start to its end: the gateway's (ws.h, ws_start
+     * to ws_finish) and the API's (http_api.h, http_api_init to _free). */
+    struct gateway_hooks *gw_hooks;
+    struct http_api_hooks *api_hooks;
 };
-
-/* Builds everything and starts listening; 0 or -1 (logged). */
-int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop);
-/* Begins the ordered shutdown (stop accepting, flush writes, close clients). */
-void app_drain(struct app *a);
 
 uint64_t app_now_ms(const struct app *a); /* the loop's clock */
 int64_t app_wall_ms(void);                /* Unix time in ms */

@@ -4,7 +4,7 @@
 #include "log.h"
 #include "mem.h"
 #include "perm.h"
-#include "room.h"
+#include "ws.h"
 
 #include <libwebsockets.h>
 #include <string.h>
@@ -29,11 +29,13 @@ void creq_link(struct conn *c, struct creq *r)
     r->prev = &c->reqs;
     c->reqs.next->prev = r;
     c->reqs.next = r;
+    c->nreqs++;
 }
 
 void creq_unlink(struct creq *r)
 {
     if (!r->c) return;
+    r->c->nreqs--;
     r->prev->next = r->next;
     r->next->prev = r->prev;
     r->c = NULL;
@@ -119,7 +121,7 @@ void conn_destroy(struct conn *c)
     /* Unhook pending work first so no completion touches this memory. */
     while (c->reqs.next != &c->reqs)
         creq_unlink(c->reqs.next);
-    room_conn_gone(a, c);
+    a->gw_hooks->on_conn_gone(a->gw_hooks->ud, c); /* leaves its rooms */
     mem_free(c->subs);
     outq_clear(&c->q);
     mem_free(c->rx);
@@ -309,6 +311,7 @@ int conn_on_writeable(struct conn *c)
         conn_close(c, c->close_code, c->close_reason);
     /* Paced recovery refills below the low-water mark, before the queue
      * runs dry, so a reading client is never idle between pages for long. */
-    if (!c->close_when_drained && conn_low_water(c)) room_conn_drained(a, c);
+    if (!c->close_when_drained && conn_low_water(c))
+        a->gw_hooks->on_conn_drained(a->gw_hooks->ud, c);
     return 0;
 }

@@ -14,7 +14,9 @@
  * allocates and frees it); conn_init/conn_destroy bracket its use. Work
  * that completes later (a query, a batched send) holds a struct creq linked
  * to the connection; conn_destroy unhooks every creq so completions for a
- * closed connection find creq->c == NULL and only free themselves.
+ * closed connection find creq->c == NULL and only free themselves. The
+ * linked creqs are also the connection's count of unanswered work (nreqs):
+ * creq_link and creq_unlink alone change it, so no path can forget one side.
  */
 #ifndef PARLEY_CONN_H
 #define PARLEY_CONN_H
@@ -70,7 +72,7 @@ struct conn {
     struct sub **subs;               /* rooms joined (or being joined) */
     uint32_t nsubs, subs_cap;        /* entries, allocation */
     struct creq reqs;                /* sentinel of in-flight work */
-    uint32_t inflight;               /* commands not yet answered */
+    uint32_t nreqs;                  /* creqs linked: work not yet answered (creq_link) */
     uint32_t pacing;                 /* sends waiting for their pace (rulecache.c) */
     uint16_t close_code;             /* status for the close frame */
     char close_reason[48];           /* reason for the close frame */
@@ -125,7 +127,12 @@ void conn_check_stall(struct conn *c, uint64_t now, bool frozen);
 /* LWS_CALLBACK_SERVER_WRITEABLE: 0, or -1 to close. */
 int conn_on_writeable(struct conn *c);
 
+/* Links r to c and counts it in c->nreqs (the handler refuses commands past
+ * a bound on it). Every link is matched by one creq_unlink, when the work
+ * is answered and freed, or by conn_destroy. */
 void creq_link(struct conn *c, struct creq *r);
+/* Unlinks r and uncounts it; nothing when r is not linked (its connection
+ * went away). */
 void creq_unlink(struct creq *r);
 
 #endif

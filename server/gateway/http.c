@@ -3,7 +3,7 @@
 #include "app.h"
 #include "config.h"
 #include "conn.h"
-#include "http_api.h"
+#include "ws.h"
 #include "log.h"
 #include "mem.h"
 #include "ua.h"
@@ -81,7 +81,7 @@ static void copy_header(struct lws *wsi, enum lws_token_indexes t, char *out, si
 static void dispatch(struct http_req *r)
 {
     r->busy = false;
-    http_api_handle(r);
+    r->app->gw_hooks->on_request(r->app->gw_hooks->ud, r);
 }
 
 /* Strict Content-Length (RFC 9112 6.3, 8.6): one value of decimal digits

@@ -1,11 +1,8 @@
 #include "ws.h"
 
 #include "app.h"
-#include "bus.h"
 #include "config.h"
 #include "conn.h"
-#include "db.h"
-#include "handler.h"
 #include "http.h"
 #include "log.h"
 #include "lwsmem.h"
@@ -162,7 +159,7 @@ static int ws_receive(struct app *a, struct conn *c, struct lws *wsi, const char
     bool done = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
     if (done && !c->rx_len) {
         /* The usual case: a whole message in one piece, no copy. */
-        handler_dispatch(c, in, len);
+        a->gw_hooks->on_message(a->gw_hooks->ud, c, in, len);
         return 0;
     }
     if (c->rx_len + len > a->cfg.max_frame) {
@@ -186,7 +183,7 @@ static int ws_receive(struct app *a, struct conn *c, struct lws *wsi, const char
     if (done) {
         size_t n = c->rx_len;
         c->rx_len = 0;
-        handler_dispatch(c, (const char *)c->rx, n);
+        a->gw_hooks->on_message(a->gw_hooks->ud, c, (const char *)c->rx, n);
         /* No reassembly buffer is kept between messages: with the small
          * receive buffer (RX_BUFFER below) any message over it comes here,
          * and an idle connection should not hold 4 KB for its last one. */
@@ -316,8 +313,12 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
-int ws_start(struct app *a)
+int ws_start(struct app *a, const struct gateway_hooks *hooks)
 {
+    /* Before the context: a connection may arrive as soon as it listens. */
+    a->gw_hooks = mem_alloc(sizeof *a->gw_hooks);
+    if (!a->gw_hooks) return -1;
+    *a->gw_hooks = *hooks;
     a->ips = mem_calloc(1, sizeof *a->ips);
     if (!a->ips) return -1;
     int lv = LLL_ERR | LLL_WARN;
@@ -381,6 +382,9 @@ int ws_start(struct app *a)
 void ws_finish(struct app *a)
 {
     if (a->lws) lws_context_destroy(a->lws);
+    /* Connections closed during the destruction above still called them. */
+    mem_free(a->gw_hooks);
+    a->gw_hooks = NULL;
 }
 
 void ws_stop(struct app *a)

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "deliver.h"
 #include "http_api.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "web.h"
 #include "ws.h"
@@ -94,7 +95,7 @@ int main(int argc, char **argv)
     uv_loop_t loop;
     uv_loop_init(&loop);
     static struct app app;
-    if (app_start(&app, &cfg, &loop)) return 1;
+    if (lifecycle_start(&app, &cfg, &loop)) return 1;
     app.schema_version = schema;
     app.schema_ok = true;
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -103,6 +104,7 @@ int main(int argc, char **argv)
     ws_finish(&app);
     uv_run(&loop, UV_RUN_DEFAULT);
     web_free(&app); /* nothing can be writing a file now */
+    http_api_free(&app);
     int rc = uv_loop_close(&loop);
     if (rc) log_warn("loop closed with handles open", "rc=%d", rc);
     return 0;

@@ -388,7 +388,6 @@ static void on_mod(void *ud, PGresult *res, int err)
     bool ok = !err && PQresultStatus(res) == PGRES_TUPLES_OK;
     if (ok) ctl_effects(a, res);
     if (!c) return;
-    if (c->inflight) c->inflight--;
     if (err) {
         conn_reply_err(c, id, err == -ENOBUFS ? PP_E_BUSY : PP_E_UNAVAILABLE,
                        "storage unavailable, retry later");
@@ -451,12 +450,10 @@ static void run(struct conn *c, int64_t id, enum mod_stmt s, const char *room, c
     const char *v[NPARAMS] = {c->person, c->workspace, room,  NULL, body, x,
                               y,         z ? z : "",   c->ip, "|"};
     creq_link(c, &q->cr);
-    c->inflight++;
     int rc = db_query(a->db, -1, global_stmt(s), NPARAMS, v, NULL, NULL, on_mod, q);
     if (rc) {
         creq_unlink(&q->cr);
         mem_free(q);
-        c->inflight--;
         conn_reply_err(c, id, rc == -ENOBUFS ? PP_E_BUSY : PP_E_UNAVAILABLE,
                        "storage unavailable, retry later");
     }

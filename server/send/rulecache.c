@@ -23,7 +23,7 @@
 
 /* A send (or edit) waiting for its room's rules or its sender's pace. */
 struct waiter {
-    struct creq cr;      /* link to the connection; counted in its inflight */
+    struct creq cr;      /* link to the connection; counted in its nreqs */
     struct waiter *next; /* in arrival order */
     bool paced;          /* pace below is known */
     struct pace pace;    /* the sender's pace in the room (pace.h) */
@@ -51,7 +51,12 @@ struct entry {
     uint32_t nwait;
 };
 
-static struct app *rulecache_app; /* for query completions that outlive their entry */
+/* A rules query in flight: it may outlive its entry (and, at shutdown, the
+ * cache), so it names its owner and its room instead of pointing at them. */
+struct rload {
+    struct app *app;            /* owner: the cache is a->rules */
+    char room[PP_UUID_LEN + 1]; /* the entry to fill, if still there */
+};
 
 static void ignore_result(void *ud, PGresult *res, int err)
 {
@@ -157,16 +162,13 @@ static struct waiter *waiter_new(struct conn *c, const struct msgin *in)
     p[cl + 1 + bl] = 0;
     w->in.body = (struct pp_str){p + cl + 1, bl};
     creq_link(c, &w->cr);
-    c->inflight++;
     return w;
 }
 
 static void waiter_free(struct waiter *w)
 {
     if (!w) return;
-    struct conn *c = w->cr.c;
     creq_unlink(&w->cr);
-    if (c && c->inflight) c->inflight--;
     mem_free(w);
 }
 
@@ -324,7 +326,6 @@ static void on_kept(void *ud, PGresult *res, int err)
     struct keep *k = ud;
     struct conn *c = k->cr.c;
     creq_unlink(&k->cr);
-    if (c && c->inflight) c->inflight--;
     bool ok = !err && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
     if (!ok) {
         if (c) conn_reply_err(c, k->id, PP_E_UNAVAILABLE, "storage unavailable, retry");
@@ -391,7 +392,6 @@ static void keep(struct app *a, struct conn *c, const struct msgin *in, const st
         return;
     }
     creq_link(c, &k->cr);
-    c->inflight++;
 }
 
 /* Flagged: delivered, and the moderators are told (not the sender). */
@@ -545,8 +545,6 @@ static void decide(struct app *a, struct conn *c, const struct entry *e, const s
         conn_reply_err(c, in->id, PP_E_BUSY, "server busy, retry later");
         if (pc) pace_refund(a->bus, in->room, c->person, pc);
         flagged = false;
-    } else {
-        c->inflight++;
     }
     if (flagged) notify_flag(a, c, in, &v);
     gl_verdict_free(&v);
@@ -563,11 +561,11 @@ static struct entry *lookup(struct rulecache *rc, const char *room)
 
 static void on_rules(void *ud, PGresult *res, int err)
 {
-    char *room = ud;
-    struct app *a = rulecache_app;
-    struct rulecache *rc = a ? a->rules : NULL;
-    struct entry *e = rc ? lookup(rc, room) : NULL;
-    mem_free(room);
+    struct rload *ld = ud;
+    struct app *a = ld->app;
+    struct rulecache *rc = a->rules;
+    struct entry *e = rc ? lookup(rc, ld->room) : NULL;
+    mem_free(ld);
     if (!e) return;
     e->loading = false;
     bool ok = !err && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
@@ -629,7 +627,6 @@ void rulecache_send(struct app *a, struct conn *c, const struct msgin *in)
 static void route(struct app *a, struct conn *c, const struct msgin *in, struct waiter *w)
 {
     struct rulecache *rc = a->rules;
-    rulecache_app = a;
     struct entry *e = lookup(rc, in->room);
     if (e && !e->loading) {
         decide(a, c, e, in, w);
@@ -644,7 +641,7 @@ static void route(struct app *a, struct conn *c, const struct msgin *in, struct 
                 }
         }
         e = mem_calloc(1, sizeof *e);
-        char *key = mem_alloc(PP_UUID_LEN + 1);
+        struct rload *key = mem_alloc(sizeof *key);
         if (!e || !key) {
             mem_free(e);
             mem_free(key);
@@ -654,7 +651,8 @@ static void route(struct app *a, struct conn *c, const struct msgin *in, struct 
         }
         memcpy(e->room, in->room, PP_UUID_LEN);
         memcpy(e->ws, c->workspace, PP_UUID_LEN);
-        memcpy(key, in->room, PP_UUID_LEN + 1);
+        key->app = a;
+        memcpy(key->room, in->room, PP_UUID_LEN + 1);
         const char *v[2] = {e->ws, e->room};
         if (db_query(a->db, -1, ST_GUIDELINES, 2, v, NULL, NULL, on_rules, key)) {
             mem_free(key);

@@ -279,7 +279,6 @@ int receipts_submit(struct app *a, struct conn *c, const struct pp_cmd *cmd)
     it->seq = cmd->seq;
     it->stars = cmd->stars;
     creq_link(c, &it->cr);
-    c->inflight++;
     a->stats.receipts_received++;
     batcher_add(r->b, &it->bi); /* not full: checked above */
     return 0;
@@ -371,7 +370,6 @@ static void answer(struct receipts *r, struct ritem *it, PGresult *res, int row)
         }
     }
     if (!c) return;
-    if (c->inflight) c->inflight--;
     stats_observe(&c->app->stats.op_seconds[SO_RECEIPT], (double)(uv_hrtime() - it->t0) / 1e9, 0);
     if (!ok) {
         enum pp_err_code code = !strcmp(st, "likes_not_allowed")     ? PP_E_LIKES_NOT_ALLOWED
@@ -424,8 +422,7 @@ static void r_fail(void *ud, const struct batch *bt, int err, const char *sqlsta
         struct ritem *it = RITEM(bt->items[i]);
         struct conn *c = it->cr.c;
         if (!c) continue;
-        if (c->inflight) c->inflight--;
-        conn_reply_err(c, it->id, code, msg);
+            conn_reply_err(c, it->id, code, msg);
     }
 }
 
@@ -450,7 +447,6 @@ static void r_dispatch(void *ud, const struct batch *bt, void *res_)
     for (uint32_t i = 0; i < bt->n; i++) {
         struct ritem *it = RITEM(bt->items[i]);
         if (!it->answered && it->cr.c) {
-            if (it->cr.c->inflight) it->cr.c->inflight--;
             conn_reply_err(it->cr.c, it->id, PP_E_INTERNAL, "not stored");
         }
     }

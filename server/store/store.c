@@ -10,7 +10,6 @@
 #include "log.h"
 #include "mem.h"
 #include "receipts.h"
-#include "room.h"
 #include "stats.h"
 
 #include <errno.h>
@@ -321,8 +320,9 @@ struct item {
 
 /* The executor of the message batches (batcher.h does the batching). */
 struct store_writer {
-    struct app *app;       /* owner */
-    struct batcher *b;     /* wait list, linger, the batch in flight */
+    struct app *app;          /* owner */
+    struct store_hooks hooks; /* the way up (store.h) */
+    struct batcher *b;        /* wait list, linger, the batch in flight */
     char *json;            /* the batch parameter */
     size_t json_cap;
     struct unsent unsent[UNSENT_MAX]; /* rooms to announce when the bus returns */
@@ -437,23 +437,16 @@ static void w_release(void *ud, struct batch_item *bi)
 
 static bool w_pause(void *ud, struct batch_item *bi)
 {
-    (void)ud;
+    struct store_writer *w = ud;
     struct conn *c = ITEM(bi)->cr.c;
-    if (!c || c->rx_paused) return false;
-    c->rx_paused = true;
-    conn_rx_flow(c);
-    return true;
+    return c && w->hooks.backpressure(w->hooks.ud, c, true);
 }
 
 /* Backpressure release: once the queue has room, read from everyone again. */
 static void w_resume(void *ud)
 {
     struct store_writer *w = ud;
-    for (struct conn *c = w->app->conns; c; c = c->next)
-        if (c->rx_paused) {
-            c->rx_paused = false;
-            conn_rx_flow(c);
-        }
+    w->hooks.backpressure(w->hooks.ud, NULL, false);
 }
 
 static void w_dispatch(void *ud, const struct batch *bt, void *res);
@@ -470,11 +463,12 @@ static const struct batcher_ops writer_ops = {
     .resume = w_resume,
 };
 
-int store_batcher_new(struct app *a)
+int store_batcher_new(struct app *a, const struct store_hooks *hooks)
 {
     struct store_writer *w = mem_calloc(1, sizeof *w);
     if (!w) return -1;
     w->app = a;
+    w->hooks = *hooks;
     struct batcher_cfg cfg = {a->cfg.batch_max, a->cfg.batch_queue_max, a->cfg.batch_delay_us};
     w->b = batcher_new(a->loop, &cfg, &writer_ops, w);
     if (!w->b) {
@@ -635,7 +629,7 @@ void store_announce(struct app *a, const char *room, int64_t seq)
 {
     if (publish_marker(a, room, seq) == 0) return;
     remember_unsent(a->writer, room, seq); /* announced when the bus is back */
-    room_kick(a, room);                   /* local members fetch it now */
+    a->writer->hooks.kick(a->writer->hooks.ud, room); /* local members fetch it now */
 }
 
 static void publish(struct app *a, struct item *it, const char *body, size_t body_len)
@@ -662,7 +656,7 @@ static void publish(struct app *a, struct item *it, const char *body, size_t bod
         a->stats.bus_published++;
     } else {
         a->stats.bus_publish_failed++;
-        room_kick(a, it->room); /* local members get it from PostgreSQL */
+        a->writer->hooks.kick(a->writer->hooks.ud, it->room); /* members read PostgreSQL */
         remember_unsent(a->writer, it->room, it->seq);
     }
 }
@@ -672,7 +666,6 @@ static void answer(struct item *it)
     struct conn *c = it->cr.c;
     if (!c) return;
     if (it->bad_parent || it->archived) {
-        if (c->inflight) c->inflight--;
         if (it->archived)
             conn_reply_err(c, it->id, PP_E_ROOM_ARCHIVED, "the room is archived; nothing stored");
         else
@@ -681,7 +674,6 @@ static void answer(struct item *it)
         return;
     }
     stats_observe(&c->app->stats.op_seconds[SO_SEND], (double)(uv_hrtime() - it->t0) / 1e9, 0);
-    if (c->inflight) c->inflight--;
     char buf[192];
     struct pp_w w;
     pp_w_init(&w, buf, sizeof buf);
@@ -709,7 +701,6 @@ static void w_fail(void *ud, const struct batch *bt, int err, const char *sqlsta
     for (uint32_t i = 0; i < bt->n; i++) {
         struct item *it = ITEM(bt->items[i]);
         if (it->cr.c) {
-            if (it->cr.c->inflight) it->cr.c->inflight--;
             conn_reply_err(it->cr.c, it->id, code, msg);
         }
     }
@@ -766,7 +757,6 @@ static void w_dispatch(void *ud, const struct batch *bt, void *res_)
         if (it->done)
             answer(it);
         else if (it->cr.c) {
-            if (it->cr.c->inflight) it->cr.c->inflight--;
             conn_reply_err(it->cr.c, it->id, PP_E_INTERNAL, "not stored");
         }
     }

@@ -706,6 +706,51 @@ static void evaluation_series_by_day(void **state)
     wsc_close(b);
 }
 
+/* A connection may have at most 1024 commands unanswered; each kind of
+ * pending work (a send waiting for its rules, a batched write, a held
+ * message being kept, an edit, a receipt, a query) counts in that bound
+ * while it runs and must give its slot back when answered. 1,100 commands of
+ * every kind on one connection, each answered before the next: a slot that
+ * one kind forgets to give back shows as "busy" before the end. */
+static void answered_commands_free_their_slots(void **state)
+{
+    (void)state;
+    struct it_world w;
+    world(&w);
+    assert_int_equal(put_rules(&w, hold_rules), 200);
+    struct wsc *a = it_member(0, w.tok[A], w.room);
+    enum { ROUNDS = 220 }; /* x 5 commands: past the bound of 1024 */
+    for (int i = 0; i < ROUNDS; i++) {
+        char cmid[32];
+        snprintf(cmid, sizeof cmid, "slot%d", i);
+        cJSON *r[5];
+        r[0] = it_send(a, w.room, cmid, "plain words");
+        int64_t seq = wsc_int(r[0], "ok.seq");
+        snprintf(cmid, sizeof cmid, "held%d", i);
+        r[1] = it_send(a, w.room, cmid, "about the contract");
+        r[2] = wsc_request(a, 3000, "\"op\":\"edit\",\"room\":\"%s\",\"seq\":%lld,\"body\":\"e\"",
+                           w.room, (long long)seq);
+        r[3] = wsc_request(a, 3000, "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", w.room,
+                           (long long)seq);
+        r[4] = wsc_request(a, 3000, "\"op\":\"history\",\"room\":\"%s\",\"limit\":1", w.room);
+        for (int k = 0; k < 5; k++) {
+            if (!r[k] || wsc_err_code(r[k])) {
+                char *s0 = r[0] ? cJSON_PrintUnformatted(r[0]) : NULL;
+                char *sk = r[k] ? cJSON_PrintUnformatted(r[k]) : NULL;
+                fprintf(stderr, "round %d command %d: %s (send answered %s)\n", i, k,
+                        sk ? sk : "no answer", s0 ? s0 : "nothing");
+                free(s0);
+                free(sk);
+            }
+            assert_non_null(r[k]);
+            assert_null(wsc_err_code(r[k]));
+            if (k == 1) assert_string_equal(wsc_str(r[k], "ok.state"), "held"); /* kept */
+            cJSON_Delete(r[k]);
+        }
+    }
+    wsc_close(a);
+}
+
 int main(void)
 {
     it_load_env();
@@ -715,6 +760,7 @@ int main(void)
         cmocka_unit_test(mutes_locks_slow_mode_and_removal),
         cmocka_unit_test(rate_is_per_person_across_gateways),
         cmocka_unit_test(delete_and_edit),
+        cmocka_unit_test(answered_commands_free_their_slots),
         cmocka_unit_test(across_workspaces_nothing_is_found),
         cmocka_unit_test(evaluation_in_json_and_csv),
         cmocka_unit_test(evaluation_series_by_day),

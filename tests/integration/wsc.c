@@ -326,8 +326,12 @@ static cJSON *take_matching(struct wsc *c, int64_t id, const char *push)
             const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "push");
             hit = cJSON_IsString(p) && !strcmp(p->valuestring, push);
         } else {
+            /* A reply is an object with an id and no push: some pushes carry
+             * an id of their own (a held message's "pending" push), which
+             * may equal a command's id. */
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "id");
-            hit = id ? cJSON_IsNumber(v) && (int64_t)v->valuedouble == id : v != NULL;
+            hit = !cJSON_HasObjectItem(o, "push") &&
+                  (id ? cJSON_IsNumber(v) && (int64_t)v->valuedouble == id : v != NULL);
         }
         if (!hit) continue;
         /* Remove slot i, keeping the order of the rest. */

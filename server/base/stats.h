@@ -1,6 +1,6 @@
 /*
- * stats.h - the gateway's counters and histograms, rendered by /metrics in
- * the Prometheus text format (version 0.0.4).
+ * stats.h - the gateway's counters and histograms. Every layer counts here
+ * (the struct lives in struct app); api/metrics.c renders them for /metrics.
  *
  * Everything is updated on the loop thread, so plain integers suffice.
  * Histograms have fixed log-spaced buckets in seconds.
@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STATS_BUCKETS 14 /* upper bounds: see stats.c, then +Inf */
+#define STATS_BUCKETS 14 /* upper bounds: stats_bounds(), then +Inf */
 
 struct hist {
     uint64_t bucket[STATS_BUCKETS + 1]; /* counts per bucket (not cumulative), last = +Inf */
@@ -76,9 +76,8 @@ struct stats {
 /* Adds one observation (in the histogram's unit: seconds, or a count). */
 void stats_observe(struct hist *h, double v, int is_count);
 
-struct app;
-/* Renders the Prometheus text into a new malloc'd string (*len set); NULL on
- * allocation failure. The caller frees it. */
-char *stats_render(struct app *a, size_t *len);
+/* The STATS_BUCKETS upper bounds of a histogram's buckets (seconds, or counts
+ * when is_count), shared by stats_observe and the renderer. */
+const double *stats_bounds(int is_count);
 
 #endif

@@ -1,34 +1,18 @@
-#include "stats.h"
-
-#include "rights.h"
+#include "metrics.h"
 
 #include "app.h"
 #include "auth.h"
 #include "bus.h"
 #include "conn.h"
 #include "db.h"
+#include "rights.h"
 #include "room.h"
+#include "stats.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static const double sec_bounds[STATS_BUCKETS] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-                                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
-static const double count_bounds[STATS_BUCKETS] = {1,   2,   4,   8,    16,   32,   64,
-                                                   128, 256, 512, 1024, 2048, 4096, 8192};
-
-void stats_observe(struct hist *h, double v, int is_count)
-{
-    const double *b = is_count ? count_bounds : sec_bounds;
-    int i = 0;
-    while (i < STATS_BUCKETS && v > b[i])
-        i++;
-    h->bucket[i]++;
-    h->count++;
-    h->sum += v;
-}
 
 /* A growing text buffer; render fails as a whole on allocation failure. */
 struct out {
@@ -67,7 +51,7 @@ static void metric(struct out *o, const char *name, const char *type, const char
 static void histogram(struct out *o, const char *name, const char *help, const char *labels,
                       const struct hist *h, int is_count, int header)
 {
-    const double *b = is_count ? count_bounds : sec_bounds;
+    const double *b = stats_bounds(is_count);
     if (header) put(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t cum = 0;
     const char *sep = labels[0] ? "," : "";
@@ -83,7 +67,7 @@ static void histogram(struct out *o, const char *name, const char *help, const c
         (unsigned long long)h->count);
 }
 
-char *stats_render(struct app *a, size_t *len)
+char *metrics_render(struct app *a, size_t *len)
 {
     struct out o = {.cap = 16384};
     o.p = malloc(o.cap);

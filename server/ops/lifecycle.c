@@ -1,5 +1,6 @@
-#include "app.h"
+#include "lifecycle.h"
 
+#include "app.h"
 #include "auth.h"
 #include "bus.h"
 #include "conn.h"
@@ -7,8 +8,10 @@
 #include "db.h"
 #include "frame.h"
 #include "guidelines.h"
+#include "handler.h"
 #include "http_api.h"
 #include "log.h"
+#include "metrics.h"
 #include "moderation.h"
 #include "mem.h"
 #include "receipts.h"
@@ -23,23 +26,10 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define SWEEP_MS 20             /* room gaps, auth deadlines, shutdown steps */
 #define DRAIN_FLUSH_MAX_MS 5000 /* shutdown: wait for pending writes at most */
 #define DRAIN_CLOSE_MAX_MS 2000 /* shutdown: wait for clients to close at most */
-
-uint64_t app_now_ms(const struct app *a)
-{
-    return uv_now(a->loop);
-}
-
-int64_t app_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -182,6 +172,60 @@ static void on_bus_up(void *ud)
     room_on_bus_up(ud);
 }
 
+/* Gateway hooks: messages to the command handler, requests to the HTTP API,
+ * connection ends and drained out-queues to the rooms. */
+static void on_ws_message(void *ud, struct conn *c, const char *msg, size_t len)
+{
+    (void)ud;
+    handler_dispatch(c, msg, len);
+}
+
+static void on_http_request(void *ud, struct http_req *r)
+{
+    (void)ud;
+    http_api_handle(r);
+}
+
+static void on_conn_gone(void *ud, struct conn *c)
+{
+    room_conn_gone(ud, c);
+}
+
+static void on_conn_drained(void *ud, struct conn *c)
+{
+    room_conn_drained(ud, c);
+}
+
+/* API hook: /metrics is rendered up here, where every layer may be read. */
+static char *on_render_metrics(void *ud, size_t *len)
+{
+    return metrics_render(ud, len);
+}
+
+/* Store hooks: unpublished rows are fetched by the room's local members;
+ * backpressure stops one sender, and its release resumes everyone stopped. */
+static void on_store_kick(void *ud, const char *room)
+{
+    room_kick(ud, room);
+}
+
+static bool on_store_backpressure(void *ud, struct conn *c, bool on)
+{
+    struct app *a = ud;
+    if (on) {
+        if (c->rx_paused) return false;
+        c->rx_paused = true;
+        conn_rx_flow(c);
+        return true;
+    }
+    for (c = a->conns; c; c = c->next)
+        if (c->rx_paused) {
+            c->rx_paused = false;
+            conn_rx_flow(c);
+        }
+    return false;
+}
+
 /* store_stmts, the API's, moderation's, then rights.c's, prepared on every PostgreSQL connection.
  */
 static struct db_stmt *all_stmts(int *n)
@@ -198,7 +242,7 @@ static struct db_stmt *all_stmts(int *n)
     return all;
 }
 
-void app_drain(struct app *a)
+void lifecycle_drain(struct app *a)
 {
     if (a->draining) return;
     log_info("shutting down", "connections=%u", a->nconns);
@@ -219,10 +263,10 @@ static void on_signal(uv_signal_t *h, int signum)
         log_warn("log level changed", "level=%d", l);
         return;
     }
-    app_drain(h->data);
+    lifecycle_drain(h->data);
 }
 
-int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
+int lifecycle_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
 {
     memset(a, 0, sizeof *a);
     a->cfg = *cfg;
@@ -231,13 +275,19 @@ int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
     /* Big enough for a packed write, a history page and any one push. */
     a->scratch_cap = cfg->max_frame * 4 > (1u << 20) ? cfg->max_frame * 4 : (1u << 20);
     a->scratch = mem_alloc(FRAME_PRE + a->scratch_cap);
-    if (!a->scratch || room_registry_new(a) || store_batcher_new(a) || receipts_new(a) ||
-        rulecache_new(a)) {
+    struct store_hooks store_hooks = {
+        .ud = a,
+        .kick = on_store_kick,
+        .backpressure = on_store_backpressure,
+    };
+    if (!a->scratch || room_registry_new(a) || store_batcher_new(a, &store_hooks) ||
+        receipts_new(a) || rulecache_new(a)) {
         log_error("out of memory at start", "%s", "");
         return -1;
     }
     gl_use_jit(cfg->regex_jit != 0);
-    if (auth_password_init(cfg->pwhash_ops, cfg->pwhash_mem_mib) || http_api_init(a)) {
+    struct http_api_hooks api_hooks = {.ud = a, .render_metrics = on_render_metrics};
+    if (auth_password_init(cfg->pwhash_ops, cfg->pwhash_mem_mib) || http_api_init(a, &api_hooks)) {
         log_error("cannot initialise password hashing or the operator token", "%s", "");
         return -1;
     }
@@ -262,7 +312,14 @@ int app_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
     if (web_start(a)) return -1;
     uv_timer_init(loop, &a->flush); /* before any connection can hold a write back */
     a->flush.data = a;
-    if (ws_start(a)) return -1;
+    struct gateway_hooks gw_hooks = {
+        .ud = a,
+        .on_message = on_ws_message,
+        .on_request = on_http_request,
+        .on_conn_gone = on_conn_gone,
+        .on_conn_drained = on_conn_drained,
+    };
+    if (ws_start(a, &gw_hooks)) return -1;
     uv_timer_init(loop, &a->sweep);
     a->sweep.data = a;
     uv_timer_start(&a->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
