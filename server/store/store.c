@@ -283,6 +283,7 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                    1},
     [ST_SCHEMA] = {"schema", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
 };
+struct stmts_table store_sql = {"store", store_stmts, ST__COUNT, -1};
 // clang-format on
 
 #define BATCH_RETRIES 3 /* conflicts with another gateway's batch */
