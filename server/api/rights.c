@@ -40,7 +40,7 @@
 #define NIL "'00000000-0000-0000-0000-000000000000'::uuid"
 
 // clang-format off
-const struct db_stmt rights_stmts[R__COUNT] = {
+static const struct db_stmt rights_stmts[R__COUNT] = {
     /* The account goes whole: every workspace's data under a pseudonym,
      * then the person row (sql/009). Only with a session from a password
      * login of the last 5 minutes (401), and not while the person is the

@@ -44,7 +44,6 @@ enum rights_stmt {
     R__COUNT
 };
 
-extern const struct db_stmt rights_stmts[R__COUNT];
 /* Its table in the statement registry (stmts.h). */
 extern struct stmts_table rights_sql;
 

@@ -63,7 +63,7 @@
 #define CSVQ(x) "'\"' || replace(coalesce((" x ")::text, ''), '\"', '\"\"') || '\"'"
 
 // clang-format off
-const struct db_stmt mod_stmts[M__COUNT] = {
+static const struct db_stmt mod_stmts[M__COUNT] = {
     [M_DELETE] = {"mod_delete",
         P "," ROOM_OF_WS "," TARGET ","
         " go AS (SELECT m.* FROM m, p WHERE (" FLAG("M") " OR (m.own AND m.fresh))"

@@ -42,7 +42,6 @@ enum mod_stmt {
     M__COUNT
 };
 
-extern const struct db_stmt mod_stmts[M__COUNT];
 /* Its table in the statement registry (stmts.h): statement m is
  * stmts_at(&mod_sql, m). */
 extern struct stmts_table mod_sql;

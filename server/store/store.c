@@ -25,7 +25,7 @@
 // clang-format on
 
 // clang-format off
-const struct db_stmt store_stmts[ST__COUNT] = {
+static const struct db_stmt store_stmts[ST__COUNT] = {
     [ST_AUTH] = {"auth",
                  "SELECT t.person_id::text, wm.workspace_id::text, wm.role, t.id::text,"
                  "  pe.is_avatar"

@@ -57,7 +57,6 @@ enum store_stmt {
     ST__COUNT
 };
 
-extern const struct db_stmt store_stmts[ST__COUNT];
 /* The store's table in the statement registry (stmts.h). It is registered
  * first (app.c checks its base is 0), so ST_X is its own prepared index for
  * the modules that run the store's statements. */
