@@ -113,7 +113,6 @@ void apireq_hex(const unsigned char *in, size_t n, char *out)
 /* Runs a statement with the standard parameters; z is route-specific. */
 void apireq_run(struct http_req *r, int stmt, const char *z)
 {
-    struct app *a = r->app;
     char x[64] = "", y[16] = "", ua[64];
     int n = 0;
     for (int t = 0; t < ROLE__COUNT; t++)
@@ -142,13 +141,8 @@ void apireq_run(struct http_req *r, int stmt, const char *z)
     const char *v[NPARAMS] = {
         r->person[0] ? r->person : NULL, ws, id[0], id[1], body ? body : "{}", x, y, z, r->ip, ua,
     };
-    int rc = db_query(a->db, -1, stmt, NPARAMS, v, NULL, NULL, apireq_on_stmt, r);
+    apireq_query(r, stmt, NPARAMS, v, NULL, NULL, apireq_on_stmt);
     free(body);
-    if (rc) {
-        apireq_db_error(r, NULL, rc);
-        return;
-    }
-    r->busy = true;
 }
 
 void apireq_run_route(struct http_req *r)
@@ -161,6 +155,29 @@ const char *apireq_jstr(const struct http_req *r, const char *k)
 {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(r->json, k);
     return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* Sends statement stmt for r with a callback that answers it: r is busy
+ * until then, or answered here when the query cannot be sent. */
+void apireq_query(struct http_req *r, int stmt, int n, const char *const *v, const int *len,
+                  const int *fmt, db_cb cb)
+{
+    int rc = db_query(r->app->db, -1, stmt, n, v, len, fmt, cb, r);
+    if (rc) {
+        apireq_db_error(r, NULL, rc);
+        return;
+    }
+    r->busy = true;
+}
+
+bool apireq_rows(struct http_req *r, PGresult *res, int err)
+{
+    if (!http_alive(r)) return false;
+    if (err || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        apireq_db_error(r, err ? NULL : res, err);
+        return false;
+    }
+    return true;
 }
 
 /* ---- tokens minted by a route -------------------------------------------- */

@@ -17,6 +17,7 @@
 #include "http.h"
 #include "stmts.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct jv_field;
@@ -47,6 +48,14 @@ struct route {
  * standard parameters and answers with its (status, body, events); z is
  * route-specific (a {n} in the path overrides it). */
 void apireq_run(struct http_req *r, int stmt, const char *z);
+/* Sends statement stmt (n parameters; lengths and formats as db_query's)
+ * for r with a callback cb that answers it (ud: r). r is busy until then, or
+ * answered at once (apireq_db_error) when the query cannot be sent. */
+void apireq_query(struct http_req *r, int stmt, int n, const char *const *v, const int *len,
+                  const int *fmt, db_cb cb);
+/* In a query callback: true when r is still waiting and res holds rows;
+ * false when r has gone or was answered here with the query's error. */
+bool apireq_rows(struct http_req *r, PGresult *res, int err);
 /* Runs the matched route's own statement (z NULL). */
 void apireq_run_route(struct http_req *r);
 /* The standard answer of a statement (a db_cb whose ud is the request). */

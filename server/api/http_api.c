@@ -9,21 +9,19 @@
 #include "log.h"
 #include "moderation.h"
 #include "perm.h"
-#include "sql_account.h"
-#include "sql_people.h"
-#include "sql_rooms.h"
 #include "pwpolicy.h"
 #include "rights.h"
 #include "routes.h"
 #include "signin.h"
+#include "sql_account.h"
+#include "sql_people.h"
+#include "sql_rooms.h"
 #include "stats.h"
 #include "web.h"
 
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "apisql.h"
 
 /* ---- routes -------------------------------------------------------------- */
 
@@ -342,11 +340,7 @@ static void authorised(struct http_req *r)
 static void on_auth(void *ud, PGresult *res, int err)
 {
     struct http_req *r = ud;
-    if (!http_alive(r)) return;
-    if (err || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        apireq_db_error(r, err ? NULL : res, err);
-        return;
-    }
+    if (!apireq_rows(r, res, err)) return;
     if (PQntuples(res) == 0) {
         http_error(r, 401, "unauthorized", "invalid, expired or revoked token", NULL);
         return;
@@ -449,12 +443,7 @@ void http_api_handle(struct http_req *r)
     }
     const char *v[2] = {(const char *)r->token_hash, rt->auth == AU_WORKSPACE ? r->ids[0] : NULL};
     int len[2] = {AUTH_HASH_BYTES, 0}, fmt[2] = {1, 0};
-    int rc = db_query(a->db, -1, stmts_at(&sql_account, SA_AUTH), 2, v, len, fmt, on_auth, r);
-    if (rc) {
-        apireq_db_error(r, NULL, rc);
-        return;
-    }
-    r->busy = true;
+    apireq_query(r, stmts_at(&sql_account, SA_AUTH), 2, v, len, fmt, on_auth);
 }
 
 /* ---- operational --------------------------------------------------------- */

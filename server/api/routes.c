@@ -251,11 +251,7 @@ void routes_mod_log(struct http_req *r)
 static void on_effective(void *ud, PGresult *res, int err)
 {
     struct http_req *r = ud;
-    if (!http_alive(r)) return;
-    if (err || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        apireq_db_error(r, err ? NULL : res, err);
-        return;
-    }
+    if (!apireq_rows(r, res, err)) return;
     if (PQntuples(res) != 1) {
         http_error(r, 404, "not_found", "no such room", "room_id");
         return;
@@ -314,11 +310,5 @@ void routes_gl_dry_run(struct http_req *r)
     const char *room = apireq_jstr(r, "room_id");
     const char *y = perm_allows(r->role, P_ROOMS_MANAGE) ? "r" : "";
     const char *v[NPARAMS] = {r->person, r->ids[0], room, NULL, "{}", "", y, "", r->ip, "|"};
-    int rc = db_query(r->app->db, -1, stmts_at(&sql_rooms, SR_GL_EFFECTIVE), NPARAMS, v, NULL, NULL,
-                      on_effective, r);
-    if (rc) {
-        apireq_db_error(r, NULL, rc);
-        return;
-    }
-    r->busy = true;
+    apireq_query(r, stmts_at(&sql_rooms, SR_GL_EFFECTIVE), NPARAMS, v, NULL, NULL, on_effective);
 }

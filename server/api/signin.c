@@ -44,7 +44,6 @@ void signin_address_secret(char *out, size_t cap)
 static void run_with_hash(struct http_req *r, enum account_stmt s, const char *pwhash,
                           const char *z, db_cb cb)
 {
-    struct app *a = r->app;
     char ua[64];
     snprintf(ua, sizeof ua, "%s|%s", r->os, r->browser);
     /* The password never travels to PostgreSQL, only its hash. */
@@ -62,13 +61,8 @@ static void run_with_hash(struct http_req *r, enum account_stmt s, const char *p
                               z,
                               r->ip,
                               ua};
-    int rc = db_query(a->db, -1, stmts_at(&sql_account, s), NPARAMS, v, NULL, NULL, cb, r);
+    apireq_query(r, stmts_at(&sql_account, s), NPARAMS, v, NULL, NULL, cb);
     free(body);
-    if (rc) {
-        apireq_db_error(r, NULL, rc);
-        return;
-    }
-    r->busy = true;
 }
 
 static void pw_busy(struct http_req *r)
@@ -320,11 +314,7 @@ static void on_verified(void *ud, int rc, const char *newhash)
 static void on_lookup(void *ud, PGresult *res, int err)
 {
     struct http_req *r = ud;
-    if (!http_alive(r)) return;
-    if (err || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        apireq_db_error(r, err ? NULL : res, err);
-        return;
-    }
+    if (!apireq_rows(r, res, err)) return;
     /* An unknown email costs the same hash as a known one. */
     const char *stored = NULL;
     if (PQntuples(res) == 1) {
@@ -338,13 +328,7 @@ static void on_lookup(void *ud, PGresult *res, int err)
 static void login_lookup(struct http_req *r)
 {
     const char *v[1] = {apireq_jstr(r, "email")};
-    int rc = db_query(r->app->db, -1, stmts_at(&sql_account, SA_LOGIN_LOOKUP), 1, v, NULL, NULL,
-                      on_lookup, r);
-    if (rc) {
-        apireq_db_error(r, NULL, rc);
-        return;
-    }
-    r->busy = true;
+    apireq_query(r, stmts_at(&sql_account, SA_LOGIN_LOOKUP), 1, v, NULL, NULL, on_lookup);
 }
 
 /* ---- redeeming an invitation --------------------------------------------- */
@@ -397,11 +381,7 @@ static void on_redeem_password(void *ud, int rc, const char *newhash)
 static void on_redeem_lookup(void *ud, PGresult *res, int err)
 {
     struct http_req *r = ud;
-    if (!http_alive(r)) return;
-    if (err || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        apireq_db_error(r, err ? NULL : res, err);
-        return;
-    }
+    if (!apireq_rows(r, res, err)) return;
     if (PQntuples(res) == 0) {
         http_error(r, 404, "invitation_invalid", "invitation not found, expired or already used",
                    NULL);
@@ -451,11 +431,5 @@ void signin_redeem(struct http_req *r)
     bool session = r->has_token && !r->bad_token;
     const char *v[2] = {(const char *)r->secret, session ? (const char *)r->token_hash : NULL};
     int len[2] = {AUTH_HASH_BYTES, session ? AUTH_HASH_BYTES : 0}, fmt[2] = {1, 1};
-    int rc = db_query(r->app->db, -1, stmts_at(&sql_account, SA_REDEEM_LOOKUP), 2, v, len, fmt,
-                      on_redeem_lookup, r);
-    if (rc) {
-        apireq_db_error(r, NULL, rc);
-        return;
-    }
-    r->busy = true;
+    apireq_query(r, stmts_at(&sql_account, SA_REDEEM_LOOKUP), 2, v, len, fmt, on_redeem_lookup);
 }

@@ -1,9 +1,9 @@
 /*
- * sql_account.h - the statements behind accounts: the API's token check, sign-up,
- * address verification, login, logout, the caller's own profile (/me) and
- * redeeming an invitation
- * (sql_account.c). Each follows the calling convention of apisql.h;
- * statement s is stmts_at(&sql_account, s) once registered (http_api_register_stmts).
+ * sql_account.h - the statements behind accounts (sql_account.c): the API's
+ * token check, sign-up, address verification, login, logout, the caller's
+ * own profile (/me) and redeeming an invitation. Each follows the calling
+ * convention of apisql.h; statement s is stmts_at(&sql_account, s) once
+ * http_api_register_stmts has registered the table.
  */
 #ifndef PARLEY_SQL_ACCOUNT_H
 #define PARLEY_SQL_ACCOUNT_H

@@ -1,8 +1,9 @@
 /*
- * sql_people.h - the statements behind workspaces, their people, invitations,
- * self-service joining and the outbox of messages to deliver
- * (sql_people.c). Each follows the calling convention of apisql.h;
- * statement s is stmts_at(&sql_people, s) once registered (http_api_register_stmts).
+ * sql_people.h - the statements behind workspaces (sql_people.c): the
+ * workspaces themselves, their people, invitations, self-service joining
+ * and the outbox of messages to deliver. Each follows the calling
+ * convention of apisql.h; statement s is stmts_at(&sql_people, s) once
+ * http_api_register_stmts has registered the table.
  */
 #ifndef PARLEY_SQL_PEOPLE_H
 #define PARLEY_SQL_PEOPLE_H

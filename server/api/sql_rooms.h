@@ -1,8 +1,9 @@
 /*
- * sql_rooms.h - the statements behind rooms and their members, avatars and
- * their tokens, guidelines, and the visit log with its anonymisation job
- * (sql_rooms.c). Each follows the calling convention of apisql.h;
- * statement s is stmts_at(&sql_rooms, s) once registered (http_api_register_stmts).
+ * sql_rooms.h - the statements behind rooms (sql_rooms.c): rooms and their
+ * members, avatars and their tokens, guidelines, and the visit log with its
+ * anonymisation job. Each follows the calling convention of apisql.h;
+ * statement s is stmts_at(&sql_rooms, s) once http_api_register_stmts has
+ * registered the table.
  */
 #ifndef PARLEY_SQL_ROOMS_H
 #define PARLEY_SQL_ROOMS_H
