@@ -1,7 +1,7 @@
 /*
  * apisql.h - the calling convention of the statements behind the HTTP API
- * and the moderation ops (http_api.c, moderation.c), shared so one request
- * builder serves both.
+ * (sql_*.c, rights.c) and the moderation ops (moderation.c), shared so one
+ * request builder (apireq_run) serves all of them.
  */
 #ifndef PARLEY_APISQL_H
 #define PARLEY_APISQL_H

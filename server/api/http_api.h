@@ -11,6 +11,12 @@
  * exists), permission from perm.c (403), then one SQL statement that scopes
  * every id to that workspace and answers status and body. Errors are
  * {"error":{"code","message","field"?}} with stable codes (API.md).
+ *
+ * Where things are: this file holds the route table, matching and the
+ * token check; the statements live by area in sql_account.c, sql_people.c
+ * and sql_rooms.c (and rights.c, moderation.c), running one and answering
+ * in apireq.c, the handlers that check before running in routes.c, and
+ * sign-in with its rate limits in signin.c.
  */
 #ifndef PARLEY_HTTP_API_H
 #define PARLEY_HTTP_API_H
@@ -24,14 +30,10 @@ struct http_req;
 
 void http_api_handle(struct http_req *r);
 
-/* Statements the API prepares on every connection (after store_stmts). */
-extern const struct db_stmt http_api_stmts[];
-extern const int http_api_nstmts;
-
-/* Runs API statement stmt (an index into the prepared set after store's:
- * the API's, then moderation's, then rights.c's) with the standard
- * parameters (apisql.h) and answers with its (status, body, events). */
-void http_api_run(struct http_req *r, int stmt, const char *z);
+/* Registers the API's statement tables (sql_account.c, sql_people.c,
+ * sql_rooms.c) in the statement registry (stmts.h): 0, or -1 (registry full,
+ * logged). */
+int http_api_register_stmts(void);
 
 /* What the API hands up; the wiring (ops/lifecycle.c) fills it in and
  * http_api_init keeps a copy (a->api_hooks) until http_api_free. */

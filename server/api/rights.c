@@ -2,7 +2,7 @@
 
 #include "app.h"
 #include "http.h"
-#include "http_api.h"
+#include "apireq.h"
 #include "log.h"
 #include "mem.h"
 #include "moderation.h"
@@ -40,7 +40,7 @@
 #define NIL "'00000000-0000-0000-0000-000000000000'::uuid"
 
 // clang-format off
-const struct db_stmt rights_stmts[R__COUNT] = {
+static const struct db_stmt rights_stmts[R__COUNT] = {
     /* The account goes whole: every workspace's data under a pseudonym,
      * then the person row (sql/009). Only with a session from a password
      * login of the last 5 minutes (401), and not while the person is the
@@ -211,14 +211,14 @@ const struct db_stmt rights_stmts[R__COUNT] = {
     [R_RETENTION] = {"rights_retention", "SELECT parley_retention($1::int, $2::int)::text", 2},
 };
 // clang-format on
+struct stmts_table rights_sql = {"rights", rights_stmts, R__COUNT, -1};
 
-/* The statement's index in the prepared set: after the API's and
- * moderation's (app.c). */
 _Static_assert(RK__COUNT == STATS_RETENTION_KINDS, "stats.h counts every kind");
 
+/* The statement's index in the prepared set (stmts.h). */
 static int stmt_at(enum rights_stmt s)
 {
-    return ST__COUNT + http_api_nstmts + M__COUNT + (int)s;
+    return stmts_at(&rights_sql, (int)s);
 }
 
 /* ---- erasure ------------------------------------------------------------- */
@@ -229,7 +229,7 @@ void rights_erase_me(struct http_req *r)
         http_error(r, 403, "forbidden", "an avatar is erased by its workspace's admins", NULL);
         return;
     }
-    http_api_run(r, http_api_nstmts + M__COUNT + R_ERASE_ME, r->token_id);
+    apireq_run(r, stmt_at(R_ERASE_ME), r->token_id);
 }
 
 /* ---- export -------------------------------------------------------------- */

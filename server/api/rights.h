@@ -16,7 +16,7 @@
 #ifndef PARLEY_RIGHTS_H
 #define PARLEY_RIGHTS_H
 
-#include "db.h"
+#include "stmts.h"
 
 #include <stdint.h>
 
@@ -44,7 +44,8 @@ enum rights_stmt {
     R__COUNT
 };
 
-extern const struct db_stmt rights_stmts[R__COUNT];
+/* Its table in the statement registry (stmts.h). */
+extern struct stmts_table rights_sql;
 
 /* What the retention jobs removed, by kind, for /metrics. */
 enum rights_kind {

@@ -18,6 +18,7 @@
 #include "rights.h"
 #include "room.h"
 #include "rulecache.h"
+#include "stmts.h"
 #include "store.h"
 #include "web.h"
 #include "ws.h"
@@ -226,20 +227,15 @@ static bool on_store_backpressure(void *ud, struct conn *c, bool on)
     return false;
 }
 
-/* store_stmts, the API's, moderation's, then rights.c's, prepared on every PostgreSQL connection.
- */
-static struct db_stmt *all_stmts(int *n)
+/* Every module's statements into the registry (stmts.h), prepared on every
+ * PostgreSQL connection. The store's go first: its ST_X are used as prepared
+ * indices as they are. Each module then finds its own by its table's base. */
+static int register_stmts(void)
 {
-    static struct db_stmt all[ST__COUNT + 64 + M__COUNT + R__COUNT];
-    if (http_api_nstmts > 64) return NULL;
-    memcpy(all, store_stmts, sizeof store_stmts);
-    memcpy(all + ST__COUNT, http_api_stmts, (size_t)http_api_nstmts * sizeof all[0]);
-    /* moderation.c finds its statements right after the API's */
-    memcpy(all + ST__COUNT + http_api_nstmts, mod_stmts, sizeof mod_stmts);
-    /* ... and rights.c's after moderation's */
-    memcpy(all + ST__COUNT + http_api_nstmts + M__COUNT, rights_stmts, sizeof rights_stmts);
-    *n = ST__COUNT + http_api_nstmts + M__COUNT + R__COUNT;
-    return all;
+    if (stmts_register(&store_sql) || store_sql.base != 0) return -1;
+    if (http_api_register_stmts() || stmts_register(&mod_sql) || stmts_register(&rights_sql))
+        return -1;
+    return 0;
 }
 
 void lifecycle_drain(struct app *a)
@@ -291,9 +287,12 @@ int lifecycle_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
         log_error("cannot initialise password hashing or the operator token", "%s", "");
         return -1;
     }
+    if (register_stmts()) {
+        log_error("cannot register the prepared statements", "%s", "");
+        return -1;
+    }
     int nstmts = 0;
-    struct db_stmt *stmts = all_stmts(&nstmts);
-    if (!stmts) return -1;
+    const struct db_stmt *stmts = stmts_all(&nstmts);
     a->db = db_new(loop, cfg->pg, (int)cfg->db_conns, (int)cfg->db_timeout_ms, stmts, nstmts);
     struct bus_hooks hooks = {
         .ud = a,

@@ -63,7 +63,7 @@
 #define CSVQ(x) "'\"' || replace(coalesce((" x ")::text, ''), '\"', '\"\"') || '\"'"
 
 // clang-format off
-const struct db_stmt mod_stmts[M__COUNT] = {
+static const struct db_stmt mod_stmts[M__COUNT] = {
     [M_DELETE] = {"mod_delete",
         P "," ROOM_OF_WS "," TARGET ","
         " go AS (SELECT m.* FROM m, p WHERE (" FLAG("M") " OR (m.own AND m.fresh))"
@@ -353,6 +353,7 @@ const struct db_stmt mod_stmts[M__COUNT] = {
         " FROM p, j WHERE p.id1 IS NULL OR EXISTS (SELECT 1 FROM rs)",
         NPARAMS},
 };
+struct stmts_table mod_sql = {"moderation", mod_stmts, M__COUNT, -1};
 // clang-format on
 
 /* ---- WebSocket ops ------------------------------------------------------- */
@@ -366,7 +367,7 @@ struct mreq {
 
 static int global_stmt(enum mod_stmt s)
 {
-    return ST__COUNT + http_api_nstmts + (int)s;
+    return stmts_at(&mod_sql, (int)s);
 }
 
 static enum pp_err_code code_of(const char *name)
@@ -442,7 +443,7 @@ static void run(struct conn *c, int64_t id, enum mod_stmt s, const char *room, c
     for (int t = 0; t < ROLE__COUNT; t++)
         if (perm_manages((enum role)c->prole, (enum role)t))
             n += snprintf(x + n, sizeof x - (size_t)n, "%s%s", n ? "," : "", perm_role_name(t));
-    /* the flags run_stmt (http_api.c) gives the same statements */
+    /* the flags apireq_run (apireq.c) gives the same statements */
     char y[4] = "";
     int k = 0;
     if (perm_allows((enum role)c->prole, P_MODERATE)) y[k++] = 'M';

@@ -20,7 +20,7 @@
 #ifndef PARLEY_MODERATION_H
 #define PARLEY_MODERATION_H
 
-#include "db.h"
+#include "stmts.h"
 #include "parley_proto.h"
 
 struct app;
@@ -42,7 +42,9 @@ enum mod_stmt {
     M__COUNT
 };
 
-extern const struct db_stmt mod_stmts[M__COUNT];
+/* Its table in the statement registry (stmts.h): statement m is
+ * stmts_at(&mod_sql, m). */
+extern struct stmts_table mod_sql;
 
 /* WebSocket ops delete, edit (after the guidelines: mod_edit), pending,
  * approve, reject, mute, unmute, remove, room_settings. */

@@ -26,7 +26,7 @@
 // clang-format on
 
 // clang-format off
-const struct db_stmt store_stmts[ST__COUNT] = {
+static const struct db_stmt store_stmts[ST__COUNT] = {
     [ST_AUTH] = {"auth",
                  "SELECT t.person_id::text, wm.workspace_id::text, wm.role, t.id::text,"
                  "  pe.is_avatar"
@@ -284,6 +284,7 @@ const struct db_stmt store_stmts[ST__COUNT] = {
                    1},
     [ST_SCHEMA] = {"schema", "SELECT coalesce(max(version), 0) FROM schema_migrations", 0},
 };
+struct stmts_table store_sql = {"store", store_stmts, ST__COUNT, -1};
 // clang-format on
 
 #define UNSENT_MAX 4096 /* rooms remembered with an unpublished message */

@@ -19,6 +19,7 @@
 #define PARLEY_STORE_H
 
 #include "db.h"
+#include "stmts.h"
 #include "parley_proto.h"
 
 #include <stdbool.h>
@@ -58,7 +59,10 @@ enum store_stmt {
     ST__COUNT
 };
 
-extern const struct db_stmt store_stmts[ST__COUNT];
+/* The store's table in the statement registry (stmts.h). It is registered
+ * first (app.c checks its base is 0), so ST_X is its own prepared index for
+ * the modules that run the store's statements. */
+extern struct stmts_table store_sql;
 
 /* Columns of ST_FETCH and ST_BEFORE rows. */
 enum {

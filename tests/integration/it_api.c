@@ -2,7 +2,7 @@
  * and Redis - accounts and sessions, bad input, invitations and the outbox,
  * token revocation reaching live WebSocket connections on both gateways,
  * soft delete and restore, workspace deletion, avatars, the visit log and
- * its anonymisation, and the sign-in rate limits. */
+ * its anonymisation, the sign-in rate limits, and expired sessions refused. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1030,11 +1030,56 @@ static void login_rate_limits(void **state)
     hres_free(&r);
 }
 
+/* The HTTP API refuses a session whose expiry has passed, as the WebSocket
+ * auth does (it_auth): 401 unauthorized on a route any token may call and on
+ * one of the workspace's, where the same token answered 200 a moment before;
+ * a fresh token of the same person still works. */
+static void expired_token_refused(void **state)
+{
+    (void)state;
+    struct acct a;
+    signup(&a, "expiry");
+    char ws[40];
+    new_workspace(&a, ws);
+    struct hres r = http_req(IT.gw[0], NULL, "GET", "/api/v1/me", a.token, NULL);
+    assert_int_equal(r.status, 200);
+    hres_free(&r);
+    r = http_reqf(IT.gw[0], NULL, "GET", a.token, NULL, "/api/v1/workspaces/%s", ws);
+    assert_int_equal(r.status, 200);
+    hres_free(&r);
+    /* Its expiry a second ago: nothing else about it changes. */
+    assert_string_equal(it_sqlf("UPDATE access_tokens SET expires_at = now() - interval '1 second'"
+                                " WHERE person_id = '%s' AND revoked_at IS NULL RETURNING 'x'",
+                                a.id),
+                        "x");
+    r = http_req(IT.gw[0], NULL, "GET", "/api/v1/me", a.token, NULL);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(hres_str(&r, "error.code"), "unauthorized");
+    hres_free(&r);
+    r = http_reqf(IT.gw[1], NULL, "GET", a.token, NULL, "/api/v1/workspaces/%s", ws);
+    assert_int_equal(r.status, 401);
+    assert_string_equal(hres_str(&r, "error.code"), "unauthorized");
+    hres_free(&r);
+    char fresh[64];
+    const char *t = it_admin("create-token %s %s 3600", a.id, ws);
+    assert_non_null(t);
+    snprintf(fresh, sizeof fresh, "%s", t);
+    r = http_req(IT.gw[1], NULL, "GET", "/api/v1/me", fresh, NULL);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(hres_str(&r, "id"), a.id);
+    hres_free(&r);
+    r = http_reqf(IT.gw[0], NULL, "GET", fresh, NULL, "/api/v1/workspaces/%s", ws);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(hres_str(&r, "role"), "owner");
+    hres_free(&r);
+}
+
 int main(void)
 {
     it_load_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(signup_login_logout),
+        cmocka_unit_test(expired_token_refused),
         cmocka_unit_test(rehash_on_login),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(invitation_lifecycle),
