@@ -16,6 +16,7 @@
 #include "stats.h"
 #include "store.h"
 #include "web.h"
+#include "wsdelete.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -56,7 +57,7 @@
     " 'picture_url', pe.picture_url, 'avatar', pe.is_avatar, 'created_at', pe.created_at,"         \
     " 'workspaces', coalesce((SELECT json_agg(json_build_object('id', w.id, 'name', w.name,"       \
     " 'role', m.role) ORDER BY w.name, w.id) FROM workspace_members m"                             \
-    " JOIN workspaces w ON w.id = m.workspace_id"                                                  \
+    " JOIN workspaces w ON w.id = m.workspace_id AND w.deleted_at IS NULL"                         \
     " WHERE m.person_id = pe.id AND m.removed_at IS NULL), '[]'))"
 #define WS_JSON                                                                                    \
     "json_build_object('id', w.id, 'name', w.name, 'allowed_domains', w.allowed_domains,"          \
@@ -79,12 +80,13 @@
  * join on, and pe's proven email in one of its domains (exactly: a
  * subdomain is another organisation's). Avatars have no address. */
 #define SELF_JOINS(w, pe)                                                                          \
-    "(" w ".self_join AND " pe ".email_verified_at IS NOT NULL AND NOT " pe ".is_avatar"           \
+    "(" w ".self_join AND " w ".deleted_at IS NULL AND " pe ".email_verified_at IS NOT NULL"       \
+    " AND NOT " pe ".is_avatar"                                                                    \
     " AND " w ".allowed_domains @> ARRAY[split_part(" pe ".email, '@', 2)])"
 /* An outbox item still to deliver: not sent or failed, and its invitation
  * or secret still good. */
 #define OUTBOX_LIVE(o)                                                                             \
-    "(" o ".sent_at IS NULL AND " o ".failed_at IS NULL"                                           \
+    "(" o ".sent_at IS NULL AND " o ".failed_at IS NULL AND " WS_LIVE(o ".workspace_id")          \
     " AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.id = " o ".invitation_id"                \
     "  AND (i.revoked_at IS NOT NULL OR i.redeemed_at IS NOT NULL OR i.expires_at <= now()))"      \
     " AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = " o ".verification_id"            \
@@ -128,7 +130,6 @@ enum api_stmt {
     A_WS_LIST,
     A_WS_GET,
     A_WS_PATCH,
-    A_WS_DELETE,
     A_PEOPLE_LIST,
     A_PERSON_GET,
     A_PERSON_PATCH,
@@ -177,6 +178,7 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                 "  FROM access_tokens t JOIN people pe ON pe.id = t.person_id"
                 "  LEFT JOIN workspace_members wm ON wm.person_id = t.person_id"
                 "   AND wm.workspace_id = $2::uuid AND wm.removed_at IS NULL"
+                "   AND " WS_LIVE("wm.workspace_id")
                 "   AND (t.workspace_id IS NULL OR t.workspace_id = wm.workspace_id)"
                 " WHERE t.hash = $1 AND t.revoked_at IS NULL"
                 "   AND (t.expires_at IS NULL OR t.expires_at > now())",
@@ -371,7 +373,8 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                    P " SELECT 200, " ITEMS(WS_JSON, "w.name, w.id", "w.id") ", NULL FROM p"
                      " LEFT JOIN workspace_members wm ON wm.person_id = p.actor"
                      "  AND wm.removed_at IS NULL"
-                     " LEFT JOIN workspaces w ON w.id = wm.workspace_id GROUP BY p.actor",
+                     " LEFT JOIN workspaces w ON w.id = wm.workspace_id AND w.deleted_at IS NULL"
+                     " GROUP BY p.actor",
                    NPARAMS},
     [A_WS_GET] = {"api_ws_get",
                   P " SELECT 200, " WS_JSON ", NULL FROM p JOIN workspaces w ON w.id = p.ws"
@@ -394,20 +397,6 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
                       " SELECT 200, " WS_JSON ", NULL FROM w, p JOIN workspace_members wm"
                       " ON wm.workspace_id = p.ws AND wm.person_id = p.actor",
                     NPARAMS},
-    /* Everything of the workspace goes in this one statement: rooms,
-     * messages, memberships, tokens scoped to it, invitations, outbox,
-     * visits (cascades), and its avatars, which exist only for it. */
-    [A_WS_DELETE] = {"api_ws_delete",
-                     P ", av AS (SELECT a.person_id FROM avatars a, p WHERE a.workspace_id = p.ws),"
-                       " m AS (DELETE FROM messages USING rooms r, p"
-                       "  WHERE messages.room_id = r.id AND r.workspace_id = p.ws RETURNING 1),"
-                       " d AS (DELETE FROM workspaces w USING p WHERE w.id = p.ws"
-                       "  AND (SELECT count(*) FROM m) >= 0 RETURNING w.id),"
-                       " dp AS (DELETE FROM people WHERE id IN (SELECT person_id FROM av)"
-                       "  AND EXISTS (SELECT 1 FROM d) RETURNING 1)"
-                       " SELECT 204, NULL::json, 'workspace ' || d.id FROM d"
-                       "  WHERE (SELECT count(*) FROM dp) >= 0",
-                     NPARAMS},
     /* y flags: c (may see contacts), m (manages people: removed ones too). */
     [A_PEOPLE_LIST] = {"api_people_list",
                        P " SELECT 200, " ITEMS(PERSON_JSON,
@@ -577,7 +566,8 @@ const struct db_stmt http_api_stmts[A__COUNT] = {
         {"api_redeem",
          P ", inv AS (SELECT i.* FROM invitations i, p"
            "  WHERE i.hash = decode(split_part(p.z, ' ', 1), 'hex') AND i.redeemed_at IS NULL"
-           "  AND i.revoked_at IS NULL AND i.expires_at > now() FOR UPDATE OF i),"
+           "  AND i.revoked_at IS NULL AND i.expires_at > now() AND " WS_LIVE("i.workspace_id")
+           "  FOR UPDATE OF i),"
            " ex AS (SELECT pe.id FROM people pe, inv WHERE pe.email = inv.email"
            "  OR pe.phone = inv.phone),"
            " st AS (SELECT (p.actor IS NULL AND NOT EXISTS (SELECT 1 FROM ex))"
@@ -1140,6 +1130,8 @@ static void r_mod_log(struct http_req *r);
 #define MOD(m) (A__COUNT + (m))
 /* ... and rights.c's after moderation's. */
 #define RIGHTS(s) (A__COUNT + M__COUNT + (s))
+/* ... and wsdelete.c's after those. */
+#define WSDEL(s) (A__COUNT + M__COUNT + R__COUNT + (s))
 #define WS "/api/v1/workspaces/{ws}"
 static const struct route routes[] = {
     {HM_GET, "/healthz", AU_NONE, -1, NULL, -1, r_health},
@@ -1164,7 +1156,10 @@ static const struct route routes[] = {
     {HM_GET, "/api/v1/workspaces", AU_TOKEN, -1, NULL, A_WS_LIST, NULL},
     {HM_GET, WS, AU_WORKSPACE, P_WORKSPACE_READ, NULL, A_WS_GET, NULL},
     {HM_PATCH, WS, AU_WORKSPACE, P_WORKSPACE_UPDATE, f_ws_patch, A_WS_PATCH, r_ws_patch},
-    {HM_DELETE, WS, AU_WORKSPACE, P_WORKSPACE_DELETE, NULL, A_WS_DELETE, NULL},
+    {HM_DELETE, WS, AU_WORKSPACE, P_WORKSPACE_DELETE, NULL, WSDEL(WD_DELETE), NULL},
+    /* A deleted workspace is nobody's: the statement finds its owners. */
+    {HM_POST, WS "/restore", AU_TOKEN, -1, NULL, WSDEL(WD_RESTORE), NULL},
+    {HM_GET, "/api/v1/me/deleted-workspaces", AU_TOKEN, -1, NULL, WSDEL(WD_LIST), NULL},
     /* Not a member yet: the statement decides (404 unless it may join). */
     {HM_POST, WS "/join", AU_TOKEN, -1, NULL, A_WS_JOIN, NULL},
     {HM_GET, WS "/people", AU_WORKSPACE, P_PEOPLE_LIST, NULL, A_PEOPLE_LIST, NULL},

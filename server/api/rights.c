@@ -383,9 +383,9 @@ void rights_export_member(struct http_req *r)
 
 /* ---- retention ----------------------------------------------------------- */
 
-const char *const rights_kind_names[RK__COUNT] = {"messages", "receipts",    "votes",
-                                                  "held",     "members",     "visits",
-                                                  "tokens",   "invitations", "outbox"};
+const char *const rights_kind_names[RK__COUNT] = {
+    "messages", "receipts",    "votes",  "held",           "members",   "visits",
+    "tokens",   "invitations", "outbox", "workspace_rows", "workspaces"};
 
 static void on_retention(void *ud, PGresult *res, int err)
 {

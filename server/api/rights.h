@@ -57,6 +57,8 @@ enum rights_kind {
     RK_TOKENS,      /* expired or revoked tokens */
     RK_INVITATIONS, /* used, revoked and expired invitations */
     RK_OUTBOX,      /* acknowledged outbox items */
+    RK_WS_ROWS,     /* rows of deleted workspaces purged after their grace (wsdelete.c) */
+    RK_WORKSPACES,  /* deleted workspaces whose purge completed */
     RK__COUNT
 };
 extern const char *const rights_kind_names[RK__COUNT];

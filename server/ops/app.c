@@ -13,6 +13,7 @@
 #include "mem.h"
 #include "receipts.h"
 #include "rights.h"
+#include "wsdelete.h"
 #include "room.h"
 #include "rulecache.h"
 #include "store.h"
@@ -168,6 +169,7 @@ static void on_jobs(uv_timer_t *t)
     if (a->job_runs % a->cfg.anonymise_every_s == 5 % a->cfg.anonymise_every_s)
         http_api_anonymise(a);
     if (a->job_runs % a->cfg.retention_every_s == 7 % a->cfg.retention_every_s) rights_retention(a);
+    wsdel_purge_tick(a, ST__COUNT + http_api_nstmts + M__COUNT + R__COUNT);
 }
 
 /* Bus hooks shared by the rooms and the control channel. */
@@ -186,7 +188,7 @@ static void on_bus_up(void *ud)
  */
 static struct db_stmt *all_stmts(int *n)
 {
-    static struct db_stmt all[ST__COUNT + 64 + M__COUNT + R__COUNT];
+    static struct db_stmt all[ST__COUNT + 64 + M__COUNT + R__COUNT + WD__COUNT];
     if (http_api_nstmts > 64) return NULL;
     memcpy(all, store_stmts, sizeof store_stmts);
     memcpy(all + ST__COUNT, http_api_stmts, (size_t)http_api_nstmts * sizeof all[0]);
@@ -194,7 +196,10 @@ static struct db_stmt *all_stmts(int *n)
     memcpy(all + ST__COUNT + http_api_nstmts, mod_stmts, sizeof mod_stmts);
     /* ... and rights.c's after moderation's */
     memcpy(all + ST__COUNT + http_api_nstmts + M__COUNT, rights_stmts, sizeof rights_stmts);
-    *n = ST__COUNT + http_api_nstmts + M__COUNT + R__COUNT;
+    /* ... and wsdelete.c's after rights.c's */
+    memcpy(all + ST__COUNT + http_api_nstmts + M__COUNT + R__COUNT, wsdel_stmts,
+           sizeof wsdel_stmts);
+    *n = ST__COUNT + http_api_nstmts + M__COUNT + R__COUNT + WD__COUNT;
     return all;
 }
 
