@@ -47,12 +47,14 @@ const struct db_stmt rights_stmts[R__COUNT] = {
     /* The account goes whole: every workspace's data under a pseudonym,
      * then the person row (sql/009). Only with a session from a password
      * login of the last 5 minutes (401), and not while the person is the
-     * only owner of a workspace (409: it would be left without one). */
+     * only owner of a workspace (409: it would be left without one); a
+     * deleted workspace (sql/011) does not count: it is going anyway. */
     [R_ERASE_ME] = {"rights_erase_me",
         P ", t AS (SELECT t.password_at > now() - interval '" REAUTH_S " seconds' AS fresh"
         "  FROM access_tokens t, p WHERE t.id = p.z::uuid AND t.person_id = p.actor),"
         " own AS (SELECT EXISTS (SELECT 1 FROM workspace_members m WHERE m.person_id = p.actor"
-        "  AND m.role = 'owner' AND m.removed_at IS NULL AND NOT EXISTS (SELECT 1"
+        "  AND m.role = 'owner' AND m.removed_at IS NULL AND " WS_LIVE("m.workspace_id")
+        "  AND NOT EXISTS (SELECT 1"
         "   FROM workspace_members o WHERE o.workspace_id = m.workspace_id AND o.role = 'owner'"
         "   AND o.removed_at IS NULL AND o.person_id <> m.person_id)) AS sole FROM p),"
         " st AS (SELECT CASE WHEN NOT coalesce((SELECT fresh FROM t), false) THEN 401"

@@ -1,6 +1,7 @@
 /*
  * rights.h - people's data rights and the retention jobs: export of what
- * the server holds about a person (streamed JSON, protocol/EXPORT.md),
+ * the server holds about a person (streamed JSON, or a ZIP of CSV files
+ * with ?format=csv, protocol/EXPORT.md),
  * erasure of a person's account or of their data in one workspace
  * (pseudonyms, stubs; sql/009), and the periodic jobs that apply each
  * workspace's retention, erase removed members after their grace period and

@@ -518,6 +518,34 @@ static void test_approved_then_deleted_forgets_held_text(void **st)
                         "approved:");
 }
 
+/* The only owner of a workspace may erase their account once it is
+ * deleted (409 sole_owner before): a deleted workspace is going anyway. */
+static void test_sole_owner_of_deleted_may_erase(void **st)
+{
+    (void)st;
+    struct place pl;
+    place_new(&pl, "sole");
+    const char *email = it_sqlf("SELECT email FROM people WHERE id = '%s'", pl.owner);
+    char mail[96], out[256], body[256];
+    snprintf(mail, sizeof mail, "%s", email);
+    assert_int_equal(it_run(out, sizeof out, "echo '%s' | '%s' admin --pg '%s' set-password %s", PW,
+                            IT.parleyd, IT.pg, mail),
+                     0);
+    snprintf(body, sizeof body, "{\"email\":\"%s\",\"password\":\"%s\"}", mail, PW);
+    struct hres r = http_req(IT.gw[0], "127.0.0.61", "POST", "/api/v1/auth/login", NULL, body);
+    assert_int_equal(r.status, 200);
+    char fresh[64];
+    snprintf(fresh, sizeof fresh, "%s", hres_str(&r, "token"));
+    hres_free(&r);
+    r = api(0, fresh, "DELETE", NULL, "/api/v1/me");
+    assert_int_equal(r.status, 409);
+    assert_string_equal(hres_str(&r, "error.code"), "sole_owner");
+    hres_free(&r);
+    assert_int_equal(status_of(api(0, fresh, "DELETE", NULL, "/api/v1/workspaces/%s", pl.ws)), 200);
+    assert_int_equal(status_of(api(1, fresh, "DELETE", NULL, "/api/v1/me")), 200);
+    assert_string_equal(it_sqlf("SELECT count(*) FROM people WHERE id = '%s'", pl.owner), "0");
+}
+
 int main(void)
 {
     it_load_env();
@@ -527,6 +555,7 @@ int main(void)
         cmocka_unit_test(test_restore_too_late),
         cmocka_unit_test(test_purge_everything_of_it_only),
         cmocka_unit_test(test_approved_then_deleted_forgets_held_text),
+        cmocka_unit_test(test_sole_owner_of_deleted_may_erase),
     };
     return cmocka_run_group_tests(tests, NULL, it_kill_spawned);
 }
