@@ -39,6 +39,10 @@
                   " WHERE rsx.room_id = " r ".id AND rsx.person_id = p.actor))"
 /* Milliseconds since the epoch of a timestamptz expression. */
 #define TS_MS(col) "(extract(epoch from " col ") * 1000)::int8"
+/* Workspace id is not deleted (sql/011): a deleted workspace is, for
+ * everyone and every route, one that does not exist. */
+#define WS_LIVE(id)                                                                                \
+    "NOT EXISTS (SELECT 1 FROM workspaces dw WHERE dw.id = " id " AND dw.deleted_at IS NOT NULL)"
 /* The SET clause that takes a room's time with its seq (rooms r, under the
  * row lock): a message's created_at is this last_ts, never now(), the start
  * of a transaction that may have waited for the lock while later ones took

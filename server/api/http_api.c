@@ -19,6 +19,7 @@
 #include "sql_rooms.h"
 #include "stats.h"
 #include "web.h"
+#include "wsdelete.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -176,6 +177,7 @@ static void r_metrics(struct http_req *r);
 #define ROOMS(s) &sql_rooms, SR_##s
 #define MOD(m) &mod_sql, m
 #define RIGHTS(s) &rights_sql, s
+#define WSDEL(s) &wsdel_sql, s
 #define NO_SQL NULL, -1
 #define WS "/api/v1/workspaces/{ws}"
 static const struct route routes[] = {
@@ -201,7 +203,10 @@ static const struct route routes[] = {
     {HM_GET, "/api/v1/workspaces", AU_TOKEN, -1, NULL, PEOPLE(WS_LIST), NULL},
     {HM_GET, WS, AU_WORKSPACE, P_WORKSPACE_READ, NULL, PEOPLE(WS_GET), NULL},
     {HM_PATCH, WS, AU_WORKSPACE, P_WORKSPACE_UPDATE, f_ws_patch, PEOPLE(WS_PATCH), routes_ws_patch},
-    {HM_DELETE, WS, AU_WORKSPACE, P_WORKSPACE_DELETE, NULL, PEOPLE(WS_DELETE), NULL},
+    {HM_DELETE, WS, AU_WORKSPACE, P_WORKSPACE_DELETE, NULL, WSDEL(WD_DELETE), NULL},
+    /* A deleted workspace is nobody's: the statement finds its owners. */
+    {HM_POST, WS "/restore", AU_TOKEN, -1, NULL, WSDEL(WD_RESTORE), NULL},
+    {HM_GET, "/api/v1/me/deleted-workspaces", AU_TOKEN, -1, NULL, WSDEL(WD_LIST), NULL},
     /* Not a member yet: the statement decides (404 unless it may join). */
     {HM_POST, WS "/join", AU_TOKEN, -1, NULL, PEOPLE(WS_JOIN), NULL},
     {HM_GET, WS "/people", AU_WORKSPACE, P_PEOPLE_LIST, NULL, PEOPLE(PEOPLE_LIST), NULL},

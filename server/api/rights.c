@@ -1,17 +1,20 @@
 #include "rights.h"
 
 #include "app.h"
+#include "csv.h"
 #include "http.h"
 #include "apireq.h"
 #include "log.h"
 #include "mem.h"
 #include "moderation.h"
 #include "store.h"
+#include "zipw.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "apisql.h"
 
@@ -44,12 +47,14 @@ static const struct db_stmt rights_stmts[R__COUNT] = {
     /* The account goes whole: every workspace's data under a pseudonym,
      * then the person row (sql/009). Only with a session from a password
      * login of the last 5 minutes (401), and not while the person is the
-     * only owner of a workspace (409: it would be left without one). */
+     * only owner of a workspace (409: it would be left without one); a
+     * deleted workspace (sql/011) does not count: it is going anyway. */
     [R_ERASE_ME] = {"rights_erase_me",
         P ", t AS (SELECT t.password_at > now() - interval '" REAUTH_S " seconds' AS fresh"
         "  FROM access_tokens t, p WHERE t.id = p.z::uuid AND t.person_id = p.actor),"
         " own AS (SELECT EXISTS (SELECT 1 FROM workspace_members m WHERE m.person_id = p.actor"
-        "  AND m.role = 'owner' AND m.removed_at IS NULL AND NOT EXISTS (SELECT 1"
+        "  AND m.role = 'owner' AND m.removed_at IS NULL AND " WS_LIVE("m.workspace_id")
+        "  AND NOT EXISTS (SELECT 1"
         "   FROM workspace_members o WHERE o.workspace_id = m.workspace_id AND o.role = 'owner'"
         "   AND o.removed_at IS NULL AND o.person_id <> m.person_id)) AS sole FROM p),"
         " st AS (SELECT CASE WHEN NOT coalesce((SELECT fresh FROM t), false) THEN 401"
@@ -262,11 +267,74 @@ struct export
     int sec;             /* the section being written */
     char key[96];        /* the last key written in it, "" at its start */
     unsigned long items; /* items written in it */
+    bool csv;            /* a ZIP of CSV files (one per section) instead of the JSON document */
+    struct zipw zip;     /* the archive's state (csv) */
 };
 
 static void export_free(void *p)
 {
     mem_free(p);
+}
+
+/* Hands piece o to the stream (and frees it); a failed build aborts. */
+static void put_piece(struct http_req *r, struct sbuf *o, bool bad, bool last)
+{
+    if (bad || o->bad) {
+        mem_free(o->b);
+        log_error("export: piece failed", "%s", "out of memory or archive too large");
+        http_stream_abort(r);
+        return;
+    }
+    const char *parts[1] = {o->b ? o->b : ""};
+    size_t lens[1] = {o->n};
+    http_stream_put(r, parts, lens, 1, last);
+    mem_free(o->b);
+}
+
+/* Appends the CSV lines of items (a page: JSON objects joined by ','),
+ * with the header line first when head. false: not JSON (or no memory). */
+static bool csv_lines(struct sbuf *o, const char *items, size_t len, bool head)
+{
+    struct sbuf j = {0};
+    sbuf_put(&j, "[", 1);
+    sbuf_put(&j, items, len);
+    sbuf_put(&j, "]", 1);
+    cJSON *arr = j.bad ? NULL : cJSON_ParseWithLength(j.b, j.n);
+    mem_free(j.b);
+    if (!arr) return false;
+    const cJSON *it;
+    cJSON_ArrayForEach(it, arr)
+    {
+        if (head) csv_header(o, it);
+        head = false;
+        csv_row(o, it);
+    }
+    cJSON_Delete(arr);
+    return true;
+}
+
+/* One page as CSV: section file name begins with its first page (its
+ * header line from the first row's keys: a section without rows is an
+ * empty file) and ends after its last; the archive after the last. */
+static void csv_piece(struct http_req *r, struct export *x, const char *name, bool first,
+                      const char *items, size_t len, int n, bool done, bool last)
+{
+    struct sbuf o = {0}, rows = {0};
+    bool bad = false;
+    if (first) {
+        char file[ZIPW_NAME];
+        snprintf(file, sizeof file, "%s.csv", name);
+        zipw_begin(&x->zip, &o, file);
+    }
+    if (n > 0) {
+        bad = !csv_lines(&rows, items, len, first);
+        zipw_data(&x->zip, &o, rows.b, rows.n);
+        bad |= rows.bad;
+        mem_free(rows.b);
+    }
+    if (done) zipw_end(&x->zip, &o);
+    if (last) zipw_finish(&x->zip, &o);
+    put_piece(r, &o, bad || x->zip.bad, last);
 }
 
 static void on_page(void *ud, PGresult *res, int err)
@@ -281,38 +349,51 @@ static void on_page(void *ud, PGresult *res, int err)
         return;
     }
     int n = atoi(PQgetvalue(res, 0, 1));
+    const char *items = PQgetvalue(res, 0, 0);
+    size_t ilen = (size_t)PQgetlength(res, 0, 0);
+    const char *name = sections[x->sec].name;
+    bool first = x->items == 0 && x->key[0] == 0;
+    unsigned long before = x->items;
+    if (n > 0) {
+        x->items += (unsigned long)n;
+        snprintf(x->key, sizeof x->key, "%s", PQgetvalue(res, 0, 2));
+    }
+    /* a short page completes the section; after the last one, the export */
+    bool done = n < EXPORT_PAGE;
+    if (done) {
+        x->sec++;
+        x->key[0] = 0;
+        x->items = 0;
+    }
+    bool last = done && x->sec == NSECTIONS;
+    if (x->csv) {
+        csv_piece(r, x, name, first, items, ilen, n, done, last);
+        return;
+    }
     const char *parts[5];
     size_t lens[5];
     int k = 0;
     char open[40];
-    if (x->items == 0 && x->key[0] == 0) {
-        snprintf(open, sizeof open, ",\"%s\":[", sections[x->sec].name);
+    if (first) {
+        snprintf(open, sizeof open, ",\"%s\":[", name);
         parts[k] = open;
         lens[k++] = strlen(open);
     }
     if (n > 0) {
-        if (x->items) {
+        if (before) {
             parts[k] = ",";
             lens[k++] = 1;
         }
-        parts[k] = PQgetvalue(res, 0, 0);
-        lens[k++] = (size_t)PQgetlength(res, 0, 0);
-        x->items += (unsigned long)n;
-        snprintf(x->key, sizeof x->key, "%s", PQgetvalue(res, 0, 2));
+        parts[k] = items;
+        lens[k++] = ilen;
     }
-    bool last = false;
-    if (n < EXPORT_PAGE) {
-        /* the section is complete; after the last one, the document */
+    if (done) {
         parts[k] = "]";
         lens[k++] = 1;
-        x->sec++;
-        x->key[0] = 0;
-        x->items = 0;
-        if (x->sec == NSECTIONS) {
-            parts[k] = "}\n";
-            lens[k++] = 2;
-            last = true;
-        }
+    }
+    if (last) {
+        parts[k] = "}\n";
+        lens[k++] = 2;
     }
     http_stream_put(r, parts, lens, k, last);
 }
@@ -327,6 +408,42 @@ static void export_pull(struct http_req *r)
         return;
     }
     r->busy = true;
+}
+
+/* The CSV archive's first files from the document's head (its members
+ * up to the account, without the closing brace): export.csv (format,
+ * version, when, whose, which workspace) and account.csv. */
+static void csv_head(struct http_req *r, struct export *x, const char *head, size_t len)
+{
+    struct sbuf j = {0}, o = {0}, a = {0}, b = {0};
+    sbuf_put(&j, head, len);
+    sbuf_put(&j, "}", 1);
+    cJSON *doc = j.bad ? NULL : cJSON_ParseWithLength(j.b, j.n);
+    mem_free(j.b);
+    if (!doc) {
+        http_stream_abort(r);
+        return;
+    }
+    cJSON *acc = cJSON_DetachItemFromObjectCaseSensitive(doc, "account");
+    csv_header(&a, doc);
+    csv_row(&a, doc);
+    if (acc) {
+        csv_header(&b, acc);
+        csv_row(&b, acc);
+    }
+    cJSON_Delete(acc);
+    cJSON_Delete(doc);
+    zipw_init(&x->zip, (int64_t)time(NULL));
+    zipw_begin(&x->zip, &o, "export.csv");
+    zipw_data(&x->zip, &o, a.b, a.n);
+    zipw_end(&x->zip, &o);
+    zipw_begin(&x->zip, &o, "account.csv");
+    zipw_data(&x->zip, &o, b.b, b.n);
+    zipw_end(&x->zip, &o);
+    bool bad = a.bad || b.bad;
+    mem_free(a.b);
+    mem_free(b.b);
+    put_piece(r, &o, bad || x->zip.bad, false);
 }
 
 static void on_head(void *ud, PGresult *res, int err)
@@ -349,18 +466,31 @@ static void on_head(void *ud, PGresult *res, int err)
     }
     snprintf(x->subject, sizeof x->subject, "%.36s", r->scratch);
     snprintf(x->ws, sizeof x->ws, "%.36s", r->scratch + 40);
-    http_stream_start(r, 200, "application/json", export_pull, x, export_free);
-    const char *parts[1] = {PQgetvalue(res, 0, 0)};
-    size_t lens[1] = {(size_t)PQgetlength(res, 0, 0)};
-    http_stream_put(r, parts, lens, 1, false);
+    x->csv = r->scratch[80] == 'c';
+    http_stream_start(r, 200, x->csv ? "application/zip" : "application/json", export_pull, x,
+                      export_free);
+    if (!x->csv) {
+        const char *parts[1] = {PQgetvalue(res, 0, 0)};
+        size_t lens[1] = {(size_t)PQgetlength(res, 0, 0)};
+        http_stream_put(r, parts, lens, 1, false);
+        return;
+    }
+    csv_head(r, x, PQgetvalue(res, 0, 0), (size_t)PQgetlength(res, 0, 0));
 }
 
-/* subject and ws (NULL: everything) go through r->scratch to the head's
- * completion. */
+/* subject, ws (NULL: everything) and the format go through r->scratch to
+ * the head's completion. ?format=json (the default) or csv; anything else
+ * is 400 before the export is recorded. */
 static void export_begin(struct http_req *r, const char *subject, const char *ws)
 {
+    const char *f = http_arg(r, "format");
+    if (f && strcmp(f, "json") && strcmp(f, "csv")) {
+        http_error(r, 400, "bad_field", "format: json or csv", "format");
+        return;
+    }
     snprintf(r->scratch, 40, "%s", subject);
     snprintf(r->scratch + 40, 40, "%s", ws ? ws : "");
+    snprintf(r->scratch + 80, 8, "%s", f ? f : "json");
     const char *v[3] = {subject, ws, r->person};
     int rc = db_query(r->app->db, -1, stmt_at(R_EXPORT_HEAD), 3, v, NULL, NULL, on_head, r);
     if (rc) {
@@ -383,9 +513,9 @@ void rights_export_member(struct http_req *r)
 
 /* ---- retention ----------------------------------------------------------- */
 
-const char *const rights_kind_names[RK__COUNT] = {"messages", "receipts",    "votes",
-                                                  "held",     "members",     "visits",
-                                                  "tokens",   "invitations", "outbox"};
+const char *const rights_kind_names[RK__COUNT] = {
+    "messages", "receipts",    "votes",  "held",           "members",   "visits",
+    "tokens",   "invitations", "outbox", "workspace_rows", "workspaces"};
 
 static void on_retention(void *ud, PGresult *res, int err)
 {

@@ -1,6 +1,7 @@
 /*
  * rights.h - people's data rights and the retention jobs: export of what
- * the server holds about a person (streamed JSON, protocol/EXPORT.md),
+ * the server holds about a person (streamed JSON, or a ZIP of CSV files
+ * with ?format=csv, protocol/EXPORT.md),
  * erasure of a person's account or of their data in one workspace
  * (pseudonyms, stubs; sql/009), and the periodic jobs that apply each
  * workspace's retention, erase removed members after their grace period and
@@ -8,7 +9,7 @@
  *
  * The SQL lives in the statements below and in sql/009's functions; the
  * routes are in http_api.c's table (which calls the handlers here), and the
- * statements are prepared after moderation's (app.c).
+ * statements are registered with the others (ops/lifecycle.c).
  *
  * Ownership: an export's state belongs to its request (freed with it); the
  * jobs own nothing between runs.
@@ -58,6 +59,8 @@ enum rights_kind {
     RK_TOKENS,      /* expired or revoked tokens */
     RK_INVITATIONS, /* used, revoked and expired invitations */
     RK_OUTBOX,      /* acknowledged outbox items */
+    RK_WS_ROWS,     /* rows of deleted workspaces purged after their grace (wsdelete.c) */
+    RK_WORKSPACES,  /* deleted workspaces whose purge completed */
     RK__COUNT
 };
 extern const char *const rights_kind_names[RK__COUNT];
@@ -67,7 +70,7 @@ void rights_erase_me(struct http_req *r);      /* DELETE /api/v1/me */
 void rights_export_me(struct http_req *r);     /* GET /api/v1/me/export */
 void rights_export_member(struct http_req *r); /* GET .../people/{id}/export */
 
-/* The retention jobs, one batch each run (app.c's jobs timer). */
+/* The retention jobs, one batch each run (the jobs timer in ops/lifecycle.c). */
 void rights_retention(struct app *a);
 
 #endif

@@ -11,6 +11,7 @@ static const struct db_stmt rows[SA__COUNT] = {
                 "  FROM access_tokens t JOIN people pe ON pe.id = t.person_id"
                 "  LEFT JOIN workspace_members wm ON wm.person_id = t.person_id"
                 "   AND wm.workspace_id = $2::uuid AND wm.removed_at IS NULL"
+                "   AND " WS_LIVE("wm.workspace_id")
                 "   AND (t.workspace_id IS NULL OR t.workspace_id = wm.workspace_id)"
                 " WHERE t.hash = $1 AND t.revoked_at IS NULL"
                 "   AND (t.expires_at IS NULL OR t.expires_at > now())",
@@ -217,7 +218,8 @@ static const struct db_stmt rows[SA__COUNT] = {
         {"api_redeem",
          P ", inv AS (SELECT i.* FROM invitations i, p"
            "  WHERE i.hash = decode(split_part(p.z, ' ', 1), 'hex') AND i.redeemed_at IS NULL"
-           "  AND i.revoked_at IS NULL AND i.expires_at > now() FOR UPDATE OF i),"
+           "  AND i.revoked_at IS NULL AND i.expires_at > now() AND " WS_LIVE("i.workspace_id")
+           "  FOR UPDATE OF i),"
            " ex AS (SELECT pe.id FROM people pe, inv WHERE pe.email = inv.email"
            "  OR pe.phone = inv.phone),"
            " st AS (SELECT (p.actor IS NULL AND NOT EXISTS (SELECT 1 FROM ex))"

@@ -18,7 +18,8 @@ static const struct db_stmt rows[SP__COUNT] = {
                    P " SELECT 200, " ITEMS(WS_JSON, "w.name, w.id", "w.id") ", NULL FROM p"
                      " LEFT JOIN workspace_members wm ON wm.person_id = p.actor"
                      "  AND wm.removed_at IS NULL"
-                     " LEFT JOIN workspaces w ON w.id = wm.workspace_id GROUP BY p.actor",
+                     " LEFT JOIN workspaces w ON w.id = wm.workspace_id AND w.deleted_at IS NULL"
+                     " GROUP BY p.actor",
                    NPARAMS},
     [SP_WS_GET] = {"api_ws_get",
                   P " SELECT 200, " WS_JSON ", NULL FROM p JOIN workspaces w ON w.id = p.ws"
@@ -41,20 +42,6 @@ static const struct db_stmt rows[SP__COUNT] = {
                       " SELECT 200, " WS_JSON ", NULL FROM w, p JOIN workspace_members wm"
                       " ON wm.workspace_id = p.ws AND wm.person_id = p.actor",
                     NPARAMS},
-    /* Everything of the workspace goes in this one statement: rooms,
-     * messages, memberships, tokens scoped to it, invitations, outbox,
-     * visits (cascades), and its avatars, which exist only for it. */
-    [SP_WS_DELETE] = {"api_ws_delete",
-                     P ", av AS (SELECT a.person_id FROM avatars a, p WHERE a.workspace_id = p.ws),"
-                       " m AS (DELETE FROM messages USING rooms r, p"
-                       "  WHERE messages.room_id = r.id AND r.workspace_id = p.ws RETURNING 1),"
-                       " d AS (DELETE FROM workspaces w USING p WHERE w.id = p.ws"
-                       "  AND (SELECT count(*) FROM m) >= 0 RETURNING w.id),"
-                       " dp AS (DELETE FROM people WHERE id IN (SELECT person_id FROM av)"
-                       "  AND EXISTS (SELECT 1 FROM d) RETURNING 1)"
-                       " SELECT 204, NULL::json, 'workspace ' || d.id FROM d"
-                       "  WHERE (SELECT count(*) FROM dp) >= 0",
-                     NPARAMS},
     /* y flags: c (may see contacts), m (manages people: removed ones too). */
     [SP_PEOPLE_LIST] = {"api_people_list",
                        P " SELECT 200, " ITEMS(PERSON_JSON,

@@ -15,7 +15,6 @@ enum people_stmt {
     SP_WS_LIST,
     SP_WS_GET,
     SP_WS_PATCH,
-    SP_WS_DELETE,
     SP_PEOPLE_LIST,
     SP_PERSON_GET,
     SP_PERSON_PATCH,

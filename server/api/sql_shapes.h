@@ -40,7 +40,7 @@
     " 'picture_url', pe.picture_url, 'avatar', pe.is_avatar, 'created_at', pe.created_at,"         \
     " 'workspaces', coalesce((SELECT json_agg(json_build_object('id', w.id, 'name', w.name,"       \
     " 'role', m.role) ORDER BY w.name, w.id) FROM workspace_members m"                             \
-    " JOIN workspaces w ON w.id = m.workspace_id"                                                  \
+    " JOIN workspaces w ON w.id = m.workspace_id AND w.deleted_at IS NULL"                         \
     " WHERE m.person_id = pe.id AND m.removed_at IS NULL), '[]'))"
 #define WS_JSON                                                                                    \
     "json_build_object('id', w.id, 'name', w.name, 'allowed_domains', w.allowed_domains,"          \
@@ -63,12 +63,13 @@
  * join on, and pe's proven email in one of its domains (exactly: a
  * subdomain is another organisation's). Avatars have no address. */
 #define SELF_JOINS(w, pe)                                                                          \
-    "(" w ".self_join AND " pe ".email_verified_at IS NOT NULL AND NOT " pe ".is_avatar"           \
+    "(" w ".self_join AND " w ".deleted_at IS NULL AND " pe ".email_verified_at IS NOT NULL"       \
+    " AND NOT " pe ".is_avatar"                                                                    \
     " AND " w ".allowed_domains @> ARRAY[split_part(" pe ".email, '@', 2)])"
 /* An outbox item still to deliver: not sent or failed, and its invitation
  * or secret still good. */
 #define OUTBOX_LIVE(o)                                                                             \
-    "(" o ".sent_at IS NULL AND " o ".failed_at IS NULL"                                           \
+    "(" o ".sent_at IS NULL AND " o ".failed_at IS NULL AND " WS_LIVE(o ".workspace_id")          \
     " AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.id = " o ".invitation_id"                \
     "  AND (i.revoked_at IS NOT NULL OR i.redeemed_at IS NOT NULL OR i.expires_at <= now()))"      \
     " AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = " o ".verification_id"            \

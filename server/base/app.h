@@ -73,6 +73,8 @@ struct app {
     uv_timer_t flush;                /* write coalescing: arms the connections below (conn.c) */
     struct conn *flush_head;         /* connections whose next write waits for it */
     uint64_t job_runs;               /* ticks of the jobs timer */
+    bool purge_busy;                 /* a purge run is in flight (wsdelete.c) */
+    bool purge_more;                 /* the last purge run left work: run again next tick */
     uint64_t access_epoch;           /* room access events seen (access.h): joins re-check */
     /* The ways up that the wiring (ops/lifecycle.c) gives the lower layers,
      * kept by each from its start to its end: the gateway's (ws.h, ws_start

@@ -119,6 +119,8 @@ static const struct opt opts[] = {
      "how often the retention jobs run, one batch each (60)"},
     {"--retention-batch", "PARLEY_RETENTION_BATCH", K_U32, OFF(retention_batch), 0, 1, 100000,
      "rows of each kind one retention run removes at most (500)"},
+    {"--purge-batch", "PARLEY_PURGE_BATCH", K_U32, OFF(purge_batch), 0, 10, 100000,
+     "rows one run of a deleted workspace's purge removes at most (1000)"},
     {"--operator-token-file", "PARLEY_OPERATOR_TOKEN_FILE", K_STR, OFF(operator_token_file), 1024,
      0, 0, "file with the operator token for /api/v1/outbox (none)"},
     {"--metrics-token-file", "PARLEY_METRICS_TOKEN_FILE", K_STR, OFF(metrics_token_file), 1024, 0,
@@ -177,6 +179,7 @@ void config_defaults(struct config *c)
     c->visit_retention_days = 30;
     c->retention_every_s = 60;
     c->retention_batch = 500;
+    c->purge_batch = 1000;
 }
 
 static int bad(const struct opt *o, const char *from, const char *why)

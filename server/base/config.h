@@ -61,6 +61,7 @@ struct config {
     uint32_t visit_retention_days;  /* visit-log rows are deleted after this many days */
     uint32_t retention_every_s;     /* how often the retention jobs run (one batch each) */
     uint32_t retention_batch;       /* rows of each kind one retention run removes at most */
+    uint32_t purge_batch;           /* rows one purge run removes at most (paced: one a second) */
     char operator_token_file[1024]; /* file holding the operator's token (outbox); empty: none */
     char metrics_token_file[1024]; /* file holding the token /metrics requires; empty: not served */
     char web_root[1024];           /* the web client's files; empty: the installed default */

@@ -19,7 +19,7 @@ struct hist {
     double sum;                         /* their sum, in the histogram's unit */
 };
 
-#define STATS_RETENTION_KINDS 9 /* rights.h: enum rights_kind */
+#define STATS_RETENTION_KINDS 11 /* rights.h: enum rights_kind */
 
 enum stats_op { SO_AUTH, SO_JOIN, SO_SEND, SO_HISTORY, SO_RECEIPT, SO__COUNT };
 

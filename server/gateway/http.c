@@ -373,6 +373,9 @@ void http_stream_start(struct http_req *r, int status, const char *type,
     http_respond(r, status, NULL, 0);
 }
 
+/* A streamed answer whose client takes no piece for this long is ended. */
+#define STREAM_STALL_S 30
+
 /* Chunk framing around a piece on HTTP/1.1: "<hex>\r\n" before, "\r\n"
  * after, and the last chunk "0\r\n\r\n" after the final piece. */
 #define CHUNK_HEAD 18
@@ -452,6 +455,10 @@ static int stream_writeable(struct conn *c, struct http_req *r)
     r->piece = NULL;
     if (w != want) return -1;
     if (!last) {
+        /* lws ends an HTTP/1.1 connection a few seconds (keepalive_timeout)
+         * into its answer; a long stream (an export) is instead allowed
+         * STREAM_STALL_S without progress, counted from each piece. */
+        lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, STREAM_STALL_S);
         stream_more(r);
         return 0;
     }

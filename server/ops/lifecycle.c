@@ -16,6 +16,7 @@
 #include "mem.h"
 #include "receipts.h"
 #include "rights.h"
+#include "wsdelete.h"
 #include "room.h"
 #include "rulecache.h"
 #include "stmts.h"
@@ -159,6 +160,7 @@ static void on_jobs(uv_timer_t *t)
     if (a->job_runs % a->cfg.anonymise_every_s == 5 % a->cfg.anonymise_every_s)
         http_api_anonymise(a);
     if (a->job_runs % a->cfg.retention_every_s == 7 % a->cfg.retention_every_s) rights_retention(a);
+    wsdel_purge_tick(a);
 }
 
 /* Bus hooks shared by the rooms and the control channel. */
@@ -233,7 +235,8 @@ static bool on_store_backpressure(void *ud, struct conn *c, bool on)
 static int register_stmts(void)
 {
     if (stmts_register(&store_sql) || store_sql.base != 0) return -1;
-    if (http_api_register_stmts() || stmts_register(&mod_sql) || stmts_register(&rights_sql))
+    if (http_api_register_stmts() || stmts_register(&mod_sql) || stmts_register(&rights_sql) ||
+        stmts_register(&wsdel_sql))
         return -1;
     return 0;
 }

@@ -60,7 +60,7 @@ enum store_stmt {
 };
 
 /* The store's table in the statement registry (stmts.h). It is registered
- * first (app.c checks its base is 0), so ST_X is its own prepared index for
+ * first (ops/lifecycle.c checks its base is 0), so ST_X is its own prepared index for
  * the modules that run the store's statements. */
 extern struct stmts_table store_sql;
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "httpc.h"
 #include "itest.h"
@@ -540,6 +541,192 @@ static void test_export_pages(void **st)
     hres_free(&r);
 }
 
+/* ---- the CSV export ------------------------------------------------------ */
+
+/* File name of zip archive z (n bytes): its data and length, from the
+ * central directory, its CRC checked; NULL when absent. */
+static const char *zip_file(const char *z, size_t n, const char *name, size_t *len)
+{
+    const unsigned char *u = (const unsigned char *)z;
+#define U16(p) ((unsigned)(p)[0] | (unsigned)(p)[1] << 8)
+#define U32(p) (U16(p) | (uint32_t)U16((p) + 2) << 16)
+    assert_true(n >= 22);
+    const unsigned char *eocd = u + n - 22;
+    assert_int_equal(U32(eocd), 0x06054b50);
+    unsigned count = U16(eocd + 10);
+    const unsigned char *cd = u + U32(eocd + 16);
+    for (unsigned i = 0; i < count; i++) {
+        assert_int_equal(U32(cd), 0x02014b50);
+        unsigned nl = U16(cd + 28), el = U16(cd + 30), cl = U16(cd + 32);
+        uint32_t crc = U32(cd + 16), size = U32(cd + 24), off = U32(cd + 42);
+        if (nl == strlen(name) && !memcmp(cd + 46, name, nl)) {
+            const unsigned char *lh = u + off;
+            assert_int_equal(U32(lh), 0x04034b50);
+            const unsigned char *data = lh + 30 + U16(lh + 26) + U16(lh + 28);
+            assert_true(data + size <= u + n);
+            assert_int_equal(crc32(0L, data, size), crc);
+            *len = size;
+            return (const char *)data;
+        }
+        cd += 46 + nl + el + cl;
+    }
+    return NULL;
+#undef U16
+#undef U32
+}
+
+/* RFC 4180 fields of csv (n bytes) into cells[row][col] (malloc'd
+ * strings); the number of rows. */
+#define CROWS 64
+#define CCOLS 32
+static int csv_parse(const char *csv, size_t n, char *cells[CROWS][CCOLS])
+{
+    int row = 0, col = 0;
+    size_t i = 0;
+    memset(cells, 0, sizeof(char *) * CROWS * CCOLS);
+    while (i < n && row < CROWS) {
+        char *f = malloc(n + 1);
+        size_t k = 0;
+        if (csv[i] == '"') {
+            for (i++; i < n; i++) {
+                if (csv[i] == '"' && i + 1 < n && csv[i + 1] == '"') {
+                    f[k++] = '"';
+                    i++;
+                } else if (csv[i] == '"') {
+                    i++;
+                    break;
+                } else {
+                    f[k++] = csv[i];
+                }
+            }
+        } else {
+            while (i < n && csv[i] != ',' && csv[i] != '\r') f[k++] = csv[i++];
+        }
+        f[k] = 0;
+        if (col < CCOLS) cells[row][col++] = f;
+        else free(f);
+        if (i < n && csv[i] == ',') {
+            i++;
+        } else { /* CRLF ends the row */
+            assert_true(i + 1 < n && csv[i] == '\r' && csv[i + 1] == '\n');
+            i += 2;
+            row++;
+            col = 0;
+        }
+    }
+    return row;
+}
+
+static int csv_col(char *cells[CROWS][CCOLS], const char *name)
+{
+    for (int c = 0; c < CCOLS && cells[0][c]; c++)
+        if (!strcmp(cells[0][c], name)) return c;
+    fail_msg("no column %s", name);
+    return -1;
+}
+
+static void csv_free(char *cells[CROWS][CCOLS])
+{
+    for (int r = 0; r < CROWS; r++)
+        for (int c = 0; c < CCOLS; c++)
+            free(cells[r][c]);
+}
+
+/* The CSV export: a ZIP of one CSV per kind, the JSON export's items as
+ * rows; commas, quotes and line breaks quoted, and a body a spreadsheet
+ * would run as a formula (=, +, -, @) defused with an apostrophe. */
+static void test_export_csv(void **st)
+{
+    (void)st;
+    struct place pl;
+    struct subject s;
+    place_new(&pl);
+    subject_new(&s, &pl, true);
+    static const char *const bodies[] = {"a,b",  "say \"hi\"", "line1\nline2", "=SUM(A1:A9)",
+                                         "+1",   "-2",           "@cmd",           "plain"};
+    const int nb = (int)(sizeof bodies / sizeof bodies[0]);
+    for (int i = 0; i < nb; i++)
+        it_sqlf("WITH r AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = '%s'"
+                " RETURNING id, last_seq) INSERT INTO messages (room_id, seq, sender_id,"
+                " client_msg_id, body) SELECT r.id, r.last_seq, '%s', 'csv%d', $q$%s$q$ FROM r"
+                " RETURNING 1",
+                pl.room, s.id, i, bodies[i]);
+    struct hres r = api(0, NULL, s.tok, "GET", NULL, "/api/v1/me/export?format=csv");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.ctype, "application/zip"));
+    size_t len;
+    const char *f = zip_file(r.body, r.len, "account.csv", &len);
+    assert_non_null(f);
+    char *cells[CROWS][CCOLS];
+    assert_int_equal(csv_parse(f, len, cells), 2);
+    assert_string_equal(cells[1][csv_col(cells, "email")], s.email);
+    assert_string_equal(cells[1][csv_col(cells, "first_name")], s.first);
+    csv_free(cells);
+    f = zip_file(r.body, r.len, "export.csv", &len);
+    assert_non_null(f);
+    assert_int_equal(csv_parse(f, len, cells), 2);
+    assert_string_equal(cells[1][csv_col(cells, "subject")], s.id);
+    csv_free(cells);
+
+    /* messages.csv: every message, its body as written (formulas defused) */
+    f = zip_file(r.body, r.len, "messages.csv", &len);
+    assert_non_null(f);
+    int rows = csv_parse(f, len, cells);
+    assert_int_equal(rows, 1 + 4 + nb); /* header, subject_new's four, these */
+    int bc = csv_col(cells, "body"), cc = csv_col(cells, "client_msg_id");
+    int matched = 0;
+    for (int row = 1; row < rows; row++) {
+        const char *cm = cells[row][cc];
+        if (strncmp(cm, "csv", 3)) continue;
+        const char *want = bodies[atoi(cm + 3)];
+        char defused[64];
+        snprintf(defused, sizeof defused, "%s%s", strchr("=+-@", want[0]) ? "'" : "", want);
+        assert_string_equal(cells[row][bc], defused);
+        matched++;
+    }
+    assert_int_equal(matched, nb);
+    csv_free(cells);
+    /* raw: the quoting itself */
+    char *raw = strndup(f, len);
+    assert_non_null(strstr(raw, ",\"a,b\","));
+    assert_non_null(strstr(raw, ",\"say \"\"hi\"\"\","));
+    assert_non_null(strstr(raw, ",\"line1\nline2\","));
+    assert_non_null(strstr(raw, ",\"'=SUM(A1:A9)\","));
+    assert_non_null(strstr(raw, ",\"'@cmd\","));
+    assert_non_null(strstr(raw, ",plain,"));
+    free(raw);
+    /* every kind has its file, rows where the JSON has items */
+    const char *kinds[] = {"memberships", "read_state", "seen",           "likes", "ratings",
+                           "invitations", "moderation", "guideline_hits", "held",  "mutes",
+                           "visits",      "tokens"};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        char name[40];
+        snprintf(name, sizeof name, "%s.csv", kinds[k]);
+        assert_non_null(zip_file(r.body, r.len, name, &len));
+    }
+    f = zip_file(r.body, r.len, "held.csv", &len);
+    assert_int_equal(csv_parse(f, len, cells), 2);
+    assert_string_equal(cells[1][csv_col(cells, "body")], s.body[2]);
+    csv_free(cells);
+    /* nobody else's data */
+    assert_null(memmem(r.body, r.len, pl.other_email, strlen(pl.other_email)));
+    assert_null(memmem(r.body, r.len, "otherpersonbody", 15));
+    hres_free(&r);
+    /* an admin's, scoped to the workspace; a format that does not exist is 400 */
+    r = api(1, NULL, pl.owner_tok, "GET", NULL,
+            "/api/v1/workspaces/%s/people/%s/export?format=csv", pl.ws, s.id);
+    assert_int_equal(r.status, 200);
+    assert_non_null(zip_file(r.body, r.len, "messages.csv", &len));
+    hres_free(&r);
+    long logged = atol(it_sqlf("SELECT count(*) FROM export_log WHERE subject_id = '%s'", s.id));
+    r = api(0, NULL, s.tok, "GET", NULL, "/api/v1/me/export?format=xlsx");
+    assert_int_equal(r.status, 400);
+    assert_string_equal(hres_str(&r, "error.code"), "bad_field");
+    hres_free(&r);
+    assert_int_equal(atol(it_sqlf("SELECT count(*) FROM export_log WHERE subject_id = '%s'", s.id)),
+                     logged);
+}
+
 /* Bad input: other workspaces are 404, roles 403, ranges 400. */
 static void test_bad_input(void **st)
 {
@@ -715,7 +902,8 @@ int main(void)
     it_load_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_input),       cmocka_unit_test(test_export),
-        cmocka_unit_test(test_export_pages),    cmocka_unit_test(test_admin_erase_scan),
+        cmocka_unit_test(test_export_pages),    cmocka_unit_test(test_export_csv),
+        cmocka_unit_test(test_admin_erase_scan),
         cmocka_unit_test(test_self_erase_scan), cmocka_unit_test(test_erase_keep_policy),
         cmocka_unit_test(test_retention),
     };

@@ -485,10 +485,15 @@ static void role_matrix(void **state)
         }
     }
     assert_int_equal(calls, (int)(sizeof checks / sizeof checks[0]) * NROLES);
-    /* The last check deleted the workspace: gone for everyone. */
-    char q[128];
-    snprintf(q, sizeof q, "SELECT count(*) FROM workspaces WHERE id = '%s'", ws);
+    /* The last check deleted the workspace: gone for everyone (restorable
+     * by its owners for the grace period, it_wsdelete). */
+    char q[160];
+    snprintf(q, sizeof q, "SELECT count(*) FROM workspaces WHERE id = '%s' AND deleted_at IS NULL",
+             ws);
     assert_string_equal(it_sql(q), "0");
+    r = http_req(IT.gw[0], NULL, "GET", "/api/v1/workspaces", who[OWNER].token, NULL);
+    assert_null(strstr(r.body, ws));
+    hres_free(&r);
 }
 
 static void contacts_visibility(void **state)
