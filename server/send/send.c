@@ -88,8 +88,12 @@ void send_decide(const struct send_facts *f, struct send_decision *d)
         d->refund = false;
         return;
     }
-    if (f->bad_text) {
+    if (f->eval_err == -EILSEQ) {
         refuse(d, PP_E_BAD_REQUEST, "body: not valid UTF-8");
+        return;
+    }
+    if (f->eval_err) { /* not checked: not sent */
+        refuse(d, PP_E_INTERNAL, "out of memory");
         return;
     }
     if (!f->v && f->room->set) {
@@ -431,9 +435,7 @@ static void decide(struct app *a, struct conn *c, const struct rc_room *r, const
         if (pc && nr == pc->nrates && !memcmp(rates, pc->rates, (size_t)nr * sizeof *rates))
             ctx.taken_milli = pc->taken_milli;
         a->stats.gl_checks++;
-        if (gl_eval(r->set, in->body.str, in->body.len, &ctx, &v)) {
-            f.bad_text = true;
-        } else {
+        if ((f.eval_err = gl_eval(r->set, in->body.str, in->body.len, &ctx, &v)) == 0) {
             record_hits(a, c, in->room, &v);
             f.v = &v;
         }

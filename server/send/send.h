@@ -77,7 +77,7 @@ struct send_facts {
     bool behind;                 /* the connection has a send waiting for its pace */
     enum send_pace pace;         /* the pace step's result */
     const struct pace *pv;       /* SEND_PACE_OK/SLOW: the result */
-    bool bad_text;               /* the guidelines found the body not valid UTF-8 */
+    int eval_err;                /* gl_eval's error: -EILSEQ (not UTF-8), -ENOMEM */
     const struct gl_verdict *v;  /* the guidelines' verdict, NULL: not evaluated */
 };
 

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -317,12 +318,18 @@ static void refused_after_counting_is_refunded(void **state)
     decide_text(x, "gamma", &d);
     assert_int_equal(d.code, PP_E_GUIDELINE);
     assert_true(d.refund);
-    x->f.bad_text = true;
+    x->f.eval_err = -EILSEQ;
     x->f.v = NULL;
     send_decide(&x->f, &d);
     assert_int_equal(d.code, PP_E_BAD_REQUEST);
     assert_true(d.refund);
-    x->f.bad_text = false;
+    /* the guidelines could not run (out of memory): refused, not let through */
+    x->f.eval_err = -ENOMEM;
+    send_decide(&x->f, &d);
+    assert_int_equal(d.act, SEND_REFUSE);
+    assert_int_equal(d.code, PP_E_INTERNAL);
+    assert_true(d.refund);
+    x->f.eval_err = 0;
     x->mutes[0] = (struct rc_mute){.person = ME, .until = NOW + 1000};
     x->room.mutes = x->mutes;
     x->room.nmutes = 1;
