@@ -10,7 +10,7 @@
 #include "perm.h"
 #include "receipts.h"
 #include "room.h"
-#include "rulecache.h"
+#include "send.h"
 #include "store.h"
 #include "stats.h"
 
@@ -289,7 +289,7 @@ static void op_send(struct conn *c, const struct pp_cmd *cmd)
                        .body = cmd->body,
                        .parent = cmd->has_parent ? cmd->parent : 0};
     memcpy(in.room, cmd->room.str, PP_UUID_LEN + 1);
-    rulecache_send(c->app, c, &in);
+    send_message(c->app, c, &in);
 }
 
 /* An edit passes the room's guidelines like a send. */
@@ -302,7 +302,7 @@ static void op_edit(struct conn *c, const struct pp_cmd *cmd)
     }
     struct msgin in = {.op = PP_OP_EDIT, .id = cmd->id, .body = cmd->body, .seq = cmd->seq};
     memcpy(in.room, cmd->room.str, PP_UUID_LEN + 1);
-    rulecache_send(c->app, c, &in);
+    send_message(c->app, c, &in);
 }
 
 /* ---- history ------------------------------------------------------------- */

@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 #include <sodium.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 
 #include "apisql.h"
@@ -270,9 +271,13 @@ static void on_effective(void *ud, PGresult *res, int err)
     struct gl_ctx ctx = {.role = role ? perm_role_parse(role, strlen(role)) : r->role,
                          .since_last_ms = -1};
     struct gl_verdict v;
-    if (gl_eval(set, text, strlen(text), &ctx, &v)) {
+    int erc = gl_eval(set, text, strlen(text), &ctx, &v);
+    if (erc) {
         gl_free(set);
-        http_error(r, 400, "bad_field", "text: not valid UTF-8", "text");
+        if (erc == -EILSEQ)
+            http_error(r, 400, "bad_field", "text: not valid UTF-8", "text");
+        else
+            http_error(r, 500, "internal", "out of memory", NULL);
         return;
     }
     cJSON *o = cJSON_CreateObject();

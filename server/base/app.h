@@ -25,6 +25,7 @@ struct rooms;
 struct store_writer;
 struct receipts;
 struct rulecache;
+struct sendstage;
 struct conn;
 struct iptab;
 struct web;
@@ -42,6 +43,7 @@ struct app {
     struct store_writer *writer;     /* the write batcher of messages and events (store.c) */
     struct receipts *receipts;       /* read state and votes: their batcher and events */
     struct rulecache *rules;         /* compiled guidelines per room */
+    struct sendstage *send;          /* the send stage's buffered guideline hits */
     struct iptab *ips;               /* TCP connections per client IP (ws.c) */
     struct web *web;                 /* the web client's files, in memory (web.c) */
     uint32_t tcp_conns;              /* TCP connections admitted and still open */

@@ -73,7 +73,7 @@ struct conn {
     uint32_t nsubs, subs_cap;        /* entries, allocation */
     struct creq reqs;                /* sentinel of in-flight work */
     uint32_t nreqs;                  /* creqs linked: work not yet answered (creq_link) */
-    uint32_t pacing;                 /* sends waiting for their pace (rulecache.c) */
+    uint32_t pacing;                 /* sends waiting for their pace (send.c) */
     uint16_t close_code;             /* status for the close frame */
     char close_reason[48];           /* reason for the close frame */
     struct http_req *req;            /* HTTP: the request being served, or NULL */

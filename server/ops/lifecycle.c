@@ -20,6 +20,7 @@
 #include "room.h"
 #include "rulecache.h"
 #include "stmts.h"
+#include "send.h"
 #include "store.h"
 #include "web.h"
 #include "ws.h"
@@ -48,6 +49,7 @@ static void app_stop(struct app *a)
     bus_close(a->bus);
     receipts_free(a);
     rulecache_free(a);
+    send_free(a);
     store_batcher_free(a);
     room_registry_free(a);
     uv_timer_stop(&a->sweep);
@@ -116,7 +118,7 @@ static void on_sweep(uv_timer_t *t)
 {
     struct app *a = t->data;
     room_tick(a);
-    if (a->sweeps % 5 == 0) rulecache_tick(a); /* guideline hits, every 100 ms */
+    if (a->sweeps % 5 == 0) send_tick(a); /* guideline hits, every 100 ms */
     /* Auth deadlines need no 20 ms precision; walking every connection that
      * often would cost an idle gateway with many connections real CPU. */
     if (++a->sweeps % 10 == 0) {
@@ -249,7 +251,7 @@ void lifecycle_drain(struct app *a)
     a->drain_started = app_now_ms(a);
     receipts_flush(a);
     store_flush(a);
-    rulecache_tick(a);
+    send_tick(a);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -280,7 +282,7 @@ int lifecycle_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
         .backpressure = on_store_backpressure,
     };
     if (!a->scratch || room_registry_new(a) || store_batcher_new(a, &store_hooks) ||
-        receipts_new(a) || rulecache_new(a)) {
+        receipts_new(a) || rulecache_new(a) || send_new(a)) {
         log_error("out of memory at start", "%s", "");
         return -1;
     }

@@ -18,7 +18,11 @@
  * (the original of a redaction is never stored); every hit is reported.
  *
  * Ownership: gl_compile returns a set the caller frees with gl_free; a
- * verdict owns its rewritten text (gl_verdict_free).
+ * verdict owns its rewritten text (gl_verdict_free). Every allocation goes
+ * through mem.h (PCRE2, cJSON and utf8proc keep their own allocators).
+ *
+ * Files: guidelines.c compiles (and normalises), gleval.c evaluates; glset.h
+ * is the compiled set's layout they share.
  */
 #ifndef PARLEY_GUIDELINES_H
 #define PARLEY_GUIDELINES_H
@@ -90,7 +94,9 @@ int gl_rates(const struct gl_set *s, int32_t out[GL_MAX_RATES]);
 /* The longest slow_mode rule in seconds, 0 if none. */
 long gl_slow_max(const struct gl_set *s);
 
-/* 0, or -1 when text is not valid UTF-8 (the caller refuses the message). */
+/* 0; -EILSEQ when text is not valid UTF-8, -ENOMEM when an allocation
+ * failed (the caller refuses the message either way: a text is never let
+ * through unchecked or unmasked). v needs no freeing after an error. */
 int gl_eval(const struct gl_set *s, const char *text, size_t len, const struct gl_ctx *ctx,
             struct gl_verdict *v);
 void gl_verdict_free(struct gl_verdict *v);
@@ -98,7 +104,8 @@ void gl_verdict_free(struct gl_verdict *v);
 const char *gl_action_name(enum gl_action a);
 
 /* The normalisation used for word matching, exposed for tests: returns a
- * malloc'd NUL-terminated string (NULL on invalid UTF-8). */
+ * NUL-terminated string to free with mem_free (NULL on invalid UTF-8 or
+ * allocation failure). */
 char *gl_normalise(const char *text, size_t len, bool leet);
 
 #endif

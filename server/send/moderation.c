@@ -4,7 +4,6 @@
 #include "app.h"
 #include "conn.h"
 #include "ctl.h"
-#include "http_api.h"
 #include "log.h"
 #include "mem.h"
 #include "perm.h"

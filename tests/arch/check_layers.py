@@ -15,10 +15,6 @@ and a header included only for a type does not. Four rules:
      sibling of the same rank): even a type from an upper layer ties the
      lower one to it, and the folders must read as the layering.
 
-Violations named in known_violations.txt are reported but allowed while a
-redesign is under way; one listed there that no longer happens fails too,
-so the list can only shrink.
-
 usage: check_layers.py <build dir> <source dir>
 """
 import os
@@ -169,23 +165,11 @@ def main():
             found.add(f"outside-layers server/{f}")
     found |= upward_includes(server)
 
-    known_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "known_violations.txt")
-    known = set()
-    if os.path.exists(known_path):
-        with open(known_path, encoding="utf-8") as fh:
-            known = {l.strip() for l in fh if l.strip() and not l.startswith("#")}
-    bad = 0
-    for v in sorted(found - known):
+    for v in sorted(found):
         print("violation:", v)
-        bad += 1
-    for v in sorted(known - found):
-        print("fixed, remove from known_violations.txt:", v)
-        bad += 1
-    for v in sorted(found & known):
-        print("known:", v)
     print(f"{len(objs)} modules, {sum(len(e) for e in edges.values())} call edges, "
-          f"{len(found)} violations ({len(found & known)} known)")
-    return 1 if bad else 0
+          f"{len(found)} violations")
+    return 1 if found else 0
 
 
 if __name__ == "__main__":

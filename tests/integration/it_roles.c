@@ -3,8 +3,11 @@
  * The isolation walk takes the route list from `parleyd routes` (so a route
  * added later is walked too) and calls every workspace route as the owner of
  * workspace A with workspace B's ids: nothing of B may leak and nothing of B
- * may change. The matrix test calls one request per permission as each role
- * and checks the answer against the table in protocol/API.md. */
+ * may change. The matrix test calls one request per permission (and every
+ * guidelines, moderation and evaluation route) as each role and checks the
+ * answer against the table in protocol/API.md; the WebSocket walk does the
+ * same for every op of PROTOCOL.md, the moderation ops among them, and fails
+ * when the codec knows an op it does not walk. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 #include "httpc.h"
+#include "parley_proto.h"
 #include "itest.h"
 
 #define SRC "127.0.3.1"
@@ -403,7 +407,9 @@ static const char *const role_names[NROLES] = {"owner",   "admin",  "keyuser",
 
 /* One request per permission, and who may (API.md's table). */
 static const struct {
-    const char *perm, *method, *path, *body; /* path: %s is the workspace, %m a member */
+    /* path and body: %s is the workspace, %m a member, %r a room, %h a held
+     * message (a fresh one for each call), %e a new email address */
+    const char *perm, *method, *path, *body;
     const char *allowed;                     /* initials of the roles that may */
 } checks[] = {
     {"workspace.read", "GET", "/api/v1/workspaces/%s", NULL, "OAKSMV"},
@@ -416,6 +422,30 @@ static const struct {
     {"avatars.list", "GET", "/api/v1/workspaces/%s/avatars", NULL, "OAKS"},
     {"avatars.manage", "POST", "/api/v1/workspaces/%s/avatars", "{\"name\":\"b\"}", "OA"},
     {"visits.read", "GET", "/api/v1/workspaces/%s/visits", NULL, "OA"},
+    {"guidelines.read", "GET", "/api/v1/workspaces/%s/guidelines", NULL, "OAKSMV"},
+    {"guidelines.read", "GET", "/api/v1/workspaces/%s/rooms/%r/guidelines", NULL, "OAKSMV"},
+    {"guidelines.manage", "PUT", "/api/v1/workspaces/%s/guidelines", "{\"rules\":[]}", "OAK"},
+    {"guidelines.manage", "PUT", "/api/v1/workspaces/%s/rooms/%r/guidelines",
+     "{\"rules\":[]}", "OAK"},
+    {"guidelines.manage", "POST", "/api/v1/workspaces/%s/guidelines/dry-run",
+     "{\"text\":\"x\",\"room_id\":\"%r\"}", "OAK"},
+    {"guidelines.manage", "GET", "/api/v1/workspaces/%s/guidelines/audit", NULL, "OAK"},
+    /* every moderation route: the room's pending list is anyone's (their own) */
+    {"room.join", "GET", "/api/v1/workspaces/%s/rooms/%r/pending", NULL, "OAKSMV"},
+    {"room.moderate", "POST", "/api/v1/workspaces/%s/rooms/%r/pending/%h/approve", "{}", "OAK"},
+    {"room.moderate", "POST", "/api/v1/workspaces/%s/rooms/%r/pending/%h/reject", "{}", "OAK"},
+    {"room.moderate", "PATCH", "/api/v1/workspaces/%s/rooms/%r/moderation",
+     "{\"locked\":false}", "OAK"},
+    {"room.moderate", "GET", "/api/v1/workspaces/%s/mutes", NULL, "OAK"},
+    {"room.moderate", "POST", "/api/v1/workspaces/%s/mutes",
+     "{\"person_id\":\"%m\",\"duration_s\":60}", "OAK"},
+    {"room.moderate", "POST", "/api/v1/workspaces/%s/mutes/lift", "{\"person_id\":\"%m\"}",
+     "OAK"},
+    {"room.moderate", "GET", "/api/v1/workspaces/%s/moderation/log", NULL, "OAK"},
+    {"room.moderate", "POST", "/api/v1/workspaces/%s/rooms/%r/remove",
+     "{\"person_id\":\"%m\"}", "OAK"},
+    {"evaluation.read", "GET", "/api/v1/workspaces/%s/evaluation", NULL, "OAK"},
+    {"evaluation.read", "GET", "/api/v1/workspaces/%s/rooms/%r/evaluation", NULL, "OAK"},
     /* Not a permission of the table: an address on one's own account,
      * which every person may ask for (pending until confirmed) and no
      * avatar may have. */
@@ -423,11 +453,19 @@ static const struct {
     {"workspace.delete", "DELETE", "/api/v1/workspaces/%s", NULL, "O"},
 };
 
-static void subst(char *out, size_t cap, const char *fmt, const char *ws, const char *member)
+struct mx {
+    const char *ws, *member, *room, *held;
+};
+
+static void subst(char *out, size_t cap, const char *fmt, const struct mx *x)
 {
+    const char *ws = x->ws, *member = x->member;
     size_t n = 0;
     for (const char *p = fmt; *p && n + 80 < cap; p++) {
-        if (*p == '%' && p[1] == 's') {
+        if (*p == '%' && (p[1] == 'r' || p[1] == 'h')) {
+            n += (size_t)snprintf(out + n, cap - n, "%s", p[1] == 'r' ? x->room : x->held);
+            p++;
+        } else if (*p == '%' && p[1] == 's') {
             n += (size_t)snprintf(out + n, cap - n, "%s", ws);
             p++;
         } else if (*p == '%' && p[1] == 'm') {
@@ -465,13 +503,21 @@ static void role_matrix(void **state)
     snprintf(who[AVATAR].token, sizeof who[AVATAR].token, "%s", hres_str(&r, "token"));
     snprintf(tid, sizeof tid, "%s", hres_str(&r, "id"));
     hres_free(&r);
+    char room[40];
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/rooms", ws);
+    create(who[OWNER].token, path, "{\"name\":\"matrix\"}", room);
     int calls = 0;
     for (size_t c = 0; c < sizeof checks / sizeof checks[0]; c++) {
         /* The owner deletes last, after everyone else was refused. */
         for (int k = NROLES - 1; k >= 0; k--) {
-            char body[256];
-            subst(path, sizeof path, checks[c].path, ws, target.id);
-            if (checks[c].body) subst(body, sizeof body, checks[c].body, ws, target.id);
+            char body[256], held[24];
+            snprintf(held, sizeof held, "%s",
+                     it_sqlf("INSERT INTO pending (room_id, sender_id, client_msg_id, body, state)"
+                             " VALUES ('%s', '%s', 'mx-%zu-%d', 'held', 'held') RETURNING id",
+                             room, target.id, c, k));
+            struct mx x = {ws, target.id, room, held};
+            subst(path, sizeof path, checks[c].path, &x);
+            if (checks[c].body) subst(body, sizeof body, checks[c].body, &x);
             bool may = strchr(checks[c].allowed, "OAKSMV"[k]) != NULL;
             r = http_req(IT.gw[k % 2], NULL, checks[c].method, path, who[k].token,
                          checks[c].body ? body : NULL);
@@ -494,6 +540,199 @@ static void role_matrix(void **state)
     r = http_req(IT.gw[0], NULL, "GET", "/api/v1/workspaces", who[OWNER].token, NULL);
     assert_null(strstr(r.body, ws));
     hres_free(&r);
+}
+
+/* ---- the role matrix over the WebSocket ----------------------------------
+ * Every op of PROTOCOL.md, the moderation ops among them, as each role: the
+ * roles perm.c lets do it get ok, the others forbidden. Each call has a fresh
+ * object of its own where the op uses one up (a held message to approve, a
+ * message to delete), so the answer says only whether the role may. */
+
+/* In tmpl: {r} the chat room, {d} the dialogue room, {e} an entry of it,
+ * {s} the target's first message, {t} the target person, {o} this role's
+ * own message (or {s} when its role sends none), {x} a message of the
+ * target's for this call, {h} a held message for this call. */
+struct wsx {
+    const char *room, *dlg, *target;
+    long entry, first, own, mine, held;
+};
+
+static void wsfill(char *out, size_t cap, const char *tmpl, const struct wsx *x)
+{
+    size_t n = 0;
+    for (const char *t = tmpl; *t && n + 48 < cap; t++) {
+        if (*t != '{' || !t[1] || t[2] != '}') {
+            out[n++] = *t;
+            continue;
+        }
+        char k = t[1];
+        if (k == 'r' || k == 'd' || k == 't')
+            n += (size_t)snprintf(out + n, cap - n, "%s",
+                                  k == 'r' ? x->room : k == 'd' ? x->dlg : x->target);
+        else
+            n += (size_t)snprintf(out + n, cap - n, "%ld",
+                                  k == 'e'   ? x->entry
+                                  : k == 's' ? x->first
+                                  : k == 'o' ? x->own
+                                  : k == 'x' ? x->mine
+                                             : x->held);
+        t += 2;
+    }
+    out[n] = 0;
+}
+
+static const struct {
+    const char *op, *cmd; /* cmd: the fields after "op" */
+    const char *allowed;  /* initials of the roles that may (perm.c) */
+} wsops[] = {
+    {"ping", "", "OAKSMV"},
+    {"history", ",\"room\":\"{r}\"", "OAKSMV"},
+    {"send", ",\"room\":\"{r}\",\"client_msg_id\":\"mx-{h}\",\"body\":\"hello\"", "OAKMV"},
+    {"edit", ",\"room\":\"{r}\",\"seq\":{o},\"body\":\"edited\"", "OAKMV"},
+    {"read", ",\"room\":\"{r}\",\"seq\":{s}", "OAKSMV"},
+    {"seen", ",\"room\":\"{d}\",\"seq\":{e}", "OAKSMV"},
+    {"like", ",\"room\":\"{r}\",\"seq\":{s}", "OAKMV"},
+    {"unlike", ",\"room\":\"{r}\",\"seq\":{s}", "OAKMV"},
+    {"rate", ",\"room\":\"{d}\",\"seq\":{e},\"stars\":4", "OAKMV"},
+    {"unrate", ",\"room\":\"{d}\",\"seq\":{e}", "OAKMV"},
+    {"unread", "", "OAKSMV"},
+    {"seen_by", ",\"room\":\"{r}\",\"seq\":{s}", "OAKSMV"},
+    {"seen_entries", ",\"room\":\"{d}\"", "OAKSMV"},
+    {"seen_entries", ",\"room\":\"{d}\",\"person\":\"{t}\"", "OAK"},
+    {"entries", ",\"room\":\"{d}\"", "OAKSMV"},
+    {"my_votes", "", "OAKSMV"},
+    {"typing", ",\"room\":\"{r}\"", "OAKMV"},
+    {"pending", ",\"room\":\"{r}\"", "OAKSMV"},
+    /* moderation */
+    {"delete", ",\"room\":\"{r}\",\"seq\":{x},\"reason\":\"walk\"", "OAK"},
+    {"approve", ",\"room\":\"{r}\",\"pending\":{h},\"reason\":\"walk\"", "OAK"},
+    {"reject", ",\"room\":\"{r}\",\"pending\":{h},\"reason\":\"walk\"", "OAK"},
+    {"room_settings", ",\"room\":\"{r}\",\"locked\":false,\"slow_mode_s\":0", "OAK"},
+    {"mute", ",\"room\":\"{r}\",\"person\":\"{t}\",\"duration_s\":60", "OAK"},
+    {"unmute", ",\"room\":\"{r}\",\"person\":\"{t}\"", "OAK"},
+    {"mute", ",\"person\":\"{t}\",\"duration_s\":60", "OAK"},
+    {"unmute", ",\"person\":\"{t}\"", "OAK"},
+    /* one's own message, deleted by its sender within the window */
+    {"delete", ",\"room\":\"{r}\",\"seq\":{o}", "OAKMV"},
+    {"remove", ",\"room\":\"{r}\",\"person\":\"{t}\",\"reason\":\"walk\"", "OAK"},
+    {"leave", ",\"room\":\"{r}\"", "OAKSMV"},
+};
+
+/* Sends one message and returns its seq. */
+static long sent_seq(struct wsc *c, const char *room, const char *cmid, const char *body)
+{
+    cJSON *r = it_send(c, room, cmid, body);
+    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "ok"),
+                                                        "seq");
+    if (!cJSON_IsNumber(seq)) {
+        char *t = cJSON_PrintUnformatted(r);
+        fail_msg("send %s in %s: %s", cmid, room, t);
+    }
+    long v = (long)seq->valuedouble;
+    cJSON_Delete(r);
+    return v;
+}
+
+static void ws_role_matrix(void **state)
+{
+    (void)state;
+    struct acct who[NROLES], target;
+    char ws[40], room[40], dlg[40], path[256];
+    signup(&who[OWNER]);
+    create(who[OWNER].token, "/api/v1/workspaces", "{\"name\":\"wsmatrix\"}", ws);
+    for (int r = ADMIN; r <= MEMBER; r++) {
+        signup(&who[r]);
+        join_ws(ws, who[r].id, role_names[r]);
+    }
+    signup(&target);
+    join_ws(ws, target.id, "member");
+    char av[40];
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/avatars", ws);
+    create(who[OWNER].token, path, "{\"name\":\"Walk bot\"}", av);
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/avatars/%s/tokens", ws, av);
+    struct hres h = http_req(IT.gw[0], NULL, "POST", path, who[OWNER].token, "{}");
+    assert_int_equal(h.status, 201);
+    snprintf(who[AVATAR].token, sizeof who[AVATAR].token, "%s", hres_str(&h, "token"));
+    hres_free(&h);
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/rooms", ws);
+    create(who[OWNER].token, path, "{\"name\":\"walk\",\"visibility\":\"workspace\"}", room);
+    create(who[OWNER].token, path,
+           "{\"name\":\"walk-d\",\"kind\":\"dialogue\",\"visibility\":\"workspace\"}", dlg);
+    /* everyone joined to both rooms (join is every role's: checked here) */
+    struct wsc *c[NROLES], *tc = it_member(0, target.token, room);
+    cJSON_Delete(it_join(tc, dlg, -1));
+    struct wsx x = {.room = room, .dlg = dlg, .target = target.id};
+    x.first = sent_seq(tc, room, "first", "first words");
+    x.entry = sent_seq(tc, dlg, "entry", "an entry");
+    long theirs[NROLES];
+    for (int k = 0; k < NROLES; k++) {
+        char cmid[32];
+        snprintf(cmid, sizeof cmid, "for-%d", k);
+        theirs[k] = sent_seq(tc, room, cmid, "to be deleted");
+    }
+    long own[NROLES];
+    for (int k = 0; k < NROLES; k++) {
+        c[k] = it_connect_auth(k % 2, who[k].token);
+        assert_non_null(c[k]);
+        for (int d = 0; d < 2; d++) {
+            cJSON *r = it_join(c[k], d ? dlg : room, -1);
+            if (!cJSON_GetObjectItemCaseSensitive(r, "ok"))
+                fail_msg("join as %s: %s", role_names[k], cJSON_PrintUnformatted(r));
+            cJSON_Delete(r);
+        }
+        own[k] = k == SUPPORT ? x.first : sent_seq(c[k], room, "own", "my words");
+    }
+    int calls = 0;
+    for (size_t o = 0; o < sizeof wsops / sizeof wsops[0]; o++) {
+        for (int k = 0; k < NROLES; k++) {
+            x.own = own[k];
+            x.mine = theirs[k];
+            x.held = atol(it_sqlf("INSERT INTO pending (room_id, sender_id, client_msg_id, body,"
+                                  " state) VALUES ('%s', '%s', 'wx-%zu-%d', 'held', 'held')"
+                                  " RETURNING id",
+                                  room, target.id, o, k));
+            char fields[512], cmd[600];
+            wsfill(fields, sizeof fields, wsops[o].cmd, &x);
+            snprintf(cmd, sizeof cmd, "\"op\":\"%s\"%s", wsops[o].op, fields);
+            cJSON *r = wsc_request(c[k], 5000, "%s", cmd);
+            assert_non_null(r);
+            bool may = strchr(wsops[o].allowed, "OAKSMV"[k]) != NULL;
+            const cJSON *ok = cJSON_GetObjectItemCaseSensitive(r, "ok");
+            const cJSON *code = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(r, "error"), "code");
+            bool right = may ? ok != NULL
+                             : cJSON_IsString(code) && !strcmp(code->valuestring, "forbidden");
+            if (!right) {
+                char *t = cJSON_PrintUnformatted(r);
+                fail_msg("{%s} as %s: %s (expected %s)", cmd, role_names[k], t,
+                         may ? "ok" : "forbidden");
+            }
+            cJSON_Delete(r);
+            calls++;
+        }
+    }
+    assert_int_equal(calls, (int)(sizeof wsops / sizeof wsops[0]) * NROLES);
+    /* every op the codec knows was walked (auth and join above) */
+    for (int op = 1; strcmp(pp_op_name((enum pp_op)op), "?"); op++) {
+        bool found = !strcmp(pp_op_name((enum pp_op)op), "auth") ||
+                     !strcmp(pp_op_name((enum pp_op)op), "join");
+        for (size_t o = 0; o < sizeof wsops / sizeof wsops[0] && !found; o++)
+            found = !strcmp(wsops[o].op, pp_op_name((enum pp_op)op));
+        if (!found) fail_msg("op %s is not walked", pp_op_name((enum pp_op)op));
+    }
+    /* what the moderators did, they did: the target's messages deleted by
+     * owner, admin and key user only; the held ones decided by them only */
+    assert_string_equal(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'"
+                                " AND sender_id = '%s' AND deleted_at IS NOT NULL",
+                                room, target.id),
+                        "3");
+    assert_string_equal(it_sqlf("SELECT count(*) FROM pending WHERE room_id = '%s'"
+                                " AND state <> 'held'",
+                                room),
+                        "6");
+    for (int k = 0; k < NROLES; k++)
+        wsc_close(c[k]);
+    wsc_close(tc);
 }
 
 static void contacts_visibility(void **state)
@@ -643,6 +882,7 @@ int main(void)
         cmocka_unit_test(cross_workspace_walk),
         cmocka_unit_test(room_existence_walk),
         cmocka_unit_test(role_matrix),
+        cmocka_unit_test(ws_role_matrix),
         cmocka_unit_test(contacts_visibility),
         cmocka_unit_test(role_grants),
         cmocka_unit_test(account_fields_belong_to_the_person),

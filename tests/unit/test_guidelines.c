@@ -7,11 +7,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "guidelines.h"
+#include "mem.h"
 #include "perm.h"
 
 static struct gl_set *compile(const char *json)
@@ -289,11 +291,148 @@ static void normalisation(void **state)
                                   "e \xef\xbc\xa1"),
                            false);
     assert_string_equal(n, "strasse a");
-    free(n);
+    mem_free(n);
     n = gl_normalise("h3ll0 w0rld", 11, true);
     assert_string_equal(n, "hello world");
-    free(n);
+    mem_free(n);
     assert_null(gl_normalise("\xff", 1, false));
+}
+
+/* ---- allocation failures ---------------------------------------------- */
+
+/* A rule set that reaches every allocation of compiling: ids, words (plain
+ * and leetspeak, enough terms and bytes to grow the automaton's node, edge
+ * and term arrays), a term whose normalisation outgrows its first buffer, a
+ * regular expression, detectors, links with allowed domains, limits. */
+static char *sweep_rules(void)
+{
+    size_t cap = 16384, n = 0;
+    char *j = malloc(cap);
+    n += (size_t)snprintf(j + n, cap - n,
+                          "{\"rules\":[{\"id\":\"lang\",\"kind\":\"words\",\"action\":\"mask\","
+                          "\"terms\":[\"darn\",\"\xef\xb7\xba\xef\xb7\xba\"");
+    for (int i = 0; i < 90; i++)
+        n += (size_t)snprintf(j + n, cap - n, ",\"w%02dxyz%c\"", i, 'a' + i % 26);
+    n += (size_t)snprintf(
+        j + n, cap - n,
+        "]},{\"id\":\"leet\",\"kind\":\"words\",\"action\":\"flag\",\"leet\":true,"
+        "\"terms\":[\"heck\",\"gosh darn it\"]},"
+        "{\"kind\":\"regex\",\"pattern\":\"ticket-[0-9]+\",\"action\":\"redact\"},"
+        "{\"id\":\"pii\",\"kind\":\"pii\",\"detect\":[\"email\",\"card\"],\"action\":\"redact\"},"
+        "{\"id\":\"links\",\"kind\":\"links\",\"allow\":[\"Client.example\",\"docs.example\"],"
+        "\"action\":\"flag\"},"
+        "{\"id\":\"len\",\"kind\":\"max_length\",\"max\":5000,\"action\":\"reject\"},"
+        "{\"id\":\"rate\",\"kind\":\"rate\",\"max\":20,\"action\":\"reject\"}]}");
+    return j;
+}
+
+/* A text with more rewrites than the first edit buffer holds and characters
+ * whose normalisation outgrows the first normalisation buffer. */
+static const char *SWEEP_TEXT =
+    "darn darn darn darn darn darn darn darn darn darn h3ck, see TICKET-7 and "
+    "me@mail.example, https://evil.example/x and https://docs.example/ok "
+    "\xef\xb7\xba\xef\xb7\xba\xef\xb7\xba\xef\xb7\xba\xef\xb7\xba\xef\xb7\xba\xef\xb7\xba"
+    "\xef\xb7\xba \xef\xb7\xba\xef\xb7\xba w07xyzh";
+
+static void verdicts_equal(const struct gl_verdict *a, const struct gl_verdict *b, long n)
+{
+    if (a->action != b->action || a->nhits != b->nhits || a->len != b->len ||
+        (a->text == NULL) != (b->text == NULL) || (a->text && strcmp(a->text, b->text)))
+        fail_msg("allocation %ld failed and the verdict changed: action %s/%s hits %d/%d", n,
+                 gl_action_name(a->action), gl_action_name(b->action), a->nhits, b->nhits);
+    for (int i = 0; i < a->nhits; i++)
+        if (a->hits[i].rule != b->hits[i].rule || a->hits[i].action != b->hits[i].action ||
+            !a->hits[i].rule_id || strcmp(a->hits[i].rule_id, b->hits[i].rule_id) ||
+            a->hits[i].start != b->hits[i].start || a->hits[i].end != b->hits[i].end)
+            fail_msg("allocation %ld failed and hit %d changed", n, i);
+}
+
+/* Every allocation of compiling the set fails in turn: each is refused as
+ * out of memory (not as a bad rule set, not crashed), and a set compiled
+ * when the failure came too late evaluates as the reference does. Leaks
+ * are the ASan build's to find (PARLEY_SANITIZE=ON). The sweep ends after
+ * 50 runs in a row that no failure reached. */
+static void compile_survives_every_allocation_failure(void **state)
+{
+    (void)state;
+    gl_use_jit(false); /* JIT compiles cost ms; the paths through mem.h are the same */
+    char *j = sweep_rules();
+    struct gl_error e;
+    struct gl_set *ref = gl_compile(j, strlen(j), &e);
+    if (!ref) fail_msg("reference: %s (rule %d)", e.message, e.rule);
+    struct gl_verdict want, got;
+    struct gl_ctx ctx = {.role = ROLE_MEMBER, .since_last_ms = -1};
+    assert_int_equal(gl_eval(ref, SWEEP_TEXT, strlen(SWEEP_TEXT), &ctx, &want), 0);
+    assert_int_equal(want.action, GL_REDACT);
+    long failed = 0, streak = 0, n;
+    for (n = 1; streak < 50; n++) {
+        mem_fail_after(n);
+        struct gl_set *s = gl_compile(j, strlen(j), &e);
+        mem_fail_after(0);
+        if (!s) {
+            if (strcmp(e.message, "out of memory"))
+                fail_msg("allocation %ld: refused as \"%s\" (rule %d)", n, e.message, e.rule);
+            failed++;
+            streak = 0;
+            continue;
+        }
+        streak++;
+        assert_int_equal(gl_eval(s, SWEEP_TEXT, strlen(SWEEP_TEXT), &ctx, &got), 0);
+        verdicts_equal(&got, &want, n);
+        gl_verdict_free(&got);
+        gl_free(s);
+    }
+    /* the sweep went past the last allocation: every one before failed */
+    assert_int_equal(failed, n - 51);
+    assert_true(failed > 300);
+    gl_verdict_free(&want);
+    gl_free(ref);
+    free(j);
+    gl_use_jit(true);
+}
+
+/* Every allocation of evaluating fails in turn: each is -ENOMEM with no
+ * text left to free (the caller refuses the message), never a verdict that
+ * lets the text through with a span unmasked. */
+static void eval_survives_every_allocation_failure(void **state)
+{
+    (void)state;
+    gl_use_jit(false);
+    char *j = sweep_rules();
+    struct gl_error e;
+    struct gl_set *s = gl_compile(j, strlen(j), &e);
+    assert_non_null(s);
+    struct gl_verdict want, got;
+    struct gl_ctx ctx = {.role = ROLE_MEMBER, .since_last_ms = -1};
+    assert_int_equal(gl_eval(s, SWEEP_TEXT, strlen(SWEEP_TEXT), &ctx, &want), 0);
+    long failed = 0, streak = 0, n;
+    for (n = 1; streak < 50; n++) {
+        mem_fail_after(n);
+        int rc = gl_eval(s, SWEEP_TEXT, strlen(SWEEP_TEXT), &ctx, &got);
+        mem_fail_after(0);
+        if (rc) {
+            assert_int_equal(rc, -ENOMEM);
+            assert_null(got.text);
+            failed++;
+            streak = 0;
+            continue;
+        }
+        streak++;
+        verdicts_equal(&got, &want, n);
+        gl_verdict_free(&got);
+    }
+    assert_int_equal(failed, n - 51);
+    assert_true(failed >= 5); /* normalisation (twice: leet), growth, edits, rewrite */
+    /* invalid UTF-8 stays distinct from a failure */
+    assert_int_equal(gl_eval(s, "\xff", 1, &ctx, &got), -EILSEQ);
+    /* the normalisation exposed to tests fails cleanly too */
+    mem_fail_after(1);
+    assert_null(gl_normalise("darn", 4, false));
+    mem_fail_after(0);
+    gl_verdict_free(&want);
+    gl_free(s);
+    free(j);
+    gl_use_jit(true);
 }
 
 int main(void)
@@ -305,6 +444,8 @@ int main(void)
         cmocka_unit_test(catastrophic_patterns_do_not_stall),
         cmocka_unit_test(bad_rule_sets_are_refused),
         cmocka_unit_test(normalisation),
+        cmocka_unit_test(compile_survives_every_allocation_failure),
+        cmocka_unit_test(eval_survives_every_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
