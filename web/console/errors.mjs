@@ -25,6 +25,8 @@ export const MESSAGES = {
   method_not_allowed: 'The server does not allow this action here.',
   conflict: 'This email or phone number is already in use.',
   already_member: 'This person is already in the workspace.',
+  not_deleted: 'This workspace is not deleted, so there is nothing to restore.',
+  purging: 'The grace period of this workspace is over: it is being removed and can no longer be restored.',
   invitation_redeemed: 'This invitation was already used, so it cannot be revoked.',
   request_timeout: 'The request took too long to send. Try again.',
   length_required: 'The request could not be sent. Try again.',
