@@ -95,7 +95,7 @@ void conn_destroy(struct conn *c);
 /* Queues a reference to f (the caller keeps its own). Returns 0, or -1 when
  * the connection is closing or was just closed for passing its limit.
  * Room messages do not come here past three quarters of the limit: a member
- * that far behind is switched to paced catch-up (room.c), so the hard limit
+ * that far behind is switched to paced catch-up (rooms/replay.c), so the hard limit
  * cuts only a connection that also piles up replies and other pushes. */
 int conn_send(struct conn *c, struct frame *f);
 int conn_send_copy(struct conn *c, const char *p, size_t len);

@@ -50,7 +50,7 @@ extern struct stmts_table mod_sql;
  * approve, reject, mute, unmute, remove, room_settings. */
 void mod_op(struct conn *c, const struct pp_cmd *cmd);
 
-/* An edit whose new body passed the room's guidelines (rulecache.c). */
+/* An edit whose new body passed the room's guidelines (send.c). */
 void mod_edit(struct app *a, struct conn *c, int64_t id, const char *room, int64_t seq,
               const char *body, size_t len);
 

@@ -106,7 +106,7 @@ static size_t server_frame(unsigned char *out, unsigned first, const unsigned ch
         for (int i = 7; i >= 0; i--)
             out[hl++] = (unsigned char)((uint64_t)n >> (8 * i));
     }
-    memcpy(out + hl, p, n);
+    if (n) memcpy(out + hl, p, n); /* p may be NULL for an empty payload */
     return hl + n;
 }
 
