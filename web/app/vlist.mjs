@@ -24,6 +24,7 @@ export function VirtualList(props) {
   const scroller = useRef(null);
   const heights = useRef(new Map()); // key -> measured px
   const atBottom = useRef(true); // follow new items
+  const lastTop = useRef(0); // scrollTop when a render last placed the list
   const anchor = useRef(null); // {key, delta, top}: first visible item, its offset from the viewport top, and scrollTop then
   const [view, setView] = useState({ top: 0, height: 800 });
   const [, setTick] = useState(0);
@@ -71,6 +72,7 @@ export function VirtualList(props) {
       const el = scroller.current;
       if (!el) return;
       readScroll();
+      lastTop.current = el.scrollTop;
       setView({ top: el.scrollTop, height: el.clientHeight });
     });
   };
@@ -93,6 +95,10 @@ export function VirtualList(props) {
       setTick((t) => t + 1); // spacers from the new heights; this effect runs again
       return;
     }
+    // Following, but the reader scrolled up since we last looked (their
+    // scroll event not handled yet when this render came): read where they
+    // are instead of pulling them back to the bottom.
+    if (atBottom.current && el.scrollTop < lastTop.current - 1) readScroll();
     if (atBottom.current) {
       const want = el.scrollHeight - el.clientHeight;
       if (Math.abs(el.scrollTop - want) > 1) el.scrollTop = want;
@@ -109,6 +115,7 @@ export function VirtualList(props) {
         anchor.current = { key: a.key, delta, top: el.scrollTop };
       }
     }
+    lastTop.current = el.scrollTop;
     if (el.clientHeight !== view.height || Math.abs(el.scrollTop - view.top) > 1) {
       setView({ top: el.scrollTop, height: el.clientHeight });
     } else {
