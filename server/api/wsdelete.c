@@ -11,7 +11,7 @@
 #include "apisql.h"
 
 #define DELETED_JSON(w)                                                                            \
-    "json_build_object('id', " w ".id, 'name', " w ".name, 'deleted_at', " w ".deleted_at,"       \
+    "json_build_object('id', " w ".id, 'name', " w ".name, 'deleted_at', " w ".deleted_at,"        \
     " 'purge_at', " w ".purge_at)"
 
 // clang-format off
@@ -81,7 +81,8 @@ static void on_purge(void *ud, PGresult *res, int err)
     const cJSON *ws = cJSON_GetObjectItemCaseSensitive(o, "workspace");
     const cJSON *rows = cJSON_GetObjectItemCaseSensitive(o, "rows");
     if (cJSON_IsString(ws)) {
-        uint64_t n = cJSON_IsNumber(rows) && rows->valuedouble > 0 ? (uint64_t)rows->valuedouble : 0;
+        uint64_t n =
+            cJSON_IsNumber(rows) && rows->valuedouble > 0 ? (uint64_t)rows->valuedouble : 0;
         a->stats.retention_removed[RK_WS_ROWS] += n;
         /* work was found: another run next tick (this workspace's rest, or
          * the next one whose grace is over) */

@@ -24,12 +24,12 @@ struct zipw {
     struct {
         char name[ZIPW_NAME];
         uint32_t crc, size, off;
-    } f[ZIPW_MAX_FILES]; /* the entries so far, for the central directory */
-    int n;               /* entries begun */
-    bool open;           /* entry n-1 takes data */
-    uint64_t off;        /* bytes written so far */
+    } f[ZIPW_MAX_FILES];         /* the entries so far, for the central directory */
+    int n;                       /* entries begun */
+    bool open;                   /* entry n-1 takes data */
+    uint64_t off;                /* bytes written so far */
     uint16_t dos_time, dos_date; /* the entries' time (set by zipw_begin) */
-    bool bad;            /* too many entries, too large, or misuse */
+    bool bad;                    /* too many entries, too large, or misuse */
 };
 
 /* Sets the entries' modification time (Unix seconds, UTC). */

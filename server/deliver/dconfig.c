@@ -13,8 +13,6 @@
 #define PARLEY_TEMPLATE_DIR_DEFAULT "templates"
 #endif
 
-
-
 enum okind { O_STR, O_LONG };
 
 struct dopt {

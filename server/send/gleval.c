@@ -434,4 +434,3 @@ void gl_verdict_free(struct gl_verdict *v)
     mem_free(v->text);
     v->text = NULL;
 }
-

@@ -184,7 +184,6 @@ static int ac_node(struct ac *a, int depth)
     return a->nn++;
 }
 
-
 static int ac_add(struct ac *a, const char *term, size_t len, int rule)
 {
     if (!a->nn) {
@@ -474,7 +473,8 @@ struct gl_set *gl_compile(const char *json, size_t len, struct gl_error *err)
             if (allow) {
                 if (!cJSON_IsArray(allow) || cJSON_GetArraySize(allow) > 200)
                     BAD("allow: an array of up to 200 domains");
-                ru->domains = mem_calloc((size_t)cJSON_GetArraySize(allow) + 1, sizeof *ru->domains);
+                ru->domains =
+                    mem_calloc((size_t)cJSON_GetArraySize(allow) + 1, sizeof *ru->domains);
                 if (!ru->domains) BAD("out of memory");
                 cJSON *d;
                 cJSON_ArrayForEach(d, allow)

@@ -48,9 +48,9 @@ struct compiled {
 };
 
 struct rulecache {
-    struct entry *b[1024];  /* buckets */
-    struct compiled *sets;  /* compiled sets in use */
-    uint32_t n;             /* entries */
+    struct entry *b[1024]; /* buckets */
+    struct compiled *sets; /* compiled sets in use */
+    uint32_t n;            /* entries */
 };
 
 static uint32_t fnv(const char *s)

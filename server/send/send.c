@@ -24,7 +24,8 @@
 bool send_pace_ask(const struct send_facts *f, struct pace *p)
 {
     if (f->op != PP_OP_SEND || f->pace != SEND_PACE_UNASKED) return false;
-    int64_t slow_ms = perm_allows((enum role)f->role, P_MODERATE) ? 0 : f->room->slow_mode_s * 1000LL;
+    int64_t slow_ms =
+        perm_allows((enum role)f->role, P_MODERATE) ? 0 : f->room->slow_mode_s * 1000LL;
     int32_t rates[GL_MAX_RATES];
     int nrates = gl_rates(f->room->set, rates);
     long gs = gl_slow_max(f->room->set);
