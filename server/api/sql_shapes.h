@@ -68,15 +68,16 @@
     " AND " w ".allowed_domains @> ARRAY[split_part(" pe ".email, '@', 2)])"
 /* An outbox item still to deliver: not sent or failed, and its invitation
  * or secret still good. */
+/* clang-format cannot lay out a macro call among string pieces. */
+// clang-format off
 #define OUTBOX_LIVE(o)                                                                             \
-    "(" o ".sent_at IS NULL AND " o ".failed_at IS NULL AND " WS_LIVE(                             \
-        o ".workspace_id") " AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.id = " o          \
-                           ".invitation_id"                                                        \
-                           "  AND (i.revoked_at IS NOT NULL OR i.redeemed_at IS NOT NULL OR "      \
-                           "i.expires_at <= now()))"                                               \
-                           " AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = " o        \
-                           ".verification_id"                                                      \
-                           "  AND (v.used_at IS NOT NULL OR v.expires_at <= now())))"
+    "(" o ".sent_at IS NULL AND " o ".failed_at IS NULL"                                           \
+    " AND " WS_LIVE(o ".workspace_id")                                                             \
+    " AND NOT EXISTS (SELECT 1 FROM invitations i WHERE i.id = " o ".invitation_id"                \
+    "  AND (i.revoked_at IS NOT NULL OR i.redeemed_at IS NOT NULL OR i.expires_at <= now()))"      \
+    " AND NOT EXISTS (SELECT 1 FROM verifications v WHERE v.id = " o ".verification_id"            \
+    "  AND (v.used_at IS NOT NULL OR v.expires_at <= now())))"
+// clang-format on
 /* An item as the mailer sees it; language: its workspace's (NULL without
  * one); attempts counts leases, so it names this lease. */
 // clang-format off

@@ -69,16 +69,16 @@ enum send_pace {
 
 /* Everything the stage knows about a send at one step. */
 struct send_facts {
-    enum pp_op op;               /* PP_OP_SEND or PP_OP_EDIT */
-    int role;                    /* the sender's enum role */
-    const char *person;          /* the sender */
-    int64_t now_ms;              /* Unix ms, for mutes */
-    const struct rc_room *room;  /* the room's policy and rules */
-    bool behind;                 /* the connection has a send waiting for its pace */
-    enum send_pace pace;         /* the pace step's result */
-    const struct pace *pv;       /* SEND_PACE_OK/SLOW: the result */
-    int eval_err;                /* gl_eval's error: -EILSEQ (not UTF-8), -ENOMEM */
-    const struct gl_verdict *v;  /* the guidelines' verdict, NULL: not evaluated */
+    enum pp_op op;              /* PP_OP_SEND or PP_OP_EDIT */
+    int role;                   /* the sender's enum role */
+    const char *person;         /* the sender */
+    int64_t now_ms;             /* Unix ms, for mutes */
+    const struct rc_room *room; /* the room's policy and rules */
+    bool behind;                /* the connection has a send waiting for its pace */
+    enum send_pace pace;        /* the pace step's result */
+    const struct pace *pv;      /* SEND_PACE_OK/SLOW: the result */
+    int eval_err;               /* gl_eval's error: -EILSEQ (not UTF-8), -ENOMEM */
+    const struct gl_verdict *v; /* the guidelines' verdict, NULL: not evaluated */
 };
 
 enum send_act {

@@ -45,7 +45,7 @@ struct batch_item {
     struct batch_item *next; /* waiting list */
 };
 
-#define batcher_entry(p, type, member) ((type *)(void *)((char *)(p) - offsetof(type, member)))
+#define batcher_entry(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
 
 /* The batch in flight, as the executor sees it. */
 struct batch {

@@ -422,7 +422,7 @@ static void r_fail(void *ud, const struct batch *bt, int err, const char *sqlsta
         struct ritem *it = RITEM(bt->items[i]);
         struct conn *c = it->cr.c;
         if (!c) continue;
-            conn_reply_err(c, it->id, code, msg);
+        conn_reply_err(c, it->id, code, msg);
     }
 }
 

@@ -326,7 +326,7 @@ struct store_writer {
     struct app *app;          /* owner */
     struct store_hooks hooks; /* the way up (store.h) */
     struct batcher *b;        /* wait list, linger, the batch in flight */
-    char *json;            /* the batch parameter */
+    char *json;               /* the batch parameter */
     size_t json_cap;
     struct unsent unsent[UNSENT_MAX]; /* rooms to announce when the bus returns */
     uint32_t nunsent;                 /* entries in unsent */
@@ -631,7 +631,7 @@ void store_on_pub_up(void *ud)
 void store_announce(struct app *a, const char *room, int64_t seq)
 {
     if (publish_marker(a, room, seq) == 0) return;
-    remember_unsent(a->writer, room, seq); /* announced when the bus is back */
+    remember_unsent(a->writer, room, seq);            /* announced when the bus is back */
     a->writer->hooks.kick(a->writer->hooks.ud, room); /* local members fetch it now */
 }
 

@@ -29,30 +29,30 @@ enum { PENDING, DONE_OK, DONE_FAILED };
 struct exec {
     uv_loop_t loop;
     struct batcher *b;
-    int runs;                 /* run calls */
-    int builds;               /* build calls */
-    int inflight;             /* runs started and not yet ended */
-    int max_inflight;         /* the most at once */
-    int tries;                /* bt->tries of the last run */
-    uint32_t last_n;          /* bt->n of the last run */
-    int last_ids[MAXI];       /* its items' ids, in order */
-    int run_rc;               /* what run returns (0: started) */
-    int build_rc;             /* what build returns, unless it runs out of memory */
-    bool cut_same_key;        /* admit: BATCH_CUT on a key already in the batch */
-    int admit_first;          /* admit was asked about a batch's first item (never) */
-    int dispatches, fails;    /* batches ended each way */
-    int fail_err;             /* the last fail's err */
-    int nomem_fails;          /* fails with -ENOMEM */
-    char fail_state[8];       /* ... and sqlstate ("-" for NULL) */
-    void *res_seen;           /* the res dispatch or fail got */
-    int outcome[MAXI];        /* per item id: PENDING, DONE_OK, DONE_FAILED */
-    int answered[MAXI];       /* how often each item got an outcome */
-    int released[MAXI];       /* how often each item came back */
-    int live;                 /* items made and not yet freed */
-    bool pause_ok;            /* pause answers true */
-    int pause_asks, resumes;  /* backpressure calls */
+    int runs;                   /* run calls */
+    int builds;                 /* build calls */
+    int inflight;               /* runs started and not yet ended */
+    int max_inflight;           /* the most at once */
+    int tries;                  /* bt->tries of the last run */
+    uint32_t last_n;            /* bt->n of the last run */
+    int last_ids[MAXI];         /* its items' ids, in order */
+    int run_rc;                 /* what run returns (0: started) */
+    int build_rc;               /* what build returns, unless it runs out of memory */
+    bool cut_same_key;          /* admit: BATCH_CUT on a key already in the batch */
+    int admit_first;            /* admit was asked about a batch's first item (never) */
+    int dispatches, fails;      /* batches ended each way */
+    int fail_err;               /* the last fail's err */
+    int nomem_fails;            /* fails with -ENOMEM */
+    char fail_state[8];         /* ... and sqlstate ("-" for NULL) */
+    void *res_seen;             /* the res dispatch or fail got */
+    int outcome[MAXI];          /* per item id: PENDING, DONE_OK, DONE_FAILED */
+    int answered[MAXI];         /* how often each item got an outcome */
+    int released[MAXI];         /* how often each item came back */
+    int live;                   /* items made and not yet freed */
+    bool pause_ok;              /* pause answers true */
+    int pause_asks, resumes;    /* backpressure calls */
     uint32_t pause_nwait[MAXI]; /* batcher_waiting at each pause ask */
-    char *param;              /* the built parameter (grown with mem_realloc, as store.c) */
+    char *param;                /* the built parameter (grown with mem_realloc, as store.c) */
     size_t param_cap;
 };
 
@@ -506,7 +506,7 @@ static void backpressure_thresholds(void **state)
         assert_int_equal(add(&e, i, i), 0); /* in flight */
     for (int i = 4; i < 16; i++)
         assert_int_equal(add(&e, i, i), 0); /* 12 waiting */
-    assert_int_equal(e.pause_asks, 5);       /* at 8, 9, 10, 11, 12 waiting */
+    assert_int_equal(e.pause_asks, 5);      /* at 8, 9, 10, 11, 12 waiting */
     for (int k = 0; k < 5; k++)
         assert_int_equal(e.pause_nwait[k], 8 + k);
     end_run(&e, 0, NULL, NULL); /* 12 waiting when it ended */

@@ -47,11 +47,11 @@ static const char *ROOM_RULES =
     "]}";
 
 struct fixture {
-    struct gl_set *set;   /* WS_RULES with ROOM_RULES over them */
-    struct rc_room room;  /* policy: none, rules: set */
-    struct gl_verdict v;  /* the last evaluation */
-    struct send_facts f;  /* a member's send, not yet paced or evaluated */
-    struct pace pv;       /* a pace result */
+    struct gl_set *set;  /* WS_RULES with ROOM_RULES over them */
+    struct rc_room room; /* policy: none, rules: set */
+    struct gl_verdict v; /* the last evaluation */
+    struct send_facts f; /* a member's send, not yet paced or evaluated */
+    struct pace pv;      /* a pace result */
     struct rc_mute mutes[2];
 };
 
@@ -401,8 +401,8 @@ static void strictest_wins(void **state)
         x->f.role = verdicts[i].role;
         struct send_decision d;
         decide_text(x, verdicts[i].text, &d);
-        if (d.act != verdicts[i].act || d.held != verdicts[i].held ||
-            d.flag != verdicts[i].flag || d.rewrite != verdicts[i].rewrite)
+        if (d.act != verdicts[i].act || d.held != verdicts[i].held || d.flag != verdicts[i].flag ||
+            d.rewrite != verdicts[i].rewrite)
             fail_msg("case %zu \"%s\" (%s, role %d): act %d held %d flag %d rewrite %d", i,
                      verdicts[i].text, verdicts[i].op == PP_OP_EDIT ? "edit" : "send",
                      verdicts[i].role, d.act, d.held, d.flag, d.rewrite);
