@@ -31,19 +31,8 @@ struct subject {
     char body[3][48]; /* distinctive texts they wrote */
 };
 
-static struct hres api(int g, const char *src, const char *tok, const char *method,
-                       const char *body, const char *fmt, ...)
-    __attribute__((format(printf, 6, 7)));
-static struct hres api(int g, const char *src, const char *tok, const char *method,
-                       const char *body, const char *fmt, ...)
-{
-    char path[300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof path, fmt, ap);
-    va_end(ap);
-    return http_req(IT.gw[g], src, method, path, tok, body);
-}
+/* The API on gateway g: http_reqf with the arguments in this file's order. */
+#define api(g, src, tok, method, body, ...) http_reqf(IT.gw[g], src, method, tok, body, __VA_ARGS__)
 
 static int status_of(struct hres r)
 {
@@ -600,11 +589,14 @@ static int csv_parse(const char *csv, size_t n, char *cells[CROWS][CCOLS])
                 }
             }
         } else {
-            while (i < n && csv[i] != ',' && csv[i] != '\r') f[k++] = csv[i++];
+            while (i < n && csv[i] != ',' && csv[i] != '\r')
+                f[k++] = csv[i++];
         }
         f[k] = 0;
-        if (col < CCOLS) cells[row][col++] = f;
-        else free(f);
+        if (col < CCOLS)
+            cells[row][col++] = f;
+        else
+            free(f);
         if (i < n && csv[i] == ',') {
             i++;
         } else { /* CRLF ends the row */
@@ -642,8 +634,8 @@ static void test_export_csv(void **st)
     struct subject s;
     place_new(&pl);
     subject_new(&s, &pl, true);
-    static const char *const bodies[] = {"a,b",  "say \"hi\"", "line1\nline2", "=SUM(A1:A9)",
-                                         "+1",   "-2",           "@cmd",           "plain"};
+    static const char *const bodies[] = {"a,b", "say \"hi\"", "line1\nline2", "=SUM(A1:A9)",
+                                         "+1",  "-2",         "@cmd",         "plain"};
     const int nb = (int)(sizeof bodies / sizeof bodies[0]);
     for (int i = 0; i < nb; i++)
         it_sqlf("WITH r AS (UPDATE rooms SET last_seq = last_seq + 1 WHERE id = '%s'"
@@ -696,9 +688,9 @@ static void test_export_csv(void **st)
     assert_non_null(strstr(raw, ",plain,"));
     free(raw);
     /* every kind has its file, rows where the JSON has items */
-    const char *kinds[] = {"memberships", "read_state", "seen",           "likes", "ratings",
-                           "invitations", "moderation", "guideline_hits", "held",  "mutes",
-                           "visits",      "tokens"};
+    const char *kinds[] = {"memberships", "read_state",  "seen",       "likes",
+                           "ratings",     "invitations", "moderation", "guideline_hits",
+                           "held",        "mutes",       "visits",     "tokens"};
     for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         char name[40];
         snprintf(name, sizeof name, "%s.csv", kinds[k]);
@@ -713,8 +705,8 @@ static void test_export_csv(void **st)
     assert_null(memmem(r.body, r.len, "otherpersonbody", 15));
     hres_free(&r);
     /* an admin's, scoped to the workspace; a format that does not exist is 400 */
-    r = api(1, NULL, pl.owner_tok, "GET", NULL,
-            "/api/v1/workspaces/%s/people/%s/export?format=csv", pl.ws, s.id);
+    r = api(1, NULL, pl.owner_tok, "GET", NULL, "/api/v1/workspaces/%s/people/%s/export?format=csv",
+            pl.ws, s.id);
     assert_int_equal(r.status, 200);
     assert_non_null(zip_file(r.body, r.len, "messages.csv", &len));
     hres_free(&r);
@@ -901,11 +893,10 @@ int main(void)
 {
     it_load_env();
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bad_input),       cmocka_unit_test(test_export),
-        cmocka_unit_test(test_export_pages),    cmocka_unit_test(test_export_csv),
-        cmocka_unit_test(test_admin_erase_scan),
-        cmocka_unit_test(test_self_erase_scan), cmocka_unit_test(test_erase_keep_policy),
-        cmocka_unit_test(test_retention),
+        cmocka_unit_test(test_bad_input),         cmocka_unit_test(test_export),
+        cmocka_unit_test(test_export_pages),      cmocka_unit_test(test_export_csv),
+        cmocka_unit_test(test_admin_erase_scan),  cmocka_unit_test(test_self_erase_scan),
+        cmocka_unit_test(test_erase_keep_policy), cmocka_unit_test(test_retention),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

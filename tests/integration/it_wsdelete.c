@@ -23,18 +23,8 @@
 
 #define PW "Tr0ub4dor&3-horse-staple"
 
-static struct hres api(int g, const char *tok, const char *method, const char *body,
-                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static struct hres api(int g, const char *tok, const char *method, const char *body,
-                       const char *fmt, ...)
-{
-    char path[300];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(path, sizeof path, fmt, ap);
-    va_end(ap);
-    return http_req(IT.gw[g], NULL, method, path, tok, body);
-}
+/* The API on gateway g: http_reqf with the arguments in this file's order. */
+#define api(g, tok, method, body, ...) http_reqf(IT.gw[g], NULL, method, tok, body, __VA_ARGS__)
 
 static int status_of(struct hres r)
 {
@@ -117,18 +107,17 @@ static void test_grace_and_restore(void **st)
     for (int i = 0; i < 3; i++) {
         assert_int_equal(status_of(api(i % 2, toks[i], "GET", NULL, "/api/v1/workspaces/%s", a.ws)),
                          404);
-        assert_int_equal(status_of(api(i % 2, toks[i], "GET", NULL, "/api/v1/workspaces/%s/rooms",
-                                       a.ws)),
-                         404);
+        assert_int_equal(
+            status_of(api(i % 2, toks[i], "GET", NULL, "/api/v1/workspaces/%s/rooms", a.ws)), 404);
         assert_false(listed(toks[i], "/api/v1/workspaces", a.ws));
         assert_false(listed(toks[i], "/api/v1/me", a.ws));
         assert_null(it_connect_auth(i % 2, toks[i]));
     }
     assert_int_equal(status_of(api(0, a.owner_tok, "DELETE", NULL, "/api/v1/workspaces/%s", a.ws)),
                      404);
-    assert_int_equal(status_of(api(0, a.owner_tok, "PATCH", "{\"name\":\"x\"}",
-                                   "/api/v1/workspaces/%s", a.ws)),
-                     404);
+    assert_int_equal(
+        status_of(api(0, a.owner_tok, "PATCH", "{\"name\":\"x\"}", "/api/v1/workspaces/%s", a.ws)),
+        404);
     /* its owners find it, nobody else does */
     assert_true(listed(a.owner_tok, "/api/v1/me/deleted-workspaces", a.ws));
     assert_false(listed(a.admin_tok, "/api/v1/me/deleted-workspaces", a.ws));
@@ -136,7 +125,8 @@ static void test_grace_and_restore(void **st)
     /* restore: an admin, a member, another workspace's owner get what a
      * workspace that never existed gets */
     const char *nobody = "00000000-0000-4000-8000-000000000abc";
-    int never = status_of(api(0, b.owner_tok, "POST", NULL, "/api/v1/workspaces/%s/restore", nobody));
+    int never =
+        status_of(api(0, b.owner_tok, "POST", NULL, "/api/v1/workspaces/%s/restore", nobody));
     assert_int_equal(never, 404);
     const char *strangers[] = {a.admin_tok, a.member_tok, b.owner_tok, b.admin_tok};
     for (int i = 0; i < 4; i++) {
@@ -184,9 +174,9 @@ static void test_grace_and_restore(void **st)
         usleep(100000);
     }
     assert_string_equal(gone, "0");
-    assert_int_equal(status_of(api(0, a.owner_tok, "POST", NULL, "/api/v1/workspaces/%s/restore",
-                                   a.ws)),
-                     401); /* its token went with it */
+    assert_int_equal(
+        status_of(api(0, a.owner_tok, "POST", NULL, "/api/v1/workspaces/%s/restore", a.ws)),
+        401); /* its token went with it */
     double after = it_metric(0, "parley_retention_removed_total{kind=\"workspaces\"}") +
                    it_metric(1, "parley_retention_removed_total{kind=\"workspaces\"}");
     assert_true(after >= before + 1);
@@ -244,22 +234,22 @@ static void test_restore_too_late(void **st)
 static long scan(PGconn *pg, const char *needle)
 {
     PGresult *cols = PQexec(
-        pg,
-        "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(a.attname)"
-        "  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
-        " JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid"
-        " WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped"
-        "  AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-        "  AND n.nspname NOT LIKE 'pg_toast%'"
-        "  AND (t.typname IN ('text', 'varchar', 'bpchar', 'name', 'json', 'jsonb', 'inet',"
-        "   'cidr', 'citext', 'xml') OR (t.typcategory = 'A' AND t.typelem IN (SELECT oid"
-        "   FROM pg_type WHERE typname IN ('text', 'varchar', 'citext', 'inet'))))");
+        pg, "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident(a.attname)"
+            "  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace JOIN pg_type t ON t.oid = a.atttypid"
+            " WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped"
+            "  AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+            "  AND n.nspname NOT LIKE 'pg_toast%'"
+            "  AND (t.typname IN ('text', 'varchar', 'bpchar', 'name', 'json', 'jsonb', 'inet',"
+            "   'cidr', 'citext', 'xml') OR (t.typcategory = 'A' AND t.typelem IN (SELECT oid"
+            "   FROM pg_type WHERE typname IN ('text', 'varchar', 'citext', 'inet'))))");
     assert_int_equal(PQresultStatus(cols), PGRES_TUPLES_OK);
     assert_true(PQntuples(cols) > 40);
     long hits = 0;
     for (int i = 0; i < PQntuples(cols); i++) {
         char q[400];
-        snprintf(q, sizeof q, "SELECT count(*) FROM %s WHERE strpos(lower(%s::text), lower($1)) > 0",
+        snprintf(q, sizeof q,
+                 "SELECT count(*) FROM %s WHERE strpos(lower(%s::text), lower($1)) > 0",
                  PQgetvalue(cols, i, 0), PQgetvalue(cols, i, 1));
         const char *v[1] = {needle};
         PGresult *r = PQexecParams(pg, q, 1, NULL, v, NULL, NULL, 0);
@@ -423,11 +413,13 @@ static void test_purge_everything_of_it_only(void **st)
     refs(pg, ids_b, "workspace_deletions", before_b, sizeof before_b);
     refs(pg, ids_a, "workspace_deletions", left_a, sizeof left_a);
     /* there is something to purge, of every kind filled */
-    const char *kinds[] = {"messages.room_id=", "seen.room_id=",       "likes.room_id=",
-                           "read_state.room_id=", "pending.room_id=",  "visits.workspace_id=",
-                           "outbox.workspace_id=", "avatars.workspace_id=", "room_bans.room_id=",
-                           "moderation_log.workspace_id=", "mutes.workspace_id=",
-                           "guideline_hits.workspace_id=", "invitations.workspace_id="};
+    const char *kinds[] = {"messages.room_id=",        "seen.room_id=",
+                           "likes.room_id=",           "read_state.room_id=",
+                           "pending.room_id=",         "visits.workspace_id=",
+                           "outbox.workspace_id=",     "avatars.workspace_id=",
+                           "room_bans.room_id=",       "moderation_log.workspace_id=",
+                           "mutes.workspace_id=",      "guideline_hits.workspace_id=",
+                           "invitations.workspace_id="};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
         assert_non_null(strstr(left_a, kinds[i]));
     assert_true(atoi(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'", a.room)) > 300);
@@ -503,9 +495,9 @@ static void test_approved_then_deleted_forgets_held_text(void **st)
             " decided_at, seq) VALUES ('%s', '%s', 'a1-held', '%s', 'approved', '%s', now(), %lld)"
             " RETURNING 1",
             pl.room, pl.member, text, pl.owner, (long long)seq);
-    struct hres r = api(0, pl.member_tok, "POST", "{}",
-                        "/api/v1/workspaces/%s/rooms/%s/messages/%lld/delete", pl.ws, pl.room,
-                        (long long)seq);
+    struct hres r =
+        api(0, pl.member_tok, "POST", "{}", "/api/v1/workspaces/%s/rooms/%s/messages/%lld/delete",
+            pl.ws, pl.room, (long long)seq);
     assert_int_equal(r.status, 200);
     hres_free(&r);
     wsc_close(c);
@@ -513,9 +505,9 @@ static void test_approved_then_deleted_forgets_held_text(void **st)
     assert_int_equal(PQstatus(pg), CONNECTION_OK);
     assert_int_equal(scan(pg, text), 0);
     PQfinish(pg);
-    assert_string_equal(it_sqlf("SELECT state || ':' || body FROM pending WHERE room_id = '%s'",
-                                pl.room),
-                        "approved:");
+    assert_string_equal(
+        it_sqlf("SELECT state || ':' || body FROM pending WHERE room_id = '%s'", pl.room),
+        "approved:");
 }
 
 /* The only owner of a workspace may erase their account once it is
