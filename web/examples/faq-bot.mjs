@@ -35,7 +35,19 @@ const DEFAULT_FAQ = [
 ];
 const UNKNOWN = "I don't know that one yet. Ask me about our hours, how to reach us, the guidelines or your data.";
 
+// A token may begin with '-', which parseArgs would take for an option in
+// "--token T": every option here takes a value, so the word after it is its
+// value whatever it begins with.
+const OPTIONS = ['url', 'token', 'owner-token', 'room', 'name', 'faq'];
+const args = [];
+for (let i = 2; i < process.argv.length; i++) {
+  const a = process.argv[i];
+  const takesValue = OPTIONS.includes(a.slice(2)) && a.startsWith('--');
+  args.push(takesValue && i + 1 < process.argv.length ? `${a}=${process.argv[++i]}` : a);
+}
+
 const { values: opt } = parseArgs({
+  args,
   options: {
     url: { type: 'string', default: process.env.PARLEY_URL || 'ws://127.0.0.1:8080/' },
     token: { type: 'string', default: process.env.PARLEY_TOKEN },

@@ -2,7 +2,7 @@
 // against the real gateways: it signs in as an avatar, joins a room and
 // answers a question; it leaves other chatter alone.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { after, test } from 'node:test';
 
@@ -48,9 +48,7 @@ test('the bot signs in with an avatar token, joins by room name and answers a qu
   assert.equal(av.status, 201, JSON.stringify(av.json));
   const tk = await http(owner, 'POST', `/api/v1/workspaces/${w.ws}/avatars/${av.json.id}/tokens`, { rooms: [w.room] });
   assert.equal(tk.status, 201, JSON.stringify(tk.json));
-  // --token=T, not --token T: a token may begin with '-', which parseArgs then takes
-  // for an option (one run in ~64 failed so).
-  const bot = await startBot(['--url', `${wsUrl(1)},${wsUrl(0)}`, `--token=${tk.json.token}`, '--room', 'general']);
+  const bot = await startBot(['--url', `${wsUrl(1)},${wsUrl(0)}`, '--token', tk.json.token, '--room', 'general']);
   assert.match(bot.out(), new RegExp(`as ${av.json.id} \\(avatar\\)`));
 
   const m = client(w.people[1].token, { gateways: [0] });
@@ -71,7 +69,7 @@ test('the bot signs in with an avatar token, joins by room name and answers a qu
 
 test('one command with the owner token: the bot makes its avatar and answers in a dialogue room', async () => {
   const w = world({ roles: ['owner', 'member'], rooms: [{ name: 'ideas', kind: 'dialogue' }] });
-  const bot = await startBot(['--url', wsUrl(0), `--owner-token=${w.people[0].token}`, '--room', 'ideas']);
+  const bot = await startBot(['--url', wsUrl(0), '--owner-token', w.people[0].token, '--room', 'ideas']);
   assert.match(bot.out(), /\(avatar\)/);
   const m = client(w.people[1].token, { gateways: [1] });
   await m.connect();
@@ -88,4 +86,14 @@ test('one command with the owner token: the bot makes its avatar and answers in 
     avatars.json.items.map((x) => x.name),
     ['FAQ bot'],
   );
+});
+
+test("a token that begins with '-' is read as the token, not as an option", () => {
+  // Tokens are random base64url, so about one in 64 begins with '-'; the
+  // bot's usage says "--token T". Nothing listens on port 9: the bot gets
+  // past its options and fails to connect, within the timeout.
+  const r = spawnSync(process.execPath, [BOT, '--url', 'ws://127.0.0.1:9/', '--token', '-abc', '--room', 'general'],
+    { encoding: 'utf8', timeout: 3000 });
+  const out = `${r.stdout}${r.stderr}`;
+  assert.doesNotMatch(out, /ERR_PARSE_ARGS|Unknown option|argument missing/i, out);
 });
