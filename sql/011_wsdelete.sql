@@ -67,6 +67,7 @@ DECLARE
     left_ bigint := batch;
     n bigint;
     k bigint;
+    lim bigint;
     q text;
     c jsonb := '{}';
     -- room-scoped and workspace-scoped tables, in order; $1 the workspace,
@@ -107,13 +108,14 @@ BEGIN
     -- included), a tenth of the batch: each takes its own rows with it;
     -- one who wrote anywhere else stays (that log needs its sender)
     IF left_ > 0 THEN
+        lim := greatest(left_ / 10, 1);
         WITH pp AS (SELECT pe.id, pe.email, pe.phone FROM workspace_members m
                       JOIN people pe ON pe.id = m.person_id
                      WHERE m.workspace_id = w
                        AND NOT EXISTS (SELECT 1 FROM workspace_members o
                                         WHERE o.person_id = m.person_id AND o.workspace_id <> w)
                        AND NOT EXISTS (SELECT 1 FROM messages x WHERE x.sender_id = m.person_id)
-                     LIMIT greatest(left_ / 10, 1)),
+                     LIMIT lim),
              v AS (DELETE FROM verifications x USING pp WHERE x.person_id = pp.id
                    OR x.address = pp.email OR x.address = pp.phone RETURNING 1),
              o AS (DELETE FROM outbox x USING pp WHERE x.recipient = pp.email
@@ -123,6 +125,9 @@ BEGIN
           INTO n, k;
         left_ := left_ - n * 10 - k;
         IF n > 0 THEN c := c || jsonb_build_object('people', n); END IF;
+        -- as many as allowed: there may be more, found only through the
+        -- workspace's memberships, so the workspace must wait for them
+        IF n = lim THEN left_ := 0; END IF;
     END IF;
     IF left_ > 0 THEN
         -- the rest is small: rooms, memberships of people who stay, settings

@@ -476,6 +476,45 @@ static void test_purge_everything_of_it_only(void **st)
     PQfinish(pg);
 }
 
+/* Many people who were only its, purged in small runs: the workspace row
+ * goes only after the last of them. (A run that took as many people as it
+ * was allowed and still had a few rows of budget left once deleted the
+ * workspace, and with it the memberships that find the others: they stayed
+ * for good.) */
+static void test_purge_takes_every_person_before_the_workspace(void **st)
+{
+    (void)st;
+    struct place a;
+    place_new(&a, "crowd");
+    char tag[32];
+    snprintf(tag, sizeof tag, "crowd%d", rand());
+    it_sqlf("WITH pe AS (INSERT INTO people (email, display_name)"
+            " SELECT '%s-' || g || '@wsdel.invalid', 'Crowd ' || g FROM generate_series(1, 30) g"
+            " RETURNING id)"
+            " INSERT INTO workspace_members (workspace_id, person_id, role)"
+            " SELECT '%s', id, 'member' FROM pe RETURNING 1",
+            tag, a.ws);
+    assert_int_equal(status_of(api(0, a.owner_tok, "DELETE", NULL, "/api/v1/workspaces/%s", a.ws)),
+                     200);
+    PGconn *pg = purge_lock();
+    it_sqlf("UPDATE workspaces SET purge_at = now() - interval '1 second' WHERE id = '%s'"
+            " RETURNING 1",
+            a.ws);
+    bool done = false;
+    for (int runs = 0; !done && runs < 300; runs++) {
+        PGresult *r = PQexec(pg, "SELECT (j->>'done')::boolean FROM parley_ws_purge(15) j");
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        done = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+        PQclear(r);
+    }
+    PQclear(PQexec(pg, "SELECT pg_advisory_unlock(hashtext('parley_ws_purge'))"));
+    PQfinish(pg);
+    assert_true(done);
+    assert_string_equal(it_sqlf("SELECT count(*) FROM workspaces WHERE id = '%s'", a.ws), "0");
+    assert_string_equal(
+        it_sqlf("SELECT count(*) FROM people WHERE email LIKE '%s-%%@wsdel.invalid'", tag), "0");
+}
+
 /* ---- held messages ------------------------------------------------------- */
 
 /* Approved, then deleted by its sender: the held copy's text goes too. */
@@ -546,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_grace_and_restore),
         cmocka_unit_test(test_restore_too_late),
         cmocka_unit_test(test_purge_everything_of_it_only),
+        cmocka_unit_test(test_purge_takes_every_person_before_the_workspace),
         cmocka_unit_test(test_approved_then_deleted_forgets_held_text),
         cmocka_unit_test(test_sole_owner_of_deleted_may_erase),
     };
