@@ -260,8 +260,12 @@ static void on_effective(void *ud, PGresult *res, int err)
     const char *w = PQgetisnull(res, 0, 0) ? NULL : PQgetvalue(res, 0, 0);
     const char *rm = PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1);
     char *merged = rulecache_merge(w, rm);
+    if (!merged) {
+        http_error(r, 500, "internal", "out of memory", NULL);
+        return;
+    }
     struct gl_error e;
-    struct gl_set *set = merged ? gl_compile(merged, strlen(merged), &e) : NULL;
+    struct gl_set *set = gl_compile(merged, strlen(merged), &e);
     free(merged);
     if (!set) {
         bad_rules(r, &e);

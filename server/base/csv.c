@@ -52,7 +52,8 @@ static void cell(struct sbuf *o, const cJSON *v)
         char t[32];
         double d = v->valuedouble;
         /* ids and seqs are integers (exact below 2^53) */
-        if (d == (double)(long long)d && d > -9007199254740992.0 && d < 9007199254740992.0)
+        /* the range first: a double out of long long's range must not be cast */
+        if (d > -9007199254740992.0 && d < 9007199254740992.0 && d == (double)(long long)d)
             snprintf(t, sizeof t, "%lld", (long long)d);
         else
             snprintf(t, sizeof t, "%.17g", d);
