@@ -527,6 +527,9 @@ static void fetch_range(struct app *a, struct room *r, const struct reorder_rang
         r->catchup_wanted = true;
         return;
     }
+    /* A full catch-up still owed (a failed fetch, a marker past what we
+     * have) must not shrink to this range: the range is part of it. */
+    if (r->catchup_wanted) rg = NULL;
     uint64_t now = app_now_ms(a);
     int64_t limit = rg && rg->count < FETCH_CHUNK ? rg->count : FETCH_CHUNK;
     r->catchup_wanted = false;

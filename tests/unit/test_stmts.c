@@ -107,11 +107,11 @@ static void reset_forgets_the_bases(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(bases_follow_each_other, reset),
-        cmocka_unit_test_setup(registering_twice_keeps_the_base, reset),
-        cmocka_unit_test_setup(a_full_registry_refuses_the_whole_table, reset),
-        cmocka_unit_test_setup(an_empty_table_is_refused, reset),
-        cmocka_unit_test_setup(reset_forgets_the_bases, reset),
+        cmocka_unit_test_setup_teardown(bases_follow_each_other, reset, reset),
+        cmocka_unit_test_setup_teardown(registering_twice_keeps_the_base, reset, reset),
+        cmocka_unit_test_setup_teardown(a_full_registry_refuses_the_whole_table, reset, reset),
+        cmocka_unit_test_setup_teardown(an_empty_table_is_refused, reset, reset),
+        cmocka_unit_test_setup_teardown(reset_forgets_the_bases, reset, reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
