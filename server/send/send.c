@@ -143,6 +143,7 @@ struct waiter {
     struct rc_wait rw;    /* in line for the room's rules */
     enum send_pace paced; /* the pace step's result so far */
     struct pace pace;     /* the sender's pace in the room (pace.h) */
+    bool spent;           /* stored, kept or edited: its pace stays counted */
     struct msgin in;      /* what was asked (strings inside this allocation) */
 };
 
@@ -187,9 +188,15 @@ static struct waiter *waiter_new(struct conn *c, const struct msgin *in)
     return w;
 }
 
+/* A send whose pace was counted and that went nowhere (refused, or failed on
+ * any path) gives it back here, the one place every waiter ends: a refused
+ * message never slows its sender. */
 static void waiter_free(struct waiter *w)
 {
     if (!w) return;
+    struct conn *c = w->cr.c;
+    if (c && w->paced == SEND_PACE_OK && !w->spent)
+        pace_refund(c->app->bus, w->in.room, c->person, &w->pace);
     creq_unlink(&w->cr);
     mem_free(w);
 }
@@ -440,7 +447,7 @@ static void decide(struct app *a, struct conn *c, const struct rc_room *r, const
         d.refund = pc != NULL;
         d.flag = false;
     }
-    if (d.refund && pc) pace_refund(a->bus, in->room, c->person, pc); /* not sent: not counted */
+    if (w) w->spent = !d.refund; /* waiter_free gives a refund back */
     if (d.flag) notify_flag(a, c, in, &v);
     gl_verdict_free(&v);
     waiter_free(w);
