@@ -158,6 +158,28 @@ static void on_query(void *ud, PGresult *res, int err)
     batcher_done(ud, err, failed ? db_sqlstate(res) : NULL, res);
 }
 
+int batcher_json(char **buf, size_t *cap, size_t need,
+                 int (*enc)(struct pp_w *w, const struct batch *bt), const struct batch *bt)
+{
+    /* bounded: at most 2^19 times the estimate */
+    for (int tries = 0; tries < 20; tries++, need = *cap * 2) {
+        if (need > *cap) {
+            char *n = mem_realloc(*buf, need);
+            if (!n) return -ENOMEM;
+            *buf = n;
+            *cap = need;
+        }
+        struct pp_w w;
+        pp_w_init(&w, *buf, *cap);
+        int n = enc(&w, bt);
+        if (n >= 0 && (size_t)n < *cap) {
+            (*buf)[n] = '\0';
+            return 0;
+        }
+    }
+    return -ENOMEM;
+}
+
 int batcher_query(struct batcher *b, struct db *db, int stmt, const char *param)
 {
     const char *v[1] = {param};

@@ -33,6 +33,8 @@
 #ifndef PARLEY_BATCHER_H
 #define PARLEY_BATCHER_H
 
+#include "parley_proto.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -108,6 +110,13 @@ int batcher_add(struct batcher *b, struct batch_item *it);
  * statement's SQLSTATE, "" when it has none), or negative: the outcome is
  * unknown (connection lost, deadline). res is handed to dispatch or fail. */
 void batcher_done(struct batcher *b, int err, const char *sqlstate, void *res);
+/* The usual build: the batch as one JSON text in *buf (an executor's, grown
+ * as needed; *cap its size). enc writes the batch with w and returns
+ * pp_w_finish's result. need is the executor's estimate; if it was short,
+ * the buffer doubles and enc runs again, so an estimate is a matter of
+ * speed, never of a batch failed. 0, or -ENOMEM. */
+int batcher_json(char **buf, size_t *cap, size_t need,
+                 int (*enc)(struct pp_w *w, const struct batch *bt), const struct batch *bt);
 /* The usual run: prepared statement stmt with the one text parameter param
  * on db's writer lane, its end reported to batcher_done (a result without
  * rows counts as a failed statement, with its SQLSTATE). For ops->run. */

@@ -369,12 +369,41 @@ static int w_admit(void *ud, const struct batch *bt, struct batch_item *bi)
     return BATCH_TAKE;
 }
 
-/* Builds the JSON parameter for the batch. Bodies are validated UTF-8, the
- * writer escapes them, PostgreSQL parses it once for all rows. */
-/* An item's JSON besides its client_msg_id and body: the keys, two uuids,
- * the index, the longest kind and an int64 parent take ~190 bytes (at least
- * ~150). It was 128: a batch of enough tiny sends overflowed and was failed
- * `unavailable` as a whole (issue 16). */
+/* The batch as the JSON parameter: bodies are validated UTF-8, the writer
+ * escapes them, PostgreSQL parses it once for all rows. */
+static int w_encode(struct pp_w *pw, const struct batch *bt)
+{
+    pp_w_arr_begin(pw);
+    for (uint32_t i = 0; i < bt->n; i++) {
+        struct item *it = ITEM(bt->items[i]);
+        if (it->dup_of) continue;
+        pp_w_obj_begin(pw);
+        pp_w_key(pw, "i");
+        pp_w_int(pw, i);
+        pp_w_key(pw, "room");
+        pp_w_str(pw, it->room, PP_UUID_LEN);
+        pp_w_key(pw, "sender");
+        pp_w_str(pw, it->sender, PP_UUID_LEN);
+        pp_w_key(pw, "cmid");
+        pp_w_str(pw, it->cmid, it->cmid_len);
+        pp_w_key(pw, "body");
+        pp_w_str(pw, it->body, it->body_len);
+        pp_w_key(pw, "kind");
+        pp_w_cstr(pw, it->kind == PP_K_MESSAGE ? "auto" : pp_kind_name(it->kind));
+        pp_w_key(pw, "parent");
+        if (it->parent)
+            pp_w_int(pw, it->parent);
+        else
+            pp_w_null(pw);
+        pp_w_obj_end(pw);
+    }
+    pp_w_arr_end(pw);
+    return pp_w_finish(pw);
+}
+
+/* An item's JSON besides its client_msg_id and body (escaped, 6 bytes a
+ * byte at most): the keys, two uuids, the index, the longest kind and an
+ * int64 parent, ~190 bytes. An estimate: batcher_json grows on a miss. */
 #define ITEM_JSON_FIXED 256
 
 static int w_build(void *ud, const struct batch *bt)
@@ -384,43 +413,7 @@ static int w_build(void *ud, const struct batch *bt)
     size_t need = 16;
     for (uint32_t i = 0; i < bt->n; i++)
         need += ITEM_JSON_FIXED + 6 * (ITEM(bt->items[i])->cmid_len + ITEM(bt->items[i])->body_len);
-    if (need > w->json_cap) {
-        char *n = mem_realloc(w->json, need);
-        if (!n) return -ENOMEM;
-        w->json = n;
-        w->json_cap = need;
-    }
-    struct pp_w pw;
-    pp_w_init(&pw, w->json, w->json_cap);
-    pp_w_arr_begin(&pw);
-    for (uint32_t i = 0; i < bt->n; i++) {
-        struct item *it = ITEM(bt->items[i]);
-        if (it->dup_of) continue;
-        pp_w_obj_begin(&pw);
-        pp_w_key(&pw, "i");
-        pp_w_int(&pw, i);
-        pp_w_key(&pw, "room");
-        pp_w_str(&pw, it->room, PP_UUID_LEN);
-        pp_w_key(&pw, "sender");
-        pp_w_str(&pw, it->sender, PP_UUID_LEN);
-        pp_w_key(&pw, "cmid");
-        pp_w_str(&pw, it->cmid, it->cmid_len);
-        pp_w_key(&pw, "body");
-        pp_w_str(&pw, it->body, it->body_len);
-        pp_w_key(&pw, "kind");
-        pp_w_cstr(&pw, it->kind == PP_K_MESSAGE ? "auto" : pp_kind_name(it->kind));
-        pp_w_key(&pw, "parent");
-        if (it->parent)
-            pp_w_int(&pw, it->parent);
-        else
-            pp_w_null(&pw);
-        pp_w_obj_end(&pw);
-    }
-    pp_w_arr_end(&pw);
-    int n = pp_w_finish(&pw);
-    if (n < 0 || (size_t)n >= w->json_cap) return -ENOMEM;
-    w->json[n] = '\0';
-    return 0;
+    return batcher_json(&w->json, &w->json_cap, need, w_encode, bt);
 }
 
 static int w_run(void *ud, const struct batch *bt)

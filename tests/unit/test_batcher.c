@@ -628,6 +628,36 @@ static void every_allocation_failure_is_handled(void **state)
     assert_int_equal(swept, no_batcher + refused + nomem);
 }
 
+/* Writes n bytes of 'x' as one JSON string, whatever the estimate said. */
+static int enc_long(struct pp_w *w, const struct batch *bt)
+{
+    static char text[5000];
+    memset(text, 'x', sizeof text);
+    pp_w_str(w, text, bt->n);
+    return pp_w_finish(w);
+}
+
+/* An estimate that falls short costs a regrowth, never the batch (a short
+ * estimate once failed every send of a batch of tiny ones `unavailable`). */
+static void json_grows_past_a_short_estimate(void **state)
+{
+    (void)state;
+    char *buf = NULL;
+    size_t cap = 0;
+    struct batch bt = {.n = 4000};
+    assert_int_equal(batcher_json(&buf, &cap, 16, enc_long, &bt), 0);
+    assert_int_equal(strlen(buf), 4002); /* the quotes */
+    assert_true(cap > 4002);
+    mem_fail_after(1); /* the next growth fails: the error, not a half JSON */
+    bt.n = 5000;
+    size_t was = cap;
+    int rc = batcher_json(&buf, &cap, cap, enc_long, &bt);
+    mem_fail_after(0);
+    assert_int_equal(rc, -ENOMEM);
+    assert_int_equal(cap, was);
+    mem_free(buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -641,6 +671,7 @@ int main(void)
         cmocka_unit_test(full_queue_refuses),
         cmocka_unit_test(backpressure_thresholds),
         cmocka_unit_test(every_allocation_failure_is_handled),
+        cmocka_unit_test(json_grows_past_a_short_estimate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
