@@ -21,7 +21,7 @@
 
 /* Commands of one connection awaiting an answer, at most: a client cannot
  * make the gateway hold unbounded work on its behalf. */
-#define MAX_INFLIGHT 1024
+#define MAX_NREQS 1024
 
 static struct ticket *ticket_new(struct conn *c, int64_t id, void *obj)
 {
@@ -605,7 +605,7 @@ void handler_dispatch(struct conn *c, const char *msg, size_t len)
         conn_reply_err(c, cmd.id, PP_E_UNAVAILABLE, "server shutting down, reconnect");
     else if (cmd.op != PP_OP_AUTH && !c->authed)
         conn_reply_err(c, cmd.id, PP_E_AUTH_REQUIRED, "authenticate first");
-    else if (c->nreqs >= MAX_INFLIGHT)
+    else if (c->nreqs >= MAX_NREQS)
         conn_reply_err(c, cmd.id, PP_E_BUSY, "too many commands in flight");
     else if ((size_t)cmd.op < sizeof ops / sizeof ops[0] && ops[cmd.op])
         ops[cmd.op](c, &cmd);

@@ -2,7 +2,7 @@
  * routes.h - the handlers of the API routes that check or compute something
  * before running their statement (the route table in http_api.c names them;
  * a route that only runs its statement has no handler). Each answers its
- * request exactly once, through http_api.h's helpers.
+ * request exactly once, through apireq.h's helpers.
  *
  * Sign-in routes are in signin.h, the data-rights routes in rights.h.
  */

@@ -1,6 +1,6 @@
 /*
  * stats.h - the gateway's counters and histograms. Every layer counts here
- * (the struct lives in struct app); api/metrics.c renders them for /metrics.
+ * (the struct lives in struct app); ops/metrics.c renders them for /metrics.
  *
  * Everything is updated on the loop thread, so plain integers suffice.
  * Histograms have fixed log-spaced buckets in seconds.

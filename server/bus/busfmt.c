@@ -1,30 +1,16 @@
 #include "busfmt.h"
 
+#include "parley_proto.h"
+
 #include <errno.h>
 #include <string.h>
 
 #define MAX_DIGITS 18 /* below INT64_MAX, so no overflow check is needed */
 
-/* A uuid's text form: 8-4-4-4-12 hex digits. Checked so that a channel or a
- * person we publish is one a subscriber will accept. */
-static int is_uuid(const char *s, size_t n)
-{
-    if (n != BUSFMT_ID_LEN) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-') return 0;
-        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
 int busfmt_channel(char *buf, size_t cap, const char *room_id)
 {
     size_t pl = sizeof BUSFMT_ROOM_PREFIX - 1;
-    if (!room_id || !is_uuid(room_id, BUSFMT_ID_LEN)) return -EINVAL;
+    if (!room_id || !pp_uuid_valid(room_id, BUSFMT_ID_LEN)) return -EINVAL;
     if (cap < BUSFMT_CHAN_CAP) return -ENOSPC;
     memcpy(buf, BUSFMT_ROOM_PREFIX, pl);
     memcpy(buf + pl, room_id, BUSFMT_ID_LEN);
@@ -36,7 +22,7 @@ const char *busfmt_channel_room(const char *ch, size_t chlen)
 {
     size_t pl = sizeof BUSFMT_ROOM_PREFIX - 1;
     if (chlen != pl + BUSFMT_ID_LEN || memcmp(ch, BUSFMT_ROOM_PREFIX, pl)) return NULL;
-    return is_uuid(ch + pl, BUSFMT_ID_LEN) ? ch + pl : NULL;
+    return pp_uuid_valid(ch + pl, BUSFMT_ID_LEN) ? ch + pl : NULL;
 }
 
 /* Decimal digits of v (0 <= v < 10^18) and '\n' into buf. */
@@ -74,7 +60,8 @@ int busfmt_marker(char *buf, size_t cap, int64_t seq)
 
 int busfmt_targeted_header(char *buf, size_t cap, const char *person, size_t plen)
 {
-    if (!person || !((plen == 1 && person[0] == '-') || is_uuid(person, plen))) return -EINVAL;
+    if (!person || !((plen == 1 && person[0] == '-') || pp_uuid_valid(person, plen)))
+        return -EINVAL;
     if (cap < plen + 3) return -ENOSPC;
     buf[0] = 'm';
     memcpy(buf + 1, person, plen);
@@ -96,7 +83,7 @@ int busfmt_decode(const char *p, size_t len, struct busfmt_msg *out)
     if (p[0] == 'm') {
         const char *person = p + 1;
         size_t plen = hl - 1;
-        if (!((plen == 1 && person[0] == '-') || is_uuid(person, plen)) || !out->blen)
+        if (!((plen == 1 && person[0] == '-') || pp_uuid_valid(person, plen)) || !out->blen)
             return -EINVAL;
         out->kind = BUSFMT_TARGETED;
         out->person = person;

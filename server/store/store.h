@@ -11,7 +11,7 @@
  * or batch_delay_us old; while one batch commits the next one gathers. Only
  * after COMMIT is the sender answered and the push published, encoded once.
  *
- * Ownership: the batcher copies what it needs from the command; items link
+ * Ownership: store_send and store_event copy what they need from the command; items link
  * to their connection with a creq, so a closed connection's items are still
  * written (and published) but not answered.
  */
