@@ -245,9 +245,21 @@ void conn_reply_err(struct conn *c, int64_t id, enum pp_err_code code, const cha
     if (n > 0) conn_send_copy(c, buf, (size_t)n);
 }
 
-void conn_rx_flow(struct conn *c)
+bool conn_rx_pause(struct conn *c)
 {
-    lws_rx_flow_control(c->wsi, c->rx_paused ? 0 : 1);
+    if (c->rx_paused) return false;
+    c->rx_paused = true;
+    lws_rx_flow_control(c->wsi, 0);
+    return true;
+}
+
+void conn_rx_resume_all(struct app *a)
+{
+    for (struct conn *c = a->conns; c; c = c->next)
+        if (c->rx_paused) {
+            c->rx_paused = false;
+            lws_rx_flow_control(c->wsi, 1);
+        }
 }
 
 int conn_on_writeable(struct conn *c)

@@ -112,8 +112,11 @@ void conn_close(struct conn *c, uint16_t code, const char *reason);
  * to commands already answered must still reach the client). */
 void conn_close_when_drained(struct conn *c, uint16_t code, const char *reason);
 
-/* Applies c->rx_paused: stop or resume reading from the socket. */
-void conn_rx_flow(struct conn *c);
+/* Write backpressure (the store's queue is backed up): stop reading from c;
+ * false if it was stopped already. */
+bool conn_rx_pause(struct conn *c);
+/* ... and its release: every stopped connection of a reads again. */
+void conn_rx_resume_all(struct app *a);
 
 /* True while the out-queue is at most a quarter full (bytes and frames):
  * paced recovery loads its next page only then. */

@@ -207,29 +207,12 @@ static char *on_render_metrics(void *ud, size_t *len)
     return metrics_render(ud, len);
 }
 
-/* Store hooks: unpublished rows are fetched by the room's local members;
- * backpressure stops one sender, and its release resumes everyone stopped. */
+/* Store hook: unpublished rows are fetched by the room's local members. */
 static void on_store_kick(void *ud, const char *room)
 {
     room_kick(ud, room);
 }
 
-static bool on_store_backpressure(void *ud, struct conn *c, bool on)
-{
-    struct app *a = ud;
-    if (on) {
-        if (c->rx_paused) return false;
-        c->rx_paused = true;
-        conn_rx_flow(c);
-        return true;
-    }
-    for (c = a->conns; c; c = c->next)
-        if (c->rx_paused) {
-            c->rx_paused = false;
-            conn_rx_flow(c);
-        }
-    return false;
-}
 
 /* Every module's statements into the registry (stmts.h), prepared on every
  * PostgreSQL connection. The store's go first: its ST_X are used as prepared
@@ -279,7 +262,6 @@ int lifecycle_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
     struct store_hooks store_hooks = {
         .ud = a,
         .kick = on_store_kick,
-        .backpressure = on_store_backpressure,
     };
     if (!a->scratch || room_registry_new(a) || store_batcher_new(a, &store_hooks) ||
         receipts_new(a) || rulecache_new(a) || send_new(a)) {

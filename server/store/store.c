@@ -433,16 +433,16 @@ static void w_release(void *ud, struct batch_item *bi)
 
 static bool w_pause(void *ud, struct batch_item *bi)
 {
-    struct store_writer *w = ud;
+    (void)ud;
     struct conn *c = ITEM(bi)->cr.c;
-    return c && w->hooks.backpressure(w->hooks.ud, c, true);
+    return c && conn_rx_pause(c);
 }
 
 /* Backpressure release: once the queue has room, read from everyone again. */
 static void w_resume(void *ud)
 {
     struct store_writer *w = ud;
-    w->hooks.backpressure(w->hooks.ud, NULL, false);
+    conn_rx_resume_all(w->app);
 }
 
 static void w_dispatch(void *ud, const struct batch *bt, void *res);

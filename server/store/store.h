@@ -88,19 +88,15 @@ void store_row_message(PGresult *res, int row, const char *room, struct pp_messa
 /* "message" -> PP_K_MESSAGE ... */
 enum pp_kind store_kind(const char *s);
 
-/* What the store hands up: it neither knows the rooms nor walks the
- * connections; the wiring (ops/lifecycle.c) implements these. Every member
- * must be set; store_batcher_new copies the struct. */
+/* What the store hands up: it does not know the rooms; the wiring
+ * (ops/lifecycle.c) implements this. Every member must be set;
+ * store_batcher_new copies the struct. (Backpressure needs no hook: the
+ * connections are below the store, which calls conn_rx_pause.) */
 struct store_hooks {
     void *ud; /* passed to each hook */
     /* Rows of room were committed but not published (bus down or full):
      * this gateway's members of the room should fetch them now. */
     void (*kick)(void *ud, const char *room);
-    /* Backpressure: on, the write queue passed its high-water mark and c
-     * (the sender just queued) should stop reading: true if it was reading
-     * and now is stopped; off (c NULL), the queue is back under a quarter
-     * and every connection stopped may read again (the result is unused). */
-    bool (*backpressure)(void *ud, struct conn *c, bool on);
 };
 
 int store_batcher_new(struct app *a, const struct store_hooks *hooks);
