@@ -25,7 +25,7 @@ struct reply {
 };
 
 /* Sends n pipelined sends on c (ids first_id..): rooms[i], cmids[i],
- * bodies[i], without waiting between them; then collects the n replies by id. */
+ * bodies[i], without waiting between them (collect_replies reads the answers). */
 static void burst(struct wsc *c, int n, int first_id, const char *const *rooms,
                   const char *const *cmids, const char *const *bodies)
 {

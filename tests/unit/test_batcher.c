@@ -218,7 +218,8 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- gathering ---------------------------------------------------------- */
 
-/* A lone item waits for the linger, then goes alone; nothing runs before. */
+/* Items short of a full batch wait for the linger, then go together;
+ * nothing runs before. */
 static void linger_sends_a_lone_item(void **state)
 {
     (void)state;

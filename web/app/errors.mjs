@@ -60,7 +60,7 @@ export const MESSAGES = Object.freeze({
   already_erased: 'This person’s data was already erased.',
   lease_lost: 'Another mailer took over this delivery.',
   not_deleted: 'This workspace is not deleted, so there is nothing to restore.',
-  purging: 'This workspace’s grace period is over: it is being removed and can no longer be restored.',
+  purging: 'The grace period of this workspace is over: it is being removed and can no longer be restored.',
   // The SDK's own codes (web/sdk/parley.mjs CLIENT_ERROR_CODES)
   disconnected: 'The connection dropped before the answer came. Please check and try again.',
   timeout: 'No answer from the server. Please try again.',
