@@ -213,7 +213,6 @@ static void on_store_kick(void *ud, const char *room)
     room_kick(ud, room);
 }
 
-
 /* Every module's statements into the registry (stmts.h), prepared on every
  * PostgreSQL connection. The store's go first: its ST_X are used as prepared
  * indices as they are. Each module then finds its own by its table's base. */

@@ -677,8 +677,8 @@ static void workspace_deletion_removes_everything(void **state)
     wsc_close(bot);
     /* restorable for the grace period (it_wsdelete); then the purge job */
     it_sqlf("UPDATE workspaces SET purge_at = now() WHERE id = '%s' RETURNING 1", ws);
-    for (int i = 0; i < 100 && strcmp(it_sqlf("SELECT count(*) FROM workspaces WHERE id = '%s'",
-                                              ws), "0");
+    for (int i = 0;
+         i < 100 && strcmp(it_sqlf("SELECT count(*) FROM workspaces WHERE id = '%s'", ws), "0");
          i++)
         usleep(100000);
     const char *left =

@@ -126,17 +126,17 @@ static void duplicate_cmid_inside_one_batch(void **state)
             "1");
         /* The stored body is the copy answered as the original. */
         const char *stored = a->duplicate ? bodies[pairs[p][1]] : bodies[pairs[p][0]];
-        assert_string_equal(
-            it_sqlf("SELECT body FROM messages WHERE room_id = '%s' AND seq = %lld", w.room,
-                    (long long)a->seq),
-            stored);
+        assert_string_equal(it_sqlf("SELECT body FROM messages WHERE room_id = '%s' AND seq = %lld",
+                                    w.room, (long long)a->seq),
+                            stored);
     }
     /* Six rows, seqs dense; the unrelated sends are not duplicates. */
     bool seen[N] = {false};
     for (int i = 0; i < N; i++) {
         int64_t k = r[i].seq - base - 1;
-        if (k < 0 || k >= 6) fail_msg("send %d got seq %lld outside %lld..%lld", i,
-                                      (long long)r[i].seq, (long long)base + 1, (long long)base + 6);
+        if (k < 0 || k >= 6)
+            fail_msg("send %d got seq %lld outside %lld..%lld", i, (long long)r[i].seq,
+                     (long long)base + 1, (long long)base + 6);
         seen[k] = true;
         if (cmids[i][0] == 'u') assert_false(r[i].duplicate);
     }

@@ -410,7 +410,7 @@ static const struct {
     /* path and body: %s is the workspace, %m a member, %r a room, %h a held
      * message (a fresh one for each call), %e a new email address */
     const char *perm, *method, *path, *body;
-    const char *allowed;                     /* initials of the roles that may */
+    const char *allowed; /* initials of the roles that may */
 } checks[] = {
     {"workspace.read", "GET", "/api/v1/workspaces/%s", NULL, "OAKSMV"},
     {"workspace.update", "PATCH", "/api/v1/workspaces/%s", "{\"name\":\"matrix\"}", "OA"},
@@ -425,8 +425,8 @@ static const struct {
     {"guidelines.read", "GET", "/api/v1/workspaces/%s/guidelines", NULL, "OAKSMV"},
     {"guidelines.read", "GET", "/api/v1/workspaces/%s/rooms/%r/guidelines", NULL, "OAKSMV"},
     {"guidelines.manage", "PUT", "/api/v1/workspaces/%s/guidelines", "{\"rules\":[]}", "OAK"},
-    {"guidelines.manage", "PUT", "/api/v1/workspaces/%s/rooms/%r/guidelines",
-     "{\"rules\":[]}", "OAK"},
+    {"guidelines.manage", "PUT", "/api/v1/workspaces/%s/rooms/%r/guidelines", "{\"rules\":[]}",
+     "OAK"},
     {"guidelines.manage", "POST", "/api/v1/workspaces/%s/guidelines/dry-run",
      "{\"text\":\"x\",\"room_id\":\"%r\"}", "OAK"},
     {"guidelines.manage", "GET", "/api/v1/workspaces/%s/guidelines/audit", NULL, "OAK"},
@@ -434,16 +434,15 @@ static const struct {
     {"room.join", "GET", "/api/v1/workspaces/%s/rooms/%r/pending", NULL, "OAKSMV"},
     {"room.moderate", "POST", "/api/v1/workspaces/%s/rooms/%r/pending/%h/approve", "{}", "OAK"},
     {"room.moderate", "POST", "/api/v1/workspaces/%s/rooms/%r/pending/%h/reject", "{}", "OAK"},
-    {"room.moderate", "PATCH", "/api/v1/workspaces/%s/rooms/%r/moderation",
-     "{\"locked\":false}", "OAK"},
+    {"room.moderate", "PATCH", "/api/v1/workspaces/%s/rooms/%r/moderation", "{\"locked\":false}",
+     "OAK"},
     {"room.moderate", "GET", "/api/v1/workspaces/%s/mutes", NULL, "OAK"},
     {"room.moderate", "POST", "/api/v1/workspaces/%s/mutes",
      "{\"person_id\":\"%m\",\"duration_s\":60}", "OAK"},
-    {"room.moderate", "POST", "/api/v1/workspaces/%s/mutes/lift", "{\"person_id\":\"%m\"}",
-     "OAK"},
+    {"room.moderate", "POST", "/api/v1/workspaces/%s/mutes/lift", "{\"person_id\":\"%m\"}", "OAK"},
     {"room.moderate", "GET", "/api/v1/workspaces/%s/moderation/log", NULL, "OAK"},
-    {"room.moderate", "POST", "/api/v1/workspaces/%s/rooms/%r/remove",
-     "{\"person_id\":\"%m\"}", "OAK"},
+    {"room.moderate", "POST", "/api/v1/workspaces/%s/rooms/%r/remove", "{\"person_id\":\"%m\"}",
+     "OAK"},
     {"evaluation.read", "GET", "/api/v1/workspaces/%s/evaluation", NULL, "OAK"},
     {"evaluation.read", "GET", "/api/v1/workspaces/%s/rooms/%r/evaluation", NULL, "OAK"},
     /* Not a permission of the table: an address on one's own account,
@@ -568,7 +567,9 @@ static void wsfill(char *out, size_t cap, const char *tmpl, const struct wsx *x)
         char k = t[1];
         if (k == 'r' || k == 'd' || k == 't')
             n += (size_t)snprintf(out + n, cap - n, "%s",
-                                  k == 'r' ? x->room : k == 'd' ? x->dlg : x->target);
+                                  k == 'r'   ? x->room
+                                  : k == 'd' ? x->dlg
+                                             : x->target);
         else
             n += (size_t)snprintf(out + n, cap - n, "%ld",
                                   k == 'e'   ? x->entry
@@ -622,8 +623,8 @@ static const struct {
 static long sent_seq(struct wsc *c, const char *room, const char *cmid, const char *body)
 {
     cJSON *r = it_send(c, room, cmid, body);
-    const cJSON *seq = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "ok"),
-                                                        "seq");
+    const cJSON *seq =
+        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(r, "ok"), "seq");
     if (!cJSON_IsNumber(seq)) {
         char *t = cJSON_PrintUnformatted(r);
         fail_msg("send %s in %s: %s", cmid, room, t);
@@ -700,8 +701,8 @@ static void ws_role_matrix(void **state)
             const cJSON *ok = cJSON_GetObjectItemCaseSensitive(r, "ok");
             const cJSON *code = cJSON_GetObjectItemCaseSensitive(
                 cJSON_GetObjectItemCaseSensitive(r, "error"), "code");
-            bool right = may ? ok != NULL
-                             : cJSON_IsString(code) && !strcmp(code->valuestring, "forbidden");
+            bool right =
+                may ? ok != NULL : cJSON_IsString(code) && !strcmp(code->valuestring, "forbidden");
             if (!right) {
                 char *t = cJSON_PrintUnformatted(r);
                 fail_msg("{%s} as %s: %s (expected %s)", cmd, role_names[k], t,
