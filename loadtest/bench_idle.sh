@@ -124,6 +124,9 @@ fd0=$(fds "${pids[@]}")
 redis0=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {print $2+0}')
 # shellcheck disable=SC2046
 pg0=$(kb $(pg_pids))
+rp=$(cat "$state/redis.pid")
+# shellcheck disable=SC2046
+cpu0="$(svc_cpu_ticks "${pids[@]}") $(svc_cpu_ticks $(pg_pids)) $(svc_cpu_ticks "$rp")"
 
 ramp=0
 [ "$rate" != 0 ] && ramp=$(awk -v n="$conns" -v r="$rate" 'BEGIN {print int(n / r + 1)}')
@@ -159,6 +162,8 @@ echo >&2
 redis1=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {print $2+0}')
 # shellcheck disable=SC2046
 pg1=$(kb $(pg_pids))
+# shellcheck disable=SC2046
+cpu1="$(svc_cpu_ticks "${pids[@]}") $(svc_cpu_ticks $(pg_pids)) $(svc_cpu_ticks "$rp")"
 for i in $(seq 1 "$ngw"); do
   # What went wrong, most frequent first (numbers masked so alike lines count together).
   if [ -s "$state/gw$i.log" ]; then
@@ -169,11 +174,12 @@ done
 [ -s "$state/load.err" ] && tail -n 5 "$state/load.err" >&2
 [ -s "$state/out.json" ] || { echo "parley-load gave no result (exit $rc)" >&2; exit 1; }
 python3 - "$state/out.json" "$conns" "$ngw" "$procs" "$rooms" "$rss0" "$rss_held" "$fd_held" \
-  "$redis0" "$redis1" "$pg0" "$pg1" "$rc" <<'PY'
+  "$redis0" "$redis1" "$pg0" "$pg1" "$rc" "$cpu0" "$cpu1" "$(getconf CLK_TCK)" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 conns, ngw, procs, rooms, rss0, rss_held, fd_held, redis0, redis1, pg0, pg1, rc = (
     int(x) for x in sys.argv[2:14])
+cpu = [(int(b) - int(a)) / int(sys.argv[16]) for a, b in zip(sys.argv[14].split(), sys.argv[15].split())]
 held = r["joined"]
 print("idle: %d connections asked, %d gateways, %d generator processes, %d rooms of %d" % (
     conns, ngw, procs, rooms, conns // rooms))
@@ -188,6 +194,8 @@ print("| KB of gateway RSS per connection, all joined (parley-load) | %.2f |" % 
 print("| KB of gateway RSS per connection, end of the hold | %.2f |" % ((rss_held - rss0) / max(fd_held, 1)))
 print("| gateways' RSS before / end of the hold, MB | %.0f / %.0f |" % (rss0 / 1024, rss_held / 1024))
 print("| connect to joined, p99 ms | %.0f |" % r["join_p99_ms"])
+print("| CPU ms per connection set up (sign-in and join): gateways / PostgreSQL / Redis | %s |" % (
+    " / ".join("%.2f" % (c * 1e3 / max(held, 1)) for c in cpu)))
 print("| Redis used_memory growth, MB (per room, not per connection) | %.1f |" % ((redis1 - redis0) / 1e6))
 print("| PostgreSQL RSS growth, MB (shared buffers counted per backend) | %.0f |" % ((pg1 - pg0) / 1024))
 bad = held < conns or r["dead"] or fd_held < held or rc
