@@ -12,6 +12,11 @@
 #                          so worker k talks to gateway k only)
 #   IDLE_SOURCES=64        client source addresses 127.0.0.1 .. 127.0.0.N: the kernel
 #                          has ~28k ephemeral ports per source address
+#   IDLE_GW_ARGS="..."     more parleyd serve flags for every gateway
+#   IDLE_PARLEYD, IDLE_LOAD  the binaries (default: this tree's build/)
+#
+# Exit status 0 only when every connection authenticated, joined and was
+# still open at the end of the hold (tests/integration/idle_smoke.sh).
 #
 # Why several of everything: one process may hold at most `ulimit -Hn`
 # descriptors (20,000 here), so each gateway and each generator process
@@ -34,8 +39,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 conns=${1:-10000}
 ngw=${2:-2}
 hold=${3:-20}
-bin=$root/build/server/parleyd
-load=$root/build/loadtest/parley-load
+bin=${IDLE_PARLEYD:-$root/build/server/parleyd}
+load=${IDLE_LOAD:-$root/build/loadtest/parley-load}
 [ -x "$bin" ] && [ -x "$load" ] || svc_die "build first (cmake --build build)"
 size=${IDLE_ROOM_SIZE:-10}
 rate=${IDLE_CONNECT_RATE:-1000}
@@ -114,7 +119,8 @@ pg_pids() {
 gwargs=() pids=()
 for i in $(seq 1 "$ngw"); do
   p=$(svc_free_port)
-  svc_gw_start "$state" "gw$i" "$p" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 1000000
+  # shellcheck disable=SC2086 # IDLE_GW_ARGS is a list of flags
+  svc_gw_start "$state" "gw$i" "$p" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 1000000 ${IDLE_GW_ARGS:-}
   pids+=("$(cat "$state/gw$i.pid")")
   gwargs+=(--gw "127.0.0.1:$p" --pid "${pids[-1]}")
 done
