@@ -262,6 +262,7 @@ static bool send_batch(struct authq *q)
         return false;
     }
     q->inflight++;
+    a->stats.auth_lookups++;
     return true;
 }
 

@@ -180,6 +180,8 @@ char *metrics_render(struct app *a, size_t *len)
     metric(&o, "parley_auth_busy_total", "counter",
            "WebSocket auths answered busy with a retry hint (sign-in admission).",
            (double)s->auth_busy);
+    metric(&o, "parley_auth_lookups_total", "counter",
+           "Token look-up queries, each for a batch of WebSocket auths.", (double)s->auth_lookups);
     metric(&o, "parley_guideline_checks_total", "counter",
            "Sends and edits evaluated against a rule set.", (double)s->gl_checks);
     metric(&o, "parley_guideline_hits_total", "counter", "Guideline hits recorded.",
