@@ -281,6 +281,30 @@ static void burst_is_admitted_or_told_busy(void **state)
     it_stop(pid);
 }
 
+/* The auth timeout (1 s here) does not close a connection whose auth the
+ * gateway is still looking up (held 1.5 s by a lock): the answer comes. */
+static void looked_up_auth_outlives_auth_timeout(void **state)
+{
+    (void)state;
+    int port;
+    pid_t pid = it_own_gateway("gw-authwait", &port, "--auth-timeout-ms", "1000", NULL);
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    struct wsc *c = it_connect_port(port, NULL, NULL);
+    assert_non_null(c);
+    PGconn *lock = hold_lock("access_tokens");
+    send_auth(c, 1, w.tok[0], NULL);
+    usleep(1500 * 1000);
+    release_lock(lock);
+    cJSON *r = wsc_next_reply(c, 3000);
+    assert_non_null(r);
+    assert_null(wsc_err_code(r));
+    cJSON_Delete(r);
+    assert_false(wsc_is_closed(c));
+    wsc_close(c);
+    it_stop(pid);
+}
+
 int main(void)
 {
     it_load_env();
@@ -288,6 +312,7 @@ int main(void)
         cmocka_unit_test(slow_query_fails_alone),
         cmocka_unit_test(batch_refuses_bad_tokens_alone),
         cmocka_unit_test(burst_is_admitted_or_told_busy),
+        cmocka_unit_test(looked_up_auth_outlives_auth_timeout),
     };
     return cmocka_run_group_tests(tests, NULL, it_kill_spawned);
 }
