@@ -46,6 +46,7 @@ struct app {
     struct sendstage *send;          /* the send stage's buffered guideline hits */
     struct iptab *ips;               /* TCP connections per client IP (ws.c) */
     struct web *web;                 /* the web client's files, in memory (web.c) */
+    struct authq *authq;             /* sign-ins: batched look-ups, admission (authq.c) */
     uint32_t tcp_conns;              /* TCP connections admitted and still open */
     uint32_t max_conns;              /* their cap (--max-conns, or from RLIMIT_NOFILE) */
     struct conn *conns;              /* every established WebSocket connection */
