@@ -377,7 +377,9 @@ export class ParleyClient {
 
   /** @private */
   _setState(state, detail = {}) {
-    if (this.state === state) return;
+    // Every new wait is reported (a busy answer while reconnecting), so a
+    // countdown shows the pause the client is really in.
+    if (this.state === state && detail.retryInMs === undefined) return;
     const previous = this.state;
     this.state = state;
     this._emit('state', { state, previous, ...detail });

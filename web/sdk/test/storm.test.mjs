@@ -120,8 +120,13 @@ test('auth answered busy with retry_after_ms: the next attempt waits at least th
   try {
     // The busy gateway first, the real one second: the client rotates.
     const c = client(w.people[0].token, { options: { urls: [busy.url, `ws://127.0.0.1:${GW[1]}/`] } });
+    const waits = [];
+    c.on('state', (st) => st.retryInMs !== undefined && waits.push(st.retryInMs));
     const session = await c.connect();
     const after = Date.now() - busy.answered[0];
+    // the wait is announced (a countdown can show it), hint plus jitter below initialMs
+    assert.equal(waits.length, 1);
+    assert.ok(waits[0] >= 600 && waits[0] < 650, `retryInMs ${waits[0]}`);
     assert.equal(session.person, w.people[0].id);
     assert.equal(busy.seen.length, 1);
     assert.ok(after >= 600, `signed in ${after} ms after busy: the hint was not waited out`);
