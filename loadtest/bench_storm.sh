@@ -16,6 +16,9 @@
 #                          last client recovered, or then at the latest
 #   STORM_BACKOFF_MS=250 STORM_BACKOFF_MAX_MS=10000   the clients' backoff (the SDK's defaults)
 #   STORM_SOURCES=64       127.0.0.x source addresses
+#   STORM_CONNECT_RATE=500 connections opened per second at set-up (a ramp:
+#                          the storm is the reconnection, not the set-up);
+#                          set-up is bounded by clients / rate + 60 s
 #   STORM_GW_FLAGS="..."   more flags for both gateways
 #   BENCH_PARLEYD=PATH     another parleyd build
 set -euo pipefail
@@ -29,6 +32,8 @@ load=$root/build/loadtest/parley-load
 rate=${STORM_RATE:-0.1}
 kill_after=${STORM_KILL_AFTER:-5}
 duration=${STORM_DURATION:-90}
+connect_rate=${STORM_CONNECT_RATE:-500}
+setup_s=$(python3 -c "print(min(600, int($clients / $connect_rate) + 60))")
 # Every process here may hold thousands of sockets (one gateway: all of them).
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((clients + 200)) ] || svc_die "the file limit ($(ulimit -n)) is below $clients clients"
@@ -40,12 +45,13 @@ for i in $(seq 1 "$rounds"); do
   p2=$(svc_free_port)
   # shellcheck disable=SC2086
   svc_gw_start "$state" gw1 "$p1" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 100000 ${STORM_GW_FLAGS:-}
+  disown "$(cat "$state/gw1.pid")" # it dies by SIGKILL: no "Killed" line from this shell
   # shellcheck disable=SC2086
   svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 100000 ${STORM_GW_FLAGS:-}
   "$load" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" --scenario storm \
     --rate "$rate" --duration "$duration" --kill-after "$kill_after" --kill-pidfile "$state/gw1.pid" \
     --backoff-ms "${STORM_BACKOFF_MS:-250}" --backoff-max-ms "${STORM_BACKOFF_MAX_MS:-10000}" \
-    --sources "${STORM_SOURCES:-64}" --pid "$(cat "$state/gw2.pid")" --json >"$state/out.json" || true
+    --sources "${STORM_SOURCES:-64}" --connect-rate "$connect_rate" --setup-s "$setup_s" --pid "$(cat "$state/gw2.pid")" --json >"$state/out.json" || true
   [ -s "$state/out.json" ] || svc_die "parley-load wrote no report (round $i)"
   cat "$state/out.json" >>"$results"
   tail -n 1 "$results" | cut -c1-200 >&2

@@ -46,7 +46,7 @@
  * is checked against every sender; the parent merges their reports.
  *
  * Every loop is bounded: --duration caps the scenario, set-up is capped at
- * 60 s and the drain at 5 s; every gateway address must be on 127.0.0.0/8.
+ * --setup-s (60 s) and the drain at 5 s; every gateway address must be on 127.0.0.0/8.
  */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -83,7 +83,6 @@
 #define MAX_CODES 16
 #define RBUF_MAX (8 << 20)
 #define DRAIN_MS 5000
-#define SETUP_MS 60000
 #define MAX_PROCS 16
 #define SEND_WINDOW 64           /* sends unanswered per client, at most */
 #define STORM_SETTLE_MS 3000     /* chat load after the last client recovered */
@@ -194,6 +193,7 @@ static struct {
     int kill_pid;                      /* storm: the process to kill */
     const char *kill_pidfile;          /* storm: or the file holding its pid */
     int max_clients;                   /* the fixture's first N tokens; 0: all */
+    double setup_s;                    /* the bound on connecting, signing in, joining */
     const char *csv;
     int pids[MAX_PIDS], npids;
     char rooms[MAX_ROOMS][40];
@@ -771,6 +771,7 @@ static const char *usage =
     "ones)\n"
     "         [--clients N] (the fixture's first N tokens) [--backoff-ms MS] [--backoff-max-ms "
     "MS]\n"
+    "         [--setup-s S] (the bound on set-up, default 60)\n"
     "         --scenario storm: --kill-pid PID | --kill-pidfile FILE [--kill-after S]";
 
 static const char *const scenario_names[] = {"chat",      "idle",       "bigroom",
@@ -788,6 +789,7 @@ static void parse_args(int argc, char **argv, const char **fixture)
     G.backoff_ms = 250;
     G.backoff_max_ms = 10000;
     G.kill_after = 5;
+    G.setup_s = 60;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) {
@@ -819,6 +821,8 @@ static void parse_args(int argc, char **argv, const char **fixture)
             G.csv = v;
         else if (!strcmp(a, "--zipf"))
             G.zipf = atof(v);
+        else if (!strcmp(a, "--setup-s"))
+            G.setup_s = atof(v);
         else if (!strcmp(a, "--clients"))
             G.max_clients = atoi(v);
         else if (!strcmp(a, "--backoff-ms"))
@@ -866,6 +870,7 @@ static void parse_args(int argc, char **argv, const char **fixture)
     if (G.proto == PR_SOCKETIO && G.scenario == S_MODERATION)
         die("the Socket.IO peer has no guidelines: no moderation scenario");
     if (G.max_clients < 0) die("bad --clients");
+    if (G.setup_s < 1 || G.setup_s > 600) die("--setup-s must be 1..600");
     if (G.backoff_ms < 1 || G.backoff_max_ms < G.backoff_ms || G.backoff_max_ms > 600000)
         die("--backoff-ms must be at least 1 and at most --backoff-max-ms (600000 at most)");
     if (G.scenario == S_STORM) {
@@ -996,7 +1001,7 @@ static void run_worker(struct client *cl, int n)
     srand((unsigned)now_ns() ^ (unsigned)getpid());
     /* Set-up: connect, authenticate, join (bounded), at --connect-rate
      * (this worker's share of it) or all at once. */
-    uint64_t t0 = now_ns(), setup_end = t0 + SETUP_MS * 1000000ull;
+    uint64_t t0 = now_ns(), setup_end = t0 + (uint64_t)(G.setup_s * 1e9);
     double per_s = G.connect_rate / G.procs;
     int open = 0, started = 0;
     while (open < n && now_ns() < setup_end) {
