@@ -306,7 +306,8 @@ static void lose(struct client *c, uint64_t hint_ms, bool retry)
     uint64_t jitter = cap >= 1 ? rand64() % (uint64_t)(cap * 1e6) : 0;
     c->retry_at = now_ns() + hint_ms * 1000000ull + jitter;
     c->attempt++;
-    c->gw++;
+    /* storm: before the kill every client belongs on the gateway to kill */
+    if (G.scenario != S_STORM || G.R->kill_ns) c->gw++;
     c->phase = P_WAIT;
 }
 
