@@ -514,12 +514,14 @@ static void on_object(struct client *c, const cJSON *o)
     } else if (c->phase == P_JOIN) {
         const cJSON *last = cJSON_GetObjectItemCaseSensitive(ok, "last_seq");
         const cJSON *rec = cJSON_GetObjectItemCaseSensitive(ok, "recovered");
-        if (!c->joined_once) {
+        bool fresh = !c->joined_once; /* nothing to recover: its first join */
+        if (fresh) {
             seqcheck_init(&c->sc, (int64_t)last->valuedouble + 1);
             c->joined_once = true;
         } else if (cJSON_IsFalse(rec)) {
             c->unrecovered++; /* the server could not replay: messages lost to this client */
-        } else if (c->cut && !c->recovered) {
+        }
+        if (c->cut && !c->recovered && (fresh || !cJSON_IsFalse(rec))) {
             uint64_t now = now_ns();
             c->recovered = true;
             G.R->storm_recovered++;

@@ -103,3 +103,26 @@ assert sys.argv[2] == "0", "parley-load exited %s" % sys.argv[2]
 print("storm ok: %d clients recovered in %.0f ms (p99 %.0f ms), %d sends resent, %d delivered"
       % (r["storm_recovered"], r["storm_recover_ms"], r["storm_recover_p99_ms"], r["resent"], r["delivered"]))
 PY
+
+# parley-load honours a refusal's hint: a stand-in (busy_gateway.py: today's
+# parleyd never refuses an auth) answers the auth busy with retry_after_ms
+# 1500; the next attempt, at the second stand-in, comes 1500 ms later plus at
+# most the first jitter (--backoff-ms 50), not at once.
+python3 "$(dirname "$0")/busy_gateway.py" 1500 "$work/ports" >"$work/busy.log" &
+standin=$!
+trap 'kill $standin 2>/dev/null || true; gw1_back; rm -rf "$work"' EXIT
+for _ in $(seq 1 100); do grep -q ' ' "$work/ports" 2>/dev/null && break; sleep 0.05; done
+read -r b1 b2 <"$work/ports"
+"$load" --fixture "$work/fixture" --clients 1 --gw "127.0.0.1:$b1" --gw "127.0.0.1:$b2" \
+  --scenario idle --duration 1 --backoff-ms 50 --json >"$work/busy.json"
+kill $standin 2>/dev/null || true
+python3 - "$work/busy.json" "$work/busy.log" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["joined"] == 1 and r["refusals"] == 1 and r["hinted"] == 1 and r["retries"] == 1, r
+assert r["errors_by_code"] == {"busy": 1} and r["errors"] == 0, r
+t = dict(l.split() for l in open(sys.argv[2]))
+gap = int(t["conn"]) - int(t["busy"])
+assert 1500 <= gap < 1500 + 50 + 1000, "the next attempt came %d ms after busy (hint 1500)" % gap
+print("busy hint ok: next attempt %d ms after busy with retry_after_ms 1500" % gap)
+PY
