@@ -30,6 +30,7 @@ svc_pg() {
 # Parley acknowledges survives a power cut. nondurable turns all three off:
 # a crash of the machine may lose or corrupt the database, which only a
 # test suite that throws its database away can accept for the speed.
+# SVC_PG_OPTS: more server settings (e.g. "-c shared_preload_libraries=...").
 svc_pg_start() {
   local state=$1 port=$2 mode=${3:-durable} data=$1/pg durability nosync=()
   case "$mode" in
@@ -48,7 +49,7 @@ svc_pg_start() {
       || { cat "$state/initdb.log" >&2; svc_die "initdb failed"; }
   fi
   svc_pg "$PG_BIN/pg_ctl" -D "$data" -w -t 30 -l "$state/postgres.log" \
-    -o "-p $port -k $state -c listen_addresses=127.0.0.1 $durability -c max_connections=200" \
+    -o "-p $port -k $state -c listen_addresses=127.0.0.1 $durability -c max_connections=200 ${SVC_PG_OPTS:-}" \
     start >/dev/null || { tail -n 20 "$state/postgres.log" >&2; svc_die "postgres did not start"; }
   if ! svc_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname='parley'" | grep -q 1; then
     svc_pg "$PG_BIN/psql" -q -h 127.0.0.1 -p "$port" -U postgres -c "CREATE ROLE parley LOGIN" >/dev/null
