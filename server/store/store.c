@@ -139,9 +139,15 @@ static const struct db_stmt store_stmts[ST__COUNT] = {
          "  WHERE (i.archived OR NOT i.parent_ok)"
          "  AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = i.i)",
          1},
+    /* The visit log is best effort (a lost row must not fail a session), so
+     * its commit does not wait for the WAL flush: set_config(..., true) lasts
+     * only for this statement's own transaction (db.c syncs after every
+     * query). On durable PostgreSQL a flush per sign-in would otherwise hold
+     * up every query queued behind it on its reader connection. */
     [ST_VISIT] = {"visit",
                   "INSERT INTO visits (workspace_id, person_id, kind, ip, os, browser)"
-                  " VALUES ($1::uuid, $2::uuid, 'websocket', $3::inet, $4, $5)",
+                  " SELECT $1::uuid, $2::uuid, 'websocket', $3::inet, $4, $5"
+                  " WHERE set_config('synchronous_commit', 'off', true) = 'off'",
                   5},
     /* Answers the pairs that are no longer valid (usually none), so the
      * gateway's work is proportional to what it must close. */
