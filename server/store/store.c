@@ -143,12 +143,18 @@ static const struct db_stmt store_stmts[ST__COUNT] = {
          "  WHERE (i.archived OR NOT i.parent_ok)"
          "  AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = i.i)",
          1},
-    /* The visit log of one batch of sign-ins, in one statement. */
+    /* The visit log of one batch of sign-ins, in one statement. It is best
+     * effort (a lost row must not fail a session), so its commit does not
+     * wait for the WAL flush: set_config(..., true) lasts only for this
+     * statement's own transaction (db.c syncs after every query). On durable
+     * PostgreSQL a flush per batch would otherwise hold up every query
+     * queued behind it on its connection. */
     [ST_VISIT] = {"visit",
                   "INSERT INTO visits (workspace_id, person_id, kind, ip, os, browser)"
                   " SELECT v.ws, v.person, 'websocket', v.ip::inet, v.os, v.browser"
                   " FROM json_to_recordset($1::json)"
-                  "  AS v(ws uuid, person uuid, ip text, os text, browser text)",
+                  "  AS v(ws uuid, person uuid, ip text, os text, browser text)"
+                  " WHERE set_config('synchronous_commit', 'off', true) = 'off'",
                   1},
     /* Answers the pairs that are no longer valid (usually none), so the
      * gateway's work is proportional to what it must close. */
