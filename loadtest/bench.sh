@@ -31,6 +31,11 @@
 #   BENCH_PARLEYD_B=PATH   system parley-b: another parleyd build, to compare
 #                          a change with main in one run
 #   BENCH_ZIPF=1           room sizes by Zipf's law (1/rank^S) instead of equal
+#   BENCH_BODY=500         message body bytes (default 64; over about 400 a
+#                          send no longer fits parleyd's 512-byte receive
+#                          buffer and is reassembled)
+#   BENCH_DURABILITY=nondurable  PostgreSQL without fsync, synchronous_commit
+#                          and full_page_writes (default: all on, durable)
 #
 # Load: BENCH_CLIENTS clients in BENCH_ROOMS rooms (parley-load), clients
 # alternating between the two processes of each system. Private PostgreSQL
@@ -51,6 +56,7 @@ command -v node >/dev/null || svc_die "node is needed for the Socket.IO peer"
 clients=${BENCH_CLIENTS:-200}
 rooms=${BENCH_ROOMS:-20}
 scenario=${BENCH_SCENARIO:-chat}
+body=${BENCH_BODY:-64}
 systems=${BENCH_SYSTEMS:-parley socketio batch-1 lws-floor}
 procs=${BENCH_PROCS:-1}
 gateways=${BENCH_GATEWAYS:-2}
@@ -81,7 +87,7 @@ measure() {
   for p in "$@"; do extra+=(--pid "$p"); done
   [ -n "${BENCH_ZIPF:-}" ] && extra+=(--zipf "$BENCH_ZIPF")
   "$load" --proto "$proto" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
-    --scenario "$scenario" --rate "$rate" --duration "$secs" --body 64 --sources 64 \
+    --scenario "$scenario" --rate "$rate" --duration "$secs" --body "$body" --sources 64 \
     --procs "$procs" --connect-rate "${BENCH_CONNECT_RATE:-0}" "${extra[@]}" \
     --csv "$state/$name.csv" --json >"$state/out.json" || true
   c1=$(svc_cpu_ticks "$@")
@@ -187,7 +193,8 @@ for i in $(seq 1 "$rounds"); do
 done
 
 echo "$floor" >"$state/floor"
-python3 - "$state/results" "$rounds" "$rate" "$secs" "$state/floor" "$clients" "$rooms" "$scenario" "$gateways" <<'PY'
+python3 - "$state/results" "$rounds" "$rate" "$secs" "$state/floor" "$clients" "$rooms" "$scenario" "$gateways" "$body" \
+  "${BENCH_DURABILITY:-durable}" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 names = []
@@ -214,7 +221,7 @@ worst = {"lost", "dups", "out_of_order", "errors", "unrecovered", "dead"}
 pick = lambda k, v: max(v) if k in worst else statistics.median(v)
 med = {n: {k: pick(k, [r[k] for r in rows if r["name"] == n]) for k, _, _ in keys} for n in names}
 print("\nraw floor (one 120-byte frame per write(2), loopback): %s" % open(sys.argv[5]).read().strip())
-print("\n%s scenario, %d rounds, %s clients in %s rooms, %s processes each (lws-floor: 1), %s msg/s per client offered, %s s each, 64-byte bodies; medians (integrity rows: the worst round)" % (sys.argv[8], int(sys.argv[2]), sys.argv[6], sys.argv[7], sys.argv[9], sys.argv[3], sys.argv[4]))
+print("\n%s scenario, %d rounds, %s clients in %s rooms, %s processes each (lws-floor: 1), %s msg/s per client offered, %s s each, %s-byte bodies, PostgreSQL %s; medians (integrity rows: the worst round)" % (sys.argv[8], int(sys.argv[2]), sys.argv[6], sys.argv[7], sys.argv[9], sys.argv[3], sys.argv[4], sys.argv[10], sys.argv[11]))
 print("| figure | " + " | ".join(names) + " | " + " | ".join("parley / " + n for n in names[1:]) + " |")
 print("|---|" + "---|" * (2 * len(names) - 1))
 for k, label, fmt in keys:

@@ -31,8 +31,8 @@
 #
 # Starts its own PostgreSQL and Redis (scripts/services.sh) and gateways on
 # free loopback ports under a temp dir; stops all of them and removes the dir
-# on exit. Bounded: the generator gets set-up (60 s + the ramp) plus the hold
-# plus 60 s, then is stopped.
+# on exit. Bounded: the generator gets set-up (60 s + the ramp, at most
+# 600 s) plus the hold plus 60 s, then is stopped.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/services.sh"
@@ -136,11 +136,14 @@ cpu0="$(svc_cpu_ticks "${pids[@]}") $(svc_cpu_ticks $(pg_pids)) $(svc_cpu_ticks 
 
 ramp=0
 [ "$rate" != 0 ] && ramp=$(awk -v n="$conns" -v r="$rate" 'BEGIN {print int(n / r + 1)}')
-limit=$((60 + ramp + hold + 60))
+# Set-up gets the ramp's length on top of parley-load's 60 s (its bound is 600 s).
+setup=$((60 + ramp))
+[ "$setup" -le 600 ] || setup=600
+limit=$((setup + hold + 60))
 echo "$ngw gateways (RSS $((rss0 / 1024)) MB), $procs generator processes, $sources source addresses, $rate connections/s, hold $hold s (at most $limit s)" >&2
 t0=$(date +%s)
 timeout --signal=TERM "$limit" "$load" --fixture "$state/fixture" "${gwargs[@]}" --scenario idle \
-  --duration "$hold" --procs "$procs" --sources "$sources" --connect-rate "$rate" --json \
+  --duration "$hold" --setup-s "$setup" --procs "$procs" --sources "$sources" --connect-rate "$rate" --json \
   >"$state/out.json" 2>"$state/load.err" &
 loadpid=$!
 # Sample while it runs. The hold starts when every connection is up (the

@@ -23,6 +23,21 @@
  *              one a term to reject, one a term to flag; every verdict is
  *              checked at the receivers (a masked term delivered, or a
  *              rejected send acknowledged, is a leak)
+ *   storm      every client on the first --gw under chat load; after
+ *              --kill-after seconds the process named by --kill-pid (or the
+ *              pid in --kill-pidfile) gets SIGKILL, and every client it held
+ *              comes back through the other gateways with jittered backoff,
+ *              rejoins with since and re-sends its unanswered sends with the
+ *              same client_msg_id: reports how many authenticated again, the
+ *              time until all recovered, and per member loss, duplicates and
+ *              order. It kills nothing else.
+ *
+ * Reconnecting (storm and reconnect scenarios, and in every scenario an auth
+ * or join answered busy or unavailable, or an HTTP 503/429 at the upgrade):
+ * "full jitter" backoff, a random time below min(--backoff-max-ms,
+ * --backoff-ms * 2^attempt), added to the server's retry_after_ms (or
+ * Retry-After) when it gave one, so clients refused together do not come
+ * back together; rotating to the next gateway each time, as the SDK does.
  *
  * --procs N splits the clients over N worker processes (one process's file
  * limit caps its connections): each worker runs its share on its own epoll;
@@ -31,8 +46,7 @@
  * is checked against every sender; the parent merges their reports.
  *
  * Every loop is bounded: --duration caps the scenario, set-up is capped at
- * 60 s (plus the ramp's length with --connect-rate) and the drain at 5 s; every gateway address
- * must be on 127.0.0.0/8.
+ * --setup-s (60 s) and the drain at 5 s; every gateway address must be on 127.0.0.0/8.
  */
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
@@ -40,12 +54,14 @@
 #include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -67,11 +83,13 @@
 #define MAX_CODES 16
 #define RBUF_MAX (8 << 20)
 #define DRAIN_MS 5000
-#define SETUP_MS 60000
 #define MAX_PROCS 16
+#define SEND_WINDOW 64           /* sends unanswered per client, at most */
+#define STORM_SETTLE_MS 3000     /* chat load after the last client recovered */
+#define MAX_RETRY_AFTER_MS 60000 /* a server hint is honoured up to this */
 
-enum phase { P_HANDSHAKE, P_AUTH, P_JOIN, P_OPEN, P_DEAD };
-enum scenario { S_CHAT, S_IDLE, S_BIGROOM, S_RECONNECT, S_MODERATION };
+enum phase { P_HANDSHAKE, P_AUTH, P_JOIN, P_OPEN, P_WAIT, P_DEAD };
+enum scenario { S_CHAT, S_IDLE, S_BIGROOM, S_RECONNECT, S_MODERATION, S_STORM };
 enum proto { PR_PARLEY, PR_SOCKETIO };
 
 struct client {
@@ -98,6 +116,13 @@ struct client {
     uint64_t reads, reads_acked, read_errors; /* read reports and their answers */
     uint64_t events;                          /* sequenced events (read, votes) delivered */
     uint64_t read_t0[64];                     /* send times of read reports, by id % 64 */
+    uint64_t retry_at;                        /* P_WAIT: when to connect again */
+    int attempt;       /* connections failed in a row: the backoff's exponent */
+    int64_t unans_lo;  /* the lowest send number not yet answered */
+    uint64_t answered; /* bit i: send unans_lo + i answered */
+    bool cut;          /* storm: was on the killed gateway when it died */
+    bool reauthed;     /* storm: authenticated again after the kill */
+    bool recovered;    /* storm: rejoined with since, recovered */
 };
 
 /* Read reports use ids from here on, so their answers are told apart. */
@@ -119,15 +144,22 @@ static enum kind send_kind(int64_t k)
 struct wres {
     uint64_t sent, acked, errors, delivered, dups, ooo, lost, dead, reconnects, unrecovered;
     uint64_t reads, reads_acked;
-    uint64_t masked_seen;      /* deliveries whose term arrived masked */
-    uint64_t rejected;         /* sends refused with guideline_violation, as they should be */
-    uint64_t leaks;            /* a term delivered unmasked, or a send to reject acknowledged */
-    int clients, open;         /* its share of the fixture, and how many joined */
-    double cpu_s;              /* its own CPU time */
-    struct lhist lat;          /* delivery latency, µs */
-    struct lhist join_lat;     /* connect to join ok, µs */
-    struct lhist rlat;         /* read report to its answer, µs */
-    char codes[MAX_CODES][32]; /* error codes seen */
+    uint64_t masked_seen;  /* deliveries whose term arrived masked */
+    uint64_t rejected;     /* sends refused with guideline_violation, as they should be */
+    uint64_t leaks;        /* a term delivered unmasked, or a send to reject acknowledged */
+    int clients, open;     /* its share of the fixture, and how many joined */
+    double cpu_s;          /* its own CPU time */
+    struct lhist lat;      /* delivery latency, µs */
+    struct lhist join_lat; /* connect to join ok, µs */
+    struct lhist rlat;     /* read report to its answer, µs */
+    struct lhist rec_lat;  /* storm: the kill to a cut client's rejoin ok, µs */
+    uint64_t retries;      /* connection attempts after a failed or lost one */
+    uint64_t refusals;     /* auth/join/upgrade refused busy or unavailable (retried) */
+    uint64_t hinted;       /* of those, with retry_after_ms or Retry-After */
+    uint64_t resent;       /* sends written again after a lost connection */
+    int cut, reauthed, storm_recovered;  /* storm: clients cut, signed in again, recovered */
+    uint64_t kill_ns, last_recovered_ns; /* storm: when the kill came, the last recovery */
+    char codes[MAX_CODES][32];           /* error codes seen */
     uint64_t code_count[MAX_CODES];
 };
 
@@ -139,6 +171,7 @@ struct shared {
     long rss1;                          /* the gateways' RSS when sending starts */
     double cpu0, cpu1;                  /* their CPU seconds then, and when the drain ended */
     int drained;                        /* workers past the drain (the last sets cpu1) */
+    double run_s;                       /* storm: the load's real length (it stops early) */
     uint64_t acked_in_room[MAX_ROOMS];  /* acknowledged messages, per room */
     uint64_t masked_in_room[MAX_ROOMS]; /* of those, carrying the term to mask */
     int64_t room_max_seq[MAX_ROOMS];    /* highest acknowledged seq, per room */
@@ -152,9 +185,15 @@ static struct {
     enum proto proto; /* what the gateways speak */
     enum scenario scenario;
     double rate, duration, reconnect_every;
-    double read_rate;    /* read reports per client per second (receipts load) */
-    double connect_rate; /* connections started per second in all, 0: at once */
-    double zipf;         /* room sizes by 1/rank^zipf; -1: the fixture's */
+    double read_rate;                  /* read reports per client per second (receipts load) */
+    double connect_rate;               /* connections started per second in all, 0: at once */
+    double zipf;                       /* room sizes by 1/rank^zipf; -1: the fixture's */
+    double backoff_ms, backoff_max_ms; /* reconnection backoff: first cap, largest cap */
+    double kill_after;                 /* storm: seconds of load before the kill */
+    int kill_pid;                      /* storm: the process to kill */
+    const char *kill_pidfile;          /* storm: or the file holding its pid */
+    int max_clients;                   /* the fixture's first N tokens; 0: all */
+    double setup_s;                    /* the bound on connecting, signing in, joining */
     const char *csv;
     int pids[MAX_PIDS], npids;
     char rooms[MAX_ROOMS][40];
@@ -242,14 +281,49 @@ static void drop(struct client *c)
     c->rlen = c->wlen = 0;
 }
 
+/* Does a lost connection come back? In the scenarios about losing them; in
+ * the others a lost connection is a failure the report must show. */
+static bool comes_back(void)
+{
+    return G.scenario == S_STORM || G.scenario == S_RECONNECT;
+}
+
+/* The connection is gone or refused. Without retry the client is dead;
+ * otherwise it waits hint_ms (the server's retry_after_ms, 0: none) plus a
+ * "full jitter" random time below min(max, first * 2^attempt), then tries
+ * the next gateway: clients cut off together spread out instead of coming
+ * back in one instant, and never sooner than the server asked. */
+static void lose(struct client *c, uint64_t hint_ms, bool retry)
+{
+    drop(c);
+    if (!retry) {
+        c->phase = P_DEAD;
+        return;
+    }
+    if (hint_ms > MAX_RETRY_AFTER_MS) hint_ms = MAX_RETRY_AFTER_MS;
+    double cap = G.backoff_ms * (double)(1ull << (c->attempt < 30 ? c->attempt : 30));
+    if (cap > G.backoff_max_ms) cap = G.backoff_max_ms;
+    uint64_t jitter = cap >= 1 ? rand64() % (uint64_t)(cap * 1e6) : 0;
+    c->retry_at = now_ns() + hint_ms * 1000000ull + jitter;
+    c->attempt++;
+    /* storm: before the kill every client belongs on the gateway to kill */
+    if (G.scenario != S_STORM || G.R->kill_ns) c->gw++;
+    c->phase = P_WAIT;
+}
+
+/* A refusal worth trying again later (PROTOCOL.md: busy, unavailable). */
+static bool retryable(const char *code)
+{
+    return !strcmp(code, "busy") || !strcmp(code, "unavailable");
+}
+
 static void flush_out(struct client *c)
 {
     while (c->wlen && c->fd >= 0) {
         ssize_t w = write(c->fd, c->wbuf, c->wlen);
         if (w < 0) {
             if (errno == EAGAIN) break;
-            c->phase = P_DEAD;
-            drop(c);
+            lose(c, 0, comes_back());
             return;
         }
         memmove(c->wbuf, c->wbuf + w, c->wlen - (size_t)w);
@@ -271,9 +345,14 @@ static void start_client(struct client *c)
     struct sockaddr_in src = {.sin_family = AF_INET};
     src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->idx % G.sources));
     if (bind(c->fd, (struct sockaddr *)&src, sizeof src)) die("bind to a 127.0.0.x source");
-    if (connect(c->fd, (struct sockaddr *)gw, sizeof *gw) && errno != EINPROGRESS) die("connect");
     c->phase = P_HANDSHAKE;
     c->t_connect = now_ns();
+    if (connect(c->fd, (struct sockaddr *)gw, sizeof *gw) && errno != EINPROGRESS) {
+        /* refused at once (a dead gateway on loopback): the next one, later */
+        if (!comes_back()) die("connect");
+        lose(c, 0, true);
+        return;
+    }
     unsigned char nonce[16];
     for (int i = 0; i < 16; i++)
         nonce[i] = (unsigned char)rand();
@@ -290,6 +369,54 @@ static void start_client(struct client *c)
     wappend(c, req, (size_t)n);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
     epoll_ctl(G.ep, EPOLL_CTL_ADD, c->fd, &ev);
+}
+
+static void make_body(char *body, int64_t k);
+
+/* Send k's answer arrived: false when it was already had (or is unknown). */
+static bool mark_answered(struct client *c, int64_t k)
+{
+    if (k < c->unans_lo || k >= c->unans_lo + SEND_WINDOW) return false;
+    uint64_t bit = 1ull << (k - c->unans_lo);
+    if (c->answered & bit) return false;
+    c->answered |= bit;
+    while (c->answered & 1) {
+        c->answered >>= 1;
+        c->unans_lo++;
+    }
+    return true;
+}
+
+/* Writes send k: the same command id and client_msg_id every time, so a
+ * send written again after a lost connection is stored once (the server
+ * deduplicates) and answered under its own number. */
+static void write_send(struct client *c, int64_t k)
+{
+    char body[65536];
+    make_body(body, k);
+    if (G.proto == PR_SOCKETIO) {
+        static char args[65536 + 256], m[sizeof args + 32];
+        snprintf(args, sizeof args,
+                 "\"send\",{\"room\":\"%s\",\"client_msg_id\":\"%llx-%d-%" PRId64
+                 "\",\"body\":\"%s\"}",
+                 G.rooms[c->room], G.nonce, c->idx, k, body);
+        size_t n = eio_emit(m, sizeof m, k + 3, args);
+        if (n) ws_send(c, m, n);
+    } else
+        send_cmd(c,
+                 "{\"id\":%" PRId64 ",\"op\":\"send\",\"room\":\"%s\","
+                 "\"client_msg_id\":\"%llx-%d-%" PRId64 "\",\"body\":\"%s\"}",
+                 k + 3, G.rooms[c->room], G.nonce, c->idx, k, body);
+}
+
+/* Joined again: the sends the lost connection took unanswered go again. */
+static void resend_unanswered(struct client *c)
+{
+    for (int64_t k = c->unans_lo; k < c->next_id; k++)
+        if (!(c->answered & (1ull << (k - c->unans_lo)))) {
+            write_send(c, k);
+            G.R->resent++;
+        }
 }
 
 /* A sequenced event (read, votes) takes a seq in the room: seen, not timed. */
@@ -344,26 +471,41 @@ static void on_object(struct client *c, const cJSON *o)
         }
         return;
     }
-    /* Sends are ids 3, 4, ...: send k has id k + 3. */
-    enum kind kind = c->phase == P_OPEN && rid >= 3 ? send_kind(rid - 3) : K_PLAIN;
+    /* Sends are ids 3, 4, ...: send k has id k + 3. A send written again
+     * after a lost connection is answered once on the new one; anything
+     * else already answered is not counted twice. */
+    bool is_send = c->phase == P_OPEN && rid >= 3;
+    if (is_send && !mark_answered(c, rid - 3)) return;
+    enum kind kind = is_send ? send_kind(rid - 3) : K_PLAIN;
     if (!ok) {
-        const cJSON *code =
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(o, "error"), "code");
-        if (G.scenario == S_MODERATION && kind == K_REJECT && cJSON_IsString(code) &&
-            !strcmp(code->valuestring, "guideline_violation")) {
+        const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
+        const cJSON *code = cJSON_GetObjectItemCaseSensitive(err, "code");
+        const char *cs = cJSON_IsString(code) ? code->valuestring : "?";
+        if (G.scenario == S_MODERATION && kind == K_REJECT && !strcmp(cs, "guideline_violation")) {
             c->rejected++; /* refused, as the rule says: answered, not an error */
             return;
         }
-        count_error(cJSON_IsString(code) ? code->valuestring : "?");
-        c->errors++;
-        if (c->phase != P_OPEN) {
-            c->phase = P_DEAD;
-            drop(c);
+        count_error(cs);
+        if (c->phase != P_OPEN && retryable(cs)) {
+            /* auth or join refused for now: back off, at least the hint */
+            const cJSON *ra = cJSON_GetObjectItemCaseSensitive(err, "retry_after_ms");
+            uint64_t hint =
+                cJSON_IsNumber(ra) && ra->valuedouble > 0 ? (uint64_t)ra->valuedouble : 0;
+            G.R->refusals++;
+            G.R->hinted += hint > 0;
+            lose(c, hint, true);
+            return;
         }
+        c->errors++;
+        if (c->phase != P_OPEN) lose(c, 0, false);
         return;
     }
     if (c->phase == P_AUTH) {
         c->phase = P_JOIN;
+        if (c->cut && !c->reauthed) {
+            c->reauthed = true;
+            G.R->reauthed++;
+        }
         if (c->joined_once)
             send_cmd(c, "{\"id\":2,\"op\":\"join\",\"room\":\"%s\",\"since\":%" PRId64 "}",
                      G.rooms[c->room], c->sc.next - 1);
@@ -372,14 +514,24 @@ static void on_object(struct client *c, const cJSON *o)
     } else if (c->phase == P_JOIN) {
         const cJSON *last = cJSON_GetObjectItemCaseSensitive(ok, "last_seq");
         const cJSON *rec = cJSON_GetObjectItemCaseSensitive(ok, "recovered");
-        if (!c->joined_once) {
+        bool fresh = !c->joined_once; /* nothing to recover: its first join */
+        if (fresh) {
             seqcheck_init(&c->sc, (int64_t)last->valuedouble + 1);
             c->joined_once = true;
         } else if (cJSON_IsFalse(rec)) {
             c->unrecovered++; /* the server could not replay: messages lost to this client */
         }
+        if (c->cut && !c->recovered && (fresh || !cJSON_IsFalse(rec))) {
+            uint64_t now = now_ns();
+            c->recovered = true;
+            G.R->storm_recovered++;
+            G.R->last_recovered_ns = now;
+            lhist_record(&G.R->rec_lat, (now - G.R->kill_ns) / 1000);
+        }
         lhist_record(&G.R->join_lat, (now_ns() - c->t_connect) / 1000);
         c->phase = P_OPEN;
+        c->attempt = 0;
+        resend_unanswered(c);
     } else {
         c->acked++;
         if (G.scenario == S_MODERATION && kind == K_REJECT) G.R->leaks++;
@@ -458,6 +610,25 @@ static void on_frame(struct client *c, const char *p, size_t n)
     cJSON_Delete(j);
 }
 
+/* The Retry-After of an HTTP response head (n bytes), in ms: 0 when absent
+ * or an HTTP date (this generator does not parse those). */
+static uint64_t retry_after_header(const char *head, size_t n)
+{
+    static const char name[] = "\r\nretry-after:";
+    size_t k = sizeof name - 1;
+    for (size_t i = 0; i + k < n; i++)
+        if (!strncasecmp(head + i, name, k)) {
+            const char *p = head + i + k;
+            while (p < head + n && *p == ' ')
+                p++;
+            uint64_t secs = 0;
+            while (p < head + n && *p >= '0' && *p <= '9' && secs < 3600)
+                secs = secs * 10 + (uint64_t)(*p++ - '0');
+            return secs * 1000;
+        }
+    return 0;
+}
+
 static void on_readable(struct client *c)
 {
     for (;;) {
@@ -469,8 +640,7 @@ static void on_readable(struct client *c)
         }
         ssize_t r = read(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen);
         if (r == 0 || (r < 0 && errno != EAGAIN)) {
-            c->phase = P_DEAD;
-            drop(c);
+            lose(c, 0, comes_back());
             return;
         }
         if (r < 0) break;
@@ -483,8 +653,14 @@ static void on_readable(struct client *c)
         off = wscl_response((const char *)c->rbuf, c->rlen, c->key, &status, &accepted);
         if (!off) return;
         if (!accepted) {
-            c->phase = P_DEAD;
-            drop(c);
+            /* 503 or 429: the gateway admits no more now; Retry-After says when */
+            if (status == 503 || status == 429) {
+                G.R->refusals++;
+                uint64_t hint = retry_after_header((const char *)c->rbuf, off);
+                G.R->hinted += hint > 0;
+                lose(c, hint, true);
+            } else
+                lose(c, 0, false);
             return;
         }
         c->phase = P_AUTH;
@@ -495,8 +671,7 @@ static void on_readable(struct client *c)
     int r;
     while (c->fd >= 0 && (r = wscl_parse(c->rbuf + off, c->rlen - off, &f)) != 0) {
         if (r < 0 || f.opcode == 8) { /* not a server's frame, or a close */
-            c->phase = P_DEAD;
-            drop(c);
+            lose(c, 0, comes_back());
             return;
         }
         if (f.opcode == 1) on_frame(c, (const char *)f.payload, f.len);
@@ -596,9 +771,14 @@ static const char *usage =
     "         [--duration S] [--body BYTES] [--sources N] [--reconnect-every S]\n"
     "         [--pid GATEWAY_PID ...] [--csv HISTOGRAM.csv] [--proto parley|socketio] [--json]\n"
     "         [--zipf S]   (room sizes proportional to 1/rank^S instead of the fixture's equal "
-    "ones)";
+    "ones)\n"
+    "         [--clients N] (the fixture's first N tokens) [--backoff-ms MS] [--backoff-max-ms "
+    "MS]\n"
+    "         [--setup-s S] (the bound on set-up, default 60)\n"
+    "         --scenario storm: --kill-pid PID | --kill-pidfile FILE [--kill-after S]";
 
-static const char *const scenario_names[] = {"chat", "idle", "bigroom", "reconnect", "moderation"};
+static const char *const scenario_names[] = {"chat",      "idle",       "bigroom",
+                                             "reconnect", "moderation", "storm"};
 
 static void parse_args(int argc, char **argv, const char **fixture)
 {
@@ -609,6 +789,10 @@ static void parse_args(int argc, char **argv, const char **fixture)
     G.procs = 1;
     G.reconnect_every = 2;
     G.zipf = -1;
+    G.backoff_ms = 250;
+    G.backoff_max_ms = 10000;
+    G.kill_after = 5;
+    G.setup_s = 60;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) {
@@ -640,6 +824,20 @@ static void parse_args(int argc, char **argv, const char **fixture)
             G.csv = v;
         else if (!strcmp(a, "--zipf"))
             G.zipf = atof(v);
+        else if (!strcmp(a, "--setup-s"))
+            G.setup_s = atof(v);
+        else if (!strcmp(a, "--clients"))
+            G.max_clients = atoi(v);
+        else if (!strcmp(a, "--backoff-ms"))
+            G.backoff_ms = atof(v);
+        else if (!strcmp(a, "--backoff-max-ms"))
+            G.backoff_max_ms = atof(v);
+        else if (!strcmp(a, "--kill-after"))
+            G.kill_after = atof(v);
+        else if (!strcmp(a, "--kill-pid"))
+            G.kill_pid = atoi(v);
+        else if (!strcmp(a, "--kill-pidfile"))
+            G.kill_pidfile = v;
         else if (!strcmp(a, "--pid") && G.npids < MAX_PIDS)
             G.pids[G.npids++] = atoi(v);
         else if (!strcmp(a, "--proto")) {
@@ -651,9 +849,9 @@ static void parse_args(int argc, char **argv, const char **fixture)
                 die("--proto parley|socketio");
         } else if (!strcmp(a, "--scenario")) {
             int k = 0;
-            while (k <= S_MODERATION && strcmp(v, scenario_names[k]))
+            while (k <= S_STORM && strcmp(v, scenario_names[k]))
                 k++;
-            if (k > S_MODERATION) die("--scenario chat|idle|bigroom|reconnect|moderation");
+            if (k > S_STORM) die("--scenario chat|idle|bigroom|reconnect|moderation|storm");
             G.scenario = (enum scenario)k;
         } else
             die(usage);
@@ -674,6 +872,18 @@ static void parse_args(int argc, char **argv, const char **fixture)
         die("the Socket.IO peer has no recovery: no reconnect scenario");
     if (G.proto == PR_SOCKETIO && G.scenario == S_MODERATION)
         die("the Socket.IO peer has no guidelines: no moderation scenario");
+    if (G.max_clients < 0) die("bad --clients");
+    if (G.setup_s < 1 || G.setup_s > 600) die("--setup-s must be 1..600");
+    if (G.backoff_ms < 1 || G.backoff_max_ms < G.backoff_ms || G.backoff_max_ms > 600000)
+        die("--backoff-ms must be at least 1 and at most --backoff-max-ms (600000 at most)");
+    if (G.scenario == S_STORM) {
+        if (G.proto != PR_PARLEY) die("storm: the Parley protocol only (recovery needs since)");
+        if (G.ngw < 2) die("storm: two --gw at least (the first is killed)");
+        if (G.procs != 1) die("storm: one process (--procs 1)");
+        if (!G.kill_pid == !G.kill_pidfile) die("storm: one of --kill-pid and --kill-pidfile");
+        if (G.kill_after <= 0 || G.kill_after >= G.duration)
+            die("storm: --kill-after must be within --duration");
+    }
 }
 
 static struct client *read_fixture(const char *fixture, int *count)
@@ -691,7 +901,7 @@ static struct client *read_fixture(const char *fixture, int *count)
             if (G.nrooms == MAX_ROOMS) die("the fixture has more rooms than MAX_ROOMS");
             sscanf(line + 5, "%39s", G.rooms[G.nrooms++]);
         } else if (sscanf(line, "token %d %127s", &room, tok) == 2 && room >= 0 &&
-                   room < MAX_ROOMS) {
+                   room < MAX_ROOMS && (!G.max_clients || n < G.max_clients)) {
             if (n == cap) {
                 cl = realloc(cl, sizeof *cl * (size_t)(cap = cap ? cap * 2 : 256));
                 if (!cl) die("out of memory");
@@ -751,6 +961,38 @@ static uint64_t start_together(uint64_t setup_end)
     return start;
 }
 
+/* Clients whose backoff is over connect again. */
+static void retry_due(struct client *cl, int n, uint64_t now)
+{
+    for (int i = 0; i < n; i++)
+        if (cl[i].phase == P_WAIT && cl[i].retry_at <= now) {
+            G.R->retries++;
+            start_client(&cl[i]);
+        }
+}
+
+/* storm: SIGKILL to the process named on the command line, and nothing else.
+ * Every client then on that gateway (the first --gw) is cut. */
+static void storm_kill(struct client *cl, int n)
+{
+    int pid = G.kill_pid;
+    if (G.kill_pidfile) {
+        FILE *f = fopen(G.kill_pidfile, "r");
+        if (!f || fscanf(f, "%d", &pid) != 1) die("--kill-pidfile: no pid in that file");
+        fclose(f);
+    }
+    if (pid <= 1) die("storm: no process to kill (--kill-pid or --kill-pidfile)");
+    if (kill(pid, SIGKILL)) die("storm: kill failed (is that pid alive and ours?)");
+    G.R->kill_ns = now_ns();
+    for (int i = 0; i < n; i++)
+        if (cl[i].phase != P_DEAD && cl[i].gw % G.ngw == 0) {
+            cl[i].cut = true;
+            G.R->cut++;
+        }
+    if (!G.json)
+        fprintf(stderr, "\nparley-load: killed pid %d holding %d clients\n", pid, G.R->cut);
+}
+
 /* The scenario for this worker's clients (cl[0..n)), results into G.R. */
 static void run_worker(struct client *cl, int n)
 {
@@ -758,16 +1000,14 @@ static void run_worker(struct client *cl, int n)
     lhist_init(&R->lat);
     lhist_init(&R->join_lat);
     lhist_init(&R->rlat);
+    lhist_init(&R->rec_lat);
     R->clients = n;
     G.ep = epoll_create1(EPOLL_CLOEXEC);
     srand((unsigned)now_ns() ^ (unsigned)getpid());
     /* Set-up: connect, authenticate, join (bounded), at --connect-rate
      * (this worker's share of it) or all at once. */
+    uint64_t t0 = now_ns(), setup_end = t0 + (uint64_t)(G.setup_s * 1e9), counted = 0;
     double per_s = G.connect_rate / G.procs;
-    /* A paced ramp gets its own length on top of the cap (100,000 clients at
-     * 1,000 a second take 100 s to start), still bounded by --connect-rate. */
-    uint64_t setup_ms = SETUP_MS + (per_s > 0 ? (uint64_t)(n / per_s * 1000.0) : 0);
-    uint64_t t0 = now_ns(), setup_end = t0 + setup_ms * 1000000ull, counted = 0;
     int open = 0, started = 0;
     while (open < n && now_ns() < setup_end) {
         uint64_t due =
@@ -775,6 +1015,7 @@ static void run_worker(struct client *cl, int n)
         while (started < n && (uint64_t)started < due)
             start_client(&cl[started++]);
         service(per_s > 0 ? 1 : 10);
+        retry_due(cl, n, now_ns());
         /* Counting is O(clients): every 20 ms, not every turn (at 15,000 per
          * worker a count per 1 ms turn cost more CPU than the sockets). */
         if (now_ns() - counted < 20000000ull) continue;
@@ -796,13 +1037,18 @@ static void run_worker(struct client *cl, int n)
         if (read_interval) cl[i].next_read = start + rand64() % read_interval;
         cl[i].next_drop = start + drop_every / 2 + rand64() % drop_every;
     }
-    char *body = malloc((size_t)G.body + 64);
-    if (!body) die("out of memory");
     uint64_t last_progress = start, total_sent = 0;
+    uint64_t kill_at = start + (uint64_t)(G.kill_after * 1e9);
     bool acks_done = false; /* this worker's share of S->acks_done is counted */
     for (;;) {
         uint64_t now = now_ns();
+        if (G.scenario == S_STORM && !R->kill_ns && now >= kill_at && now < stop) storm_kill(cl, n);
+        /* storm: once every cut client is back, a little more load, then stop */
+        if (G.scenario == S_STORM && R->kill_ns && R->cut && R->storm_recovered == R->cut &&
+            R->last_recovered_ns + STORM_SETTLE_MS * 1000000ull < stop)
+            stop = R->last_recovered_ns + STORM_SETTLE_MS * 1000000ull;
         bool running = now < stop;
+        retry_due(cl, n, now);
         if (!running) {
             /* Drain: every command answered in every worker (then each room's
              * highest acknowledged seq is final), and every stream here
@@ -857,21 +1103,9 @@ static void run_worker(struct client *cl, int n)
             }
             if (c->phase != P_OPEN || !interval) continue;
             bool any = false;
-            while (c->next_send <= now) {
-                make_body(body, c->next_id);
-                if (G.proto == PR_SOCKETIO) {
-                    static char args[65536 + 256], m[sizeof args + 32];
-                    snprintf(args, sizeof args,
-                             "\"send\",{\"room\":\"%s\",\"client_msg_id\":\"%llx-%d-%" PRId64
-                             "\",\"body\":\"%s\"}",
-                             G.rooms[c->room], G.nonce, c->idx, c->next_id, body);
-                    size_t k = eio_emit(m, sizeof m, c->next_id + 3, args);
-                    if (k) ws_send(c, m, k);
-                } else
-                    send_cmd(c,
-                             "{\"id\":%" PRId64 ",\"op\":\"send\",\"room\":\"%s\","
-                             "\"client_msg_id\":\"%llx-%d-%" PRId64 "\",\"body\":\"%s\"}",
-                             c->next_id + 3, G.rooms[c->room], G.nonce, c->idx, c->next_id, body);
+            /* at most SEND_WINDOW unanswered: a slow server slows the sender */
+            while (c->next_send <= now && c->next_id - c->unans_lo < SEND_WINDOW) {
+                write_send(c, c->next_id);
                 c->next_id++;
                 c->sent++;
                 total_sent++;
@@ -884,22 +1118,25 @@ static void run_worker(struct client *cl, int n)
         service(1);
         if (G.k == 0 && !G.json && now - last_progress > 1000000000ull) {
             last_progress = now;
-            int conns = 0;
+            int conns = 0, waiting = 0;
             uint64_t all_sent = 0, all_got = 0;
-            for (int i = 0; i < n; i++)
+            for (int i = 0; i < n; i++) {
                 conns += cl[i].phase == P_OPEN;
+                waiting += cl[i].phase == P_WAIT;
+            }
             for (int w = 0; w < G.procs; w++) {
                 all_sent += __atomic_load_n(&G.S->w[w].sent, __ATOMIC_RELAXED);
                 all_got += __atomic_load_n(&G.S->w[w].lat.count, __ATOMIC_RELAXED);
             }
             fprintf(stderr,
-                    "\r[%5.1fs] open %d%s sent %" PRIu64 " delivered %" PRIu64 " p99 %.1f ms%s   ",
-                    (double)(now - start) / 1e9, conns, G.procs > 1 ? " (worker 0)" : "", all_sent,
-                    all_got, (double)lhist_percentile(&R->lat, 99) / 1000.0,
+                    "\r[%5.1fs] open %d (backing off %d)%s sent %" PRIu64 " delivered %" PRIu64
+                    " p99 %.1f ms%s   ",
+                    (double)(now - start) / 1e9, conns, waiting, G.procs > 1 ? " (worker 0)" : "",
+                    all_sent, all_got, (double)lhist_percentile(&R->lat, 99) / 1000.0,
                     G.procs > 1 ? " (worker 0)" : "");
         }
     }
-    free(body);
+    if (G.scenario == S_STORM) G.S->run_s = (double)(stop - start) / 1e9;
     /* The gateways' CPU over the send window ends when the last worker is
      * past its drain, before any closes its connections. */
     if (__atomic_add_fetch(&G.S->drained, 1, __ATOMIC_SEQ_CST) == G.procs) G.S->cpu1 = pids_cpu_s();
@@ -957,6 +1194,16 @@ static void merge(struct wres *t, const struct wres *w)
     lhist_merge(&t->lat, &w->lat);
     lhist_merge(&t->join_lat, &w->join_lat);
     lhist_merge(&t->rlat, &w->rlat);
+    lhist_merge(&t->rec_lat, &w->rec_lat);
+    t->retries += w->retries;
+    t->refusals += w->refusals;
+    t->hinted += w->hinted;
+    t->resent += w->resent;
+    t->cut += w->cut;
+    t->reauthed += w->reauthed;
+    t->storm_recovered += w->storm_recovered;
+    if (w->kill_ns) t->kill_ns = w->kill_ns;
+    if (w->last_recovered_ns > t->last_recovered_ns) t->last_recovered_ns = w->last_recovered_ns;
     for (int i = 0; i < MAX_CODES && w->codes[i][0]; i++)
         for (int j = 0; j < MAX_CODES; j++) {
             if (!t->codes[j][0]) snprintf(t->codes[j], sizeof t->codes[j], "%s", w->codes[i]);
@@ -995,6 +1242,9 @@ int main(int argc, char **argv)
     }
     for (int i = 0; i < n; i++)
         if (cl[i].room < G.nrooms) G.members[cl[i].room]++;
+    if (G.scenario == S_STORM) /* everyone on the gateway that will die */
+        for (int i = 0; i < n; i++)
+            cl[i].gw = 0;
     G.S = mmap(NULL, sizeof *G.S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (G.S == MAP_FAILED) die("mmap");
     G.nonce = (unsigned long long)now_ns() ^ ((unsigned long long)getpid() << 40);
@@ -1042,6 +1292,7 @@ int main(int argc, char **argv)
     lhist_init(&T.lat);
     lhist_init(&T.join_lat);
     lhist_init(&T.rlat);
+    lhist_init(&T.rec_lat);
     for (int k = 0; k < G.procs; k++)
         merge(&T, &G.S->w[k]);
     uint64_t want = 0, masked_want = 0;
@@ -1049,7 +1300,7 @@ int main(int argc, char **argv)
         want += G.S->acked_in_room[r] * (uint64_t)G.members[r];
         masked_want += G.S->masked_in_room[r] * (uint64_t)G.members[r];
     }
-    double secs = G.duration;
+    double secs = G.S->run_s > 0 ? G.S->run_s : G.duration;
     int largest = 0;
     for (int r = 0; r < G.nrooms; r++)
         if (G.members[r] > largest) largest = G.members[r];
@@ -1067,6 +1318,10 @@ int main(int argc, char **argv)
                                T.codes[i], (unsigned long long)T.code_count[i]);
     /* moderation: every delivery of a masked send arrives masked, nothing leaks */
     bool mod_bad = G.scenario == S_MODERATION && (T.leaks || T.masked_seen != masked_want);
+    /* storm: the time from the kill until the last cut client had recovered */
+    bool storm_bad = G.scenario == S_STORM && (!T.kill_ns || !T.cut || T.storm_recovered < T.cut);
+    double storm_ms =
+        G.scenario == S_STORM && !storm_bad ? (double)(T.last_recovered_ns - T.kill_ns) / 1e6 : -1;
 #define MS(h, p) ((double)lhist_percentile(&(h), p) / 1000.0)
     if (G.json) {
         printf("{\"scenario\":\"%s\",\"clients\":%d,\"joined\":%d,\"rooms\":%d,"
@@ -1082,7 +1337,7 @@ int main(int argc, char **argv)
                "\"reads\":%" PRIu64 ",\"reads_acked\":%" PRIu64 ",\"reads_acked_per_s\":%.1f,"
                "\"read_p50_ms\":%.3f,\"read_p99_ms\":%.3f,\"rejected\":%" PRIu64
                ",\"masked_seen\":%" PRIu64 ",\"masked_expected\":%" PRIu64 ",\"leaks\":%" PRIu64
-               ",\"pids_cpu_s\":%.3f}\n",
+               ",\"pids_cpu_s\":%.3f",
                scenario_names[G.scenario], T.clients, T.open, G.nrooms, largest, G.ngw, G.procs,
                G.rate, G.duration, T.sent, T.acked, T.errors, errs, T.delivered, want, T.lost,
                T.dups, T.ooo, T.lost, T.dead, T.reconnects, T.unrecovered, (double)T.acked / secs,
@@ -1091,6 +1346,12 @@ int main(int argc, char **argv)
                G.read_rate, T.reads, T.reads_acked, (double)T.reads_acked / secs, MS(T.rlat, 50),
                MS(T.rlat, 99), T.rejected, T.masked_seen, masked_want, T.leaks,
                G.npids && G.S->cpu1 > 0 ? G.S->cpu1 - G.S->cpu0 : -1.0);
+        printf(",\"retries\":%" PRIu64 ",\"refusals\":%" PRIu64 ",\"hinted\":%" PRIu64
+               ",\"resent\":%" PRIu64 ",\"storm_cut\":%d,\"storm_reauthed\":%d"
+               ",\"storm_recovered\":%d,\"storm_recover_ms\":%.1f,\"storm_recover_p50_ms\":%.1f"
+               ",\"storm_recover_p99_ms\":%.1f}\n",
+               T.retries, T.refusals, T.hinted, T.resent, T.cut, T.reauthed, T.storm_recovered,
+               storm_ms, MS(T.rec_lat, 50), MS(T.rec_lat, 99));
     } else {
         printf("\nscenario %s: %d clients (%d joined), %d rooms (largest %d), %d gateways, "
                "%d process%s, %g msg/s each, %gs\n",
@@ -1104,6 +1365,16 @@ int main(int argc, char **argv)
                MS(T.lat, 50), MS(T.lat, 90), MS(T.lat, 99), MS(T.lat, 99.9), MS(T.lat, 100),
                MS(T.join_lat, 99));
         if (G.scenario == S_RECONNECT) printf("reconnects %" PRIu64 "\n", T.reconnects);
+        if (T.retries || T.refusals)
+            printf("reconnections %" PRIu64 " after losses or refusals; %" PRIu64
+                   " refused busy/unavailable (%" PRIu64 " with a hint); %" PRIu64
+                   " sends resent\n",
+                   T.retries, T.refusals, T.hinted, T.resent);
+        if (G.scenario == S_STORM)
+            printf("storm: %d clients cut, %d authenticated again, %d recovered with since; "
+                   "all recovered in %.0f ms (p50 %.0f ms, p99 %.0f ms per client)\n",
+                   T.cut, T.reauthed, T.storm_recovered, storm_ms, MS(T.rec_lat, 50),
+                   MS(T.rec_lat, 99));
         if (G.scenario == S_MODERATION)
             printf("guidelines: %" PRIu64 " sends rejected, %" PRIu64 " of %" PRIu64
                    " deliveries masked, %" PRIu64 " leaks\n",
@@ -1114,13 +1385,17 @@ int main(int argc, char **argv)
                    T.reads, T.reads_acked, (double)T.reads_acked / secs, MS(T.rlat, 50),
                    MS(T.rlat, 99));
         if (kb_per_conn >= 0) printf("gateway memory per connection: %.2f KB\n", kb_per_conn);
+        if (storm_bad)
+            printf("!!! STORM: %d of %d cut clients recovered%s !!!\n", T.storm_recovered, T.cut,
+                   T.kill_ns ? "" : " (no kill happened)");
         if (T.lost || T.dups || T.ooo || T.dead || T.unrecovered || mod_bad)
             printf("!!! LOST %" PRIu64 " DUPLICATES %" PRIu64 " OUT-OF-ORDER %" PRIu64
                    " DEAD %" PRIu64 " UNRECOVERED %" PRIu64 " GUIDELINE LEAKS %" PRIu64 " !!!\n",
                    T.lost, T.dups, T.ooo, T.dead, T.unrecovered,
                    T.leaks + (T.masked_seen != masked_want));
     }
-    if (T.lost || T.dups || T.ooo || T.dead || T.unrecovered || T.open < T.clients || mod_bad)
+    if (T.lost || T.dups || T.ooo || T.dead || T.unrecovered || T.open < T.clients || mod_bad ||
+        storm_bad)
         rc = 1;
     free(G.members);
     munmap(G.S, sizeof *G.S);

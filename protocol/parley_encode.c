@@ -165,6 +165,12 @@ static void w_id(struct pp_w *w, int64_t id)
 
 int pp_encode_error(char *buf, size_t cap, int64_t id, enum pp_err_code code, const char *message)
 {
+    return pp_encode_error_retry(buf, cap, id, code, message, -1);
+}
+
+int pp_encode_error_retry(char *buf, size_t cap, int64_t id, enum pp_err_code code,
+                          const char *message, int64_t retry_after_ms)
+{
     struct pp_w w;
     pp_w_init(&w, buf, cap);
     pp_w_obj_begin(&w);
@@ -175,6 +181,10 @@ int pp_encode_error(char *buf, size_t cap, int64_t id, enum pp_err_code code, co
     pp_w_cstr(&w, pp_err_name(code));
     pp_w_key(&w, "message");
     pp_w_cstr(&w, message ? message : "");
+    if (retry_after_ms >= 0) {
+        pp_w_key(&w, "retry_after_ms");
+        pp_w_int(&w, retry_after_ms);
+    }
     pp_w_obj_end(&w);
     pp_w_obj_end(&w);
     return pp_w_finish(&w);

@@ -31,6 +31,11 @@ int pp_encode_message(char *buf, size_t cap, const struct pp_message *m);
 int pp_encode_member(char *buf, size_t cap, const char *room, const char *person, bool joined);
 /* {"id":N,"error":{"code":..,"message":..}}; id 0 encodes as null. */
 int pp_encode_error(char *buf, size_t cap, int64_t id, enum pp_err_code code, const char *message);
+/* The same with "retry_after_ms": M in the error object (busy and
+ * unavailable: how long the client should wait, with jitter, before trying
+ * again); retry_after_ms < 0 leaves it out. */
+int pp_encode_error_retry(char *buf, size_t cap, int64_t id, enum pp_err_code code,
+                          const char *message, int64_t retry_after_ms);
 /* {"id":N,"ok":<result>} where result_json is an encoded JSON value ("{}" if NULL). */
 int pp_encode_ok(char *buf, size_t cap, int64_t id, const char *result_json, size_t result_len);
 /* Writes an encoded message object (from pp_encode_message) into w as a value. */

@@ -24,18 +24,32 @@ svc_pg() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
 
-# svc_pg_start STATE PORT: initdb once, then start on PORT.
+# svc_pg_start STATE PORT [durable|nondurable]: initdb once, then start on
+# PORT. durable (the default: `scripts/dev run`, the benchmarks) keeps
+# fsync, synchronous_commit and full_page_writes on, so a COMMIT that
+# Parley acknowledges survives a power cut. nondurable turns all three off:
+# a crash of the machine may lose or corrupt the database, which only a
+# test suite that throws its database away can accept for the speed.
+# SVC_PG_OPTS: more server settings (e.g. "-c shared_preload_libraries=...").
 svc_pg_start() {
-  local state=$1 port=$2 data=$1/pg
+  local state=$1 port=$2 mode=${3:-durable} data=$1/pg durability nosync=()
+  case "$mode" in
+  durable) durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on" ;;
+  nondurable)
+    durability="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    nosync=(--no-sync)
+    ;;
+  *) svc_die "svc_pg_start: mode is durable or nondurable, not $mode" ;;
+  esac
   [ -n "$PG_BIN" ] || svc_die "PostgreSQL server binaries not found (install postgresql)"
   if [ ! -f "$data/PG_VERSION" ]; then
     mkdir -p "$data"
     [ "$(id -u)" = 0 ] && chown postgres "$data" "$state"
-    svc_pg "$PG_BIN/initdb" -D "$data" -U postgres -A trust --no-sync >"$state/initdb.log" 2>&1 \
+    svc_pg "$PG_BIN/initdb" -D "$data" -U postgres -A trust "${nosync[@]}" >"$state/initdb.log" 2>&1 \
       || { cat "$state/initdb.log" >&2; svc_die "initdb failed"; }
   fi
   svc_pg "$PG_BIN/pg_ctl" -D "$data" -w -t 30 -l "$state/postgres.log" \
-    -o "-p $port -k $state -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+    -o "-p $port -k $state -c listen_addresses=127.0.0.1 $durability -c max_connections=200 ${SVC_PG_OPTS:-}" \
     start >/dev/null || { tail -n 20 "$state/postgres.log" >&2; svc_die "postgres did not start"; }
   if ! svc_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname='parley'" | grep -q 1; then
     svc_pg "$PG_BIN/psql" -q -h 127.0.0.1 -p "$port" -U postgres -c "CREATE ROLE parley LOGIN" >/dev/null
@@ -117,7 +131,8 @@ svc_gw_stop() {
 # state (a temp dir), pg_port, redis_port and conninfo; starts PostgreSQL and
 # Redis there, migrates, writes the load fixture to $state/fixture, and
 # stops everything (gateways gw1/gw2, peer processes in $state/peer.pids)
-# and removes the dir on exit.
+# and removes the dir on exit. PostgreSQL is durable unless
+# BENCH_DURABILITY=nondurable (for a "not durable" comparison only).
 svc_bench_env() {
   local bin=$1
   state=$(mktemp -d /tmp/parley-bench.XXXXXX)
@@ -125,7 +140,7 @@ svc_bench_env() {
   trap svc_bench_cleanup EXIT
   pg_port=$(svc_free_port)
   redis_port=$(svc_free_port)
-  svc_pg_start "$state" "$pg_port"
+  svc_pg_start "$state" "$pg_port" "${BENCH_DURABILITY:-durable}"
   svc_redis_start "$state" "$redis_port"
   conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
   "$bin" migrate --pg "$conninfo" >/dev/null

@@ -1,7 +1,7 @@
 #include "handler.h"
 
 #include "app.h"
-#include "auth.h"
+#include "authq.h"
 #include "conn.h"
 #include "db.h"
 #include "log.h"
@@ -55,96 +55,6 @@ static void reply_db_error(struct conn *c, int64_t id, int err)
         conn_reply_err(c, id, PP_E_BUSY, "server busy, retry later");
     else
         conn_reply_err(c, id, PP_E_UNAVAILABLE, "storage unavailable, retry later");
-}
-
-/* ---- auth ---------------------------------------------------------------- */
-
-static void on_visit(void *ud, PGresult *res, int err)
-{
-    (void)ud;
-    if (err || PQresultStatus(res) != PGRES_COMMAND_OK)
-        log_warn("visit not logged", "sqlstate=%s", err ? "" : db_sqlstate(res));
-}
-
-static void on_auth(void *ud, PGresult *res, int err)
-{
-    int64_t id;
-    struct conn *c = ticket_done(ud, SO_AUTH, &id, NULL);
-    if (!c) return;
-    struct app *a = c->app;
-    c->auth_pending = false;
-    if (err) {
-        reply_db_error(c, id, err);
-        return;
-    }
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        log_error("auth query failed", "conn=%llu sqlstate=%s", (unsigned long long)c->id,
-                  db_sqlstate(res));
-        conn_reply_err(c, id, PP_E_INTERNAL, "internal error");
-        return;
-    }
-    int n = PQntuples(res);
-    if (n == 0) {
-        conn_reply_err(c, id, PP_E_AUTH_FAILED, "invalid, expired or revoked token");
-        return;
-    }
-    if (n > 1) {
-        conn_reply_err(c, id, PP_E_BAD_REQUEST,
-                       "workspace: required, the token is valid in several workspaces");
-        return;
-    }
-    snprintf(c->person, sizeof c->person, "%s", PQgetvalue(res, 0, 0));
-    snprintf(c->workspace, sizeof c->workspace, "%s", PQgetvalue(res, 0, 1));
-    snprintf(c->role, sizeof c->role, "%s", PQgetvalue(res, 0, 2));
-    snprintf(c->token_id, sizeof c->token_id, "%s", PQgetvalue(res, 0, 3));
-    c->avatar = PQgetvalue(res, 0, 4)[0] == 't';
-    c->prole = perm_role_parse(c->role, strlen(c->role));
-    c->authed = true;
-    /* The visit log: fire and forget (a lost row must not fail the session). */
-    const char *vv[5] = {c->workspace, c->person, c->ip, c->ua_os ? c->ua_os : "Other",
-                         c->ua_browser ? c->ua_browser : "Other"};
-    if (!db_query(a->db, -1, ST_VISIT, 5, vv, NULL, NULL, on_visit, NULL)) a->stats.visits_logged++;
-    log_info("authenticated", "conn=%llu person=%s workspace=%s role=%s", (unsigned long long)c->id,
-             c->person, c->workspace, c->role);
-    char buf[160];
-    struct pp_w w;
-    pp_w_init(&w, buf, sizeof buf);
-    pp_enc_auth_ok(&w, c->person, c->workspace, c->role);
-    int len = pp_w_finish(&w);
-    conn_reply_ok(c, id, buf, len > 0 ? (size_t)len : 0);
-}
-
-static void op_auth(struct conn *c, const struct pp_cmd *cmd)
-{
-    struct app *a = c->app;
-    if (c->authed) {
-        conn_reply_err(c, cmd->id, PP_E_ALREADY_AUTHENTICATED, "already authenticated");
-        return;
-    }
-    if (c->auth_pending) {
-        conn_reply_err(c, cmd->id, PP_E_BAD_REQUEST, "auth already in progress");
-        return;
-    }
-    unsigned char hash[AUTH_HASH_BYTES];
-    if (auth_token_hash(cmd->token.str, cmd->token.len, hash)) {
-        conn_reply_err(c, cmd->id, PP_E_AUTH_FAILED, "invalid, expired or revoked token");
-        return;
-    }
-    struct ticket *t = ticket_new(c, cmd->id, NULL);
-    if (!t) {
-        conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
-        return;
-    }
-    const char *v[2] = {(const char *)hash, cmd->workspace.str};
-    int len[2] = {AUTH_HASH_BYTES, 0}, fmt[2] = {1, 0};
-    int rc = db_query(a->db, -1, ST_AUTH, 2, v, len, fmt, on_auth, t);
-    if (rc) {
-        int64_t id;
-        ticket_done(t, -1, &id, NULL);
-        reply_db_error(c, id, rc);
-        return;
-    }
-    c->auth_pending = true;
 }
 
 /* ---- join / leave -------------------------------------------------------- */
@@ -562,33 +472,20 @@ static void op_typing(struct conn *c, const struct pp_cmd *cmd)
 
 /* The op table. */
 static const op_fn ops[] = {
-    [PP_OP_AUTH] = op_auth,
-    [PP_OP_JOIN] = op_join,
-    [PP_OP_LEAVE] = op_leave,
-    [PP_OP_SEND] = op_send,
-    [PP_OP_HISTORY] = op_history,
-    [PP_OP_PING] = op_ping,
-    [PP_OP_READ] = op_receipt,
-    [PP_OP_SEEN] = op_receipt,
-    [PP_OP_LIKE] = op_receipt,
-    [PP_OP_UNLIKE] = op_receipt,
-    [PP_OP_RATE] = op_receipt,
-    [PP_OP_UNRATE] = op_receipt,
-    [PP_OP_UNREAD] = op_unread,
-    [PP_OP_SEEN_BY] = op_seen_by,
-    [PP_OP_SEEN_ENTRIES] = op_seen_entries,
-    [PP_OP_ENTRIES] = op_entries,
-    [PP_OP_MY_VOTES] = op_my_votes,
-    [PP_OP_TYPING] = op_typing,
-    [PP_OP_DELETE] = mod_op,
-    [PP_OP_EDIT] = op_edit,
-    [PP_OP_PENDING] = mod_op,
-    [PP_OP_APPROVE] = mod_op,
-    [PP_OP_REJECT] = mod_op,
-    [PP_OP_MUTE] = mod_op,
-    [PP_OP_UNMUTE] = mod_op,
-    [PP_OP_REMOVE] = mod_op,
-    [PP_OP_ROOM_SETTINGS] = mod_op,
+    [PP_OP_AUTH] = authq_op, /* authq.c: batched look-ups, admission */
+    [PP_OP_JOIN] = op_join,       [PP_OP_LEAVE] = op_leave,
+    [PP_OP_SEND] = op_send,       [PP_OP_HISTORY] = op_history,
+    [PP_OP_PING] = op_ping,       [PP_OP_READ] = op_receipt,
+    [PP_OP_SEEN] = op_receipt,    [PP_OP_LIKE] = op_receipt,
+    [PP_OP_UNLIKE] = op_receipt,  [PP_OP_RATE] = op_receipt,
+    [PP_OP_UNRATE] = op_receipt,  [PP_OP_UNREAD] = op_unread,
+    [PP_OP_SEEN_BY] = op_seen_by, [PP_OP_SEEN_ENTRIES] = op_seen_entries,
+    [PP_OP_ENTRIES] = op_entries, [PP_OP_MY_VOTES] = op_my_votes,
+    [PP_OP_TYPING] = op_typing,   [PP_OP_DELETE] = mod_op,
+    [PP_OP_EDIT] = op_edit,       [PP_OP_PENDING] = mod_op,
+    [PP_OP_APPROVE] = mod_op,     [PP_OP_REJECT] = mod_op,
+    [PP_OP_MUTE] = mod_op,        [PP_OP_UNMUTE] = mod_op,
+    [PP_OP_REMOVE] = mod_op,      [PP_OP_ROOM_SETTINGS] = mod_op,
 };
 
 void handler_dispatch(struct conn *c, const char *msg, size_t len)

@@ -70,6 +70,7 @@ static const struct jv_field f_ws_patch[] = {
     {"name", JV_TEXT, false, false, 1, 200, NULL},
     {"allowed_domains", JV_DOMAINS, false, true, 0, 50, NULL},
     {"retention_days", JV_INT, false, true, 1, 36500, NULL},
+    {"edit_window_s", JV_INT, false, false, 0, 604800, NULL},
     {"erasure_content", JV_ENUM, false, false, 0, 0, erasure_contents},
     {"member_grace_days", JV_INT, false, false, 1, 3650, NULL},
     {"language", JV_TEXT, false, false, 2, 2, NULL},

@@ -6,9 +6,10 @@
 static const struct db_stmt rows[SP__COUNT] = {
     [SP_WS_CREATE] = {"api_ws_create",
                      P ", w AS (INSERT INTO workspaces (name, created_by, allowed_domains,"
-                       " retention_days, language, self_join) SELECT p.b->>'name', p.actor,"
+                       " retention_days, edit_window_s, language, self_join) SELECT p.b->>'name', p.actor,"
                        " ARRAY(SELECT jsonb_array_elements_text(coalesce(p.b->'allowed_domains',"
-                       " '[]'))), (p.b->>'retention_days')::int, coalesce(p.b->>'language', 'en'),"
+                       " '[]'))), (p.b->>'retention_days')::int,"
+                       " coalesce((p.b->>'edit_window_s')::int, 900), coalesce(p.b->>'language', 'en'),"
                        " coalesce((p.b->>'self_join')::boolean, false) FROM p RETURNING *),"
                        " wm AS (INSERT INTO workspace_members (workspace_id, person_id, role)"
                        "  SELECT w.id, p.actor, 'owner' FROM w, p RETURNING role)"

@@ -28,6 +28,7 @@ struct rulecache;
 struct sendstage;
 struct conn;
 struct iptab;
+struct rxpool;
 struct web;
 struct gateway_hooks;
 struct http_api_hooks;
@@ -45,7 +46,9 @@ struct app {
     struct rulecache *rules;         /* compiled guidelines per room */
     struct sendstage *send;          /* the send stage's buffered guideline hits */
     struct iptab *ips;               /* TCP connections per client IP (ws.c) */
+    struct rxpool *rxpool;           /* spare reassembly buffers (ws.c) */
     struct web *web;                 /* the web client's files, in memory (web.c) */
+    struct authq *authq;             /* sign-ins: batched look-ups, admission (authq.c) */
     uint32_t tcp_conns;              /* TCP connections admitted and still open */
     uint32_t max_conns;              /* their cap (--max-conns, or from RLIMIT_NOFILE) */
     struct conn *conns;              /* every established WebSocket connection */

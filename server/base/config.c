@@ -56,6 +56,14 @@ static const struct opt opts[] = {
      "messages replayed on join with since (1000)"},
     {"--auth-timeout-ms", "PARLEY_AUTH_TIMEOUT_MS", K_U32, OFF(auth_timeout_ms), 0, 100, 600000,
      "close unauthenticated connections after (5000)"},
+    {"--auth-batch-max", "PARLEY_AUTH_BATCH_MAX", K_U32, OFF(auth_batch_max), 0, 1, 4096,
+     "tokens per look-up query (256)"},
+    {"--auth-inflight", "PARLEY_AUTH_INFLIGHT", K_U32, OFF(auth_inflight), 0, 1, 64,
+     "token look-up queries in flight at once (2)"},
+    {"--auth-queue-max", "PARLEY_AUTH_QUEUE_MAX", K_U32, OFF(auth_queue_max), 0, 1, 1000000,
+     "auths waiting for a look-up, then busy (8192)"},
+    {"--auth-wait-ms", "PARLEY_AUTH_WAIT_MS", K_U32, OFF(auth_wait_ms), 0, 10, 600000,
+     "an auth expected to wait longer is answered busy (2000; at most 3/4 of auth-timeout-ms)"},
     {"--per-ip-max", "PARLEY_PER_IP_MAX", K_U32, OFF(per_ip_max), 0, 1, 1000000,
      "connections (WebSocket and HTTP) per client IP (256)"},
     {"--max-conns", "PARLEY_MAX_CONNS", K_U32, OFF(max_conns), 0, 0, 10000000,
@@ -150,6 +158,10 @@ void config_defaults(struct config *c)
     c->batch_queue_max = 8192;
     c->replay_limit = 1000;
     c->auth_timeout_ms = 5000;
+    c->auth_batch_max = 256;
+    c->auth_inflight = 2;
+    c->auth_queue_max = 8192;
+    c->auth_wait_ms = 2000;
     c->per_ip_max = 256;
     c->conn_reserve = 64;
     c->http_request_timeout_ms = 10000;

@@ -29,6 +29,10 @@ struct config {
     uint32_t batch_queue_max;         /* messages waiting for a batch at most (then rx flow off) */
     uint32_t replay_limit;            /* messages a join with since may replay at most */
     uint32_t auth_timeout_ms;         /* unauthenticated connections are closed after this */
+    uint32_t auth_batch_max;          /* tokens per look-up query (authq.c) */
+    uint32_t auth_inflight;           /* look-up queries in flight at once */
+    uint32_t auth_queue_max;          /* auths waiting for a look-up at most (then busy) */
+    uint32_t auth_wait_ms;            /* an auth expected to wait longer is answered busy */
     uint32_t per_ip_max;              /* connections (WebSocket and HTTP) per client IP */
     uint32_t max_conns;               /* connections in all; 0: from RLIMIT_NOFILE at start */
     uint32_t conn_reserve;            /* the last ones go only to addresses with none open */

@@ -28,6 +28,8 @@ struct stats {
     uint64_t conns_closed;              /* ... and closed, any reason */
     uint64_t slow_consumers;            /* closed for passing the out-queue limit */
     uint64_t auth_timeouts;             /* closed for not authenticating in time */
+    uint64_t auth_busy;                 /* auths answered busy (admission, authq.c) */
+    uint64_t auth_lookups;              /* token look-up queries sent (each for many auths) */
     uint64_t refused_ip_cap;            /* connections refused by the per-IP cap */
     uint64_t refused_capacity;          /* connections refused by the connection budget */
     uint64_t refused_upgrade;           /* malformed WebSocket upgrades refused */

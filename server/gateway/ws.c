@@ -148,6 +148,47 @@ static void send_hello(struct app *a, struct conn *c)
     if (n > 0) conn_send_copy(c, buf, (size_t)n);
 }
 
+/* ---- reassembly buffers ------------------------------------------------ */
+
+/* Every message longer than RX_BUFFER (a 500-byte body is one) is
+ * reassembled in a buffer of RXBUF bytes or more. Freed ones of exactly
+ * RXBUF wait here for the next such message instead of going back to the
+ * allocator each time: at most RXPOOL of them (256 KB), so the pool is
+ * bounded whatever the number of connections; larger ones are freed. */
+#define RXBUF 4096
+#define RXPOOL 64
+
+struct rxpool {
+    int n;                      /* buffers held */
+    unsigned char *buf[RXPOOL]; /* each RXBUF bytes, owned by the pool */
+};
+
+static unsigned char *rxpool_take(struct app *a)
+{
+    struct rxpool *p = a->rxpool;
+    return p && p->n ? p->buf[--p->n] : NULL;
+}
+
+/* Takes ownership of buf (cap bytes; NULL is fine). */
+static void rxpool_give(struct app *a, unsigned char *buf, size_t cap)
+{
+    struct rxpool *p = a->rxpool;
+    if (buf && p && cap == RXBUF && p->n < RXPOOL)
+        p->buf[p->n++] = buf;
+    else
+        mem_free(buf);
+}
+
+static void rxpool_free(struct app *a)
+{
+    struct rxpool *p = a->rxpool;
+    if (!p) return;
+    while (p->n)
+        mem_free(p->buf[--p->n]);
+    mem_free(p);
+    a->rxpool = NULL;
+}
+
 static int ws_receive(struct app *a, struct conn *c, struct lws *wsi, const char *in, size_t len)
 {
     if (lws_frame_is_binary(wsi)) {
@@ -169,11 +210,13 @@ static int ws_receive(struct app *a, struct conn *c, struct lws *wsi, const char
         return -1;
     }
     if (c->rx_len + len > c->rx_cap) {
-        size_t ncap = c->rx_cap ? c->rx_cap : 4096;
+        size_t ncap = c->rx_cap ? c->rx_cap : RXBUF;
         while (ncap < c->rx_len + len)
             ncap *= 2;
         if (ncap > a->cfg.max_frame) ncap = a->cfg.max_frame;
-        unsigned char *n = mem_realloc(c->rx, ncap);
+        unsigned char *n = NULL;
+        if (!c->rx && ncap == RXBUF) n = rxpool_take(a);
+        if (!n) n = mem_realloc(c->rx, ncap);
         if (!n) return -1;
         c->rx = n;
         c->rx_cap = ncap;
@@ -184,10 +227,11 @@ static int ws_receive(struct app *a, struct conn *c, struct lws *wsi, const char
         size_t n = c->rx_len;
         c->rx_len = 0;
         a->gw_hooks->on_message(a->gw_hooks->ud, c, (const char *)c->rx, n);
-        /* No reassembly buffer is kept between messages: with the small
-         * receive buffer (RX_BUFFER below) any message over it comes here,
-         * and an idle connection should not hold 4 KB for its last one. */
-        mem_free(c->rx);
+        /* No reassembly buffer is kept by the connection between messages
+         * (an idle connection should not hold 4 KB for its last one), but a
+         * 4 KB one goes back to the pool for the next message over
+         * RX_BUFFER, of this connection or another. */
+        rxpool_give(a, c->rx, c->rx_cap);
         c->rx = NULL;
         c->rx_cap = 0;
     }
@@ -321,6 +365,8 @@ int ws_start(struct app *a, const struct gateway_hooks *hooks)
     *a->gw_hooks = *hooks;
     a->ips = mem_calloc(1, sizeof *a->ips);
     if (!a->ips) return -1;
+    a->rxpool = mem_calloc(1, sizeof *a->rxpool);
+    if (!a->rxpool) return -1;
     int lv = LLL_ERR | LLL_WARN;
     if (a->cfg.log_level >= LOG_DEBUG) lv |= LLL_NOTICE;
     lws_set_log_level(lv, log_lws_emit);
@@ -385,6 +431,7 @@ void ws_finish(struct app *a)
     /* Connections closed during the destruction above still called them. */
     mem_free(a->gw_hooks);
     a->gw_hooks = NULL;
+    rxpool_free(a);
 }
 
 void ws_stop(struct app *a)

@@ -2,6 +2,7 @@
 
 #include "app.h"
 #include "auth.h"
+#include "authq.h"
 #include "bus.h"
 #include "conn.h"
 #include "ctl.h"
@@ -46,6 +47,7 @@ static void app_stop(struct app *a)
     a->stopped = true;
     ws_stop(a);      /* CLOSED for any connection left: they leave their rooms */
     db_close(a->db); /* pending queries complete with -EAGAIN */
+    authq_free(a);
     bus_close(a->bus);
     receipts_free(a);
     rulecache_free(a);
@@ -128,7 +130,10 @@ static void on_sweep(uv_timer_t *t)
         bool frozen = now - a->stall_checked_at > 2000;
         a->stall_checked_at = now;
         for (struct conn *c = a->conns; c; c = c->next) {
-            if (!c->authed && !c->closing && now - c->opened_ms >= a->cfg.auth_timeout_ms) {
+            /* Not while its auth is queued or looked up: authq answers it
+             * in bounded time (busy at worst). */
+            if (!c->authed && !c->closing && !c->auth_pending &&
+                now - c->opened_ms >= a->cfg.auth_timeout_ms) {
                 a->stats.auth_timeouts++;
                 conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "auth timeout");
             }
@@ -263,7 +268,7 @@ int lifecycle_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
         .kick = on_store_kick,
     };
     if (!a->scratch || room_registry_new(a) || store_batcher_new(a, &store_hooks) ||
-        receipts_new(a) || rulecache_new(a) || send_new(a)) {
+        receipts_new(a) || rulecache_new(a) || send_new(a) || authq_new(a)) {
         log_error("out of memory at start", "%s", "");
         return -1;
     }

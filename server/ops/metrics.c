@@ -177,6 +177,11 @@ char *metrics_render(struct app *a, size_t *len)
            "argon2id jobs running or queued on the thread pool.", auth_password_jobs());
     metric(&o, "parley_visits_logged_total", "counter", "Visit-log rows for WebSocket sessions.",
            (double)s->visits_logged);
+    metric(&o, "parley_auth_busy_total", "counter",
+           "WebSocket auths answered busy with a retry hint (sign-in admission).",
+           (double)s->auth_busy);
+    metric(&o, "parley_auth_lookups_total", "counter",
+           "Token look-up queries, each for a batch of WebSocket auths.", (double)s->auth_lookups);
     metric(&o, "parley_guideline_checks_total", "counter",
            "Sends and edits evaluated against a rule set.", (double)s->gl_checks);
     metric(&o, "parley_guideline_hits_total", "counter", "Guideline hits recorded.",

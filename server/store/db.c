@@ -4,6 +4,7 @@
 #include "mem.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #define DB_MAX_INFLIGHT 512   /* queries sent on one connection, awaiting results */
@@ -11,6 +12,10 @@
 #define DB_TICK_MS 50         /* deadline and reconnect checks */
 #define DB_BACKOFF_MIN_MS 100 /* first reconnect delay */
 #define DB_BACKOFF_MAX_MS 2000
+/* The client-side backstop, in query deadlines: PostgreSQL itself cancels a
+ * statement at one deadline (statement_timeout), so only a server or network
+ * that answers nothing at all for this long gets the connection reset. */
+#define DB_BACKSTOP 2
 
 struct job {
     struct job *next;  /* FIFO link (pending or in flight) */
@@ -18,9 +23,11 @@ struct job {
     void *ud;          /* callback argument */
     int stmt;          /* statement index */
     bool prepare;      /* a PQsendPrepare of stmt, not a query */
+    bool setup;        /* the connection's SET statement_timeout, not a query */
+    bool abandoned;    /* answered -ETIMEDOUT already: its result is dropped */
     bool got_null;     /* the NULL after this query's result was seen */
     int nparams;       /* number of parameters */
-    uint64_t deadline; /* uv_now() ms after which the connection is reset */
+    uint64_t deadline; /* uv_now() ms after which the caller gets -ETIMEDOUT */
     PGresult *res;     /* the query's result, once it arrived */
     char **values;     /* parameter copies (inside this allocation) */
     int *lengths;      /* parameter lengths (inside this allocation) */
@@ -41,6 +48,7 @@ struct pgconn {
     struct job *fly_head, *fly_tail;   /* sent, results awaited, in order */
     unsigned npend, nfly;              /* list lengths */
     int prep_left;                     /* prepares outstanding while PC_PREPARING */
+    uint64_t progress_at;              /* last result, or first send to an idle pipeline */
     uint64_t connect_deadline;         /* PC_CONNECTING gives up at this time */
     uint64_t retry_at;                 /* PC_DOWN reconnects at this time */
     unsigned backoff_ms;               /* next reconnect delay */
@@ -54,6 +62,7 @@ struct db {
     int n;                       /* connections */
     struct pgconn *c;            /* n connections */
     int timeout_ms;              /* query deadline */
+    char setup_sql[64];          /* SET statement_timeout to timeout_ms */
     const struct db_stmt *stmts; /* borrowed: static table */
     int nstmts;
     uv_timer_t tick;               /* deadlines and reconnects */
@@ -154,7 +163,9 @@ static void pc_pump(struct pgconn *pc)
     while (pc->pend_head && pc->nfly < DB_MAX_INFLIGHT) {
         struct job *j = pc->pend_head;
         int ok;
-        if (j->prepare) {
+        if (j->setup) {
+            ok = PQsendQueryParams(pc->pg, pc->db->setup_sql, 0, NULL, NULL, NULL, NULL, 0);
+        } else if (j->prepare) {
             const struct db_stmt *s = &pc->db->stmts[j->stmt];
             ok = PQsendPrepare(pc->pg, s->name, s->sql, s->nparams, NULL);
         } else {
@@ -167,6 +178,7 @@ static void pc_pump(struct pgconn *pc)
         }
         list_pop(&pc->pend_head, &pc->pend_tail);
         pc->npend--;
+        if (!pc->fly_head) pc->progress_at = now_ms(pc->db);
         list_push(&pc->fly_head, &pc->fly_tail, j);
         pc->nfly++;
     }
@@ -180,11 +192,11 @@ static void pc_pump(struct pgconn *pc)
 
 static void pc_complete(struct pgconn *pc, struct job *j)
 {
-    if (j->prepare) {
+    if (j->prepare || j->setup) {
         ExecStatusType st = j->res ? PQresultStatus(j->res) : PGRES_FATAL_ERROR;
         if (st != PGRES_COMMAND_OK) {
             log_error("prepare failed", "lane=%d stmt=%s error=\"%s\"", pc->idx,
-                      pc->db->stmts[j->stmt].name,
+                      j->setup ? "statement_timeout" : pc->db->stmts[j->stmt].name,
                       j->res ? PQresultErrorField(j->res, PG_DIAG_MESSAGE_PRIMARY) : "none");
             job_free(j);
             pc_reset(pc, -EAGAIN, "prepare failed");
@@ -201,7 +213,14 @@ static void pc_complete(struct pgconn *pc, struct job *j)
         }
         return;
     }
-    j->cb(j->ud, j->res, 0);
+    /* Cancelled by statement_timeout (57014): the caller sees the deadline
+     * error it always saw, from this query alone. */
+    if (!j->abandoned && j->res && !strcmp(db_sqlstate(j->res), "57014")) {
+        pc->db->errors++;
+        j->cb(j->ud, NULL, -ETIMEDOUT);
+    } else if (!j->abandoned) {
+        j->cb(j->ud, j->res, 0);
+    }
     job_free(j);
 }
 
@@ -218,6 +237,7 @@ static void pc_drain(struct pgconn *pc)
         }
         if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
             PQclear(r);
+            pc->progress_at = now_ms(pc->db);
             list_pop(&pc->fly_head, &pc->fly_tail);
             pc->nfly--;
             pc_complete(pc, j);
@@ -285,7 +305,7 @@ static void pc_reset(struct pgconn *pc, int err, const char *why)
         while (*l) {
             struct job *j = *l;
             *l = j->next;
-            if (j->cb) j->cb(j->ud, NULL, err);
+            if (j->cb && !j->abandoned) j->cb(j->ud, NULL, err);
             job_free(j);
         }
     }
@@ -321,21 +341,52 @@ static void pc_connect(struct pgconn *pc)
         return;
     }
     pc->state = PC_PREPARING;
-    pc->prep_left = db->nstmts;
-    for (int i = 0; i < db->nstmts; i++) {
+    pc->prep_left = db->nstmts + 1;
+    for (int i = -1; i < db->nstmts; i++) {
         struct job *j = mem_calloc(1, sizeof *j);
         if (!j) {
             pc_reset(pc, -EAGAIN, "out of memory");
             return;
         }
-        j->prepare = true;
-        j->stmt = i;
+        /* Sent first: every statement after it has PostgreSQL's deadline. */
+        j->setup = i < 0;
+        j->prepare = i >= 0;
+        j->stmt = i < 0 ? 0 : i;
         j->deadline = now_ms(db) + (uint64_t)db->timeout_ms;
         list_push(&pc->pend_head, &pc->pend_tail, j);
         pc->npend++;
     }
-    if (db->nstmts == 0) pc->state = PC_READY;
     pc_pump(pc);
+}
+
+/* The late backstop. PostgreSQL cancels a slow statement itself at the
+ * deadline (statement_timeout), and with one sync per query only that query
+ * fails: the pipeline behind it goes on. So a connection is reset only when
+ * it has answered nothing at all for DB_BACKSTOP deadlines while owing
+ * answers (a dead server or network). A query still unanswered at
+ * DB_BACKSTOP deadlines (a long queue ahead of it) is answered -ETIMEDOUT
+ * alone: one not sent yet leaves the queue, one in flight is abandoned (its
+ * result is dropped when it comes). */
+static void pc_expire(struct pgconn *pc, uint64_t now)
+{
+    uint64_t late = (uint64_t)pc->db->timeout_ms * (DB_BACKSTOP - 1);
+    if (pc->fly_head && now >= pc->progress_at + late + (uint64_t)pc->db->timeout_ms) {
+        pc_reset(pc, -ETIMEDOUT, "no answer from postgres");
+        return;
+    }
+    for (struct job *j = pc->fly_head; j && now >= j->deadline + late; j = j->next) {
+        if (j->abandoned || !j->cb) continue;
+        j->abandoned = true;
+        pc->db->errors++;
+        j->cb(j->ud, NULL, -ETIMEDOUT);
+    }
+    while (pc->pend_head && pc->pend_head->cb && now >= pc->pend_head->deadline + late) {
+        struct job *j = list_pop(&pc->pend_head, &pc->pend_tail);
+        pc->npend--;
+        pc->db->errors++;
+        j->cb(j->ud, NULL, -ETIMEDOUT);
+        job_free(j);
+    }
 }
 
 static void on_tick(uv_timer_t *t)
@@ -349,8 +400,7 @@ static void on_tick(uv_timer_t *t)
         } else if (pc->state == PC_CONNECTING) {
             if (now >= pc->connect_deadline) pc_reset(pc, -ETIMEDOUT, "connect timeout");
         } else {
-            struct job *oldest = pc->fly_head ? pc->fly_head : pc->pend_head;
-            if (oldest && now >= oldest->deadline) pc_reset(pc, -ETIMEDOUT, "query timeout");
+            pc_expire(pc, now);
         }
     }
 }
@@ -379,6 +429,7 @@ struct db *db_new(uv_loop_t *loop, const char *conninfo, int nconns, int timeout
     db->n = nconns;
     db->c = mem_calloc((size_t)nconns, sizeof *db->c);
     db->timeout_ms = timeout_ms;
+    snprintf(db->setup_sql, sizeof db->setup_sql, "SET statement_timeout = %d", timeout_ms);
     db->stmts = stmts;
     db->nstmts = nstmts;
     if (!db->conninfo || !db->c) {

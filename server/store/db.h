@@ -4,9 +4,14 @@
  * reads), prepared statements, per-query deadlines and reconnection.
  *
  * A query never blocks the loop. While a connection is down, queries fail at
- * once with -EAGAIN (the caller answers `unavailable`); a query not answered
- * by its deadline fails with -ETIMEDOUT and its connection is reset, because
- * a silent server cannot be told apart from a dead one.
+ * once with -EAGAIN (the caller answers `unavailable`). Each connection runs
+ * with statement_timeout equal to the query deadline and each query has its
+ * own pipeline sync, so a statement slower than that is cancelled by
+ * PostgreSQL and fails alone with -ETIMEDOUT; the queries pipelined behind it
+ * go on. The client-side deadline is only a late backstop (twice the
+ * deadline): a query still unanswered then fails alone with -ETIMEDOUT, and
+ * a connection that has answered nothing for that long while owing answers
+ * is reset (a silent server cannot be told apart from a dead one).
  *
  * Ownership: db_query copies its parameters. The PGresult handed to a
  * callback belongs to db and is cleared after the callback returns. As in
@@ -29,7 +34,8 @@ struct db_stmt {
 };
 
 /* err: 0 (res is the query's result, which may be an error result),
- * -EAGAIN (connection lost), -ETIMEDOUT (deadline passed). */
+ * -EAGAIN (connection lost), -ETIMEDOUT (cancelled at the deadline by
+ * PostgreSQL, or unanswered at the backstop). */
 typedef void (*db_cb)(void *ud, PGresult *res, int err);
 
 struct db *db_new(uv_loop_t *loop, const char *conninfo, int nconns, int timeout_ms,

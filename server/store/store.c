@@ -27,19 +27,23 @@
 
 // clang-format off
 static const struct db_stmt store_stmts[ST__COUNT] = {
+    /* One look-up for many tokens: $1 is [[hash hex, workspace or null],
+     * ...]; at most two rows per item (more than one: the token is valid in
+     * several workspaces), each tagged with its item's position (from 1). */
     [ST_AUTH] = {"auth",
-                 "SELECT t.person_id::text, wm.workspace_id::text, wm.role, t.id::text,"
-                 "  pe.is_avatar"
+                 "SELECT e.n, a.* FROM json_array_elements($1::json) WITH ORDINALITY e(v, n)"
+                 " CROSS JOIN LATERAL (SELECT t.person_id::text, wm.workspace_id::text, wm.role,"
+                 "  t.id::text, pe.is_avatar"
                  "  FROM access_tokens t JOIN people pe ON pe.id = t.person_id"
                  "  JOIN workspace_members wm ON wm.person_id = t.person_id"
                  "   AND wm.removed_at IS NULL AND NOT EXISTS (SELECT 1 FROM workspaces dw"
                  "    WHERE dw.id = wm.workspace_id AND dw.deleted_at IS NOT NULL)"
                  "   AND (t.workspace_id IS NULL OR wm.workspace_id = t.workspace_id)"
-                 " WHERE t.hash = $1 AND t.revoked_at IS NULL"
+                 " WHERE t.hash = decode(e.v->>0, 'hex') AND t.revoked_at IS NULL"
                  "   AND (t.expires_at IS NULL OR t.expires_at > now())"
-                 "   AND ($2::uuid IS NULL OR wm.workspace_id = $2::uuid)"
-                 " LIMIT 2",
-                 2},
+                 "   AND (e.v->>1 IS NULL OR wm.workspace_id = (e.v->>1)::uuid)"
+                 " LIMIT 2) a ORDER BY e.n",
+                 1},
     /* No row: a room the person may not even see (another workspace's, an
      * archived one, one outside an avatar token's rooms, or a members-only
      * room not listing them, unless they manage rooms): the same answer as
@@ -139,10 +143,19 @@ static const struct db_stmt store_stmts[ST__COUNT] = {
          "  WHERE (i.archived OR NOT i.parent_ok)"
          "  AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = i.i)",
          1},
+    /* The visit log of one batch of sign-ins, in one statement. It is best
+     * effort (a lost row must not fail a session), so its commit does not
+     * wait for the WAL flush: set_config(..., true) lasts only for this
+     * statement's own transaction (db.c syncs after every query). On durable
+     * PostgreSQL a flush per batch would otherwise hold up every query
+     * queued behind it on its connection. */
     [ST_VISIT] = {"visit",
                   "INSERT INTO visits (workspace_id, person_id, kind, ip, os, browser)"
-                  " VALUES ($1::uuid, $2::uuid, 'websocket', $3::inet, $4, $5)",
-                  5},
+                  " SELECT v.ws, v.person, 'websocket', v.ip::inet, v.os, v.browser"
+                  " FROM json_to_recordset($1::json)"
+                  "  AS v(ws uuid, person uuid, ip text, os text, browser text)"
+                  " WHERE set_config('synchronous_commit', 'off', true) = 'off'",
+                  1},
     /* Answers the pairs that are no longer valid (usually none), so the
      * gateway's work is proportional to what it must close. */
     [ST_REVALIDATE] = {"revalidate",

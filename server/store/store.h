@@ -29,8 +29,9 @@ struct app;
 struct conn;
 
 enum store_stmt {
-    ST_AUTH,         /* $1 token hash (bytea), $2 workspace uuid or NULL
-                        -> person, workspace, role, token id, is_avatar */
+    ST_AUTH,         /* $1 json [[token hash hex, workspace uuid or null], ...]
+                        -> item (from 1), person, workspace, role, token id, is_avatar;
+                        at most 2 rows per item, ordered by item */
     ST_JOIN_CHECK,   /* $1 room, $2 workspace, $3 person, $4 token id, $5 manages rooms
                         -> allowed (no row: not visible to the person) */
     ST_LAST_SEQ,     /* $1 room -> last_seq */
@@ -39,7 +40,7 @@ enum store_stmt {
     ST_BEFORE,       /* $1 room, $2 before seq, $3 limit -> messages descending (history) */
     ST_HIST_AFTER,   /* $1 room, $2 after seq, $3 limit -> messages ascending (history) */
     ST_INSERT_BATCH, /* $1 json array of sends -> (i, seq, ts, dup, body) */
-    ST_VISIT,        /* $1 workspace, $2 person, $3 ip, $4 os, $5 browser */
+    ST_VISIT,        /* $1 json [{ws, person, ip, os, browser}, ...] */
     ST_REVALIDATE,   /* $1 json [[token id, workspace], ...] -> the pairs no longer valid */
     ST_STATE_BATCH,  /* receipts.c: read state and votes, one batch */
     ST_UNREAD,       /* $1 workspace, $2 person -> json: unread per visible room */

@@ -13,6 +13,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 state=${1:?state dir}
 cmd=${2:?command}
 PARLEYD=${PARLEYD:-}
+# The suite throws its database away, so by default it runs PostgreSQL
+# without fsync (scripts/services.sh: nondurable); load_smoke.sh starts an
+# environment of its own with PARLEY_PG_DURABILITY=durable, so that one pass
+# of the load runs on the settings `scripts/dev run` and the benchmarks use.
+pg_mode=${PARLEY_PG_DURABILITY:-nondurable}
 
 # The gateways' test settings: small limits so limit behaviour is cheap to reach.
 # Sign-in limits are per source address; tests bind 127.0.0.x addresses of
@@ -48,7 +53,7 @@ start)
   gw1=$(svc_free_port)
   gw2=$(svc_free_port)
   conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
-  svc_pg_start "$state" "$pg_port"
+  svc_pg_start "$state" "$pg_port" "$pg_mode"
   svc_redis_start "$state" "$redis_port"
   "$PARLEYD" migrate --pg "$conninfo" >"$state/migrate.log"
   "$PARLEYD" admin --pg "$conninfo" operator-token "$state/operator.token"
@@ -65,6 +70,7 @@ GW2_PORT=$gw2
 GW1_PID=$(cat "$state/gw1.pid")
 GW2_PID=$(cat "$state/gw2.pid")
 STATE_DIR=$state
+PG_DURABILITY=$pg_mode
 PARLEYD=$PARLEYD
 ENV_SH=$here/env.sh
 OPERATOR_TOKEN_FILE=$state/operator.token
@@ -89,7 +95,7 @@ stop)
   exit $rc
   ;;
 stop-pg) load_env; svc_pg_stop "$state" ;;
-start-pg) load_env; svc_pg_start "$state" "$PG_PORT" ;;
+start-pg) load_env; svc_pg_start "$state" "$PG_PORT" "$PG_DURABILITY" ;;
 stop-redis) load_env; svc_redis_stop "$state" ;;
 start-redis) load_env; svc_redis_start "$state" "$REDIS_PORT" ;;
 # A gateway stopped with SIGTERM and started again on its port (the browser

@@ -196,6 +196,26 @@ static void bad_input(void **state)
     /* Nothing half-written: no workspace named "x" appeared. */
     assert_string_equal(it_sqlf("SELECT count(*) FROM workspaces WHERE created_by = '%s'", a.id),
                         "1");
+    /* The edit window is taken when the workspace is made and when it is
+     * changed, within its bounds. */
+    struct hres e = http_req(g, NULL, "POST", "/api/v1/workspaces", a.token,
+                             "{\"name\":\"Windowed\",\"edit_window_s\":60}");
+    assert_int_equal(e.status, 201);
+    char wws[40];
+    snprintf(wws, sizeof wws, "%s", hres_str(&e, "id"));
+    hres_free(&e);
+    assert_string_equal(it_sqlf("SELECT edit_window_s FROM workspaces WHERE id = '%s'", wws), "60");
+    e = http_reqf(g, NULL, "PATCH", a.token, "{\"edit_window_s\":120}", "/api/v1/workspaces/%s",
+                  wws);
+    assert_int_equal(e.status, 200);
+    hres_free(&e);
+    assert_string_equal(it_sqlf("SELECT edit_window_s FROM workspaces WHERE id = '%s'", wws),
+                        "120");
+    expect_error(http_reqf(g, NULL, "PATCH", a.token, "{\"edit_window_s\":604801}",
+                           "/api/v1/workspaces/%s", wws),
+                 400, "bad_field");
+    assert_string_equal(it_sqlf("SELECT edit_window_s FROM workspaces WHERE id = '%s'", wws),
+                        "120");
     /* Tokens. */
     expect_error(http_req(g, NULL, "GET", "/api/v1/me", NULL, NULL), 401, "unauthorized");
     expect_error(http_req(g, NULL, "GET", "/api/v1/me", "garbage", NULL), 401, "unauthorized");

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "itest.h"
 
@@ -141,6 +142,86 @@ static void oversized_message_closes_1009(void **state)
     assert_string_equal(last_seq(w.room), "0");
 }
 
+/* The reply to command id on c, skipping anything else (NULL: none). */
+static cJSON *reply_to(struct wsc *c, int64_t id)
+{
+    for (int i = 0; i < 50; i++) {
+        cJSON *o = wsc_next_reply(c, 3000);
+        if (!o) return NULL;
+        if (wsc_int(o, "id") == id) return o;
+        cJSON_Delete(o);
+    }
+    return NULL;
+}
+
+/* Messages over the gateway's 512-byte receive buffer are reassembled in
+ * buffers the gateway keeps for reuse (ws.c): two connections reassembling
+ * at the same time, finishing in either order, never share one, also when
+ * a third takes the buffer one of them gave back, and every body is stored
+ * exactly as sent. */
+static void long_messages_reassembled_in_turn(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 3, NULL);
+    struct wsc *c[3];
+    for (int k = 0; k < 3; k++) {
+        c[k] = it_connect_auth(0, w.tok[k]);
+        cJSON_Delete(it_join(c[k], w.room, -1));
+    }
+    enum { ROUNDS = 12, BODY = 1500 };
+    static const char fill[3] = {'a', 'A', '0'}; /* + round: never '"' or '\\' */
+    static char frame[2][BODY + 256];
+    size_t len[2], cut[2][2];
+    for (int r = 0; r < ROUNDS; r++) {
+        /* Connections r % 3 and (r + 1) % 3 this round. */
+        int who[2] = {r % 3, (r + 1) % 3};
+        for (int j = 0; j < 2; j++) {
+            int k = who[j];
+            char body[BODY + 1];
+            memset(body, fill[k] + r, BODY);
+            body[BODY] = 0;
+            len[j] = (size_t)snprintf(frame[j], sizeof frame[j],
+                                      "{\"id\":%d,\"op\":\"send\",\"room\":\"%s\","
+                                      "\"client_msg_id\":\"long-%d-%d\",\"body\":\"%s\"}",
+                                      100 + r, w.room, k, r, body);
+            cut[j][0] = len[j] / 3;
+            cut[j][1] = 2 * len[j] / 3;
+        }
+        /* Both start and continue a message, then finish it in an order
+         * that alternates by round: a buffer one gives back is the next
+         * taken by another. */
+        for (int j = 0; j < 2; j++)
+            assert_int_equal(wsc_send_raw(c[who[j]], 0x01, frame[j], cut[j][0]), 0);
+        usleep(3000);
+        for (int j = 0; j < 2; j++)
+            assert_int_equal(
+                wsc_send_raw(c[who[j]], 0x00, frame[j] + cut[j][0], cut[j][1] - cut[j][0]), 0);
+        usleep(3000);
+        for (int i = 0; i < 2; i++) {
+            int j = (r / 3 + i) % 2;
+            assert_int_equal(
+                wsc_send_raw(c[who[j]], 0x80, frame[j] + cut[j][1], len[j] - cut[j][1]), 0);
+            usleep(3000);
+        }
+        for (int j = 0; j < 2; j++) {
+            cJSON *rep = reply_to(c[who[j]], 100 + r);
+            assert_non_null(rep);
+            assert_null(wsc_err_code(rep));
+            cJSON_Delete(rep);
+        }
+    }
+    for (int r = 0; r < ROUNDS; r++)
+        for (int k = r % 3, j = 0; j < 2; j++, k = (k + 1) % 3)
+            assert_string_equal(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'"
+                                        " AND client_msg_id = 'long-%d-%d'"
+                                        " AND body = repeat(chr(%d), %d)",
+                                        w.room, k, r, fill[k] + r, BODY),
+                                "1");
+    for (int k = 0; k < 3; k++)
+        wsc_close(c[k]);
+}
+
 static void binary_frame_closes_1003(void **state)
 {
     (void)state;
@@ -232,6 +313,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bad_commands_answered_connection_survives),
         cmocka_unit_test(oversized_message_closes_1009),
+        cmocka_unit_test(long_messages_reassembled_in_turn),
         cmocka_unit_test(binary_frame_closes_1003),
         cmocka_unit_test(control_characters_refused_nothing_stored),
     };

@@ -246,6 +246,10 @@ static void encoders_produce_the_spec_shapes(void **state)
     assert_string_equal(buf,
                         "{\"id\":null,\"error\":{\"code\":\"bad_json\",\"message\":\"nope\"}}");
     assert_int_equal(n, (int)strlen(buf));
+    n = pp_encode_error_retry(buf, sizeof buf, 5, PP_E_BUSY, "later", 250);
+    buf[n] = '\0';
+    assert_string_equal(buf, "{\"id\":5,\"error\":{\"code\":\"busy\",\"message\":\"later\","
+                             "\"retry_after_ms\":250}}");
     n = pp_encode_ok(buf, sizeof buf, 12, "{\"seq\":3}", 9);
     buf[n] = '\0';
     assert_string_equal(buf, "{\"id\":12,\"ok\":{\"seq\":3}}");

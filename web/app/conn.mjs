@@ -28,7 +28,8 @@ export function clientFor(ws) {
     workspace: ws,
     backoff: { initialMs: 250, maxMs: 5000 },
   });
-  // Reconnect at once when the browser says the network is back.
+  // Reconnect at once when the browser says the network is back (the SDK
+  // still waits out a pause a busy gateway asked for: retry_after_ms).
   const onOnline = () => client.reconnect();
   window.addEventListener('online', onOnline);
   current = { ws, client, onOnline };

@@ -66,7 +66,7 @@ export class ParleyError extends Error {
   /**
    * @param {ErrorCode} code the stable code (match on this, not on message)
    * @param {string} [message] for humans; may change
-   * @param {{op?: string, room?: string, closeCode?: number}} [details]
+   * @param {{op?: string, room?: string, closeCode?: number, retryAfterMs?: number|null}} [details]
    */
   constructor(code, message, details = {}) {
     super(message || code);
@@ -81,21 +81,51 @@ export class ParleyError extends Error {
     this.closeCode = details.closeCode ?? null;
     /** @type {boolean} the same command may succeed if repeated later */
     this.retryable = RETRYABLE.has(code);
+    /** @type {number|null} the server's `retry_after_ms` hint (on `busy` or
+     * `unavailable`): do not try again sooner */
+    this.retryAfterMs = details.retryAfterMs ?? null;
   }
+}
+
+/* A server's hint is honoured up to this long: a bogus value must not park
+ * the client for good. */
+const MAX_RETRY_AFTER_MS = 60000;
+
+/**
+ * The server's `retry_after_ms` of an error object from the wire, as a
+ * number of ms (0 when absent or not a sane number).
+ * @param {any} error the `error` member of a reply
+ * @returns {number}
+ */
+export function retryAfterOf(error) {
+  const v = error && error.retry_after_ms;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) return 0;
+  return Math.min(Math.ceil(v), MAX_RETRY_AFTER_MS);
+}
+
+/** A ParleyError from a reply's `error` object (code, message, hint). */
+function wireError(error, details = {}) {
+  const e = error || {};
+  const hint = retryAfterOf(e);
+  return new ParleyError(e.code || 'internal', e.message, { ...details, retryAfterMs: hint || null });
 }
 
 /**
  * The delay before reconnection attempt `attempt` (0 first): "full jitter",
  * a uniformly random time up to min(maxMs, initialMs * 2^attempt), so that
- * clients cut off together do not all come back in the same instant.
+ * clients cut off together do not all come back in the same instant. When
+ * the server said how long to wait (`retry_after_ms` on `busy`), the delay
+ * is that plus the jitter: at least the hint, and the clients it refused
+ * together still spread out instead of all coming back when it ends.
  * @param {number} attempt
  * @param {{initialMs: number, maxMs: number}} backoff
  * @param {() => number} [random] in [0, 1)
+ * @param {number} [floorMs] the server's hint (0: none)
  * @returns {number} milliseconds
  */
-export function backoffDelay(attempt, backoff, random = Math.random) {
+export function backoffDelay(attempt, backoff, random = Math.random, floorMs = 0) {
   const cap = Math.min(backoff.maxMs, backoff.initialMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(random() * cap);
+  return floorMs + Math.floor(random() * cap);
 }
 
 /** A fresh client_msg_id: a random UUID (36 bytes, the limit is 64). */
@@ -283,6 +313,8 @@ export class ParleyClient {
     this._attempt = 0;
     /** @private pending reconnection timer */
     this._reconnectTimer = null;
+    /** @private no new connection before this time (the server's busy hint) */
+    this._notBefore = 0;
     /** @private timer for requests waiting for their retry time */
     this._pumpTimer = null;
     /** @private last command id used: fresh for every command, never reused */
@@ -345,7 +377,9 @@ export class ParleyClient {
 
   /** @private */
   _setState(state, detail = {}) {
-    if (this.state === state) return;
+    // Every new wait is reported (a busy answer while reconnecting), so a
+    // countdown shows the pause the client is really in.
+    if (this.state === state && detail.retryInMs === undefined) return;
     const previous = this.state;
     this.state = state;
     this._emit('state', { state, previous, ...detail });
@@ -393,9 +427,13 @@ export class ParleyClient {
     this._attempt = 0;
     if (this._conn) this._lose(this._conn, { code: 4000, reason: 'client reconnect' }, true);
     else if (this._reconnectTimer) {
+      // At once, unless the server asked for a pause: a network coming back
+      // does not make a busy gateway less busy.
+      const wait = this._notBefore - Date.now();
       clearTimeout(this._reconnectTimer);
       this._reconnectTimer = null;
-      this._open();
+      if (wait > 0) this._reconnectTimer = setTimeout(() => this._open(), wait);
+      else this._open();
     }
   }
 
@@ -445,8 +483,8 @@ export class ParleyClient {
   /** @private */
   _onAuth(c, msg) {
     if (msg.error) {
-      const err = new ParleyError(msg.error.code, msg.error.message, { op: 'auth' });
-      if (err.retryable) this._lose(c, { code: 4002, reason: err.message }, true);
+      const err = wireError(msg.error, { op: 'auth' });
+      if (err.retryable) this._lose(c, { code: 4002, reason: err.message, retryAfterMs: err.retryAfterMs || 0 }, true);
       else this._shutdown(err); // a refused token stays refused
       return;
     }
@@ -521,7 +559,9 @@ export class ParleyClient {
       this._shutdown(new ParleyError('closed', info.reason, { closeCode: info.code }));
       return;
     }
-    const delay = backoffDelay(this._attempt++, this._backoff, this._random);
+    const hint = info.retryAfterMs || 0;
+    const delay = backoffDelay(this._attempt++, this._backoff, this._random, hint);
+    this._notBefore = Date.now() + hint;
     this._setState(this.state === 'connecting' ? 'connecting' : 'reconnecting', {
       closeCode: info.code,
       reason: info.reason,
@@ -590,7 +630,7 @@ export class ParleyClient {
     c.inflight.delete(msg.id);
     req.sentOn = 0;
     if (req.onReply) req.onReply(msg);
-    else if (msg.error) this._settle(req, new ParleyError(msg.error.code, msg.error.message, { op: req.op, room: req.fields.room }));
+    else if (msg.error) this._settle(req, wireError(msg.error, { op: req.op, room: req.fields.room }));
     else this._settle(req, null, msg.ok);
   }
 
@@ -760,7 +800,7 @@ export class ParleyClient {
       req.onReply = (msg) => {
         r.joinReq = null;
         if (msg.error) {
-          const err = new ParleyError(msg.error.code, msg.error.message, { op: 'join', room });
+          const err = wireError(msg.error, { op: 'join', room });
           this._dropRoom(r, err, false);
           this._settle(req, err);
           return;
@@ -809,13 +849,14 @@ export class ParleyClient {
         this._joined(r, msg.ok, since);
         return;
       }
-      const err = new ParleyError(msg.error.code, msg.error.message, { op: 'join', room: r.room });
+      const err = wireError(msg.error, { op: 'join', room: r.room });
       if (err.retryable) {
-        // Storage is away for a moment: try this room again later.
+        // Storage is away or the gateway busy for a moment: try this room
+        // again later, not before the server's hint.
         const again = this._newReq('join', req.fields, { control: true, room: r.room });
         again.onReply = req.onReply;
         again.rejoin = true;
-        again.notBefore = Date.now() + backoffDelay(2, this._backoff, this._random);
+        again.notBefore = Date.now() + backoffDelay(2, this._backoff, this._random, err.retryAfterMs || 0);
         this._queue.add(again);
         this._pump();
       } else {
@@ -932,7 +973,7 @@ export class ParleyClient {
       this._settle(req, null, msg.ok);
       return;
     }
-    const err = new ParleyError(msg.error.code, msg.error.message, { op: 'send', room: out.room });
+    const err = wireError(msg.error, { op: 'send', room: out.room });
     req.refusals++;
     const retry = (err.code === 'unavailable' || err.code === 'busy') && req.refusals < this._maxSendAttempts;
     if (!retry) {
@@ -942,7 +983,7 @@ export class ParleyClient {
     // Retry with the same client_msg_id after a jittered pause (PROTOCOL.md:
     // unavailable and busy are retried; the id makes the retry safe).
     out.error = err;
-    req.notBefore = Date.now() + backoffDelay(req.refusals, this._backoff, this._random);
+    req.notBefore = Date.now() + backoffDelay(req.refusals, this._backoff, this._random, err.retryAfterMs || 0);
     this._emit('outgoing', out);
     this._pump();
   }

@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# Persisted rows per second, durable: messages and read receipts committed by
+# the gateways' group-commit batchers, driven through two real gateways by
+# parley-load (chat with read reports), on PostgreSQL with fsync,
+# synchronous_commit and full_page_writes on. The offered load climbs a
+# ladder of per-client rates; each step reports what was committed per
+# second, counted two ways:
+#   gateways   the gateways' own counters (/metrics:
+#              parley_messages_persisted_total, messages and the read events
+#              the receipts cause, + parley_receipts_persisted_total),
+#              sampled every 0.2 s; the rate over the span in which they moved
+#   postgres   row writes (inserts + updates) in messages, read_state and seen
+#              (pg_stat_user_tables, read after the gateways have exited and
+#              their backends have flushed their statistics), over that span
+# Then the peer-style comparison on the same server: pgbench, every row its
+# own transaction (one INSERT of a message-shaped row, COMMIT), from 1, 16
+# and 64 connections (PostgreSQL flushes the WAL of concurrent commits
+# together, so more connections help it too, up to a point).
+#
+#   loadtest/bench_rows.sh [seconds] [clients] [rooms]   (defaults: 10 1000 500)
+#   BENCH_LADDER="1 2 5 10 20" per-client msg/s of each step; each client also
+#                               sends BENCH_READS_PER_MSG read reports per message
+#                               (default 1); the ladder stops after the first step
+#                               that commits no more rows than the one before, or
+#                               leaves a send or read report unanswered (past the
+#                               ceiling)
+#   BENCH_DURABILITY=nondurable the same on PostgreSQL without fsync (a
+#                               comparison only: nothing acknowledged is safe)
+#
+# Private PostgreSQL and Redis on loopback in a temp dir (scripts/services.sh).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+. "$root/scripts/services.sh"
+secs=${1:-10}
+clients=${2:-1000}
+rooms=${3:-500}
+ladder=${BENCH_LADDER:-1 2 5 10 20}
+reads_per_msg=${BENCH_READS_PER_MSG:-1}
+bin=$root/build/server/parleyd
+load=$root/build/loadtest/parley-load
+[ -x "$bin" ] && [ -x "$load" ] || svc_die "build first (cmake --build build)"
+command -v curl >/dev/null || svc_die "curl is needed to read the gateways' /metrics"
+[ -x "$PG_BIN/pgbench" ] || svc_die "pgbench not found beside the PostgreSQL server"
+ulimit -n "$(ulimit -Hn)"
+
+svc_bench_env "$bin" "$clients" "$rooms"
+"$bin" admin --pg "$conninfo" operator-token "$state/metrics.token" >/dev/null
+token=$(cat "$state/metrics.token")
+psql_q() { svc_pg "$PG_BIN/psql" -qXtA -h 127.0.0.1 -p "$pg_port" -U parley parley -c "$1"; }
+echo "PostgreSQL: fsync=$(psql_q 'SHOW fsync') synchronous_commit=$(psql_q 'SHOW synchronous_commit')" \
+  "full_page_writes=$(psql_q 'SHOW full_page_writes')" >&2
+
+# Rows inserted + updated so far in the tables a chat with receipts writes.
+# A backend flushes its table statistics when it exits, so this first waits
+# until no other backend of parley is left (the gateways have stopped).
+pg_rows() {
+  for _ in $(seq 1 100); do
+    [ "$(psql_q "SELECT count(*) FROM pg_stat_activity WHERE usename = 'parley'
+                 AND pid <> pg_backend_pid()")" = 0 ] && break
+    sleep 0.1
+  done
+  psql_q "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0) FROM pg_stat_user_tables
+          WHERE relname IN ('messages', 'read_state', 'seen')"
+}
+
+# Both gateways' persisted messages + receipts, with the time it was read.
+gw_persisted() {
+  local t n=0 p v
+  t=$(date +%s.%N)
+  for p in "$p1" "$p2"; do
+    v=$(curl -s -m 2 -H "Authorization: Bearer $token" "http://127.0.0.1:$p/metrics" |
+      awk '/^parley_(messages|receipts)_persisted_total / {s += $2} END {printf "%d", s}')
+    n=$((n + ${v:-0}))
+  done
+  echo "$t $n"
+}
+
+# step RATE: one load run at RATE msg/s per client; appends a JSON line.
+step() {
+  local rate=$1 r0 r1 sampler
+  r0=$(pg_rows)
+  p1=$(svc_free_port)
+  p2=$(svc_free_port)
+  for g in 1 2; do
+    local port=$p1
+    [ $g = 2 ] && port=$p2
+    svc_gw_start "$state" gw$g "$port" "$bin" "$conninfo" "$redis_port" --log-level warn \
+      --per-ip-max 100000 --metrics-token-file "$state/metrics.token"
+  done
+  : >"$state/samples"
+  (while :; do gw_persisted >>"$state/samples"; sleep 0.2; done) &
+  sampler=$!
+  "$load" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
+    --rate "$rate" --read-rate "$(python3 -c "print($rate * $reads_per_msg)")" --duration "$secs" \
+    --body 64 --sources 16 --json >"$state/out.json" || true
+  sleep 0.5
+  kill "$sampler" 2>/dev/null
+  wait "$sampler" 2>/dev/null || true
+  # A gateway with a backlog may outlive the stop's wait (it is killed then).
+  svc_gw_stop "$state" gw1 || true
+  svc_gw_stop "$state" gw2 || true
+  r1=$(pg_rows)
+  python3 - "$rate" "$state/out.json" "$state/samples" "$((r1 - r0))" <<'PY' >>"$state/results"
+import json, sys
+rate, path, samples, pgrows = float(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+r = json.load(open(path))
+s = [tuple(map(float, l.split())) for l in open(samples) if len(l.split()) == 2]
+# The span in which the counters moved: from the last sample before the
+# first commit to the first sample after the last one.
+moved = [i for i in range(1, len(s)) if s[i][1] > s[i - 1][1]]
+if moved:
+    t0, t1 = s[moved[0] - 1][0], s[moved[-1]][0]
+    n = s[moved[-1]][1] - s[moved[0] - 1][1]
+else:
+    t0, t1, n = 0, 1, 0
+span = max(t1 - t0, 1e-3)
+print(json.dumps({"rate": rate, "read_rate": r["read_rate"], "span_s": span,
+                  "gw_rows": n, "gw_rows_per_s": n / span, "pg_rows": pgrows,
+                  "pg_rows_per_s": pgrows / span, "acked": r["acked"], "sent": r["sent"],
+                  "reads_acked": r["reads_acked"], "reads": r["reads"], "p99_ms": r["p99_ms"],
+                  "read_p99_ms": r["read_p99_ms"], "lost": r["lost"], "errors": r["errors"],
+                  "joined": r["joined"], "clients": r["clients"]}))
+PY
+  tail -n 1 "$state/results" >&2
+}
+
+prev=0
+for rate in $ladder; do
+  step "$rate"
+  read -r now whole < <(tail -n 1 "$state/results" | python3 -c 'import json, sys
+r = json.load(sys.stdin)
+print(int(r["gw_rows_per_s"]), int(r["acked"] == r["sent"] and r["reads_acked"] == r["reads"]))')
+  [ "$now" -gt "$prev" ] && [ "$whole" = 1 ] || break
+  prev=$now
+done
+
+# The peers' way: each row its own transaction, on the same server.
+psql_q "CREATE TABLE IF NOT EXISTS peer_rows (room_id uuid NOT NULL, seq bigint NOT NULL,
+  sender_id uuid NOT NULL, body text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (room_id, seq))" >/dev/null
+cat >"$state/one_row.sql" <<'SQL'
+\set seq random(1, 1000000000)
+INSERT INTO peer_rows (room_id, seq, sender_id, body)
+  VALUES (gen_random_uuid(), :seq, gen_random_uuid(), repeat('x', 64));
+SQL
+# At least 10 s: 64 connections take seconds to open on a busy machine.
+for c in 1 16 64; do
+  out=$(svc_pg "$PG_BIN/pgbench" -n -h 127.0.0.1 -p "$pg_port" -U parley -c "$c" -j 2 -T "$((secs > 10 ? secs : 10))" \
+    -f "$state/one_row.sql" parley 2>&1) || { echo "$out" >&2; continue; }
+  tps=$(echo "$out" | awk '/^tps = / {print $3; exit}')
+  echo "{\"pgbench_clients\": $c, \"rows_per_s\": ${tps:-0}}" >>"$state/pgbench"
+  echo "pgbench, one row per transaction, $c connections: $tps rows/s" >&2
+done
+
+python3 - "$state/results" "$state/pgbench" "$secs" "$clients" "$rooms" "$reads_per_msg" \
+  "$(psql_q 'SHOW fsync')" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+peer = [json.loads(l) for l in open(sys.argv[2])] if __import__("os").path.exists(sys.argv[2]) else []
+secs, clients, rooms, rpm, fsync = sys.argv[3:8]
+print("\npersisted rows per second (messages + receipts), PostgreSQL fsync=%s; %s clients in %s rooms,"
+      " %s s per step, %s read report(s) per message" % (fsync, clients, rooms, secs, rpm))
+print("| msg/s per client | reads/s per client | rows/s (gateways' counters) | row writes/s (pg_stat_user_tables) |"
+      " message p99 ms | receipt p99 ms | lost | errors |")
+print("|---|---|---|---|---|---|---|---|")
+for r in rows:
+    print("| %g | %g | %.0f | %.0f | %.1f | %.1f | %d | %d |" % (
+        r["rate"], r["read_rate"], r["gw_rows_per_s"], r["pg_rows_per_s"], r["p99_ms"],
+        r["read_p99_ms"], r["lost"], r["errors"]))
+best = max(r["gw_rows_per_s"] for r in rows) if rows else 0
+print("\ncommit per row (pgbench, one INSERT per transaction, same server):")
+print("| connections | rows/s | group commit / this |")
+print("|---|---|---|")
+for p in peer:
+    print("| %d | %.0f | %s |" % (p["pgbench_clients"], p["rows_per_s"],
+                                 ("%.1f×" % (best / p["rows_per_s"])) if p["rows_per_s"] else "–"))
+PY
