@@ -3,6 +3,7 @@
 #include "app.h"
 #include "ctl.h"
 #include "log.h"
+#include "mem.h"
 #include "perm.h"
 
 #include <cjson/cJSON.h>
@@ -17,7 +18,7 @@
 
 void apireq_respond_text(struct http_req *r, int status, const char *s, size_t len)
 {
-    char *b = len ? malloc(len) : NULL;
+    char *b = len ? mem_alloc(len) : NULL;
     if (len && !b) {
         http_error(r, 500, "internal", "out of memory", NULL);
         return;
@@ -51,9 +52,9 @@ void apireq_db_error(struct http_req *r, PGresult *res, int err)
 static char *with_token(const char *json, size_t len, const char *token, size_t *out_len)
 {
     size_t tl = strlen(token);
-    char *b = malloc(len + tl + 16);
+    char *b = mem_alloc(len + tl + 16);
     if (!b || len < 2 || json[0] != '{') {
-        free(b);
+        mem_free(b);
         return NULL;
     }
     int n = snprintf(b, len + tl + 16, "{\"token\":\"%s\"%s", token, json[1] == '}' ? "" : ",");
@@ -142,7 +143,7 @@ void apireq_run(struct http_req *r, int stmt, const char *z)
         r->person[0] ? r->person : NULL, ws, id[0], id[1], body ? body : "{}", x, y, z, r->ip, ua,
     };
     apireq_query(r, stmt, NPARAMS, v, NULL, NULL, apireq_on_stmt);
-    free(body);
+    mem_free(body);
 }
 
 void apireq_run_route(struct http_req *r)

@@ -6,6 +6,7 @@
 #include "guidelines.h"
 #include "http.h"
 #include "jsonv.h"
+#include "mem.h"
 #include "moderation.h"
 #include "perm.h"
 #include "rulecache.h"
@@ -266,7 +267,7 @@ static void on_effective(void *ud, PGresult *res, int err)
     }
     struct gl_error e;
     struct gl_set *set = gl_compile(merged, strlen(merged), &e);
-    free(merged);
+    mem_free(merged);
     if (!set) {
         bad_rules(r, &e);
         return;

@@ -5,6 +5,7 @@
 #include "auth.h"
 #include "bus.h"
 #include "http.h"
+#include "mem.h"
 #include "pwpolicy.h"
 #include "sql_account.h"
 
@@ -62,7 +63,7 @@ static void run_with_hash(struct http_req *r, enum account_stmt s, const char *p
                               r->ip,
                               ua};
     apireq_query(r, stmts_at(&sql_account, s), NPARAMS, v, NULL, NULL, cb);
-    free(body);
+    mem_free(body);
 }
 
 static void pw_busy(struct http_req *r)

@@ -31,13 +31,13 @@ static void req_free(struct http_req *r)
     cJSON_Delete(r->json);
     /* Bodies and scratch may hold a password or a token shown once. */
     if (r->body) explicit_bzero(r->body, r->body_len);
-    free(r->body);
+    mem_free(r->body);
     if (r->resp) explicit_bzero(r->resp, r->resp_len);
-    free(r->resp);
+    mem_free(r->resp);
     mem_free(r->piece);
     if (r->stream_free) r->stream_free(r->stream_ud);
     explicit_bzero(r, sizeof *r);
-    free(r);
+    mem_free(r);
 }
 
 static enum http_method method_of(struct lws *wsi)
@@ -124,7 +124,7 @@ int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri, 
      * cannot begin over the first; if lws ever did begin one, the
      * connection ends rather than lose or mix the first one's state. */
     if (c->req) return -1;
-    struct http_req *r = calloc(1, sizeof *r);
+    struct http_req *r = mem_calloc(1, sizeof *r);
     if (!r) return -1;
     c->req = r;
     r->app = a;
@@ -227,7 +227,7 @@ int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri, 
         return 0;
     }
     r->content_length = (size_t)n;
-    r->body = malloc(r->content_length + 1);
+    r->body = mem_alloc(r->content_length + 1);
     if (!r->body) return -1;
     r->body[0] = 0;
     /* lws reports body completion only for POST with an explicit zero. */
@@ -265,7 +265,7 @@ int http_body_done(struct conn *c)
 void http_respond(struct http_req *r, int status, char *body, size_t len)
 {
     if (r->status) {
-        free(body);
+        mem_free(body);
         return;
     }
     r->status = status;

@@ -9,7 +9,7 @@
  * them. The response is written only from HTTP_WRITEABLE: headers first,
  * then the body, one lws_write each.
  *
- * Ownership: struct http_req is malloc'd at http_begin and owned by the
+ * Ownership: struct http_req is allocated (mem.h) at http_begin and owned by the
  * connection until it is answered; a handler with work in flight marks it
  * busy. If the client goes away meanwhile, http_closed clears req->wsi and the
  * completion must call http_alive(), which frees an orphaned request and
@@ -71,7 +71,7 @@ struct http_req {
     unsigned char secret[AUTH_HASH_BYTES]; /* handler-specific hash */
     /* The response. */
     int status;           /* HTTP status; 0 while unanswered */
-    char *resp;           /* body (malloc'd), or NULL */
+    char *resp;           /* body (mem_alloc'd or cJSON's, freed with mem_free), or NULL */
     size_t resp_len;      /* its length */
     unsigned retry_after; /* seconds for Retry-After, 0: none */
     const char *allow;    /* Allow header (405), or NULL */
