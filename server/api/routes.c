@@ -8,6 +8,7 @@
 #include "jsonv.h"
 #include "mem.h"
 #include "moderation.h"
+#include "parley_proto.h"
 #include "perm.h"
 #include "rulecache.h"
 #include "signin.h"
@@ -212,9 +213,13 @@ void routes_gl_put(struct http_req *r)
         return;
     }
     gl_free(set);
+    unsigned long failures = pp_alloc_failures();
     r->json = cJSON_ParseWithLength(r->body, r->body_len);
     if (!r->json) {
-        http_error(r, 400, "bad_json", "body is not valid JSON", NULL);
+        if (pp_alloc_failures() != failures)
+            http_error(r, 500, "internal", "out of memory", NULL);
+        else
+            http_error(r, 400, "bad_json", "body is not valid JSON", NULL);
         return;
     }
     apireq_run(r, stmts_at(&sql_rooms, SR_GL_PUT), NULL);

@@ -1,6 +1,7 @@
 #include "mem.h"
 
-#include <cjson/cJSON.h>
+#include "parley_proto.h"
+
 #include <stdlib.h>
 #include <string.h>
 #ifdef __GLIBC__
@@ -57,8 +58,7 @@ void mem_hook_json(void)
     /* cJSON then prints by allocate-and-copy instead of realloc (it uses
      * realloc only with the C library's own pair): a copy per doubling of
      * what is printed, paid for making every JSON allocation injectable. */
-    cJSON_Hooks h = {.malloc_fn = mem_alloc, .free_fn = mem_free};
-    cJSON_InitHooks(&h);
+    pp_set_allocator(mem_alloc, mem_free);
 }
 
 /* After a burst of connections opened or closed (a restart, a mass

@@ -106,6 +106,18 @@ int http_body_done(struct conn *c);
 int http_writeable(struct conn *c);
 void http_closed(struct conn *c);
 
+/* The parts of reading a request that need no socket (http_begin and
+ * http_body run them on what lws parsed), so tests can drive them alone:
+ * a new request (wsi may be NULL), NULL when out of memory; */
+struct http_req *http_req_new(struct app *a, struct lws *wsi);
+/* room for an announced body of n bytes: 0, or -ENOMEM; */
+int http_req_body_begin(struct http_req *r, size_t n);
+/* a piece of the body: 0 (also when the request is answered already or
+ * answered now, 408 past its deadline), -EMSGSIZE past the announced size; */
+int http_req_body_put(struct http_req *r, const void *in, size_t len);
+/* and freeing one, with what it holds. */
+void http_req_free(struct http_req *r);
+
 /* Answers the request (takes body, which may be NULL). Safe to call once. */
 void http_respond(struct http_req *r, int status, char *body, size_t len);
 /* Answers with a body the request does not own (it must outlive the
