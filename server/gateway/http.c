@@ -311,17 +311,24 @@ int http_add_header(struct http_req *r, const char *name, const char *value)
 void http_error(struct http_req *r, int status, const char *code, const char *message,
                 const char *field)
 {
+    /* The answer when the error itself cannot be put together: cJSON leaves
+     * out a member it had no memory for, and a body missing its code would
+     * tell the client nothing. Not the request's fault, so 500. */
+    static const char OOM[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
     cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
-    cJSON_AddStringToObject(e, "code", code);
-    cJSON_AddStringToObject(e, "message", message);
-    if (field && *field) cJSON_AddStringToObject(e, "field", field);
-    char *s = cJSON_PrintUnformatted(o);
+    bool ok = e && cJSON_AddStringToObject(e, "code", code) &&
+              cJSON_AddStringToObject(e, "message", message) &&
+              (!field || !*field || cJSON_AddStringToObject(e, "field", field));
+    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     r->type = NULL; /* errors are JSON whatever the route answers */
     r->csp = NULL;
     r->cache = NULL;
     r->nxh = 0;
-    http_respond(r, status, s, s ? strlen(s) : 0);
+    if (s)
+        http_respond(r, status, s, strlen(s));
+    else
+        http_respond_ref(r, 500, OOM, sizeof OOM - 1);
 }
 
 bool http_alive(struct http_req *r)

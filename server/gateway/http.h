@@ -126,7 +126,8 @@ void http_respond_ref(struct http_req *r, int status, const char *body, size_t l
 /* Adds a response header (name with its colon, "etag:"); both strings must
  * outlive the request. -1 when HTTP_MAX_XH are already set. */
 int http_add_header(struct http_req *r, const char *name, const char *value);
-/* Answers {"error":{"code","message"[,"field"]}}. */
+/* Answers {"error":{"code","message"[,"field"]}}; out of memory, 500
+ * internal from a static body. */
 void http_error(struct http_req *r, int status, const char *code, const char *message,
                 const char *field);
 /* A streamed answer of unknown length, so that a large one (an export)
