@@ -27,13 +27,18 @@ void apireq_respond_text(struct http_req *r, int status, const char *s, size_t l
     http_respond(r, status, b, len);
 }
 
+void apireq_retry_later(struct http_req *r, const char *code, const char *message)
+{
+    r->retry_after = 1;
+    http_error(r, 503, code, message, NULL);
+}
+
 /* Maps a failed statement to an answer: constraint violations are the
  * client's (a conflict or a bad value), anything else is ours. */
 void apireq_db_error(struct http_req *r, PGresult *res, int err)
 {
     if (err == -ENOBUFS || err == -EAGAIN || err == -ETIMEDOUT) {
-        r->retry_after = 1;
-        http_error(r, 503, "unavailable", "storage unavailable, retry later", NULL);
+        apireq_retry_later(r, "unavailable", "storage unavailable, retry later");
         return;
     }
     const char *st = res ? db_sqlstate(res) : "";
