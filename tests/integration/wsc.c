@@ -160,6 +160,15 @@ fail:
     return NULL;
 }
 
+void wsc_abort(struct wsc *c)
+{
+    if (!c) return;
+    /* Linger 0: close sends a reset, not a FIN. */
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    wsc_close(c);
+}
+
 void wsc_close(struct wsc *c)
 {
     if (!c) return;

@@ -31,6 +31,8 @@ struct wsc_opts {
  * status code (or 0 when the connection itself failed or was just closed). */
 struct wsc *wsc_connect(int port, const struct wsc_opts *o, int *http_status);
 void wsc_close(struct wsc *c);
+/* Closes with a TCP reset (unread data dropped), as a crashed client does. */
+void wsc_abort(struct wsc *c);
 
 /* Sends one text frame (masked), possibly fragmented into n pieces. */
 int wsc_send_text(struct wsc *c, const char *p, size_t len);
