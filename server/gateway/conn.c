@@ -89,7 +89,8 @@ void conn_init(struct conn *c, struct app *app, struct lws *wsi)
 
 static bool direct_ok(const struct conn *c)
 {
-    return DIRECT_WRITE_VERIFIED && c->app->cfg.direct_write && c->app->wready && !c->closing;
+    return DIRECT_WRITE_VERIFIED && c->app->cfg.direct_write && c->app->wready && c->ws &&
+           !c->closing;
 }
 
 static void dirty_unlink(struct conn *c)

@@ -224,6 +224,29 @@ static void members_reset_mid_flood(void **state)
     assert_int_equal(it_stop(pid), 0);
 }
 
+/* A command answered at once and a frame that makes lws close the
+ * connection, read in one go: the connection goes on the dirty list and is
+ * destroyed in the same loop turn, before the end-of-turn write. The
+ * gateway must not touch it afterwards (ASan build: a use after free). */
+static void connection_closed_in_the_turn_it_was_queued(void **state)
+{
+    (void)state;
+    int port;
+    pid_t pid = it_own_gateway("gw-write-gone", &port, NULL);
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    static const char ping[] = "{\"id\":1,\"op\":\"ping\"}";
+    for (int i = 0; i < 20; i++) {
+        struct wsc *c = it_connect_port(port, NULL, w.tok[0]);
+        assert_non_null(c);
+        assert_int_equal(wsc_send_raw2(c, 0x81, ping, sizeof ping - 1, 0x82, "x", 1), 0);
+        assert_int_equal(wsc_wait_closed(c, 3000), 1003); /* text frames only */
+        wsc_close(c);
+    }
+    assert_int_equal(it_wait_ready(port, 2000), 0);
+    assert_int_equal(it_stop(pid), 0);
+}
+
 int main(void)
 {
     it_load_env();
@@ -232,6 +255,7 @@ int main(void)
         cmocka_unit_test(partial_writes_keep_order_writeable_only),
         cmocka_unit_test(partial_writes_keep_order_tls),
         cmocka_unit_test(members_reset_mid_flood),
+        cmocka_unit_test(connection_closed_in_the_turn_it_was_queued),
     };
     return cmocka_run_group_tests(tests, NULL, it_kill_spawned);
 }

@@ -196,6 +196,18 @@ int wsc_send_raw(struct wsc *c, int opcode, const void *p, size_t n)
     return rc;
 }
 
+int wsc_send_raw2(struct wsc *c, int op1, const void *p1, size_t n1, int op2, const void *p2,
+                  size_t n2)
+{
+    unsigned char *m = malloc(wscl_frame_size(n1) + wscl_frame_size(n2));
+    if (!m) return -1;
+    size_t k = wscl_frame(m, (unsigned)op1, p1, n1, 0x12345678);
+    k += wscl_frame(m + k, (unsigned)op2, p2, n2, 0x12345678);
+    int rc = write_all(c->fd, m, k);
+    free(m);
+    return rc;
+}
+
 int wsc_send_text(struct wsc *c, const char *p, size_t len)
 {
     return wsc_send_raw(c, 0x81, p, len);
