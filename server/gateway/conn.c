@@ -110,6 +110,13 @@ static void dirty_unlink(struct conn *c)
     a->ndirty--;
 }
 
+/* Its only work is to be active (libuv refuses an idle handle without a
+ * callback). */
+static void on_idle(uv_idle_t *h)
+{
+    (void)h;
+}
+
 static void dirty_push(struct conn *c)
 {
     struct app *a = c->app;
@@ -117,7 +124,7 @@ static void dirty_push(struct conn *c)
     /* A turn that did not start with I/O (a timer's) must not then block in
      * the poll with this list waiting: an active idle handle keeps the
      * poll's timeout at 0 until the check has run. */
-    if (!a->dirty_head) uv_idle_start(&a->widle, (uv_idle_cb)NULL);
+    if (!a->dirty_head) uv_idle_start(&a->widle, on_idle);
     c->dirty_next = NULL;
     c->dirty_prev = a->dirty_tail;
     if (a->dirty_tail)
