@@ -86,6 +86,9 @@ char *metrics_render(struct app *a, size_t *len)
            (double)s->frames_delivered);
     metric(&o, "parley_socket_writes_total", "counter", "WebSocket frames written.",
            (double)s->writes);
+    metric(&o, "parley_socket_writes_direct_total", "counter",
+           "Of those, written at the end of a loop turn without waiting for POLLOUT.",
+           (double)s->writes_direct);
     metric(&o, "parley_socket_writes_delayed_total", "counter",
            "Writes held back up to write-delay-ms so that one write packs more.",
            (double)s->writes_delayed);
