@@ -30,6 +30,9 @@
 #                          all at once)
 #   BENCH_PARLEYD_B=PATH   system parley-b: another parleyd build, to compare
 #                          a change with main in one run
+#   BENCH_STRACE=1         count each server's syscalls with strace -c and print
+#                          epoll_ctl and send/write calls per delivery (the
+#                          tracing slows the servers: not a run for CPU figures)
 #   BENCH_ZIPF=1           room sizes by Zipf's law (1/rank^S) instead of equal
 #   BENCH_BODY=500         message body bytes (default 64; over about 400 a
 #                          send no longer fits parleyd's 512-byte receive
@@ -86,10 +89,27 @@ measure() {
   local extra=() # --pid of each server process, --zipf
   for p in "$@"; do extra+=(--pid "$p"); done
   [ -n "${BENCH_ZIPF:-}" ] && extra+=(--zipf "$BENCH_ZIPF")
+  # BENCH_STRACE=1: count the servers' syscalls over the whole run (set-up
+  # included; tracing slows them, so that run's CPU figures mean nothing).
+  local tracers=""
+  rm -f "$state"/strace.*
+  if [ -n "${BENCH_STRACE:-}" ]; then
+    for p in "$@"; do
+      strace -c -f -q -o "$state/strace.$p" -p "$p" &
+      tracers="$tracers $!"
+    done
+    sleep 1 # attached before the first connection
+  fi
   "$load" --proto "$proto" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
     --scenario "$scenario" --rate "$rate" --duration "$secs" --body "$body" --sources 64 \
     --procs "$procs" --connect-rate "${BENCH_CONNECT_RATE:-0}" "${extra[@]}" \
     --csv "$state/$name.csv" --json >"$state/out.json" || true
+  if [ -n "$tracers" ]; then
+    # shellcheck disable=SC2086
+    kill -INT $tracers
+    # shellcheck disable=SC2086
+    wait $tracers || true
+  fi
   c1=$(svc_cpu_ticks "$@")
   r1=$(svc_cpu_ticks "$rp")
   # shellcheck disable=SC2046
@@ -110,6 +130,19 @@ r["server_cpu_us_per_delivery"] = (w if w >= 0 else server / hz) * 1e6 / d
 r["redis_cpu_us_per_delivery"] = redis / hz * 1e6 / d
 r["pg_cpu_us_per_delivery"] = pg / hz * 1e6 / d
 r["generator_cpu_us_per_delivery"] = r["generator_cpu_s"] * 1e6 / d
+# strace -c summaries (BENCH_STRACE): "% time seconds usecs/call calls [errors] syscall".
+import glob, os
+calls = {}
+for f in glob.glob(os.path.join(os.path.dirname(path), "strace.*")):
+    for line in open(f):
+        w = line.split()
+        if len(w) >= 5 and w[3].isdigit() and w[-1] != "total":
+            calls[w[-1]] = calls.get(w[-1], 0) + int(w[3])
+if calls:
+    r["syscalls"] = calls
+    for k in ("epoll_ctl", "epoll_wait"):
+        r[k + "_per_delivery"] = calls.get(k, 0) / d
+    r["send_per_delivery"] = sum(calls.get(k, 0) for k in ("sendto", "write", "writev", "sendmsg")) / d
 print(json.dumps(r))
 PY
   tail -n 1 "$results" | cut -c1-200 >&2
@@ -209,6 +242,10 @@ keys = [("acked_per_s", "persisted msg/s", "%.0f"), ("delivered_per_s", "deliver
         ("generator_cpu_us_per_delivery", "generator CPU µs/delivery", "%.2f"),
         ("lost", "lost (worst round)", "%d"), ("dups", "duplicates (worst round)", "%d"),
         ("out_of_order", "out of order (worst round)", "%d"), ("errors", "errors (worst round)", "%d")]
+if "epoll_ctl_per_delivery" in rows[0]:
+    keys[5:5] = [("epoll_ctl_per_delivery", "epoll_ctl per delivery (strace)", "%.3f"),
+                 ("send_per_delivery", "send/write calls per delivery (strace)", "%.3f"),
+                 ("epoll_wait_per_delivery", "epoll_wait per delivery (strace)", "%.3f")]
 if sys.argv[8] == "reconnect":
     keys[5:5] = [("reconnects", "reconnections (rejoin with since)", "%d"),
                  ("unrecovered", "rejoins not recovered (worst round)", "%d")]

@@ -49,23 +49,22 @@ static void kv_star_avg(struct pp_w *w, int64_t stars, int64_t sum)
     pp_w_raw(w, avg, (size_t)n);
 }
 
-/* ---- messages, members, errors and the ok envelope ------------------------ */
-
-/* The aggregates, as a dialogue entry or a chat message shows them. */
-static void w_votes(struct pp_w *w, const struct pp_message *m)
+/* The aggregates, as a dialogue entry (stars) or a chat message (likes)
+ * shows them, with their version: one shape for messages, vote acks and
+ * votes events. */
+static void kv_votes(struct pp_w *w, bool dialogue, int64_t likes, int64_t stars, int64_t star_sum,
+                     int64_t v)
 {
-    if (!m->has_votes) return;
-    if (m->kind == PP_K_MESSAGE) {
-        pp_w_key(w, "likes");
-        pp_w_int(w, m->likes);
+    if (dialogue) {
+        kv_int(w, "stars", stars);
+        kv_star_avg(w, stars, star_sum);
     } else {
-        pp_w_key(w, "stars");
-        pp_w_int(w, m->stars);
-        kv_star_avg(w, m->stars, m->star_sum);
+        kv_int(w, "likes", likes);
     }
-    pp_w_key(w, "v");
-    pp_w_int(w, m->votes_v);
+    kv_int(w, "v", v);
 }
+
+/* ---- messages, members, errors and the ok envelope ------------------------ */
 
 void pp_w_message_fields(struct pp_w *w, const struct pp_message *m)
 {
@@ -99,7 +98,8 @@ void pp_w_message_fields(struct pp_w *w, const struct pp_message *m)
         pp_w_key(w, "edited");
         pp_w_int(w, m->edited);
     }
-    w_votes(w, m);
+    if (m->has_votes)
+        kv_votes(w, m->kind != PP_K_MESSAGE, m->likes, m->stars, m->star_sum, m->votes_v);
 }
 
 void pp_w_message(struct pp_w *w, const struct pp_message *m)
@@ -276,15 +276,7 @@ void pp_enc_receipt_ok(struct pp_w *w, const struct pp_receipt_ok *r)
     pp_w_obj_begin(w);
     kv_uuid(w, "room", r->room);
     kv_int(w, r->read ? "up_to" : "seq", r->seq);
-    if (r->has_votes) {
-        if (r->dialogue) {
-            kv_int(w, "stars", r->stars);
-            kv_star_avg(w, r->stars, r->star_sum);
-        } else {
-            kv_int(w, "likes", r->likes);
-        }
-        kv_int(w, "v", r->v);
-    }
+    if (r->has_votes) kv_votes(w, r->dialogue, r->likes, r->stars, r->star_sum, r->v);
     pp_w_obj_end(w);
 }
 
@@ -414,12 +406,6 @@ void pp_enc_votes_event(struct pp_w *w, int64_t target, bool dialogue, int64_t l
 {
     pp_w_obj_begin(w);
     kv_int(w, "target", target);
-    if (dialogue) {
-        kv_int(w, "stars", stars);
-        kv_star_avg(w, stars, star_sum);
-    } else {
-        kv_int(w, "likes", likes);
-    }
-    kv_int(w, "v", v);
+    kv_votes(w, dialogue, likes, stars, star_sum, v);
     pp_w_obj_end(w);
 }

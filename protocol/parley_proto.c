@@ -415,13 +415,37 @@ static int decode_fields(const cJSON *root, const struct pp_limits *lim, struct 
     return 0;
 }
 
+static void *(*user_alloc)(size_t);
+static unsigned long alloc_failures;
+
+static void *counted_alloc(size_t n)
+{
+    void *p = user_alloc(n);
+    if (!p) alloc_failures++;
+    return p;
+}
+
+void pp_set_allocator(void *(*alloc)(size_t), void (*release)(void *))
+{
+    user_alloc = alloc;
+    cJSON_Hooks h = {.malloc_fn = counted_alloc, .free_fn = release};
+    cJSON_InitHooks(&h);
+}
+
+unsigned long pp_alloc_failures(void)
+{
+    return alloc_failures;
+}
+
 int pp_decode(const char *buf, size_t len, const struct pp_limits *lim, struct pp_cmd *out,
               struct pp_err *err)
 {
     memset(out, 0, sizeof *out);
     memset(err, 0, sizeof *err);
     const char *end = NULL;
+    unsigned long failures = alloc_failures;
     cJSON *root = len ? cJSON_ParseWithLengthOpts(buf, len, &end, false) : NULL;
+    if (!root && alloc_failures != failures) return fail(err, PP_E_INTERNAL, "out of memory%s", "");
     if (!root || !cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return fail(err, PP_E_BAD_JSON, "not a JSON object%s", "");

@@ -9,7 +9,8 @@
  * Ownership: pp_decode() fills a struct pp_cmd whose string pointers point into
  * a parse tree owned by the struct; they stay valid until pp_cmd_free(). The
  * JSON writer (struct pp_w) writes into a caller-owned buffer and never
- * allocates. Nothing here keeps global mutable state.
+ * allocates. The one global state is the allocator given to
+ * pp_set_allocator (cJSON's hooks are global too).
  */
 #ifndef PARLEY_PROTO_H
 #define PARLEY_PROTO_H
@@ -152,6 +153,16 @@ struct pp_err {
 int pp_decode(const char *buf, size_t len, const struct pp_limits *lim, struct pp_cmd *out,
               struct pp_err *err);
 void pp_cmd_free(struct pp_cmd *cmd);
+
+/* cJSON's allocator. cJSON answers NULL both for text that is not JSON and
+ * for want of memory; to tell them apart, this installs hooks that call
+ * alloc and release and count the allocations that failed. pp_decode then
+ * answers a frame it could not parse for want of memory with PP_E_INTERNAL
+ * ("out of memory"), not bad_json. Call once, before anything parses. */
+void pp_set_allocator(void *(*alloc)(size_t), void (*release)(void *));
+/* Allocations through that allocator that failed so far: a parse that
+ * returned NULL while this moved failed for want of memory. */
+unsigned long pp_alloc_failures(void);
 
 const char *pp_err_name(enum pp_err_code code); /* "bad_json", ...; "internal" if out of range */
 const char *pp_op_name(enum pp_op op);          /* "auth", ...; "?" if out of range */

@@ -3,6 +3,7 @@
 #include "app.h"
 #include "ctl.h"
 #include "log.h"
+#include "mem.h"
 #include "perm.h"
 
 #include <cjson/cJSON.h>
@@ -17,7 +18,7 @@
 
 void apireq_respond_text(struct http_req *r, int status, const char *s, size_t len)
 {
-    char *b = len ? malloc(len) : NULL;
+    char *b = len ? mem_alloc(len) : NULL;
     if (len && !b) {
         http_error(r, 500, "internal", "out of memory", NULL);
         return;
@@ -26,13 +27,18 @@ void apireq_respond_text(struct http_req *r, int status, const char *s, size_t l
     http_respond(r, status, b, len);
 }
 
+void apireq_retry_later(struct http_req *r, const char *code, const char *message)
+{
+    r->retry_after = 1;
+    http_error(r, 503, code, message, NULL);
+}
+
 /* Maps a failed statement to an answer: constraint violations are the
  * client's (a conflict or a bad value), anything else is ours. */
 void apireq_db_error(struct http_req *r, PGresult *res, int err)
 {
     if (err == -ENOBUFS || err == -EAGAIN || err == -ETIMEDOUT) {
-        r->retry_after = 1;
-        http_error(r, 503, "unavailable", "storage unavailable, retry later", NULL);
+        apireq_retry_later(r, "unavailable", "storage unavailable, retry later");
         return;
     }
     const char *st = res ? db_sqlstate(res) : "";
@@ -51,9 +57,9 @@ void apireq_db_error(struct http_req *r, PGresult *res, int err)
 static char *with_token(const char *json, size_t len, const char *token, size_t *out_len)
 {
     size_t tl = strlen(token);
-    char *b = malloc(len + tl + 16);
+    char *b = mem_alloc(len + tl + 16);
     if (!b || len < 2 || json[0] != '{') {
-        free(b);
+        mem_free(b);
         return NULL;
     }
     int n = snprintf(b, len + tl + 16, "{\"token\":\"%s\"%s", token, json[1] == '}' ? "" : ",");
@@ -142,7 +148,7 @@ void apireq_run(struct http_req *r, int stmt, const char *z)
         r->person[0] ? r->person : NULL, ws, id[0], id[1], body ? body : "{}", x, y, z, r->ip, ua,
     };
     apireq_query(r, stmt, NPARAMS, v, NULL, NULL, apireq_on_stmt);
-    free(body);
+    mem_free(body);
 }
 
 void apireq_run_route(struct http_req *r)

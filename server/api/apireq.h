@@ -63,6 +63,9 @@ void apireq_on_stmt(void *ud, PGresult *res, int err);
 /* Answers a failed query: 503 when storage is away, 409/400 for constraint
  * violations, 500 (logged) otherwise. res may be NULL. */
 void apireq_db_error(struct http_req *r, PGresult *res, int err);
+/* Answers 503 with code ("unavailable", "busy") and Retry-After: 1, for
+ * what the client should simply try again. */
+void apireq_retry_later(struct http_req *r, const char *code, const char *message);
 /* Answers status with a copy of s (len bytes; 500 when out of memory). */
 void apireq_respond_text(struct http_req *r, int status, const char *s, size_t len);
 /* A new token: its text goes in r->scratch ("T<text>") to be spliced into

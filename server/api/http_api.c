@@ -406,7 +406,7 @@ void http_api_handle(struct http_req *r)
         struct jv_err e;
         r->json = jv_parse(r->body ? r->body : "", r->body_len, rt->body, false, &e);
         if (!r->json) {
-            http_error(r, 400, e.code, e.message, e.field);
+            http_error(r, strcmp(e.code, "internal") ? 400 : 500, e.code, e.message, e.field);
             return;
         }
     } else if (r->body_len) {

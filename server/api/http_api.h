@@ -39,7 +39,7 @@ int http_api_register_stmts(void);
  * http_api_init keeps a copy (a->api_hooks) until http_api_free. */
 struct http_api_hooks {
     void *ud; /* passed to each hook */
-    /* The /metrics text, malloc'd (*len set; the route frees it), or NULL
+    /* The /metrics text, mem_alloc'd (*len set; the route frees it), or NULL
      * when out of memory. */
     char *(*render_metrics)(void *ud, size_t *len);
 };

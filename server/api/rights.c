@@ -451,8 +451,7 @@ static void on_head(void *ud, PGresult *res, int err)
     struct http_req *r = ud;
     if (!http_alive(r)) return;
     if (err || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        r->retry_after = 1;
-        http_error(r, 503, "unavailable", "storage unavailable, retry later", NULL);
+        apireq_retry_later(r, "unavailable", "storage unavailable, retry later");
         return;
     }
     if (PQntuples(res) != 1) {
@@ -494,8 +493,7 @@ static void export_begin(struct http_req *r, const char *subject, const char *ws
     const char *v[3] = {subject, ws, r->person};
     int rc = db_query(r->app->db, -1, stmt_at(R_EXPORT_HEAD), 3, v, NULL, NULL, on_head, r);
     if (rc) {
-        r->retry_after = 1;
-        http_error(r, 503, "unavailable", "storage unavailable, retry later", NULL);
+        apireq_retry_later(r, "unavailable", "storage unavailable, retry later");
         return;
     }
     r->busy = true;

@@ -6,7 +6,9 @@
 #include "guidelines.h"
 #include "http.h"
 #include "jsonv.h"
+#include "mem.h"
 #include "moderation.h"
+#include "parley_proto.h"
 #include "perm.h"
 #include "rulecache.h"
 #include "signin.h"
@@ -59,23 +61,39 @@ void routes_avatar_token(struct http_req *r)
 
 /* ---- workspaces, people, invitations, the outbox, the visit log --------- */
 
+/* Whether the actor may give the body's "role" (absent: dflt); 403 if not. */
+static bool role_givable(struct http_req *r, enum role dflt)
+{
+    cJSON *role = cJSON_GetObjectItemCaseSensitive(r->json, "role");
+    enum role want = role ? perm_role_parse(role->valuestring, strlen(role->valuestring)) : dflt;
+    if (perm_manages(r->role, want)) return true;
+    http_error(r, 403, "forbidden", "you may not give this role", "role");
+    return false;
+}
+
+/* Query argument name as an integer from lo to hi (absent: dflt) into *out;
+ * 400 naming it if it is not one. */
+static bool arg_int(struct http_req *r, const char *name, long dflt, long lo, long hi, long *out)
+{
+    const char *v = http_arg(r, name);
+    *out = v ? strtol(v, NULL, 10) : dflt;
+    if (!v || (strspn(v, "0123456789") == strlen(v) && *out >= lo && *out <= hi)) return true;
+    char m[96];
+    snprintf(m, sizeof m, "%s: must be an integer from %ld to %ld", name, lo, hi);
+    http_error(r, 400, "bad_field", m, name);
+    return false;
+}
+
 void routes_invite(struct http_req *r)
 {
-    cJSON *o = r->json;
-    bool email = cJSON_GetObjectItemCaseSensitive(o, "email") != NULL;
-    bool phone = cJSON_GetObjectItemCaseSensitive(o, "phone") != NULL;
+    bool email = cJSON_GetObjectItemCaseSensitive(r->json, "email") != NULL;
+    bool phone = cJSON_GetObjectItemCaseSensitive(r->json, "phone") != NULL;
     if (email == phone) {
         http_error(r, 400, "missing_field", "exactly one of email and phone is required",
                    email ? "phone" : "email");
         return;
     }
-    cJSON *role = cJSON_GetObjectItemCaseSensitive(o, "role");
-    enum role want =
-        role ? perm_role_parse(role->valuestring, strlen(role->valuestring)) : ROLE_MEMBER;
-    if (!perm_manages(r->role, want)) {
-        http_error(r, 403, "forbidden", "you may not give this role", "role");
-        return;
-    }
+    if (!role_givable(r, ROLE_MEMBER)) return;
     /* The secret goes only to the outbox: not spliced into the answer. */
     char text[AUTH_TOKEN_CHARS + 1], hx[AUTH_HASH_BYTES * 2 + 1], z[160];
     unsigned char h[AUTH_HASH_BYTES];
@@ -89,13 +107,9 @@ void routes_invite(struct http_req *r)
 
 void routes_person_patch(struct http_req *r)
 {
-    cJSON *role = cJSON_GetObjectItemCaseSensitive(r->json, "role");
-    if (role &&
-        !perm_manages(r->role, perm_role_parse(role->valuestring, strlen(role->valuestring)))) {
-        http_error(r, 403, "forbidden", "you may not give this role", "role");
-        return;
-    }
-    apireq_run_route(r);
+    /* no role given: nothing to check (the person keeps theirs) */
+    if (!cJSON_GetObjectItemCaseSensitive(r->json, "role") || role_givable(r, ROLE_NONE))
+        apireq_run_route(r);
 }
 
 /* A language is an ISO 639-1 code: two lower-case letters. */
@@ -143,18 +157,9 @@ void routes_ack(struct http_req *r)
 
 void routes_outbox(struct http_req *r)
 {
-    const char *l = http_arg(r, "limit");
-    long n = l ? strtol(l, NULL, 10) : 50;
-    if (l && (strspn(l, "0123456789") != strlen(l) || n < 1 || n > 500)) {
-        http_error(r, 400, "bad_field", "limit: must be an integer from 1 to 500", "limit");
+    long n, lease;
+    if (!arg_int(r, "limit", 50, 1, 500, &n) || !arg_int(r, "lease_s", 300, 1, 3600, &lease))
         return;
-    }
-    const char *ls = http_arg(r, "lease_s");
-    long lease = ls ? strtol(ls, NULL, 10) : 300;
-    if (ls && (strspn(ls, "0123456789") != strlen(ls) || lease < 1 || lease > 3600)) {
-        http_error(r, 400, "bad_field", "lease_s: must be an integer from 1 to 3600", "lease_s");
-        return;
-    }
     const char *ch = http_arg(r, "channel");
     if (ch && strcmp(ch, "email") && strcmp(ch, "sms")) {
         http_error(r, 400, "bad_field", "channel: must be email or sms", "channel");
@@ -167,12 +172,9 @@ void routes_outbox(struct http_req *r)
 
 void routes_visits(struct http_req *r)
 {
-    const char *l = http_arg(r, "limit"), *b = http_arg(r, "before");
-    long n = l ? strtol(l, NULL, 10) : 100;
-    if (l && (strspn(l, "0123456789") != strlen(l) || n < 1 || n > 1000)) {
-        http_error(r, 400, "bad_field", "limit: must be an integer from 1 to 1000", "limit");
-        return;
-    }
+    const char *b = http_arg(r, "before");
+    long n;
+    if (!arg_int(r, "limit", 100, 1, 1000, &n)) return;
     if (b && (!*b || strspn(b, "0123456789") != strlen(b) || strlen(b) > 18)) {
         http_error(r, 400, "bad_field", "before: must be a visit id", "before");
         return;
@@ -211,9 +213,13 @@ void routes_gl_put(struct http_req *r)
         return;
     }
     gl_free(set);
+    unsigned long failures = pp_alloc_failures();
     r->json = cJSON_ParseWithLength(r->body, r->body_len);
     if (!r->json) {
-        http_error(r, 400, "bad_json", "body is not valid JSON", NULL);
+        if (pp_alloc_failures() != failures)
+            http_error(r, 500, "internal", "out of memory", NULL);
+        else
+            http_error(r, 400, "bad_json", "body is not valid JSON", NULL);
         return;
     }
     apireq_run(r, stmts_at(&sql_rooms, SR_GL_PUT), NULL);
@@ -266,7 +272,7 @@ static void on_effective(void *ud, PGresult *res, int err)
     }
     struct gl_error e;
     struct gl_set *set = gl_compile(merged, strlen(merged), &e);
-    free(merged);
+    mem_free(merged);
     if (!set) {
         bad_rules(r, &e);
         return;

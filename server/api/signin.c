@@ -5,6 +5,7 @@
 #include "auth.h"
 #include "bus.h"
 #include "http.h"
+#include "mem.h"
 #include "pwpolicy.h"
 #include "sql_account.h"
 
@@ -62,13 +63,12 @@ static void run_with_hash(struct http_req *r, enum account_stmt s, const char *p
                               r->ip,
                               ua};
     apireq_query(r, stmts_at(&sql_account, s), NPARAMS, v, NULL, NULL, cb);
-    free(body);
+    mem_free(body);
 }
 
 static void pw_busy(struct http_req *r)
 {
-    r->retry_after = 1;
-    http_error(r, 503, "busy", "too many sign-ins in progress, retry later", NULL);
+    apireq_retry_later(r, "busy", "too many sign-ins in progress, retry later");
 }
 
 /* After handing a hash or a check (rc) to the thread pool: the request is
@@ -194,8 +194,7 @@ static void on_limit(void *ud, const void *reply)
     if (!rep || rep->type != REDIS_REPLY_INTEGER) {
         /* Without the counters there is no brute-force protection: refuse
          * rather than let guesses through unlimited. */
-        r->retry_after = 1;
-        http_error(r, 503, "unavailable", "sign-in temporarily unavailable, retry later", NULL);
+        apireq_retry_later(r, "unavailable", "sign-in temporarily unavailable, retry later");
         return;
     }
     if (rep->integer > 0) {
@@ -237,8 +236,7 @@ static void check_limit(struct http_req *r, const char *email, bool with_account
         lens[i] = strlen(argv[i]);
     int rc = bus_call(a->bus, on_limit, r, n, argv, lens);
     if (rc) {
-        r->retry_after = 1;
-        http_error(r, 503, "unavailable", "sign-in temporarily unavailable, retry later", NULL);
+        apireq_retry_later(r, "unavailable", "sign-in temporarily unavailable, retry later");
         return;
     }
     r->busy = true;

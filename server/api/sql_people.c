@@ -19,7 +19,7 @@ static const struct db_stmt rows[SP__COUNT] = {
                    P " SELECT 200, " ITEMS(WS_JSON, "w.name, w.id", "w.id") ", NULL FROM p"
                      " LEFT JOIN workspace_members wm ON wm.person_id = p.actor"
                      "  AND wm.removed_at IS NULL"
-                     " LEFT JOIN workspaces w ON w.id = wm.workspace_id AND w.deleted_at IS NULL"
+                     " LEFT JOIN " WS_ROW_LIVE("w", "wm.workspace_id")
                      " GROUP BY p.actor",
                    NPARAMS},
     [SP_WS_GET] = {"api_ws_get",

@@ -40,8 +40,8 @@
     " 'picture_url', pe.picture_url, 'avatar', pe.is_avatar, 'created_at', pe.created_at,"         \
     " 'workspaces', coalesce((SELECT json_agg(json_build_object('id', w.id, 'name', w.name,"       \
     " 'role', m.role) ORDER BY w.name, w.id) FROM workspace_members m"                             \
-    " JOIN workspaces w ON w.id = m.workspace_id AND w.deleted_at IS NULL"                         \
-    " WHERE m.person_id = pe.id AND m.removed_at IS NULL), '[]'))"
+    " JOIN " WS_ROW_LIVE(                                                                          \
+        "w", "m.workspace_id") " WHERE m.person_id = pe.id AND m.removed_at IS NULL), '[]'))"
 #define WS_JSON                                                                                    \
     "json_build_object('id', w.id, 'name', w.name, 'allowed_domains', w.allowed_domains,"          \
     " 'retention_days', w.retention_days, 'edit_window_s', w.edit_window_s,"                       \

@@ -77,6 +77,12 @@ struct app {
     uv_timer_t jobs;                 /* periodic jobs: IP anonymisation, session revalidation */
     uv_timer_t flush;                /* write coalescing: arms the connections below (conn.c) */
     struct conn *flush_head;         /* connections whose next write waits for it */
+    uv_check_t wcheck;               /* after each turn's I/O: writes the dirty list (conn.c) */
+    uv_idle_t widle;                 /* active while that list is not empty: the poll won't block */
+    bool wready;                     /* the two handles above are initialised and not closed */
+    struct conn *dirty_head;         /* connections with output to write this turn, oldest first */
+    struct conn *dirty_tail;         /* (each at most once, so bounded by the connections) */
+    uint32_t ndirty;                 /* their number */
     uint64_t job_runs;               /* ticks of the jobs timer */
     bool purge_busy;                 /* a purge run is in flight (wsdelete.c) */
     bool purge_more;                 /* the last purge run left work: run again next tick */

@@ -1,5 +1,7 @@
 #include "auth.h"
 
+#include "mem.h"
+
 #include <errno.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -112,7 +114,7 @@ static void pw_done(uv_work_t *w, int status)
     int rc = status ? -ENOMEM : j->rc;
     j->cb(j->ud, rc, !rc && j->have_new ? j->out : NULL);
     sodium_memzero(j, sizeof *j);
-    free(j);
+    mem_free(j);
 }
 
 static int pw_submit(uv_loop_t *loop, bool verify, const char *stored, const char *pw, size_t len,
@@ -121,7 +123,7 @@ static int pw_submit(uv_loop_t *loop, bool verify, const char *stored, const cha
     if (pw_jobs >= AUTH_PW_JOBS_MAX) return -EBUSY;
     if (len > AUTH_PW_MAX) return -EINVAL;
     if (stored && strlen(stored) >= crypto_pwhash_STRBYTES) stored = NULL; /* not ours: fails */
-    struct pw_job *j = calloc(1, sizeof *j);
+    struct pw_job *j = mem_calloc(1, sizeof *j);
     if (!j) return -ENOMEM;
     j->w.data = j;
     j->cb = cb;
@@ -134,7 +136,7 @@ static int pw_submit(uv_loop_t *loop, bool verify, const char *stored, const cha
     int rc = uv_queue_work(loop, &j->w, pw_work, pw_done);
     if (rc) {
         sodium_memzero(j, sizeof *j);
-        free(j);
+        mem_free(j);
         return rc;
     }
     pw_jobs++;

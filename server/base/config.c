@@ -84,6 +84,8 @@ static const struct opt opts[] = {
      "a busy connection's next write waits this long to pack more (0: off)"},
     {"--presence-list-max", "PARLEY_PRESENCE_LIST_MAX", K_U32, OFF(presence_list_max), 0, 0, 100000,
      "larger rooms get presence counts, not lists (100)"},
+    {"--direct-write", "PARLEY_DIRECT_WRITE", K_U32, OFF(direct_write), 0, 0, 1,
+     "write a turn's output at once when the socket takes it: 1 or 0 (1)"},
     {"--regex-jit", "PARLEY_REGEX_JIT", K_U32, OFF(regex_jit), 0, 0, 1,
      "JIT-compile guideline regexes: 1 or 0 (1; 0 for valgrind)"},
     {"--coalesce-ms", "PARLEY_COALESCE_MS", K_U32, OFF(coalesce_ms), 0, 10, 60000,
@@ -173,6 +175,7 @@ void config_defaults(struct config *c)
     c->reorder_ms = 100;
     c->coalesce_ms = 200;
     c->regex_jit = 1;
+    c->direct_write = 1;
     c->presence_list_max = 100;
     c->log_level = LOG_INFO;
     c->pwhash_ops = 2;

@@ -43,14 +43,15 @@ struct config {
     uint32_t max_rooms;               /* rooms one connection may join */
     uint32_t write_delay_ms;    /* a connection that wrote less than this ago waits to pack more */
     uint32_t presence_list_max; /* rooms with more people online get presence counts only */
-    uint32_t regex_jit;         /* 1: JIT-compile guideline regexes (0 under valgrind) */
-    uint32_t coalesce_ms; /* read and votes events: at most one per person/message per interval */
-    uint32_t reorder_ms;  /* how long a gap in a room's bus stream may wait before a fetch */
-    int log_level;        /* enum log_level */
-    char tls_cert[1024];  /* PEM certificate chain: serve wss/https when set */
-    char tls_key[1024];   /* PEM private key */
-    char origins[2048];   /* comma-separated allowed Origin values; empty: any */
-    uint32_t pwhash_ops;  /* argon2id passes (OWASP minimum 2) */
+    uint32_t direct_write; /* 1: write from the loop's check phase, not via WRITEABLE (conn.c) */
+    uint32_t regex_jit;    /* 1: JIT-compile guideline regexes (0 under valgrind) */
+    uint32_t coalesce_ms;  /* read and votes events: at most one per person/message per interval */
+    uint32_t reorder_ms;   /* how long a gap in a room's bus stream may wait before a fetch */
+    int log_level;         /* enum log_level */
+    char tls_cert[1024];   /* PEM certificate chain: serve wss/https when set */
+    char tls_key[1024];    /* PEM private key */
+    char origins[2048];    /* comma-separated allowed Origin values; empty: any */
+    uint32_t pwhash_ops;   /* argon2id passes (OWASP minimum 2) */
     uint32_t pwhash_mem_mib;        /* argon2id memory in MiB (OWASP minimum 19) */
     uint32_t session_ttl_h;         /* session tokens expire after this many hours */
     uint32_t invite_ttl_h;          /* invitations expire after this many hours */

@@ -208,7 +208,11 @@ static bool check(cJSON *v, const struct jv_field *f, struct jv_err *err)
 cJSON *jv_parse(const char *body, size_t len, const struct jv_field *fields, bool allow_empty,
                 struct jv_err *err)
 {
-    if (len == 0 && allow_empty) return cJSON_CreateObject();
+    if (len == 0 && allow_empty) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o) fail(err, "internal", NULL, "out of memory");
+        return o;
+    }
     /* cJSON keeps strings as C strings: an escaped NUL would silently cut a
      * value short, so it is refused before parsing. Raw bytes are checked as
      * UTF-8 here because cJSON does not. */
@@ -221,7 +225,12 @@ cJSON *jv_parse(const char *body, size_t len, const struct jv_field *fields, boo
         return NULL;
     }
     const char *end = NULL;
+    unsigned long failures = pp_alloc_failures();
     cJSON *o = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    if (!o && pp_alloc_failures() != failures) {
+        fail(err, "internal", NULL, "out of memory");
+        return NULL;
+    }
     if (o) {
         while (end < body + len && isspace((unsigned char)*end))
             end++;

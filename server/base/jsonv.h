@@ -39,7 +39,8 @@ struct jv_field {
 };
 
 struct jv_err {
-    const char *code;  /* stable: bad_json, not_object, unknown_field, missing_field, bad_field */
+    const char *code;  /* stable: bad_json, not_object, unknown_field, missing_field, bad_field;
+                        * internal: out of memory (the server's fault, not the body's) */
     char field[64];    /* the field at fault ("" for the body as a whole) */
     char message[160]; /* for people */
 };

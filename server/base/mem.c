@@ -1,5 +1,7 @@
 #include "mem.h"
 
+#include "parley_proto.h"
+
 #include <stdlib.h>
 #include <string.h>
 #ifdef __GLIBC__
@@ -49,6 +51,14 @@ char *mem_strndup(const char *s, size_t n)
     memcpy(d, s, n);
     d[n] = '\0';
     return d;
+}
+
+void mem_hook_json(void)
+{
+    /* cJSON then prints by allocate-and-copy instead of realloc (it uses
+     * realloc only with the C library's own pair): a copy per doubling of
+     * what is printed, paid for making every JSON allocation injectable. */
+    pp_set_allocator(mem_alloc, mem_free);
 }
 
 /* After a burst of connections opened or closed (a restart, a mass

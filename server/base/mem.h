@@ -15,6 +15,12 @@ void *mem_realloc(void *p, size_t n);  /* like realloc; p untouched on failure *
 void mem_free(void *p);
 char *mem_strndup(const char *s, size_t n); /* NUL-terminated copy */
 
+/* Makes cJSON allocate through these too (by pp_set_allocator, so that
+ * parsers can tell a failed allocation from bad JSON): its trees and printed
+ * strings are injectable and freed with mem_free (or cJSON_free). Call once,
+ * before anything parses or prints JSON. */
+void mem_hook_json(void);
+
 /* Called about once a second with a running count of connection events
  * (opened, authenticated, joined, closed): returns the heap's free pages to
  * the system once a burst of them has settled. 1 when it trimmed. */

@@ -1,6 +1,6 @@
 /*
  * sbuf.h - a growing, NUL-terminated byte buffer for text put together
- * piece by piece (a MIME message, a rendered template).
+ * piece by piece (a MIME message, a rendered template, /metrics).
  *
  * Ownership: the caller owns the struct (zero it to start) and b, which it
  * frees with mem_free. An allocation failure sets bad and makes every later
@@ -23,5 +23,7 @@ struct sbuf {
 void sbuf_put(struct sbuf *o, const char *s, size_t n);
 /* Appends the string s. */
 void sbuf_puts(struct sbuf *o, const char *s);
+/* Appends printf-formatted text. */
+void sbuf_printf(struct sbuf *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

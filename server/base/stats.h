@@ -39,6 +39,7 @@ struct stats {
     uint64_t msgs_duplicate;            /* sends answered with an existing row */
     uint64_t frames_delivered;          /* message pushes queued to connections */
     uint64_t writes;                    /* lws_write calls on WebSocket connections */
+    uint64_t writes_direct;             /* of those, written from the check phase (conn.c) */
     uint64_t writes_delayed;            /* writes held back to pack more (write_delay_ms) */
     uint64_t batches;                   /* write transactions committed */
     uint64_t batch_retries;             /* batches retried after a conflict */

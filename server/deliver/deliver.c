@@ -3,6 +3,7 @@
 #include "dconfig.h"
 #include "log.h"
 #include "mem.h"
+#include "sbuf.h"
 #include "sms.h"
 #include "smtp.h"
 #include "template.h"
@@ -113,29 +114,13 @@ static void observe_latency(int ch, double s)
 
 /* ---- the gateway --------------------------------------------------------- */
 
-struct resp {
-    char *b;  /* body, NUL-terminated */
-    size_t n; /* length */
-    bool bad; /* too big or out of memory */
-};
-
+/* The gateway's answer, at most 8 MiB (a larger one is refused). */
 static size_t on_resp(char *d, size_t sz, size_t n, void *ud)
 {
-    struct resp *r = ud;
+    struct sbuf *r = ud;
     size_t len = sz * n;
-    if (r->bad || r->n + len > (8u << 20)) {
-        r->bad = true;
-        return len;
-    }
-    char *b = mem_realloc(r->b, r->n + len + 1);
-    if (!b) {
-        r->bad = true;
-        return len;
-    }
-    memcpy(b + r->n, d, len);
-    r->b = b;
-    r->n += len;
-    r->b[r->n] = 0;
+    if (r->n + len > (8u << 20)) r->bad = true;
+    sbuf_put(r, d, len); /* nothing once bad */
     return len;
 }
 
@@ -153,7 +138,7 @@ static long gw_call(const struct dcfg *c, const char *method, const char *path, 
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", c->operator_token);
     struct curl_slist *hd = curl_slist_append(NULL, auth);
     if (body) hd = curl_slist_append(hd, "Content-Type: application/json");
-    struct resp r = {0};
+    struct sbuf r = {0};
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);

@@ -60,13 +60,160 @@ void conn_init(struct conn *c, struct app *app, struct lws *wsi)
     app->stats.conns_opened++;
 }
 
+/* ---- the end-of-turn writer -------------------------------------------------
+ * A write through WRITEABLE costs a send(2) and two changes of the socket's
+ * poll interest whatever it carries: lws_callback_on_writable turns POLLOUT
+ * on and lws turns it off again before the callback (lws 4.1.6
+ * core-net/service.c, lws_handle_POLLOUT_event), and its libuv glue does
+ * each with uv_poll_start or uv_poll_stop, which in libuv 1.44 stop the
+ * watcher first: an epoll_ctl DEL and an ADD every time.
+ *
+ * So a connection whose queue fills goes on the app's dirty list instead,
+ * and a uv_check handle, which runs right after the turn's I/O callbacks,
+ * packs and writes each one's queue with lws_write while lws holds nothing
+ * back (lws_partial_buffered is 0): everything this turn's reads produced
+ * still leaves in one write, and a socket that takes it never touches its
+ * poll interest. What the kernel does not take lws keeps and arms POLLOUT
+ * for itself (output.c, lws_issue_raw); conn_on_writeable writes the rest
+ * then. lws_write outside a callback is fine for a server WebSocket in
+ * lws 4.1.6: it checks nothing about its caller, and a wsi lws is closing
+ * is never reached (a close we start unbinds the protocol and destroys the
+ * conn before lws waits to send its close frame, close.c; a close the peer
+ * starts sets closing, conn_on_peer_close). Other lws versions are not
+ * verified: they keep the WRITEABLE path. */
+#if LWS_LIBRARY_VERSION_NUMBER == 4001006
+#define DIRECT_WRITE_VERIFIED 1
+#else
+#define DIRECT_WRITE_VERIFIED 0
+#endif
+
+static bool direct_ok(const struct conn *c)
+{
+    return DIRECT_WRITE_VERIFIED && c->app->cfg.direct_write && c->app->wready && c->ws &&
+           !c->closing;
+}
+
+static void dirty_unlink(struct conn *c)
+{
+    struct app *a = c->app;
+    if (!c->dirty) return;
+    if (c->dirty_prev)
+        c->dirty_prev->dirty_next = c->dirty_next;
+    else
+        a->dirty_head = c->dirty_next;
+    if (c->dirty_next)
+        c->dirty_next->dirty_prev = c->dirty_prev;
+    else
+        a->dirty_tail = c->dirty_prev;
+    c->dirty_prev = c->dirty_next = NULL;
+    c->dirty = false;
+    a->ndirty--;
+}
+
+/* Its only work is to be active (libuv refuses an idle handle without a
+ * callback). */
+static void on_idle(uv_idle_t *h)
+{
+    (void)h;
+}
+
+static void dirty_push(struct conn *c)
+{
+    struct app *a = c->app;
+    if (c->dirty) return;
+    /* A turn that did not start with I/O (a timer's) must not then block in
+     * the poll with this list waiting: an active idle handle keeps the
+     * poll's timeout at 0 until the check has run. */
+    if (!a->dirty_head) uv_idle_start(&a->widle, on_idle);
+    c->dirty_next = NULL;
+    c->dirty_prev = a->dirty_tail;
+    if (a->dirty_tail)
+        a->dirty_tail->dirty_next = c;
+    else
+        a->dirty_head = c;
+    a->dirty_tail = c;
+    c->dirty = true;
+    a->ndirty++;
+}
+
+/* Output is waiting: write it at the end of this turn, or when the socket
+ * says it can take it. */
+static void kick(struct conn *c)
+{
+    if (direct_ok(c))
+        dirty_push(c);
+    else
+        lws_callback_on_writable(c->wsi);
+}
+
+static int write_packed(struct conn *c);
+static void after_write(struct conn *c);
+
+static void write_direct(struct conn *c)
+{
+    struct app *a = c->app;
+    bool wrote = false;
+    while (c->q.count && direct_ok(c) && !lws_partial_buffered(c->wsi)) {
+        if (write_packed(c) < 0) {
+            /* The socket failed (lws marked it unusable): no close frame
+             * can go, so lws drops the connection on its next service. */
+            c->closing = true;
+            outq_clear(&c->q);
+            lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+            return;
+        }
+        a->stats.writes_direct++;
+        wrote = true;
+    }
+    /* Anything left is behind what lws buffered, and lws asked for POLLOUT
+     * when it buffered it: conn_on_writeable goes on from there. */
+    if (wrote) after_write(c);
+}
+
+static void on_check(uv_check_t *h)
+{
+    struct app *a = h->data;
+    /* Only the connections dirty now: one whose low-water hook queues more
+     * at once waits for the next turn rather than looping here. */
+    for (uint32_t n = a->ndirty; n && a->dirty_head; n--) {
+        struct conn *c = a->dirty_head;
+        dirty_unlink(c);
+        write_direct(c);
+    }
+    if (!a->dirty_head) uv_idle_stop(&a->widle);
+}
+
+void conn_writes_start(struct app *a)
+{
+    uv_check_init(a->loop, &a->wcheck);
+    uv_idle_init(a->loop, &a->widle);
+    a->wcheck.data = a;
+    a->widle.data = a;
+    uv_check_start(&a->wcheck, on_check);
+    a->wready = true;
+}
+
+void conn_writes_stop(struct app *a)
+{
+    if (!a->wready) return;
+    a->wready = false;
+    /* What waited for the check waits for WRITEABLE instead. */
+    while (a->dirty_head) {
+        struct conn *c = a->dirty_head;
+        dirty_unlink(c);
+        lws_callback_on_writable(c->wsi);
+    }
+    uv_check_stop(&a->wcheck);
+    uv_idle_stop(&a->widle);
+    uv_close((uv_handle_t *)&a->wcheck, NULL);
+    uv_close((uv_handle_t *)&a->widle, NULL);
+}
+
 /* ---- write coalescing ------------------------------------------------------
- * Every write cycle costs a send(2) and two changes of the socket's poll
- * interest (lws's libuv glue; each is an epoll_ctl DEL and ADD in libuv
- * 1.44), whatever it carries.
+ * Every write costs at least a send(2), whatever it carries.
  * A connection that wrote less than write_delay_ms ago is therefore not
- * armed at once when its queue fills again: it waits in a list that one
- * timer arms, so what arrives meanwhile leaves in the same packed write
+ * kicked at once when its queue fills again: it waits in a list that one
+ * timer kicks, so what arrives meanwhile leaves in the same packed write
  * (Nagle's idea in user space; Centrifugo's write_delay). A quiet
  * connection's first frame is never held, and nothing waits longer than
  * write_delay_ms. */
@@ -89,18 +236,18 @@ static void on_flush(uv_timer_t *t)
     while (a->flush_head) {
         struct conn *c = a->flush_head;
         flush_unlink(c);
-        lws_callback_on_writable(c->wsi);
+        kick(c);
     }
 }
 
-/* Arms c now, or holds it back when it wrote recently (see above). */
+/* Kicks c now, or holds it back when it wrote recently (see above). */
 static void arm(struct conn *c)
 {
     struct app *a = c->app;
     uint64_t d = a->cfg.write_delay_ms, now = app_now_ms(a);
     if (c->flush_waiting) return; /* the timer arms it */
     if (!d || c->closing || now - c->wrote_at >= d) {
-        lws_callback_on_writable(c->wsi);
+        kick(c);
         return;
     }
     if (!a->flush_head) /* the first one held sets the time for all */
@@ -118,6 +265,7 @@ void conn_destroy(struct conn *c)
     struct app *a = c->app;
     if (!c->ws) return;
     flush_unlink(c);
+    dirty_unlink(c);
     /* Unhook pending work first so no completion touches this memory. */
     while (c->reqs.next != &c->reqs)
         creq_unlink(c->reqs.next);
@@ -145,6 +293,8 @@ void conn_close(struct conn *c, uint16_t code, const char *reason)
     c->close_code = code;
     memcpy(c->close_reason, why, sizeof why);
     outq_clear(&c->q);
+    dirty_unlink(c);
+    /* The close frame always goes from WRITEABLE (conn_on_writeable). */
     lws_callback_on_writable(c->wsi);
     /* A peer that does not read never makes us writeable again: lws kills
      * the connection after this timeout in that case. */
@@ -262,26 +412,11 @@ void conn_rx_resume_all(struct app *a)
         }
 }
 
-int conn_on_writeable(struct conn *c)
+/* Packs the queue's oldest frames into one frame and writes it: 0, or -1
+ * when the socket failed. */
+static int write_packed(struct conn *c)
 {
     struct app *a = c->app;
-    if (c->closing) {
-        log_debug("closing", "conn=%llu code=%u", (unsigned long long)c->id, c->close_code);
-        /* lws 4.1 drops a close frame requested with lws_close_reason() from
-         * this callback (warmcat/libwebsockets#1159), so the frame is written
-         * here: its private LWS_WRITE_CLOSE opcode (4) is what lws itself
-         * uses to send one. Then the connection is closed. */
-        unsigned char buf[FRAME_PRE + 2 + sizeof c->close_reason];
-        size_t rl = strlen(c->close_reason);
-        buf[FRAME_PRE] = (unsigned char)(c->close_code >> 8);
-        buf[FRAME_PRE + 1] = (unsigned char)c->close_code;
-        memcpy(buf + FRAME_PRE + 2, c->close_reason, rl);
-        lws_write(c->wsi, buf + FRAME_PRE, 2 + rl,
-                  (enum lws_write_protocol)LWS_WRITE_CLOSE_PRIVATE);
-        return -1;
-    }
-    if (!c->q.count) return 0; /* a spare WRITEABLE is normal */
-
     struct frame *first = outq_peek(&c->q, 0);
     unsigned char *out;
     size_t len;
@@ -316,14 +451,49 @@ int conn_on_writeable(struct conn *c)
     c->wrote_at = c->moved_at = app_now_ms(a);
     for (uint32_t i = 0; i < used; i++)
         outq_pop(&c->q);
-    if (w < (int)len) return -1;
-    if (c->q.count)
-        lws_callback_on_writable(c->wsi);
-    else if (c->close_when_drained) /* shutdown: the last reply is out, now the close */
+    return w < (int)len ? -1 : 0;
+}
+
+static void after_write(struct conn *c)
+{
+    struct app *a = c->app;
+    if (!c->q.count && c->close_when_drained) /* shutdown: the last reply is out, now the close */
         conn_close(c, c->close_code, c->close_reason);
     /* Paced recovery refills below the low-water mark, before the queue
      * runs dry, so a reading client is never idle between pages for long. */
     if (!c->close_when_drained && conn_low_water(c))
         a->gw_hooks->on_conn_drained(a->gw_hooks->ud, c);
+}
+
+void conn_on_peer_close(struct conn *c)
+{
+    if (!c->ws || c->closing) return;
+    c->closing = true;
+    outq_clear(&c->q);
+    dirty_unlink(c);
+    flush_unlink(c);
+}
+
+int conn_on_writeable(struct conn *c)
+{
+    if (c->closing) {
+        log_debug("closing", "conn=%llu code=%u", (unsigned long long)c->id, c->close_code);
+        /* lws 4.1 drops a close frame requested with lws_close_reason() from
+         * this callback (warmcat/libwebsockets#1159), so the frame is written
+         * here: its private LWS_WRITE_CLOSE opcode (4) is what lws itself
+         * uses to send one. Then the connection is closed. */
+        unsigned char buf[FRAME_PRE + 2 + sizeof c->close_reason];
+        size_t rl = strlen(c->close_reason);
+        buf[FRAME_PRE] = (unsigned char)(c->close_code >> 8);
+        buf[FRAME_PRE + 1] = (unsigned char)c->close_code;
+        memcpy(buf + FRAME_PRE + 2, c->close_reason, rl);
+        lws_write(c->wsi, buf + FRAME_PRE, 2 + rl,
+                  (enum lws_write_protocol)LWS_WRITE_CLOSE_PRIVATE);
+        return -1;
+    }
+    if (!c->q.count) return 0; /* a spare WRITEABLE is normal */
+    if (write_packed(c) < 0) return -1;
+    if (c->q.count) lws_callback_on_writable(c->wsi);
+    after_write(c);
     return 0;
 }

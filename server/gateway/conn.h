@@ -3,10 +3,13 @@
  * joined, its bounded out-queue, its reassembly buffer and its in-flight
  * asynchronous work.
  *
- * conn_send only queues and asks for WRITEABLE (for a connection written to
- * less than write_delay_ms ago, when that time is up: see conn.c); the one
- * lws_write happens in conn_on_writeable (mosquitto and the lws ring
- * example do the same). A
+ * conn_send only queues and marks the connection dirty (for a connection
+ * written to less than write_delay_ms ago, when that time is up: see
+ * conn.c). Once per loop turn, right after the I/O callbacks, every dirty
+ * connection's queue is packed and written with lws_write while the socket
+ * takes it (Redis's beforeSleep / handleClientsWithPendingWrites); what it
+ * does not take waits for WRITEABLE and conn_on_writeable, which is also
+ * the only way out for the close frame. A
  * connection over its out-queue limit is closed asynchronously, like Redis
  * frees a client over client-output-buffer-limit.
  *
@@ -87,6 +90,9 @@ struct conn {
     bool flush_waiting;              /* in app's flush list */
     struct conn *flush_prev;         /* neighbours in that list */
     struct conn *flush_next;         /* (NULL at its ends) */
+    bool dirty;                      /* in app's dirty list: written at the end of this turn */
+    struct conn *dirty_prev;         /* neighbours in that list */
+    struct conn *dirty_next;         /* (NULL at its ends) */
 };
 
 void conn_init(struct conn *c, struct app *app, struct lws *wsi);
@@ -129,6 +135,15 @@ void conn_check_stall(struct conn *c, uint64_t now, bool frozen);
 
 /* LWS_CALLBACK_SERVER_WRITEABLE: 0, or -1 to close. */
 int conn_on_writeable(struct conn *c);
+/* LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: lws answers with its own close
+ * frame, after which no data frame may follow: nothing more is queued or
+ * written. */
+void conn_on_peer_close(struct conn *c);
+
+/* The end-of-turn writer's loop handles (ws_start) and their release
+ * (ws_stop); after conn_writes_stop every write waits for WRITEABLE. */
+void conn_writes_start(struct app *a);
+void conn_writes_stop(struct app *a);
 
 /* Links r to c and counts it in c->nreqs (the handler refuses commands past
  * a bound on it). Every link is matched by one creq_unlink, when the work

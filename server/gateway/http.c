@@ -9,6 +9,7 @@
 #include "ua.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <libwebsockets.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,19 +26,58 @@ static const char API_CSP[] = "default-src 'none'; frame-ancestors 'none'";
  * once it is sent, so a slow reader holds one piece, not a copy of all. */
 #define HTTP_PIECE (64 * 1024)
 
-static void req_free(struct http_req *r)
+void http_req_free(struct http_req *r)
 {
     if (!r) return;
     cJSON_Delete(r->json);
     /* Bodies and scratch may hold a password or a token shown once. */
     if (r->body) explicit_bzero(r->body, r->body_len);
-    free(r->body);
+    mem_free(r->body);
     if (r->resp) explicit_bzero(r->resp, r->resp_len);
-    free(r->resp);
+    mem_free(r->resp);
     mem_free(r->piece);
     if (r->stream_free) r->stream_free(r->stream_ud);
     explicit_bzero(r, sizeof *r);
-    free(r);
+    mem_free(r);
+}
+
+struct http_req *http_req_new(struct app *a, struct lws *wsi)
+{
+    struct http_req *r = mem_calloc(1, sizeof *r);
+    if (!r) return NULL;
+    r->app = a;
+    r->wsi = wsi;
+    r->deadline = uv_now(a->loop) + a->cfg.http_request_timeout_ms;
+    r->role = ROLE_NONE;
+    return r;
+}
+
+int http_req_body_begin(struct http_req *r, size_t n)
+{
+    r->content_length = n;
+    r->body = mem_alloc(n + 1);
+    if (!r->body) return -ENOMEM;
+    r->body[0] = 0;
+    return 0;
+}
+
+int http_req_body_put(struct http_req *r, const void *in, size_t len)
+{
+    if (!r->body || r->status) return 0; /* already answered: discard */
+    if (len > r->content_length - r->body_len) return -EMSGSIZE;
+    /* lws restarts its stall timeout on every piece, so a body trickled a
+     * byte at a time would hold the connection for ever: the request as a
+     * whole has a deadline (its headers had lws's header timeout). */
+    if (uv_now(r->app->loop) > r->deadline) {
+        r->close_after = true;
+        http_error(r, 408, "request_timeout", "the request took too long to arrive", NULL);
+        return 0;
+    }
+    if (!len) return 0; /* lws hands an empty body over as (NULL, 0) */
+    memcpy(r->body + r->body_len, in, len);
+    r->body_len += len;
+    r->body[r->body_len] = 0;
+    return 0;
 }
 
 static enum http_method method_of(struct lws *wsi)
@@ -124,12 +164,9 @@ int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri, 
      * cannot begin over the first; if lws ever did begin one, the
      * connection ends rather than lose or mix the first one's state. */
     if (c->req) return -1;
-    struct http_req *r = calloc(1, sizeof *r);
+    struct http_req *r = http_req_new(a, wsi);
     if (!r) return -1;
     c->req = r;
-    r->app = a;
-    r->wsi = wsi;
-    r->deadline = uv_now(a->loop) + a->cfg.http_request_timeout_ms;
     /* Every response closes its connection. lws 4.1 mishandles requests
      * pipelined behind another: it re-parses them from its buffer list in
      * an idle handler, calling body completion on every loop turn while the
@@ -142,7 +179,6 @@ int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri, 
      * Connection header is a protocol error. */
     r->h2 = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_COLON_PATH) > 0;
     r->close_after = !r->h2; /* an HTTP/2 stream ends by itself, its connection stays */
-    r->role = ROLE_NONE;
     r->method = method_of(wsi);
     lws_get_peer_simple(wsi, r->ip, sizeof r->ip);
     char ua[512];
@@ -226,10 +262,7 @@ int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri, 
         http_error(r, 413, "body_too_large", m, NULL);
         return 0;
     }
-    r->content_length = (size_t)n;
-    r->body = malloc(r->content_length + 1);
-    if (!r->body) return -1;
-    r->body[0] = 0;
+    if (http_req_body_begin(r, (size_t)n)) return -1;
     /* lws reports body completion only for POST with an explicit zero. */
     if (n == 0 && r->method != HM_POST) dispatch(r);
     return 0;
@@ -237,22 +270,7 @@ int http_begin(struct app *a, struct conn *c, struct lws *wsi, const char *uri, 
 
 int http_body(struct conn *c, const void *in, size_t len)
 {
-    struct http_req *r = c->req;
-    if (!r || !r->body || r->status) return 0; /* already answered: discard */
-    if (len > r->content_length - r->body_len) return -1;
-    /* lws restarts its stall timeout on every piece, so a body trickled a
-     * byte at a time would hold the connection for ever: the request as a
-     * whole has a deadline (its headers had lws's header timeout). */
-    if (uv_now(r->app->loop) > r->deadline) {
-        r->close_after = true;
-        http_error(r, 408, "request_timeout", "the request took too long to arrive", NULL);
-        return 0;
-    }
-    if (!len) return 0; /* lws hands an empty body over as (NULL, 0) */
-    memcpy(r->body + r->body_len, in, len);
-    r->body_len += len;
-    r->body[r->body_len] = 0;
-    return 0;
+    return c->req && http_req_body_put(c->req, in, len) ? -1 : 0;
 }
 
 int http_body_done(struct conn *c)
@@ -265,7 +283,7 @@ int http_body_done(struct conn *c)
 void http_respond(struct http_req *r, int status, char *body, size_t len)
 {
     if (r->status) {
-        free(body);
+        mem_free(body);
         return;
     }
     r->status = status;
@@ -293,24 +311,31 @@ int http_add_header(struct http_req *r, const char *name, const char *value)
 void http_error(struct http_req *r, int status, const char *code, const char *message,
                 const char *field)
 {
+    /* The answer when the error itself cannot be put together: cJSON leaves
+     * out a member it had no memory for, and a body missing its code would
+     * tell the client nothing. Not the request's fault, so 500. */
+    static const char OOM[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
     cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
-    cJSON_AddStringToObject(e, "code", code);
-    cJSON_AddStringToObject(e, "message", message);
-    if (field && *field) cJSON_AddStringToObject(e, "field", field);
-    char *s = cJSON_PrintUnformatted(o);
+    bool ok = e && cJSON_AddStringToObject(e, "code", code) &&
+              cJSON_AddStringToObject(e, "message", message) &&
+              (!field || !*field || cJSON_AddStringToObject(e, "field", field));
+    char *s = ok ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     r->type = NULL; /* errors are JSON whatever the route answers */
     r->csp = NULL;
     r->cache = NULL;
     r->nxh = 0;
-    http_respond(r, status, s, s ? strlen(s) : 0);
+    if (s)
+        http_respond(r, status, s, strlen(s));
+    else
+        http_respond_ref(r, 500, OOM, sizeof OOM - 1);
 }
 
 bool http_alive(struct http_req *r)
 {
     r->busy = false;
     if (r->wsi) return true;
-    req_free(r);
+    http_req_free(r);
     return false;
 }
 
@@ -464,7 +489,7 @@ static int stream_writeable(struct conn *c, struct http_req *r)
     }
     bool h2 = r->h2;
     if (r->busy) return -1; /* cannot happen: nothing is asked for after the last */
-    req_free(r);
+    http_req_free(r);
     c->req = NULL;
     /* An HTTP/1.1 answer without a length ends with its connection. */
     if (!h2) return -1;
@@ -512,7 +537,7 @@ int http_writeable(struct conn *c)
         }
     }
     bool close = r->close_after;
-    req_free(r);
+    http_req_free(r);
     c->req = NULL;
     if (close) return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -526,5 +551,5 @@ void http_closed(struct conn *c)
     if (r->busy)
         r->wsi = NULL; /* the completion frees it */
     else
-        req_free(r);
+        http_req_free(r);
 }

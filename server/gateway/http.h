@@ -9,7 +9,7 @@
  * them. The response is written only from HTTP_WRITEABLE: headers first,
  * then the body, one lws_write each.
  *
- * Ownership: struct http_req is malloc'd at http_begin and owned by the
+ * Ownership: struct http_req is allocated (mem.h) at http_begin and owned by the
  * connection until it is answered; a handler with work in flight marks it
  * busy. If the client goes away meanwhile, http_closed clears req->wsi and the
  * completion must call http_alive(), which frees an orphaned request and
@@ -71,7 +71,7 @@ struct http_req {
     unsigned char secret[AUTH_HASH_BYTES]; /* handler-specific hash */
     /* The response. */
     int status;           /* HTTP status; 0 while unanswered */
-    char *resp;           /* body (malloc'd), or NULL */
+    char *resp;           /* body (mem_alloc'd or cJSON's, freed with mem_free), or NULL */
     size_t resp_len;      /* its length */
     unsigned retry_after; /* seconds for Retry-After, 0: none */
     const char *allow;    /* Allow header (405), or NULL */
@@ -106,6 +106,18 @@ int http_body_done(struct conn *c);
 int http_writeable(struct conn *c);
 void http_closed(struct conn *c);
 
+/* The parts of reading a request that need no socket (http_begin and
+ * http_body run them on what lws parsed), so tests can drive them alone:
+ * a new request (wsi may be NULL), NULL when out of memory; */
+struct http_req *http_req_new(struct app *a, struct lws *wsi);
+/* room for an announced body of n bytes: 0, or -ENOMEM; */
+int http_req_body_begin(struct http_req *r, size_t n);
+/* a piece of the body: 0 (also when the request is answered already or
+ * answered now, 408 past its deadline), -EMSGSIZE past the announced size; */
+int http_req_body_put(struct http_req *r, const void *in, size_t len);
+/* and freeing one, with what it holds. */
+void http_req_free(struct http_req *r);
+
 /* Answers the request (takes body, which may be NULL). Safe to call once. */
 void http_respond(struct http_req *r, int status, char *body, size_t len);
 /* Answers with a body the request does not own (it must outlive the
@@ -114,7 +126,8 @@ void http_respond_ref(struct http_req *r, int status, const char *body, size_t l
 /* Adds a response header (name with its colon, "etag:"); both strings must
  * outlive the request. -1 when HTTP_MAX_XH are already set. */
 int http_add_header(struct http_req *r, const char *name, const char *value);
-/* Answers {"error":{"code","message"[,"field"]}}. */
+/* Answers {"error":{"code","message"[,"field"]}}; out of memory, 500
+ * internal from a static body. */
 void http_error(struct http_req *r, int status, const char *code, const char *message,
                 const char *field);
 /* A streamed answer of unknown length, so that a large one (an export)

@@ -299,6 +299,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE:
         return ws_receive(a, c, wsi, in, len);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c && c->ws) conn_on_peer_close(c); /* lws's echo must be the last frame */
         return close_fault(wsi, in, len);
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return conn_on_writeable(c);
@@ -367,6 +368,7 @@ int ws_start(struct app *a, const struct gateway_hooks *hooks)
     if (!a->ips) return -1;
     a->rxpool = mem_calloc(1, sizeof *a->rxpool);
     if (!a->rxpool) return -1;
+    conn_writes_start(a);
     int lv = LLL_ERR | LLL_WARN;
     if (a->cfg.log_level >= LOG_DEBUG) lv |= LLL_NOTICE;
     lws_set_log_level(lv, log_lws_emit);
@@ -436,6 +438,7 @@ void ws_finish(struct app *a)
 
 void ws_stop(struct app *a)
 {
+    conn_writes_stop(a); /* before lws starts to take the connections apart */
     /* With a foreign loop, destruction finishes over later loop turns; main
      * calls ws_finish after the loop to complete it (as the lws examples do). */
     if (a->lws) lws_context_destroy(a->lws);

@@ -2,6 +2,7 @@
 
 #include "auth.h"
 #include "guidelines.h"
+#include "mem.h"
 #include "pwpolicy.h"
 
 #include <dirent.h>
@@ -82,9 +83,9 @@ static char *read_file(const char *path)
     fseek(f, 0, SEEK_END);
     long n = ftell(f);
     fseek(f, 0, SEEK_SET);
-    char *buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    char *buf = n >= 0 ? mem_alloc((size_t)n + 1) : NULL;
     if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
+        mem_free(buf);
         buf = NULL;
     }
     if (buf) buf[n] = '\0';
@@ -138,7 +139,7 @@ int admin_migrate(const char *conninfo, const char *sql_dir)
         const char *v[2] = {ver, m[i].name};
         PGresult *b = run(pg, "BEGIN", 0, NULL);
         PGresult *x = b ? PQexec(pg, sql) : NULL;
-        free(sql);
+        mem_free(sql);
         if (b) PQclear(b);
         if (!x || PQresultStatus(x) != PGRES_COMMAND_OK) {
             fprintf(stderr, "parleyd: migration %s failed: %s", m[i].name,

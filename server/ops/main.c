@@ -15,6 +15,7 @@
 #include "http_api.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "mem.h"
 #include "web.h"
 #include "ws.h"
 
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
 {
     struct config cfg;
     int a = 1;
+    mem_hook_json();
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
         config_usage(argv[0]);
         return 0;

@@ -5,73 +5,53 @@
 #include "bus.h"
 #include "conn.h"
 #include "db.h"
+#include "mem.h"
 #include "rights.h"
 #include "room.h"
+#include "sbuf.h"
 #include "stats.h"
 
-#include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
-/* A growing text buffer; render fails as a whole on allocation failure. */
-struct out {
-    char *p;    /* text */
-    size_t len; /* bytes used */
-    size_t cap; /* bytes allocated */
-    int oom;    /* an allocation failed */
-};
-
-static void put(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct out *o, const char *fmt, ...)
+static void metric(struct sbuf *o, const char *name, const char *type, const char *help, double v)
 {
-    for (int tries = 0; tries < 2 && !o->oom; tries++) {
-        va_list ap;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-        va_end(ap);
-        if (n >= 0 && (size_t)n < o->cap - o->len) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t ncap = (o->cap + (size_t)n + 1) * 2;
-        char *np = realloc(o->p, ncap);
-        if (!np)
-            o->oom = 1;
-        else
-            o->p = np, o->cap = ncap;
-    }
+    sbuf_printf(o, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
 }
 
-static void metric(struct out *o, const char *name, const char *type, const char *help, double v)
+/* A counter by one label: its header, then a line for each value. */
+static void counter_by(struct sbuf *o, const char *name, const char *help, const char *label,
+                       const char *const *values, const uint64_t *counts, int n)
 {
-    put(o, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, v);
+    sbuf_printf(o, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (int i = 0; i < n; i++)
+        sbuf_printf(o, "%s{%s=\"%s\"} %llu\n", name, label, values[i],
+                    (unsigned long long)counts[i]);
 }
 
-static void histogram(struct out *o, const char *name, const char *help, const char *labels,
+static void histogram(struct sbuf *o, const char *name, const char *help, const char *labels,
                       const struct hist *h, int is_count, int header)
 {
     const double *b = stats_bounds(is_count);
-    if (header) put(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
+    if (header) sbuf_printf(o, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
     uint64_t cum = 0;
     const char *sep = labels[0] ? "," : "";
     for (int i = 0; i < STATS_BUCKETS; i++) {
         cum += h->bucket[i];
-        put(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, b[i], (unsigned long long)cum);
+        sbuf_printf(o, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels, sep, b[i],
+                    (unsigned long long)cum);
     }
     cum += h->bucket[STATS_BUCKETS];
-    put(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
-    put(o, "%s_sum%s%s%s %.17g\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
-        h->sum);
-    put(o, "%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
-        (unsigned long long)h->count);
+    sbuf_printf(o, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels, sep, (unsigned long long)cum);
+    sbuf_printf(o, "%s_sum%s%s%s %.17g\n", name, labels[0] ? "{" : "", labels, labels[0] ? "}" : "",
+                h->sum);
+    sbuf_printf(o, "%s_count%s%s%s %llu\n", name, labels[0] ? "{" : "", labels,
+                labels[0] ? "}" : "", (unsigned long long)h->count);
 }
 
 char *metrics_render(struct app *a, size_t *len)
 {
-    struct out o = {.cap = 16384};
-    o.p = malloc(o.cap);
-    if (!o.p) return NULL;
+    struct sbuf o = {0};
     const struct stats *s = &a->stats;
     size_t outq = 0;
     for (struct conn *c = a->conns; c; c = c->next)
@@ -80,29 +60,21 @@ char *metrics_render(struct app *a, size_t *len)
     metric(&o, "parley_connections_open", "gauge", "WebSocket connections open now.", a->nconns);
     metric(&o, "parley_connections_opened_total", "counter", "WebSocket connections established.",
            (double)s->conns_opened);
-    put(&o, "# HELP parley_connections_closed_total WebSocket connections closed, by reason.\n"
-            "# TYPE parley_connections_closed_total counter\n");
     uint64_t special = s->slow_consumers + s->auth_timeouts;
-    put(&o, "parley_connections_closed_total{reason=\"slow_consumer\"} %llu\n",
-        (unsigned long long)s->slow_consumers);
-    put(&o, "parley_connections_closed_total{reason=\"auth_timeout\"} %llu\n",
-        (unsigned long long)s->auth_timeouts);
-    put(&o, "parley_connections_closed_total{reason=\"other\"} %llu\n",
-        (unsigned long long)(s->conns_closed > special ? s->conns_closed - special : 0));
-    put(&o,
-        "# HELP parley_connections_refused_total TCP connections refused on accept, by reason.\n"
-        "# TYPE parley_connections_refused_total counter\n"
-        "parley_connections_refused_total{reason=\"per_ip_cap\"} %llu\n"
-        "parley_connections_refused_total{reason=\"capacity\"} %llu\n",
-        (unsigned long long)s->refused_ip_cap, (unsigned long long)s->refused_capacity);
+    counter_by(&o, "parley_connections_closed_total", "WebSocket connections closed, by reason.",
+               "reason", (const char *const[]){"slow_consumer", "auth_timeout", "other"},
+               (const uint64_t[]){s->slow_consumers, s->auth_timeouts,
+                                  s->conns_closed > special ? s->conns_closed - special : 0},
+               3);
+    counter_by(&o, "parley_connections_refused_total",
+               "TCP connections refused on accept, by reason.", "reason",
+               (const char *const[]){"per_ip_cap", "capacity"},
+               (const uint64_t[]){s->refused_ip_cap, s->refused_capacity}, 2);
     metric(&o, "parley_tcp_connections", "gauge", "TCP connections open (HTTP and WebSocket).",
            (double)a->tcp_conns);
-    put(&o,
-        "# HELP parley_handshakes_refused_total WebSocket upgrades refused, by reason.\n"
-        "# TYPE parley_handshakes_refused_total counter\n"
-        "parley_handshakes_refused_total{reason=\"origin\"} %llu\n"
-        "parley_handshakes_refused_total{reason=\"malformed\"} %llu\n",
-        (unsigned long long)s->refused_origin, (unsigned long long)s->refused_upgrade);
+    counter_by(&o, "parley_handshakes_refused_total", "WebSocket upgrades refused, by reason.",
+               "reason", (const char *const[]){"origin", "malformed"},
+               (const uint64_t[]){s->refused_origin, s->refused_upgrade}, 2);
     metric(&o, "parley_outqueue_bytes", "gauge", "Bytes queued to all connections.", (double)outq);
     metric(&o, "parley_messages_received_total", "counter", "Send commands accepted for writing.",
            (double)s->msgs_received);
@@ -114,6 +86,9 @@ char *metrics_render(struct app *a, size_t *len)
            (double)s->frames_delivered);
     metric(&o, "parley_socket_writes_total", "counter", "WebSocket frames written.",
            (double)s->writes);
+    metric(&o, "parley_socket_writes_direct_total", "counter",
+           "Of those, written at the end of a loop turn without waiting for POLLOUT.",
+           (double)s->writes_direct);
     metric(&o, "parley_socket_writes_delayed_total", "counter",
            "Writes held back up to write-delay-ms so that one write packs more.",
            (double)s->writes_delayed);
@@ -165,14 +140,9 @@ char *metrics_render(struct app *a, size_t *len)
            (double)s->typing_sent);
     metric(&o, "parley_http_requests_total", "counter", "HTTP requests routed.",
            (double)s->http_requests);
-    put(&o,
-        "# HELP parley_logins_total Password sign-ins, by outcome.\n"
-        "# TYPE parley_logins_total counter\n"
-        "parley_logins_total{outcome=\"ok\"} %llu\n"
-        "parley_logins_total{outcome=\"failed\"} %llu\n"
-        "parley_logins_total{outcome=\"rate_limited\"} %llu\n",
-        (unsigned long long)s->logins_ok, (unsigned long long)s->logins_failed,
-        (unsigned long long)s->logins_limited);
+    counter_by(&o, "parley_logins_total", "Password sign-ins, by outcome.", "outcome",
+               (const char *const[]){"ok", "failed", "rate_limited"},
+               (const uint64_t[]){s->logins_ok, s->logins_failed, s->logins_limited}, 3);
     metric(&o, "parley_password_jobs", "gauge",
            "argon2id jobs running or queued on the thread pool.", auth_password_jobs());
     metric(&o, "parley_visits_logged_total", "counter", "Visit-log rows for WebSocket sessions.",
@@ -188,15 +158,10 @@ char *metrics_render(struct app *a, size_t *len)
            (double)s->gl_hits);
     metric(&o, "parley_guideline_compiles_total", "counter",
            "Rule sets compiled (rooms with the same rules share one).", (double)s->gl_compiles);
-    put(&o,
-        "# HELP parley_pace_checks_total Sends checked against their sender's pace in Redis, by "
-        "outcome.\n"
-        "# TYPE parley_pace_checks_total counter\n"
-        "parley_pace_checks_total{outcome=\"counted\"} %llu\n"
-        "parley_pace_checks_total{outcome=\"slow_mode\"} %llu\n"
-        "parley_pace_checks_total{outcome=\"unavailable\"} %llu\n",
-        (unsigned long long)s->pace_counted, (unsigned long long)s->pace_slowed,
-        (unsigned long long)s->pace_unavailable);
+    counter_by(&o, "parley_pace_checks_total",
+               "Sends checked against their sender's pace in Redis, by outcome.", "outcome",
+               (const char *const[]){"counted", "slow_mode", "unavailable"},
+               (const uint64_t[]){s->pace_counted, s->pace_slowed, s->pace_unavailable}, 3);
     metric(&o, "parley_receipts_received_total", "counter",
            "Read, seen and vote commands accepted for writing.", (double)s->receipts_received);
     metric(&o, "parley_receipts_persisted_total", "counter",
@@ -209,11 +174,9 @@ char *metrics_render(struct app *a, size_t *len)
            "Coalesced read and votes events written to room logs.", (double)s->events_emitted);
     metric(&o, "parley_retention_runs_total", "counter", "Retention job runs completed.",
            (double)s->retention_runs);
-    put(&o, "# HELP parley_retention_removed_total Rows removed (or cut to stubs) by the retention "
-            "jobs, by kind.\n# TYPE parley_retention_removed_total counter\n");
-    for (int k = 0; k < STATS_RETENTION_KINDS; k++)
-        put(&o, "parley_retention_removed_total{kind=\"%s\"} %llu\n", rights_kind_names[k],
-            (unsigned long long)s->retention_removed[k]);
+    counter_by(&o, "parley_retention_removed_total",
+               "Rows removed (or cut to stubs) by the retention jobs, by kind.", "kind",
+               rights_kind_names, s->retention_removed, STATS_RETENTION_KINDS);
     static const char *const ops[SO__COUNT] = {"auth", "join", "send", "history", "receipt"};
     for (int i = 0; i < SO__COUNT; i++) {
         char label[32];
@@ -221,10 +184,10 @@ char *metrics_render(struct app *a, size_t *len)
         histogram(&o, "parley_op_seconds", "Command latency from receipt to reply.", label,
                   &s->op_seconds[i], 0, i == 0);
     }
-    if (o.oom) {
-        free(o.p);
+    if (o.bad) {
+        mem_free(o.b);
         return NULL;
     }
-    *len = o.len;
-    return o.p;
+    *len = o.n;
+    return o.b;
 }

@@ -14,7 +14,7 @@
 
 struct app;
 
-/* Renders the text into a new malloc'd string (*len set); NULL on
+/* Renders the text into a new string (mem_alloc'd) (*len set); NULL on
  * allocation failure. The caller frees it (http_respond takes it). */
 char *metrics_render(struct app *a, size_t *len);
 

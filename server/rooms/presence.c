@@ -23,10 +23,10 @@ struct presence {
 
 /* Who is online in a room (distinct people), as last read from Redis. */
 struct pview {
-    uint32_t n, cap;                 /* people, allocation */
+    uint32_t n;                      /* people */
     char (*person)[PP_UUID_LEN + 1]; /* their ids */
     bool *avatar;                    /* avatar flags */
-    uint32_t nlocal, local_cap;      /* this gateway's people at the last tick */
+    uint32_t nlocal;                 /* this gateway's people at the last tick */
     char (*local)[PP_UUID_LEN + 3];  /* "person|a" entries written by this gateway */
     bool known;                      /* read at least once */
     bool pending;                    /* a read is in flight */
@@ -167,9 +167,9 @@ static void on_presence(void *ud, const void *reply)
     /* Members are "person|gateway|avatar": people count once. */
     struct pentry *all = mem_alloc((rep->elements ? rep->elements : 1) * sizeof *all);
     struct pview nv = {0};
-    nv.cap = rep->elements ? (uint32_t)rep->elements : 1;
-    nv.person = mem_alloc(nv.cap * sizeof *nv.person);
-    nv.avatar = mem_alloc(nv.cap * sizeof *nv.avatar);
+    size_t cap = rep->elements ? rep->elements : 1;
+    nv.person = mem_alloc(cap * sizeof *nv.person);
+    nv.avatar = mem_alloc(cap * sizeof *nv.avatar);
     if (!all || !nv.person || !nv.avatar) {
         mem_free(all);
         mem_free(nv.person);
@@ -212,7 +212,6 @@ static void on_presence(void *ud, const void *reply)
     v->person = nv.person;
     v->avatar = nv.avatar;
     v->n = nv.n;
-    v->cap = nv.cap;
     v->known = true;
 }
 
@@ -318,7 +317,6 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
     mem_free(v->local);
     v->local = cur;
     v->nlocal = k;
-    v->local_cap = k;
     mem_free(members);
     mem_free(argv);
 }

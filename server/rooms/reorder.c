@@ -110,7 +110,6 @@ bool reorder_due(const struct reorder *w, uint64_t now_ms, uint32_t deadline_ms,
 {
     if (!w->ready || !w->gap_since) return false;
     if (!w->fetch_now && now_ms - w->gap_since < deadline_ms) return false;
-    r->after = w->delivered;
     if (!w->fetch_now && w->n && w->win[0].seq > w->delivered + 1)
         r->count = w->win[0].seq - w->delivered - 1; /* just the hole */
     else

@@ -47,9 +47,9 @@ enum reorder_verdict {
     REORDER_FULL,    /* early and no room: dropped, a fetch is due now */
 };
 
-/* A range to read from storage: the count (>= 1) seqs after `after`. */
+/* A range to read from storage: the count (>= 1) seqs after the last one
+ * delivered (the room's catch-up reads from there). */
 struct reorder_range {
-    int64_t after;
     int64_t count;
 };
 

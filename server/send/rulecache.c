@@ -42,7 +42,7 @@ struct rload {
 struct compiled {
     struct compiled *next; /* rc->sets */
     uint32_t h;            /* hash of text */
-    char *text;            /* the merged rules, malloc'd (cJSON's) */
+    char *text;            /* the merged rules (cJSON's, mem_free) */
     struct gl_set *set;    /* compiled from text */
     uint32_t refs;         /* entries using it */
 };
@@ -74,7 +74,7 @@ static struct compiled *compiled_get(struct app *a, char *text, struct gl_error 
     uint32_t h = fnv(text);
     for (struct compiled *c = rc->sets; c; c = c->next)
         if (c->h == h && !strcmp(c->text, text)) {
-            free(text);
+            mem_free(text);
             c->refs++;
             return c;
         }
@@ -84,7 +84,7 @@ static struct compiled *compiled_get(struct app *a, char *text, struct gl_error 
     if (!c || !c->set) {
         if (!c) snprintf(ge->message, sizeof ge->message, "out of memory");
         mem_free(c);
-        free(text);
+        mem_free(text);
         return NULL;
     }
     c->h = h;
@@ -103,7 +103,7 @@ static void compiled_put(struct rulecache *rc, struct compiled *c)
         pp = &(*pp)->next;
     *pp = c->next;
     gl_free(c->set);
-    free(c->text);
+    mem_free(c->text);
     mem_free(c);
 }
 

@@ -67,7 +67,7 @@ int rulecache_get(struct app *a, const char *room, const char *workspace, struct
 void rulecache_invalidate(struct app *a, const char *workspace);
 
 /* Merges a workspace's rule set with a room's ({"rules": [...]} each, either
- * may be NULL) into a new malloc'd JSON text, the room's rules replacing the
+ * may be NULL) into a new JSON text (mem_free), the room's rules replacing the
  * workspace's of the same id. NULL on bad input or allocation failure. */
 char *rulecache_merge(const char *ws_rules, const char *room_rules);
 

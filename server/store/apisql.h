@@ -43,6 +43,9 @@
  * everyone and every route, one that does not exist. */
 #define WS_LIVE(id)                                                                                \
     "NOT EXISTS (SELECT 1 FROM workspaces dw WHERE dw.id = " id " AND dw.deleted_at IS NOT NULL)"
+/* The same rule where the workspace's row is wanted (its name): joined as
+ * w on id only while it is not deleted ("JOIN " WS_ROW_LIVE(...)). */
+#define WS_ROW_LIVE(w, id) "workspaces " w " ON " w ".id = " id " AND " w ".deleted_at IS NULL"
 /* The SET clause that takes a room's time with its seq (rooms r, under the
  * row lock): a message's created_at is this last_ts, never now(), the start
  * of a transaction that may have waited for the lock while later ones took

@@ -163,7 +163,7 @@ static const struct db_stmt store_stmts[ST__COUNT] = {
                        " WHERE NOT EXISTS (SELECT 1 FROM access_tokens t"
                        "  JOIN workspace_members wm ON wm.person_id = t.person_id"
                        "   AND wm.workspace_id = (e->>1)::uuid AND wm.removed_at IS NULL"
-                       "  JOIN workspaces w ON w.id = wm.workspace_id AND w.deleted_at IS NULL"
+                       "  JOIN " WS_ROW_LIVE("w", "wm.workspace_id")
                        "  WHERE t.id = (e->>0)::uuid AND t.revoked_at IS NULL"
                        "   AND (t.expires_at IS NULL OR t.expires_at > now())"
                        "   AND (t.workspace_id IS NULL OR t.workspace_id = wm.workspace_id))",

@@ -40,6 +40,10 @@ def may_call(caller, callee):
     if caller in ONLY:
         return callee in ONLY[caller]
     return RANK[callee] < RANK[caller]
+# Rule 5: the C library's allocator, and who may import it.
+ALLOCATOR = {"malloc", "calloc", "realloc", "reallocarray", "strdup", "strndup", "free",
+             "__strdup", "__strndup"}
+ALLOCATOR_OWNERS = {"base/mem", "base/lwsmem"}
 INCLUDE = re.compile(r'\s*#\s*include\s+"([^"]+)"')
 
 
@@ -71,6 +75,29 @@ def symbols(path):
         elif kind in "TDBRGSVW" :
             defined.add(name)
     return defined, undefined
+
+
+def allocator_imports(build, src, objs):
+    """alloc <module> <symbols>: an object importing the allocator itself."""
+    every = dict(objs)
+    # The executable's entry and the protocol library are outside the
+    # layers but under the same rule.
+    for d, name in (("server/CMakeFiles/parleyd.dir/ops", "ops"),
+                    ("protocol/CMakeFiles/parley_proto.dir", "protocol")):
+        full = os.path.join(build, d)
+        if os.path.isdir(full):
+            for f in sorted(os.listdir(full)):
+                if f.endswith(".c.o") and os.path.exists(
+                        os.path.join(src, "server" if name == "ops" else "", name, f[:-2])):
+                    every[f"{name}/{f[:-4]}"] = os.path.join(full, f)
+    out = set()
+    for mod, path in every.items():
+        if mod in ALLOCATOR_OWNERS:
+            continue
+        used = sorted(symbols(path)[1] & ALLOCATOR)
+        if used:
+            out.add(f"alloc {mod} imports {','.join(used)} (allocate through mem.h)")
+    return out
 
 
 def sccs(nodes, edges):
@@ -176,6 +203,7 @@ def main():
         if f.endswith((".c", ".h")):
             found.add(f"outside-layers server/{f}")
     found |= upward_includes(server)
+    found |= allocator_imports(build, src, objs)
 
     for v in sorted(found):
         print("violation:", v)

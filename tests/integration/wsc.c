@@ -160,6 +160,15 @@ fail:
     return NULL;
 }
 
+void wsc_abort(struct wsc *c)
+{
+    if (!c) return;
+    /* Linger 0: close sends a reset, not a FIN. */
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    wsc_close(c);
+}
+
 void wsc_close(struct wsc *c)
 {
     if (!c) return;
@@ -182,6 +191,18 @@ int wsc_send_raw(struct wsc *c, int opcode, const void *p, size_t n)
     unsigned char *m = malloc(wscl_frame_size(n));
     if (!m) return -1;
     size_t k = wscl_frame(m, (unsigned)opcode, p, n, 0x12345678);
+    int rc = write_all(c->fd, m, k);
+    free(m);
+    return rc;
+}
+
+int wsc_send_raw2(struct wsc *c, int op1, const void *p1, size_t n1, int op2, const void *p2,
+                  size_t n2)
+{
+    unsigned char *m = malloc(wscl_frame_size(n1) + wscl_frame_size(n2));
+    if (!m) return -1;
+    size_t k = wscl_frame(m, (unsigned)op1, p1, n1, 0x12345678);
+    k += wscl_frame(m + k, (unsigned)op2, p2, n2, 0x12345678);
     int rc = write_all(c->fd, m, k);
     free(m);
     return rc;

@@ -31,12 +31,17 @@ struct wsc_opts {
  * status code (or 0 when the connection itself failed or was just closed). */
 struct wsc *wsc_connect(int port, const struct wsc_opts *o, int *http_status);
 void wsc_close(struct wsc *c);
+/* Closes with a TCP reset (unread data dropped), as a crashed client does. */
+void wsc_abort(struct wsc *c);
 
 /* Sends one text frame (masked), possibly fragmented into n pieces. */
 int wsc_send_text(struct wsc *c, const char *p, size_t len);
 int wsc_send_fragmented(struct wsc *c, const char *p, size_t len, int pieces);
 /* Sends a frame with any opcode and payload (binary, invalid UTF-8 ...). */
 int wsc_send_raw(struct wsc *c, int opcode, const void *p, size_t len);
+/* Two such frames in one write(2), so the server reads them in one go. */
+int wsc_send_raw2(struct wsc *c, int op1, const void *p1, size_t n1, int op2, const void *p2,
+                  size_t n2);
 
 /* The next server object (a frame may carry an array: handed out one by one),
  * waiting at most timeout_ms. NULL on timeout or close. */

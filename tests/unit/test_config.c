@@ -40,10 +40,12 @@ static void flags_override_env(void **state)
     setenv("PARLEY_PORT", "9001", 1);
     setenv("PARLEY_PG", "dbname=x", 1);
     assert_int_equal(c.write_delay_ms, 0); /* the default: off */
+    assert_int_equal(c.direct_write, 1);   /* the default: on */
     char *argv[] = {"--port",           "9002", "--redis=10.1.2.3:7000", "--max-body", "2048",
-                    "--write-delay-ms", "25"};
-    assert_int_equal(load(&c, err, sizeof err, 7, argv), 0);
+                    "--write-delay-ms", "25",   "--direct-write",        "0"};
+    assert_int_equal(load(&c, err, sizeof err, 9, argv), 0);
     assert_int_equal(c.write_delay_ms, 25);
+    assert_int_equal(c.direct_write, 0);
     assert_int_equal(c.port, 9002);
     assert_string_equal(c.pg, "dbname=x");
     assert_string_equal(c.redis_host, "10.1.2.3");
@@ -69,6 +71,7 @@ static void bad_values_name_the_setting(void **state)
         {{"--outq-bytes", "10"}, "outq-bytes"},
         {{"--nonsense", "1"}, "unknown option"},
         {{"--write-delay-ms", "1001"}, "write-delay-ms"},
+        {{"--direct-write", "2"}, "direct-write"},
     };
     setenv("PARLEY_PG", "dbname=x", 1);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

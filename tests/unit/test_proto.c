@@ -1,6 +1,7 @@
 /* Unit tests of the protocol codec: strict decoding (every op, every error
  * class), the JSON writer's escaping and overflow handling, the encoders and
- * the client-side frame splitter. */
+ * the client-side frame splitter; every allocation of decoding failing in turn
+ * (cJSON allocates through mem.h, as in the server). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mem.h"
 #include "parley_encode.h"
 #include "parley_proto.h"
 
@@ -855,8 +857,84 @@ static void encoders_overflow_cleanly(void **state)
     }
 }
 
+/* What a decode gave: enough to tell one outcome from another. */
+struct outcome {
+    int rc;
+    enum pp_err_code code;
+    int64_t id;
+    enum pp_op op;
+    char message[128];
+};
+
+static struct outcome decode_once(const char *in, const struct pp_limits *lim)
+{
+    struct pp_cmd c;
+    struct pp_err e;
+    struct outcome o = {.rc = pp_decode(in, strlen(in), lim, &c, &e)};
+    if (o.rc) {
+        o.code = e.code;
+        o.id = e.id;
+        snprintf(o.message, sizeof o.message, "%s", e.message);
+    } else {
+        o.id = c.id;
+        o.op = c.op;
+        pp_cmd_free(&c);
+    }
+    return o;
+}
+
+/* Every allocation of decoding fails in turn (as SQLite's tests do), for
+ * frames of every shape, accepted and refused: each failure is answered
+ * internal "out of memory" (never bad_json, which would blame the client's
+ * frame, and never a command), and any decode whose allocations all
+ * succeeded gives what it gives without injection. Nothing leaks: the ASan
+ * build runs this under LeakSanitizer. */
+static void decode_survives_every_allocation_failure(void **state)
+{
+    (void)state;
+    static const struct pp_limits lim = {.max_body = 4096};
+    static const char *const frames[] = {
+        "{\"id\":1,\"op\":\"auth\",\"token\":\"tok\",\"workspace\":\"" ROOM "\"}",
+        "{\"op\":\"join\",\"room\":\"" ROOM "\",\"since\":42,\"id\":7}",
+        "{\"id\":3,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"m1\","
+        "\"body\":\"h\\u00e9 \\\"q\\\"\",\"parent\":4}",
+        "{\"id\":4,\"op\":\"history\",\"room\":\"" ROOM "\",\"before\":7,\"limit\":20}",
+        "{\"id\":1,\"op\":\"rate\",\"room\":\"" ROOM "\",\"seq\":3,\"stars\":5}",
+        "{\"id\":1,\"op\":\"mute\",\"person\":\"" ROOM "\",\"duration_s\":60,\"reason\":\"r\"}",
+        "{\"id\":5,\"op\":\"send\",\"room\":\"" ROOM "\",\"client_msg_id\":\"m\",\"bogus\":[1,2]}",
+        "{\"id\":6,\"op\":\"nope\"}",
+        "{\"id\":6,\"op\":\"ping\",\"op\":\"ping\"}",
+        "[1,2,3]",
+    };
+    for (size_t i = 0; i < sizeof frames / sizeof frames[0]; i++) {
+        struct outcome want = decode_once(frames[i], &lim);
+        long failed = 0, streak = 0, n;
+        for (n = 1; streak < 20; n++) {
+            mem_fail_after(n);
+            struct outcome got = decode_once(frames[i], &lim);
+            mem_fail_after(0);
+            if (got.rc && got.code == PP_E_INTERNAL) {
+                assert_string_equal(got.message, "out of memory");
+                failed++;
+                streak = 0;
+                continue;
+            }
+            streak++;
+            if (got.rc != want.rc || got.code != want.code || got.id != want.id ||
+                got.op != want.op || strcmp(got.message, want.message))
+                fail_msg("%s: allocation %ld failing gave rc %d %s \"%s\", not rc %d %s", frames[i],
+                         n, got.rc, pp_err_name(got.code), got.message, want.rc,
+                         pp_err_name(want.code));
+        }
+        /* the sweep went past the last allocation: every one before failed */
+        assert_int_equal(failed, n - 21);
+        assert_true(failed >= 3);
+    }
+}
+
 int main(void)
 {
+    mem_hook_json(); /* as the server does */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(valid_commands_decode),
         cmocka_unit_test(bad_commands_refused),
@@ -875,6 +953,7 @@ int main(void)
         cmocka_unit_test(encoders_escape_hostile_strings),
         cmocka_unit_test(encoders_bound_ids),
         cmocka_unit_test(encoders_overflow_cleanly),
+        cmocka_unit_test(decode_survives_every_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
