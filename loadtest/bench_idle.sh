@@ -137,7 +137,7 @@ cpu0="$(svc_cpu_ticks "${pids[@]}") $(svc_cpu_ticks $(pg_pids)) $(svc_cpu_ticks 
 ramp=0
 [ "$rate" != 0 ] && ramp=$(awk -v n="$conns" -v r="$rate" 'BEGIN {print int(n / r + 1)}')
 # Set-up gets the ramp's length on top of parley-load's 60 s (its bound is 600 s).
-setup=$((60 + ramp))
+setup=${IDLE_SETUP_S:-$((60 + ramp))} # set-up bound (the smoke shortens it)
 [ "$setup" -le 600 ] || setup=600
 limit=$((setup + hold + 60))
 echo "$ngw gateways (RSS $((rss0 / 1024)) MB), $procs generator processes, $sources source addresses, $rate connections/s, hold $hold s (at most $limit s)" >&2

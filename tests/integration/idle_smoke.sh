@@ -24,7 +24,7 @@ python3 -c "import sys; k = float(sys.argv[1]); sys.exit(0 if 0 < k < 100 else 1
 echo "held: 300 of 300, $kb KB per connection"
 
 # Two gateways of at most 100 connections cannot hold 300: the script must say so.
-if IDLE_GW_ARGS="--max-conns 100" "$root/loadtest/bench_idle.sh" 300 2 4 >"$out" 2>&1; then
+if IDLE_GW_ARGS="--max-conns 100" IDLE_SETUP_S=15 "$root/loadtest/bench_idle.sh" 300 2 4 >"$out" 2>&1; then
   cat "$out" >&2
   echo "idle smoke: passed although the gateways hold at most 200" >&2
   exit 1
