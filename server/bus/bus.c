@@ -103,17 +103,20 @@ static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop)
 }
 
 struct bus {
-    uv_loop_t *loop;               /* the one loop */
-    char host[256];                /* Redis host */
-    int port;                      /* Redis port */
-    int timeout_ms;                /* unanswered publish limit in time */
-    struct bus_hooks hooks;        /* room layer */
-    struct link l[2];              /* PUB and SUB */
-    uv_timer_t tick;               /* reconnects and the publish watchdog */
-    unsigned unanswered;           /* publishes sent, reply not yet seen */
-    uint64_t last_progress;        /* last publish reply, or when unanswered left 0 */
-    bool closing;                  /* bus_close called */
-    unsigned long long reconnects; /* links re-established */
+    uv_loop_t *loop;                  /* the one loop */
+    char host[256];                   /* Redis host */
+    int port;                         /* Redis port */
+    int timeout_ms;                   /* unanswered publish limit in time */
+    struct bus_hooks hooks;           /* room layer */
+    struct link l[2];                 /* PUB and SUB */
+    uv_timer_t tick;                  /* reconnects and the publish watchdog */
+    unsigned unanswered;              /* publishes sent, reply not yet seen */
+    unsigned long long answered;      /* replies seen on the publish link, ever */
+    unsigned long long answered_seen; /* answered at the previous tick */
+    uint64_t silent_ms;               /* loop time with commands unanswered and no reply */
+    uint64_t last_tick;               /* when on_tick last ran */
+    bool closing;                     /* bus_close called */
+    unsigned long long reconnects;    /* links re-established */
 };
 
 static void link_connect(struct link *l);
@@ -152,7 +155,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
     if (l->was_up) l->b->reconnects++;
     l->was_up = true;
     if (l->which == PUB) {
-        l->b->last_progress = now_ms(l->b);
+        l->b->silent_ms = 0;
         if (l->b->hooks.on_pub_up) l->b->hooks.on_pub_up(l->b->hooks.ud);
     }
     if (l->which == SUB && l->b->hooks.on_up) l->b->hooks.on_up(l->b->hooks.ud);
@@ -206,12 +209,35 @@ static void on_tick(uv_timer_t *t)
         }
     }
     /* A Redis that accepts publishes but never answers is as good as gone:
-     * drop the link so it reconnects (the room layer recovers from PostgreSQL). */
+     * drop the link so it reconnects (the room layer recovers from PostgreSQL).
+     * Judged on progress, not on age: any reply resets the count, and only
+     * time the loop was turning counts as silence. A loop busy elsewhere for
+     * seconds (a burst of thousands of joins in one turn) has not read what
+     * Redis answered meanwhile; judging it by the clock dropped a healthy
+     * link with thousands of commands in flight, and every one of them with
+     * it. So a tick's contribution is capped, and before the link is judged
+     * silent the replies already waiting in the socket are read. */
+    uint64_t step = now - b->last_tick;
+    b->last_tick = now;
+    if (step > 2 * BUS_TICK_MS) step = 2 * BUS_TICK_MS;
     struct link *p = &b->l[PUB];
-    if (p->ac && p->up && b->unanswered && now - b->last_progress > (uint64_t)b->timeout_ms) {
-        log_warn("redis publish timeout", "unanswered=%u", b->unanswered);
-        redisAsyncFree(p->ac); /* runs on_disconnect */
+    if (!p->ac || !p->up || !b->unanswered) {
+        b->silent_ms = 0;
+    } else if (b->answered != b->answered_seen) {
+        b->silent_ms = 0;
+    } else {
+        redisAsyncHandleRead(p->ac); /* may fail the context: on_disconnect */
+        if (b->answered != b->answered_seen)
+            b->silent_ms = 0;
+        else
+            b->silent_ms += step;
+        if (p->ac && p->up && b->unanswered && b->silent_ms > (uint64_t)b->timeout_ms) {
+            log_warn("redis publish timeout", "unanswered=%u silent_ms=%llu", b->unanswered,
+                     (unsigned long long)b->silent_ms);
+            redisAsyncFree(p->ac); /* runs on_disconnect */
+        }
     }
+    b->answered_seen = b->answered;
 }
 
 struct bus *bus_new(uv_loop_t *loop, const char *host, int port, int timeout_ms,
@@ -238,6 +264,7 @@ void bus_start(struct bus *b)
 {
     link_connect(&b->l[PUB]);
     link_connect(&b->l[SUB]);
+    b->last_tick = now_ms(b);
     uv_timer_start(&b->tick, on_tick, BUS_TICK_MS, BUS_TICK_MS);
 }
 
@@ -271,7 +298,7 @@ static void on_pub_reply(redisAsyncContext *ac, void *r, void *priv)
     (void)ac;
     (void)r;
     if (b->unanswered) b->unanswered--;
-    b->last_progress = now_ms(b);
+    b->answered++;
 }
 
 int bus_publish(struct bus *b, const char *ch, size_t chlen, const char *p, size_t len)
@@ -281,7 +308,7 @@ int bus_publish(struct bus *b, const char *ch, size_t chlen, const char *p, size
     if (b->unanswered >= BUS_MAX_UNANSWERED) return -ENOBUFS;
     if (redisAsyncCommand(l->ac, on_pub_reply, b, "PUBLISH %b %b", ch, chlen, p, len) != REDIS_OK)
         return -EAGAIN;
-    if (b->unanswered++ == 0) b->last_progress = now_ms(b);
+    b->unanswered++;
     return 0;
 }
 
@@ -298,7 +325,7 @@ static void on_call_reply(redisAsyncContext *ac, void *r, void *priv)
     struct call *c = priv;
     (void)ac;
     if (c->b->unanswered) c->b->unanswered--;
-    c->b->last_progress = now_ms(c->b);
+    c->b->answered++;
     c->cb(c->ud, r);
     mem_free(c);
 }
@@ -318,7 +345,7 @@ int bus_call(struct bus *b, bus_reply_cb cb, void *ud, int argc, const char **ar
         mem_free(c);
         return -EAGAIN;
     }
-    if (b->unanswered++ == 0) b->last_progress = now_ms(b);
+    b->unanswered++;
     return 0;
 }
 

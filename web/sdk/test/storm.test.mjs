@@ -3,9 +3,11 @@
 // what they missed with `since`, each seq once and in order. And a `busy`
 // answer's `retry_after_ms` is waited out before the next attempt.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { after, test } from 'node:test';
-import { WebSocketServer } from 'ws';
+import WebSocket from 'ws';
 
 import { PROTOCOL, backoffDelay, retryAfterOf } from '../parley.mjs';
 import { ENV, GW, SLOW, closeAll, client, collect, envSh, range, seqs, sleep, waitFor, world } from './helpers.mjs';
@@ -90,85 +92,178 @@ test('a gateway killed under its clients: all reconnect to the other and recover
   assert.ok(new Set(delays).size > 1, `jittered, not all equal: ${delays.join()}`);
 });
 
-/* A stand-in for a gateway that admits no more sign-ins right now: it
- * answers every auth `busy` with the hint, as the wire contract says (today's
- * parleyd never refuses an auth this way, so a real one cannot be made to).
- * It notes when connections arrive and when it answered. */
-async function busyGateway(retryAfterMs) {
-  const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, handleProtocols: () => PROTOCOL });
-  await new Promise((r) => wss.on('listening', r));
-  const seen = [];
-  const answered = [];
-  wss.on('connection', (sock) => {
-    seen.push(Date.now());
-    sock.on('message', (data) => {
-      const m = JSON.parse(String(data));
-      const error = { code: 'busy', message: 'sign-ins are admitted at the rate storage answers' };
-      if (retryAfterMs !== null) error.retry_after_ms = retryAfterMs;
-      if (m.op === 'auth') {
-        answered.push(Date.now());
-        sock.send(JSON.stringify({ id: m.id, error }));
-      }
+/* A real parleyd made to answer an auth `busy`: one token look-up at a time
+ * (--auth-inflight 1), a queue of one, and an auth queued longer than 10 ms
+ * is told busy with the server's retry_after_ms (--auth-wait-ms 10). While
+ * hold() keeps access_tokens locked, a filler's look-up stays in flight and
+ * the next auth is answered busy; release() lets sign-ins through again. */
+async function busyParleyd() {
+  const port = await new Promise((res) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const p = srv.address().port;
+      srv.close(() => res(p));
     });
   });
-  return { url: `ws://127.0.0.1:${wss.address().port}/`, seen, answered, close: () => wss.close() };
+  const gw = spawn(
+    ENV.PARLEYD,
+    ['serve', '--port', String(port), '--pg', ENV.PARLEY_PG, '--redis', `127.0.0.1:${ENV.REDIS_PORT}`,
+      '--auth-inflight', '1', '--auth-queue-max', '1', '--auth-wait-ms', '10', '--log-level', 'warn'],
+    { stdio: 'ignore' },
+  );
+  const ready = async () => {
+    try {
+      return (await fetch(`http://127.0.0.1:${port}/readyz`)).status === 200;
+    } catch {
+      return false;
+    }
+  };
+  for (let t0 = Date.now(); !(await ready()); await sleep(50))
+    if (Date.now() - t0 > 15000 * SLOW) throw new Error('the busy parleyd never became ready');
+  let psql = null;
+  let filler = null;
+  const release = () => {
+    if (psql) psql.stdin.end('COMMIT;\n');
+    psql = null;
+  };
+  return {
+    url: `ws://127.0.0.1:${port}/`,
+    async hold(fillerToken) {
+      psql = spawn('psql', ['-X', '-q', '-t', '-A', ENV.PARLEY_PG], { stdio: ['pipe', 'pipe', 'ignore'] });
+      let out = '';
+      psql.stdout.on('data', (d) => (out += d));
+      psql.stdin.write('BEGIN; LOCK TABLE access_tokens IN ACCESS EXCLUSIVE MODE; SELECT 1;\n');
+      await waitFor(() => out.includes('1'), 10000, 'the lock on access_tokens');
+      filler = new WebSocket(`ws://127.0.0.1:${port}/`, PROTOCOL);
+      await new Promise((r) => filler.on('open', r));
+      filler.send(JSON.stringify({ id: 1, op: 'auth', token: fillerToken }));
+      await sleep(100 * SLOW); // its look-up is in flight, held by the lock
+    },
+    release,
+    close() {
+      release();
+      if (filler) filler.terminate();
+      gw.kill('SIGTERM');
+    },
+  };
 }
 
-test('auth answered busy with retry_after_ms: the next attempt waits at least that long, then signs in', async () => {
+/* The ws package's WebSocket, noting when each socket was opened (the
+ * client's attempts) and when an auth was answered busy, with its hint. */
+function watchedWebSocket() {
+  const opened = [];
+  const busy = [];
+  class Watched extends WebSocket {
+    constructor(url, protocols) {
+      super(url, protocols);
+      opened.push({ url, t: Date.now() });
+      this.on('message', (data) => {
+        const m = JSON.parse(String(data));
+        if (m.error && m.error.code === 'busy') busy.push({ t: Date.now(), hint: m.error.retry_after_ms });
+      });
+    }
+  }
+  return { WebSocket: Watched, opened, busy };
+}
+
+test('auth answered busy by parleyd: the next attempt waits at least its retry_after_ms, then signs in', async () => {
   const w = world();
-  const busy = await busyGateway(600);
+  const busy = await busyParleyd();
   try {
-    // The busy gateway first, the real one second: the client rotates.
-    const c = client(w.people[0].token, { options: { urls: [busy.url, `ws://127.0.0.1:${GW[1]}/`] } });
+    await busy.hold(w.people[1].token);
+    const watch = watchedWebSocket();
+    // The busy gateway first, the env's second: the client rotates.
+    const c = client(w.people[0].token, {
+      WebSocket: watch.WebSocket,
+      options: { urls: [busy.url, `ws://127.0.0.1:${GW[1]}/`] },
+    });
     const waits = [];
     c.on('state', (st) => st.retryInMs !== undefined && waits.push(st.retryInMs));
-    const session = await c.connect();
-    const after = Date.now() - busy.answered[0];
-    // the wait is announced (a countdown can show it), hint plus jitter below initialMs
+    const p = c.connect();
+    await waitFor(() => watch.busy.length > 0, 10000, 'the busy answer');
+    busy.release();
+    const session = await p;
+    const { t, hint } = watch.busy[0];
+    assert.ok(hint >= 250, `retry_after_ms ${hint}`);
+    // the wait is announced (a countdown can show it): hint plus jitter below initialMs
     assert.equal(waits.length, 1);
-    assert.ok(waits[0] >= 600 && waits[0] < 650, `retryInMs ${waits[0]}`);
+    assert.ok(waits[0] >= hint && waits[0] < hint + 50, `retryInMs ${waits[0]} for hint ${hint}`);
     assert.equal(session.person, w.people[0].id);
-    assert.equal(busy.seen.length, 1);
-    assert.ok(after >= 600, `signed in ${after} ms after busy: the hint was not waited out`);
+    assert.equal(watch.opened.length, 2);
+    const after = watch.opened[1].t - t;
+    assert.ok(after >= hint - 5, `next attempt ${after} ms after busy: the hint ${hint} was not waited out`);
     c.close();
   } finally {
     busy.close();
   }
 });
 
-test('the pause after busy: the hint plus jitter, or the jitter alone without a hint', async () => {
-  // Two stand-ins in turn: the gap between one's answer and the next
-  // connection at the other is the client's pause (no parleyd in between).
-  const gap = async (hint, random) => {
-    const [g1, g2] = [await busyGateway(hint), await busyGateway(hint)];
-    try {
-      const c = client('t', { options: { urls: [g1.url, g2.url], random } });
-      c.connect().catch(() => {});
-      await waitFor(() => g2.seen.length >= 1, 5000, 'the second attempt');
-      c.close();
-      return g2.seen[0] - g1.answered[0];
-    } finally {
-      g1.close();
-      g2.close();
-    }
-  };
-  const hinted = await gap(600, () => 0.5); // 600 + 25 (half of initialMs 50)
-  assert.ok(hinted >= 620 && hinted < 1000 * SLOW, `with the hint: ${hinted} ms`);
-  const plain = await gap(null, () => 0.5); // 25
-  assert.ok(plain >= 20 && plain < 400 * SLOW, `without a hint: ${plain} ms`);
+test('the pause after a refusal: the hint plus jitter, or the jitter alone without a hint', async () => {
+  const w = world();
+  // With a hint: parleyd's busy answer, then the next attempt.
+  const busy = await busyParleyd();
+  let hinted;
+  let hint;
+  try {
+    await busy.hold(w.people[1].token);
+    const watch = watchedWebSocket();
+    const c = client(w.people[0].token, {
+      WebSocket: watch.WebSocket,
+      options: { urls: [busy.url, `ws://127.0.0.1:${GW[1]}/`], random: () => 0.5 },
+    });
+    const p = c.connect();
+    await waitFor(() => watch.busy.length > 0, 10000, 'the busy answer');
+    busy.release();
+    await p;
+    hint = watch.busy[0].hint;
+    hinted = watch.opened[1].t - watch.busy[0].t; // hint + 25 (half of initialMs 50)
+    c.close();
+  } finally {
+    busy.close();
+  }
+  assert.ok(hinted >= hint + 20 && hinted < hint + 400 * SLOW, `with the hint ${hint}: ${hinted} ms`);
+  // Without a hint: a refused connection (nothing listens there) is retried
+  // after the jitter alone.
+  const port = await new Promise((res) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const p = srv.address().port;
+      srv.close(() => res(p));
+    });
+  });
+  const watch = watchedWebSocket();
+  const c = client(w.people[0].token, {
+    WebSocket: watch.WebSocket,
+    options: { urls: [`ws://127.0.0.1:${port}/`, `ws://127.0.0.1:${GW[1]}/`], random: () => 0.5 },
+  });
+  const closed = [];
+  const first = () => watch.opened.length >= 1;
+  const p = c.connect();
+  await waitFor(first, 5000, 'the first attempt');
+  await p;
+  closed.push(watch.opened[1].t - watch.opened[0].t);
+  c.close();
+  assert.ok(closed[0] >= 20 && closed[0] < 400 * SLOW, `without a hint: ${closed[0]} ms`);
 });
 
 test('reconnect() while the server asked for a pause waits the pause out', async () => {
   const w = world();
-  const busy = await busyGateway(800);
+  const busy = await busyParleyd();
   try {
-    const c = client(w.people[0].token, { options: { urls: [busy.url, `ws://127.0.0.1:${GW[1]}/`] } });
+    await busy.hold(w.people[1].token);
+    const watch = watchedWebSocket();
+    const c = client(w.people[0].token, {
+      WebSocket: watch.WebSocket,
+      options: { urls: [busy.url, `ws://127.0.0.1:${GW[1]}/`] },
+    });
     const p = c.connect();
-    await waitFor(() => busy.answered.length > 0, 5000, 'the busy answer');
+    await waitFor(() => watch.busy.length > 0, 10000, 'the busy answer');
+    busy.release();
     c.reconnect(); // as the web client does on the browser's "online" event
     await p;
-    const after = Date.now() - busy.answered[0];
-    assert.ok(after >= 790, `signed in ${after} ms after busy`);
+    const { t, hint } = watch.busy[0];
+    const after = Date.now() - t;
+    assert.ok(after >= hint - 10, `signed in ${after} ms after busy (hint ${hint})`);
   } finally {
     busy.close();
   }
