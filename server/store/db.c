@@ -49,6 +49,7 @@ struct pgconn {
     unsigned npend, nfly;              /* list lengths */
     int prep_left;                     /* prepares outstanding while PC_PREPARING */
     uint64_t progress_at;              /* last result, or first send to an idle pipeline */
+    uint64_t silent_ms;                /* loop time owed answers without one (capped per tick) */
     uint64_t connect_deadline;         /* PC_CONNECTING gives up at this time */
     uint64_t retry_at;                 /* PC_DOWN reconnects at this time */
     unsigned backoff_ms;               /* next reconnect delay */
@@ -66,6 +67,7 @@ struct db {
     const struct db_stmt *stmts; /* borrowed: static table */
     int nstmts;
     uv_timer_t tick;               /* deadlines and reconnects */
+    uint64_t last_tick;            /* when on_tick last ran */
     uv_prepare_t flush;            /* sends what this loop iteration queued, in one flush */
     int open_handles;              /* tick and flush until closed: free db at 0 */
     unsigned rr;                   /* round robin over readers */
@@ -366,24 +368,43 @@ static void pc_connect(struct pgconn *pc)
  * answers (a dead server or network). A query still unanswered at
  * DB_BACKSTOP deadlines (a long queue ahead of it) is answered -ETIMEDOUT
  * alone: one not sent yet leaves the queue, one in flight is abandoned (its
- * result is dropped when it comes). */
-static void pc_expire(struct pgconn *pc, uint64_t now)
+ * result is dropped when it comes).
+ *
+ * Silence is judged on progress, not on the clock: a loop busy elsewhere
+ * for seconds (a reconnect storm's burst of sign-ins in one turn) has not
+ * read what PostgreSQL answered meanwhile, and timers run before the poll.
+ * So what waits in the socket is read first, and a tick adds at most
+ * 2 * DB_TICK_MS of silence (step). */
+static void pc_expire(struct pgconn *pc, uint64_t now, uint64_t step)
 {
-    uint64_t late = (uint64_t)pc->db->timeout_ms * (DB_BACKSTOP - 1);
-    if (pc->fly_head && now >= pc->progress_at + late + (uint64_t)pc->db->timeout_ms) {
+    struct db *db = pc->db;
+    if (pc->fly_head) {
+        if (!PQconsumeInput(pc->pg)) {
+            pc_reset(pc, -EAGAIN, PQerrorMessage(pc->pg));
+            return;
+        }
+        pc_drain(pc);
+        if (!pc->pg) return; /* a completion reset the connection */
+    }
+    if (!pc->fly_head || pc->progress_at >= db->last_tick)
+        pc->silent_ms = 0;
+    else
+        pc->silent_ms += step;
+    uint64_t late = (uint64_t)db->timeout_ms * (DB_BACKSTOP - 1);
+    if (pc->fly_head && pc->silent_ms >= late + (uint64_t)db->timeout_ms) {
         pc_reset(pc, -ETIMEDOUT, "no answer from postgres");
         return;
     }
     for (struct job *j = pc->fly_head; j && now >= j->deadline + late; j = j->next) {
         if (j->abandoned || !j->cb) continue;
         j->abandoned = true;
-        pc->db->errors++;
+        db->errors++;
         j->cb(j->ud, NULL, -ETIMEDOUT);
     }
     while (pc->pend_head && pc->pend_head->cb && now >= pc->pend_head->deadline + late) {
         struct job *j = list_pop(&pc->pend_head, &pc->pend_tail);
         pc->npend--;
-        pc->db->errors++;
+        db->errors++;
         j->cb(j->ud, NULL, -ETIMEDOUT);
         job_free(j);
     }
@@ -392,7 +413,8 @@ static void pc_expire(struct pgconn *pc, uint64_t now)
 static void on_tick(uv_timer_t *t)
 {
     struct db *db = t->data;
-    uint64_t now = now_ms(db);
+    uint64_t now = now_ms(db), step = now - db->last_tick;
+    if (step > 2 * DB_TICK_MS) step = 2 * DB_TICK_MS;
     for (int i = 0; i < db->n; i++) {
         struct pgconn *pc = &db->c[i];
         if (pc->state == PC_DOWN) {
@@ -400,9 +422,10 @@ static void on_tick(uv_timer_t *t)
         } else if (pc->state == PC_CONNECTING) {
             if (now >= pc->connect_deadline) pc_reset(pc, -ETIMEDOUT, "connect timeout");
         } else {
-            pc_expire(pc, now);
+            pc_expire(pc, now, step);
         }
     }
+    db->last_tick = now;
 }
 
 /* Runs before the loop sleeps: queries queued by this iteration's callbacks
@@ -455,6 +478,7 @@ void db_start(struct db *db)
 {
     for (int i = 0; i < db->n; i++)
         pc_connect(&db->c[i]);
+    db->last_tick = now_ms(db);
     uv_timer_start(&db->tick, on_tick, DB_TICK_MS, DB_TICK_MS);
     uv_prepare_start(&db->flush, on_flush);
 }

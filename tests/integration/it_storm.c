@@ -108,6 +108,43 @@ static void slow_query_fails_alone(void **state)
     it_stop(pid);
 }
 
+/* A gateway whose loop stalls (stopped here for 2.5 s, more than the
+ * 2 x 1 s backstop) while PostgreSQL answers a query in flight: on waking,
+ * its timers run before it polls, and judging by the clock alone reset the
+ * lane and failed the query whose answer was waiting in the socket. The
+ * answer is read and delivered; the lane is not reset. */
+static void stalled_loop_keeps_postgres_lanes(void **state)
+{
+    (void)state;
+    int port;
+    pid_t pid =
+        it_own_gateway("gw-stall", &port, "--db-conns", "2", "--db-timeout-ms", "1000", NULL);
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    struct wsc *a = it_connect_port(port, NULL, w.tok[0]);
+    assert_non_null(a);
+    double reconnects = it_metric_port(port, "parley_postgres_reconnects_total");
+    PGconn *lock = hold_lock("room_bans");
+    char buf[256];
+    int n = snprintf(buf, sizeof buf, "{\"id\":7,\"op\":\"join\",\"room\":\"%s\"}", w.room);
+    assert_int_equal(wsc_send_text(a, buf, (size_t)n), 0);
+    usleep(150 * 1000); /* the join's check is on the wire, blocked by the lock */
+    assert_int_equal(kill(pid, SIGSTOP), 0);
+    usleep(200 * 1000);
+    release_lock(lock); /* PostgreSQL answers into the stopped gateway's socket */
+    usleep(2300 * 1000);
+    assert_int_equal(kill(pid, SIGCONT), 0);
+    cJSON *r = wsc_next_reply(a, 5000);
+    assert_non_null(r);
+    if (wsc_err_code(r)) fprintf(stderr, "join: %s\n", wsc_err_code(r));
+    assert_null(wsc_err_code(r));
+    assert_int_equal(wsc_int(r, "id"), 7);
+    cJSON_Delete(r);
+    assert_true(it_metric_port(port, "parley_postgres_reconnects_total") == reconnects);
+    wsc_close(a);
+    it_stop(pid);
+}
+
 /* One look-up slot: the first auth's batch is held by a lock on
  * access_tokens, the others queue and go together in the next one, where
  * the refused tokens are refused and the rest accepted. */
@@ -375,6 +412,7 @@ int main(void)
     it_load_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(slow_query_fails_alone),
+        cmocka_unit_test(stalled_loop_keeps_postgres_lanes),
         cmocka_unit_test(batch_refuses_bad_tokens_alone),
         cmocka_unit_test(burst_is_admitted_or_told_busy),
         cmocka_unit_test(looked_up_auth_outlives_auth_timeout),
