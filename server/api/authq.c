@@ -19,6 +19,7 @@
 #define AQ_TICK_MS 50          /* how often queued auths are checked for their wait */
 #define AQ_FIRST_BATCH_MS 20   /* the batch time assumed before one was measured */
 #define AQ_RETRY_MIN_MS 250    /* the shortest retry hint */
+#define AQ_MAX_RESTARTS 8      /* refusals that restart one connection's auth deadline */
 #define AQ_UNAVAILABLE_MS 1000 /* the hint when PostgreSQL is down or timed out */
 #define AQ_ITEM_JSON 112       /* ["<64 hex>","<uuid>"], one look-up item at most */
 #define AQ_VISIT_JSON 384      /* one visit-log object at most (bounded fields) */
@@ -69,13 +70,18 @@ static void observe(struct conn *c, const struct aq_item *it)
 }
 
 /* A refusal the client retries after the hint: the auth timeout restarts, so
- * that retry fits on this connection. */
+ * that retry fits on this connection; but only AQ_MAX_RESTARTS times, or a
+ * client with any well-formed token could stay unauthenticated for ever by
+ * retrying while the gateway is busy. */
 static void answer_retry(struct conn *c, struct aq_item *it, enum pp_err_code code, const char *msg,
                          uint32_t retry_ms)
 {
     char buf[256];
     c->auth_pending = false;
-    c->opened_ms = app_now_ms(c->app);
+    if (c->auth_restarts < AQ_MAX_RESTARTS) {
+        c->auth_restarts++;
+        c->opened_ms = app_now_ms(c->app);
+    }
     int n = pp_encode_error_retry(buf, sizeof buf, it->id, code, msg, retry_ms);
     if (n > 0) conn_send_copy(c, buf, (size_t)n);
     observe(c, it);
@@ -143,15 +149,20 @@ static void answer_ok(struct conn *c, struct aq_item *it, PGresult *res, int r, 
 
 static void pump(struct authq *q);
 
-static void on_lookup(void *ud, PGresult *res, int err)
+/* Answers every auth of b from the look-up's result (or err) and frees b. */
+static void answer_batch(struct aq_batch *b, PGresult *res, int err)
 {
-    struct aq_batch *b = ud;
     struct authq *q = b->q;
     struct app *a = q->a;
     q->inflight--;
-    double took = (double)(app_now_ms(a) - b->sent_ms);
-    q->batch_ms = q->batch_ms * 0.75 + (took < 1 ? 1 : took) * 0.25;
     bool failed = err || PQresultStatus(res) != PGRES_TUPLES_OK;
+    /* Only answers measure the database: a timed-out or refused look-up
+     * folded in would raise the estimate past auth_wait_ms and keep it
+     * there, refusing every auth after the outage. */
+    if (!failed) {
+        double took = (double)(app_now_ms(a) - b->sent_ms);
+        q->batch_ms = q->batch_ms * 0.75 + (took < 1 ? 1 : took) * 0.25;
+    }
     if (failed && !err)
         log_error("auth query failed", "tokens=%d sqlstate=%s", b->n, db_sqlstate(res));
     struct pp_w w;
@@ -202,6 +213,12 @@ static void on_lookup(void *ud, PGresult *res, int err)
     } else if (nvisits) {
         log_warn("visits not logged", "sqlstate=%s", "too long");
     }
+}
+
+static void on_lookup(void *ud, PGresult *res, int err)
+{
+    struct authq *q = ((struct aq_batch *)ud)->q;
+    answer_batch(ud, res, err);
     pump(q);
 }
 
@@ -255,10 +272,11 @@ static bool send_batch(struct authq *q)
         rc = db_query(a->db, -1, ST_AUTH, 1, v, NULL, NULL, on_lookup, b);
     }
     if (rc) {
-        /* Answered as if the query had failed at once; on_lookup frees b. */
+        /* Answered as if the query had failed at once, without pumping
+         * again from here (that recursed once per batch): the rest of the
+         * queue waits for the next turn's kick. */
         q->inflight++;
-        b->sent_ms = app_now_ms(a);
-        on_lookup(b, NULL, rc == -ENOMEM ? -EAGAIN : rc);
+        answer_batch(b, NULL, rc == -ENOMEM ? -EAGAIN : rc);
         return false;
     }
     q->inflight++;
@@ -266,9 +284,8 @@ static bool send_batch(struct authq *q)
     return true;
 }
 
-/* Fills the look-up slots from the queue. on_lookup's recursion through
- * send_batch's failure path ends because every failed batch takes its
- * items off the queue. */
+/* Fills the look-up slots from the queue; stops at a batch that could not be
+ * sent (the kick tries again next turn). */
 static void pump(struct authq *q)
 {
     while (q->head && q->inflight < q->inflight_max)
@@ -318,7 +335,9 @@ void authq_op(struct conn *c, const struct pp_cmd *cmd)
         return;
     }
     struct aq_item tmp = {.id = cmd->id, .t0 = uv_hrtime()};
-    if (q->nqueued >= q->queue_max || expected_ms(q, q->nqueued) > q->wait_ms) {
+    /* The estimate refuses only while look-ups are running to measure it:
+     * with none in flight this auth goes out at once. */
+    if (q->nqueued >= q->queue_max || (q->inflight && expected_ms(q, q->nqueued) > q->wait_ms)) {
         a->stats.auth_busy++;
         answer_retry(c, &tmp, PP_E_BUSY, "server busy, retry later", retry_hint(q));
         return;

@@ -434,7 +434,8 @@ static int write_packed(struct conn *c)
         used = 0;
         while (used < c->q.count && used < PACK_MAX_FRAMES) {
             struct frame *f = outq_peek(&c->q, used);
-            if (n + f->len + 2 > a->scratch_cap) break;
+            /* the separator (or '[') and the closing ']' */
+            if (n + f->len + (used ? 2 : 1) > a->scratch_cap) break;
             if (used) p[n++] = ',';
             memcpy(p + n, frame_data(f), f->len);
             n += f->len;
@@ -472,6 +473,12 @@ void conn_on_peer_close(struct conn *c)
     outq_clear(&c->q);
     dirty_unlink(c);
     flush_unlink(c);
+    /* lws echoes the close on the next POLLOUT with no timeout of its own;
+     * closing turns off our stall and auth checks, so a peer that stops
+     * reading after its close would otherwise hold the slot for ever. (Not
+     * PENDING_TIMEOUT_CLOSE_SEND: with that set, lws takes the close as sent
+     * and drops the 1002 for a bad close payload.) */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, 5);
 }
 
 int conn_on_writeable(struct conn *c)

@@ -61,6 +61,7 @@ struct conn {
     bool ws;                         /* an established WebSocket (not HTTP) */
     bool authed;                     /* auth succeeded */
     bool auth_pending;               /* auth query in flight */
+    uint8_t auth_restarts;           /* times a refusal restarted the auth deadline */
     bool closing;                    /* close requested; nothing more is queued */
     bool close_when_drained;         /* close once the out-queue is empty (shutdown) */
     bool rx_paused;                  /* reading stopped for backpressure */

@@ -298,9 +298,11 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     }
     case LWS_CALLBACK_RECEIVE:
         return ws_receive(a, c, wsi, in, len);
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        if (c && c->ws) conn_on_peer_close(c); /* lws's echo must be the last frame */
-        return close_fault(wsi, in, len);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE: {
+        int rc = close_fault(wsi, in, len);           /* -1: lws closes now, with 1002 */
+        if (!rc && c && c->ws) conn_on_peer_close(c); /* lws's echo must be the last frame */
+        return rc;
+    }
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return conn_on_writeable(c);
     case LWS_CALLBACK_WS_SERVER_DROP_PROTOCOL:

@@ -385,6 +385,7 @@ static void pc_expire(struct pgconn *pc, uint64_t now, uint64_t step)
         }
         pc_drain(pc);
         if (!pc->pg) return; /* a completion reset the connection */
+        pc->dirty = true;    /* what waited behind the drained goes out this turn */
     }
     if (!pc->fly_head || pc->progress_at >= db->last_tick)
         pc->silent_ms = 0;

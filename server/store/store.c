@@ -143,7 +143,9 @@ static const struct db_stmt store_stmts[ST__COUNT] = {
          "  WHERE (i.archived OR NOT i.parent_ok)"
          "  AND NOT EXISTS (SELECT 1 FROM existing e WHERE e.i = i.i)",
          1},
-    /* The visit log of one batch of sign-ins, in one statement. It is best
+    /* The visit log of one batch of sign-ins, in one statement (a peer whose
+     * address lws could not tell is logged without one rather than failing
+     * the batch's other rows). It is best
      * effort (a lost row must not fail a session), so its commit does not
      * wait for the WAL flush: set_config(..., true) lasts only for this
      * statement's own transaction (db.c syncs after every query). On durable
@@ -151,7 +153,7 @@ static const struct db_stmt store_stmts[ST__COUNT] = {
      * queued behind it on its connection. */
     [ST_VISIT] = {"visit",
                   "INSERT INTO visits (workspace_id, person_id, kind, ip, os, browser)"
-                  " SELECT v.ws, v.person, 'websocket', v.ip::inet, v.os, v.browser"
+                  " SELECT v.ws, v.person, 'websocket', NULLIF(v.ip, '')::inet, v.os, v.browser"
                   " FROM json_to_recordset($1::json)"
                   "  AS v(ws uuid, person uuid, ip text, os text, browser text)"
                   " WHERE set_config('synchronous_commit', 'off', true) = 'off'",

@@ -323,6 +323,40 @@ static void burst_is_admitted_or_told_busy(void **state)
     it_stop(pid);
 }
 
+/* Look-ups that time out (the token table locked past the 500 ms deadline)
+ * are answered `unavailable` and must not count as the database's pace:
+ * folded into the estimate they raised it past --auth-wait-ms, and from
+ * then on every auth was told busy, long after the database was back. */
+static void timed_out_lookups_do_not_lock_out_auth(void **state)
+{
+    (void)state;
+    int port;
+    pid_t pid = it_own_gateway("gw-lockout", &port, "--db-timeout-ms", "500", "--auth-wait-ms",
+                               "300", "--auth-timeout-ms", "5000", NULL);
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    struct wsc *c = it_connect_port(port, NULL, NULL);
+    assert_non_null(c);
+    PGconn *lock = hold_lock("access_tokens");
+    for (int i = 1; i <= 6; i++) {
+        send_auth(c, i, w.tok[0], NULL);
+        cJSON *r = wsc_next_reply(c, 5000);
+        assert_non_null(r);
+        assert_string_equal(wsc_err_code(r), "unavailable");
+        assert_true(wsc_int(r, "error.retry_after_ms") > 0);
+        cJSON_Delete(r);
+    }
+    release_lock(lock);
+    send_auth(c, 7, w.tok[0], NULL);
+    cJSON *r = wsc_next_reply(c, 5000);
+    assert_non_null(r);
+    if (wsc_err_code(r)) fprintf(stderr, "auth after the outage: %s\n", wsc_err_code(r));
+    assert_null(wsc_err_code(r));
+    cJSON_Delete(r);
+    wsc_close(c);
+    it_stop(pid);
+}
+
 /* The auth timeout (1 s here) does not close a connection whose auth the
  * gateway is still looking up (held 1.5 s by a lock): the answer comes. */
 static void looked_up_auth_outlives_auth_timeout(void **state)
@@ -416,6 +450,7 @@ int main(void)
         cmocka_unit_test(batch_refuses_bad_tokens_alone),
         cmocka_unit_test(burst_is_admitted_or_told_busy),
         cmocka_unit_test(looked_up_auth_outlives_auth_timeout),
+        cmocka_unit_test(timed_out_lookups_do_not_lock_out_auth),
         cmocka_unit_test(join_burst_keeps_redis_link),
     };
     return cmocka_run_group_tests(tests, NULL, it_kill_spawned);
