@@ -359,8 +359,8 @@ static void start_client(struct client *c)
     for (int i = 0; i < 16; i++)
         nonce[i] = (unsigned char)rand();
     wscl_key(nonce, c->key);
-    char npath[64]; /* nchan: the room's channel */
-    snprintf(npath, sizeof npath, "/room/%s", G.rooms[c->room]);
+    char npath[80]; /* nchan: the room's channel in this run */
+    snprintf(npath, sizeof npath, "/room/%s-%llx", G.rooms[c->room], G.nonce);
     struct wscl_upgrade u = {
         .path = G.proto == PR_SOCKETIO ? "/socket.io/?EIO=4&transport=websocket"
                 : G.proto == PR_NCHAN  ? npath
