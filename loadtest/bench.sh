@@ -6,6 +6,9 @@
 #   batch-1    parleyd with its write batcher off (--batch-max 1)
 #   lws-floor  one libwebsockets broadcast process, no persistence, no bus
 #              (loadtest/peers/lws_floor.c): the transport floor
+#   nchan      nginx + nchan (Debian's libnginx-mod-nchan, a C pub/sub
+#              server), two workers sharing nchan's memory store, no
+#              persistence (loadtest/peers/nchan); installed when missing
 # Each round runs every system (ours first), at least three rounds; the
 # report gives medians and ratios against Parley.
 #
@@ -22,7 +25,7 @@
 #                          connection instead of rates; reconnect only for
 #                          parley (the peers have no recovery)
 #   BENCH_SYSTEMS="parley socketio"      which systems, in this order (default
-#                          all four; parley first, as the ratios' numerator)
+#                          all five; parley first, as the ratios' numerator)
 #   BENCH_PROCS=2          generator processes (one process holds at most
 #                          its file limit of connections)
 #   BENCH_GATEWAYS=1       one process per system instead of two
@@ -57,10 +60,18 @@ clients=${BENCH_CLIENTS:-200}
 rooms=${BENCH_ROOMS:-20}
 scenario=${BENCH_SCENARIO:-chat}
 body=${BENCH_BODY:-64}
-systems=${BENCH_SYSTEMS:-parley socketio batch-1 lws-floor}
+systems=${BENCH_SYSTEMS:-parley socketio batch-1 lws-floor nchan}
 procs=${BENCH_PROCS:-1}
 gateways=${BENCH_GATEWAYS:-2}
 floorpeer=$root/build/loadtest/parley-lws-floor
+nchanmod=/usr/lib/nginx/modules/ngx_nchan_module.so
+# Only the bench needs nginx + nchan: installed here, not by the test setup.
+if [[ " $systems " == *" nchan "* ]] && ! { command -v nginx >/dev/null && [ -f "$nchanmod" ]; }; then
+  nchan_pkgs=(libnginx-mod-nchan nginx-light)
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${nchan_pkgs[@]}" >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${nchan_pkgs[@]}" >/dev/null; } || svc_die "cannot install ${nchan_pkgs[*]} for the nchan peer"
+fi
 case "$scenario" in chat | bigroom | idle | reconnect) ;; *) svc_die "BENCH_SCENARIO: chat, bigroom, idle or reconnect" ;; esac
 # Every process here may hold thousands of sockets.
 ulimit -n "$(ulimit -Hn)"
@@ -173,6 +184,35 @@ run_floor() {
   rm -f "$state/peer.pids"
 }
 
+# nginx + nchan: two workers (like the two gateways) on one port, a private
+# prefix in the state dir; every message of the run fits the channel buffer.
+run_nchan() {
+  local p dir master workers buf
+  p=$(svc_free_port)
+  dir=$state/nchan
+  rm -rf "$dir"
+  mkdir -p "$dir/tmp"
+  # messages one room can receive in a run, at most (any room size, + set-up)
+  buf=$(python3 -c "import math,sys; print(max(1000, math.ceil(float(sys.argv[1]) * (float(sys.argv[2]) + 10) * int(sys.argv[3]))))" \
+    "$rate" "$secs" "$clients")
+  sed -e "s|@MODULE@|$nchanmod|" -e "s|@NOFILE@|$(ulimit -Hn)|g" -e "s|@PREFIX@|$dir|g" \
+    -e "s|@PORT@|$p|" -e "s|@BUFLEN@|$buf|" "$root/loadtest/peers/nchan/nginx.conf.in" >"$dir/nginx.conf"
+  nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/out.log" 2>&1 &
+  master=$!
+  echo "$master" >"$state/peer.pids"
+  for _ in $(seq 1 100); do
+    workers=$(pgrep -P "$master" | tr '\n' ' ')
+    [ "$(echo "$workers" | wc -w)" = 2 ] && (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
+    sleep 0.1
+  done
+  [ -n "$workers" ] || svc_die "nginx + nchan did not start: $(cat "$dir/error.log" "$dir/out.log" 2>/dev/null)"
+  # shellcheck disable=SC2086
+  measure nchan nchan "$p" "$p" $workers
+  kill "$master" 2>/dev/null
+  while kill -0 "$master" 2>/dev/null; do sleep 0.1; done
+  rm -f "$state/peer.pids"
+}
+
 run_system() {
   case "$1" in
   parley) run_parley parley ;;
@@ -180,6 +220,7 @@ run_system() {
   batch-1) run_parley "batch-1" --batch-max 1 ;;
   parley-b) gwbin=$BENCH_PARLEYD_B run_parley parley-b ;;
   lws-floor) [ -x "$floorpeer" ] && run_floor ;;
+  nchan) run_nchan ;;
   *) svc_die "unknown system $1" ;;
   esac
 }
@@ -228,6 +269,11 @@ for k, label, fmt in keys:
     vals = [med[n][k] for n in names]
     ratios = [("%.2f×" % (vals[0] / v)) if v else "–" for v in vals[1:]]
     print("| %s | %s | %s |" % (label, " | ".join(fmt % v for v in vals), " | ".join(ratios)))
+nopersist = [n for n in names if n in ("lws-floor", "nchan")]
+if nopersist:
+    print("\n%s: no persistence (nothing stored, no PostgreSQL); their \"persisted msg/s\" count acknowledged sends (lws-floor: its answer; nchan: the sender's own copy back)" % " and ".join(nopersist))
+if "nchan" in names:
+    print("nchan: nginx with 2 workers, nchan's shared-memory store (no Redis); checked per (room, sender) counter")
 PY
 if [ -n "${BENCH_PLOT:-}" ]; then
   plots=()
