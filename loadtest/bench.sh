@@ -201,7 +201,7 @@ run_nchan() {
   master=$!
   echo "$master" >"$state/peer.pids"
   for _ in $(seq 1 100); do
-    workers=$(pgrep -P "$master" | tr '\n' ' ')
+    workers=$(pgrep -P "$master" | tr '\n' ' ' || true)
     [ "$(echo "$workers" | wc -w)" = 2 ] && (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
     sleep 0.1
   done
@@ -271,7 +271,8 @@ for k, label, fmt in keys:
     print("| %s | %s | %s |" % (label, " | ".join(fmt % v for v in vals), " | ".join(ratios)))
 nopersist = [n for n in names if n in ("lws-floor", "nchan")]
 if nopersist:
-    print("\n%s: no persistence (nothing stored, no PostgreSQL); their \"persisted msg/s\" count acknowledged sends (lws-floor: its answer; nchan: the sender's own copy back)" % " and ".join(nopersist))
+    how = {"lws-floor": "lws-floor: its answer", "nchan": "nchan: the sender's own copy back"}
+    print("\n%s: no persistence (nothing stored, no PostgreSQL); their \"persisted msg/s\" count acknowledged sends (%s)" % (" and ".join(nopersist), "; ".join(how[n] for n in nopersist)))
 if "nchan" in names:
     print("nchan: nginx with 2 workers, nchan's shared-memory store (no Redis); checked per (room, sender) counter")
 PY
