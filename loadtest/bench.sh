@@ -151,13 +151,13 @@ run_socketio() {
   local ports pids="" p
   ports=$(svc_free_port)
   [ "$gateways" = 2 ] && ports="$ports $(svc_free_port)"
+  # One after the other: both creating the peer's tables at once on a fresh
+  # database race in PostgreSQL's catalog, and the loser exits.
   for p in $ports; do
     PORT=$p PG="postgres://parley@127.0.0.1:$pg_port/parley" REDIS="redis://127.0.0.1:$redis_port" \
       node "$peer/server.js" >"$state/sio-$p.log" 2>&1 &
     pids="$pids $!"
-  done
-  echo "$pids" >"$state/peer.pids"
-  for p in $ports; do
+    echo "$pids" >"$state/peer.pids"
     for _ in $(seq 1 200); do grep -q "peer on" "$state/sio-$p.log" 2>/dev/null && break; sleep 0.1; done
   done
   set -- $ports
