@@ -29,6 +29,10 @@
 #   BENCH_PROCS=2          generator processes (one process holds at most
 #                          its file limit of connections)
 #   BENCH_GATEWAYS=1       one process per system instead of two
+#   BENCH_NCHAN_WORKERS=1  nginx workers of the nchan peer (default: as many
+#                          as gateways; two lose messages under heavy load,
+#                          see BENCHMARKS.md); system nchan-1 is the
+#                          nchan peer with one worker, beside it in one run
 #   BENCH_CONNECT_RATE=2000  connections opened per second at set-up (default:
 #                          all at once)
 #   BENCH_PARLEYD_B=PATH   system parley-b: another parleyd build, to compare
@@ -65,8 +69,9 @@ procs=${BENCH_PROCS:-1}
 gateways=${BENCH_GATEWAYS:-2}
 floorpeer=$root/build/loadtest/parley-lws-floor
 nchanmod=/usr/lib/nginx/modules/ngx_nchan_module.so
+nchanworkers=${BENCH_NCHAN_WORKERS:-$gateways}
 # Only the bench needs nginx + nchan: installed here, not by the test setup.
-if [[ " $systems " == *" nchan "* ]] && ! { command -v nginx >/dev/null && [ -f "$nchanmod" ]; }; then
+if [[ " $systems " == *" nchan"* ]] && ! { command -v nginx >/dev/null && [ -f "$nchanmod" ]; }; then
   nchan_pkgs=(libnginx-mod-nchan nginx-light)
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${nchan_pkgs[@]}" >/dev/null ||
     { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
@@ -184,10 +189,10 @@ run_floor() {
   rm -f "$state/peer.pids"
 }
 
-# nginx + nchan: two workers (like the two gateways) on one port, a private
+# nginx + nchan: $nchanworkers workers (two like the two gateways) on one port, a private
 # prefix in the state dir; every message of the run fits the channel buffer.
-run_nchan() {
-  local p dir master workers buf
+run_nchan() { # name workers
+  local name=$1 nw=$2 p dir master workers buf
   p=$(svc_free_port)
   dir=$state/nchan
   rm -rf "$dir"
@@ -196,18 +201,18 @@ run_nchan() {
   buf=$(python3 -c "import math,sys; print(max(1000, math.ceil(float(sys.argv[1]) * (float(sys.argv[2]) + 10) * int(sys.argv[3]))))" \
     "$rate" "$secs" "$clients")
   sed -e "s|@MODULE@|$nchanmod|" -e "s|@NOFILE@|$(ulimit -Hn)|g" -e "s|@PREFIX@|$dir|g" \
-    -e "s|@PORT@|$p|" -e "s|@BUFLEN@|$buf|" "$root/loadtest/peers/nchan/nginx.conf.in" >"$dir/nginx.conf"
+    -e "s|@PORT@|$p|" -e "s|@BUFLEN@|$buf|" -e "s|@WORKERS@|$nw|" "$root/loadtest/peers/nchan/nginx.conf.in" >"$dir/nginx.conf"
   nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/out.log" 2>&1 &
   master=$!
   echo "$master" >"$state/peer.pids"
   for _ in $(seq 1 100); do
     workers=$(pgrep -P "$master" | tr '\n' ' ' || true)
-    [ "$(echo "$workers" | wc -w)" = 2 ] && (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
+    [ "$(echo "$workers" | wc -w)" = "$nw" ] && (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
     sleep 0.1
   done
   [ -n "$workers" ] || svc_die "nginx + nchan did not start: $(cat "$dir/error.log" "$dir/out.log" 2>/dev/null)"
   # shellcheck disable=SC2086
-  measure nchan nchan "$p" "$p" $workers
+  measure "$name" nchan "$p" "$p" $workers
   kill "$master" 2>/dev/null
   while kill -0 "$master" 2>/dev/null; do sleep 0.1; done
   rm -f "$state/peer.pids"
@@ -220,7 +225,8 @@ run_system() {
   batch-1) run_parley "batch-1" --batch-max 1 ;;
   parley-b) gwbin=$BENCH_PARLEYD_B run_parley parley-b ;;
   lws-floor) [ -x "$floorpeer" ] && run_floor ;;
-  nchan) run_nchan ;;
+  nchan) run_nchan nchan "$nchanworkers" ;;
+  nchan-1) run_nchan nchan-1 1 ;;
   *) svc_die "unknown system $1" ;;
   esac
 }
@@ -235,7 +241,7 @@ done
 
 echo "$floor" >"$state/floor"
 python3 - "$state/results" "$rounds" "$rate" "$secs" "$state/floor" "$clients" "$rooms" "$scenario" "$gateways" "$body" \
-  "${BENCH_DURABILITY:-durable}" <<'PY'
+  "${BENCH_DURABILITY:-durable}" "$nchanworkers" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 names = []
@@ -269,12 +275,13 @@ for k, label, fmt in keys:
     vals = [med[n][k] for n in names]
     ratios = [("%.2f×" % (vals[0] / v)) if v else "–" for v in vals[1:]]
     print("| %s | %s | %s |" % (label, " | ".join(fmt % v for v in vals), " | ".join(ratios)))
-nopersist = [n for n in names if n in ("lws-floor", "nchan")]
+nopersist = [n for n in names if n in ("lws-floor", "nchan", "nchan-1")]
 if nopersist:
-    how = {"lws-floor": "lws-floor: its answer", "nchan": "nchan: the sender's own copy back"}
+    how = {"lws-floor": "lws-floor: its answer", "nchan": "nchan: the sender's own copy back",
+           "nchan-1": "nchan-1: likewise"}
     print("\n%s: no persistence (nothing stored, no PostgreSQL); their \"persisted msg/s\" count acknowledged sends (%s)" % (" and ".join(nopersist), "; ".join(how[n] for n in nopersist)))
-if "nchan" in names:
-    print("nchan: nginx with 2 workers, nchan's shared-memory store (no Redis); checked per (room, sender) counter")
+if "nchan" in names or "nchan-1" in names:
+    print("nchan: nginx with %s workers (nchan-1: 1), nchan's shared-memory store (no Redis); checked per (room, sender) counter" % sys.argv[12])
 PY
 if [ -n "${BENCH_PLOT:-}" ]; then
   plots=()
