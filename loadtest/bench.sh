@@ -281,7 +281,8 @@ if nopersist:
            "nchan-1": "nchan-1: likewise"}
     print("\n%s: no persistence (nothing stored, no PostgreSQL); their \"persisted msg/s\" count acknowledged sends (%s)" % (" and ".join(nopersist), "; ".join(how[n] for n in nopersist)))
 if "nchan" in names or "nchan-1" in names:
-    print("nchan: nginx with %s workers (nchan-1: 1), nchan's shared-memory store (no Redis); checked per (room, sender) counter" % sys.argv[12])
+    print("nchan: nginx with %s workers%s, nchan's shared-memory store (no Redis); checked per (room, sender) counter" % (
+        sys.argv[12], " (nchan-1: 1)" if "nchan-1" in names else ""))
 PY
 if [ -n "${BENCH_PLOT:-}" ]; then
   plots=()
