@@ -6,6 +6,9 @@
 #   batch-1    parleyd with its write batcher off (--batch-max 1)
 #   lws-floor  one libwebsockets broadcast process, no persistence, no bus
 #              (loadtest/peers/lws_floor.c): the transport floor
+#   nchan      nginx + nchan (Debian's libnginx-mod-nchan, a C pub/sub
+#              server), two workers sharing nchan's memory store, no
+#              persistence (loadtest/peers/nchan); installed when missing
 # Each round runs every system (ours first), at least three rounds; the
 # report gives medians and ratios against Parley.
 #
@@ -22,10 +25,14 @@
 #                          connection instead of rates; reconnect only for
 #                          parley (the peers have no recovery)
 #   BENCH_SYSTEMS="parley socketio"      which systems, in this order (default
-#                          all four; parley first, as the ratios' numerator)
+#                          all five; parley first, as the ratios' numerator)
 #   BENCH_PROCS=2          generator processes (one process holds at most
 #                          its file limit of connections)
 #   BENCH_GATEWAYS=1       one process per system instead of two
+#   BENCH_NCHAN_WORKERS=1  nginx workers of the nchan peer (default: as many
+#                          as gateways; two lose messages under heavy load,
+#                          see BENCHMARKS.md); system nchan-1 is the
+#                          nchan peer with one worker, beside it in one run
 #   BENCH_CONNECT_RATE=2000  connections opened per second at set-up (default:
 #                          all at once)
 #   BENCH_PARLEYD_B=PATH   system parley-b: another parleyd build, to compare
@@ -60,10 +67,19 @@ clients=${BENCH_CLIENTS:-200}
 rooms=${BENCH_ROOMS:-20}
 scenario=${BENCH_SCENARIO:-chat}
 body=${BENCH_BODY:-64}
-systems=${BENCH_SYSTEMS:-parley socketio batch-1 lws-floor}
+systems=${BENCH_SYSTEMS:-parley socketio batch-1 lws-floor nchan}
 procs=${BENCH_PROCS:-1}
 gateways=${BENCH_GATEWAYS:-2}
 floorpeer=$root/build/loadtest/parley-lws-floor
+nchanmod=/usr/lib/nginx/modules/ngx_nchan_module.so
+nchanworkers=${BENCH_NCHAN_WORKERS:-$gateways}
+# Only the bench needs nginx + nchan: installed here, not by the test setup.
+if [[ " $systems " == *" nchan"* ]] && ! { command -v nginx >/dev/null && [ -f "$nchanmod" ]; }; then
+  nchan_pkgs=(libnginx-mod-nchan nginx-light)
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${nchan_pkgs[@]}" >/dev/null ||
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      "${nchan_pkgs[@]}" >/dev/null; } || svc_die "cannot install ${nchan_pkgs[*]} for the nchan peer"
+fi
 case "$scenario" in chat | bigroom | idle | reconnect) ;; *) svc_die "BENCH_SCENARIO: chat, bigroom, idle or reconnect" ;; esac
 # Every process here may hold thousands of sockets.
 ulimit -n "$(ulimit -Hn)"
@@ -173,13 +189,13 @@ run_socketio() {
   local ports pids="" p
   ports=$(svc_free_port)
   [ "$gateways" = 2 ] && ports="$ports $(svc_free_port)"
+  # One after the other: both creating the peer's tables at once on a fresh
+  # database race in PostgreSQL's catalog, and the loser exits.
   for p in $ports; do
     PORT=$p PG="postgres://parley@127.0.0.1:$pg_port/parley" REDIS="redis://127.0.0.1:$redis_port" \
       node "$peer/server.js" >"$state/sio-$p.log" 2>&1 &
     pids="$pids $!"
-  done
-  echo "$pids" >"$state/peer.pids"
-  for p in $ports; do
+    echo "$pids" >"$state/peer.pids"
     for _ in $(seq 1 200); do grep -q "peer on" "$state/sio-$p.log" 2>/dev/null && break; sleep 0.1; done
   done
   set -- $ports
@@ -206,6 +222,35 @@ run_floor() {
   rm -f "$state/peer.pids"
 }
 
+# nginx + nchan: $nchanworkers workers (two like the two gateways) on one port, a private
+# prefix in the state dir; every message of the run fits the channel buffer.
+run_nchan() { # name workers
+  local name=$1 nw=$2 p dir master workers buf
+  p=$(svc_free_port)
+  dir=$state/nchan
+  rm -rf "$dir"
+  mkdir -p "$dir/tmp"
+  # messages one room can receive in a run, at most (any room size, + set-up)
+  buf=$(python3 -c "import math,sys; print(max(1000, math.ceil(float(sys.argv[1]) * (float(sys.argv[2]) + 10) * int(sys.argv[3]))))" \
+    "$rate" "$secs" "$clients")
+  sed -e "s|@MODULE@|$nchanmod|" -e "s|@NOFILE@|$(ulimit -Hn)|g" -e "s|@PREFIX@|$dir|g" \
+    -e "s|@PORT@|$p|" -e "s|@BUFLEN@|$buf|" -e "s|@WORKERS@|$nw|" "$root/loadtest/peers/nchan/nginx.conf.in" >"$dir/nginx.conf"
+  nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/out.log" 2>&1 &
+  master=$!
+  echo "$master" >"$state/peer.pids"
+  for _ in $(seq 1 100); do
+    workers=$(pgrep -P "$master" | tr '\n' ' ' || true)
+    [ "$(echo "$workers" | wc -w)" = "$nw" ] && (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break
+    sleep 0.1
+  done
+  [ -n "$workers" ] || svc_die "nginx + nchan did not start: $(cat "$dir/error.log" "$dir/out.log" 2>/dev/null)"
+  # shellcheck disable=SC2086
+  measure "$name" nchan "$p" "$p" $workers
+  kill "$master" 2>/dev/null
+  while kill -0 "$master" 2>/dev/null; do sleep 0.1; done
+  rm -f "$state/peer.pids"
+}
+
 run_system() {
   case "$1" in
   parley) run_parley parley ;;
@@ -213,6 +258,8 @@ run_system() {
   batch-1) run_parley "batch-1" --batch-max 1 ;;
   parley-b) gwbin=$BENCH_PARLEYD_B run_parley parley-b ;;
   lws-floor) [ -x "$floorpeer" ] && run_floor ;;
+  nchan) run_nchan nchan "$nchanworkers" ;;
+  nchan-1) run_nchan nchan-1 1 ;;
   *) svc_die "unknown system $1" ;;
   esac
 }
@@ -227,7 +274,7 @@ done
 
 echo "$floor" >"$state/floor"
 python3 - "$state/results" "$rounds" "$rate" "$secs" "$state/floor" "$clients" "$rooms" "$scenario" "$gateways" "$body" \
-  "${BENCH_DURABILITY:-durable}" <<'PY'
+  "${BENCH_DURABILITY:-durable}" "$nchanworkers" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 names = []
@@ -265,6 +312,14 @@ for k, label, fmt in keys:
     vals = [med[n][k] for n in names]
     ratios = [("%.2f×" % (vals[0] / v)) if v else "–" for v in vals[1:]]
     print("| %s | %s | %s |" % (label, " | ".join(fmt % v for v in vals), " | ".join(ratios)))
+nopersist = [n for n in names if n in ("lws-floor", "nchan", "nchan-1")]
+if nopersist:
+    how = {"lws-floor": "lws-floor: its answer", "nchan": "nchan: the sender's own copy back",
+           "nchan-1": "nchan-1: likewise"}
+    print("\n%s: no persistence (nothing stored, no PostgreSQL); their \"persisted msg/s\" count acknowledged sends (%s)" % (" and ".join(nopersist), "; ".join(how[n] for n in nopersist)))
+if "nchan" in names or "nchan-1" in names:
+    print("nchan: nginx with %s workers%s, nchan's shared-memory store (no Redis); checked per (room, sender) counter" % (
+        sys.argv[12], " (nchan-1: 1)" if "nchan-1" in names else ""))
 PY
 if [ -n "${BENCH_PLOT:-}" ]; then
   plots=()

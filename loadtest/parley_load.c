@@ -71,6 +71,7 @@
 #include <unistd.h>
 
 #include "eio.h"
+#include "senders.h"
 #include "hist.h"
 #include "seqcheck.h"
 #include "sizes.h"
@@ -90,7 +91,7 @@
 
 enum phase { P_HANDSHAKE, P_AUTH, P_JOIN, P_OPEN, P_WAIT, P_DEAD };
 enum scenario { S_CHAT, S_IDLE, S_BIGROOM, S_RECONNECT, S_MODERATION, S_STORM };
-enum proto { PR_PARLEY, PR_SOCKETIO };
+enum proto { PR_PARLEY, PR_SOCKETIO, PR_NCHAN };
 
 struct client {
     int fd;              /* socket, -1 when closed */
@@ -109,6 +110,7 @@ struct client {
     char key[WSCL_KEY_LEN + 1]; /* this connection's Sec-WebSocket-Key */
     bool joined_once;           /* seq checking has started */
     struct seqcheck sc;         /* delivery checking for its room */
+    struct senders from;        /* nchan: delivery checking per sender of its room */
     uint64_t sent, acked, errors, reconnects, unrecovered;
     uint64_t rejected;  /* moderation: sends refused by the reject rule */
     int64_t next_id;    /* command ids */
@@ -357,11 +359,15 @@ static void start_client(struct client *c)
     for (int i = 0; i < 16; i++)
         nonce[i] = (unsigned char)rand();
     wscl_key(nonce, c->key);
+    char npath[80]; /* nchan: the room's channel in this run */
+    snprintf(npath, sizeof npath, "/room/%s-%llx", G.rooms[c->room], G.nonce);
     struct wscl_upgrade u = {
-        .path = G.proto == PR_SOCKETIO ? "/socket.io/?EIO=4&transport=websocket" : "/",
+        .path = G.proto == PR_SOCKETIO ? "/socket.io/?EIO=4&transport=websocket"
+                : G.proto == PR_NCHAN  ? npath
+                                       : "/",
         .host = "127.0.0.1",
         .key = c->key,
-        .protocol = G.proto == PR_SOCKETIO ? NULL : "parley.v1",
+        .protocol = G.proto == PR_PARLEY ? "parley.v1" : NULL,
     };
     char req[512];
     int n = wscl_request(req, sizeof req, &u);
@@ -372,6 +378,7 @@ static void start_client(struct client *c)
 }
 
 static void make_body(char *body, int64_t k);
+static void nchan_send(struct client *c, int64_t k, const char *body);
 
 /* Send k's answer arrived: false when it was already had (or is unknown). */
 static bool mark_answered(struct client *c, int64_t k)
@@ -402,6 +409,8 @@ static void write_send(struct client *c, int64_t k)
                  G.rooms[c->room], G.nonce, c->idx, k, body);
         size_t n = eio_emit(m, sizeof m, k + 3, args);
         if (n) ws_send(c, m, n);
+    } else if (G.proto == PR_NCHAN) {
+        nchan_send(c, k, body);
     } else
         send_cmd(c,
                  "{\"id\":%" PRId64 ",\"op\":\"send\",\"room\":\"%s\","
@@ -593,10 +602,101 @@ static void on_sio_frame(struct client *c, const char *p, size_t n)
     }
 }
 
+/* The nchan peer (loadtest/peers/nchan): a client's websocket on /room/ROOM
+ * is its join, every frame it writes is published to the room, and every
+ * member, the writer too, receives it. No room seq and no answer: a message
+ * starts with its sender's slot in the room and the sender's counter
+ * (senders.h), checked per (room, sender); the sender's own copy coming back
+ * is its acknowledgement (the message is in the channel then). */
+#define NCHAN_MAX_PAIRS 2000000 /* (receiver, sender) checks, 56 bytes each */
+static struct {
+    int *slot;      /* by client idx: its place in its room */
+    int *first;     /* by room: where its senders start in sent */
+    uint64_t *sent; /* by first[room] + slot: sends written (shared by workers) */
+} N;
+
+/* Before the workers fork: slots, and the shared send counts. */
+static void nchan_prepare(const struct client *cl, int n)
+{
+    uint64_t pairs = 0;
+    N.slot = calloc((size_t)n, sizeof *N.slot);
+    N.first = calloc((size_t)G.nrooms + 1, sizeof *N.first);
+    if (!N.slot || !N.first) die("out of memory");
+    for (int r = 0; r < G.nrooms; r++) {
+        N.first[r + 1] = N.first[r] + G.members[r];
+        pairs += (uint64_t)G.members[r] * (uint64_t)G.members[r];
+    }
+    if (pairs > NCHAN_MAX_PAIRS) die("nchan: rooms too large for a check per (receiver, sender)");
+    int *fill = calloc((size_t)G.nrooms, sizeof *fill);
+    if (!fill) die("out of memory");
+    for (int i = 0; i < n; i++)
+        N.slot[cl[i].idx] = fill[cl[i].room]++;
+    free(fill);
+    N.sent = mmap(NULL, sizeof *N.sent * ((size_t)n + 1), PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (N.sent == MAP_FAILED) die("mmap");
+}
+
+/* The upgrade is the join: nothing to authenticate, nothing to recover. */
+static void nchan_joined(struct client *c)
+{
+    if (!c->joined_once) {
+        if (senders_init(&c->from, G.members[c->room])) die("out of memory");
+        seqcheck_init(&c->sc, 1); /* no room seqs: nothing is ever missing there */
+        c->joined_once = true;
+    }
+    lhist_record(&G.R->join_lat, (now_ns() - c->t_connect) / 1000);
+    c->phase = P_OPEN;
+    c->attempt = 0;
+}
+
+static void nchan_send(struct client *c, int64_t k, const char *body)
+{
+    static char m[65536 + 64];
+    size_t h = senders_put(m, sizeof m, N.slot[c->idx], k);
+    size_t b = strlen(body);
+    if (!h || h + b > sizeof m) die("nchan: message too long");
+    memcpy(m + h, body, b);
+    ws_send(c, m, h + b);
+    __atomic_store_n(&N.sent[N.first[c->room] + N.slot[c->idx]], (uint64_t)k + 1, __ATOMIC_RELAXED);
+}
+
+/* This client's messages never delivered, below each sender's send count. */
+static uint64_t nchan_missing(const struct client *c)
+{
+    return senders_missing(&c->from, &N.sent[N.first[c->room]]);
+}
+
+static void on_nchan_frame(struct client *c, const char *p, size_t n)
+{
+    int slot;
+    int64_t k;
+    size_t off = senders_parse(p, n, &slot, &k);
+    if (!off || senders_see(&c->from, slot, k)) {
+        if (!off) c->from.unknown++;
+        count_error("nchan_garbled");
+        return;
+    }
+    if (slot == N.slot[c->idx] && c->phase == P_OPEN && mark_answered(c, k)) {
+        c->acked++;
+        __atomic_fetch_add(&G.S->acked_in_room[c->room], 1, __ATOMIC_RELAXED);
+    }
+    char st[STAMP_MAX + 1]; /* the stamp, terminated (the frame is not) */
+    size_t sl = n - off < STAMP_MAX ? n - off : STAMP_MAX;
+    memcpy(st, p + off, sl);
+    st[sl] = '\0';
+    uint64_t t = stamp_get(st), now = now_ns();
+    if (t && now > t) lhist_record(&G.R->lat, (now - t) / 1000);
+}
+
 static void on_frame(struct client *c, const char *p, size_t n)
 {
     if (G.proto == PR_SOCKETIO) {
         on_sio_frame(c, p, n);
+        return;
+    }
+    if (G.proto == PR_NCHAN) {
+        on_nchan_frame(c, p, n);
         return;
     }
     cJSON *j = cJSON_ParseWithLength(p, n);
@@ -666,6 +766,7 @@ static void on_readable(struct client *c)
         c->phase = P_AUTH;
         if (G.proto == PR_PARLEY)
             send_cmd(c, "{\"id\":1,\"op\":\"auth\",\"token\":\"%s\"}", c->token);
+        if (G.proto == PR_NCHAN) nchan_joined(c);
     }
     struct wscl_in f;
     int r;
@@ -769,7 +870,8 @@ static const char *usage =
     "         [--scenario chat|idle|bigroom|reconnect|moderation] [--rate MSGS_PER_S_PER_CLIENT]\n"
     "         [--read-rate READ_REPORTS_PER_S_PER_CLIENT] [--procs N] [--connect-rate PER_S]\n"
     "         [--duration S] [--body BYTES] [--sources N] [--reconnect-every S]\n"
-    "         [--pid GATEWAY_PID ...] [--csv HISTOGRAM.csv] [--proto parley|socketio] [--json]\n"
+    "         [--pid GATEWAY_PID ...] [--csv HISTOGRAM.csv] [--proto parley|socketio|nchan] "
+    "[--json]\n"
     "         [--zipf S]   (room sizes proportional to 1/rank^S instead of the fixture's equal "
     "ones)\n"
     "         [--clients N] (the fixture's first N tokens) [--backoff-ms MS] [--backoff-max-ms "
@@ -845,8 +947,10 @@ static void parse_args(int argc, char **argv, const char **fixture)
                 G.proto = PR_PARLEY;
             else if (!strcmp(v, "socketio"))
                 G.proto = PR_SOCKETIO;
+            else if (!strcmp(v, "nchan"))
+                G.proto = PR_NCHAN;
             else
-                die("--proto parley|socketio");
+                die("--proto parley|socketio|nchan");
         } else if (!strcmp(a, "--scenario")) {
             int k = 0;
             while (k <= S_STORM && strcmp(v, scenario_names[k]))
@@ -872,6 +976,9 @@ static void parse_args(int argc, char **argv, const char **fixture)
         die("the Socket.IO peer has no recovery: no reconnect scenario");
     if (G.proto == PR_SOCKETIO && G.scenario == S_MODERATION)
         die("the Socket.IO peer has no guidelines: no moderation scenario");
+    if (G.proto == PR_NCHAN &&
+        (G.scenario == S_RECONNECT || G.scenario == S_MODERATION || G.read_rate > 0))
+        die("the nchan peer: chat, bigroom and idle only (no recovery, guidelines or receipts)");
     if (G.max_clients < 0) die("bad --clients");
     if (G.setup_s < 1 || G.setup_s > 600) die("--setup-s must be 1..600");
     if (G.backoff_ms < 1 || G.backoff_max_ms < G.backoff_ms || G.backoff_max_ms > 600000)
@@ -1068,7 +1175,8 @@ static void run_worker(struct client *cl, int n)
             for (int i = 0; i < n && done; i++) {
                 const struct client *c = &cl[i];
                 if (c->phase != P_DEAD && c->joined_once &&
-                    seqcheck_missing(&c->sc, G.S->room_max_seq[c->room] + 1))
+                    (seqcheck_missing(&c->sc, G.S->room_max_seq[c->room] + 1) ||
+                     (G.proto == PR_NCHAN && nchan_missing(c))))
                     done = false;
             }
             if (done || now > stop + DRAIN_MS * 1000000ull) break;
@@ -1159,6 +1267,12 @@ static void run_worker(struct client *cl, int n)
         if (c->joined_once)
             R->lost +=
                 seqcheck_missing(&c->sc, G.S->room_max_seq[c->room] + 1) + c->sc.beyond_window;
+        if (G.proto == PR_NCHAN && c->joined_once) {
+            R->lost += nchan_missing(c);
+            senders_totals(&c->from, &R->delivered, &R->dups, &R->ooo);
+            R->errors += c->from.unknown;
+        }
+        senders_free(&c->from);
     }
     R->sent = total_sent;
     R->cpu_s = self_cpu_s();
@@ -1247,6 +1361,7 @@ int main(int argc, char **argv)
             cl[i].gw = 0;
     G.S = mmap(NULL, sizeof *G.S, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (G.S == MAP_FAILED) die("mmap");
+    if (G.proto == PR_NCHAN) nchan_prepare(cl, n);
     G.nonce = (unsigned long long)now_ns() ^ ((unsigned long long)getpid() << 40);
     long rss0 = total_rss();
 

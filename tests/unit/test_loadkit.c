@@ -1,6 +1,7 @@
 /* Unit tests of the load generator's measuring parts: the log-linear
  * histogram against exact percentiles of known data, the seq checker, the
- * send stamps and the Engine.IO framing of the Socket.IO adapter. */
+ * send stamps, the Engine.IO framing of the Socket.IO adapter and the
+ * per-sender check of the nchan peer. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +13,7 @@
 
 #include "eio.h"
 #include "hist.h"
+#include "senders.h"
 #include "seqcheck.h"
 #include "sizes.h"
 #include "stamp.h"
@@ -227,6 +229,48 @@ static void engineio_framing(void **state)
     assert_int_equal(f.id, 42);
 }
 
+/* The nchan peer's check: the prefix round-trips, garbage is no prefix, and
+ * a lost, repeated or swapped send of one sender is seen (room of 3). */
+static void senders_per_sender_counters(void **state)
+{
+    (void)state;
+    char m[64];
+    int slot;
+    int64_t k;
+    size_t h = senders_put(m, sizeof m, 12, 345);
+    assert_int_equal(h, strlen("n12.345 "));
+    strcpy(m + h, "tabc xxx");
+    assert_int_equal(senders_parse(m, strlen(m), &slot, &k), h);
+    assert_int_equal(slot, 12);
+    assert_int_equal(k, 345);
+    assert_int_equal(senders_parse("n12.345", 7, &slot, &k), 0); /* no space */
+    assert_int_equal(senders_parse("x1.2 body", 9, &slot, &k), 0);
+    assert_int_equal(senders_parse("n.2 body", 8, &slot, &k), 0);
+    assert_int_equal(senders_put(m, 4, 12, 345), 0); /* does not fit */
+
+    struct senders s;
+    assert_int_equal(senders_init(&s, 3), 0);
+    /* sender 0: 0..9 in order; sender 1: 4 lost; sender 2: 2 twice, 6 before 5 */
+    for (int64_t i = 0; i < 10; i++) {
+        assert_int_equal(senders_see(&s, 0, i), 0);
+        if (i != 4) senders_see(&s, 1, i);
+    }
+    int64_t two[] = {0, 1, 2, 2, 3, 4, 6, 5, 7};
+    for (size_t i = 0; i < sizeof two / sizeof two[0]; i++)
+        senders_see(&s, 2, two[i]);
+    assert_int_equal(senders_see(&s, 3, 0), -1); /* no such sender */
+    assert_int_equal(s.unknown, 1);
+    uint64_t sent[3] = {10, 10, 8}, d = 0, dups = 0, ooo = 0;
+    assert_int_equal(senders_missing(&s, sent), 1); /* sender 1's 4 */
+    senders_totals(&s, &d, &dups, &ooo);
+    assert_int_equal(d, 10 + 9 + 8);
+    assert_int_equal(dups, 1);
+    assert_int_equal(ooo, 5 + 1); /* 1's 5..9 behind its gap; 2's 6 before 5 */
+    sent[0] = 12;                 /* two sends of sender 0 never arrived */
+    assert_int_equal(senders_missing(&s, sent), 3);
+    senders_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -237,6 +281,7 @@ int main(void)
         cmocka_unit_test(seqcheck_gaps_dups_reorder),
         cmocka_unit_test(engineio_framing),
         cmocka_unit_test(room_sizes_zipf_and_assignment),
+        cmocka_unit_test(senders_per_sender_counters),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
