@@ -256,7 +256,8 @@ static void accept_seq(struct app *a, struct room *r, int64_t seq, const char *p
     struct frame *f = v == REORDER_FULL ? NULL : frame_new(p, len);
     if (v != REORDER_DELIVER || !f) {
         /* A gap: the tick watches its deadline (a full window is due now). */
-        if (v == REORDER_HOLD && f) reorder_hold(&r->ro, seq, f);
+        if (v == REORDER_HOLD && f && reorder_hold(&r->ro, seq, f) < 0)
+            frame_unref(f); /* not kept: the window fetches it now, as if full */
         if (v != REORDER_FULL && !f) reorder_missed(&r->ro, seq, now); /* fetched later */
         gap_list_add(a, r);
         gap_fetch_if_due(a, r, now);
