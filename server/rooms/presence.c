@@ -13,8 +13,8 @@
 
 #define PRESENCE_TTL_MS 5000 /* a gateway that stops refreshing is gone after this */
 /* A room whose people here did not change is written again only this often
- * (TTL / 2.5): its entries never come within 3 s of expiring (the tick is
- * 1 s, so a refresh is at most ~1 s late), while an idle gateway sends a
+ * (TTL / 2.5): a refresh is at most one 1 s tick late, so its entries never
+ * come within 2 s of expiring on the other gateways' clocks, while an idle gateway sends a
  * ZADD, trim and PEXPIRE per room every other tick instead of every tick.
  * The read stays once a second: other gateways' joins and leaves show as
  * soon as before. */
