@@ -151,6 +151,10 @@ loadpid=$!
 # sample the hold is judged by is the last one taken 2 s or more before its
 # end (the generator closes everything after it).
 peak=0 rss_held=0 fd_held=0 t_full=""
+# The hold's own cost (nothing but idle upkeep: presence, pings): gateway
+# CPU ticks and Redis commands from its first sample to the judged one.
+cmds() { redis-cli -p "$redis_port" info stats | awk -F: '/^total_commands_processed:/ {print $2+0}'; }
+h0="" h1="" hc0=0 hc1=0 ht0=0 ht1=0
 while kill -0 "$loadpid" 2>/dev/null; do
   sleep 2
   r=$(kb "${pids[@]}")
@@ -159,7 +163,11 @@ while kill -0 "$loadpid" 2>/dev/null; do
   printf '\r[%4ds] gateways hold %6d connections, RSS %5d MB' "$((now - t0))" "$held" "$((r / 1024))" >&2
   [ -z "$t_full" ] && [ "$held" -ge "$conns" ] && t_full=$now
   if [ -n "$t_full" ]; then
-    [ $((now - t_full)) -le $((hold - 2)) ] && { rss_held=$r fd_held=$held; }
+    if [ $((now - t_full)) -le $((hold - 2)) ]; then
+      rss_held=$r fd_held=$held
+      c=$(svc_cpu_ticks "${pids[@]}" | awk '{s += $1} END {print s}')
+      if [ -z "$h0" ]; then h0=$c hc0=$(cmds) ht0=$(date +%s.%N); else h1=$c hc1=$(cmds) ht1=$(date +%s.%N); fi
+    fi
   elif [ "$held" -gt "$peak" ]; then
     peak=$held rss_held=$r fd_held=$held # never all up: the most held
   fi
@@ -183,7 +191,8 @@ done
 [ -s "$state/load.err" ] && tail -n 5 "$state/load.err" >&2
 [ -s "$state/out.json" ] || { echo "parley-load gave no result (exit $rc)" >&2; exit 1; }
 python3 - "$state/out.json" "$conns" "$ngw" "$procs" "$rooms" "$rss0" "$rss_held" "$fd_held" \
-  "$redis0" "$redis1" "$pg0" "$pg1" "$rc" "$cpu0" "$cpu1" "$(getconf CLK_TCK)" <<'PY'
+  "$redis0" "$redis1" "$pg0" "$pg1" "$rc" "$cpu0" "$cpu1" "$(getconf CLK_TCK)" \
+  "${h0:-0}" "${h1:-0}" "$hc0" "$hc1" "$ht0" "$ht1" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 conns, ngw, procs, rooms, rss0, rss_held, fd_held, redis0, redis1, pg0, pg1, rc = (
@@ -206,6 +215,12 @@ print("| connect to joined, p99 ms | %.0f |" % r["join_p99_ms"])
 print("| CPU ms per connection set up (sign-in and join): gateways / PostgreSQL / Redis | %s |" % (
     " / ".join("%.2f" % (c * 1e3 / max(held, 1)) for c in cpu)))
 print("| Redis used_memory growth, MB (per room, not per connection) | %.1f |" % ((redis1 - redis0) / 1e6))
+h0, h1, hc0, hc1 = (int(x) for x in sys.argv[17:21])
+hs = float(sys.argv[22]) - float(sys.argv[21])
+if h1 and hs > 0:
+    print("| during the hold (%.0f s): gateway CPU, ms per second per 1,000 connections | %.2f |" % (
+        hs, (h1 - h0) / int(sys.argv[16]) * 1e3 / hs / max(held, 1) * 1e3))
+    print("| during the hold: Redis commands per second, all gateways | %.0f |" % ((hc1 - hc0) / hs))
 print("| PostgreSQL RSS growth, MB (shared buffers counted per backend) | %.0f |" % ((pg1 - pg0) / 1024))
 bad = held < conns or r["dead"] or fd_held < held or rc
 print("RESULT: %s" % ("FAILED (exit %d)" % rc if bad else "all %d held, none dropped" % held))

@@ -12,6 +12,13 @@
 #include <string.h>
 
 #define PRESENCE_TTL_MS 5000 /* a gateway that stops refreshing is gone after this */
+/* A room whose people here did not change is written again only this often
+ * (TTL / 2.5): a refresh is at most one 1 s tick late, so its entries never
+ * come within 2 s of expiring on the other gateways' clocks, while an idle gateway sends a
+ * ZADD, trim and PEXPIRE per room every other tick instead of every tick.
+ * The read stays once a second: other gateways' joins and leaves show as
+ * soon as before. */
+#define PRESENCE_REFRESH_MS (PRESENCE_TTL_MS * 2 / 5)
 
 struct presence {
     struct bus *bus;       /* commands go on its publish link */
@@ -30,6 +37,7 @@ struct pview {
     char (*local)[PP_UUID_LEN + 3];  /* "person|a" entries written by this gateway */
     bool known;                      /* read at least once */
     bool pending;                    /* a read is in flight */
+    int64_t written_ms;              /* wall ms of the last refresh (ZADD); 0: never */
 };
 
 /* A read in flight: the room is found again by id when it is answered. */
@@ -235,13 +243,36 @@ static void call(struct presence *p, bus_reply_cb cb, void *ud, int argc, const 
     mem_free(lens);
 }
 
+/* Whether cur (k sorted entries) is what was written last tick. */
+static bool local_same(const struct pview *v, char (*cur)[PP_UUID_LEN + 3], uint32_t k)
+{
+    if (k != v->nlocal) return false;
+    for (uint32_t i = 0; i < k; i++)
+        if (strcmp(cur[i], v->local[i])) return false;
+    return true;
+}
+
+/* Reads the room back (one read in flight at most). */
+static void presence_read(struct presence *p, const char *room_id, struct pview *v, const char *key,
+                          const char *now)
+{
+    if (v->pending) return; /* Redis is slow: skip a beat rather than pile up */
+    const char *rd[4] = {"ZRANGEBYSCORE", key, now, "+inf"};
+    struct pread *pr = mem_alloc(sizeof *pr);
+    if (!pr) return;
+    pr->p = p;
+    memcpy(pr->room, room_id, PP_UUID_LEN);
+    pr->room[PP_UUID_LEN] = '\0';
+    v->pending = true;
+    call(p, on_presence, pr, 4, rd);
+}
+
 void presence_room(struct presence *p, const char *room_id, struct pview **view, struct sub *head,
-                   int64_t wall_ms)
+                   int64_t wall_ms, bool force)
 {
     if (!head) return;
     if (!*view && !(*view = mem_calloc(1, sizeof **view))) return;
     struct pview *v = *view;
-    if (v->pending) return; /* Redis is slow: skip a beat rather than pile up */
     /* This gateway's people in the room now. */
     uint32_t n = 0;
     for (struct sub *s = head; s; s = s->next)
@@ -264,6 +295,14 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
     int64_t t = wall_ms;
     snprintf(exp, sizeof exp, "%lld", (long long)(t + PRESENCE_TTL_MS));
     snprintf(now, sizeof now, "%lld", (long long)t);
+    /* Unchanged here and written recently (the wall clock did not step
+     * back): the entries stand; a slow Redis never delays a due refresh. */
+    if (!force && v->written_ms && t >= v->written_ms && t - v->written_ms < PRESENCE_REFRESH_MS &&
+        local_same(v, cur, k)) {
+        mem_free(cur);
+        presence_read(p, room_id, v, key, now);
+        return;
+    }
     /* Members are "person|gateway|avatar"; the person's avatar flag is last. */
     char(*members)[PP_UUID_LEN + 24] = mem_alloc((k + v->nlocal + 1) * sizeof *members);
     const char **argv = mem_alloc((2 + 2 * (size_t)(k + v->nlocal)) * sizeof *argv);
@@ -305,15 +344,8 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
     call(p, ignore_reply, NULL, 4, trim);
     const char *ttl[3] = {"PEXPIRE", key, "60000"};
     call(p, ignore_reply, NULL, 3, ttl);
-    const char *rd[4] = {"ZRANGEBYSCORE", key, now, "+inf"};
-    struct pread *pr = mem_alloc(sizeof *pr);
-    if (pr) {
-        pr->p = p;
-        memcpy(pr->room, room_id, PP_UUID_LEN);
-        pr->room[PP_UUID_LEN] = '\0';
-        v->pending = true;
-        call(p, on_presence, pr, 4, rd);
-    }
+    v->written_ms = t ? t : 1;
+    presence_read(p, room_id, v, key, now);
     mem_free(v->local);
     v->local = cur;
     v->nlocal = k;

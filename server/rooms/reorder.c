@@ -1,5 +1,7 @@
 #include "reorder.h"
 
+#include "mem.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -53,16 +55,40 @@ void reorder_missed(struct reorder *w, int64_t seq, uint64_t now_ms)
     if (seq > w->delivered) note_gap(w, seq, now_ms);
 }
 
-void reorder_hold(struct reorder *w, int64_t seq, void *item)
+#define REORDER_FIRST 4 /* entries at the first hold: crossings are mostly one or two deep */
+
+int reorder_hold(struct reorder *w, int64_t seq, void *item)
 {
     uint32_t i = 0;
     while (i < w->n && w->win[i].seq < seq)
         i++;
-    if (w->n == REORDER_WINDOW || (i < w->n && w->win[i].seq == seq)) return; /* misuse */
+    if (w->n == REORDER_WINDOW || (i < w->n && w->win[i].seq == seq)) return -EINVAL; /* misuse */
+    if (w->n == w->cap) {
+        uint32_t cap = w->cap ? w->cap * 2 : REORDER_FIRST;
+        if (cap > REORDER_WINDOW) cap = REORDER_WINDOW;
+        struct reorder_held *nw = mem_realloc(w->win, cap * sizeof *nw);
+        if (!nw) {
+            /* As a full window: the gap is known (reorder_offer), fetch it now. */
+            w->fetch_now = true;
+            return -ENOMEM;
+        }
+        w->win = nw;
+        w->cap = cap;
+    }
     memmove(w->win + i + 1, w->win + i, (w->n - i) * sizeof w->win[0]);
     w->win[i].seq = seq;
     w->win[i].item = item;
     w->n++;
+    return 0;
+}
+
+/* The window emptied: its storage goes until something is held again. */
+static void release_if_empty(struct reorder *w)
+{
+    if (w->n) return;
+    mem_free(w->win);
+    w->win = NULL;
+    w->cap = 0;
 }
 
 int reorder_advance(struct reorder *w, int64_t seq)
@@ -78,6 +104,7 @@ static void shift(struct reorder *w)
 {
     memmove(w->win, w->win + 1, (w->n - 1) * sizeof w->win[0]);
     w->n--;
+    release_if_empty(w);
 }
 
 int reorder_pop(struct reorder *w, int64_t *seq, void **item)
@@ -97,6 +124,7 @@ int reorder_take(struct reorder *w, void **item)
     if (!w->n) return 0;
     *item = w->win[w->n - 1].item;
     w->n--;
+    release_if_empty(w);
     return 1;
 }
 

@@ -13,8 +13,18 @@
  * exactly the missing seqs before the first held one are fetched. A full
  * window asks for a fetch at once, of everything up to the highest seq seen.
  *
+ * Storage: a room's window is empty nearly always (a seq arrives early
+ * only when messages from several gateways cross on the bus), and a gateway
+ * holds a copy of every room it has members in, so the held entries are
+ * allocated (through mem.h) only when something is held: 4 at first,
+ * doubled up to REORDER_WINDOW, and freed when the window empties again. A
+ * failed allocation is treated as a full window: the seq is not kept, the
+ * gap is fetched at once.
+ *
  * Ownership: the window holds the caller's item pointers (frames) and hands
- * each one back exactly once, through reorder_pop or reorder_take.
+ * each one back exactly once, through reorder_pop or reorder_take; it owns
+ * its entry array, which is gone whenever n is 0 (so a window handed back
+ * empty needs no freeing).
  */
 #ifndef PARLEY_REORDER_H
 #define PARLEY_REORDER_H
@@ -30,13 +40,14 @@ struct reorder_held {
 };
 
 struct reorder {
-    bool ready;                              /* delivered is known (reorder_start) */
-    int64_t delivered;                       /* last seq handed on */
-    int64_t seen;                            /* highest seq heard of */
-    struct reorder_held win[REORDER_WINDOW]; /* sorted by seq, all > delivered + 1 */
-    uint32_t n;                              /* entries in win */
-    uint64_t gap_since;                      /* ms when the gap was noticed; 0: no gap */
-    bool fetch_now;                          /* the window overflowed: do not wait */
+    bool ready;               /* delivered is known (reorder_start) */
+    int64_t delivered;        /* last seq handed on */
+    int64_t seen;             /* highest seq heard of */
+    struct reorder_held *win; /* sorted by seq, all > delivered + 1; NULL when n is 0 */
+    uint32_t n;               /* entries in win */
+    uint32_t cap;             /* entries allocated in win */
+    uint64_t gap_since;       /* ms when the gap was noticed; 0: no gap */
+    bool fetch_now;           /* the window overflowed: do not wait */
 };
 
 /* What to do with a seq that arrived (reorder_offer). */
@@ -58,8 +69,10 @@ void reorder_init(struct reorder *w);
 void reorder_start(struct reorder *w, int64_t last);
 /* A seq arrived at now_ms: the verdict. Notes the gap for HOLD and FULL. */
 enum reorder_verdict reorder_offer(struct reorder *w, int64_t seq, uint64_t now_ms);
-/* Keeps item for seq after a REORDER_HOLD verdict. */
-void reorder_hold(struct reorder *w, int64_t seq, void *item);
+/* Keeps item for seq after a REORDER_HOLD verdict: 0, or -ENOMEM when the
+ * window could not grow. Then the item is the caller's still (free it) and
+ * the window acts as if full: the gap is fetched now (reorder_due). */
+int reorder_hold(struct reorder *w, int64_t seq, void *item);
 /* A seq offered with the verdict DELIVER could not be handed on (no memory
  * for it): it is a gap, fetched after the deadline. */
 void reorder_missed(struct reorder *w, int64_t seq, uint64_t now_ms);

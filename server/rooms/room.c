@@ -61,6 +61,7 @@ struct rooms {
     uint32_t count;        /* rooms */
     struct room *gaps;     /* rooms that may have a gap to fetch */
     struct presence *pres; /* presence of every room (presence.h), from the first tick */
+    bool pres_force;       /* the bus went down: rewrite every room's presence */
 };
 
 static void catchup(struct app *a, struct room *r);
@@ -256,7 +257,8 @@ static void accept_seq(struct app *a, struct room *r, int64_t seq, const char *p
     struct frame *f = v == REORDER_FULL ? NULL : frame_new(p, len);
     if (v != REORDER_DELIVER || !f) {
         /* A gap: the tick watches its deadline (a full window is due now). */
-        if (v == REORDER_HOLD && f) reorder_hold(&r->ro, seq, f);
+        if (v == REORDER_HOLD && f && reorder_hold(&r->ro, seq, f) < 0)
+            frame_unref(f); /* not kept: the window fetches it now, as if full */
         if (v != REORDER_FULL && !f) reorder_missed(&r->ro, seq, now); /* fetched later */
         gap_list_add(a, r);
         gap_fetch_if_due(a, r, now);
@@ -742,6 +744,7 @@ static void mark_unsubscribed(struct app *a, struct room *r)
 
 void room_on_bus_down(void *ud)
 {
+    ((struct app *)ud)->rooms->pres_force = true; /* Redis may come back empty */
     for_each_room(ud, mark_unsubscribed);
 }
 
@@ -763,7 +766,7 @@ static struct pview **find_view(void *ud, const char *room_id, struct sub **head
 
 static void presence_of_room(struct app *a, struct room *r)
 {
-    presence_room(a->rooms->pres, r->id, &r->view, r->head, app_wall_ms());
+    presence_room(a->rooms->pres, r->id, &r->view, r->head, app_wall_ms(), a->rooms->pres_force);
 }
 
 void room_presence_tick(struct app *a)
@@ -773,6 +776,7 @@ void room_presence_tick(struct app *a)
         return;
     if (!bus_up(a->bus)) return;
     for_each_room(a, presence_of_room);
+    rs->pres_force = false;
 }
 
 void room_typing(struct app *a, struct sub *s)

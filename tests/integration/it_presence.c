@@ -1,7 +1,10 @@
 /* Integration: presence and typing across two gateways. A snapshot on join,
  * then joins and leaves as diffs; a person with two connections counts once;
  * the entry of a gateway that stops refreshing (a dead one) expires within
- * seconds; typing reaches the other gateway and is rate-limited. */
+ * seconds; a member who stays idle far past the entries' TTL (5 s) is still
+ * listed on the other gateway, though an unchanged room is written to Redis
+ * every other second only; typing reaches the other gateway and is
+ * rate-limited. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,6 +126,59 @@ static void dead_gateway_entries_expire(void **state)
     wsc_close(a);
 }
 
+/* Redis's count of ZADD commands so far. */
+static long zadds(void)
+{
+    char out[4096];
+    assert_int_equal(it_run(out, sizeof out, "redis-cli -p %d INFO commandstats", IT.redis_port),
+                     0);
+    const char *z = strstr(out, "cmdstat_zadd:calls=");
+    return z ? atol(z + strlen("cmdstat_zadd:calls=")) : 0;
+}
+
+static void idle_member_stays_listed_past_ttl(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 2, NULL);
+    struct wsc *a = it_member(0, w.tok[0], w.room);
+    struct wsc *b = it_member(1, w.tok[1], w.room);
+    int times;
+    /* B shows on A's gateway (in the snapshot or as joined). */
+    uint64_t end = it_now_ms() + 4000;
+    bool seen = false;
+    while (!seen && it_now_ms() < end) {
+        cJSON *p = wsc_wait_push(a, "presence", (int)(end - it_now_ms()));
+        if (!p) break;
+        seen = names(cJSON_GetObjectItem(p, "online"), w.person[1], NULL) ||
+               names(cJSON_GetObjectItem(p, "joined"), w.person[1], NULL);
+        cJSON_Delete(p);
+    }
+    assert_true(seen);
+    /* Nobody moves for 2.5 TTLs: B never leaves A's view, and B's entry
+     * is always live in Redis (its expiry is ahead of the clock). */
+    long z0 = zadds();
+    uint64_t t0 = it_now_ms();
+    watch(a, 12500, w.person[1], "left", &times, NULL);
+    uint64_t held = it_now_ms() - t0;
+    assert_int_equal(times, 0);
+    char out[512];
+    assert_int_equal(it_run(out, sizeof out,
+                            "redis-cli -p %d ZRANGEBYSCORE parley:presence:%s %lld +inf",
+                            IT.redis_port, w.room, (long long)time(NULL) * 1000),
+                     0);
+    assert_non_null(strstr(out, w.person[1]));
+    assert_non_null(strstr(out, w.person[0]));
+    /* And the room was rewritten about every 2 s per gateway, not every
+     * second (2 gateways: ~12 in 12.5 s, against 25 a tick apiece). */
+    long z = zadds() - z0;
+    print_message("ZADDs in %llu ms, 2 gateways: %ld\n", (unsigned long long)held, z);
+    assert_true(z >= 2 * (long)(held / 2000) - 2);
+    assert_true(z <= 2 * (long)(held / 2000) + 4);
+    wsc_close(b);
+    wsc_close(a);
+}
+
 static void typing_crosses_gateways_and_is_rate_limited(void **state)
 {
     (void)state;
@@ -161,6 +217,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(snapshot_diffs_and_people_count_once),
         cmocka_unit_test(dead_gateway_entries_expire),
+        cmocka_unit_test(idle_member_stays_listed_past_ttl),
         cmocka_unit_test(typing_crosses_gateways_and_is_rate_limited),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

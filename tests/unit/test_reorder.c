@@ -51,7 +51,7 @@ static enum reorder_verdict arrive(struct reorder *w, struct sink *k, int64_t se
         assert_int_equal(reorder_advance(w, seq), 0);
         drain(w, k);
     } else if (v == REORDER_HOLD) {
-        reorder_hold(w, seq, &tok[seq]);
+        assert_int_equal(reorder_hold(w, seq, &tok[seq]), 0);
     }
     return v;
 }
@@ -138,6 +138,98 @@ static void old_gap_fetches_exactly_the_missing_range(void **state)
     assert_true(reorder_due(&w, 5100 + DEADLINE, DEADLINE, &r));
     assert_int_equal(w.delivered, 24);
     assert_int_equal(r.count, 2);
+    void *item;
+    while (reorder_take(&w, &item))
+        ;
+    assert_null(w.win); /* the storage went with the last item */
+}
+
+/* The window's storage exists only while something is held: none for a
+ * room in order, grown by doubling to REORDER_WINDOW, gone when it empties. */
+static void storage_only_while_holding(void **state)
+{
+    (void)state;
+    struct reorder w;
+    struct sink k = {0};
+    started(&w, 0);
+    assert_null(w.win);
+    assert_int_equal(arrive(&w, &k, 1, 10), REORDER_DELIVER);
+    assert_null(w.win); /* in order: nothing allocated */
+    assert_int_equal(arrive(&w, &k, 3, 10), REORDER_HOLD);
+    assert_non_null(w.win);
+    assert_int_equal(w.cap, 4);
+    for (int64_t s = 4; s <= REORDER_WINDOW + 2; s++)
+        assert_int_equal(arrive(&w, &k, s, 10), REORDER_HOLD);
+    assert_int_equal(w.n, REORDER_WINDOW);
+    assert_int_equal(w.cap, REORDER_WINDOW);
+    assert_int_equal(arrive(&w, &k, 2, 20), REORDER_DELIVER);
+    assert_int_equal(k.n, REORDER_WINDOW + 2);
+    assert_int_equal(w.n, 0);
+    assert_null(w.win);
+    assert_int_equal(w.cap, 0);
+    /* and again on the next crossing */
+    assert_int_equal(arrive(&w, &k, REORDER_WINDOW + 4, 30), REORDER_HOLD);
+    assert_int_equal(w.cap, 4);
+    assert_int_equal(arrive(&w, &k, REORDER_WINDOW + 3, 30), REORDER_DELIVER);
+    assert_null(w.win);
+    assert_false(reorder_gap(&w));
+}
+
+/* Each growth of the window failing in turn (4, 8, 16, 32, 64 entries):
+ * the seq that could not be kept is not lost, the window acts as full (a
+ * fetch is due at once, of everything up to the highest seen) and every
+ * seq is handed on once, in order. */
+static void failed_growth_is_a_full_window(void **state)
+{
+    (void)state;
+    for (long n = 1; n <= 6; n++) {
+        struct reorder w;
+        struct sink k = {0};
+        started(&w, 0);
+        int refused = 0;
+        int64_t first_refused = 0;
+        mem_fail_after(n);
+        for (int64_t s = 2; s <= REORDER_WINDOW + 1; s++) {
+            assert_int_equal(reorder_offer(&w, s, 500), REORDER_HOLD);
+            if (reorder_hold(&w, s, &tok[s]) < 0) {
+                if (!refused++) first_refused = s;
+                freed[s]++; /* the caller frees what was not kept */
+            }
+        }
+        mem_fail_after(0);
+        struct reorder_range r;
+        if (n <= 5) {
+            /* the n-th allocation failed: the first hold's (seq 2), then
+             * the growth at the 5th, 9th, 17th, 33rd hold; the next hold
+             * tries again, so one seq alone is refused */
+            assert_int_equal(refused, 1);
+            assert_int_equal(first_refused, n == 1 ? 2 : (4 << (n - 2)) + 2);
+            assert_true(reorder_due(&w, 500, DEADLINE, &r)); /* now, not at the deadline */
+            assert_int_equal(r.count, REORDER_WINDOW + 1);
+        } else {
+            assert_int_equal(refused, 0);
+            assert_false(reorder_due(&w, 500, DEADLINE, &r));
+            assert_true(reorder_due(&w, 500 + DEADLINE, DEADLINE, &r));
+            assert_int_equal(r.count, 1); /* just 1 */
+        }
+        /* Storage's rows, as rooms/room.c applies them: only the next seq
+         * in line is handed on, then the window drains. */
+        reorder_fetching(&w, 600);
+        for (int64_t q = 1; q <= r.count; q++) {
+            if (q != w.delivered + 1) continue;
+            assert_int_equal(reorder_advance(&w, q), 0);
+            k.out[k.n++] = q;
+            drain(&w, &k);
+        }
+        drain(&w, &k);
+        assert_int_equal(k.n, REORDER_WINDOW + 1);
+        for (int i = 0; i < k.n; i++)
+            assert_int_equal(k.out[i], i + 1);
+        for (int64_t s = 2; s <= REORDER_WINDOW + 1; s++)
+            assert_int_equal(freed[s], 1); /* every item came back (or was refused) once */
+        assert_false(reorder_gap(&w));
+        assert_null(w.win);
+    }
 }
 
 static void full_window_fetches_at_once(void **state)
@@ -259,6 +351,7 @@ struct room_side {
     int made;    /* frames made */
     int fetches; /* gap fetches */
     int fetched; /* seqs handed on from storage */
+    int refused; /* frames the window could not keep (its storage failed) */
 };
 
 static void room_deliver(struct room_side *s, int64_t seq, struct frame *f)
@@ -299,7 +392,10 @@ static void room_accept(struct room_side *s, int64_t seq, uint64_t now)
     struct frame *f = v == REORDER_FULL ? NULL : frame_new(p, (size_t)len);
     if (f) s->live++, s->made++;
     if (v != REORDER_DELIVER || !f) {
-        if (v == REORDER_HOLD && f) reorder_hold(&s->w, seq, f);
+        if (v == REORDER_HOLD && f && reorder_hold(&s->w, seq, f) < 0) {
+            s->refused++;
+            room_unref(s, f); /* fetched at once, as from a full window */
+        }
         if (v != REORDER_FULL && !f) reorder_missed(&s->w, seq, now);
         return;
     }
@@ -318,12 +414,15 @@ static void room_fetch_all(struct room_side *s, uint64_t now)
         if (!reorder_due(&s->w, now, DEADLINE, &r)) continue;
         s->fetches++;
         reorder_fetching(&s->w, now);
+        /* the rows after delivered; as room.c, a row not next in line (a
+         * held one delivered meanwhile) is skipped, the window drained after */
         for (int64_t q = s->w.delivered + 1, end = q + r.count; q < end && q <= SWEEP_LAST; q++) {
+            if (q != s->w.delivered + 1) continue;
             assert_int_equal(reorder_advance(&s->w, q), 0);
             room_deliver(s, q, NULL);
             s->fetched++;
-            room_drain(s);
         }
+        room_drain(s);
     }
 }
 
@@ -348,10 +447,16 @@ static struct room_side run_room(void)
     return s;
 }
 
-/* Every frame allocation fails in turn: the seq whose frame could not be
- * made is a gap, fetched from storage after the deadline, so each room
- * seq is handed on exactly once and in order whatever failed; every frame
- * made is unreferenced (the count, and LeakSanitizer in the ASan build). */
+/* The window's storage is allocated at each hold into an empty window: in
+ * run_room at 2, 5, 7 and 10 (each crossing drains before the next). */
+#define SWEEP_WINDOW_ALLOCS 4
+
+/* Every allocation fails in turn, frames' and the window's: a seq whose
+ * frame could not be made is a gap, fetched from storage after the
+ * deadline; one the window had no storage for is fetched at once (as from
+ * a full window). Each room seq is handed on exactly once and in order
+ * whatever failed; every frame made is unreferenced (the count, and
+ * LeakSanitizer in the ASan build, which also sees the window's storage). */
 static void window_survives_every_allocation_failure(void **state)
 {
     (void)state;
@@ -359,27 +464,38 @@ static void window_survives_every_allocation_failure(void **state)
     assert_int_equal(want.n, SWEEP_LAST);
     assert_int_equal(want.fetched, 1); /* 9 alone */
     assert_int_equal(want.made, SWEEP_LAST - 1);
-    /* The frames are the run's only allocations: the last few n fail
-     * nothing. */
-    long failed = 0;
-    for (long n = 1; n <= want.made + 5; n++) {
+    assert_int_equal(want.refused, 0);
+    assert_null(want.w.win);
+    long frame_failed = 0, window_failed = 0, refetched = 0;
+    long total = want.made + SWEEP_WINDOW_ALLOCS;
+    for (long n = 1; n <= total + 5; n++) {
         mem_fail_after(n);
         struct room_side got = run_room();
         mem_fail_after(0);
         assert_int_equal(got.live, 0);
         assert_int_equal(got.w.n, 0);
+        assert_null(got.w.win);
         assert_int_equal(got.n, SWEEP_LAST);
         for (int i = 0; i < SWEEP_LAST; i++)
             if (got.out[i] != i + 1)
                 fail_msg("allocation %ld failing: position %d handed on seq %lld", n, i,
                          (long long)got.out[i]);
-        /* the seq whose frame failed came from storage instead */
-        assert_int_equal(got.fetched + got.made, want.fetched + want.made);
-        if (got.fetched > want.fetched) failed++;
+        /* exactly one allocation failed while there were allocations */
+        assert_true(got.refused <= 1);
+        frame_failed += got.made == want.made - 1;
+        window_failed += got.refused;
+        if (n > total) assert_int_equal(got.made + got.refused, want.made);
+        /* what was not delivered from a frame came from storage instead */
+        assert_true(got.fetched + got.made - got.refused >= want.fetched + want.made);
+        refetched += got.fetched > want.fetched;
     }
-    /* Each failure cost a fetched row but two: 3 and 4 come twice on the
+    /* a frame failing leaves one fewer made, but for 3 and 4: they come
+     * twice on the bus and the second copy's frame is made instead */
+    assert_int_equal(frame_failed, want.made - 2);
+    assert_int_equal(window_failed, SWEEP_WINDOW_ALLOCS);
+    /* Every failure cost a fetched row but two: 3 and 4 come twice on the
      * bus, and the second copy fills the gap the first one's failure left. */
-    assert_int_equal(failed, want.made - 2);
+    assert_int_equal(refetched, total - 2);
 }
 
 int main(void)
@@ -392,6 +508,8 @@ int main(void)
         cmocka_unit_test(duplicates_and_old_dropped),
         cmocka_unit_test(before_start_everything_waits),
         cmocka_unit_test(missed_and_taken),
+        cmocka_unit_test(storage_only_while_holding),
+        cmocka_unit_test(failed_growth_is_a_full_window),
         cmocka_unit_test(window_survives_every_allocation_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

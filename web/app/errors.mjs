@@ -37,6 +37,7 @@ export const MESSAGES = Object.freeze({
   unknown_field: 'The request was not accepted.',
   missing_field: 'Please fill in the required field.',
   bad_field: 'Please check this field.',
+  bad_query: 'Please check the options you chose.',
   domain_not_allowed: 'This address’s domain is not allowed in the workspace.',
   weak_password: 'Choose a stronger password.',
   unauthorized: 'Your session has ended. Please sign in again.',
@@ -75,6 +76,7 @@ export const MESSAGES = Object.freeze({
  * field, which rule, how long to wait). */
 const DETAILED = new Set([
   'bad_field',
+  'bad_query',
   'missing_field',
   'weak_password',
   'guideline_violation',
