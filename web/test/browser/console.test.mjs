@@ -308,7 +308,11 @@ test('a gateway that is down shows a retrying state, then the page comes back by
   }
   // No reload: the retry finds the gateway again and shows the rooms.
   await page.locator('main h1', { hasText: 'Rooms' }).waitFor({ timeout: 4 * T });
-  assert.deepEqual(errors.filter((e) => !e.includes('ERR_CONNECTION_REFUSED')), []);
+  // While it was down the browser logged refused connections; while it came
+  // back (its PostgreSQL and Redis links still opening) the API may have
+  // answered 503 "unavailable", which the page retries. Nothing else.
+  const expected = (e) => e.includes('ERR_CONNECTION_REFUSED') || e.includes('status of 503');
+  assert.deepEqual(errors.filter((e) => !expected(e)), []);
 });
 
 test('every screen renders people\'s text as text, at laptop and phone widths; an ended session returns to sign-in', { timeout: 90000 * SLOW }, async () => {
