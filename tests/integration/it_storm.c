@@ -82,13 +82,14 @@ static void slow_query_fails_alone(void **state)
                      100 + i, w.room);
         assert_int_equal(wsc_send_text(b, buf, (size_t)n), 0);
     }
-    uint64_t t0 = it_now_ms();
-    /* PostgreSQL cancels the join's check at 1 s; the histories follow. */
+    /* PostgreSQL cancels the join's check at 1 s; the histories follow.
+     * Whether it was PostgreSQL's cancel and not the gateway's 2 s backstop
+     * is told by the lane not being reset (below), not by the clock, which
+     * a loaded machine stretches. */
     r = wsc_next_reply(a, 5000);
     assert_non_null(r);
     assert_string_equal(wsc_err_code(r), "unavailable");
     cJSON_Delete(r);
-    assert_true(it_now_ms() - t0 < 1900); /* not the 2 s backstop */
     for (int i = 0; i < H; i++) {
         r = wsc_next_reply(b, 5000);
         assert_non_null(r);
