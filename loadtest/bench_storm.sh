@@ -21,6 +21,8 @@
 #                          set-up is bounded by clients / rate + 60 s
 #   STORM_GW_FLAGS="..."   more flags for both gateways
 #   BENCH_PARLEYD=PATH     another parleyd build
+#   STORM_PG_PROFILE=1     load pg_stat_statements and print, after each
+#                          round, the statements that took PostgreSQL's time
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/services.sh"
@@ -37,17 +39,22 @@ setup_s=$(python3 -c "print(min(600, int($clients / $connect_rate) + 60))")
 # Every process here may hold thousands of sockets (one gateway: all of them).
 ulimit -n "$(ulimit -Hn)"
 [ "$(ulimit -n)" -gt $((clients + 200)) ] || svc_die "the file limit ($(ulimit -n)) is below $clients clients"
+[ "${STORM_PG_PROFILE:-0}" = 1 ] && export SVC_PG_OPTS="${SVC_PG_OPTS:-} -c shared_preload_libraries=pg_stat_statements"
 svc_bench_env "$bin" "$clients" "$(((clients + 9) / 10))"
 results=$state/results
+# The survivor's counters at the end of each round say where a storm that
+# did not recover got stuck (sign-ins told busy, PostgreSQL errors, ...).
+"$bin" admin --pg "$conninfo" operator-token "$state/metrics.token" >/dev/null
+mflags=(--metrics-token-file "$state/metrics.token")
 
 for i in $(seq 1 "$rounds"); do
   p1=$(svc_free_port)
   p2=$(svc_free_port)
   # shellcheck disable=SC2086
-  svc_gw_start "$state" gw1 "$p1" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 100000 ${STORM_GW_FLAGS:-}
+  svc_gw_start "$state" gw1 "$p1" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 100000 "${mflags[@]}" ${STORM_GW_FLAGS:-}
   disown "$(cat "$state/gw1.pid")" # it dies by SIGKILL: no "Killed" line from this shell
   # shellcheck disable=SC2086
-  svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 100000 ${STORM_GW_FLAGS:-}
+  svc_gw_start "$state" gw2 "$p2" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 100000 "${mflags[@]}" ${STORM_GW_FLAGS:-}
   "$load" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" --scenario storm \
     --rate "$rate" --duration "$duration" --kill-after "$kill_after" --kill-pidfile "$state/gw1.pid" \
     --backoff-ms "${STORM_BACKOFF_MS:-250}" --backoff-max-ms "${STORM_BACKOFF_MAX_MS:-10000}" \
@@ -55,6 +62,18 @@ for i in $(seq 1 "$rounds"); do
   [ -s "$state/out.json" ] || svc_die "parley-load wrote no report (round $i)"
   cat "$state/out.json" >>"$results"
   tail -n 1 "$results" | cut -c1-200 >&2
+  curl -s --max-time 5 -H "Authorization: Bearer $(cat "$state/metrics.token")" "http://127.0.0.1:$p2/metrics" \
+    | grep -E '^parley_(auth|postgres|bus|op_errors|connections)' | grep -v _bucket >"$state/metrics.$i" || true
+  echo "gateway B's counters after round $i:" >&2
+  cat "$state/metrics.$i" >&2
+  echo "gateway B's warnings after round $i (count, message):" >&2
+  grep -o 'level=[a-z]* msg="[^"]*"' "$state/gw2.log" 2>/dev/null | sort | uniq -c | sort -rn | head -n 8 >&2 || true
+  if [ "${STORM_PG_PROFILE:-0}" = 1 ]; then
+    echo "PostgreSQL's time by statement, round $i (calls, total ms, mean ms, statement):" >&2
+    svc_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$pg_port" -U postgres -d parley -tAF ' | ' -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" \
+      -c "SELECT calls, round(total_exec_time), round(mean_exec_time::numeric, 2), left(regexp_replace(query, '\s+', ' ', 'g'), 90)
+          FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 10" -c "SELECT pg_stat_statements_reset()" >&2 || true
+  fi
   svc_gw_stop "$state" gw1 || true # killed by parley-load: nothing left to stop
   # An overloaded gateway may not finish its shutdown in time: say so, and
   # still report the round (svc_gw_stop has killed it then).
