@@ -71,6 +71,7 @@ struct db {
     uv_prepare_t flush;            /* sends what this loop iteration queued, in one flush */
     int open_handles;              /* tick and flush until closed: free db at 0 */
     unsigned rr;                   /* round robin over readers */
+    int first_reader;              /* lane 0 is the writer's unless db_readers_only */
     bool closing;                  /* db_close called */
     unsigned long long reconnects; /* connections re-established */
     unsigned long long errors;     /* connections lost, queries timed out */
@@ -467,6 +468,7 @@ struct db *db_new(uv_loop_t *loop, const char *conninfo, int nconns, int timeout
         db->c[i].idx = i;
         db->c[i].backoff_ms = DB_BACKOFF_MIN_MS;
     }
+    db->first_reader = nconns > 1 ? 1 : 0;
     uv_timer_init(loop, &db->tick);
     db->tick.data = db;
     uv_prepare_init(loop, &db->flush);
@@ -540,20 +542,30 @@ void db_close(struct db *db)
     uv_close((uv_handle_t *)&db->flush, on_handle_closed);
 }
 
+void db_readers_only(struct db *db)
+{
+    db->first_reader = 0;
+}
+
+int db_reader_lane(struct db *db)
+{
+    int nr = db->n - db->first_reader;
+    if (db->closing || nr <= 0) return -EAGAIN;
+    for (int k = 0; k < nr; k++) {
+        int lane = db->first_reader + (int)(db->rr++ % (unsigned)nr);
+        if (db->c[lane].state == PC_READY) return lane;
+    }
+    return -EAGAIN;
+}
+
 int db_query(struct db *db, int lane, int stmt, int nparams, const char *const *values,
              const int *lengths, const int *formats, db_cb cb, void *ud)
 {
-    struct pgconn *pc = NULL;
     if (db->closing) return -EAGAIN;
-    if (lane >= 0 || db->n == 1) {
-        pc = &db->c[lane >= 0 && lane < db->n ? lane : 0];
-    } else {
-        for (int k = 0; k < db->n - 1 && !pc; k++) {
-            struct pgconn *c = &db->c[1 + (db->rr++ % (unsigned)(db->n - 1))];
-            if (c->state == PC_READY) pc = c;
-        }
-    }
-    if (!pc || pc->state != PC_READY) return -EAGAIN;
+    if (lane < 0) lane = db_reader_lane(db);
+    if (lane < 0) return lane;
+    struct pgconn *pc = &db->c[lane < db->n ? lane : 0];
+    if (pc->state != PC_READY) return -EAGAIN;
     if (pc->npend >= DB_MAX_QUEUED) return -ENOBUFS;
 
     /* One allocation holds the job and copies of its parameters. */
