@@ -10,7 +10,9 @@
  *    the replica is behind the committed seq asked for, so the read goes to
  *    the primary (parley_pg_read_fallbacks_total{reason="behind"});
  *  - with the replica stopped, every read is still answered, and once it is
- *    back the reads go to it again. */
+ *    back the reads go to it again.
+ * The gateway's --pg-read is a libpq multi-host conninfo whose first host is
+ * down, with target_session_attrs=read-only. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,12 +125,17 @@ static int setup(void **state)
     snprintf(services, sizeof services, "%s/../../scripts/services.sh", dirname(envsh));
     snprintf(rstate, sizeof rstate, "%s/replica", IT.state);
     char out[1024];
-    it_run(out, sizeof out, "bash -c '. %s && svc_pg_replica_stop %s; rm -rf %s'", services,
-           rstate, rstate);
+    it_run(out, sizeof out, "bash -c '. %s && svc_pg_replica_stop %s; rm -rf %s'", services, rstate,
+           rstate);
     rport = it_free_port();
     replica_start();
-    char ci[160];
-    snprintf(ci, sizeof ci, "host=127.0.0.1 port=%d dbname=parley user=parley", rport);
+    /* libpq multi-host: a first host where nobody listens, then the
+     * replica, which target_session_attrs=read-only accepts (a standby). */
+    char ci[200];
+    snprintf(ci, sizeof ci,
+             "host=127.0.0.1,127.0.0.1 port=%d,%d dbname=parley user=parley"
+             " target_session_attrs=read-only",
+             it_free_port(), rport);
     gw = it_own_gateway("gw-replica", &port, "--pg-read", ci, "--reorder-ms", "300", NULL);
     return 0;
 }
@@ -136,8 +143,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     char out[1024];
-    it_run(out, sizeof out, "bash -c '. %s && svc_pg_replica_stop %s; rm -rf %s'", services,
-           rstate, rstate);
+    it_run(out, sizeof out, "bash -c '. %s && svc_pg_replica_stop %s; rm -rf %s'", services, rstate,
+           rstate);
     return it_kill_spawned(state);
 }
 
@@ -205,8 +212,8 @@ static void replay_is(const char *tok, const char *room, int64_t since, int64_t 
         cJSON *p = wsc_wait_push(c, "message", 3000);
         int64_t got = p ? wsc_int(p, "seq") : -1;
         cJSON_Delete(p);
-        if (got != want) fprintf(stderr, "replay: got %lld, wanted %lld\n", (long long)got,
-                                 (long long)want);
+        if (got != want)
+            fprintf(stderr, "replay: got %lld, wanted %lld\n", (long long)got, (long long)want);
         assert_int_equal(got, want);
     }
     wsc_close(c);
@@ -256,12 +263,12 @@ static void caught_up_reads_go_to_the_replica(void **state)
     assert_true(atoi(n) >= 2);
     /* The evaluation report, by an admin, from the replica too. */
     char admin[40], tok[64];
-    snprintf(admin, sizeof admin, "%s", it_admin("create-person %s evaluator-%d@example.test admin", w.ws, (int)getpid()));
+    snprintf(admin, sizeof admin, "%s",
+             it_admin("create-person %s evaluator-%d@example.test admin", w.ws, (int)getpid()));
     snprintf(tok, sizeof tok, "%s", it_admin("create-token %s %s", admin, w.ws));
     double rep1 = metric(REPLICA_TOTAL);
-    struct hres h =
-        http_reqf(port, NULL, "GET", tok, NULL, "/api/v1/workspaces/%s/rooms/%s/evaluation", w.ws,
-                  w.room);
+    struct hres h = http_reqf(port, NULL, "GET", tok, NULL,
+                              "/api/v1/workspaces/%s/rooms/%s/evaluation", w.ws, w.room);
     assert_int_equal(h.status, 200);
     assert_int_equal(wsc_int(h.json, "messages"), last);
     hres_free(&h);
