@@ -72,6 +72,7 @@ struct db {
     int open_handles;              /* tick and flush until closed: free db at 0 */
     unsigned rr;                   /* round robin over readers */
     int first_reader;              /* lane 0 is the writer's unless db_readers_only */
+    const char *tag;               /* logged after lane: "" or " pool=read" */
     bool closing;                  /* db_close called */
     unsigned long long reconnects; /* connections re-established */
     unsigned long long errors;     /* connections lost, queries timed out */
@@ -198,7 +199,7 @@ static void pc_complete(struct pgconn *pc, struct job *j)
     if (j->prepare || j->setup) {
         ExecStatusType st = j->res ? PQresultStatus(j->res) : PGRES_FATAL_ERROR;
         if (st != PGRES_COMMAND_OK) {
-            log_error("prepare failed", "lane=%d stmt=%s error=\"%s\"", pc->idx,
+            log_error("prepare failed", "lane=%d%s stmt=%s error=\"%s\"", pc->idx, pc->db->tag,
                       j->setup ? "statement_timeout" : pc->db->stmts[j->stmt].name,
                       j->res ? PQresultErrorField(j->res, PG_DIAG_MESSAGE_PRIMARY) : "none");
             job_free(j);
@@ -209,8 +210,8 @@ static void pc_complete(struct pgconn *pc, struct job *j)
         if (--pc->prep_left == 0) {
             pc->state = PC_READY;
             pc->backoff_ms = DB_BACKOFF_MIN_MS;
-            log_info(pc->was_up ? "postgres reconnected" : "postgres connected", "lane=%d",
-                     pc->idx);
+            log_info(pc->was_up ? "postgres reconnected" : "postgres connected", "lane=%d%s",
+                     pc->idx, pc->db->tag);
             if (pc->was_up) pc->db->reconnects++;
             pc->was_up = true;
         }
@@ -294,7 +295,8 @@ static void pc_reset(struct pgconn *pc, int err, const char *why)
         for (const char *s = why ? why : ""; *s && k < sizeof clean - 1; s++)
             clean[k++] = (*s == '\n' || *s == '"') ? ' ' : *s;
         clean[k] = '\0';
-        log_warn("postgres connection lost", "lane=%d reason=\"%s\"", pc->idx, clean);
+        log_warn("postgres connection lost", "lane=%d%s reason=\"%s\"", pc->idx, pc->db->tag,
+                 clean);
         pc->db->errors++;
     }
     poll_drop(pc);
@@ -469,6 +471,7 @@ struct db *db_new(uv_loop_t *loop, const char *conninfo, int nconns, int timeout
         db->c[i].backoff_ms = DB_BACKOFF_MIN_MS;
     }
     db->first_reader = nconns > 1 ? 1 : 0;
+    db->tag = "";
     uv_timer_init(loop, &db->tick);
     db->tick.data = db;
     uv_prepare_init(loop, &db->flush);
@@ -545,6 +548,7 @@ void db_close(struct db *db)
 void db_readers_only(struct db *db)
 {
     db->first_reader = 0;
+    db->tag = " pool=read";
 }
 
 int db_reader_lane(struct db *db)

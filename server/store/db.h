@@ -48,7 +48,8 @@ bool db_ready(const struct db *db);
  * the struct is freed once libuv has closed the handles. */
 void db_close(struct db *db);
 
-/* A pool with no writer (the replica's, --pg-read): lane 0 is a reader too. */
+/* A pool with no writer (the replica's, --pg-read): lane 0 is a reader too;
+ * its log lines say pool=read. */
 void db_readers_only(struct db *db);
 /* A ready reader's lane (round robin), to pin queries that must run in
  * order on one connection, hence one server; -EAGAIN when none is ready. */
