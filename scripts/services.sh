@@ -63,6 +63,34 @@ svc_pg_stop() {
   return 0
 }
 
+# svc_pg_replica_start STATE PRIMARY_PORT PORT: a streaming hot standby of
+# the primary on PRIMARY_PORT, in STATE/pg, on PORT. The first start copies
+# the primary with pg_basebackup -R (it writes standby.signal and
+# primary_conninfo); later starts reuse that copy. The primary needs
+# wal_level=replica and max_wal_senders > 0 (PostgreSQL's defaults) and a
+# "host replication" entry for 127.0.0.1 in pg_hba.conf (initdb -A trust
+# writes one). The settings that a standby must keep at least as high as
+# the primary's (max_connections) are svc_pg_start's.
+svc_pg_replica_start() {
+  local state=$1 primary=$2 port=$3 data
+  [ -n "$PG_BIN" ] || svc_die "PostgreSQL server binaries not found (install postgresql)"
+  mkdir -p "$state"
+  state=$(cd "$state" && pwd) # the socket directory (-k) must be absolute
+  data=$state/pg
+  if [ ! -f "$data/PG_VERSION" ]; then
+    [ "$(id -u)" = 0 ] && chown postgres "$state"
+    svc_pg "$PG_BIN/pg_basebackup" -h 127.0.0.1 -p "$primary" -U postgres -D "$data" -R \
+      -X stream -c fast >"$state/basebackup.log" 2>&1 \
+      || { cat "$state/basebackup.log" >&2; svc_die "pg_basebackup from port $primary failed"; }
+  fi
+  svc_pg "$PG_BIN/pg_ctl" -D "$data" -w -t 30 -l "$state/postgres.log" \
+    -o "-p $port -k $state -c listen_addresses=127.0.0.1 -c hot_standby=on -c max_connections=200 ${SVC_PG_OPTS:-}" \
+    start >/dev/null || { tail -n 20 "$state/postgres.log" >&2; svc_die "replica did not start"; }
+}
+
+# svc_pg_replica_stop STATE
+svc_pg_replica_stop() { svc_pg_stop "$1"; }
+
 # svc_redis_start STATE PORT
 svc_redis_start() {
   local state=$1 port=$2

@@ -2,6 +2,7 @@
 
 #include "app.h"
 #include "ctl.h"
+#include "dbread.h"
 #include "log.h"
 #include "mem.h"
 #include "perm.h"
@@ -117,7 +118,19 @@ void apireq_hex(const unsigned char *in, size_t n, char *out)
 }
 
 /* Runs a statement with the standard parameters; z is route-specific. */
+static void run(struct http_req *r, int stmt, const char *z, bool replica);
+
 void apireq_run(struct http_req *r, int stmt, const char *z)
+{
+    run(r, stmt, z, false);
+}
+
+void apireq_run_read(struct http_req *r, int stmt, const char *z)
+{
+    run(r, stmt, z, true);
+}
+
+static void run(struct http_req *r, int stmt, const char *z, bool replica)
 {
     char x[64] = "", y[16] = "", ua[64];
     int n = 0;
@@ -147,7 +160,14 @@ void apireq_run(struct http_req *r, int stmt, const char *z)
     const char *v[NPARAMS] = {
         r->person[0] ? r->person : NULL, ws, id[0], id[1], body ? body : "{}", x, y, z, r->ip, ua,
     };
-    apireq_query(r, stmt, NPARAMS, v, NULL, NULL, apireq_on_stmt);
+    int rc;
+    if (!replica) {
+        apireq_query(r, stmt, NPARAMS, v, NULL, NULL, apireq_on_stmt);
+    } else if ((rc = dbread_query(r->app, NULL, 0, stmt, NPARAMS, v, apireq_on_stmt, r))) {
+        apireq_db_error(r, NULL, rc);
+    } else {
+        r->busy = true;
+    }
     mem_free(body);
 }
 

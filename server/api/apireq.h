@@ -48,6 +48,9 @@ struct route {
  * standard parameters and answers with its (status, body, events); z is
  * route-specific (a {n} in the path overrides it). */
 void apireq_run(struct http_req *r, int stmt, const char *z);
+/* The same for a read-only statement that a replica may answer as it is
+ * (dbread.h: a report, up to the replica's lag behind the primary). */
+void apireq_run_read(struct http_req *r, int stmt, const char *z);
 /* Sends statement stmt (n parameters; lengths and formats as db_query's)
  * for r with a callback cb that answers it (ud: r). r is busy until then, or
  * answered at once (apireq_db_error) when the query cannot be sent. */

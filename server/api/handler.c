@@ -4,6 +4,7 @@
 #include "authq.h"
 #include "conn.h"
 #include "db.h"
+#include "dbread.h"
 #include "log.h"
 #include "mem.h"
 #include "moderation.h"
@@ -293,9 +294,11 @@ static struct hist_req *hist_req_new(struct conn *c, const struct pp_cmd *cmd)
     return h;
 }
 
-static void hist_query(struct conn *c, struct hist_req *h, int stmt, int n, const char *const *v)
+/* floor: as dbread_query's (DBREAD_PRIMARY: the primary). */
+static void hist_query(struct conn *c, struct hist_req *h, int64_t floor, int stmt, int n,
+                       const char *const *v)
 {
-    int rc = db_query(c->app->db, -1, stmt, n, v, NULL, NULL, on_history, h);
+    int rc = dbread_query(c->app, h->room, floor, stmt, n, v, on_history, h);
     if (rc) {
         int64_t id;
         ticket_done(&h->t, -1, &id, NULL);
@@ -305,7 +308,8 @@ static void hist_query(struct conn *c, struct hist_req *h, int stmt, int n, cons
 
 static void op_history(struct conn *c, const struct pp_cmd *cmd)
 {
-    if (!joined(c, cmd)) return;
+    struct sub *s = joined(c, cmd);
+    if (!s) return;
     struct hist_req *h = hist_req_new(c, cmd);
     if (!h) return;
     h->descending = !cmd->has_after;
@@ -316,7 +320,14 @@ static void op_history(struct conn *c, const struct pp_cmd *cmd)
                                            : INT64_MAX));
     snprintf(lim, sizeof lim, "%d", cmd->limit + 1);
     const char *v[3] = {h->room, cursor, lim};
-    hist_query(c, h, cmd->has_after ? ST_HIST_AFTER : ST_BEFORE, 3, v);
+    /* What the page must not miss is committed: what this gateway delivered
+     * in the room, or the client's cursor when it is further (a client that
+     * read on another gateway); a page before a cursor needs only the seqs
+     * below it. A replica short of that leaves the page to the primary. */
+    int64_t floor = room_delivered(s->room);
+    if (cmd->has_after && cmd->after > floor) floor = cmd->after;
+    if (cmd->has_before) floor = cmd->before - 1;
+    hist_query(c, h, floor, cmd->has_after ? ST_HIST_AFTER : ST_BEFORE, 3, v);
 }
 
 /* ---- ping and dispatch --------------------------------------------------- */
@@ -443,7 +454,7 @@ static void op_entries(struct conn *c, const struct pp_cmd *cmd)
     snprintf(lim, sizeof lim, "%d", cmd->limit + 1);
     snprintf(off, sizeof off, "%d", cmd->offset);
     const char *v[4] = {h->room, cmd->by_rating ? "true" : "false", lim, off};
-    hist_query(c, h, ST_ENTRIES, 4, v);
+    hist_query(c, h, DBREAD_PRIMARY, ST_ENTRIES, 4, v); /* votes change: as they are now */
 }
 
 /* Typing is ephemeral: never stored, at most one event per connection per

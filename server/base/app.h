@@ -39,6 +39,7 @@ struct app {
     uv_loop_t *loop;                 /* the one loop */
     struct lws_context *lws;         /* WebSocket/HTTP server on the loop */
     struct db *db;                   /* PostgreSQL */
+    struct db *dbr;                  /* the read replica (--pg-read), or NULL */
     struct bus *bus;                 /* Redis pub/sub */
     struct rooms *rooms;             /* local room registry */
     struct store_writer *writer;     /* the write batcher of messages and events (store.c) */

@@ -78,6 +78,10 @@ static const struct opt opts[] = {
     {"--db-timeout-ms", "PARLEY_DB_TIMEOUT_MS", K_U32, OFF(db_timeout_ms), 0, 50, 600000,
      "query timeout (3000)"},
     {"--db-conns", "PARLEY_DB_CONNS", K_U32, OFF(db_conns), 0, 1, 64, "PostgreSQL connections (3)"},
+    {"--pg-read", "PARLEY_PG_READ", K_STR, OFF(pg_read), 1024, 0, 0,
+     "read-only conninfo (a streaming replica) for history, replay, evaluation (none)"},
+    {"--db-read-conns", "PARLEY_DB_READ_CONNS", K_U32, OFF(db_read_conns), 0, 1, 64,
+     "connections to --pg-read (2)"},
     {"--max-rooms", "PARLEY_MAX_ROOMS", K_U32, OFF(max_rooms), 0, 1, 10000,
      "rooms per connection (64)"},
     {"--write-delay-ms", "PARLEY_WRITE_DELAY_MS", K_U32, OFF(write_delay_ms), 0, 0, 1000,
@@ -170,6 +174,7 @@ void config_defaults(struct config *c)
     c->http_max_header = 4096;
     c->db_timeout_ms = 3000;
     c->db_conns = 3;
+    c->db_read_conns = 2;
     c->max_rooms = 64;
     c->write_delay_ms = 0;
     c->reorder_ms = 100;

@@ -15,6 +15,7 @@ struct config {
     int port;                         /* WebSocket/HTTP listen port */
     char bind[64];                    /* listen address */
     char pg[1024];                    /* PostgreSQL conninfo */
+    char pg_read[1024];               /* read-only conninfo (replica), "" for none */
     char redis_host[256];             /* Redis host */
     int redis_port;                   /* Redis port */
     char sql_dir[1024];               /* migrations directory (for the schema check and migrate) */
@@ -40,6 +41,7 @@ struct config {
     size_t http_max_header;           /* bytes of a request's headers (then 431) */
     uint32_t db_timeout_ms;           /* a query not answered by then fails with unavailable */
     uint32_t db_conns;                /* PostgreSQL connections (1 writer + readers) */
+    uint32_t db_read_conns;           /* connections to pg_read */
     uint32_t max_rooms;               /* rooms one connection may join */
     uint32_t write_delay_ms;    /* a connection that wrote less than this ago waits to pack more */
     uint32_t presence_list_max; /* rooms with more people online get presence counts only */

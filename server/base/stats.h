@@ -51,6 +51,8 @@ struct stats {
     uint64_t replays;                   /* joins that replayed from storage */
     uint64_t replayed;                  /* messages replayed to joining connections */
     uint64_t paced_catchups;            /* live members switched to paced catch-up */
+    uint64_t pg_read_replica;           /* reads answered by the replica (dbread.h) */
+    uint64_t pg_read_fallback[3];       /* ... sent to the primary: behind, error, down */
     uint64_t receipts_received;         /* read/seen/vote commands accepted for writing */
     uint64_t receipts_persisted;        /* ... committed */
     uint64_t receipt_batches;           /* their write transactions */

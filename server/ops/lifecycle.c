@@ -45,8 +45,9 @@ static void on_handle_closed(uv_handle_t *h)
 static void app_stop(struct app *a)
 {
     a->stopped = true;
-    ws_stop(a);      /* CLOSED for any connection left: they leave their rooms */
-    db_close(a->db); /* pending queries complete with -EAGAIN */
+    ws_stop(a);                   /* CLOSED for any connection left: they leave their rooms */
+    if (a->dbr) db_close(a->dbr); /* first: its reads fall back to the primary, closed next */
+    db_close(a->db);              /* pending queries complete with -EAGAIN */
     authq_free(a);
     bus_close(a->bus);
     receipts_free(a);
@@ -297,6 +298,15 @@ int lifecycle_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
     a->bus = bus_new(loop, cfg->redis_host, cfg->redis_port, (int)cfg->db_timeout_ms, &hooks);
     if (!a->db || !a->bus) return -1;
     db_start(a->db);
+    /* The replica pool prepares the same statements (a standby accepts
+     * PREPARE of any of them) but runs only dbread.h's reads. */
+    if (cfg->pg_read[0]) {
+        a->dbr = db_new(loop, cfg->pg_read, (int)cfg->db_read_conns, (int)cfg->db_timeout_ms, stmts,
+                        nstmts);
+        if (!a->dbr) return -1;
+        db_readers_only(a->dbr);
+        db_start(a->dbr);
+    }
     bus_start(a->bus);
     /* The files are read now, before the loop serves anyone. */
     if (web_start(a)) return -1;

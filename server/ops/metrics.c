@@ -124,6 +124,17 @@ char *metrics_render(struct app *a, size_t *len)
            "PostgreSQL connections re-established.", (double)db_reconnects(a->db));
     metric(&o, "parley_postgres_errors_total", "counter",
            "PostgreSQL connections lost or queries timed out.", (double)db_errors(a->db));
+    metric(&o, "parley_pg_read_replica_connections_ready", "gauge",
+           "Connections to the read replica (--pg-read) ready.",
+           a->dbr ? db_ready_count(a->dbr) : 0);
+    metric(&o, "parley_pg_read_replica_total", "counter",
+           "Reads (history, replay, catch-up, evaluation) answered by the replica.",
+           (double)s->pg_read_replica);
+    static const char *const why[] = {"behind", "error", "down"};
+    counter_by(&o, "parley_pg_read_fallbacks_total",
+               "Replica reads sent to the primary: the replica was behind the seq asked for, "
+               "failed, or was not connected.",
+               "reason", why, s->pg_read_fallback, 3);
     metric(&o, "parley_recovery_gap_fetches_total", "counter",
            "Room catch-ups read from PostgreSQL (gaps, bus recovery).", (double)s->gap_fetches);
     metric(&o, "parley_recovery_replays_total", "counter", "Joins with since that replayed.",

@@ -3,6 +3,7 @@
 #include "app.h"
 #include "conn.h"
 #include "db.h"
+#include "dbread.h"
 #include "frame.h"
 #include "mem.h"
 #include "room.h"
@@ -122,15 +123,24 @@ void replay_next(struct app *a, struct sub *s)
     }
     ft->app = a;
     ft->sub = s;
-    char after[24], lim[16], bytes[24];
-    snprintf(after, sizeof after, "%lld", (long long)s->pos);
-    snprintf(lim, sizeof lim, "%u", rows ? rows : 1);
-    snprintf(bytes, sizeof bytes, "%zu", room_bytes);
-    const char *v[4] = {s->room_id, after, lim, bytes};
-    if (db_query(a->db, -1, ST_FETCH, 4, v, NULL, NULL, on_replay, ft)) {
+    /* Replay runs up to the room's delivered seq, committed: a replica that
+     * has not reached it yet leaves the page to the primary. */
+    if (replay_page_query(a, s->room_id, s->pos, rows ? rows : 1, room_bytes,
+                          room_delivered(s->room), on_replay, ft)) {
         mem_free(ft);
         conn_close(s->conn, 1013, "recovery unavailable, retry");
         return;
     }
     s->fetch = ft;
+}
+
+int replay_page_query(struct app *a, const char *room, int64_t after, uint32_t rows, size_t bytes,
+                      int64_t floor, db_cb cb, void *ud)
+{
+    char sa[24], sl[16], sb[24];
+    snprintf(sa, sizeof sa, "%lld", (long long)after);
+    snprintf(sl, sizeof sl, "%u", rows);
+    snprintf(sb, sizeof sb, "%zu", bytes);
+    const char *v[4] = {room, sa, sl, sb};
+    return dbread_query(a, room, floor, ST_FETCH, 4, v, cb, ud);
 }

@@ -19,9 +19,12 @@
 #ifndef PARLEY_REPLAY_H
 #define PARLEY_REPLAY_H
 
+#include "db.h"
+
 #include <libpq-fe.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define REPLAY_PAGE_ROWS 256 /* rows per replay or catch-up query */
 
@@ -41,6 +44,11 @@ void replay_cancel(struct sub *s);
 bool replay_live_fits(const struct conn *c, size_t len);
 /* Bytes of bodies in one page read from storage. */
 size_t replay_page_bytes(const struct app *a);
+/* Sends ST_FETCH for room: at most rows rows after seq after, cut after the
+ * row whose bodies reach bytes; through dbread_query with floor (a seq known
+ * to be committed; DBREAD_PRIMARY: the primary). 0 or db_query's errors. */
+int replay_page_query(struct app *a, const char *room, int64_t after, uint32_t rows, size_t bytes,
+                      int64_t floor, db_cb cb, void *ud);
 /* The push for a ST_FETCH/ST_BEFORE row of room (NULL on failure). */
 struct frame *replay_row_frame(struct app *a, const char *room, PGresult *res, int row);
 

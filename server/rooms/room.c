@@ -4,6 +4,7 @@
 #include "bus.h"
 #include "busfmt.h"
 #include "db.h"
+#include "dbread.h"
 #include "frame.h"
 #include "log.h"
 #include "mem.h"
@@ -50,6 +51,7 @@ struct room {
     struct reorder ro;          /* delivered seq and the held frames */
     enum bus_state bs;          /* bus subscription */
     bool catchup_wanted;        /* fetch again when the current one ends */
+    int64_t known;              /* a marker's seq, or DBREAD_PRIMARY: catch-ups' floor */
     uint64_t retry_at;          /* a failed catch-up is tried again then */
     struct fetch *fetch;        /* room query in flight */
     struct pview *view;         /* presence as last read, or NULL */
@@ -351,6 +353,7 @@ void room_on_bus_message(void *ud, const char *ch, size_t chlen, const char *p, 
         break;
     case BUSFMT_MARKER:
         /* A message up to seq was stored but not published. */
+        if (m.seq > r->known) r->known = m.seq;
         if (!r->ro.ready || m.seq > r->ro.delivered) catchup(a, r);
         break;
     case BUSFMT_EVENT: {
@@ -487,7 +490,9 @@ static void on_room_fetch(void *ud, PGresult *res, int err)
     }
     drain_window(a, r);
     /* A page cut by its byte budget reaches it: there may be more. */
-    if (n == FETCH_CHUNK || bytes >= replay_page_bytes(a) || r->catchup_wanted) catchup(a, r);
+    bool more = n == FETCH_CHUNK || bytes >= replay_page_bytes(a) || r->catchup_wanted;
+    if (!more && r->known == DBREAD_PRIMARY) r->known = 0; /* level with the primary */
+    if (more) catchup(a, r);
     /* Otherwise a gap still open (held messages PostgreSQL did not show
      * yet) waits reorder_ms from this fetch's start and is fetched again. */
 }
@@ -505,12 +510,10 @@ static int room_query(struct app *a, struct room *r, enum fetch_kind kind, int64
         const char *v[1] = {r->id};
         rc = db_query(a->db, -1, ST_LAST_SEQ, 1, v, NULL, NULL, on_room_fetch, ft);
     } else {
-        char after[24], lim[8], bytes[24];
-        snprintf(after, sizeof after, "%lld", (long long)r->ro.delivered);
-        snprintf(lim, sizeof lim, "%lld", (long long)limit);
-        snprintf(bytes, sizeof bytes, "%zu", replay_page_bytes(a));
-        const char *v[4] = {r->id, after, lim, bytes};
-        rc = db_query(a->db, -1, ST_FETCH, 4, v, NULL, NULL, on_room_fetch, ft);
+        /* A replica must reach the highest seq heard of (dbread.h). */
+        int64_t floor = r->known > r->ro.seen ? r->known : r->ro.seen;
+        rc = replay_page_query(a, r->id, r->ro.delivered, (uint32_t)limit, replay_page_bytes(a),
+                               floor, on_room_fetch, ft);
     }
     if (rc) {
         mem_free(ft);
@@ -552,6 +555,7 @@ static void catchup(struct app *a, struct room *r)
 void room_kick(struct app *a, const char *room_id)
 {
     struct room *r = room_lookup(a, room_id);
+    if (r && r->nsubs) r->known = DBREAD_PRIMARY; /* how far: the store knows, not we */
     if (r && r->nsubs) catchup(a, r);
 }
 
@@ -710,7 +714,8 @@ void room_on_subscribed(void *ud, const char *ch, size_t chlen)
     log_debug("subscribed", "room=%s state=%d subs=%u", r->id, r->bs, r->nsubs);
     if (r->bs == BS_PENDING) r->bs = BS_ON;
     /* Messages committed before the subscription took effect never reach
-     * us through the bus: read them from PostgreSQL. */
+     * us through the bus: read them from the primary (how far is unknown). */
+    r->known = DBREAD_PRIMARY;
     catchup(a, r);
     room_bus_sync(a, r);
 }

@@ -71,6 +71,8 @@ struct db {
     uv_prepare_t flush;            /* sends what this loop iteration queued, in one flush */
     int open_handles;              /* tick and flush until closed: free db at 0 */
     unsigned rr;                   /* round robin over readers */
+    int first_reader;              /* lane 0 is the writer's unless db_readers_only */
+    const char *tag;               /* logged after lane: "" or " pool=read" */
     bool closing;                  /* db_close called */
     unsigned long long reconnects; /* connections re-established */
     unsigned long long errors;     /* connections lost, queries timed out */
@@ -197,7 +199,7 @@ static void pc_complete(struct pgconn *pc, struct job *j)
     if (j->prepare || j->setup) {
         ExecStatusType st = j->res ? PQresultStatus(j->res) : PGRES_FATAL_ERROR;
         if (st != PGRES_COMMAND_OK) {
-            log_error("prepare failed", "lane=%d stmt=%s error=\"%s\"", pc->idx,
+            log_error("prepare failed", "lane=%d%s stmt=%s error=\"%s\"", pc->idx, pc->db->tag,
                       j->setup ? "statement_timeout" : pc->db->stmts[j->stmt].name,
                       j->res ? PQresultErrorField(j->res, PG_DIAG_MESSAGE_PRIMARY) : "none");
             job_free(j);
@@ -208,8 +210,8 @@ static void pc_complete(struct pgconn *pc, struct job *j)
         if (--pc->prep_left == 0) {
             pc->state = PC_READY;
             pc->backoff_ms = DB_BACKOFF_MIN_MS;
-            log_info(pc->was_up ? "postgres reconnected" : "postgres connected", "lane=%d",
-                     pc->idx);
+            log_info(pc->was_up ? "postgres reconnected" : "postgres connected", "lane=%d%s",
+                     pc->idx, pc->db->tag);
             if (pc->was_up) pc->db->reconnects++;
             pc->was_up = true;
         }
@@ -293,7 +295,8 @@ static void pc_reset(struct pgconn *pc, int err, const char *why)
         for (const char *s = why ? why : ""; *s && k < sizeof clean - 1; s++)
             clean[k++] = (*s == '\n' || *s == '"') ? ' ' : *s;
         clean[k] = '\0';
-        log_warn("postgres connection lost", "lane=%d reason=\"%s\"", pc->idx, clean);
+        log_warn("postgres connection lost", "lane=%d%s reason=\"%s\"", pc->idx, pc->db->tag,
+                 clean);
         pc->db->errors++;
     }
     poll_drop(pc);
@@ -467,6 +470,8 @@ struct db *db_new(uv_loop_t *loop, const char *conninfo, int nconns, int timeout
         db->c[i].idx = i;
         db->c[i].backoff_ms = DB_BACKOFF_MIN_MS;
     }
+    db->first_reader = nconns > 1 ? 1 : 0;
+    db->tag = "";
     uv_timer_init(loop, &db->tick);
     db->tick.data = db;
     uv_prepare_init(loop, &db->flush);
@@ -540,20 +545,31 @@ void db_close(struct db *db)
     uv_close((uv_handle_t *)&db->flush, on_handle_closed);
 }
 
+void db_readers_only(struct db *db)
+{
+    db->first_reader = 0;
+    db->tag = " pool=read";
+}
+
+int db_reader_lane(struct db *db)
+{
+    int nr = db->n - db->first_reader;
+    if (db->closing || nr <= 0) return -EAGAIN;
+    for (int k = 0; k < nr; k++) {
+        int lane = db->first_reader + (int)(db->rr++ % (unsigned)nr);
+        if (db->c[lane].state == PC_READY) return lane;
+    }
+    return -EAGAIN;
+}
+
 int db_query(struct db *db, int lane, int stmt, int nparams, const char *const *values,
              const int *lengths, const int *formats, db_cb cb, void *ud)
 {
-    struct pgconn *pc = NULL;
     if (db->closing) return -EAGAIN;
-    if (lane >= 0 || db->n == 1) {
-        pc = &db->c[lane >= 0 && lane < db->n ? lane : 0];
-    } else {
-        for (int k = 0; k < db->n - 1 && !pc; k++) {
-            struct pgconn *c = &db->c[1 + (db->rr++ % (unsigned)(db->n - 1))];
-            if (c->state == PC_READY) pc = c;
-        }
-    }
-    if (!pc || pc->state != PC_READY) return -EAGAIN;
+    if (lane < 0) lane = db_reader_lane(db);
+    if (lane < 0) return lane;
+    struct pgconn *pc = &db->c[lane < db->n ? lane : 0];
+    if (pc->state != PC_READY) return -EAGAIN;
     if (pc->npend >= DB_MAX_QUEUED) return -ENOBUFS;
 
     /* One allocation holds the job and copies of its parameters. */

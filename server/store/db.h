@@ -48,6 +48,13 @@ bool db_ready(const struct db *db);
  * the struct is freed once libuv has closed the handles. */
 void db_close(struct db *db);
 
+/* A pool with no writer (the replica's, --pg-read): lane 0 is a reader too;
+ * its log lines say pool=read. */
+void db_readers_only(struct db *db);
+/* A ready reader's lane (round robin), to pin queries that must run in
+ * order on one connection, hence one server; -EAGAIN when none is ready. */
+int db_reader_lane(struct db *db);
+
 /* lane 0: the writer connection; lane < 0: any reader (round robin).
  * values[i] may be NULL (SQL NULL); lengths/formats as in PQexecPrepared
  * (NULL means all text). Returns 0, -EAGAIN (down), -ENOBUFS (queue full),
