@@ -7,6 +7,7 @@
 #include "conn.h"
 #include "ctl.h"
 #include "db.h"
+#include "dbread.h"
 #include "frame.h"
 #include "guidelines.h"
 #include "handler.h"
@@ -47,6 +48,7 @@ static void app_stop(struct app *a)
     a->stopped = true;
     ws_stop(a);                   /* CLOSED for any connection left: they leave their rooms */
     if (a->dbr) db_close(a->dbr); /* first: its reads fall back to the primary, closed next */
+    dbread_free(a);
     db_close(a->db);              /* pending queries complete with -EAGAIN */
     authq_free(a);
     bus_close(a->bus);

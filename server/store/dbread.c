@@ -6,6 +6,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +23,48 @@ struct rd {
     bool checked;    /* the check answered, and reached floor */
     char **v;        /* parameter copies (inside this allocation) */
 };
+
+struct dbread_floors {
+    struct {
+        char room[PP_UUID_LEN + 1];
+        int64_t seq;
+    } slot[DBREAD_FLOORS];
+};
+
+static unsigned floor_slot(const char *room)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = room; *p; p++)
+        h = (h ^ (unsigned char)*p) * 16777619u;
+    return h % DBREAD_FLOORS;
+}
+
+void dbread_note(struct app *a, const char *room, int64_t seq)
+{
+    if (!a->dbr) return;
+    if (!a->dbr_floors && !(a->dbr_floors = mem_calloc(1, sizeof *a->dbr_floors))) return;
+    unsigned i = floor_slot(room);
+    if (strcmp(a->dbr_floors->slot[i].room, room)) {
+        snprintf(a->dbr_floors->slot[i].room, sizeof a->dbr_floors->slot[i].room, "%s", room);
+        a->dbr_floors->slot[i].seq = 0;
+    }
+    if (seq > a->dbr_floors->slot[i].seq) a->dbr_floors->slot[i].seq = seq;
+}
+
+void dbread_free(struct app *a)
+{
+    mem_free(a->dbr_floors);
+    a->dbr_floors = NULL;
+}
+
+/* The floor raised to what this gateway committed in room. */
+static int64_t floor_with_own(const struct app *a, const char *room, int64_t floor)
+{
+    if (!a->dbr_floors) return floor;
+    unsigned i = floor_slot(room);
+    int64_t own = strcmp(a->dbr_floors->slot[i].room, room) ? 0 : a->dbr_floors->slot[i].seq;
+    return own > floor ? own : floor;
+}
 
 static void rd_unref(struct rd *r)
 {
@@ -63,6 +106,7 @@ int dbread_query(struct app *a, const char *room, int64_t floor, int stmt, int n
                  const char *const *v, db_cb cb, void *ud)
 {
     if (floor == DBREAD_PRIMARY) return db_query(a->db, -1, stmt, n, v, NULL, NULL, cb, ud);
+    if (room) floor = floor_with_own(a, room, floor);
     int lane = a->dbr ? db_reader_lane(a->dbr) : -EAGAIN;
     if (lane < 0) {
         if (a->dbr) a->stats.pg_read_fallback[DBREAD_DOWN]++;

@@ -18,6 +18,14 @@
  * replica is down: it comes back by itself when db reconnects). A caller
  * that cannot name a floor (a catch-up of unknown extent) reads the primary.
  *
+ * A floor also covers what this gateway committed itself: store.c notes
+ * each stored seq (dbread_note), and a read of the room asks the replica
+ * for at least that, so a sender's history page after its ack holds its
+ * message even before the bus brought it back (read-your-writes on one
+ * gateway; a read on another gateway names the seq as a cursor). The notes
+ * are a direct-mapped table of DBREAD_FLOORS rooms, kept only with a
+ * replica: a room pushed out by another loses only this extra floor.
+ *
  * A read without a room (room NULL: evaluation) takes the replica's answer
  * as it is, up to the replica's replay lag behind the primary.
  *
@@ -42,10 +50,16 @@ enum { DBREAD_BEHIND, DBREAD_ERROR, DBREAD_DOWN };
 /* A floor nobody can name (a catch-up of unknown extent): the primary. */
 #define DBREAD_PRIMARY INT64_MAX
 
+enum { DBREAD_FLOORS = 1024 };
+
 /* Read-only statement stmt (n text parameters v) on the replica if there is
  * one: with room, only when its last_seq there reaches floor. Returns 0 or a
  * db_query error (-EAGAIN, -ENOBUFS, -ENOMEM). */
 int dbread_query(struct app *a, const char *room, int64_t floor, int stmt, int n,
                  const char *const *v, db_cb cb, void *ud);
+
+/* seq of room was committed by this gateway (a no-op without a replica). */
+void dbread_note(struct app *a, const char *room, int64_t seq);
+void dbread_free(struct app *a);
 
 #endif

@@ -6,6 +6,7 @@
 #include "bus.h"
 #include "busfmt.h"
 #include "conn.h"
+#include "dbread.h"
 #include "frame.h"
 #include "log.h"
 #include "mem.h"
@@ -743,6 +744,7 @@ static void w_dispatch(void *ud, const struct batch *bt, void *res_)
         it->duplicate = PQgetvalue(res, r, 3)[0] == 't';
         it->stored = store_kind(PQgetvalue(res, r, 5));
         it->parent = strtoll(PQgetvalue(res, r, 6), NULL, 10);
+        dbread_note(a, it->room, it->seq); /* the sender's next page must hold it */
         if (it->duplicate) {
             a->stats.msgs_duplicate++;
             /* Published again in case the first publish was lost;

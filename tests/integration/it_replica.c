@@ -318,6 +318,40 @@ static void paused_replica_is_never_short(void **state)
     wsc_close(s);
 }
 
+/* Read-your-writes on one gateway: with the replica behind and the bus
+ * holding back the publish (CLIENT PAUSE WRITE holds PUBLISH), the sender's
+ * history page right after its ack still holds its message, because the
+ * gateway knows it committed that seq (dbread_note), not from the bus. */
+static void own_message_is_in_the_next_page(void **state)
+{
+    (void)state;
+    struct it_world w;
+    struct wsc *m, *s;
+    pair(&w, &m, &s);
+    int64_t first = send_n(s, m, w.room, "before", 2);
+    replica_catch_up(w.room);
+    assert_non_null(replica_sql("SELECT pg_wal_replay_pause()"));
+    redisContext *rc = redisConnect("127.0.0.1", IT.redis_port);
+    assert_true(rc && !rc->err);
+    redisReply *rr = redisCommand(rc, "CLIENT PAUSE 3000 WRITE");
+    assert_true(rr && rr->type == REDIS_REPLY_STATUS);
+    freeReplyObject(rr);
+    cJSON *r = it_send(m, w.room, "mine-1", "mine");
+    assert_null(wsc_err_code(r));
+    int64_t mine = wsc_int(r, "ok.seq");
+    cJSON_Delete(r);
+    assert_int_equal(mine, first + 1);
+    double behind0 = metric(BEHIND);
+    history_is(m, w.room, "\"limit\":50", 1, mine);
+    assert_true(metric(BEHIND) >= behind0 + 1);
+    rr = redisCommand(rc, "CLIENT UNPAUSE");
+    freeReplyObject(rr);
+    redisFree(rc);
+    assert_non_null(replica_sql("SELECT pg_wal_replay_resume()"));
+    wsc_close(m);
+    wsc_close(s);
+}
+
 static void stopped_replica_reads_still_answered(void **state)
 {
     (void)state;
@@ -350,6 +384,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(caught_up_reads_go_to_the_replica),
         cmocka_unit_test(paused_replica_is_never_short),
+        cmocka_unit_test(own_message_is_in_the_next_page),
         cmocka_unit_test(stopped_replica_reads_still_answered),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
