@@ -2,7 +2,8 @@
  * parleyd - the Parley gateway.
  *
  *   parleyd [serve] [options]    run the gateway (see --help)
- *   parleyd migrate [options]    apply pending sql/ migrations
+ *   parleyd migrate [options]    apply pending sql/ migrations (--partitions N: the
+ *                                message log's hash partitions, default 8)
  *   parleyd admin [options] ...  blocking admin commands
  *   parleyd routes               the HTTP routes (checked against the OpenAPI document)
  *   parleyd deliver [options]    deliver the outbox by email and SMS (its own process)
@@ -21,6 +22,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -57,8 +59,23 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "migrate")) {
         int n = argc - 2;
         char **v = argv + 2;
+        int parts = ADMIN_PARTITIONS_DEFAULT;
+        /* migrate's own flag; the rest are the shared settings */
+        for (int i = 0; i < n; i++) {
+            if (strcmp(v[i], "--partitions")) continue;
+            char *end = NULL;
+            long p = i + 1 < n ? strtol(v[i + 1], &end, 10) : 0;
+            if (!end || *end || p < 1 || p > ADMIN_PARTITIONS_MAX) {
+                fprintf(stderr, "parleyd: --partitions takes 1 to %d\n", ADMIN_PARTITIONS_MAX);
+                return 2;
+            }
+            parts = (int)p;
+            memmove(v + i, v + i + 2, (size_t)(n - i - 2) * sizeof *v);
+            n -= 2;
+            break;
+        }
         if (tool_config(&cfg, &n, &v)) return 2;
-        return admin_migrate(cfg.pg, cfg.sql_dir) ? 1 : 0;
+        return admin_migrate(cfg.pg, cfg.sql_dir, parts) ? 1 : 0;
     }
     if (argc > 1 && !strcmp(argv[1], "admin")) {
         int n = argc - 2;
