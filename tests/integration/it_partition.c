@@ -249,11 +249,222 @@ static void explain_touches_one_partition(void **state)
     PQfinish(pg);
 }
 
+/* ---- migration ---------------------------------------------------------- */
+
+/* Row count and a digest of every row of table, in a stable order. */
+static void digest(const char *table, char out[64])
+{
+    snprintf(out, 64, "%s",
+             it_sqlf("SELECT count(*) || ' ' || md5(coalesce(string_agg(t::text, '|'"
+                     " ORDER BY t::text), '')) FROM %s t",
+                     table));
+}
+
+static const char *const KEPT[] = {"messages", "seen", "likes", "ratings", "rooms", "read_state"};
+enum { NKEPT = 6, NCHAT = 5 };
+
+static cJSON *rq(struct wsc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static cJSON *rq(struct wsc *c, const char *fmt, ...)
+{
+    char body[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    cJSON *r = wsc_request(c, 5000, "%s", body);
+    assert_non_null(r);
+    if (wsc_err_code(r)) fprintf(stderr, "%s: %s\n", body, wsc_err_code(r));
+    assert_null(wsc_err_code(r));
+    return r;
+}
+
+static int64_t send_seq(struct wsc *c, const char *room, const char *cmid, const char *body,
+                        int64_t parent)
+{
+    cJSON *r = parent ? rq(c,
+                           "\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"%s\","
+                           "\"body\":\"%s\",\"parent\":%lld",
+                           room, cmid, body, (long long)parent)
+                      : rq(c,
+                           "\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"%s\","
+                           "\"body\":\"%s\"",
+                           room, cmid, body);
+    int64_t seq = wsc_int(r, "ok.seq");
+    cJSON_Delete(r);
+    return seq;
+}
+
+static void quiet(void *arg, const char *msg)
+{
+    (void)arg;
+    (void)msg;
+}
+
+static void migrate_moves_every_row(void **state)
+{
+    (void)state;
+    /* A database of its own in the suite's PostgreSQL (its superuser makes
+     * it), brought to the schema before 012 with the migrations before it. */
+    char su[400], dbname[32], conninfo[sizeof IT.pg + 96], saved[sizeof IT.pg], old_dir[700],
+        out[4096], q[256];
+    snprintf(dbname, sizeof dbname, "parley_mig_%d", (int)getpid());
+    snprintf(su, sizeof su, "%s user=postgres", IT.pg);
+    PGconn *admin = db(su);
+    PQsetNoticeProcessor(admin, quiet, NULL);
+    snprintf(q, sizeof q, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+    exec_ok(admin, q);
+    snprintf(q, sizeof q, "CREATE DATABASE %s OWNER parley", dbname);
+    exec_ok(admin, q);
+    snprintf(old_dir, sizeof old_dir, "%s/sql-before-012", IT.state);
+    assert_int_equal(it_run(out, sizeof out,
+                            "rm -rf '%s' && mkdir '%s' && for f in '%s'/*.sql; do"
+                            " case \"${f##*/}\" in 00[0-9]_*|01[01]_*) cp \"$f\" '%s';; esac;"
+                            " done; ls '%s' | grep -c sql",
+                            old_dir, old_dir, SQL_DIR, old_dir, old_dir),
+                     0);
+    snprintf(conninfo, sizeof conninfo, "%s dbname=%s", IT.pg, dbname);
+    snprintf(saved, sizeof saved, "%s", IT.pg);
+    assert_true(strlen(conninfo) < sizeof IT.pg);
+    memcpy(IT.pg, conninfo, strlen(conninfo) + 1); /* it_admin, it_sql, gateways: this one */
+    assert_int_equal(it_run(out, sizeof out, "'%s' migrate --pg '%s' --sql-dir '%s'", IT.parleyd,
+                            IT.pg, old_dir),
+                     0);
+    assert_string_equal(it_sql("SELECT max(version) FROM schema_migrations"), "11");
+    assert_string_equal(it_sql("SELECT relkind FROM pg_class WHERE relname = 'messages'"), "r");
+
+    /* Content made the way a gateway of that version makes it. */
+    int port;
+    pid_t gw = it_own_gateway("part-old", &port, "--sql-dir", old_dir, NULL);
+    struct it_world w;
+    it_world(&w, 2, NULL);
+    char rooms[NCHAT + 1][40];
+    int64_t sent[NCHAT + 1] = {0};
+    snprintf(rooms[0], sizeof rooms[0], "%s", w.room);
+    for (int k = 1; k < NCHAT; k++)
+        snprintf(rooms[k], sizeof rooms[k], "%s", it_admin("create-room %s chat-%d", w.ws, k));
+    snprintf(rooms[NCHAT], sizeof rooms[NCHAT], "%s",
+             it_admin("create-room %s ideas workspace dialogue", w.ws));
+    struct wsc *a = it_connect_port(port, NULL, w.tok[0]);
+    struct wsc *b = it_connect_port(port, NULL, w.tok[1]);
+    assert_non_null(a);
+    assert_non_null(b);
+    char cmid[32], body[64];
+    for (int k = 0; k <= NCHAT; k++) {
+        cJSON_Delete(it_join(a, rooms[k], -1));
+        cJSON_Delete(it_join(b, rooms[k], -1));
+    }
+    for (int k = 0; k < NCHAT; k++) {
+        for (int i = 1; i <= 4 + k; i++) {
+            snprintf(cmid, sizeof cmid, "c%d-%d", k, i);
+            snprintf(body, sizeof body, "room %d message %d", k, i);
+            assert_int_equal(send_seq(a, rooms[k], cmid, body, 0), ++sent[k]);
+        }
+        cJSON_Delete(rq(b, "\"op\":\"like\",\"room\":\"%s\",\"seq\":2", rooms[k]));
+        cJSON_Delete(rq(b, "\"op\":\"seen\",\"room\":\"%s\",\"seq\":3", rooms[k]));
+        cJSON_Delete(rq(b, "\"op\":\"read\",\"room\":\"%s\",\"seq\":1", rooms[k]));
+    }
+    int64_t e1 = send_seq(a, rooms[NCHAT], "e1", "entry one", 0);
+    int64_t e2 = send_seq(b, rooms[NCHAT], "e2", "entry two", 0);
+    int64_t r1 = send_seq(b, rooms[NCHAT], "r1", "a reply", e1);
+    assert_true(e1 > 0 && e2 > e1 && r1 > e2);
+    sent[NCHAT] = 3;
+    cJSON_Delete(rq(b, "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":5", rooms[NCHAT],
+                    (long long)e1));
+    cJSON_Delete(rq(a, "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":2", rooms[NCHAT],
+                    (long long)e2));
+    wsc_close(a);
+    wsc_close(b);
+    /* the coalesced votes and read events are stored by the drain */
+    assert_int_equal(it_stop(gw), 0);
+    assert_int_equal(atoi(it_sql("SELECT count(*) FROM seen")), NCHAT);
+    assert_int_equal(atoi(it_sql("SELECT count(*) FROM likes")), NCHAT);
+    assert_int_equal(atoi(it_sql("SELECT count(*) FROM ratings")), 2);
+    assert_true(atoi(it_sql("SELECT count(*) FROM messages WHERE kind = 'votes'")) > 0);
+    char before[NKEPT][64];
+    for (int t = 0; t < NKEPT; t++)
+        digest(KEPT[t], before[t]);
+    int64_t last[NCHAT + 1];
+    for (int k = 0; k <= NCHAT; k++)
+        last[k] = atoll(it_sqlf("SELECT last_seq FROM rooms WHERE id = '%s'", rooms[k]));
+
+    /* The migration, with 4 partitions. */
+    assert_int_equal(it_run(out, sizeof out, "'%s' migrate --pg '%s' --sql-dir '%s' --partitions 4",
+                            IT.parleyd, IT.pg, SQL_DIR),
+                     0);
+    assert_non_null(strstr(out, "applied 012_partition.sql"));
+    for (int t = 0; t < NPART_TABLES; t++) {
+        assert_string_equal(
+            it_sqlf("SELECT relkind FROM pg_class WHERE relname = '%s'", PARTITIONED[t]), "p");
+        assert_string_equal(it_sqlf("SELECT count(*) FROM pg_inherits WHERE inhparent ="
+                                    " 'public.%s'::regclass",
+                                    PARTITIONED[t]),
+                            "4");
+    }
+    /* the rooms' rows went to more than one partition */
+    assert_true(atoi(it_sql("SELECT count(DISTINCT tableoid) FROM messages")) > 1);
+    for (int t = 0; t < NKEPT; t++) {
+        char after[64];
+        digest(KEPT[t], after);
+        if (strcmp(before[t], after)) fprintf(stderr, "%s changed\n", KEPT[t]);
+        assert_string_equal(before[t], after);
+    }
+    /* constraints and the trigger came along */
+    assert_string_equal(it_sql("SELECT count(*) FROM pg_constraint WHERE conrelid ="
+                               " 'messages'::regclass AND contype IN ('p', 'u', 'f')"),
+                        "4");
+    assert_string_equal(it_sql("SELECT count(*) FROM pg_trigger WHERE tgrelid ="
+                               " 'messages'::regclass AND NOT tgisinternal"),
+                        "1");
+
+    /* Through a gateway of this version: every message in history, in
+     * order, and since-replay from 0 brings the whole log. */
+    gw = it_own_gateway("part-new", &port, "--sql-dir", SQL_DIR, NULL);
+    a = it_connect_port(port, NULL, w.tok[0]);
+    assert_non_null(a);
+    for (int k = 0; k <= NCHAT; k++) {
+        cJSON_Delete(it_join(a, rooms[k], -1));
+        cJSON *r = rq(a, "\"op\":\"history\",\"room\":\"%s\",\"after\":0,\"limit\":100", rooms[k]);
+        cJSON *msgs = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "messages");
+        assert_int_equal(cJSON_GetArraySize(msgs), sent[k]);
+        int64_t prev = 0;
+        for (int i = 0; i < sent[k]; i++) {
+            cJSON *m = cJSON_GetArrayItem(msgs, i);
+            assert_true(wsc_int(m, "seq") > prev);
+            prev = wsc_int(m, "seq");
+            if (k == NCHAT) continue;
+            assert_int_equal(wsc_int(m, "seq"), i + 1);
+            snprintf(body, sizeof body, "room %d message %d", k, i + 1);
+            assert_string_equal(wsc_str(m, "body"), body);
+            assert_string_equal(wsc_str(m, "sender"), w.person[0]);
+        }
+        cJSON_Delete(r);
+        /* new sends continue the room's seq */
+        snprintf(cmid, sizeof cmid, "after-%d", k);
+        assert_int_equal(send_seq(a, rooms[k], cmid, "after the migration", 0), last[k] + 1);
+    }
+    wsc_close(a);
+    assert_int_equal(atoll(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'", rooms[0])),
+                     last[0] + 1);
+
+    /* Again: nothing to do. */
+    assert_int_equal(it_run(out, sizeof out, "'%s' migrate --pg '%s' --sql-dir '%s' --partitions 4",
+                            IT.parleyd, IT.pg, SQL_DIR),
+                     0);
+    assert_null(strstr(out, "applied"));
+    assert_int_equal(it_stop(gw), 0);
+
+    snprintf(IT.pg, sizeof IT.pg, "%s", saved);
+    snprintf(q, sizeof q, "DROP DATABASE %s WITH (FORCE)", dbname);
+    exec_ok(admin, q);
+    PQfinish(admin);
+}
+
 int main(void)
 {
     it_load_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(explain_touches_one_partition),
+        cmocka_unit_test(migrate_moves_every_row),
     };
     return cmocka_run_group_tests(tests, NULL, it_kill_spawned);
 }
