@@ -459,12 +459,81 @@ static void migrate_moves_every_row(void **state)
     PQfinish(admin);
 }
 
+/* ---- the purge ------------------------------------------------------------ */
+
+/* Rows of workspace ws in table (all four are room-scoped). */
+static int64_t ws_rows(const char *table, const char *ws)
+{
+    return atoll(it_sqlf("SELECT count(*) FROM %s x JOIN rooms r ON r.id = x.room_id"
+                         " WHERE r.workspace_id = '%s'",
+                         table, ws));
+}
+
+/* Fills 16 rooms of world w (rows in every partition): 20 messages each,
+ * likes, seen rows and ratings on some. */
+static void fill(const struct it_world *w)
+{
+    char sql[1600];
+    snprintf(sql, sizeof sql,
+             "WITH r AS (INSERT INTO rooms (workspace_id, name, last_seq)"
+             "  SELECT '%s', 'purge-' || g, 20 FROM generate_series(1, 16) g RETURNING id),"
+             " m AS (INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body)"
+             "  SELECT r.id, s, '%s', 'c' || s, 'x' FROM r, generate_series(1, 20) s"
+             "  RETURNING room_id, seq),"
+             " l AS (INSERT INTO likes (room_id, seq, person_id)"
+             "  SELECT room_id, seq, '%s' FROM m WHERE seq %% 2 = 0),"
+             " s AS (INSERT INTO seen (room_id, seq, person_id)"
+             "  SELECT room_id, seq, '%s' FROM m WHERE seq %% 3 = 0)"
+             " INSERT INTO ratings (room_id, seq, person_id, stars)"
+             "  SELECT room_id, seq, '%s', 4 FROM m WHERE seq %% 4 = 0",
+             w->ws, w->person[0], w->person[1], w->person[1], w->person[1]);
+    PGconn *pg = db(IT.pg);
+    exec_ok(pg, sql);
+    PQfinish(pg);
+}
+
+/* The purge deletes a batch of a deleted workspace's rows by their place;
+ * a ctid alone names a row only within one partition, so the purge must
+ * leave every other workspace's rows where they share partitions. */
+static void purge_keeps_other_workspaces(void **state)
+{
+    (void)state;
+    struct it_world gone, kept;
+    it_world(&gone, 2, NULL);
+    it_world(&kept, 2, NULL);
+    fill(&kept); /* first: its rows sit at the places the other's will take */
+    fill(&gone);
+    int64_t before[NPART_TABLES];
+    for (int t = 0; t < NPART_TABLES; t++) {
+        before[t] = ws_rows(PARTITIONED[t], kept.ws);
+        assert_int_equal(ws_rows(PARTITIONED[t], gone.ws), before[t]);
+        assert_true(before[t] > 0);
+    }
+    it_sqlf("UPDATE workspaces SET deleted_at = now(), purge_at = now() - interval '1 hour'"
+            " WHERE id = '%s' RETURNING 1",
+            gone.ws);
+    /* small batches, as the job runs them (the gateways' job may take some) */
+    for (int i = 0; i < 200; i++) {
+        if (!strcmp(it_sqlf("SELECT count(*) FROM workspaces WHERE id = '%s'", gone.ws), "0"))
+            break;
+        it_sql("SELECT parley_ws_purge(50)");
+    }
+    assert_string_equal(it_sqlf("SELECT count(*) FROM workspaces WHERE id = '%s'", gone.ws), "0");
+    for (int t = 0; t < NPART_TABLES; t++) {
+        if (ws_rows(PARTITIONED[t], kept.ws) != before[t])
+            fprintf(stderr, "%s: %lld of %lld rows left\n", PARTITIONED[t],
+                    (long long)ws_rows(PARTITIONED[t], kept.ws), (long long)before[t]);
+        assert_int_equal(ws_rows(PARTITIONED[t], kept.ws), before[t]);
+    }
+}
+
 int main(void)
 {
     it_load_env();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(explain_touches_one_partition),
         cmocka_unit_test(migrate_moves_every_row),
+        cmocka_unit_test(purge_keeps_other_workspaces),
     };
     return cmocka_run_group_tests(tests, NULL, it_kill_spawned);
 }
