@@ -47,6 +47,30 @@ static int tool_config(struct config *c, int *argc, char ***argv)
     return config_load(c, nc, conf_args);
 }
 
+/* migrate's own setting: --partitions N (taken out of argv), else
+ * PARLEY_PARTITIONS, else the default. -1 (message printed) when invalid. */
+static int migrate_partitions(int *argc, char **argv)
+{
+    const char *val = getenv("PARLEY_PARTITIONS");
+    for (int i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], "--partitions")) continue;
+        val = i + 1 < *argc ? argv[i + 1] : "";
+        int drop = i + 1 < *argc ? 2 : 1;
+        memmove(argv + i, argv + i + drop, (size_t)(*argc - i - drop) * sizeof *argv);
+        *argc -= drop;
+        break;
+    }
+    if (!val) return ADMIN_PARTITIONS_DEFAULT;
+    char *end = NULL;
+    long p = strtol(val, &end, 10);
+    if (!*val || *end || p < 1 || p > ADMIN_PARTITIONS_MAX) {
+        fprintf(stderr, "parleyd: --partitions (PARLEY_PARTITIONS) takes 1 to %d\n",
+                ADMIN_PARTITIONS_MAX);
+        return -1;
+    }
+    return (int)p;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -59,21 +83,8 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "migrate")) {
         int n = argc - 2;
         char **v = argv + 2;
-        int parts = ADMIN_PARTITIONS_DEFAULT;
-        /* migrate's own flag; the rest are the shared settings */
-        for (int i = 0; i < n; i++) {
-            if (strcmp(v[i], "--partitions")) continue;
-            char *end = NULL;
-            long p = i + 1 < n ? strtol(v[i + 1], &end, 10) : 0;
-            if (!end || *end || p < 1 || p > ADMIN_PARTITIONS_MAX) {
-                fprintf(stderr, "parleyd: --partitions takes 1 to %d\n", ADMIN_PARTITIONS_MAX);
-                return 2;
-            }
-            parts = (int)p;
-            memmove(v + i, v + i + 2, (size_t)(n - i - 2) * sizeof *v);
-            n -= 2;
-            break;
-        }
+        int parts = migrate_partitions(&n, v);
+        if (parts < 0) return 2;
         if (tool_config(&cfg, &n, &v)) return 2;
         return admin_migrate(cfg.pg, cfg.sql_dir, parts) ? 1 : 0;
     }
