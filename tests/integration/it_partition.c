@@ -57,6 +57,7 @@ static void exec_ok(PGconn *pg, const char *sql)
 struct touched {
     char ran[NPART_TABLES][64][32];
     int nran[NPART_TABLES];
+    bool queries_only; /* leave out what UPDATE, DELETE and INSERT read */
 };
 
 static void note_ran(struct touched *t, int k, const char *rel)
@@ -68,6 +69,10 @@ static void note_ran(struct touched *t, int k, const char *rel)
 
 static void walk(cJSON *node, struct touched *t)
 {
+    if (t->queries_only &&
+        !strcmp(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(node, "Node Type")),
+                "ModifyTable"))
+        return;
     cJSON *rel = cJSON_GetObjectItemCaseSensitive(node, "Relation Name");
     cJSON *loops = cJSON_GetObjectItemCaseSensitive(node, "Actual Loops");
     if (cJSON_IsString(rel)) {
@@ -92,6 +97,7 @@ static void explain(PGconn *pg, const char *name, const char *mode, const char *
                     const char *const *params, struct touched *t)
 {
     memset(t, 0, sizeof *t);
+    t->queries_only = strstr(mode, "enable_nestloop") != NULL;
     PGresult *r = PQprepare(pg, "it_p", sql, n, NULL);
     if (PQresultStatus(r) != PGRES_COMMAND_OK) fprintf(stderr, "%s", PQresultErrorMessage(r));
     assert_int_equal(PQresultStatus(r), PGRES_COMMAND_OK);
@@ -106,7 +112,7 @@ static void explain(PGconn *pg, const char *name, const char *mode, const char *
     }
     snprintf(q + len, sizeof q - len, ")");
     exec_ok(pg, "BEGIN");
-    char set[96];
+    char set[160];
     snprintf(set, sizeof set, "SET LOCAL plan_cache_mode = %s", mode);
     exec_ok(pg, set);
     r = PQexec(pg, q);
@@ -129,20 +135,23 @@ static void explain(PGconn *pg, const char *name, const char *mode, const char *
 }
 
 /* Every partitioned table in want was read in exactly one partition, and
- * no other partitioned table was read at all. */
+ * no other partitioned table was read at all; of the queries alone
+ * (t->queries_only), none read more than one, and messages is read. */
 static void expect_one_each(const char *name, const char *mode, const struct touched *t,
                             const char *want)
 {
     for (int k = 0; k < NPART_TABLES; k++) {
         bool wanted = strstr(want, PARTITIONED[k]) != NULL;
-        if (t->nran[k] != (wanted ? 1 : 0)) {
+        bool ok = t->queries_only ? t->nran[k] <= 1 && (k || t->nran[k] == 1)
+                                  : t->nran[k] == (wanted ? 1 : 0);
+        if (!ok) {
             fprintf(stderr, "%s (%s): %s read in %d partitions:", name, mode, PARTITIONED[k],
                     t->nran[k]);
             for (int i = 0; i < t->nran[k]; i++)
                 fprintf(stderr, " %s", t->ran[k][i]);
             fprintf(stderr, "\n");
         }
-        assert_int_equal(t->nran[k], wanted ? 1 : 0);
+        assert_true(ok);
     }
 }
 
@@ -235,9 +244,18 @@ static void explain_touches_one_partition(void **state)
         {"receipts batch, chat", ST_STATE_BATCH, 1, {rcpt_chat}, "messages likes"},
         {"receipts batch, dialogue", ST_STATE_BATCH, 1, {rcpt_dlg}, "messages ratings"},
     };
-    const char *modes[] = {"force_custom_plan", "force_generic_plan"};
+    /* The plan PostgreSQL picks depends on the tables' statistics, so each
+     * statement is also planned with nested loops off: however its queries
+     * are joined, they read one partition. Not what its UPDATE and DELETE
+     * read there: PostgreSQL 15 prunes their target at run time only inside
+     * a nested loop (with hash joins the receipts batch probes each
+     * partition's index for the batch's rooms, which receipts.c bounds to
+     * an index search each); those are checked in the plans PostgreSQL
+     * chooses itself. */
+    const char *modes[] = {"force_custom_plan", "force_generic_plan",
+                           "force_custom_plan; SET LOCAL enable_nestloop = off"};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
-        for (int m = 0; m < 2; m++) {
+        for (int m = 0; m < 3; m++) {
             struct touched t;
             explain(pg, cases[c].name, modes[m], st[cases[c].stmt].sql, cases[c].n, cases[c].p, &t);
             expect_one_each(cases[c].name, modes[m], &t, cases[c].tables);
