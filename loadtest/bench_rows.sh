@@ -27,10 +27,80 @@
 #   BENCH_DURABILITY=nondurable the same on PostgreSQL without fsync (a
 #                               comparison only: nothing acknowledged is safe)
 #
+# The primary's write ceiling with the batcher, with and without the message
+# log's hash partitions (sql/012), side by side on one durable server:
+#
+#   loadtest/bench_rows.sh --store [seconds] [conns] [batch] [rooms]
+#                               (defaults: 10 4 100 500)
+#   Two databases on the same PostgreSQL: one at the schema before 012 (one
+#   messages table), one migrated with --partitions $BENCH_PARTITIONS
+#   (default 8). build/loadtest/rows-store commits the send batcher's own
+#   statement (insert_batch, seq allocation and insert in one statement)
+#   from `conns` connections, one batch of `batch` sends over random rooms in
+#   flight on each, as the store's batcher does; no gateway, generator or
+#   Redis takes CPU from PostgreSQL. BENCH_REPS runs of each (default 3),
+#   alternating, so that a noisy machine's drift falls on both; the medians
+#   and their ratio are printed.
+#
 # Private PostgreSQL and Redis on loopback in a temp dir (scripts/services.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 . "$root/scripts/services.sh"
+
+if [ "${1:-}" = "--store" ]; then
+  shift
+  secs=${1:-10} conns=${2:-4} batch=${3:-100} rooms=${4:-500}
+  parts=${BENCH_PARTITIONS:-8} reps=${BENCH_REPS:-3}
+  bin=$root/build/server/parleyd
+  store=$root/build/loadtest/rows-store
+  [ -x "$bin" ] && [ -x "$store" ] || svc_die "build first (cmake --build build)"
+  state=$(mktemp -d /tmp/parley-bench.XXXXXX)
+  chmod 755 "$state"
+  trap 'svc_pg_stop "$state"; rm -rf "$state"' EXIT
+  pg_port=$(svc_free_port)
+  svc_pg_start "$state" "$pg_port" "${BENCH_DURABILITY:-durable}"
+  su() { svc_pg "$PG_BIN/psql" -qXtA -h 127.0.0.1 -p "$pg_port" -U postgres -d postgres -c "$1"; }
+  mkdir "$state/sql-flat"
+  for f in "$root"/sql/*.sql; do
+    case "${f##*/}" in 00[0-9]_* | 01[01]_*) cp "$f" "$state/sql-flat/" ;; esac
+  done
+  for d in flat part; do su "CREATE DATABASE parley_$d OWNER parley" >/dev/null; done
+  base="host=127.0.0.1 port=$pg_port user=parley"
+  "$bin" migrate --pg "$base dbname=parley_flat" --sql-dir "$state/sql-flat" >/dev/null
+  "$bin" migrate --pg "$base dbname=parley_part" --sql-dir "$root/sql" --partitions "$parts" >/dev/null
+  echo "PostgreSQL: fsync=$(su 'SHOW fsync') synchronous_commit=$(su 'SHOW synchronous_commit')" \
+    "full_page_writes=$(su 'SHOW full_page_writes')" >&2
+  for rep in $(seq 1 "$reps"); do
+    for d in flat part; do
+      out=$("$store" "$base dbname=parley_$d" "$secs" "$conns" "$batch" "$rooms")
+      echo "$out" >&2
+      echo "$out" | python3 -c 'import json, sys
+r = json.load(sys.stdin); r["schema"] = sys.argv[1]; r["rep"] = int(sys.argv[2]); print(json.dumps(r))' \
+        "$d" "$rep" >>"$state/store"
+    done
+  done
+  python3 - "$state/store" "$(su 'SHOW fsync')" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+med = lambda d, k: statistics.median(r[k] for r in rows if r["schema"] == d)
+r0 = rows[0]
+print("\nthe send batcher's statement, durable primary (fsync=%s): %d connections, batches of %d"
+      " over %d rooms, %.0f s per run, %d runs each (median)" % (
+          sys.argv[2], r0["conns"], r0["batch"], r0["rooms"], r0["secs"], len(rows) // 2))
+print("| messages table | rows/s | batch p50 ms | batch p99 ms | runs (rows/s) |")
+print("|---|---|---|---|---|")
+for d in ("flat", "part"):
+    n = [r for r in rows if r["schema"] == d]
+    label = "one table (before 012)" if d == "flat" else "%d hash partitions" % n[0]["partitions"]
+    print("| %s | %.0f | %.1f | %.1f | %s |" % (label, med(d, "rows_per_s"), med(d, "batch_p50_ms"),
+          med(d, "batch_p99_ms"), ", ".join("%.0f" % r["rows_per_s"] for r in n)))
+print("\npartitioned / one table: %.2f" % (med("part", "rows_per_s") / med("flat", "rows_per_s")))
+if any(r["failed"] for r in rows):
+    print("some runs failed (see above)")
+    sys.exit(1)
+PY
+  exit 0
+fi
 secs=${1:-10}
 clients=${2:-1000}
 rooms=${3:-500}

@@ -382,7 +382,7 @@ void config_usage(const char *prog)
 {
     printf("usage: %s [serve] [--config FILE] [options]\n"
            "       %s config-check [--config FILE] [options]\n"
-           "       %s migrate [--pg CONNINFO] [--sql-dir DIR]\n"
+           "       %s migrate [--pg CONNINFO] [--sql-dir DIR] [--partitions N]\n"
            "       %s admin [--pg CONNINFO] <command> ... (see '%s admin help')\n\n"
            "settings: defaults < config file (name = value) < environment < flags\n"
            "options (flag / environment variable):\n",

@@ -101,8 +101,15 @@ static int db_version(PGconn *pg)
     return v;
 }
 
-int admin_migrate(const char *conninfo, const char *sql_dir)
+int admin_migrate(const char *conninfo, const char *sql_dir, int partitions)
 {
+    if (partitions < 1 || partitions > ADMIN_PARTITIONS_MAX) {
+        fprintf(stderr, "parleyd: --partitions must be between 1 and %d\n", ADMIN_PARTITIONS_MAX);
+        return -1;
+    }
+    char nparts[16];
+    snprintf(nparts, sizeof nparts, "%d", partitions);
+    const char *pv[1] = {nparts};
     struct mig m[MAX_MIGRATIONS];
     int n = list_migrations(sql_dir, m);
     if (n < 0) return -1;
@@ -138,9 +145,13 @@ int admin_migrate(const char *conninfo, const char *sql_dir)
         snprintf(ver, sizeof ver, "%d", m[i].version);
         const char *v[2] = {ver, m[i].name};
         PGresult *b = run(pg, "BEGIN", 0, NULL);
-        PGresult *x = b ? PQexec(pg, sql) : NULL;
+        /* A migration reads its settings with current_setting(); local to
+         * its transaction, so nothing else sees them. */
+        PGresult *s = b ? run(pg, "SELECT set_config('parley.partitions', $1, true)", 1, pv) : NULL;
+        PGresult *x = s ? PQexec(pg, sql) : NULL;
         mem_free(sql);
         if (b) PQclear(b);
+        if (s) PQclear(s);
         if (!x || PQresultStatus(x) != PGRES_COMMAND_OK) {
             fprintf(stderr, "parleyd: migration %s failed: %s", m[i].name,
                     x ? PQresultErrorMessage(x) : PQerrorMessage(pg));

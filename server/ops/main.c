@@ -2,7 +2,8 @@
  * parleyd - the Parley gateway.
  *
  *   parleyd [serve] [options]    run the gateway (see --help)
- *   parleyd migrate [options]    apply pending sql/ migrations
+ *   parleyd migrate [options]    apply pending sql/ migrations (--partitions N: the
+ *                                message log's hash partitions, default 8)
  *   parleyd admin [options] ...  blocking admin commands
  *   parleyd routes               the HTTP routes (checked against the OpenAPI document)
  *   parleyd deliver [options]    deliver the outbox by email and SMS (its own process)
@@ -21,6 +22,7 @@
 
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -45,6 +47,30 @@ static int tool_config(struct config *c, int *argc, char ***argv)
     return config_load(c, nc, conf_args);
 }
 
+/* migrate's own setting: --partitions N (taken out of argv), else
+ * PARLEY_PARTITIONS, else the default. -1 (message printed) when invalid. */
+static int migrate_partitions(int *argc, char **argv)
+{
+    const char *val = getenv("PARLEY_PARTITIONS");
+    for (int i = 0; i < *argc; i++) {
+        if (strcmp(argv[i], "--partitions")) continue;
+        val = i + 1 < *argc ? argv[i + 1] : "";
+        int drop = i + 1 < *argc ? 2 : 1;
+        memmove(argv + i, argv + i + drop, (size_t)(*argc - i - drop) * sizeof *argv);
+        *argc -= drop;
+        break;
+    }
+    if (!val) return ADMIN_PARTITIONS_DEFAULT;
+    char *end = NULL;
+    long p = strtol(val, &end, 10);
+    if (!*val || *end || p < 1 || p > ADMIN_PARTITIONS_MAX) {
+        fprintf(stderr, "parleyd: --partitions (PARLEY_PARTITIONS) takes 1 to %d\n",
+                ADMIN_PARTITIONS_MAX);
+        return -1;
+    }
+    return (int)p;
+}
+
 int main(int argc, char **argv)
 {
     struct config cfg;
@@ -57,8 +83,10 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "migrate")) {
         int n = argc - 2;
         char **v = argv + 2;
+        int parts = migrate_partitions(&n, v);
+        if (parts < 0) return 2;
         if (tool_config(&cfg, &n, &v)) return 2;
-        return admin_migrate(cfg.pg, cfg.sql_dir) ? 1 : 0;
+        return admin_migrate(cfg.pg, cfg.sql_dir, parts) ? 1 : 0;
     }
     if (argc > 1 && !strcmp(argv[1], "admin")) {
         int n = argc - 2;

@@ -69,7 +69,11 @@ const char receipts_batch_sql[] =
     "    THEN 'ratings_not_allowed'"
     "   ELSE 'ok' END AS st"
     "  FROM input i JOIN rooms r ON r.id = i.room"
-    "  LEFT JOIN messages m ON m.room_id = i.room AND m.seq = i.seq),"
+    /* A probe per item in its room's partition (sql/012): a join here may
+     * be planned as a hash join over every partition. LIMIT 1 (the key is
+     * unique) keeps it a probe. */
+    "  LEFT JOIN LATERAL (SELECT x.kind FROM messages x WHERE x.room_id = i.room"
+    "   AND x.seq = i.seq LIMIT 1) m ON true),"
     " ok AS (SELECT * FROM chk WHERE st = 'ok'),"
     " rd AS (INSERT INTO read_state AS rs (room_id, person_id, up_to)"
     "  SELECT room, person, max(seq) FROM ok WHERE k = 'read' GROUP BY room, person"
@@ -86,6 +90,7 @@ const char receipts_batch_sql[] =
     "  SELECT room, seq, person FROM ok WHERE k = 'like' ON CONFLICT DO NOTHING"
     "  RETURNING room_id, seq),"
     " ul AS (DELETE FROM likes l USING ok WHERE ok.k = 'unlike' AND l.room_id = ok.room"
+    "  AND l.room_id = ANY ((SELECT array_agg(DISTINCT room) FROM input)::uuid[])"
     "  AND l.seq = ok.seq AND l.person_id = ok.person RETURNING l.room_id, l.seq),"
     /* The subquery in RETURNING sees the rating before this statement. */
     " rt AS (INSERT INTO ratings AS ra (room_id, seq, person_id, stars)"
@@ -94,6 +99,7 @@ const char receipts_batch_sql[] =
     "  RETURNING ra.room_id, ra.seq, ra.stars, (SELECT r0.stars FROM ratings r0"
     "   WHERE r0.room_id = ra.room_id AND r0.seq = ra.seq AND r0.person_id = ra.person_id) AS old),"
     " ur AS (DELETE FROM ratings ra USING ok WHERE ok.k = 'unrate' AND ra.room_id = ok.room"
+    "  AND ra.room_id = ANY ((SELECT array_agg(DISTINCT room) FROM input)::uuid[])"
     "  AND ra.seq = ok.seq AND ra.person_id = ok.person RETURNING ra.room_id, ra.seq, ra.stars),"
     " d AS (SELECT room_id, seq, 1 AS dl, 0 AS dc, 0 AS ds FROM lk"
     "  UNION ALL SELECT room_id, seq, -1, 0, 0 FROM ul"
@@ -105,6 +111,9 @@ const char receipts_batch_sql[] =
     "  FROM (SELECT room_id, seq, sum(dl) AS dl, sum(dc) AS dc, sum(ds) AS ds FROM d"
     "   GROUP BY room_id, seq) x"
     "  WHERE m.room_id = x.room_id AND m.seq = x.seq"
+    /* the batch's rooms, known before the scan: whatever join the planner
+     * picks, it reads only their partitions (sql/012) */
+    "   AND m.room_id = ANY ((SELECT array_agg(DISTINCT room) FROM input)::uuid[])"
     "  RETURNING m.room_id, m.seq, m.like_count, m.star_count, m.star_sum, m.votes_v)"
     " SELECT c.i, c.st, c.br, rd.up_to, agg.like_count, agg.star_count, agg.star_sum,"
     "  agg.votes_v, c.mk"

@@ -102,17 +102,25 @@ static const struct db_stmt store_stmts[ST__COUNT] = {
          "  SELECT t.*, CASE WHEN t.kind <> 'auto' THEN t.kind"
          "    WHEN r.kind = 'dialogue' THEN CASE WHEN t.parent IS NULL THEN 'entry' ELSE 'reply' END"
          "    ELSE 'message' END AS k,"
-         "   (t.parent IS NULL OR (r.kind = 'dialogue' AND EXISTS (SELECT 1 FROM messages p"
-         "     WHERE p.room_id = t.room AND p.seq = t.parent AND p.kind = 'entry'))) AS parent_ok,"
+         "   (t.parent IS NULL OR (r.kind = 'dialogue' AND pe.ok IS NOT NULL)) AS parent_ok,"
          /* an archived room takes nothing more, whatever a gateway still believes */
          "   r.archived_at IS NOT NULL AS archived"
          "  FROM json_to_recordset($1::json)"
          "    AS t(i int, room uuid, sender uuid, cmid text, body text, kind text, parent int8)"
-         "  JOIN rooms r ON r.id = t.room),"
+         "  JOIN rooms r ON r.id = t.room"
+         /* a probe in the item's room (as for existing below): an EXISTS
+          * here may be planned as one hash of every room's entries */
+         "  LEFT JOIN LATERAL (SELECT true AS ok FROM messages p WHERE p.room_id = t.room"
+         "   AND p.seq = t.parent AND p.kind = 'entry' LIMIT 1) pe ON true),"
+         /* A probe per item, not a join: the planner cannot know the
+          * batch's rooms, and for a join it would read every partition of
+          * messages (012); a lateral look-up reads the item's room's one.
+          * LIMIT 1 (the key is unique) keeps it from being flattened. */
          " existing AS ("
          "  SELECT i.i, m.seq, m.created_at, m.body, m.kind, m.parent_seq FROM input i"
-         "   JOIN messages m"
-         "    ON m.room_id = i.room AND m.sender_id = i.sender AND m.client_msg_id = i.cmid),"
+         "   CROSS JOIN LATERAL (SELECT x.seq, x.created_at, x.body, x.kind, x.parent_seq"
+         "    FROM messages x WHERE x.room_id = i.room AND x.sender_id = i.sender"
+         "    AND x.client_msg_id = i.cmid LIMIT 1) m),"
          " fresh AS ("
          "  SELECT i.*, row_number() OVER (PARTITION BY i.room ORDER BY i.i) AS rn"
          "    FROM input i WHERE i.parent_ok AND NOT i.archived"
