@@ -16,6 +16,15 @@
 
 #define MAX_MIGRATIONS 256
 
+/* The set-up commands' output is their answer; PostgreSQL's notices
+ * ("relation already exists, skipping") are not. (A NULL processor would
+ * leave libpq's default, which prints them.) */
+static void no_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
 static PGconn *connect_db(const char *conninfo)
 {
     PGconn *pg = PQconnectdb(conninfo);
@@ -24,7 +33,7 @@ static PGconn *connect_db(const char *conninfo)
         PQfinish(pg);
         return NULL;
     }
-    PQsetNoticeProcessor(pg, NULL, NULL);
+    PQsetNoticeProcessor(pg, no_notice, NULL);
     return pg;
 }
 
@@ -171,6 +180,7 @@ int admin_migrate(const char *conninfo, const char *sql_dir, int partitions)
         PQclear(r);
         printf("applied %s\n", m[i].name);
     }
+    if (n && cur >= m[n - 1].version) printf("schema up to date (version %d)\n", cur);
     rc = 0;
 out:
     PQfinish(pg);
