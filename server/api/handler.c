@@ -322,11 +322,14 @@ static void op_history(struct conn *c, const struct pp_cmd *cmd)
     const char *v[3] = {h->room, cursor, lim};
     /* What the page must not miss is committed: what this gateway delivered
      * in the room, or the client's cursor when it is further (a client that
-     * read on another gateway); a page before a cursor needs only the seqs
-     * below it. A replica short of that leaves the page to the primary. */
+     * read on another gateway). A replica short of that leaves the page to
+     * the primary. */
     int64_t floor = room_delivered(s->room);
     if (cmd->has_after && cmd->after > floor) floor = cmd->after;
-    if (cmd->has_before) floor = cmd->before - 1;
+    /* Never lowered: an older row's state (a delete, an edit, its votes)
+     * changes with later seqs, and the page must show it as of what this
+     * client already got. */
+    if (cmd->has_before && cmd->before - 1 > floor) floor = cmd->before - 1;
     hist_query(c, h, floor, cmd->has_after ? ST_HIST_AFTER : ST_BEFORE, 3, v);
 }
 

@@ -48,8 +48,9 @@ static void app_stop(struct app *a)
     a->stopped = true;
     ws_stop(a);                   /* CLOSED for any connection left: they leave their rooms */
     if (a->dbr) db_close(a->dbr); /* first: its reads fall back to the primary, closed next */
+    a->dbr = NULL;                /* freed when its handles close; nothing reads it now */
     dbread_free(a);
-    db_close(a->db);              /* pending queries complete with -EAGAIN */
+    db_close(a->db); /* pending queries complete with -EAGAIN */
     authq_free(a);
     bus_close(a->bus);
     receipts_free(a);

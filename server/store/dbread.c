@@ -21,6 +21,7 @@ struct rd {
     int refs;        /* queries of this read still owed a callback */
     int64_t floor;   /* the seq the check must reach */
     bool checked;    /* the check answered, and reached floor */
+    bool room;       /* a read of a room (with a floor), not a report */
     char **v;        /* parameter copies (inside this allocation) */
 };
 
@@ -88,11 +89,27 @@ static void on_check(void *ud, PGresult *res, int err)
     rd_unref(r);
 }
 
+/* Whether a failed read is the replica's fault, so the primary should
+ * answer it: a lost connection, a recovery conflict (the standby cancelled
+ * the query to apply WAL), or a room's read timing out there. An error the
+ * primary would give too (bad input) goes to the caller as it is, and so
+ * does a report that outlived the deadline: run again on the primary it
+ * would put there the load the replica is for. */
+static bool replica_fault(const struct rd *r, const PGresult *res, int err)
+{
+    if (err) return err != -ETIMEDOUT || r->room;
+    const char *st = db_sqlstate(res);
+    return !strcmp(st, "40001") || !strcmp(st, "40P01") || !strcmp(st, "57P04") ||
+           !strncmp(st, "08", 2);
+}
+
 static void on_read(void *ud, PGresult *res, int err)
 {
     struct rd *r = ud;
-    if (err || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    if ((err || PQresultStatus(res) != PGRES_TUPLES_OK) && replica_fault(r, res, err)) {
         rd_primary(r, DBREAD_ERROR);
+    } else if (err || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        r->cb(r->ud, res, err); /* the caller's error, as the primary would give it */
     } else if (!r->checked) {
         rd_primary(r, DBREAD_BEHIND);
     } else {
@@ -124,6 +141,7 @@ int dbread_query(struct app *a, const char *room, int64_t floor, int stmt, int n
         r->v[i] = v[i] ? memcpy(p, v[i], strlen(v[i]) + 1) : NULL;
         p += v[i] ? strlen(v[i]) + 1 : 0;
     }
+    r->room = room != NULL;
     if (room) {
         const char *cv[1] = {room};
         if (db_query(a->dbr, lane, ST_LAST_SEQ, 1, cv, NULL, NULL, on_check, r) == 0) r->refs++;

@@ -647,6 +647,7 @@ void store_on_pub_up(void *ud)
 
 void store_announce(struct app *a, const char *room, int64_t seq)
 {
+    dbread_note(a, room, seq); /* a moderator's next page shows the change */
     if (publish_marker(a, room, seq) == 0) return;
     remember_unsent(a->writer, room, seq);            /* announced when the bus is back */
     a->writer->hooks.kick(a->writer->hooks.ud, room); /* local members fetch it now */
