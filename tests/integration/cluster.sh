@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# Parley on a local Redis Cluster (three masters, three replicas; sharded
+# pub/sub, --redis-cluster): two gateways, parley-load's chat through both,
+# and every member must see every message once and in order:
+#   flow      the chat alone;
+#   migrate   the slots of the rooms' channels move to another master under
+#             load (CLUSTER SETSLOT IMPORTING / MIGRATING / NODE): the old
+#             owner drops the subscriptions, the gateways subscribe again on
+#             the new one and fetch the gap from PostgreSQL;
+#   failover  a master is killed under load and its replica promoted.
+# An environment of its own (PostgreSQL without fsync, the cluster, the
+# gateways), stopped on exit. CLUSTER_ONLY=flow|migrate|failover runs one.
+set -euo pipefail
+load=${1:?parley-load binary}
+here=$(cd "$(dirname "$0")" && pwd)
+: "${PARLEYD:?PARLEYD must name the parleyd binary}"
+# shellcheck source=../../scripts/services.sh
+. "$here/../../scripts/services.sh"
+state=$(mktemp -d /tmp/parley-cluster.XXXXXX)
+chmod 755 "$state"
+finish() {
+  local rc=$?
+  svc_gw_stop "$state" gw1 || rc=1
+  svc_gw_stop "$state" gw2 || rc=1
+  [ $rc = 0 ] || { tail -n 30 "$state/gw1.log" "$state/gw2.log" >&2 || true; }
+  svc_redis_cluster_stop "$state"
+  svc_pg_stop "$state"
+  rm -rf "$state"
+  exit $rc
+}
+trap finish EXIT
+pg_port=$(svc_free_port)
+svc_pg_start "$state" "$pg_port" nondurable
+base=$(svc_cluster_base)
+svc_redis_cluster_start "$state" "$base"
+conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
+"$PARLEYD" migrate --pg "$conninfo" >"$state/migrate.log"
+"$PARLEYD" admin --pg "$conninfo" load-fixture 40 8 >"$state/fixture"
+seeds="127.0.0.1:$base,127.0.0.1:$((base + 1))"
+gw1=$(svc_free_port)
+gw2=$(svc_free_port)
+for gw in "gw1 $gw1" "gw2 $gw2"; do
+  # shellcheck disable=SC2086
+  svc_gw_start "$state" ${gw% *} ${gw#* } "$PARLEYD" "$conninfo" "$base" \
+    --redis-cluster "$seeds" --db-timeout-ms 2000 --log-level info
+done
+
+check() { # json-file name
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+bad = {k: r[k] for k in ("lost", "dups", "out_of_order", "dead", "unrecovered", "errors") if r[k]}
+assert not bad, "%s: %s" % (sys.argv[2], bad)
+assert r["joined"] == r["clients"] == 40, r
+assert r["acked"] == r["sent"] > 100, r
+assert r["delivered"] == r["expected"] == r["acked"] * 5, r
+print("%s ok: %d sent, %d delivered, 0 lost, 0 duplicated, 0 reordered, p99 %.1f ms"
+      % (sys.argv[2], r["sent"], r["delivered"], r["p99_ms"]))
+PY
+}
+run_load() { # name seconds
+  "$load" --fixture "$state/fixture" --gw "127.0.0.1:$gw1" --gw "127.0.0.1:$gw2" \
+    --scenario chat --rate 5 --duration "$2" --sources 16 --json >"$state/$1.json"
+}
+rcli() { redis-cli -p "$@"; }
+node_id() { rcli "$1" cluster myid; }
+masters() { for p in $(cat "$state/rc.ports"); do
+  [ -f "$state/rc-$p/redis.pid" ] && rcli "$p" role 2>/dev/null | head -n 1 | grep -q '^master$' && echo "$p"
+done; return 0; }
+# The port of the master serving slot, asked of a live master (MOVED tells).
+slot_owner() { # slot key
+  local p m
+  m=$(masters | head -n 1)
+  p=$(rcli "$m" cluster slots | python3 "$here/cluster_owner.py" "$1")
+  echo "$p"
+}
+
+rooms=$(awk '/^room /{print $2}' "$state/fixture")
+
+case "${CLUSTER_ONLY:-flow}" in flow | all)
+  run_load flow 3
+  check "$state/flow.json" flow
+  ;;
+esac
+
+case "${CLUSTER_ONLY:-migrate}" in migrate | all)
+  run_load migrate 8 &
+  lp=$!
+  sleep 2
+  # Every room channel's slot moves to the next master round the ring.
+  moved=0
+  for room in $rooms; do
+    slot=$(rcli "$base" cluster keyslot "room:$room")
+    src=$(slot_owner "$slot")
+    dst=$(masters | grep -v "^$src\$" | head -n 1)
+    dst_id=$(node_id "$dst")
+    src_id=$(node_id "$src")
+    rcli "$dst" cluster setslot "$slot" importing "$src_id" >/dev/null
+    rcli "$src" cluster setslot "$slot" migrating "$dst_id" >/dev/null
+    # keys of that slot (none are expected: the rooms' keys are tagged by room id)
+    while read -r k; do
+      [ -n "$k" ] && rcli "$src" migrate 127.0.0.1 "$dst" "$k" 0 5000 >/dev/null
+    done < <(rcli "$src" cluster getkeysinslot "$slot" 100)
+    for m in $(masters); do rcli "$m" cluster setslot "$slot" node "$dst_id" >/dev/null; done
+    moved=$((moved + 1))
+    sleep 0.2
+  done
+  wait $lp
+  echo "migrate: $moved room channel slots moved under load"
+  check "$state/migrate.json" migrate
+  ;;
+esac
+
+case "${CLUSTER_ONLY:-failover}" in failover | all)
+  run_load failover 14 &
+  lp=$!
+  sleep 2
+  # the master serving the most rooms' channels
+  victim=$(for room in $rooms; do slot_owner "$(rcli "$base" cluster keyslot "room:$room")"; done |
+    sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
+  svc_redis_cluster_node_stop "$state" "$victim"
+  echo "failover: master $victim killed"
+  t0=$(date +%s.%N)
+  svc_redis_cluster_wait "$state" 30 || { echo "cluster did not recover" >&2; exit 1; }
+  echo "failover: cluster ok again after $(python3 -c "print('%.1f s' % ($(date +%s.%N) - $t0))")"
+  wait $lp
+  check "$state/failover.json" failover
+  ;;
+esac
