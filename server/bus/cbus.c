@@ -227,6 +227,9 @@ static void sl_unsubscribed(void *ud, struct slink *l, const char *ch, size_t ch
 {
     struct cbus *cb = ud;
     struct chan *c = chan_find(cb, ch, chlen);
+    log_debug("sunsubscribe", "channel=%.*s unsolicited=%d known=%d state=%d same_node=%d",
+              (int)chlen, ch, unsol, c != NULL, c ? (int)c->st : -1,
+              c ? c->node == slink_data(l) : 0);
     if (!c || c->node != slink_data(l)) return;
     if (unsol) log_info("redis slot moved, resubscribing", "channel=%.*s", (int)chlen, ch);
     if (unsol)

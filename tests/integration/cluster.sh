@@ -23,6 +23,7 @@ finish() {
   svc_gw_stop "$state" gw1 || rc=1
   svc_gw_stop "$state" gw2 || rc=1
   [ $rc = 0 ] || { tail -n 30 "$state/gw1.log" "$state/gw2.log" >&2 || true; }
+  [ -z "${CLUSTER_LOGS:-}" ] || cp "$state"/gw*.log "$state"/moves.log "$CLUSTER_LOGS"/ 2>/dev/null || true
   svc_redis_cluster_stop "$state"
   svc_pg_stop "$state"
   rm -rf "$state"
@@ -42,7 +43,7 @@ gw2=$(svc_free_port)
 for gw in "gw1 $gw1" "gw2 $gw2"; do
   # shellcheck disable=SC2086
   svc_gw_start "$state" ${gw% *} ${gw#* } "$PARLEYD" "$conninfo" "$base" \
-    --redis-cluster "$seeds" --db-timeout-ms 2000 --log-level info
+    --redis-cluster "$seeds" --db-timeout-ms 2000 --log-level "${GW_LOG_LEVEL:-info}"
 done
 
 check() { # json-file name
@@ -84,30 +85,38 @@ case "${CLUSTER_ONLY:-flow}" in flow | all)
 esac
 
 case "${CLUSTER_ONLY:-migrate}" in migrate | all)
-  run_load migrate 8 &
-  lp=$!
-  sleep 2
-  # Every room channel's slot moves to the next master round the ring.
-  moved=0
+  # The plan first (each room channel's slot goes to another master), so
+  # that the moves themselves are quick and all happen under load.
+  plan=()
   for room in $rooms; do
     slot=$(rcli "$base" cluster keyslot "room:$room")
     src=$(slot_owner "$slot")
     dst=$(masters | grep -v "^$src\$" | head -n 1)
-    dst_id=$(node_id "$dst")
-    src_id=$(node_id "$src")
+    plan+=("$slot $src $(node_id "$src") $dst $(node_id "$dst")")
+  done
+  ms=$(masters)
+  run_load migrate 10 &
+  lp=$!
+  sleep 2
+  moved=0
+  for step in "${plan[@]}"; do
+    read -r slot src src_id dst dst_id <<<"$step"
     rcli "$dst" cluster setslot "$slot" importing "$src_id" >/dev/null
     rcli "$src" cluster setslot "$slot" migrating "$dst_id" >/dev/null
     # keys of that slot (none are expected: the rooms' keys are tagged by room id)
     while read -r k; do
       [ -n "$k" ] && rcli "$src" migrate 127.0.0.1 "$dst" "$k" 0 5000 >/dev/null
     done < <(rcli "$src" cluster getkeysinslot "$slot" 100)
-    for m in $(masters); do rcli "$m" cluster setslot "$slot" node "$dst_id" >/dev/null; done
+    for m in $ms; do echo "slot $slot $src->$dst at $m: $(rcli "$m" cluster setslot "$slot" node "$dst_id")"; done >>"$state/moves.log"
     moved=$((moved + 1))
-    sleep 0.2
   done
-  wait $lp
   echo "migrate: $moved room channel slots moved under load"
+  wait $lp || echo "parley-load exited non-zero"
   check "$state/migrate.json" migrate
+  # the gateways did see their subscriptions dropped and took them up again
+  n=$(cat "$state/gw1.log" "$state/gw2.log" | grep -c 'redis slot moved, resubscribing' || true)
+  echo "migrate: $n subscriptions dropped by the old owner and renewed"
+  [ "$n" -ge "$moved" ] || { echo "expected at least $moved renewed subscriptions" >&2; exit 1; }
   ;;
 esac
 
@@ -118,12 +127,14 @@ case "${CLUSTER_ONLY:-failover}" in failover | all)
   # the master serving the most rooms' channels
   victim=$(for room in $rooms; do slot_owner "$(rcli "$base" cluster keyslot "room:$room")"; done |
     sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
+  on_victim=$(for room in $rooms; do slot_owner "$(rcli "$base" cluster keyslot "room:$room")"; done |
+    grep -c "^$victim\$" || true)
   svc_redis_cluster_node_stop "$state" "$victim"
-  echo "failover: master $victim killed"
+  echo "failover: master $victim killed (it served $on_victim of the 8 rooms' channels)"
   t0=$(date +%s.%N)
   svc_redis_cluster_wait "$state" 30 || { echo "cluster did not recover" >&2; exit 1; }
   echo "failover: cluster ok again after $(python3 -c "print('%.1f s' % ($(date +%s.%N) - $t0))")"
-  wait $lp
+  wait $lp || echo "parley-load exited non-zero"
   check "$state/failover.json" failover
   ;;
 esac
