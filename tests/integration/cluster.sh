@@ -36,7 +36,9 @@ base=$(svc_cluster_base)
 svc_redis_cluster_start "$state" "$base"
 conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
 "$PARLEYD" migrate --pg "$conninfo" >"$state/migrate.log"
-"$PARLEYD" admin --pg "$conninfo" load-fixture 40 8 >"$state/fixture"
+# 9 rooms of 5: client n is in room n % 9 and on gateway n % 2, so every
+# room has members on both gateways (with an even room count it would not)
+"$PARLEYD" admin --pg "$conninfo" load-fixture 45 9 >"$state/fixture"
 seeds="127.0.0.1:$base,127.0.0.1:$((base + 1))"
 gw1=$(svc_free_port)
 gw2=$(svc_free_port)
@@ -52,7 +54,7 @@ import json, sys
 r = json.load(open(sys.argv[1]))
 bad = {k: r[k] for k in ("lost", "dups", "out_of_order", "dead", "unrecovered", "errors") if r[k]}
 assert not bad, "%s: %s" % (sys.argv[2], bad)
-assert r["joined"] == r["clients"] == 40, r
+assert r["joined"] == r["clients"] == 45, r
 assert r["acked"] == r["sent"] > 100, r
 assert r["delivered"] == r["expected"] == r["acked"] * 5, r
 print("%s ok: %d sent, %d delivered, 0 lost, 0 duplicated, 0 reordered, p99 %.1f ms"
@@ -110,6 +112,7 @@ case "${CLUSTER_ONLY:-migrate}" in migrate | all)
     for m in $ms; do echo "slot $slot $src->$dst at $m: $(rcli "$m" cluster setslot "$slot" node "$dst_id")"; done >>"$state/moves.log"
     moved=$((moved + 1))
   done
+  kill -0 $lp 2>/dev/null || { echo "the load ended before the moves did" >&2; exit 1; }
   echo "migrate: $moved room channel slots moved under load"
   wait $lp || echo "parley-load exited non-zero"
   check "$state/migrate.json" migrate
@@ -121,20 +124,25 @@ case "${CLUSTER_ONLY:-migrate}" in migrate | all)
 esac
 
 case "${CLUSTER_ONLY:-failover}" in failover | all)
-  run_load failover 14 &
+  # the master serving the most rooms' channels, found before the load
+  owners=$(for room in $rooms; do slot_owner "$(rcli "$base" cluster keyslot "room:$room")"; done)
+  victim=$(echo "$owners" | sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
+  on_victim=$(echo "$owners" | grep -c "^$victim\$" || true)
+  run_load failover 12 &
   lp=$!
-  sleep 2
-  # the master serving the most rooms' channels
-  victim=$(for room in $rooms; do slot_owner "$(rcli "$base" cluster keyslot "room:$room")"; done |
-    sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
-  on_victim=$(for room in $rooms; do slot_owner "$(rcli "$base" cluster keyslot "room:$room")"; done |
-    grep -c "^$victim\$" || true)
+  sleep 3
+  kill -0 $lp 2>/dev/null || { echo "the load ended before the kill" >&2; exit 1; }
   svc_redis_cluster_node_stop "$state" "$victim"
-  echo "failover: master $victim killed (it served $on_victim of the 8 rooms' channels)"
+  echo "failover: master $victim killed (it served $on_victim of the 9 rooms' channels)"
   t0=$(date +%s.%N)
   svc_redis_cluster_wait "$state" 30 || { echo "cluster did not recover" >&2; exit 1; }
   echo "failover: cluster ok again after $(python3 -c "print('%.1f s' % ($(date +%s.%N) - $t0))")"
   wait $lp || echo "parley-load exited non-zero"
   check "$state/failover.json" failover
+  [ "$on_victim" -ge 1 ] || { echo "the killed master served no room" >&2; exit 1; }
+  for g in gw1 gw2; do
+    grep -q 'redis shard no longer a master' "$state/$g.log" ||
+      { echo "$g did not move off the killed master" >&2; exit 1; }
+  done
   ;;
 esac
