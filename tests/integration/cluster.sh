@@ -22,6 +22,12 @@ finish() {
   local rc=$?
   svc_gw_stop "$state" gw1 || rc=1
   svc_gw_stop "$state" gw2 || rc=1
+  # a sanitizer's or valgrind's report in a gateway's log fails the test
+  if grep -q "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:\|ERROR SUMMARY: [1-9]" \
+    "$state"/gw*.log 2>/dev/null; then
+    grep -h -B 2 -A 30 "ERROR: \|runtime error:\|ERROR SUMMARY: [1-9]" "$state"/gw*.log >&2 || true
+    rc=1
+  fi
   [ $rc = 0 ] || { tail -n 30 "$state/gw1.log" "$state/gw2.log" >&2 || true; }
   [ -z "${CLUSTER_LOGS:-}" ] || cp "$state"/gw*.log "$state"/moves.log "$CLUSTER_LOGS"/ 2>/dev/null || true
   svc_redis_cluster_stop "$state"
