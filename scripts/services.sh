@@ -153,6 +153,7 @@ svc_bench_cleanup() {
   # shellcheck disable=SC2046
   [ -f "$state/peer.pids" ] && kill $(cat "$state/peer.pids") 2>/dev/null
   svc_redis_stop "$state"
+  svc_redis_cluster_stop "$state" # when a benchmark started one
   svc_pg_stop "$state"
   rm -rf "$state"
 }

@@ -48,7 +48,8 @@ struct chan {
     struct cnode *node; /* PENDING, ON, LEAVING: the node's link */
     enum cstate st;     /* see enum */
     bool wanted;        /* subscribed by the caller, not unsubscribed since */
-    bool was_on;        /* confirmed before: the next confirmation is a recovery */
+    bool was_on;        /* confirmed before */
+    bool recovering;    /* lost after being confirmed: the next confirmation recovers */
     size_t len;         /* channel length */
     char ch[];          /* channel */
 };
@@ -146,6 +147,7 @@ static void chan_lost(struct cbus *cb, struct chan *c)
     }
     c->st = C_WAIT;
     c->node = NULL;
+    c->recovering = c->was_on;
     cb->dirty = true;
     cb->refresh_wanted = true;
 }
@@ -213,7 +215,8 @@ static void sl_subscribed(void *ud, struct slink *l, const char *ch, size_t chle
             chan_lost(cb, c);
         return;
     }
-    bool recovery = c->was_on;
+    bool recovery = c->recovering;
+    c->recovering = false;
     c->was_on = true;
     /* The room fetches what was committed meanwhile (its gap recovery). */
     cb->hooks.on_subscribed(cb->hooks.ud, ch, chlen);
@@ -475,10 +478,17 @@ int cbus_subscribe(struct cbus *cb, const char *ch, size_t chlen)
         cb->tab[b] = c;
     }
     c->wanted = true;
-    if (c->st == C_ON)
-        cb->hooks.on_subscribed(cb->hooks.ud, ch, chlen);
-    else
+    if (c->st == C_ON) {
+        /* Subscribed already (the control channel at every on_up): ask
+         * again, so the confirmation comes later, as the caller expects,
+         * and not from inside this call. */
+        if (slink_ssubscribe(c->node->sl, ch, chlen) == 0)
+            c->st = C_PENDING;
+        else
+            chan_lost(cb, c);
+    } else {
         chan_try(cb, c);
+    }
     if (c->st == C_WAIT) cb->dirty = true;
     return 0;
 }
