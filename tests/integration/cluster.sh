@@ -89,6 +89,14 @@ rooms=$(awk '/^room /{print $2}' "$state/fixture")
 case "${CLUSTER_ONLY:-flow}" in flow | all)
   run_load flow 3
   check "$state/flow.json" flow
+  # bus_call routes by key: every room's presence set was written on the
+  # master that owns its hash tag's slot (a wrong node answers MOVED)
+  np=0
+  for m in $(masters); do
+    np=$((np + $(rcli "$m" --scan --pattern 'parley:presence:{*}' | wc -l)))
+  done
+  echo "flow: $np rooms' presence sets on the cluster"
+  [ "$np" = 9 ] || { echo "expected the 9 rooms' presence sets, found $np" >&2; exit 1; }
   ;;
 esac
 
