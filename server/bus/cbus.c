@@ -685,6 +685,7 @@ struct cbus *cbus_new(uv_loop_t *loop, const char *seeds, int timeout_ms,
     cb->tick.data = cb;
     return cb;
 fail:
+    log_error("redis cluster seeds unusable: want host:port[,host:port...]", "seeds=\"%s\"", seeds);
     mem_free(cb->map);
     mem_free(cb->next);
     mem_free(cb);
