@@ -85,6 +85,20 @@ slot_owner() { # slot key
 }
 
 rooms=$(awk '/^room /{print $2}' "$state/fixture")
+# Both gateways hold the control channel ("ctl", sharded like the rooms') on
+# the master that owns its slot now (a moved slot or a failover included).
+ctl_slot=$(rcli "$base" cluster keyslot ctl)
+ctl_held() { # what
+  local owner n=0
+  for _ in $(seq 1 50); do
+    owner=$(slot_owner "$ctl_slot")
+    n=$(rcli "$owner" pubsub shardnumsub ctl | tail -n 1)
+    [ "$n" = 2 ] && { echo "$1: both gateways subscribed to ctl on $owner"; return 0; }
+    sleep 0.1
+  done
+  echo "$1: ctl has $n subscribers on its master $owner, not 2" >&2
+  exit 1
+}
 
 case "${CLUSTER_ONLY:-flow}" in flow | all)
   run_load flow 3
@@ -97,6 +111,7 @@ case "${CLUSTER_ONLY:-flow}" in flow | all)
   done
   echo "flow: $np rooms' presence sets on the cluster"
   [ "$np" = 9 ] || { echo "expected the 9 rooms' presence sets, found $np" >&2; exit 1; }
+  ctl_held flow
   ;;
 esac
 
@@ -142,6 +157,15 @@ case "${CLUSTER_ONLY:-failover}" in failover | all)
   owners=$(for room in $rooms; do slot_owner "$(rcli "$base" cluster keyslot "room:$room")"; done)
   victim=$(echo "$owners" | sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
   on_victim=$(echo "$owners" | grep -c "^$victim\$" || true)
+  # The control channel's slot moves to the victim first (the gateways
+  # follow it), so that the failover takes the control channel too.
+  ctl_owner=$(slot_owner "$ctl_slot")
+  if [ "$ctl_owner" != "$victim" ]; then
+    victim_id=$(node_id "$victim")
+    for m in $(masters); do rcli "$m" cluster setslot "$ctl_slot" node "$victim_id" >/dev/null; done
+    [ "$(slot_owner "$ctl_slot")" = "$victim" ] || { echo "ctl's slot did not move" >&2; exit 1; }
+  fi
+  ctl_held "ctl's slot on the master to be killed"
   run_load failover 12 &
   lp=$!
   sleep 3
@@ -154,6 +178,7 @@ case "${CLUSTER_ONLY:-failover}" in failover | all)
   wait $lp || echo "parley-load exited non-zero"
   check "$state/failover.json" failover
   [ "$on_victim" -ge 1 ] || { echo "the killed master served no room" >&2; exit 1; }
+  ctl_held failover
   for g in gw1 gw2; do
     grep -q 'redis shard no longer a master' "$state/$g.log" ||
       { echo "$g did not move off the killed master" >&2; exit 1; }
