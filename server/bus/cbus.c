@@ -659,8 +659,8 @@ struct cbus *cbus_new(uv_loop_t *loop, const char *seeds, int timeout_ms,
 {
     struct cbus *cb = mem_calloc(1, sizeof *cb);
     if (!cb) return NULL;
-    cb->map = mem_alloc(sizeof *cb->map);
-    cb->next = mem_alloc(sizeof *cb->next);
+    cb->map = mem_calloc(1, sizeof *cb->map);
+    cb->next = mem_calloc(1, sizeof *cb->next);
     if (!cb->map || !cb->next) goto fail;
     for (const char *s = seeds; *s;) {
         const char *end = strchr(s, ',');

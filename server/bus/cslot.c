@@ -71,8 +71,10 @@ static int node_of(struct cslot_map *m, const redisReply *e, const char *fallbac
     return i;
 }
 
+/* The whole struct, unused node entries too: maps are compared with memcmp. */
 static void map_clear(struct cslot_map *m)
 {
+    memset(m, 0, sizeof *m);
     memset(m->owner, 0xff, sizeof m->owner);
     m->nnodes = 0;
     m->uncovered = CSLOT_SLOTS;
