@@ -37,6 +37,9 @@
 #                          all at once)
 #   BENCH_PARLEYD_B=PATH   system parley-b: another parleyd build, to compare
 #                          a change with main in one run
+#   system parley-cluster  the gateways on a local Redis Cluster (three
+#                          masters, three replicas; --redis-cluster), e.g.
+#                          BENCH_SYSTEMS="parley parley-cluster"
 #   BENCH_STRACE=1         count each server's syscalls with strace -c and print
 #                          epoll_ctl and send/write calls per delivery (the
 #                          tracing slows the servers: not a run for CPU figures)
@@ -97,9 +100,10 @@ measure() {
   local name=$1 proto=$2 p1=$3 p2=$4
   shift 4
   local c0 c1 r0 r1 g0 g1 rp
-  rp=$(cat "$state/redis.pid")
+  rp=${redis_cpu_pids:-$(cat "$state/redis.pid")} # the cluster's nodes for parley-cluster
   c0=$(svc_cpu_ticks "$@")
-  r0=$(svc_cpu_ticks "$rp")
+  # shellcheck disable=SC2086
+  r0=$(svc_cpu_ticks $rp)
   # shellcheck disable=SC2046
   g0=$(svc_cpu_ticks $(pg_pids))
   local extra=() # --pid of each server process, --zipf
@@ -127,7 +131,8 @@ measure() {
     wait $tracers || true
   fi
   c1=$(svc_cpu_ticks "$@")
-  r1=$(svc_cpu_ticks "$rp")
+  # shellcheck disable=SC2086
+  r1=$(svc_cpu_ticks $rp)
   # shellcheck disable=SC2046
   g1=$(svc_cpu_ticks $(pg_pids))
   python3 - "$name" "$state/out.json" "$((c1 - c0))" "$((r1 - r0))" "$((g1 - g0))" "$(getconf CLK_TCK)" \
@@ -183,6 +188,19 @@ run_parley() { # name flags...
   measure "$name" parley "$p1" "$p2" $pids
   svc_gw_stop "$state" gw1
   svc_gw_stop "$state" gw2
+}
+
+# The gateways on a local Redis Cluster (three masters, three replicas,
+# started at its first use) instead of the one Redis server; Redis CPU is
+# the six nodes'.
+run_parley_cluster() {
+  if [ ! -f "$state/rc.ports" ]; then
+    cluster_base=$(svc_cluster_base)
+    svc_redis_cluster_start "$state" "$cluster_base"
+  fi
+  redis_cpu_pids=$(for p in $(cat "$state/rc.ports"); do cat "$state/rc-$p/redis.pid"; done)
+  run_parley parley-cluster --redis-cluster "127.0.0.1:$cluster_base,127.0.0.1:$((cluster_base + 1))"
+  redis_cpu_pids=
 }
 
 run_socketio() {
@@ -257,6 +275,7 @@ run_system() {
   socketio) run_socketio ;;
   batch-1) run_parley "batch-1" --batch-max 1 ;;
   parley-b) gwbin=$BENCH_PARLEYD_B run_parley parley-b ;;
+  parley-cluster) run_parley_cluster ;;
   lws-floor) [ -x "$floorpeer" ] && run_floor ;;
   nchan) run_nchan nchan "$nchanworkers" ;;
   nchan-1) run_nchan nchan-1 1 ;;

@@ -181,9 +181,122 @@ svc_bench_cleanup() {
   # shellcheck disable=SC2046
   [ -f "$state/peer.pids" ] && kill $(cat "$state/peer.pids") 2>/dev/null
   svc_redis_stop "$state"
+  svc_redis_cluster_stop "$state" # when a benchmark started one
   svc_pg_stop "$state"
   rm -rf "$state"
 }
 
 # svc_cpu_ticks PID...: user + system clock ticks used so far.
 svc_cpu_ticks() { for p in "$@"; do cat "/proc/$p/stat" 2>/dev/null; done | awk '{s += $14 + $15} END {print s + 0}'; }
+
+# ---- a local Redis Cluster (three masters, three replicas) ------------------
+
+# svc_cluster_base: a port P <= 55525 such that P..P+5 and the cluster bus
+# ports P+10000..P+10005 are all free (the bus port is port+10000, so a
+# node's port cannot be above 55535).
+svc_cluster_base() {
+  python3 - <<'PY' || svc_die "no free cluster port range"
+import random, socket
+def free(p):
+    s = socket.socket()
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", p))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+for _ in range(500):
+    b = random.randrange(20000, 55525)
+    if all(free(b + i) and free(b + 10000 + i) for i in range(6)):
+        print(b)
+        raise SystemExit(0)
+raise SystemExit(1)
+PY
+}
+
+# svc_redis_cluster_start STATE BASEPORT: six cluster-enabled redis-server
+# processes on BASEPORT..BASEPORT+5 (state under STATE/rc-PORT), joined by
+# `redis-cli --cluster create` into three masters with a replica each; returns
+# once every node reports cluster_state:ok and agrees on the slot map.
+svc_redis_cluster_start() {
+  local state=$1 base=$2 p i ok nodes=()
+  [ "$base" -le 55530 ] || svc_die "cluster ports must be <= 55535 (bus port is port+10000)"
+  for i in 0 1 2 3 4 5; do
+    p=$((base + i))
+    mkdir -p "$state/rc-$p"
+    redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+      --cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000 \
+      --repl-diskless-sync-delay 0 --repl-ping-replica-period 1 --shutdown-timeout 0 \
+      --pidfile "$state/rc-$p/redis.pid" --logfile "$state/rc-$p/redis.log" --dir "$state/rc-$p" \
+      >/dev/null || svc_die "cluster node $p did not start"
+    nodes+=("127.0.0.1:$p")
+    echo "$p" >>"$state/rc.ports"
+  done
+  for p in $(cat "$state/rc.ports"); do
+    for _ in $(seq 1 100); do
+      redis-cli -p "$p" ping 2>/dev/null | grep -q PONG && break
+      sleep 0.05
+    done
+  done
+  redis-cli --cluster create "${nodes[@]}" --cluster-replicas 1 --cluster-yes \
+    >"$state/rc-create.log" 2>&1 || { tail -n 20 "$state/rc-create.log" >&2; svc_die "cluster create failed"; }
+  svc_redis_cluster_wait "$state" 30 || svc_die "cluster did not reach cluster_state:ok"
+  # A replica appears in CLUSTER SLOTS once it has synced with its master
+  # and its offset moved (the master's pings, every second here, move it).
+  for _ in $(seq 1 300); do
+    ok=1
+    for p in $(cat "$state/rc.ports"); do
+      [ "$(redis-cli -p "$p" cluster shards 2>/dev/null | grep -c '^online$')" = 6 ] || { ok=0; break; }
+    done
+    [ $ok = 1 ] && return 0
+    sleep 0.1
+  done
+  svc_die "cluster replicas did not attach"
+}
+
+# svc_redis_cluster_wait STATE SECONDS: until every live node says
+# cluster_state:ok and `redis-cli --cluster check` finds all slots covered.
+svc_redis_cluster_wait() {
+  local state=$1 secs=$2 p ok first
+  first=$(head -n 1 "$state/rc.ports")
+  for _ in $(seq 1 $((secs * 10))); do
+    ok=1
+    for p in $(cat "$state/rc.ports"); do
+      [ -f "$state/rc-$p/redis.pid" ] || continue
+      redis-cli -p "$p" cluster info 2>/dev/null | grep -q '^cluster_state:ok' || { ok=0; break; }
+      first=$p
+    done
+    if [ $ok = 1 ] && redis-cli --cluster check "127.0.0.1:$first" 2>/dev/null | grep -q 'All 16384 slots covered'; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# svc_redis_cluster_node_stop STATE PORT: stops one node (a failover test).
+svc_redis_cluster_node_stop() {
+  local state=$1 p=$2 pid
+  pid=$(cat "$state/rc-$p/redis.pid" 2>/dev/null) || return 0
+  kill "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  rm -f "$state/rc-$p/redis.pid"
+}
+
+# svc_redis_cluster_stop STATE: stops every node the start recorded (all
+# signalled first: a node takes a couple of seconds to exit).
+svc_redis_cluster_stop() {
+  local state=$1 p pids=() pid
+  [ -f "$state/rc.ports" ] || return 0
+  for p in $(cat "$state/rc.ports"); do
+    pid=$(cat "$state/rc-$p/redis.pid" 2>/dev/null) || continue
+    kill "$pid" 2>/dev/null && pids+=("$pid")
+    rm -f "$state/rc-$p/redis.pid"
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  done
+  rm -f "$state/rc.ports"
+}

@@ -163,9 +163,11 @@ static void limit_keys(struct http_req *r, const char *email, char *acct, char *
     char hx[33];
     crypto_generichash(h, sizeof h, (const unsigned char *)email, strlen(email), NULL, 0);
     apireq_hex(h, sizeof h, hx);
-    snprintf(acct, cap, "parley:rl:login:acct:%s:%s", hx, r->ip);
+    /* One script reads both keys: the address is their hash tag, so on a
+     * Redis Cluster they share a slot. */
+    snprintf(acct, cap, "parley:rl:login:acct:%s:{%s}", hx, r->ip);
     bool signup = r->scratch[0] == LIMIT_SIGNUP || r->scratch[0] == LIMIT_RESEND;
-    snprintf(ip, cap, "parley:rl:%s:ip:%s", signup ? "signup" : "login", r->ip);
+    snprintf(ip, cap, "parley:rl:%s:ip:{%s}", signup ? "signup" : "login", r->ip);
 }
 
 static void ignore_reply(void *ud, const void *reply)

@@ -35,6 +35,8 @@ static const struct opt opts[] = {
     {"--bind", "PARLEY_BIND", K_STR, OFF(bind), 64, 0, 0, "listen address (127.0.0.1)"},
     {"--pg", "PARLEY_PG", K_STR, OFF(pg), 1024, 0, 0, "PostgreSQL conninfo (required)"},
     {"--redis", "PARLEY_REDIS", K_HOSTPORT, 0, 0, 0, 0, "Redis HOST:PORT (127.0.0.1:6379)"},
+    {"--redis-cluster", "PARLEY_REDIS_CLUSTER", K_STR, OFF(redis_cluster), 1024, 0, 0,
+     "Redis Cluster seeds HOST:PORT[,HOST:PORT...]: sharded pub/sub (replaces --redis)"},
     {"--sql-dir", "PARLEY_SQL_DIR", K_STR, OFF(sql_dir), 1024, 0, 0, "migrations directory"},
     {"--max-frame", "PARLEY_MAX_FRAME", K_SIZE, OFF(max_frame), 0, 1024, 16 << 20,
      "bytes of one client message (65536)"},

@@ -18,6 +18,7 @@ struct config {
     char pg_read[1024];               /* read-only conninfo (replica), "" for none */
     char redis_host[256];             /* Redis host */
     int redis_port;                   /* Redis port */
+    char redis_cluster[1024];         /* Redis Cluster seeds host:port,...; empty: one server */
     char sql_dir[1024];               /* migrations directory (for the schema check and migrate) */
     size_t max_frame;                 /* bytes of one reassembled client message */
     size_t max_body;                  /* bytes of a message body */

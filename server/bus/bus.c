@@ -1,7 +1,9 @@
 #include "bus.h"
 
+#include "cbus.h"
 #include "log.h"
 #include "mem.h"
+#include "uvev.h"
 
 #include <errno.h>
 #include <hiredis/async.h>
@@ -26,82 +28,6 @@ struct link {
     bool was_up;               /* for "reconnected" logs */
 };
 
-/* hiredis event hooks on a uv_poll. Our own rather than hiredis 0.14's
- * adapters/libuv.h: that one drops poll errors (status < 0), and libuv reports
- * a refused connect exactly that way, so a reconnect to a Redis that is still
- * down would hang forever. Here an error is handed to hiredis as readiness,
- * and hiredis finds the socket error itself and fails the context. */
-struct uvev {
-    redisAsyncContext *ac; /* NULL once hiredis cleaned up */
-    uv_poll_t poll;        /* on the context's fd */
-    int events;            /* UV_READABLE | UV_WRITABLE wanted */
-};
-
-static void uvev_cb(uv_poll_t *h, int status, int events)
-{
-    struct uvev *e = h->data;
-    if (status < 0) events = e->events ? e->events : UV_WRITABLE;
-    if (e->ac && (events & UV_READABLE)) redisAsyncHandleRead(e->ac);
-    if (e->ac && (events & UV_WRITABLE)) redisAsyncHandleWrite(e->ac);
-}
-
-static void uvev_set(struct uvev *e, int events)
-{
-    e->events = events;
-    if (events)
-        uv_poll_start(&e->poll, events, uvev_cb);
-    else
-        uv_poll_stop(&e->poll);
-}
-
-static void uvev_add_read(void *p)
-{
-    uvev_set(p, ((struct uvev *)p)->events | UV_READABLE);
-}
-static void uvev_del_read(void *p)
-{
-    uvev_set(p, ((struct uvev *)p)->events & ~UV_READABLE);
-}
-static void uvev_add_write(void *p)
-{
-    uvev_set(p, ((struct uvev *)p)->events | UV_WRITABLE);
-}
-static void uvev_del_write(void *p)
-{
-    uvev_set(p, ((struct uvev *)p)->events & ~UV_WRITABLE);
-}
-
-static void uvev_closed(uv_handle_t *h)
-{
-    mem_free(h->data);
-}
-
-static void uvev_cleanup(void *p)
-{
-    struct uvev *e = p;
-    e->ac = NULL;
-    uv_close((uv_handle_t *)&e->poll, uvev_closed);
-}
-
-static int uvev_attach(redisAsyncContext *ac, uv_loop_t *loop)
-{
-    struct uvev *e = mem_calloc(1, sizeof *e);
-    if (!e) return -1;
-    if (uv_poll_init(loop, &e->poll, ac->c.fd)) {
-        mem_free(e);
-        return -1;
-    }
-    e->poll.data = e;
-    e->ac = ac;
-    ac->ev.data = e;
-    ac->ev.addRead = uvev_add_read;
-    ac->ev.delRead = uvev_del_read;
-    ac->ev.addWrite = uvev_add_write;
-    ac->ev.delWrite = uvev_del_write;
-    ac->ev.cleanup = uvev_cleanup;
-    return 0;
-}
-
 struct bus {
     uv_loop_t *loop;                  /* the one loop */
     char host[256];                   /* Redis host */
@@ -117,6 +43,7 @@ struct bus {
     uint64_t last_tick;               /* when on_tick last ran */
     bool closing;                     /* bus_close called */
     unsigned long long reconnects;    /* links re-established */
+    struct cbus *cl;                  /* cluster mode: everything is delegated there */
 };
 
 static void link_connect(struct link *l);
@@ -260,8 +187,24 @@ struct bus *bus_new(uv_loop_t *loop, const char *host, int port, int timeout_ms,
     return b;
 }
 
+struct bus *bus_new_cluster(uv_loop_t *loop, const char *seeds, int timeout_ms,
+                            const struct bus_hooks *hooks)
+{
+    struct bus *b = mem_calloc(1, sizeof *b);
+    if (!b) return NULL;
+    if (!(b->cl = cbus_new(loop, seeds, timeout_ms, hooks))) {
+        mem_free(b);
+        return NULL;
+    }
+    return b;
+}
+
 void bus_start(struct bus *b)
 {
+    if (b->cl) {
+        cbus_start(b->cl);
+        return;
+    }
     link_connect(&b->l[PUB]);
     link_connect(&b->l[SUB]);
     b->last_tick = now_ms(b);
@@ -275,6 +218,11 @@ static void on_tick_closed(uv_handle_t *h)
 
 void bus_close(struct bus *b)
 {
+    if (b->cl) {
+        cbus_close(b->cl);
+        mem_free(b);
+        return;
+    }
     b->closing = true;
     for (int i = 0; i < 2; i++)
         if (b->l[i].ac) redisAsyncFree(b->l[i].ac);
@@ -284,11 +232,13 @@ void bus_close(struct bus *b)
 
 unsigned long long bus_reconnects(const struct bus *b)
 {
+    if (b->cl) return cbus_reconnects(b->cl);
     return b->reconnects;
 }
 
 bool bus_up(const struct bus *b)
 {
+    if (b->cl) return cbus_up(b->cl);
     return b->l[PUB].up && b->l[SUB].up;
 }
 
@@ -303,6 +253,7 @@ static void on_pub_reply(redisAsyncContext *ac, void *r, void *priv)
 
 int bus_publish(struct bus *b, const char *ch, size_t chlen, const char *p, size_t len)
 {
+    if (b->cl) return cbus_publish(b->cl, ch, chlen, p, len);
     struct link *l = &b->l[PUB];
     if (!l->up) return -EAGAIN;
     if (b->unanswered >= BUS_MAX_UNANSWERED) return -ENOBUFS;
@@ -333,6 +284,7 @@ static void on_call_reply(redisAsyncContext *ac, void *r, void *priv)
 int bus_call(struct bus *b, bus_reply_cb cb, void *ud, int argc, const char **argv,
              const size_t *argvlen)
 {
+    if (b->cl) return cbus_call(b->cl, cb, ud, argc, argv, argvlen);
     struct link *l = &b->l[PUB];
     if (!l->up) return -EAGAIN;
     if (b->unanswered >= BUS_MAX_UNANSWERED) return -ENOBUFS;
@@ -370,6 +322,7 @@ static void on_sub_reply(redisAsyncContext *ac, void *rv, void *priv)
 
 int bus_subscribe(struct bus *b, const char *ch, size_t chlen)
 {
+    if (b->cl) return cbus_subscribe(b->cl, ch, chlen);
     struct link *l = &b->l[SUB];
     if (!l->up) return -EAGAIN;
     if (redisAsyncCommand(l->ac, on_sub_reply, b, "SUBSCRIBE %b", ch, chlen) != REDIS_OK)
@@ -379,6 +332,7 @@ int bus_subscribe(struct bus *b, const char *ch, size_t chlen)
 
 int bus_unsubscribe(struct bus *b, const char *ch, size_t chlen)
 {
+    if (b->cl) return cbus_unsubscribe(b->cl, ch, chlen);
     struct link *l = &b->l[SUB];
     if (!l->up) return -EAGAIN;
     if (redisAsyncCommand(l->ac, NULL, NULL, "UNSUBSCRIBE %b", ch, chlen) != REDIS_OK)

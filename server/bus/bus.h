@@ -35,12 +35,18 @@ struct bus_hooks {
     void (*on_up)(void *ud);
     /* The publish connection is (re)established. */
     void (*on_pub_up)(void *ud);
-    /* The subscribe connection is lost: every subscription is gone. */
+    /* The subscribe connection is lost: every subscription is gone. Never
+     * called in cluster mode: the cluster bus subscribes again by itself
+     * and calls on_subscribed again (cbus.h). */
     void (*on_down)(void *ud);
 };
 
 struct bus *bus_new(uv_loop_t *loop, const char *host, int port, int timeout_ms,
                     const struct bus_hooks *hooks);
+/* Cluster mode (cbus.h): seeds is "host:port[,host:port...]"; NULL on a
+ * malformed list. Everything below then works on the cluster. */
+struct bus *bus_new_cluster(uv_loop_t *loop, const char *seeds, int timeout_ms,
+                            const struct bus_hooks *hooks);
 void bus_start(struct bus *b);
 void bus_close(struct bus *b);
 

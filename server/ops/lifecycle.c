@@ -298,7 +298,9 @@ int lifecycle_start(struct app *a, const struct config *cfg, uv_loop_t *loop)
         .on_pub_up = store_on_pub_up,
         .on_down = room_on_bus_down,
     };
-    a->bus = bus_new(loop, cfg->redis_host, cfg->redis_port, (int)cfg->db_timeout_ms, &hooks);
+    a->bus = cfg->redis_cluster[0]
+                 ? bus_new_cluster(loop, cfg->redis_cluster, (int)cfg->db_timeout_ms, &hooks)
+                 : bus_new(loop, cfg->redis_host, cfg->redis_port, (int)cfg->db_timeout_ms, &hooks);
     if (!a->db || !a->bus) return -1;
     db_start(a->db);
     /* The replica pool prepares the same statements (a standby accepts

@@ -79,7 +79,7 @@ uint32_t presence_people(const struct pview *v)
 
 static void presence_key(const char *room, char *key, size_t cap)
 {
-    snprintf(key, cap, "parley:presence:%s", room);
+    snprintf(key, cap, "parley:presence:{%s}", room); /* a room's keys share a slot */
 }
 /* Encodes a presence push: the snapshot (list) or a diff, or just the count
  * in a large room. */

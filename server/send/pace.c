@@ -84,7 +84,7 @@ static int run(struct bus *b, const char *script, const char *room, const char *
     const char *argv[6 + GL_MAX_RATES];
     size_t lens[6 + GL_MAX_RATES];
     int n = 0;
-    snprintf(key, sizeof key, "parley:pace:%s:%s", room, person);
+    snprintf(key, sizeof key, "parley:pace:{%s}:%s", room, person); /* the room's slot */
     argv[n++] = "EVAL";
     argv[n++] = script;
     argv[n++] = "1";

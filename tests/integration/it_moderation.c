@@ -308,7 +308,7 @@ static void rate_is_per_person_across_gateways(void **state)
     /* twenty seconds give one token back (the bucket's clock is moved back
      * rather than the test sleeping): one send passes, the next does not */
     char key[128];
-    snprintf(key, sizeof key, "parley:pace:%s:%s", w.room, w.person[A]);
+    snprintf(key, sizeof key, "parley:pace:{%s}:%s", w.room, w.person[A]);
     long long ttl = atoll(redis("PTTL %s", key));
     assert_true(ttl > 60000 && ttl <= 120000); /* idle state expires by itself */
     assert_string_equal(redis("HEXISTS %s b3", key), "1");

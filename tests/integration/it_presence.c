@@ -116,7 +116,7 @@ static void dead_gateway_entries_expire(void **state)
     const char *ghost = "00000000-0000-4000-8000-00000000beef";
     char out[256];
     assert_int_equal(it_run(out, sizeof out,
-                            "redis-cli -p %d ZADD parley:presence:%s %lld '%s|deadbeef|0'",
+                            "redis-cli -p %d ZADD parley:presence:{%s} %lld '%s|deadbeef|0'",
                             IT.redis_port, w.room, exp, ghost),
                      0);
     watch(a, 2500, ghost, "joined", &times, NULL);
@@ -164,7 +164,7 @@ static void idle_member_stays_listed_past_ttl(void **state)
     assert_int_equal(times, 0);
     char out[512];
     assert_int_equal(it_run(out, sizeof out,
-                            "redis-cli -p %d ZRANGEBYSCORE parley:presence:%s %lld +inf",
+                            "redis-cli -p %d ZRANGEBYSCORE parley:presence:{%s} %lld +inf",
                             IT.redis_port, w.room, (long long)time(NULL) * 1000),
                      0);
     assert_non_null(strstr(out, w.person[1]));

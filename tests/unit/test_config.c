@@ -55,6 +55,25 @@ static void flags_override_env(void **state)
     unsetenv("PARLEY_PORT");
 }
 
+/* One Redis server unless a cluster is named; the flag wins over the env. */
+static void redis_cluster_seeds(void **state)
+{
+    (void)state;
+    struct config c;
+    char err[512];
+    config_defaults(&c);
+    assert_string_equal(c.redis_cluster, "");
+    setenv("PARLEY_PG", "dbname=x", 1);
+    setenv("PARLEY_REDIS_CLUSTER", "127.0.0.1:7000", 1);
+    char *none[] = {"--port", "9002"};
+    assert_int_equal(load(&c, err, sizeof err, 2, none), 0);
+    assert_string_equal(c.redis_cluster, "127.0.0.1:7000");
+    char *argv[] = {"--redis-cluster", "10.0.0.1:7000,10.0.0.2:7001"};
+    assert_int_equal(load(&c, err, sizeof err, 2, argv), 0);
+    assert_string_equal(c.redis_cluster, "10.0.0.1:7000,10.0.0.2:7001");
+    unsetenv("PARLEY_REDIS_CLUSTER");
+}
+
 static void bad_values_name_the_setting(void **state)
 {
     (void)state;
@@ -157,11 +176,9 @@ static void origin_allow_list_is_exact(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(flags_override_env),
-        cmocka_unit_test(bad_values_name_the_setting),
-        cmocka_unit_test(pg_is_required),
-        cmocka_unit_test(file_env_flag_precedence),
-        cmocka_unit_test(origin_allow_list_is_exact),
+        cmocka_unit_test(flags_override_env),          cmocka_unit_test(redis_cluster_seeds),
+        cmocka_unit_test(bad_values_name_the_setting), cmocka_unit_test(pg_is_required),
+        cmocka_unit_test(file_env_flag_precedence),    cmocka_unit_test(origin_allow_list_is_exact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

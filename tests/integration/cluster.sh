@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# Parley on a local Redis Cluster (three masters, three replicas; sharded
+# pub/sub, --redis-cluster): two gateways, parley-load's chat through both,
+# and every member must see every message once and in order:
+#   flow      the chat alone;
+#   migrate   the slots of the rooms' channels move to another master under
+#             load (CLUSTER SETSLOT IMPORTING / MIGRATING / NODE): the old
+#             owner drops the subscriptions, the gateways subscribe again on
+#             the new one and fetch the gap from PostgreSQL;
+#   failover  a master is killed under load and its replica promoted.
+# An environment of its own (PostgreSQL without fsync, the cluster, the
+# gateways), stopped on exit. CLUSTER_ONLY=flow|migrate|failover runs one.
+set -euo pipefail
+load=${1:?parley-load binary}
+here=$(cd "$(dirname "$0")" && pwd)
+: "${PARLEYD:?PARLEYD must name the parleyd binary}"
+# shellcheck source=../../scripts/services.sh
+. "$here/../../scripts/services.sh"
+state=$(mktemp -d /tmp/parley-cluster.XXXXXX)
+chmod 755 "$state"
+finish() {
+  local rc=$?
+  svc_gw_stop "$state" gw1 || rc=1
+  svc_gw_stop "$state" gw2 || rc=1
+  # a sanitizer's or valgrind's report in a gateway's log fails the test
+  if grep -q "ERROR: AddressSanitizer\|ERROR: LeakSanitizer\|runtime error:\|ERROR SUMMARY: [1-9]" \
+    "$state"/gw*.log 2>/dev/null; then
+    grep -h -B 2 -A 30 "ERROR: \|runtime error:\|ERROR SUMMARY: [1-9]" "$state"/gw*.log >&2 || true
+    rc=1
+  fi
+  [ $rc = 0 ] || { tail -n 30 "$state/gw1.log" "$state/gw2.log" >&2 || true; }
+  [ -z "${CLUSTER_LOGS:-}" ] || cp "$state"/gw*.log "$state"/moves.log "$CLUSTER_LOGS"/ 2>/dev/null || true
+  svc_redis_cluster_stop "$state"
+  svc_pg_stop "$state"
+  rm -rf "$state"
+  exit $rc
+}
+trap finish EXIT
+pg_port=$(svc_free_port)
+svc_pg_start "$state" "$pg_port" nondurable
+base=$(svc_cluster_base)
+svc_redis_cluster_start "$state" "$base"
+conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
+"$PARLEYD" migrate --pg "$conninfo" >"$state/migrate.log"
+# 9 rooms of 5: client n is in room n % 9 and on gateway n % 2, so every
+# room has members on both gateways (with an even room count it would not)
+"$PARLEYD" admin --pg "$conninfo" load-fixture 45 9 >"$state/fixture"
+seeds="127.0.0.1:$base,127.0.0.1:$((base + 1))"
+gw1=$(svc_free_port)
+gw2=$(svc_free_port)
+for gw in "gw1 $gw1" "gw2 $gw2"; do
+  # shellcheck disable=SC2086
+  svc_gw_start "$state" ${gw% *} ${gw#* } "$PARLEYD" "$conninfo" "$base" \
+    --redis-cluster "$seeds" --db-timeout-ms 2000 --log-level "${GW_LOG_LEVEL:-info}"
+done
+
+check() { # json-file name
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+bad = {k: r[k] for k in ("lost", "dups", "out_of_order", "dead", "unrecovered", "errors") if r[k]}
+assert not bad, "%s: %s" % (sys.argv[2], bad)
+assert r["joined"] == r["clients"] == 45, r
+assert r["acked"] == r["sent"] > 100, r
+assert r["delivered"] == r["expected"] == r["acked"] * 5, r
+print("%s ok: %d sent, %d delivered, 0 lost, 0 duplicated, 0 reordered, p99 %.1f ms"
+      % (sys.argv[2], r["sent"], r["delivered"], r["p99_ms"]))
+PY
+}
+run_load() { # name seconds
+  "$load" --fixture "$state/fixture" --gw "127.0.0.1:$gw1" --gw "127.0.0.1:$gw2" \
+    --scenario chat --rate 5 --duration "$2" --sources 16 --json >"$state/$1.json"
+}
+rcli() { redis-cli -p "$@"; }
+node_id() { rcli "$1" cluster myid; }
+masters() { for p in $(cat "$state/rc.ports"); do
+  [ -f "$state/rc-$p/redis.pid" ] && rcli "$p" role 2>/dev/null | head -n 1 | grep -q '^master$' && echo "$p"
+done; return 0; }
+# The port of the master serving slot, asked of a live master (MOVED tells).
+slot_owner() { # slot key
+  local p m
+  m=$(masters | head -n 1)
+  p=$(rcli "$m" cluster slots | python3 "$here/cluster_owner.py" "$1")
+  echo "$p"
+}
+
+rooms=$(awk '/^room /{print $2}' "$state/fixture")
+# Both gateways hold the control channel ("ctl", sharded like the rooms') on
+# the master that owns its slot now (a moved slot or a failover included).
+ctl_slot=$(rcli "$base" cluster keyslot ctl)
+ctl_held() { # what
+  local owner n=0
+  for _ in $(seq 1 50); do
+    owner=$(slot_owner "$ctl_slot")
+    n=$(rcli "$owner" pubsub shardnumsub ctl | tail -n 1)
+    [ "$n" = 2 ] && { echo "$1: both gateways subscribed to ctl on $owner"; return 0; }
+    sleep 0.1
+  done
+  echo "$1: ctl has $n subscribers on its master $owner, not 2" >&2
+  exit 1
+}
+
+case "${CLUSTER_ONLY:-flow}" in flow | all)
+  run_load flow 3
+  check "$state/flow.json" flow
+  # bus_call routes by key: every room's presence set was written on the
+  # master that owns its hash tag's slot (a wrong node answers MOVED)
+  np=0
+  for m in $(masters); do
+    np=$((np + $(rcli "$m" --scan --pattern 'parley:presence:{*}' | wc -l)))
+  done
+  echo "flow: $np rooms' presence sets on the cluster"
+  [ "$np" = 9 ] || { echo "expected the 9 rooms' presence sets, found $np" >&2; exit 1; }
+  ctl_held flow
+  ;;
+esac
+
+case "${CLUSTER_ONLY:-migrate}" in migrate | all)
+  # The plan first (each room channel's slot goes to another master), so
+  # that the moves themselves are quick and all happen under load.
+  plan=()
+  for room in $rooms; do
+    slot=$(rcli "$base" cluster keyslot "room:$room")
+    src=$(slot_owner "$slot")
+    dst=$(masters | grep -v "^$src\$" | head -n 1)
+    plan+=("$slot $src $(node_id "$src") $dst $(node_id "$dst")")
+  done
+  ms=$(masters)
+  run_load migrate 10 &
+  lp=$!
+  sleep 2
+  moved=0
+  for step in "${plan[@]}"; do
+    read -r slot src src_id dst dst_id <<<"$step"
+    rcli "$dst" cluster setslot "$slot" importing "$src_id" >/dev/null
+    rcli "$src" cluster setslot "$slot" migrating "$dst_id" >/dev/null
+    # keys of that slot (none are expected: the rooms' keys are tagged by room id)
+    while read -r k; do
+      [ -n "$k" ] && rcli "$src" migrate 127.0.0.1 "$dst" "$k" 0 5000 >/dev/null
+    done < <(rcli "$src" cluster getkeysinslot "$slot" 100)
+    for m in $ms; do echo "slot $slot $src->$dst at $m: $(rcli "$m" cluster setslot "$slot" node "$dst_id")"; done >>"$state/moves.log"
+    moved=$((moved + 1))
+  done
+  kill -0 $lp 2>/dev/null || { echo "the load ended before the moves did" >&2; exit 1; }
+  echo "migrate: $moved room channel slots moved under load"
+  wait $lp || echo "parley-load exited non-zero"
+  check "$state/migrate.json" migrate
+  # the gateways did see their subscriptions dropped and took them up again
+  n=$(cat "$state/gw1.log" "$state/gw2.log" | grep -c 'redis slot moved, resubscribing' || true)
+  echo "migrate: $n subscriptions dropped by the old owner and renewed"
+  [ "$n" -ge "$moved" ] || { echo "expected at least $moved renewed subscriptions" >&2; exit 1; }
+  ;;
+esac
+
+case "${CLUSTER_ONLY:-failover}" in failover | all)
+  # the master serving the most rooms' channels, found before the load
+  owners=$(for room in $rooms; do slot_owner "$(rcli "$base" cluster keyslot "room:$room")"; done)
+  victim=$(echo "$owners" | sort | uniq -c | sort -rn | awk 'NR == 1 {print $2}')
+  on_victim=$(echo "$owners" | grep -c "^$victim\$" || true)
+  # The control channel's slot moves to the victim first (the gateways
+  # follow it), so that the failover takes the control channel too.
+  ctl_owner=$(slot_owner "$ctl_slot")
+  if [ "$ctl_owner" != "$victim" ]; then
+    victim_id=$(node_id "$victim")
+    for m in $(masters); do rcli "$m" cluster setslot "$ctl_slot" node "$victim_id" >/dev/null; done
+    [ "$(slot_owner "$ctl_slot")" = "$victim" ] || { echo "ctl's slot did not move" >&2; exit 1; }
+  fi
+  ctl_held "ctl's slot on the master to be killed"
+  run_load failover 12 &
+  lp=$!
+  sleep 3
+  kill -0 $lp 2>/dev/null || { echo "the load ended before the kill" >&2; exit 1; }
+  svc_redis_cluster_node_stop "$state" "$victim"
+  echo "failover: master $victim killed (it served $on_victim of the 9 rooms' channels)"
+  t0=$(date +%s.%N)
+  svc_redis_cluster_wait "$state" 30 || { echo "cluster did not recover" >&2; exit 1; }
+  echo "failover: cluster ok again after $(python3 -c "print('%.1f s' % ($(date +%s.%N) - $t0))")"
+  wait $lp || echo "parley-load exited non-zero"
+  check "$state/failover.json" failover
+  [ "$on_victim" -ge 1 ] || { echo "the killed master served no room" >&2; exit 1; }
+  ctl_held failover
+  for g in gw1 gw2; do
+    grep -q 'redis shard no longer a master' "$state/$g.log" ||
+      { echo "$g did not move off the killed master" >&2; exit 1; }
+  done
+  ;;
+esac
