@@ -45,14 +45,30 @@ conninfo="host=127.0.0.1 port=$pg_port dbname=parley user=parley"
 # 9 rooms of 5: client n is in room n % 9 and on gateway n % 2, so every
 # room has members on both gateways (with an even room count it would not)
 "$PARLEYD" admin --pg "$conninfo" load-fixture 45 9 >"$state/fixture"
+"$PARLEYD" admin --pg "$conninfo" operator-token "$state/metrics.token" >/dev/null
 seeds="127.0.0.1:$base,127.0.0.1:$((base + 1))"
 gw1=$(svc_free_port)
 gw2=$(svc_free_port)
 for gw in "gw1 $gw1" "gw2 $gw2"; do
   # shellcheck disable=SC2086
   svc_gw_start "$state" ${gw% *} ${gw#* } "$PARLEYD" "$conninfo" "$base" \
-    --redis-cluster "$seeds" --db-timeout-ms 2000 --log-level "${GW_LOG_LEVEL:-info}"
+    --redis-cluster "$seeds" --db-timeout-ms 2000 --log-level "${GW_LOG_LEVEL:-info}" \
+    --metrics-token-file "$state/metrics.token"
 done
+
+# The recovery work both gateways did so far: gap fetches, replayed
+# messages (what a move or a failover costs, printed per phase).
+recovery() {
+  for p in $gw1 $gw2; do
+    curl -s --max-time 5 -H "Authorization: Bearer $(cat "$state/metrics.token")" "http://127.0.0.1:$p/metrics"
+  done | awk '/^parley_recovery_gap_fetches_total/ {g += $2} /^parley_recovery_replayed_messages_total/ {m += $2}
+    END {printf "%d %d\n", g, m}'
+}
+recovery_since() { # what "gaps msgs" before
+  local now
+  now=$(recovery)
+  echo "$1: recovery work: $((${now% *} - ${2% *})) gap fetches, $((${now#* } - ${2#* })) replayed messages"
+}
 
 check() { # json-file name
   python3 - "$1" "$2" <<'PY'
@@ -101,8 +117,10 @@ ctl_held() { # what
 }
 
 case "${CLUSTER_ONLY:-flow}" in flow | all)
+  r0=$(recovery)
   run_load flow 3
   check "$state/flow.json" flow
+  recovery_since flow "$r0"
   # bus_call routes by key: every room's presence set was written on the
   # master that owns its hash tag's slot (a wrong node answers MOVED)
   np=0
@@ -126,6 +144,7 @@ case "${CLUSTER_ONLY:-migrate}" in migrate | all)
     plan+=("$slot $src $(node_id "$src") $dst $(node_id "$dst")")
   done
   ms=$(masters)
+  r0=$(recovery)
   run_load migrate 10 &
   lp=$!
   sleep 2
@@ -145,6 +164,7 @@ case "${CLUSTER_ONLY:-migrate}" in migrate | all)
   echo "migrate: $moved room channel slots moved under load"
   wait $lp || echo "parley-load exited non-zero"
   check "$state/migrate.json" migrate
+  recovery_since migrate "$r0"
   # the gateways did see their subscriptions dropped and took them up again
   n=$(cat "$state/gw1.log" "$state/gw2.log" | grep -c 'redis slot moved, resubscribing' || true)
   echo "migrate: $n subscriptions dropped by the old owner and renewed"
@@ -166,6 +186,7 @@ case "${CLUSTER_ONLY:-failover}" in failover | all)
     [ "$(slot_owner "$ctl_slot")" = "$victim" ] || { echo "ctl's slot did not move" >&2; exit 1; }
   fi
   ctl_held "ctl's slot on the master to be killed"
+  r0=$(recovery)
   run_load failover 12 &
   lp=$!
   sleep 3
@@ -177,6 +198,7 @@ case "${CLUSTER_ONLY:-failover}" in failover | all)
   echo "failover: cluster ok again after $(python3 -c "print('%.1f s' % ($(date +%s.%N) - $t0))")"
   wait $lp || echo "parley-load exited non-zero"
   check "$state/failover.json" failover
+  recovery_since failover "$r0"
   [ "$on_victim" -ge 1 ] || { echo "the killed master served no room" >&2; exit 1; }
   ctl_held failover
   for g in gw1 gw2; do
