@@ -28,7 +28,12 @@
 #                          all five; parley first, as the ratios' numerator)
 #   BENCH_PROCS=2          generator processes (one process holds at most
 #                          its file limit of connections)
-#   BENCH_GATEWAYS=1       one process per system instead of two
+#   BENCH_GATEWAYS=1       one process per system instead of two; N > 2
+#                          (at most 16, parley-load's limit) runs N parleyd
+#                          gateways (parley, parley-cluster, batch-1,
+#                          parley-b) or N Socket.IO processes, clients
+#                          spread round-robin over them, e.g. BENCH_GATEWAYS=4
+#                          BENCH_SYSTEMS="parley parley-cluster"
 #   BENCH_NCHAN_WORKERS=1  nginx workers of the nchan peer (default: as many
 #                          as gateways; two lose messages under heavy load,
 #                          see BENCHMARKS.md); system nchan-1 is the
@@ -50,8 +55,8 @@
 #   BENCH_DURABILITY=nondurable  PostgreSQL without fsync, synchronous_commit
 #                          and full_page_writes (default: all on, durable)
 #
-# Load: BENCH_CLIENTS clients in BENCH_ROOMS rooms (parley-load), clients
-# alternating between the two processes of each system. Private PostgreSQL
+# Load: BENCH_CLIENTS clients in BENCH_ROOMS rooms (parley-load), spread
+# round-robin over the processes of each system (BENCH_GATEWAYS). Private PostgreSQL
 # and Redis on loopback in a temp dir. Needs a built tree and node/npm.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -73,6 +78,8 @@ body=${BENCH_BODY:-64}
 systems=${BENCH_SYSTEMS:-parley socketio batch-1 lws-floor nchan}
 procs=${BENCH_PROCS:-1}
 gateways=${BENCH_GATEWAYS:-2}
+[[ "$gateways" =~ ^[0-9]+$ ]] && [ "$gateways" -ge 1 ] && [ "$gateways" -le 16 ] ||
+  svc_die "BENCH_GATEWAYS: 1 to 16"
 floorpeer=$root/build/loadtest/parley-lws-floor
 nchanmod=/usr/lib/nginx/modules/ngx_nchan_module.so
 nchanworkers=${BENCH_NCHAN_WORKERS:-$gateways}
@@ -95,10 +102,12 @@ pg_pids() {
   echo "$pm" $(pgrep -P "$pm")
 }
 
-# measure NAME PROTO PORT1 PORT2 PIDS...: one load run, then a JSON line.
+# measure NAME PROTO PORTS PIDS...: one load run, then a JSON line. PORTS is
+# one word, the gateways' ports separated by spaces (one --gw each).
 measure() {
-  local name=$1 proto=$2 p1=$3 p2=$4
-  shift 4
+  local name=$1 proto=$2 ports=$3 gws=() p
+  shift 3
+  for p in $ports; do gws+=(--gw "127.0.0.1:$p"); done
   local c0 c1 r0 r1 g0 g1 rp
   rp=${redis_cpu_pids:-$(cat "$state/redis.pid")} # the cluster's nodes for parley-cluster
   c0=$(svc_cpu_ticks "$@")
@@ -120,7 +129,7 @@ measure() {
     done
     sleep 1 # attached before the first connection
   fi
-  "$load" --proto "$proto" --fixture "$state/fixture" --gw "127.0.0.1:$p1" --gw "127.0.0.1:$p2" \
+  "$load" --proto "$proto" --fixture "$state/fixture" "${gws[@]}" \
     --scenario "$scenario" --rate "$rate" --duration "$secs" --body "$body" --sources 64 \
     --procs "$procs" --connect-rate "${BENCH_CONNECT_RATE:-0}" "${extra[@]}" \
     --csv "$state/$name.csv" --json >"$state/out.json" || true
@@ -172,22 +181,19 @@ PY
 run_parley() { # name flags...
   local name=$1
   shift
-  local p1 p2 pids=""
-  p1=$(svc_free_port)
-  p2=$p1
-  svc_gw_start "$state" gw1 "$p1" "${gwbin:-$bin}" "$conninfo" "$redis_port" --log-level warn \
-    --per-ip-max 100000 "$@"
-  pids=$(cat "$state/gw1.pid")
-  if [ "$gateways" = 2 ]; then
-    p2=$(svc_free_port)
-    svc_gw_start "$state" gw2 "$p2" "${gwbin:-$bin}" "$conninfo" "$redis_port" --log-level warn \
+  local p ports="" pids="" i
+  for i in $(seq 1 "$gateways"); do
+    p=$(svc_free_port)
+    svc_gw_start "$state" "gw$i" "$p" "${gwbin:-$bin}" "$conninfo" "$redis_port" --log-level warn \
       --per-ip-max 100000 "$@"
-    pids="$pids $(cat "$state/gw2.pid")"
-  fi
+    ports="$ports $p"
+    pids="$pids $(cat "$state/gw$i.pid")"
+  done
+  # One gateway: its port twice, as before (the same load either way).
+  [ "$gateways" = 1 ] && ports="$ports $ports"
   # shellcheck disable=SC2086
-  measure "$name" parley "$p1" "$p2" $pids
-  svc_gw_stop "$state" gw1
-  svc_gw_stop "$state" gw2
+  measure "$name" parley "$ports" $pids
+  for i in $(seq 1 "$gateways"); do svc_gw_stop "$state" "gw$i"; done
 }
 
 # The gateways on a local Redis Cluster (three masters, three replicas,
@@ -206,7 +212,7 @@ run_parley_cluster() {
 run_socketio() {
   local ports pids="" p
   ports=$(svc_free_port)
-  [ "$gateways" = 2 ] && ports="$ports $(svc_free_port)"
+  for _ in $(seq 2 "$gateways"); do ports="$ports $(svc_free_port)"; done
   # One after the other: both creating the peer's tables at once on a fresh
   # database race in PostgreSQL's catalog, and the loser exits.
   for p in $ports; do
@@ -216,9 +222,9 @@ run_socketio() {
     echo "$pids" >"$state/peer.pids"
     for _ in $(seq 1 200); do grep -q "peer on" "$state/sio-$p.log" 2>/dev/null && break; sleep 0.1; done
   done
-  set -- $ports
+  [ "$gateways" = 1 ] && ports="$ports $ports"
   # shellcheck disable=SC2086
-  measure socketio socketio "$1" "${2:-$1}" $pids
+  measure socketio socketio "$ports" $pids
   # shellcheck disable=SC2086
   kill $pids 2>/dev/null
   # shellcheck disable=SC2086
@@ -234,7 +240,7 @@ run_floor() {
   pid=$!
   echo "$pid" >"$state/peer.pids"
   for _ in $(seq 1 100); do grep -q "lws-floor on" "$state/floor.log" 2>/dev/null && break; sleep 0.1; done
-  measure lws-floor parley "$p" "$p" "$pid"
+  measure lws-floor parley "$p $p" "$pid"
   kill "$pid" 2>/dev/null
   while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   rm -f "$state/peer.pids"
@@ -263,7 +269,7 @@ run_nchan() { # name workers
   done
   [ -n "$workers" ] || svc_die "nginx + nchan did not start: $(cat "$dir/error.log" "$dir/out.log" 2>/dev/null)"
   # shellcheck disable=SC2086
-  measure "$name" nchan "$p" "$p" $workers
+  measure "$name" nchan "$p $p" $workers
   kill "$master" 2>/dev/null
   while kill -0 "$master" 2>/dev/null; do sleep 0.1; done
   rm -f "$state/peer.pids"

@@ -158,7 +158,7 @@ svc_gw_stop() {
 # svc_bench_env PARLEYD CLIENTS ROOMS: the benchmarks' private world. Sets
 # state (a temp dir), pg_port, redis_port and conninfo; starts PostgreSQL and
 # Redis there, migrates, writes the load fixture to $state/fixture, and
-# stops everything (gateways gw1/gw2, peer processes in $state/peer.pids)
+# stops everything (gateways gw1..gwN, peer processes in $state/peer.pids)
 # and removes the dir on exit. PostgreSQL is durable unless
 # BENCH_DURABILITY=nondurable (for a "not durable" comparison only).
 svc_bench_env() {
@@ -176,8 +176,11 @@ svc_bench_env() {
 }
 
 svc_bench_cleanup() {
-  svc_gw_stop "$state" gw1 || true
-  svc_gw_stop "$state" gw2 || true
+  local f
+  # gw1..gwN (bench.sh starts BENCH_GATEWAYS of them)
+  for f in "$state"/gw*.pid; do
+    [ -f "$f" ] && { svc_gw_stop "$state" "$(basename "$f" .pid)" || true; }
+  done
   # shellcheck disable=SC2046
   [ -f "$state/peer.pids" ] && kill $(cat "$state/peer.pids") 2>/dev/null
   svc_redis_stop "$state"
