@@ -20,6 +20,7 @@
 #define CB_BACKOFF_MAX_MS 2000
 #define CB_MAX_UNANSWERED 50000 /* per master, as bus.c's publish link */
 #define CB_MAX_SEEDS 16
+#define CB_MAX_PARKED 4096 /* commands answered MOVED to a master not yet mapped */
 #define CB_BUCKETS 4096
 
 /* A master: its publish/command context and its subscriber link. */
@@ -60,6 +61,9 @@ struct req {
     bus_reply_cb fn;   /* caller's callback, or NULL for a publish */
     void *ud;          /* for fn */
     int tries;         /* sends so far */
+    int key;           /* argv index of the key that routes it */
+    uint64_t deadline; /* parked: given up after this */
+    struct req *pnext; /* in cbus.parked */
     int argc;          /* arguments */
     const char **argv; /* into the same allocation */
     size_t *lens;      /* their lengths */
@@ -88,6 +92,8 @@ struct cbus {
     uint64_t last_tick;                  /* when on_tick last ran */
     bool was_up;                         /* cbus_up at the previous look */
     bool closing;                        /* cbus_close called */
+    struct req *parked;                  /* MOVED to a master the map does not have yet */
+    unsigned nparked;                    /* at most CB_MAX_PARKED */
     unsigned long long reconnects;       /* publish links re-established */
 };
 
@@ -138,10 +144,12 @@ static void chan_gone(struct cbus *cb, struct chan *c)
     cb->hooks.on_unsubscribed(cb->hooks.ud, ch, n); /* may subscribe again */
 }
 
-/* Lost without being asked (link down, slot moved): subscribe again. */
+/* Lost without being asked (link down, slot moved): subscribe again. One
+ * nobody wants any more (its room left while it was pending) is gone now:
+ * the room waits for that answer before it may subscribe again. */
 static void chan_lost(struct cbus *cb, struct chan *c)
 {
-    if (c->st == C_LEAVING) {
+    if (c->st == C_LEAVING || !c->wanted) {
         chan_gone(cb, c);
         return;
     }
@@ -212,7 +220,7 @@ static void sl_subscribed(void *ud, struct slink *l, const char *ch, size_t chle
         if (slink_sunsubscribe(l, ch, chlen) == 0)
             c->st = C_LEAVING;
         else
-            chan_lost(cb, c);
+            chan_gone(cb, c); /* the link drops it; the room is told it is gone */
         return;
     }
     bool recovery = c->recovering;
@@ -373,6 +381,10 @@ static void on_req_reply(redisAsyncContext *ac, void *rv, void *priv)
     n->answered++;
     if (r && r->type == REDIS_REPLY_ERROR && !cb->closing) {
         bool moved = !strncmp(r->str, "MOVED ", 6), ask = !strncmp(r->str, "ASK ", 4);
+        /* The cluster changing under us: read the map again. */
+        if (!strncmp(r->str, "CLUSTERDOWN", 11) || !strncmp(r->str, "TRYAGAIN", 8) ||
+            !strncmp(r->str, "READONLY", 8))
+            cb->refresh_wanted = true;
         if (moved || ask) {
             cb->refresh_wanted = true;
             char host[CSLOT_HOST_CAP];
@@ -389,10 +401,41 @@ static void on_req_reply(redisAsyncContext *ac, void *rv, void *priv)
                         if (req_send(t, q, ask) == 0) return;
                 }
             }
+            /* The new owner (a replica just promoted) is not mapped yet:
+             * the command waits for the map rather than being lost (a
+             * publish no one hears, while the other gateways have already
+             * caught up on the new owner). Bounded in number and time. */
+            if (q->tries < 3 && cb->nparked < CB_MAX_PARKED) {
+                q->deadline = now_ms(cb) + (uint64_t)cb->timeout_ms;
+                q->pnext = cb->parked;
+                cb->parked = q;
+                cb->nparked++;
+                return;
+            }
         }
     }
     if (q->fn) q->fn(q->ud, r);
     mem_free(q);
+}
+
+/* Sends the parked commands their route now names; gives up on those past
+ * their deadline (a publish is then lost as on a lost link; a call is
+ * answered NULL). */
+static void unpark(struct cbus *cb, uint64_t now, bool all)
+{
+    for (struct req **pp = &cb->parked, *q; (q = *pp);) {
+        struct cnode *n = cb->mapped ? route(cb, q->argv[q->key], q->lens[q->key]) : NULL;
+        bool sent = !all && n && n->up && req_send(n, q, false) == 0;
+        if (!sent && !all && now < q->deadline) {
+            pp = &q->pnext;
+            continue;
+        }
+        *pp = q->pnext;
+        cb->nparked--;
+        if (sent) continue;
+        if (q->fn) q->fn(q->ud, NULL);
+        mem_free(q);
+    }
 }
 
 static int req_send(struct cnode *n, struct req *q, bool ask)
@@ -421,6 +464,7 @@ static struct req *req_new(struct cbus *cb, bus_reply_cb fn, void *ud, int argc,
     q->fn = fn;
     q->ud = ud;
     q->tries = 0;
+    q->key = 1;
     q->argc = argc;
     q->argv = (const char **)(q + 1);
     q->lens = (size_t *)(q->argv + argc);
@@ -434,14 +478,15 @@ static struct req *req_new(struct cbus *cb, bus_reply_cb fn, void *ud, int argc,
     return q;
 }
 
-static int submit(struct cbus *cb, const char *k, size_t klen, bus_reply_cb fn, void *ud, int argc,
-                  const char **argv, const size_t *lens)
+static int submit(struct cbus *cb, int k, bus_reply_cb fn, void *ud, int argc, const char **argv,
+                  const size_t *lens)
 {
-    struct cnode *n = route(cb, k, klen);
+    struct cnode *n = route(cb, argv[k], lens[k]);
     if (!n || !n->up) return -EAGAIN;
     if (n->unanswered >= CB_MAX_UNANSWERED) return -ENOBUFS;
     struct req *q = req_new(cb, fn, ud, argc, argv, lens);
     if (!q) return -ENOMEM;
+    q->key = k;
     int rc = req_send(n, q, false);
     if (rc) mem_free(q);
     return rc;
@@ -451,7 +496,7 @@ int cbus_publish(struct cbus *cb, const char *ch, size_t chlen, const char *p, s
 {
     const char *argv[3] = {"SPUBLISH", ch, p};
     size_t lens[3] = {8, chlen, len};
-    return submit(cb, ch, chlen, NULL, NULL, 3, argv, lens);
+    return submit(cb, 1, NULL, NULL, 3, argv, lens);
 }
 
 int cbus_call(struct cbus *cb, bus_reply_cb fn, void *ud, int argc, const char **argv,
@@ -461,7 +506,7 @@ int cbus_call(struct cbus *cb, bus_reply_cb fn, void *ud, int argc, const char *
     int k = 1;
     if (argc >= 4 && (!strcasecmp(argv[0], "EVAL") || !strcasecmp(argv[0], "EVALSHA"))) k = 3;
     if (argc <= k) return -EINVAL;
-    return submit(cb, argv[k], argvlen[k], fn, ud, argc, argv, argvlen);
+    return submit(cb, k, fn, ud, argc, argv, argvlen);
 }
 
 int cbus_subscribe(struct cbus *cb, const char *ch, size_t chlen)
@@ -529,6 +574,7 @@ static void apply_map(struct cbus *cb)
                 old[j] = NULL;
             }
         if (!fresh[i]) fresh[i] = node_new(cb, m->node[i].host, m->node[i].port);
+        if (!fresh[i]) cb->refresh_wanted = true; /* out of memory: a master unrouted */
     }
     cb->next = cb->map;
     cb->map = m;
@@ -628,12 +674,20 @@ static void on_tick(uv_timer_t *t)
     cb->last_tick = now;
     if (step > 2 * CB_TICK_MS) step = 2 * CB_TICK_MS;
     bool all = cb->mapped && !cb->map->uncovered;
+    for (int i = 0; cb->mapped && i < cb->map->nnodes; i++)
+        if (cb->map->node[i].master < 0 && !cb->node[i]) all = false; /* node_new failed */
     for (int i = 0; i < CSLOT_MAX_NODES; i++)
         if (cb->node[i]) {
             node_tick(cb->node[i], now, step);
             if (!cb->node[i]->up || !slink_up(cb->node[i]->sl)) all = false;
         }
-    if (cb->mq && now >= cb->mq_deadline) redisAsyncFree(cb->mq); /* on_mq_disconnect */
+    if (cb->mq && now >= cb->mq_deadline) {
+        /* hiredis runs no disconnect callback for a context that never
+         * connected (a host that does not answer), so forget it here. */
+        redisAsyncContext *ac = cb->mq;
+        cb->mq = NULL;
+        redisAsyncFree(ac);
+    }
     if (!cb->mq && now >= cb->refresh_at && (!cb->mapped || cb->refresh_wanted || !all)) {
         refresh(cb);
         cb->refresh_at = now + CBUS_REFRESH_MS;
@@ -642,6 +696,7 @@ static void on_tick(uv_timer_t *t)
         cb->dirty = false;
         for_each_chan(cb, try_each, NULL);
     }
+    if (cb->parked) unpark(cb, now, false);
     if (all && !cb->was_up) {
         cb->was_up = true;
         log_info("redis cluster up", "%s", "");
@@ -711,9 +766,17 @@ static void on_tick_closed(uv_handle_t *h)
 void cbus_close(struct cbus *cb)
 {
     cb->closing = true;
-    if (cb->mq) redisAsyncFree(cb->mq);
-    for (int i = 0; i < CSLOT_MAX_NODES; i++)
-        if (cb->node[i]) node_free(cb, cb->node[i]);
+    unpark(cb, 0, true); /* answered NULL, as every command in flight is */
+    redisAsyncContext *ac = cb->mq;
+    cb->mq = NULL;
+    if (ac) redisAsyncFree(ac);
+    /* Each entry is cleared before its node is freed: the callbacks that
+     * freeing runs (with NULL replies) must not route to a freed node. */
+    for (int i = 0; i < CSLOT_MAX_NODES; i++) {
+        struct cnode *n = cb->node[i];
+        cb->node[i] = NULL;
+        if (n) node_free(cb, n);
+    }
     for (int b = 0; b < CB_BUCKETS; b++)
         while (cb->tab[b])
             chan_remove(cb, cb->tab[b]);
