@@ -1,5 +1,6 @@
 #include "slink.h"
 
+#include "cslot.h"
 #include "log.h"
 #include "mem.h"
 
@@ -154,6 +155,17 @@ static void on_reply(struct slink *l, redisReply *r)
     if (r->type == REDIS_REPLY_ERROR) {
         if (!h) {
             drop(l, "error reply to no command");
+            return;
+        }
+        /* A MOVED for another slot answers a command already taken off the
+         * queue: our SUNSUBSCRIBE, matched by the server's own sunsubscribe
+         * of a channel whose slot had moved. Charging it to the next command
+         * would shift every later reply and drop the link. */
+        int slot;
+        if ((sscanf(r->str, "MOVED %d", &slot) == 1 || sscanf(r->str, "ASK %d", &slot) == 1) &&
+            slot != (int)cslot_keyslot(h->ch, h->len)) {
+            log_debug("redis shard refusal of an answered command", "node=%s:%d err=\"%s\"",
+                      l->host, l->port, r->str);
             return;
         }
         struct pend p = *h;

@@ -239,6 +239,61 @@ static void moved(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Our SUNSUBSCRIBE crosses the server's own sunsubscribe of a channel
+ * whose slot just moved: the push is taken as our answer, and the real
+ * answer (an error naming the moved slot) must not be charged to the next
+ * command, a SSUBSCRIBE of another channel, which then still succeeds on a
+ * link that stays up. */
+static void crossed_unsubscribe(void **state)
+{
+    (void)state;
+    if (!port()) skip();
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct seen s = {0};
+    struct slink_hooks h = hooks_tpl;
+    h.ud = &s;
+    struct cslot_map *m = cluster_map();
+    const char *x = "room:{crossed}";
+    int slot = cslot_keyslot(x, strlen(x));
+    int oi = m->owner[slot], other = -1;
+    for (int i = 0; i < m->nnodes && other < 0; i++)
+        if (m->node[i].master < 0 && i != oi) other = i;
+    char y[64];
+    for (int i = 0;; i++) { /* another channel on the same master */
+        snprintf(y, sizeof y, "room:{crossed-%d}", i);
+        if (m->owner[cslot_keyslot(y, strlen(y))] == oi && cslot_keyslot(y, strlen(y)) != slot)
+            break;
+    }
+    struct slink *l = slink_new(&loop, m->node[oi].host, m->node[oi].port, 2000, &h);
+    slink_start(l);
+    assert_true(run_until(&loop, &s.up, 1, 3000));
+    assert_int_equal(slink_ssubscribe(l, x, strlen(x)), 0);
+    assert_true(run_until(&loop, &s.subscribed, 1, 3000));
+    redisContext *c = redisConnect(m->node[other].host, m->node[other].port);
+    redisReply *id = redisCommand(c, "CLUSTER MYID");
+    for (int i = 0; i < m->nnodes; i++) {
+        if (m->node[i].master >= 0) continue;
+        redisContext *n = redisConnect(m->node[i].host, m->node[i].port);
+        redisReply *r = redisCommand(n, "CLUSTER SETSLOT %d NODE %s", slot, id->str);
+        assert_int_equal(r->type, REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+        redisFree(n);
+    }
+    freeReplyObject(id);
+    redisFree(c);
+    usleep(100 * 1000); /* the server's sunsubscribe is in our socket, unread */
+    assert_int_equal(slink_sunsubscribe(l, x, strlen(x)), 0);
+    assert_int_equal(slink_ssubscribe(l, y, strlen(y)), 0);
+    assert_true(run_until(&loop, &s.subscribed, 2, 3000));
+    assert_string_equal(s.last_ch, y);
+    assert_int_equal(s.down, 0);
+    assert_int_equal(s.refused, 0);
+    close_link(&loop, l);
+    free(m);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* The server kills the link: on_down, a reconnect, and it works again. */
 static void reconnect(void **state)
 {
@@ -340,8 +395,12 @@ int main(void)
 {
     mem_fail_after(-1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(flow),          cmocka_unit_test(moved),    cmocka_unit_test(reconnect),
-        cmocka_unit_test(pending_bound), cmocka_unit_test(watchdog),
+        cmocka_unit_test(flow),
+        cmocka_unit_test(moved),
+        cmocka_unit_test(crossed_unsubscribe),
+        cmocka_unit_test(reconnect),
+        cmocka_unit_test(pending_bound),
+        cmocka_unit_test(watchdog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
