@@ -185,6 +185,31 @@ static void flow(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* The master of m other than the owner of slot. */
+static int other_master(const struct cslot_map *m, int slot)
+{
+    for (int i = 0; i < m->nnodes; i++)
+        if (m->node[i].master < 0 && i != m->owner[slot]) return i;
+    return -1;
+}
+
+/* Gives slot to master `to` of m, told to every master. */
+static void give_slot(const struct cslot_map *m, int slot, int to)
+{
+    redisContext *c = redisConnect(m->node[to].host, m->node[to].port);
+    redisReply *id = redisCommand(c, "CLUSTER MYID");
+    for (int i = 0; i < m->nnodes; i++) {
+        if (m->node[i].master >= 0) continue;
+        redisContext *n = redisConnect(m->node[i].host, m->node[i].port);
+        redisReply *r = redisCommand(n, "CLUSTER SETSLOT %d NODE %s", slot, id->str);
+        assert_int_equal(r->type, REDIS_REPLY_STATUS);
+        freeReplyObject(r);
+        redisFree(n);
+    }
+    freeReplyObject(id);
+    redisFree(c);
+}
+
 /* A node that does not own the slot answers MOVED, matched to the channel;
  * when the slot moves away from the owner, it drops the subscription
  * unasked. */
@@ -200,9 +225,7 @@ static void moved(void **state)
     struct cslot_map *m = cluster_map();
     const char *ch = "room:{moved}";
     int slot = cslot_keyslot(ch, strlen(ch));
-    int oi = m->owner[slot], other = -1;
-    for (int i = 0; i < m->nnodes && other < 0; i++)
-        if (m->node[i].master < 0 && i != oi) other = i;
+    int oi = m->owner[slot], other = other_master(m, slot);
     struct slink *lo = slink_new(&loop, m->node[other].host, m->node[other].port, 2000, &h);
     slink_start(lo);
     assert_true(run_until(&loop, &s.up, 1, 3000));
@@ -218,18 +241,7 @@ static void moved(void **state)
     assert_true(run_until(&loop, &s.up, 2, 3000));
     assert_int_equal(slink_ssubscribe(l, ch, strlen(ch)), 0);
     assert_true(run_until(&loop, &s.subscribed, 1, 3000));
-    redisContext *c = redisConnect(m->node[other].host, m->node[other].port);
-    redisReply *id = redisCommand(c, "CLUSTER MYID");
-    for (int i = 0; i < m->nnodes; i++) {
-        if (m->node[i].master >= 0) continue;
-        redisContext *n = redisConnect(m->node[i].host, m->node[i].port);
-        redisReply *r = redisCommand(n, "CLUSTER SETSLOT %d NODE %s", slot, id->str);
-        assert_int_equal(r->type, REDIS_REPLY_STATUS);
-        freeReplyObject(r);
-        redisFree(n);
-    }
-    freeReplyObject(id);
-    redisFree(c);
+    give_slot(m, slot, other);
     assert_true(run_until(&loop, &s.unsolicited, 1, 5000));
     assert_string_equal(s.last_ch, ch);
     assert_int_equal(s.down, 0);
@@ -256,9 +268,7 @@ static void crossed_unsubscribe(void **state)
     struct cslot_map *m = cluster_map();
     const char *x = "room:{crossed}";
     int slot = cslot_keyslot(x, strlen(x));
-    int oi = m->owner[slot], other = -1;
-    for (int i = 0; i < m->nnodes && other < 0; i++)
-        if (m->node[i].master < 0 && i != oi) other = i;
+    int oi = m->owner[slot], other = other_master(m, slot);
     char y[64];
     for (int i = 0;; i++) { /* another channel on the same master */
         snprintf(y, sizeof y, "room:{crossed-%d}", i);
@@ -270,18 +280,7 @@ static void crossed_unsubscribe(void **state)
     assert_true(run_until(&loop, &s.up, 1, 3000));
     assert_int_equal(slink_ssubscribe(l, x, strlen(x)), 0);
     assert_true(run_until(&loop, &s.subscribed, 1, 3000));
-    redisContext *c = redisConnect(m->node[other].host, m->node[other].port);
-    redisReply *id = redisCommand(c, "CLUSTER MYID");
-    for (int i = 0; i < m->nnodes; i++) {
-        if (m->node[i].master >= 0) continue;
-        redisContext *n = redisConnect(m->node[i].host, m->node[i].port);
-        redisReply *r = redisCommand(n, "CLUSTER SETSLOT %d NODE %s", slot, id->str);
-        assert_int_equal(r->type, REDIS_REPLY_STATUS);
-        freeReplyObject(r);
-        redisFree(n);
-    }
-    freeReplyObject(id);
-    redisFree(c);
+    give_slot(m, slot, other);
     usleep(100 * 1000); /* the server's sunsubscribe is in our socket, unread */
     assert_int_equal(slink_sunsubscribe(l, x, strlen(x)), 0);
     assert_int_equal(slink_ssubscribe(l, y, strlen(y)), 0);
