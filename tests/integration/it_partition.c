@@ -281,32 +281,17 @@ static void digest(const char *table, char out[64])
 static const char *const KEPT[] = {"messages", "seen", "likes", "ratings", "rooms", "read_state"};
 enum { NKEPT = 6, NCHAT = 5 };
 
-static cJSON *rq(struct wsc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static cJSON *rq(struct wsc *c, const char *fmt, ...)
-{
-    char body[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(body, sizeof body, fmt, ap);
-    va_end(ap);
-    cJSON *r = wsc_request(c, 5000, "%s", body);
-    assert_non_null(r);
-    if (wsc_err_code(r)) fprintf(stderr, "%s: %s\n", body, wsc_err_code(r));
-    assert_null(wsc_err_code(r));
-    return r;
-}
-
 static int64_t send_seq(struct wsc *c, const char *room, const char *cmid, const char *body,
                         int64_t parent)
 {
-    cJSON *r = parent ? rq(c,
-                           "\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"%s\","
-                           "\"body\":\"%s\",\"parent\":%lld",
-                           room, cmid, body, (long long)parent)
-                      : rq(c,
-                           "\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"%s\","
-                           "\"body\":\"%s\"",
-                           room, cmid, body);
+    cJSON *r = parent ? it_ok(c,
+                              "\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"%s\","
+                              "\"body\":\"%s\",\"parent\":%lld",
+                              room, cmid, body, (long long)parent)
+                      : it_ok(c,
+                              "\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"%s\","
+                              "\"body\":\"%s\"",
+                              room, cmid, body);
     int64_t seq = wsc_int(r, "ok.seq");
     cJSON_Delete(r);
     return seq;
@@ -377,19 +362,19 @@ static void migrate_moves_every_row(void **state)
             snprintf(body, sizeof body, "room %d message %d", k, i);
             assert_int_equal(send_seq(a, rooms[k], cmid, body, 0), ++sent[k]);
         }
-        cJSON_Delete(rq(b, "\"op\":\"like\",\"room\":\"%s\",\"seq\":2", rooms[k]));
-        cJSON_Delete(rq(b, "\"op\":\"seen\",\"room\":\"%s\",\"seq\":3", rooms[k]));
-        cJSON_Delete(rq(b, "\"op\":\"read\",\"room\":\"%s\",\"seq\":1", rooms[k]));
+        cJSON_Delete(it_ok(b, "\"op\":\"like\",\"room\":\"%s\",\"seq\":2", rooms[k]));
+        cJSON_Delete(it_ok(b, "\"op\":\"seen\",\"room\":\"%s\",\"seq\":3", rooms[k]));
+        cJSON_Delete(it_ok(b, "\"op\":\"read\",\"room\":\"%s\",\"seq\":1", rooms[k]));
     }
     int64_t e1 = send_seq(a, rooms[NCHAT], "e1", "entry one", 0);
     int64_t e2 = send_seq(b, rooms[NCHAT], "e2", "entry two", 0);
     int64_t r1 = send_seq(b, rooms[NCHAT], "r1", "a reply", e1);
     assert_true(e1 > 0 && e2 > e1 && r1 > e2);
     sent[NCHAT] = 3;
-    cJSON_Delete(rq(b, "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":5", rooms[NCHAT],
-                    (long long)e1));
-    cJSON_Delete(rq(a, "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":2", rooms[NCHAT],
-                    (long long)e2));
+    cJSON_Delete(it_ok(b, "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":5", rooms[NCHAT],
+                       (long long)e1));
+    cJSON_Delete(it_ok(a, "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":2", rooms[NCHAT],
+                       (long long)e2));
     wsc_close(a);
     wsc_close(b);
     /* the coalesced votes and read events are stored by the drain */
@@ -441,7 +426,8 @@ static void migrate_moves_every_row(void **state)
     assert_non_null(a);
     for (int k = 0; k <= NCHAT; k++) {
         cJSON_Delete(it_join(a, rooms[k], -1));
-        cJSON *r = rq(a, "\"op\":\"history\",\"room\":\"%s\",\"after\":0,\"limit\":100", rooms[k]);
+        cJSON *r =
+            it_ok(a, "\"op\":\"history\",\"room\":\"%s\",\"after\":0,\"limit\":100", rooms[k]);
         cJSON *msgs = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "messages");
         assert_int_equal(cJSON_GetArraySize(msgs), sent[k]);
         int64_t prev = 0;

@@ -189,6 +189,20 @@ cJSON *it_send(struct wsc *c, const char *room, const char *cmid, const char *bo
                        room, cmid, body);
 }
 
+cJSON *it_ok(struct wsc *c, const char *fmt, ...)
+{
+    char body[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(body, sizeof body, fmt, ap);
+    va_end(ap);
+    cJSON *r = wsc_request(c, 5000, "%s", body);
+    assert_non_null(r);
+    if (wsc_err_code(r)) fprintf(stderr, "%s: %s\n", body, wsc_err_code(r));
+    assert_null(wsc_err_code(r));
+    return r;
+}
+
 double it_metric(int g, const char *series)
 {
     return it_metric_port(IT.gw[g], series);

@@ -65,6 +65,9 @@ struct wsc *it_member(int g, const char *tok, const char *room);
 cJSON *it_join(struct wsc *c, const char *room, int64_t since);
 /* send; returns the reply */
 cJSON *it_send(struct wsc *c, const char *room, const char *cmid, const char *body);
+/* A command (the fields after "id") that must succeed: the test fails,
+ * naming the error code, when it does not. Returns the reply. */
+cJSON *it_ok(struct wsc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 long it_rss_kb(int pid);
 /* The value of an unlabelled metric (or of a full `name{labels}` series) in
  * gateway g's /metrics; aborts the test when it is missing. */
