@@ -19,7 +19,6 @@
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
 #include <setjmp.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
