@@ -93,10 +93,12 @@ static void kinds(void **state)
 
 /* A copy of the shipped English set in a temporary directory with one
  * file replaced (content NULL: removed); returns the directory. */
+static char variant_dir[256];
+
 static const char *variant(const char *file, const char *content)
 {
-    static char dir[256];
-    snprintf(dir, sizeof dir, "/tmp/parley-tpl-%d", getpid());
+    char *dir = variant_dir;
+    snprintf(variant_dir, sizeof variant_dir, "/tmp/parley-tpl-%d", getpid());
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s && cp -r %s/en %s/", dir, dir, TEMPLATES,
              dir);
@@ -145,6 +147,15 @@ static void bad_templates(void **state)
     assert_non_null(strstr(err, "default language de"));
 }
 
+/* The variants' directory goes with the run. */
+static int remove_variant(void **state)
+{
+    (void)state;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", variant_dir);
+    return variant_dir[0] && system(cmd) != 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,5 +164,5 @@ int main(void)
         cmocka_unit_test(kinds),
         cmocka_unit_test(bad_templates),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, remove_variant);
 }
