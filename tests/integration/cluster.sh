@@ -92,12 +92,50 @@ node_id() { rcli "$1" cluster myid; }
 masters() { for p in $(cat "$state/rc.ports"); do
   [ -f "$state/rc-$p/redis.pid" ] && rcli "$p" role 2>/dev/null | head -n 1 | grep -q '^master$' && echo "$p"
 done; return 0; }
-# The port of the master serving slot, asked of a live master (MOVED tells).
-slot_owner() { # slot key
-  local p m
-  m=$(masters | head -n 1)
-  p=$(rcli "$m" cluster slots | python3 "$here/cluster_owner.py" "$1")
-  echo "$p"
+# The port of the master serving a slot in `cluster slots` as redis-cli
+# prints it off a terminal (one value a line; each range is start, end, then
+# host, port, id per node, master first). awk, not python: this runs in
+# loops, and a python start costs 0.4 s on some machines.
+owner_in() { # slot  (cluster slots on stdin)
+  awk -v s="$1" '{ v[NR] = $0 } END {
+    for (i = 1; i + 4 <= NR; i++)
+      if (v[i] ~ /^[0-9]+$/ && v[i + 1] ~ /^[0-9]+$/ && v[i + 2] !~ /^[0-9]+$/) {
+        if (v[i] + 0 <= s + 0 && s + 0 <= v[i + 1] + 0) { print v[i + 3]; exit }
+        i += 4
+      } }'
+}
+# The port of the master serving slot, asked of a live master.
+slot_owner() { # slot
+  rcli "$(masters | head -n 1)" cluster slots | owner_in "$1"
+}
+
+# Moves a slot from src to dst the way redis-cli --cluster reshard does:
+# IMPORTING on dst, MIGRATING on src, the keys, then NODE on dst first (it
+# bumps dst's config epoch, so that no gossip from src still claiming the
+# slot can win it back), then on the others; waits until every master
+# agrees. NODE sent in another order races the gossip (in CI a master named
+# the old owner again right after every master had been told the new one).
+move_slot() { # slot src dst src_id dst_id masters (asked once by the caller: moves go under load)
+  local slot=$1 src=$2 dst=$3 src_id=$4 dst_id=$5 ms=$6 m
+  rcli "$dst" cluster setslot "$slot" importing "$src_id" >/dev/null
+  rcli "$src" cluster setslot "$slot" migrating "$dst_id" >/dev/null
+  # keys of that slot (none are expected: the rooms' keys are tagged by room id)
+  while read -r k; do
+    [ -n "$k" ] && rcli "$src" migrate 127.0.0.1 "$dst" "$k" 0 5000 >/dev/null
+  done < <(rcli "$src" cluster getkeysinslot "$slot" 100)
+  for m in $dst $(echo "$ms" | grep -v "^$dst\$"); do
+    echo "slot $slot $src->$dst at $m: $(rcli "$m" cluster setslot "$slot" node "$dst_id")"
+  done >>"$state/moves.log"
+  for _ in $(seq 1 100); do
+    for m in $ms; do
+      [ "$(rcli "$m" cluster slots | owner_in "$slot")" = "$dst" ] || break
+      m=
+    done
+    [ -z "$m" ] && return 0
+    sleep 0.05
+  done
+  echo "slot $slot did not settle on $dst" >&2
+  exit 1
 }
 
 rooms=$(awk '/^room /{print $2}' "$state/fixture")
@@ -141,7 +179,7 @@ case "${CLUSTER_ONLY:-migrate}" in migrate | all)
     slot=$(rcli "$base" cluster keyslot "room:$room")
     src=$(slot_owner "$slot")
     dst=$(masters | grep -v "^$src\$" | head -n 1)
-    plan+=("$slot $src $(node_id "$src") $dst $(node_id "$dst")")
+    plan+=("$slot $src $dst $(node_id "$src") $(node_id "$dst")")
   done
   ms=$(masters)
   r0=$(recovery)
@@ -150,14 +188,8 @@ case "${CLUSTER_ONLY:-migrate}" in migrate | all)
   sleep 2
   moved=0
   for step in "${plan[@]}"; do
-    read -r slot src src_id dst dst_id <<<"$step"
-    rcli "$dst" cluster setslot "$slot" importing "$src_id" >/dev/null
-    rcli "$src" cluster setslot "$slot" migrating "$dst_id" >/dev/null
-    # keys of that slot (none are expected: the rooms' keys are tagged by room id)
-    while read -r k; do
-      [ -n "$k" ] && rcli "$src" migrate 127.0.0.1 "$dst" "$k" 0 5000 >/dev/null
-    done < <(rcli "$src" cluster getkeysinslot "$slot" 100)
-    for m in $ms; do echo "slot $slot $src->$dst at $m: $(rcli "$m" cluster setslot "$slot" node "$dst_id")"; done >>"$state/moves.log"
+    read -r slot src dst src_id dst_id <<<"$step"
+    move_slot "$slot" "$src" "$dst" "$src_id" "$dst_id" "$ms"
     moved=$((moved + 1))
   done
   kill -0 $lp 2>/dev/null || { echo "the load ended before the moves did" >&2; exit 1; }
@@ -181,9 +213,7 @@ case "${CLUSTER_ONLY:-failover}" in failover | all)
   # follow it), so that the failover takes the control channel too.
   ctl_owner=$(slot_owner "$ctl_slot")
   if [ "$ctl_owner" != "$victim" ]; then
-    victim_id=$(node_id "$victim")
-    for m in $(masters); do rcli "$m" cluster setslot "$ctl_slot" node "$victim_id" >/dev/null; done
-    [ "$(slot_owner "$ctl_slot")" = "$victim" ] || { echo "ctl's slot did not move" >&2; exit 1; }
+    move_slot "$ctl_slot" "$ctl_owner" "$victim" "$(node_id "$ctl_owner")" "$(node_id "$victim")" "$(masters)"
   fi
   ctl_held "ctl's slot on the master to be killed"
   r0=$(recovery)
