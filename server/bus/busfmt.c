@@ -3,6 +3,7 @@
 #include "parley_proto.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 
 #define MAX_DIGITS 18 /* below INT64_MAX, so no overflow check is needed */
@@ -70,6 +71,24 @@ int busfmt_targeted_header(char *buf, size_t cap, const char *person, size_t ple
     return (int)plen + 2;
 }
 
+static bool gw_valid(const char *gw)
+{
+    for (int i = 0; i < BUSFMT_GW_LEN; i++)
+        if (!((gw[i] >= '0' && gw[i] <= '9') || (gw[i] >= 'a' && gw[i] <= 'f'))) return false;
+    return true;
+}
+
+int busfmt_presence_hint(char *buf, size_t cap, const char *gw)
+{
+    if (!gw || !gw_valid(gw)) return -EINVAL;
+    if (cap < BUSFMT_GW_LEN + 3) return -ENOSPC;
+    buf[0] = 'p';
+    memcpy(buf + 1, gw, BUSFMT_GW_LEN);
+    buf[BUSFMT_GW_LEN + 1] = '\n';
+    buf[BUSFMT_GW_LEN + 2] = '\0';
+    return BUSFMT_GW_LEN + 2;
+}
+
 int busfmt_decode(const char *p, size_t len, struct busfmt_msg *out)
 {
     if (!p || !len) return -EINVAL;
@@ -88,6 +107,13 @@ int busfmt_decode(const char *p, size_t len, struct busfmt_msg *out)
         out->kind = BUSFMT_TARGETED;
         out->person = person;
         out->plen = plen;
+        return 0;
+    }
+    if (p[0] == 'p') {
+        if (hl != BUSFMT_GW_LEN + 1 || out->blen || !gw_valid(p + 1)) return -EINVAL;
+        out->kind = BUSFMT_PRESENCE;
+        out->gw = p + 1;
+        out->body = NULL;
         return 0;
     }
     if (!hl || hl > MAX_DIGITS || (p[0] == '0' && hl > 1)) return -EINVAL;

@@ -13,6 +13,9 @@
  *   `m<person>\n<body>` a push for one person's connections and the room's
  *                       moderators; person is a uuid, or "-" for the
  *                       moderators only
+ *   `p<gateway>\n`      presence hint, no body: that gateway (8 lower-case
+ *                       hex digits) changed its entries in the room's
+ *                       presence set; the others read the set again
  * Numbers are decimal without sign or leading zeros, at most 18 digits.
  *
  * Ownership: nothing is allocated. Encoders write into the caller's buffer;
@@ -36,13 +39,17 @@ enum busfmt_kind {
     BUSFMT_EVENT,    /* seq 0, body */
     BUSFMT_MARKER,   /* seq >= 1, no body */
     BUSFMT_TARGETED, /* person, body */
+    BUSFMT_PRESENCE, /* gateway, no body */
 };
+
+#define BUSFMT_GW_LEN 8 /* a gateway's id in presence hints and entries */
 
 struct busfmt_msg {
     enum busfmt_kind kind; /* see enum */
     int64_t seq;           /* MESSAGE, MARKER; 0 otherwise */
     const char *person;    /* TARGETED: the uuid or "-" (not NUL-terminated) */
     size_t plen;           /* its length: BUSFMT_ID_LEN or 1 */
+    const char *gw;        /* PRESENCE: the gateway (BUSFMT_GW_LEN, not NUL-terminated) */
     const char *body;      /* MESSAGE, EVENT, TARGETED: into the payload */
     size_t blen;           /* its length, >= 1 */
 };
@@ -63,11 +70,14 @@ int busfmt_event_header(char *buf, size_t cap);                /* `0\n` */
 int busfmt_marker(char *buf, size_t cap, int64_t seq);         /* `<seq>\n`, the whole payload */
 /* `m<person>\n`; person is a uuid (plen BUSFMT_ID_LEN) or "-" (plen 1). */
 int busfmt_targeted_header(char *buf, size_t cap, const char *person, size_t plen);
+/* `p<gw>\n`, the whole payload; gw is BUSFMT_GW_LEN lower-case hex digits. */
+int busfmt_presence_hint(char *buf, size_t cap, const char *gw);
 
 /* Decodes a payload: 0 and *out filled, or -EINVAL for anything that is not
  * exactly one of the forms above (no header line, empty or signed or
  * zero-padded or too long a number, a seq 0 without body, a message
- * header without body, a targeted push to a malformed person). */
+ * header without body, a targeted push to a malformed person, a presence
+ * hint with a body or a malformed gateway id). */
 int busfmt_decode(const char *p, size_t len, struct busfmt_msg *out);
 
 #endif

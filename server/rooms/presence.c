@@ -1,7 +1,9 @@
 #include "presence.h"
 
 #include "bus.h"
+#include "busfmt.h"
 #include "frame.h"
+#include "log.h"
 #include "mem.h"
 #include "room.h"
 
@@ -11,14 +13,33 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PRESENCE_TTL_MS 5000 /* a gateway that stops refreshing is gone after this */
-/* A room whose people here did not change is written again only this often
- * (TTL / 2.5): a refresh is at most one 1 s tick late, so its entries never
- * come within 2 s of expiring on the other gateways' clocks, while an idle gateway sends a
- * ZADD, trim and PEXPIRE per room every other tick instead of every tick.
- * The read stays once a second: other gateways' joins and leaves show as
- * soon as before. */
-#define PRESENCE_REFRESH_MS (PRESENCE_TTL_MS * 2 / 5)
+/* Entries are written when this gateway's people in a room change, and
+ * every other gateway reads the room again when a presence hint on the
+ * room's channel says so: an idle room costs no Redis traffic. (Reading
+ * every room every second, as before, was most of what 100,000 idle
+ * connections over 7 gateways cost: 30,000 Redis commands a second for
+ * 20,000 of them.) Who is gone without a word (a crashed or stopped gateway)
+ * is told by its liveness key, one per gateway, not by its entries
+ * expiring: readers leave out the entries of a gateway whose key is gone. */
+#define PRESENCE_ENTRY_TTL_MS 600000 /* an entry's score: stale ones go at the latest then */
+#define PRESENCE_REFRESH_MS                                                                        \
+    (PRESENCE_ENTRY_TTL_MS * 2 / 5) /* rewritten this often when unchanged */
+#define PRESENCE_KEY_TTL "1200000"  /* the set itself, ms */
+#define PRESENCE_LIVE_TTL "10000"   /* a gateway's liveness key, ms: it is gone after this */
+#define PRESENCE_LIVE_EVERY_MS 2000 /* the key written, the others' checked, this often */
+/* A room is read at least this often even without a hint: a hint lost with
+ * a link, or one that overtook its write (in a cluster the room's channel
+ * and its presence key may live on different masters), costs 30 s at most. */
+#define PRESENCE_SAFETY_MS 30000
+#define PRESENCE_GWS 64 /* other gateways tracked; one past that is taken as alive */
+
+/* Another gateway, as its liveness key last said. */
+struct gwlive {
+    struct presence *p;         /* owner, for the reply */
+    char id[BUSFMT_GW_LEN + 1]; /* its id in the entries */
+    bool dead;                  /* its key was gone at the last check */
+    bool pending;               /* a check is in flight */
+};
 
 struct presence {
     struct bus *bus;       /* commands go on its publish link */
@@ -26,6 +47,10 @@ struct presence {
     presence_find_fn find; /* rooms by id, for replies */
     void *ud;              /* its argument */
     char gw[12];           /* this gateway's id in the entries */
+    int64_t live_ms;       /* wall ms the liveness key was last written; 0: never */
+    uint32_t epoch;        /* bumped when a gateway dies or comes back: every room reads again */
+    uint32_t ngws;         /* gws in use */
+    struct gwlive gws[PRESENCE_GWS];
 };
 
 /* Who is online in a room (distinct people), as last read from Redis. */
@@ -37,7 +62,10 @@ struct pview {
     char (*local)[PP_UUID_LEN + 3];  /* "person|a" entries written by this gateway */
     bool known;                      /* read at least once */
     bool pending;                    /* a read is in flight */
-    int64_t written_ms;              /* wall ms of the last refresh (ZADD); 0: never */
+    uint8_t dirty;      /* ticks that still read: a hint came (2: it may overtake its write) */
+    uint32_t epoch;     /* the presence epoch at the last read */
+    int64_t written_ms; /* wall ms of the last refresh (ZADD); 0: never */
+    int64_t read_ms;    /* wall ms of the last read */
 };
 
 /* A read in flight: the room is found again by id when it is answered. */
@@ -80,6 +108,29 @@ uint32_t presence_people(const struct pview *v)
 static void presence_key(const char *room, char *key, size_t cap)
 {
     snprintf(key, cap, "parley:presence:{%s}", room); /* a room's keys share a slot */
+}
+
+static void live_key(const char *gw, char *key, size_t cap)
+{
+    snprintf(key, cap, "parley:gateway:{%.*s}", BUSFMT_GW_LEN, gw);
+}
+
+/* The tracked gateway with this id (BUSFMT_GW_LEN characters), added if
+ * new (taken as alive until its first check); NULL when the table is full
+ * of live or pending ones. */
+static struct gwlive *gw_track(struct presence *p, const char *id)
+{
+    struct gwlive *free_slot = NULL;
+    for (uint32_t i = 0; i < p->ngws; i++) {
+        if (!memcmp(p->gws[i].id, id, BUSFMT_GW_LEN)) return &p->gws[i];
+        if (p->gws[i].dead && !p->gws[i].pending && !free_slot) free_slot = &p->gws[i];
+    }
+    if (p->ngws < PRESENCE_GWS) free_slot = &p->gws[p->ngws++];
+    if (!free_slot) return NULL;
+    memset(free_slot, 0, sizeof *free_slot);
+    free_slot->p = p;
+    memcpy(free_slot->id, id, BUSFMT_GW_LEN);
+    return free_slot;
 }
 /* Encodes a presence push: the snapshot (list) or a diff, or just the count
  * in a large room. */
@@ -187,7 +238,11 @@ static void on_presence(void *ud, const void *reply)
     size_t na = 0;
     for (size_t i = 0; i < rep->elements; i++) {
         const redisReply *e = rep->element[i];
-        if (e->type != REDIS_REPLY_STRING || e->len < PP_UUID_LEN + 2) continue;
+        if (e->type != REDIS_REPLY_STRING || e->len != PP_UUID_LEN + BUSFMT_GW_LEN + 3) continue;
+        /* a gone gateway's entries are left out (and left to expire) */
+        const char *gw = e->str + PP_UUID_LEN + 1;
+        const struct gwlive *g = memcmp(gw, p->gw, BUSFMT_GW_LEN) ? gw_track(p, gw) : NULL;
+        if (g && g->dead) continue;
         memcpy(all[na].person, e->str, PP_UUID_LEN);
         all[na].person[PP_UUID_LEN] = '\0';
         all[na].avatar = e->str[e->len - 1] == '1';
@@ -254,9 +309,12 @@ static bool local_same(const struct pview *v, char (*cur)[PP_UUID_LEN + 3], uint
 
 /* Reads the room back (one read in flight at most). */
 static void presence_read(struct presence *p, const char *room_id, struct pview *v, const char *key,
-                          const char *now)
+                          const char *now, int64_t t)
 {
-    if (v->pending) return; /* Redis is slow: skip a beat rather than pile up */
+    if (v->pending) return; /* Redis is slow: skip a beat (dirty stays) rather than pile up */
+    v->read_ms = t;
+    v->epoch = p->epoch;
+    if (v->dirty) v->dirty--;
     const char *rd[4] = {"ZRANGEBYSCORE", key, now, "+inf"};
     struct pread *pr = mem_alloc(sizeof *pr);
     if (!pr) return;
@@ -265,6 +323,54 @@ static void presence_read(struct presence *p, const char *room_id, struct pview 
     pr->room[PP_UUID_LEN] = '\0';
     v->pending = true;
     call(p, on_presence, pr, 4, rd);
+}
+
+/* Tells the other gateways that this one changed its entries in the room
+ * (after the writes, on the same link in a single Redis). */
+static void hint(struct presence *p, const char *room_id)
+{
+    char ch[BUSFMT_CHAN_CAP], msg[16];
+    int cl = busfmt_channel(ch, sizeof ch, room_id);
+    int ml = busfmt_presence_hint(msg, sizeof msg, p->gw);
+    if (cl > 0 && ml > 0) bus_publish(p->bus, ch, (size_t)cl, msg, (size_t)ml);
+}
+
+void presence_hint(struct presence *p, struct pview *v, const char *gw)
+{
+    if (p && v && (!gw || memcmp(gw, p->gw, BUSFMT_GW_LEN))) v->dirty = 2;
+}
+
+static void on_live(void *ud, const void *reply)
+{
+    struct gwlive *g = ud;
+    const redisReply *rep = reply;
+    g->pending = false;
+    if (!rep || rep->type != REDIS_REPLY_INTEGER) return; /* no answer says nothing */
+    bool dead = rep->integer == 0;
+    if (dead == g->dead) return;
+    g->dead = dead;
+    g->p->epoch++;
+    log_info(dead ? "gateway gone, its people leave presence" : "gateway back in presence",
+             "gateway=%s", g->id);
+}
+
+void presence_tick(struct presence *p, int64_t wall_ms)
+{
+    if (p->live_ms && wall_ms >= p->live_ms && wall_ms - p->live_ms < PRESENCE_LIVE_EVERY_MS)
+        return;
+    p->live_ms = wall_ms ? wall_ms : 1;
+    char key[48];
+    live_key(p->gw, key, sizeof key);
+    const char *set[5] = {"SET", key, "1", "PX", PRESENCE_LIVE_TTL};
+    call(p, ignore_reply, NULL, 5, set);
+    for (uint32_t i = 0; i < p->ngws; i++) {
+        struct gwlive *g = &p->gws[i];
+        if (g->pending) continue;
+        live_key(g->id, key, sizeof key);
+        const char *ex[2] = {"EXISTS", key};
+        g->pending = true;
+        call(p, on_live, g, 2, ex);
+    }
 }
 
 void presence_room(struct presence *p, const char *room_id, struct pview **view, struct sub *head,
@@ -293,14 +399,18 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
     char key[64], exp[24], now[24];
     presence_key(room_id, key, sizeof key);
     int64_t t = wall_ms;
-    snprintf(exp, sizeof exp, "%lld", (long long)(t + PRESENCE_TTL_MS));
+    snprintf(exp, sizeof exp, "%lld", (long long)(t + PRESENCE_ENTRY_TTL_MS));
     snprintf(now, sizeof now, "%lld", (long long)t);
     /* Unchanged here and written recently (the wall clock did not step
-     * back): the entries stand; a slow Redis never delays a due refresh. */
-    if (!force && v->written_ms && t >= v->written_ms && t - v->written_ms < PRESENCE_REFRESH_MS &&
-        local_same(v, cur, k)) {
+     * back): the entries stand; a slow Redis never delays a due refresh.
+     * The room is read only when something may have changed elsewhere. */
+    bool same = local_same(v, cur, k);
+    if (!force && same && v->written_ms && t >= v->written_ms &&
+        t - v->written_ms < PRESENCE_REFRESH_MS) {
         mem_free(cur);
-        presence_read(p, room_id, v, key, now);
+        if (!v->known || v->dirty || v->epoch != p->epoch || t < v->read_ms ||
+            t - v->read_ms >= PRESENCE_SAFETY_MS)
+            presence_read(p, room_id, v, key, now, t);
         return;
     }
     /* Members are "person|gateway|avatar"; the person's avatar flag is last. */
@@ -342,10 +452,11 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
     if (argc > 2) call(p, ignore_reply, NULL, argc, argv);
     const char *trim[4] = {"ZREMRANGEBYSCORE", key, "-inf", now};
     call(p, ignore_reply, NULL, 4, trim);
-    const char *ttl[3] = {"PEXPIRE", key, "60000"};
+    const char *ttl[3] = {"PEXPIRE", key, PRESENCE_KEY_TTL};
     call(p, ignore_reply, NULL, 3, ttl);
     v->written_ms = t ? t : 1;
-    presence_read(p, room_id, v, key, now);
+    if (!same || force) hint(p, room_id);
+    presence_read(p, room_id, v, key, now, t);
     mem_free(v->local);
     v->local = cur;
     v->nlocal = k;

@@ -1,11 +1,15 @@
 /*
  * presence.h - who is online in each room, across gateways. This
  * gateway's people in a room are written to a Redis sorted set per room
- * (score: expiry, so a dead gateway's entries vanish within seconds) when
- * they change and every 2 s while they do not (one ZADD per room per tick
- * was most of an idle gateway's Redis traffic); once a second the set is
- * read back, and the room's members get a snapshot, then joins and leaves
- * as diffs (only the count in a room of more than list_max people).
+ * when they change (and every 4 min while they do not), followed by a
+ * presence hint on the room's channel; a gateway reads a room back when a
+ * hint from another gateway comes, when the gateways' liveness changes, and
+ * every 30 s at the least. An idle room costs nothing. Each gateway keeps a
+ * liveness key (written every 2 s, gone 10 s after it stops); readers leave
+ * out the entries of a gateway whose key is gone, so a crashed gateway's
+ * people leave within about 12 s. The room's members get a snapshot, then
+ * joins and leaves as diffs (only the count in a room of more than
+ * list_max people).
  *
  * Ownership: struct presence belongs to the room registry (one per gateway)
  * and must outlive the bus's pending replies (the registry is freed after
@@ -33,13 +37,23 @@ typedef struct pview **(*presence_find_fn)(void *ud, const char *room_id, struct
 struct presence *presence_new(struct bus *bus, uint32_t list_max, presence_find_fn find, void *ud);
 void presence_free(struct presence *p);
 
+/* Once a tick, before the rooms: writes this gateway's liveness key and
+ * checks the other gateways' every 2 s. */
+void presence_tick(struct presence *p, int64_t wall_ms);
+/* A presence hint for the room came from gateway gw (BUSFMT_GW_LEN
+ * characters; NULL: a hint may have been missed, as after a resubscription):
+ * the room is read on the next two ticks (a hint can overtake its write when
+ * the room's channel and key live on different cluster masters). Its own
+ * hints, and a NULL p or v, are ignored. */
+void presence_hint(struct presence *p, struct pview *v, const char *gw);
 /* The tick for one room (id NUL-terminated) with members from head, at
- * wall_ms (Unix time in ms: entries expire by it on every gateway): refresh
- * this gateway's entries when its people in the room changed, when they
- * were written PRESENCE_REFRESH_MS (2 s) ago, or when force is set (the bus
- * came back: Redis may have lost them), and read the room back (at most one
- * read in flight per room; a slow Redis skips a read, never a due refresh).
- * Creates *view on first use. */
+ * wall_ms (Unix time in ms, the entries' clock on every gateway): writes
+ * this gateway's entries and a hint when its people in the room changed,
+ * or when force is set (the bus came back: Redis may have lost them),
+ * rewrites them every 4 min, and reads the room back when a hint, a
+ * liveness change or the 30 s bound asks (at most one read in flight per
+ * room; a slow Redis skips a read, never a due write). Creates *view on
+ * first use. */
 void presence_room(struct presence *p, const char *room_id, struct pview **view, struct sub *head,
                    int64_t wall_ms, bool force);
 /* A member that just joined gets the snapshot now if the view is known

@@ -31,8 +31,7 @@ enum bus_state {
 
 enum fetch_kind { F_INIT, F_CATCHUP };
 
-/* A query in flight for a room; when the room goes first it sets room to
- * NULL, and the completion then only frees the ticket. */
+/* A room's query in flight; a room freed first NULLs room, the completion frees it. */
 struct fetch {
     struct app *app;      /* owner */
     enum fetch_kind kind; /* what the result is for */
@@ -272,9 +271,8 @@ static void accept_seq(struct app *a, struct room *r, int64_t seq, const char *p
     drain_window(a, r);
 }
 
-/* A push for one person's connections and the moderators' in the room
- * (person "-": moderators only), outside the room's sequence: reliable
- * (not shed), but not recovered by since (the pending op lists it again). */
+/* A push for one person's connections and the room's moderators (person "-":
+ * only them), unsequenced: not shed, not recovered by since (ops list it again). */
 static void deliver_targeted(struct room *r, const char *person, size_t plen, const char *json,
                              size_t jlen)
 {
@@ -366,6 +364,9 @@ void room_on_bus_message(void *ud, const char *ch, size_t chlen, const char *p, 
     case BUSFMT_MESSAGE:
         accept_seq(a, r, m.seq, m.body, m.blen);
         break;
+    case BUSFMT_PRESENCE:
+        presence_hint(a->rooms->pres, r->view, m.gw);
+        break;
     }
 }
 
@@ -384,8 +385,7 @@ static void join_reply(struct sub *s, bool recovered_field, bool recovered)
 /* A room with more people than presence-list-max gets presence counts, not
  * lists, and no per-person member events either: in a room of n, a wave of
  * n joins (a webinar starting, a gateway restarting) would otherwise fan out
- * n*n/2 events, far more than the room's messages. Local members count at
- * once; the room's presence view (read once a second) counts every gateway. */
+ * n*n/2 events. Local members count at once, the presence view all of them. */
 static bool room_is_big(const struct app *a, const struct room *r)
 {
     uint32_t max = a->cfg.presence_list_max;
@@ -717,6 +717,7 @@ void room_on_subscribed(void *ud, const char *ch, size_t chlen)
      * us through the bus: read them from the primary (how far is unknown). */
     r->known = DBREAD_PRIMARY;
     catchup(a, r);
+    presence_hint(a->rooms->pres, r->view, NULL); /* hints were missed too */
     room_bus_sync(a, r);
 }
 
@@ -733,12 +734,11 @@ void room_on_unsubscribed(void *ud, const char *ch, size_t chlen)
 static void for_each_room(struct app *a, void (*fn)(struct app *, struct room *))
 {
     struct rooms *rs = a->rooms;
-    for (uint32_t b = 0; b <= rs->mask; b++) {
+    for (uint32_t b = 0; b <= rs->mask; b++)
         for (struct room *r = rs->tab[b], *next; r; r = next) {
             next = r->hnext;
             fn(a, r);
         }
-    }
 }
 
 static void mark_unsubscribed(struct app *a, struct room *r)
@@ -764,9 +764,8 @@ void room_on_bus_up(void *ud)
 static struct pview **find_view(void *ud, const char *room_id, struct sub **head)
 {
     struct room *r = room_lookup(ud, room_id);
-    if (!r) return NULL;
-    *head = r->head;
-    return &r->view;
+    if (r) *head = r->head;
+    return r ? &r->view : NULL;
 }
 
 static void presence_of_room(struct app *a, struct room *r)
@@ -780,6 +779,7 @@ void room_presence_tick(struct app *a)
     if (!rs->pres && !(rs->pres = presence_new(a->bus, a->cfg.presence_list_max, find_view, a)))
         return;
     if (!bus_up(a->bus)) return;
+    presence_tick(rs->pres, app_wall_ms());
     for_each_room(a, presence_of_room);
     rs->pres_force = false;
 }

@@ -159,6 +159,25 @@ static void encoders_refuse(void **state)
     assert_int_equal(busfmt_targeted_header(b, 39, PERSON, 36), 38);
 }
 
+static void presence_hint_round_trip(void **state)
+{
+    (void)state;
+    char b[16];
+    int n = busfmt_presence_hint(b, sizeof b, "0a1b2c3d");
+    assert_int_equal(n, 10);
+    assert_string_equal(b, "p0a1b2c3d\n");
+    struct busfmt_msg m;
+    assert_int_equal(busfmt_decode(b, (size_t)n, &m), 0);
+    assert_int_equal(m.kind, BUSFMT_PRESENCE);
+    assert_memory_equal(m.gw, "0a1b2c3d", BUSFMT_GW_LEN);
+    assert_null(m.body);
+    assert_int_equal(m.blen, 0);
+    assert_int_equal(busfmt_presence_hint(b, 10, "0a1b2c3d"), -ENOSPC);
+    assert_int_equal(busfmt_presence_hint(b, sizeof b, "0a1b2c3"), -EINVAL);
+    assert_int_equal(busfmt_presence_hint(b, sizeof b, "0a1b2cXd"), -EINVAL);
+    assert_int_equal(busfmt_presence_hint(b, sizeof b, NULL), -EINVAL);
+}
+
 static void malformed_refused(void **state)
 {
     (void)state;
@@ -183,6 +202,11 @@ static void malformed_refused(void **state)
         "m" PERSON "0\n{}",             /* person too long */
         "m0b6f4a52-3c1e-4d2a-9f10\n{}", /* person too short */
         "x12\n{}",                      /* unknown kind */
+        "p0a1b2c3d\n{}",                /* presence hint with a body */
+        "p0a1b2c3\n",                   /* gateway too short */
+        "p0a1b2c3d4\n",                 /* gateway too long */
+        "p0A1B2C3D\n",                  /* upper case */
+        "p0a1b2c3g\n",                  /* not hex */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         struct busfmt_msg m;
@@ -204,10 +228,11 @@ static void malformed_refused(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(channel_round_trip), cmocka_unit_test(channel_refused),
-        cmocka_unit_test(message_round_trip), cmocka_unit_test(marker_round_trip),
-        cmocka_unit_test(event_round_trip),   cmocka_unit_test(targeted_round_trip),
-        cmocka_unit_test(encoders_refuse),    cmocka_unit_test(malformed_refused),
+        cmocka_unit_test(channel_round_trip),       cmocka_unit_test(channel_refused),
+        cmocka_unit_test(message_round_trip),       cmocka_unit_test(marker_round_trip),
+        cmocka_unit_test(event_round_trip),         cmocka_unit_test(targeted_round_trip),
+        cmocka_unit_test(encoders_refuse),          cmocka_unit_test(malformed_refused),
+        cmocka_unit_test(presence_hint_round_trip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
