@@ -66,6 +66,8 @@ struct pview {
     uint32_t epoch;     /* the presence epoch at the last read */
     int64_t written_ms; /* wall ms of the last refresh (ZADD); 0: never */
     int64_t read_ms;    /* wall ms of the last read */
+    uint64_t sig;       /* local_sig at the last write */
+    uint32_t nsig;      /* and the count it was over */
 };
 
 /* A read in flight: the room is found again by id when it is answered. */
@@ -373,16 +375,54 @@ void presence_tick(struct presence *p, int64_t wall_ms)
     }
 }
 
+/* This gateway's members in the room, as a count and an order-free sum of
+ * their people's hashes: when both are what was last written, the sorted
+ * list (an allocation, a sort and a string per member, per room, every
+ * tick: a fifth of an idle gateway's CPU at 7,000 connections) is not built. */
+static uint64_t local_sig(struct sub *head, uint32_t *n)
+{
+    uint64_t sig = 0;
+    *n = 0;
+    for (struct sub *s = head; s; s = s->next) {
+        if (s->state != SUB_LIVE && s->state != SUB_REPLAY) continue;
+        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+        for (int i = 0; i < PP_UUID_LEN; i++)
+            h = (h ^ (unsigned char)s->conn->person[i]) * 1099511628211ULL;
+        sig += h * 2 + (s->conn->avatar ? 1 : 0);
+        (*n)++;
+    }
+    return sig;
+}
+
+/* Reads the room if something may have changed elsewhere: a hint, a
+ * gateway gone or back, or the 30 s bound (or the clock stepped back). */
+static void read_if_due(struct presence *p, const char *room_id, struct pview *v, const char *key,
+                        const char *now, int64_t t)
+{
+    if (!v->known || v->dirty || v->epoch != p->epoch || t < v->read_ms ||
+        t - v->read_ms >= PRESENCE_SAFETY_MS)
+        presence_read(p, room_id, v, key, now, t);
+}
+
 void presence_room(struct presence *p, const char *room_id, struct pview **view, struct sub *head,
                    int64_t wall_ms, bool force)
 {
     if (!head) return;
     if (!*view && !(*view = mem_calloc(1, sizeof **view))) return;
     struct pview *v = *view;
-    /* This gateway's people in the room now. */
-    uint32_t n = 0;
-    for (struct sub *s = head; s; s = s->next)
-        n += s->state == SUB_LIVE || s->state == SUB_REPLAY;
+    int64_t t = wall_ms;
+    char key[64], exp[24], now[24];
+    presence_key(room_id, key, sizeof key);
+    snprintf(now, sizeof now, "%lld", (long long)t);
+    uint32_t n;
+    uint64_t sig = local_sig(head, &n);
+    /* Unchanged here and written recently (the wall clock did not step
+     * back): the entries stand; a slow Redis never delays a due refresh. */
+    bool fresh = v->written_ms && t >= v->written_ms && t - v->written_ms < PRESENCE_REFRESH_MS;
+    if (!force && fresh && n == v->nsig && sig == v->sig) {
+        read_if_due(p, room_id, v, key, now, t);
+        return;
+    }
     char(*cur)[PP_UUID_LEN + 3] = mem_alloc((n ? n : 1) * sizeof *cur);
     if (!cur) return;
     uint32_t k = 0;
@@ -396,21 +436,15 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
     for (uint32_t i = 0; i < k; i++)
         if (!d || strcmp(cur[d - 1], cur[i])) memmove(cur[d++], cur[i], sizeof cur[0]);
     k = d;
-    char key[64], exp[24], now[24];
-    presence_key(room_id, key, sizeof key);
-    int64_t t = wall_ms;
     snprintf(exp, sizeof exp, "%lld", (long long)(t + PRESENCE_ENTRY_TTL_MS));
-    snprintf(now, sizeof now, "%lld", (long long)t);
-    /* Unchanged here and written recently (the wall clock did not step
-     * back): the entries stand; a slow Redis never delays a due refresh.
-     * The room is read only when something may have changed elsewhere. */
+    /* The signature moved but not the people (a second connection of
+     * someone here): only it is new. */
     bool same = local_same(v, cur, k);
-    if (!force && same && v->written_ms && t >= v->written_ms &&
-        t - v->written_ms < PRESENCE_REFRESH_MS) {
+    if (!force && fresh && same) {
         mem_free(cur);
-        if (!v->known || v->dirty || v->epoch != p->epoch || t < v->read_ms ||
-            t - v->read_ms >= PRESENCE_SAFETY_MS)
-            presence_read(p, room_id, v, key, now, t);
+        v->sig = sig;
+        v->nsig = n;
+        read_if_due(p, room_id, v, key, now, t);
         return;
     }
     /* Members are "person|gateway|avatar"; the person's avatar flag is last. */
@@ -455,6 +489,8 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
     const char *ttl[3] = {"PEXPIRE", key, PRESENCE_KEY_TTL};
     call(p, ignore_reply, NULL, 3, ttl);
     v->written_ms = t ? t : 1;
+    v->sig = sig;
+    v->nsig = n;
     if (!same || force) hint(p, room_id);
     presence_read(p, room_id, v, key, now, t);
     mem_free(v->local);

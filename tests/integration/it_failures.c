@@ -264,6 +264,41 @@ static void slow_consumer_is_dropped_others_unaffected(void **state)
     wsc_close(sender);
 }
 
+/* The gateway leaves idle checks to the kernel (lws's own walks every
+ * connection per sign-in, ws.c): a member's server-side socket carries a
+ * TCP keepalive timer, due in about 300 s. Read from /proc/net/tcp: local
+ * port, state 01 (established), then "tr:when" where tr 2 is keepalive and
+ * when is in clock ticks. */
+static void idle_peers_are_watched_by_tcp_keepalive(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    struct wsc *a = it_member(0, w.tok[0], w.room);
+    usleep(200000);
+    FILE *f = fopen("/proc/net/tcp", "r");
+    assert_non_null(f);
+    char line[512];
+    int keepalive = 0, other = 0;
+    long ticks = sysconf(_SC_CLK_TCK);
+    while (fgets(line, sizeof line, f)) {
+        unsigned lport, st, tr;
+        unsigned long when;
+        if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%*x %x:%lx", &lport, &st, &tr, &when) != 4 ||
+            (int)lport != IT.gw[0] || st != 1)
+            continue;
+        if (tr == 2 && when > 250UL * (unsigned long)ticks && when <= 300UL * (unsigned long)ticks)
+            keepalive++;
+        else
+            other++;
+    }
+    fclose(f);
+    print_message("server-side sockets with a keepalive due in 250-300 s: %d, others %d\n",
+                  keepalive, other);
+    assert_true(keepalive >= 1);
+    wsc_close(a);
+}
+
 int main(void)
 {
     it_load_env();
@@ -272,6 +307,7 @@ int main(void)
         cmocka_unit_test(postgres_down_fails_fast_and_recovers),
         cmocka_unit_test(postgres_down_warm_room_fails_fast_and_first_send_after_succeeds),
         cmocka_unit_test(slow_consumer_is_dropped_others_unaffected),
+        cmocka_unit_test(idle_peers_are_watched_by_tcp_keepalive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
