@@ -93,15 +93,6 @@ void presence_free(struct presence *p)
     mem_free(p);
 }
 
-void presence_view_free(struct pview *v)
-{
-    if (!v) return;
-    mem_free(v->person);
-    mem_free(v->avatar);
-    mem_free(v->local);
-    mem_free(v);
-}
-
 uint32_t presence_people(const struct pview *v)
 {
     return v && v->known ? v->n : 0;
@@ -110,6 +101,12 @@ uint32_t presence_people(const struct pview *v)
 static void presence_key(const char *room, char *key, size_t cap)
 {
     snprintf(key, cap, "parley:presence:{%s}", room); /* a room's keys share a slot */
+}
+
+/* An entry as written: "person|gateway|avatar", from a local "person|a". */
+static void entry(const struct presence *p, const char *local, char *out, size_t cap)
+{
+    snprintf(out, cap, "%.36s|%s|%c", local, p->gw, local[PP_UUID_LEN + 1]);
 }
 
 static void live_key(const char *gw, char *key, size_t cap)
@@ -375,6 +372,33 @@ void presence_tick(struct presence *p, int64_t wall_ms)
     }
 }
 
+void presence_view_free(struct presence *p, const char *room_id, struct pview *v)
+{
+    if (!v) return;
+    if (p && v->nlocal) {
+        char key[64];
+        char(*members)[PP_UUID_LEN + 24] = mem_alloc(v->nlocal * sizeof *members);
+        const char **argv = mem_alloc((2 + (size_t)v->nlocal) * sizeof *argv);
+        presence_key(room_id, key, sizeof key);
+        if (members && argv) {
+            argv[0] = "ZREM";
+            argv[1] = key;
+            for (uint32_t i = 0; i < v->nlocal; i++) {
+                entry(p, v->local[i], members[i], sizeof members[i]);
+                argv[2 + i] = members[i];
+            }
+            call(p, ignore_reply, NULL, 2 + (int)v->nlocal, argv);
+            hint(p, room_id);
+        }
+        mem_free(members);
+        mem_free(argv);
+    }
+    mem_free(v->person);
+    mem_free(v->avatar);
+    mem_free(v->local);
+    mem_free(v);
+}
+
 /* This gateway's members in the room, as a count and an order-free sum of
  * their people's hashes: when both are what was last written, the sorted
  * list (an allocation, a sort and a string per member, per room, every
@@ -407,7 +431,8 @@ static void read_if_due(struct presence *p, const char *room_id, struct pview *v
 void presence_room(struct presence *p, const char *room_id, struct pview **view, struct sub *head,
                    int64_t wall_ms, bool force)
 {
-    if (!head) return;
+    /* No member here any more: once more, to remove this gateway's entries. */
+    if (!head && (!*view || !(*view)->nlocal)) return;
     if (!*view && !(*view = mem_calloc(1, sizeof **view))) return;
     struct pview *v = *view;
     int64_t t = wall_ms;
@@ -462,8 +487,7 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
         argv[argc++] = "ZADD";
         argv[argc++] = key;
         for (uint32_t i = 0; i < k; i++, m++) {
-            snprintf(members[m], sizeof members[m], "%.36s|%s|%c", cur[i], p->gw,
-                     cur[i][PP_UUID_LEN + 1]);
+            entry(p, cur[i], members[m], sizeof members[m]);
             argv[argc++] = exp;
             argv[argc++] = members[m];
         }
@@ -479,8 +503,7 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
         while (j < k && (c = strcmp(cur[j], v->local[i])) < 0)
             j++;
         if (j < k && c == 0) continue; /* still here */
-        snprintf(members[m], sizeof members[m], "%.36s|%s|%c", v->local[i], p->gw,
-                 v->local[i][PP_UUID_LEN + 1]);
+        entry(p, v->local[i], members[m], sizeof members[m]);
         argv[argc++] = members[m++];
     }
     if (argc > 2) call(p, ignore_reply, NULL, argc, argv);

@@ -13,10 +13,10 @@
  *
  * Ownership: struct presence belongs to the room registry (one per gateway)
  * and must outlive the bus's pending replies (the registry is freed after
- * bus_close, which answers every pending reply). A room's view (struct pview)
- * is owned by its room and freed with presence_view_free. A Redis reply may
- * come after its room is gone, so it finds the room again by id through
- * the registry's find function.
+ * bus_close, which answers every pending reply; the registry frees it before
+ * its rooms). A room's view (struct pview) is owned by its room and freed
+ * with presence_view_free. A Redis reply may come after its room is gone,
+ * so it finds the room again by id through the registry's find function.
  */
 #ifndef PARLEY_PRESENCE_H
 #define PARLEY_PRESENCE_H
@@ -62,6 +62,9 @@ void presence_snapshot(struct presence *p, const char *room_id, const struct pvi
                        struct sub *s);
 /* People online in the room at the last read; 0 before the first. */
 uint32_t presence_people(const struct pview *v);
-void presence_view_free(struct pview *v);
+/* Frees a room's view (v may be NULL). When this gateway still has entries
+ * in the room (its last member left between two ticks), removes them and
+ * hints first; p NULL (at teardown, the bus closed) leaves Redis alone. */
+void presence_view_free(struct presence *p, const char *room_id, struct pview *v);
 
 #endif

@@ -105,10 +105,9 @@ static void room_free(struct app *a, struct room *r)
             break;
         }
     if (r->fetch) r->fetch->room = NULL;
-    void *f;
-    while (reorder_take(&r->ro, &f))
+    for (void *f; reorder_take(&r->ro, &f);)
         frame_unref(f);
-    presence_view_free(r->view);
+    presence_view_free(a->rooms->pres, r->id, r->view);
     rs->count--;
     mem_free(r);
 }
@@ -117,11 +116,12 @@ void room_registry_free(struct app *a)
 {
     struct rooms *rs = a->rooms;
     if (!rs) return;
+    presence_free(rs->pres); /* first: the bus is closed, so the rooms leave Redis alone */
+    rs->pres = NULL;
     for (uint32_t b = 0; b <= rs->mask; b++)
         while (rs->tab[b])
             room_free(a, rs->tab[b]);
     mem_free(rs->tab);
-    presence_free(rs->pres);
     mem_free(rs);
     a->rooms = NULL;
 }
