@@ -25,7 +25,7 @@
 #define PRESENCE_REFRESH_MS                                                                        \
     (PRESENCE_ENTRY_TTL_MS * 2 / 5) /* rewritten this often when unchanged */
 #define PRESENCE_KEY_TTL "1200000"  /* the set itself, ms */
-#define PRESENCE_LIVE_TTL "10000"   /* a gateway's liveness key, ms: it is gone after this */
+#define PRESENCE_LIVE_TTL_MS 10000  /* a gateway's liveness key: it is gone after this */
 #define PRESENCE_LIVE_EVERY_MS 2000 /* the key written, the others' checked, this often */
 /* A room is read at least this often even without a hint: a hint lost with
  * a link, or one that overtook its write (in a cluster the room's channel
@@ -37,8 +37,10 @@
 struct gwlive {
     struct presence *p;         /* owner, for the reply */
     char id[BUSFMT_GW_LEN + 1]; /* its id in the entries */
+    bool checked;               /* answered at least once: until then its entries are left out */
     bool dead;                  /* its key was gone at the last check */
     bool pending;               /* a check is in flight */
+    int64_t seen_ms;            /* wall ms its entries were last read (the oldest dead one goes) */
 };
 
 struct presence {
@@ -48,6 +50,7 @@ struct presence {
     void *ud;              /* its argument */
     char gw[12];           /* this gateway's id in the entries */
     int64_t live_ms;       /* wall ms the liveness key was last written; 0: never */
+    int64_t grace_ms;      /* until then a "gone" answer is not believed (see presence_tick) */
     uint32_t epoch;        /* bumped when a gateway dies or comes back: every room reads again */
     uint32_t ngws;         /* gws in use */
     struct gwlive gws[PRESENCE_GWS];
@@ -73,6 +76,7 @@ struct pview {
 /* A read in flight: the room is found again by id when it is answered. */
 struct pread {
     struct presence *p;         /* owner */
+    int64_t t;                  /* wall ms it was sent */
     char room[PP_UUID_LEN + 1]; /* the room read */
 };
 
@@ -115,22 +119,28 @@ static void live_key(const char *gw, char *key, size_t cap)
 }
 
 /* The tracked gateway with this id (BUSFMT_GW_LEN characters), added if
- * new (taken as alive until its first check); NULL when the table is full
- * of live or pending ones. */
-static struct gwlive *gw_track(struct presence *p, const char *id)
+ * new (unchecked: left out until its key answers); NULL when the table is
+ * full of live or pending ones (its entries are then taken as they are). */
+static struct gwlive *gw_track(struct presence *p, const char *id, int64_t now)
 {
-    struct gwlive *free_slot = NULL;
+    struct gwlive *slot = NULL;
     for (uint32_t i = 0; i < p->ngws; i++) {
-        if (!memcmp(p->gws[i].id, id, BUSFMT_GW_LEN)) return &p->gws[i];
-        if (p->gws[i].dead && !p->gws[i].pending && !free_slot) free_slot = &p->gws[i];
+        struct gwlive *g = &p->gws[i];
+        if (!memcmp(g->id, id, BUSFMT_GW_LEN)) {
+            g->seen_ms = now;
+            return g;
+        }
+        if (g->dead && !g->pending && (!slot || g->seen_ms < slot->seen_ms)) slot = g;
     }
-    if (p->ngws < PRESENCE_GWS) free_slot = &p->gws[p->ngws++];
-    if (!free_slot) return NULL;
-    memset(free_slot, 0, sizeof *free_slot);
-    free_slot->p = p;
-    memcpy(free_slot->id, id, BUSFMT_GW_LEN);
-    return free_slot;
+    if (p->ngws < PRESENCE_GWS) slot = &p->gws[p->ngws++];
+    if (!slot) return NULL;
+    memset(slot, 0, sizeof *slot);
+    slot->p = p;
+    memcpy(slot->id, id, BUSFMT_GW_LEN);
+    slot->seen_ms = now;
+    return slot;
 }
+
 /* Encodes a presence push: the snapshot (list) or a diff, or just the count
  * in a large room. */
 static struct frame *presence_frame(const struct presence *p, const char *room,
@@ -208,11 +218,14 @@ static int local_cmp(const void *x, const void *y)
     return strcmp(x, y);
 }
 
+static void gw_check(struct presence *p, struct gwlive *g);
+
 static void on_presence(void *ud, const void *reply)
 {
     struct pread *rd = ud;
     const redisReply *rep = reply;
     struct presence *p = rd->p;
+    int64_t t = rd->t;
     struct sub *head = NULL;
     struct pview **vp = p->find(p->ud, rd->room, &head);
     char room[PP_UUID_LEN + 1];
@@ -221,7 +234,10 @@ static void on_presence(void *ud, const void *reply)
     if (!vp || !*vp) return;
     struct pview *v = *vp;
     v->pending = false;
-    if (!rep || rep->type != REDIS_REPLY_ARRAY) return;
+    if (!rep || rep->type != REDIS_REPLY_ARRAY) {
+        if (!v->dirty) v->dirty = 1; /* again next tick */
+        return;
+    }
     /* Members are "person|gateway|avatar": people count once. */
     struct pentry *all = mem_alloc((rep->elements ? rep->elements : 1) * sizeof *all);
     struct pview nv = {0};
@@ -238,10 +254,12 @@ static void on_presence(void *ud, const void *reply)
     for (size_t i = 0; i < rep->elements; i++) {
         const redisReply *e = rep->element[i];
         if (e->type != REDIS_REPLY_STRING || e->len != PP_UUID_LEN + BUSFMT_GW_LEN + 3) continue;
-        /* a gone gateway's entries are left out (and left to expire) */
+        /* a gone gateway's entries are left out (and left to expire), and
+         * an unknown one's until its key answers (asked at once) */
         const char *gw = e->str + PP_UUID_LEN + 1;
-        const struct gwlive *g = memcmp(gw, p->gw, BUSFMT_GW_LEN) ? gw_track(p, gw) : NULL;
-        if (g && g->dead) continue;
+        struct gwlive *g = memcmp(gw, p->gw, BUSFMT_GW_LEN) ? gw_track(p, gw, t) : NULL;
+        if (g && !g->checked && !g->pending) gw_check(p, g);
+        if (g && (g->dead || !g->checked)) continue;
         memcpy(all[na].person, e->str, PP_UUID_LEN);
         all[na].person[PP_UUID_LEN] = '\0';
         all[na].avatar = e->str[e->len - 1] == '1';
@@ -283,18 +301,20 @@ static void ignore_reply(void *ud, const void *reply)
     (void)reply;
 }
 
-/* One command through bus_call with an argv built here. */
-static void call(struct presence *p, bus_reply_cb cb, void *ud, int argc, const char **argv)
+/* One command through bus_call with an argv built here: 0, or -1 when it
+ * was not sent (cb then had its NULL reply). */
+static int call(struct presence *p, bus_reply_cb cb, void *ud, int argc, const char **argv)
 {
     size_t *lens = mem_alloc((size_t)argc * sizeof *lens);
-    if (!lens) {
-        if (cb != ignore_reply) cb(ud, NULL);
-        return;
+    int rc = -1;
+    if (lens) {
+        for (int i = 0; i < argc; i++)
+            lens[i] = strlen(argv[i]);
+        rc = bus_call(p->bus, cb, ud, argc, argv, lens) ? -1 : 0;
     }
-    for (int i = 0; i < argc; i++)
-        lens[i] = strlen(argv[i]);
-    if (bus_call(p->bus, cb, ud, argc, argv, lens) && cb != ignore_reply) cb(ud, NULL);
+    if (rc && cb != ignore_reply) cb(ud, NULL);
     mem_free(lens);
+    return rc;
 }
 
 /* Whether cur (k sorted entries) is what was written last tick. */
@@ -310,7 +330,10 @@ static bool local_same(const struct pview *v, char (*cur)[PP_UUID_LEN + 3], uint
 static void presence_read(struct presence *p, const char *room_id, struct pview *v, const char *key,
                           const char *now, int64_t t)
 {
-    if (v->pending) return; /* Redis is slow: skip a beat (dirty stays) rather than pile up */
+    if (v->pending) { /* Redis is slow: skip a beat rather than pile up, but read after it */
+        if (!v->dirty) v->dirty = 1;
+        return;
+    }
     v->read_ms = t;
     v->epoch = p->epoch;
     if (v->dirty) v->dirty--;
@@ -318,6 +341,7 @@ static void presence_read(struct presence *p, const char *room_id, struct pview 
     struct pread *pr = mem_alloc(sizeof *pr);
     if (!pr) return;
     pr->p = p;
+    pr->t = t;
     memcpy(pr->room, room_id, PP_UUID_LEN);
     pr->room[PP_UUID_LEN] = '\0';
     v->pending = true;
@@ -336,40 +360,66 @@ static void hint(struct presence *p, const char *room_id)
 
 void presence_hint(struct presence *p, struct pview *v, const char *gw)
 {
-    if (p && v && (!gw || memcmp(gw, p->gw, BUSFMT_GW_LEN))) v->dirty = 2;
+    if (!p || !v || (gw && !memcmp(gw, p->gw, BUSFMT_GW_LEN))) return;
+    v->dirty = 2;
+    if (!gw) v->written_ms = 0; /* and write ours again: the master may have lost them */
 }
 
 static void on_live(void *ud, const void *reply)
 {
     struct gwlive *g = ud;
+    struct presence *p = g->p;
     const redisReply *rep = reply;
     g->pending = false;
     if (!rep || rep->type != REDIS_REPLY_INTEGER) return; /* no answer says nothing */
     bool dead = rep->integer == 0;
-    if (dead == g->dead) return;
+    if (g->checked && dead == g->dead) return;
+    if (dead && g->checked && p->live_ms < p->grace_ms) return; /* not believed yet */
+    bool was_shown = g->checked && !g->dead;
+    if (g->checked)
+        log_info(dead ? "gateway gone, its people leave presence" : "gateway back in presence",
+                 "gateway=%s", g->id);
+    g->checked = true;
     g->dead = dead;
-    g->p->epoch++;
-    log_info(dead ? "gateway gone, its people leave presence" : "gateway back in presence",
-             "gateway=%s", g->id);
+    if (was_shown != !dead) p->epoch++; /* every room reads again */
 }
 
-void presence_tick(struct presence *p, int64_t wall_ms)
+static void gw_check(struct presence *p, struct gwlive *g)
 {
-    if (p->live_ms && wall_ms >= p->live_ms && wall_ms - p->live_ms < PRESENCE_LIVE_EVERY_MS)
-        return;
-    p->live_ms = wall_ms ? wall_ms : 1;
     char key[48];
-    live_key(p->gw, key, sizeof key);
-    const char *set[5] = {"SET", key, "1", "PX", PRESENCE_LIVE_TTL};
-    call(p, ignore_reply, NULL, 5, set);
-    for (uint32_t i = 0; i < p->ngws; i++) {
-        struct gwlive *g = &p->gws[i];
-        if (g->pending) continue;
-        live_key(g->id, key, sizeof key);
-        const char *ex[2] = {"EXISTS", key};
-        g->pending = true;
-        call(p, on_live, g, 2, ex);
+    live_key(g->id, key, sizeof key);
+    const char *ex[2] = {"EXISTS", key};
+    g->pending = true;
+    call(p, on_live, g, 2, ex);
+}
+
+void presence_tick(struct presence *p, int64_t wall_ms, bool force)
+{
+    if (force) {
+        /* Redis is back, and may have lost our entries; rooms freed while
+         * it was away could not remove theirs. A new id: the old one's key
+         * lapses, and with it whatever it left behind; every room is
+         * written again under the new one (force). */
+        snprintf(p->gw, sizeof p->gw, "%08x", randombytes_random());
+        p->live_ms = 0;
     }
+    /* Every 2 s (a tick early is on time: the ticks run on the loop's
+     * clock, this is the wall clock). */
+    if (p->live_ms && wall_ms >= p->live_ms && wall_ms - p->live_ms < PRESENCE_LIVE_EVERY_MS - 500)
+        return;
+    /* After a gap in our own ticks (Redis or PostgreSQL away, a stall) the
+     * others' keys may have lapsed for the same reason: they get one key
+     * lifetime to write theirs again before they are believed gone. */
+    if (!p->live_ms || wall_ms - p->live_ms > 2 * PRESENCE_LIVE_EVERY_MS)
+        p->grace_ms = wall_ms + PRESENCE_LIVE_TTL_MS;
+    p->live_ms = wall_ms ? wall_ms : 1;
+    char key[48], ttl[16];
+    live_key(p->gw, key, sizeof key);
+    snprintf(ttl, sizeof ttl, "%d", PRESENCE_LIVE_TTL_MS);
+    const char *set[5] = {"SET", key, "1", "PX", ttl};
+    call(p, ignore_reply, NULL, 5, set);
+    for (uint32_t i = 0; i < p->ngws; i++)
+        if (!p->gws[i].pending) gw_check(p, &p->gws[i]);
 }
 
 void presence_view_free(struct presence *p, const char *room_id, struct pview *v)
@@ -482,6 +532,7 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
         return;
     }
     uint32_t m = 0;
+    int bad = 0; /* a command not sent: nothing is taken as written, all again next tick */
     if (k) {
         int argc = 0;
         argv[argc++] = "ZADD";
@@ -491,7 +542,7 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
             argv[argc++] = exp;
             argv[argc++] = members[m];
         }
-        call(p, ignore_reply, NULL, argc, argv);
+        bad |= call(p, ignore_reply, NULL, argc, argv);
     }
     /* People who left this gateway since the last tick: gone at once. */
     int argc = 0;
@@ -506,19 +557,23 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
         entry(p, v->local[i], members[m], sizeof members[m]);
         argv[argc++] = members[m++];
     }
-    if (argc > 2) call(p, ignore_reply, NULL, argc, argv);
+    if (argc > 2) bad |= call(p, ignore_reply, NULL, argc, argv);
     const char *trim[4] = {"ZREMRANGEBYSCORE", key, "-inf", now};
-    call(p, ignore_reply, NULL, 4, trim);
+    bad |= call(p, ignore_reply, NULL, 4, trim);
     const char *ttl[3] = {"PEXPIRE", key, PRESENCE_KEY_TTL};
-    call(p, ignore_reply, NULL, 3, ttl);
+    bad |= call(p, ignore_reply, NULL, 3, ttl);
+    mem_free(members);
+    mem_free(argv);
+    if (bad) {
+        mem_free(cur);
+        return;
+    }
     v->written_ms = t ? t : 1;
     v->sig = sig;
     v->nsig = n;
     if (!same || force) hint(p, room_id);
-    presence_read(p, room_id, v, key, now, t);
+    if (k) presence_read(p, room_id, v, key, now, t); /* nobody here to tell when 0 */
     mem_free(v->local);
     v->local = cur;
     v->nlocal = k;
-    mem_free(members);
-    mem_free(argv);
 }

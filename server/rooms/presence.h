@@ -38,13 +38,17 @@ struct presence *presence_new(struct bus *bus, uint32_t list_max, presence_find_
 void presence_free(struct presence *p);
 
 /* Once a tick, before the rooms: writes this gateway's liveness key and
- * checks the other gateways' every 2 s. */
-void presence_tick(struct presence *p, int64_t wall_ms);
+ * checks the other gateways' every 2 s. force (the bus came back): this
+ * gateway takes a new id, so that entries it could not remove while Redis
+ * was away go with the old id's key. */
+void presence_tick(struct presence *p, int64_t wall_ms, bool force);
 /* A presence hint for the room came from gateway gw (BUSFMT_GW_LEN
- * characters; NULL: a hint may have been missed, as after a resubscription):
- * the room is read on the next two ticks (a hint can overtake its write when
- * the room's channel and key live on different cluster masters). Its own
- * hints, and a NULL p or v, are ignored. */
+ * characters): the room is read on the next two ticks (a hint can overtake
+ * its write when the room's channel and key live on different cluster
+ * masters). gw NULL (after a resubscription: hints were missed, and a
+ * failed-over master may have lost writes): the same, and this gateway's
+ * entries are written again. Its own hints, and a NULL p or v, are
+ * ignored. */
 void presence_hint(struct presence *p, struct pview *v, const char *gw);
 /* The tick for one room (id NUL-terminated) with members from head, at
  * wall_ms (Unix time in ms, the entries' clock on every gateway): writes

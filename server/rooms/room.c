@@ -779,7 +779,7 @@ void room_presence_tick(struct app *a)
     if (!rs->pres && !(rs->pres = presence_new(a->bus, a->cfg.presence_list_max, find_view, a)))
         return;
     if (!bus_up(a->bus)) return;
-    presence_tick(rs->pres, app_wall_ms());
+    presence_tick(rs->pres, app_wall_ms(), rs->pres_force);
     for_each_room(a, presence_of_room);
     rs->pres_force = false;
 }

@@ -111,7 +111,7 @@ static void snapshot_diffs_and_people_count_once(void **state)
     assert_int_equal(count, 2);
     /* The bot was the last member on its gateway: its entry goes with it. */
     wsc_close(bt);
-    assert_true(until(a, 3000, bot, "left") >= 0);
+    assert_true(until(a, 5000, bot, "left") >= 0);
     wsc_close(a);
 }
 
@@ -139,7 +139,8 @@ static void gone_gateways_people_leave(void **state)
                             (long long)time(NULL) * 1000 + 600000, ghost, gw, gw, IT.redis_port,
                             w.room),
                      0);
-    watch(a, 2500, ghost, "joined", &times, NULL);
+    /* unknown to A's gateway: shown once its key has answered */
+    watch(a, 5000, ghost, "joined", &times, NULL);
     assert_int_equal(times, 1);
     /* The key lapses (4 s after it was set) and is checked every 2 s. */
     long ms = until(a, 9000, ghost, "left");
@@ -155,7 +156,12 @@ static void gone_gateways_people_leave(void **state)
     assert_int_equal(it_run(out, sizeof out, "redis-cli -p %d SET parley:gateway:{%s} 1 PX 20000",
                             IT.redis_port, gw),
                      0);
-    assert_true(until(a, 4500, ghost, "joined") >= 0);
+    assert_true(until(a, 8000, ghost, "joined") >= 0);
+    assert_int_equal(it_run(out, sizeof out,
+                            "redis-cli -p %d DEL parley:gateway:{%s} && "
+                            "redis-cli -p %d ZREM parley:presence:{%s} '%s|%s|0'",
+                            IT.redis_port, gw, IT.redis_port, w.room, ghost, gw),
+                     0);
     wsc_close(a);
 }
 
@@ -206,7 +212,9 @@ static void idle_room_costs_no_redis_traffic(void **state)
     long z = calls("zadd") - z0, r = calls("zrangebyscore") - r0;
     print_message("in 12.5 s idle, 2 gateways: %ld ZADD, %ld reads\n", z, r);
     assert_int_equal(z, 0);
-    assert_true(r <= 2); /* none expected: the 30 s bound is not reached */
+    /* None is due (the 30 s bound is not reached); the ghost of the test
+     * before going for good may cost its gateway one. */
+    assert_true(r <= 2);
     /* Both gateways keep their liveness keys. */
     assert_int_equal(it_run(out, sizeof out,
                             "redis-cli -p %d --scan --pattern 'parley:gateway:*' | wc -l",
