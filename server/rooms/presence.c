@@ -327,8 +327,7 @@ static bool local_same(const struct pview *v, char (*cur)[PP_UUID_LEN + 3], uint
 }
 
 /* Reads the room back (one read in flight at most). */
-static void presence_read(struct presence *p, const char *room_id, struct pview *v, const char *key,
-                          const char *now, int64_t t)
+static void presence_read(struct presence *p, const char *room_id, struct pview *v, int64_t t)
 {
     if (v->pending) { /* Redis is slow: skip a beat rather than pile up, but read after it */
         if (!v->dirty) v->dirty = 1;
@@ -337,6 +336,9 @@ static void presence_read(struct presence *p, const char *room_id, struct pview 
     v->read_ms = t;
     v->epoch = p->epoch;
     if (v->dirty) v->dirty--;
+    char key[64], now[24];
+    presence_key(room_id, key, sizeof key);
+    snprintf(now, sizeof now, "%lld", (long long)t);
     const char *rd[4] = {"ZRANGEBYSCORE", key, now, "+inf"};
     struct pread *pr = mem_alloc(sizeof *pr);
     if (!pr) return;
@@ -470,12 +472,11 @@ static uint64_t local_sig(struct sub *head, uint32_t *n)
 
 /* Reads the room if something may have changed elsewhere: a hint, a
  * gateway gone or back, or the 30 s bound (or the clock stepped back). */
-static void read_if_due(struct presence *p, const char *room_id, struct pview *v, const char *key,
-                        const char *now, int64_t t)
+static void read_if_due(struct presence *p, const char *room_id, struct pview *v, int64_t t)
 {
     if (!v->known || v->dirty || v->epoch != p->epoch || t < v->read_ms ||
         t - v->read_ms >= PRESENCE_SAFETY_MS)
-        presence_read(p, room_id, v, key, now, t);
+        presence_read(p, room_id, v, t);
 }
 
 void presence_room(struct presence *p, const char *room_id, struct pview **view, struct sub *head,
@@ -486,16 +487,13 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
     if (!*view && !(*view = mem_calloc(1, sizeof **view))) return;
     struct pview *v = *view;
     int64_t t = wall_ms;
-    char key[64], exp[24], now[24];
-    presence_key(room_id, key, sizeof key);
-    snprintf(now, sizeof now, "%lld", (long long)t);
     uint32_t n;
     uint64_t sig = local_sig(head, &n);
     /* Unchanged here and written recently (the wall clock did not step
      * back): the entries stand; a slow Redis never delays a due refresh. */
     bool fresh = v->written_ms && t >= v->written_ms && t - v->written_ms < PRESENCE_REFRESH_MS;
     if (!force && fresh && n == v->nsig && sig == v->sig) {
-        read_if_due(p, room_id, v, key, now, t);
+        read_if_due(p, room_id, v, t);
         return;
     }
     char(*cur)[PP_UUID_LEN + 3] = mem_alloc((n ? n : 1) * sizeof *cur);
@@ -511,7 +509,6 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
     for (uint32_t i = 0; i < k; i++)
         if (!d || strcmp(cur[d - 1], cur[i])) memmove(cur[d++], cur[i], sizeof cur[0]);
     k = d;
-    snprintf(exp, sizeof exp, "%lld", (long long)(t + PRESENCE_ENTRY_TTL_MS));
     /* The signature moved but not the people (a second connection of
      * someone here): only it is new. */
     bool same = local_same(v, cur, k);
@@ -519,9 +516,13 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
         mem_free(cur);
         v->sig = sig;
         v->nsig = n;
-        read_if_due(p, room_id, v, key, now, t);
+        read_if_due(p, room_id, v, t);
         return;
     }
+    char key[64], exp[24], now[24];
+    presence_key(room_id, key, sizeof key);
+    snprintf(exp, sizeof exp, "%lld", (long long)(t + PRESENCE_ENTRY_TTL_MS));
+    snprintf(now, sizeof now, "%lld", (long long)t);
     /* Members are "person|gateway|avatar"; the person's avatar flag is last. */
     char(*members)[PP_UUID_LEN + 24] = mem_alloc((k + v->nlocal + 1) * sizeof *members);
     const char **argv = mem_alloc((2 + 2 * (size_t)(k + v->nlocal)) * sizeof *argv);
@@ -572,7 +573,7 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
     v->sig = sig;
     v->nsig = n;
     if (!same || force) hint(p, room_id);
-    if (k) presence_read(p, room_id, v, key, now, t); /* nobody here to tell when 0 */
+    if (k) presence_read(p, room_id, v, t); /* nobody here to tell when 0 */
     mem_free(v->local);
     v->local = cur;
     v->nlocal = k;
