@@ -17,19 +17,6 @@
 
 #include "itest.h"
 
-static cJSON *req(struct wsc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static cJSON *req(struct wsc *c, const char *fmt, ...)
-{
-    char body[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(body, sizeof body, fmt, ap);
-    va_end(ap);
-    cJSON *r = wsc_request(c, 5000, "%s", body);
-    assert_non_null(r);
-    return r;
-}
-
 static void ok(cJSON *r)
 {
     if (wsc_err_code(r)) fprintf(stderr, "unexpected error %s\n", wsc_err_code(r));
@@ -109,10 +96,11 @@ static void watermark_is_monotonic_and_seen_is_out_of_order(void **state)
         s[i] = send_msg(x.c[0], x.room, cmid, NULL);
     }
     /* Reports arrive reordered: the watermark never goes back. */
-    cJSON *r = req(x.c[1], "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[5]);
+    cJSON *r =
+        it_req(x.c[1], "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[5]);
     assert_int_equal(wsc_int(r, "ok.up_to"), s[5]);
     cJSON_Delete(r);
-    r = req(x.c[1], "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[2]);
+    r = it_req(x.c[1], "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[2]);
     assert_int_equal(wsc_int(r, "ok.up_to"), s[5]);
     cJSON_Delete(r);
     char want[32];
@@ -122,13 +110,13 @@ static void watermark_is_monotonic_and_seen_is_out_of_order(void **state)
                 x.w.person[1]),
         want);
     /* Seen below the watermark costs no row; above it, one row. */
-    ok(req(x.c[1], "\"op\":\"seen\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[3]));
-    ok(req(x.c[1], "\"op\":\"seen\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[8]));
-    ok(req(x.c[1], "\"op\":\"seen\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[8]));
+    ok(it_req(x.c[1], "\"op\":\"seen\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[3]));
+    ok(it_req(x.c[1], "\"op\":\"seen\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[8]));
+    ok(it_req(x.c[1], "\"op\":\"seen\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[8]));
     snprintf(want, sizeof want, "%lld", (long long)s[8]);
     assert_string_equal(
         it_sqlf("SELECT string_agg(seq::text, ',') FROM seen WHERE room_id = '%s'", x.room), want);
-    r = req(x.c[1], "\"op\":\"seen_entries\",\"room\":\"%s\"", x.room);
+    r = it_req(x.c[1], "\"op\":\"seen_entries\",\"room\":\"%s\"", x.room);
     assert_int_equal(wsc_int(r, "ok.up_to"), s[5]);
     cJSON *seen = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "seen");
     assert_int_equal(cJSON_GetArraySize(seen), 1);
@@ -136,7 +124,7 @@ static void watermark_is_monotonic_and_seen_is_out_of_order(void **state)
     cJSON_Delete(r);
     /* Who has seen what: s[8] by person 1 (out of order), s[1] by person 1
      * (watermark); 1 of the room's 2 people. */
-    r = req(x.c[0], "\"op\":\"seen_by\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[8]);
+    r = it_req(x.c[0], "\"op\":\"seen_by\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[8]);
     assert_int_equal(wsc_int(r, "ok.count"), 1);
     assert_int_equal(wsc_int(r, "ok.of"), 2);
     cJSON *who = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "seen"), 0);
@@ -144,18 +132,18 @@ static void watermark_is_monotonic_and_seen_is_out_of_order(void **state)
     assert_string_equal(wsc_str(who, "how"), "seen");
     assert_non_null(wsc_str(who, "at"));
     cJSON_Delete(r);
-    r = req(x.c[0], "\"op\":\"seen_by\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[1]);
+    r = it_req(x.c[0], "\"op\":\"seen_by\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[1]);
     assert_int_equal(wsc_int(r, "ok.count"), 1);
     who = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "seen"), 0);
     assert_string_equal(wsc_str(who, "how"), "read");
     cJSON_Delete(r);
-    r = req(x.c[0], "\"op\":\"seen_by\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[9]);
+    r = it_req(x.c[0], "\"op\":\"seen_by\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[9]);
     assert_int_equal(wsc_int(r, "ok.count"), 0);
     cJSON_Delete(r);
     /* A member may not ask what someone else read; a member asking for
      * themself may. */
-    err(req(x.c[0], "\"op\":\"seen_entries\",\"room\":\"%s\",\"person\":\"%s\"", x.room,
-            x.w.person[1]),
+    err(it_req(x.c[0], "\"op\":\"seen_entries\",\"room\":\"%s\",\"person\":\"%s\"", x.room,
+               x.w.person[1]),
         "forbidden");
     rw_free(&x, 2);
 }
@@ -181,7 +169,7 @@ static void unread_counts_survive_reconnect(void **state)
     room = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "rooms"), 0);
     assert_int_equal(wsc_int(room, "unread"), 0);
     cJSON_Delete(r);
-    ok(req(x.c[1], "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[2]));
+    ok(it_req(x.c[1], "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[2]));
     /* Reconnect on the other gateway: still 2 unread, then 1 after seeing the last. */
     wsc_close(x.c[1]);
     x.c[1] = it_connect_auth(0, x.w.tok[1]);
@@ -191,7 +179,7 @@ static void unread_counts_survive_reconnect(void **state)
     assert_int_equal(wsc_int(room, "up_to"), s[2]);
     cJSON_Delete(r);
     cJSON_Delete(it_join(x.c[1], x.room, -1));
-    ok(req(x.c[1], "\"op\":\"seen\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[4]));
+    ok(it_req(x.c[1], "\"op\":\"seen\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)s[4]));
     r = wsc_request(x.c[1], 5000, "%s", q);
     room = cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "rooms"), 0);
     assert_int_equal(wsc_int(room, "unread"), 1);
@@ -225,12 +213,12 @@ static void likes_are_seen_identically_on_both_gateways(void **state)
     rw_make(&x, 3, "chat");
     int64_t m = send_msg(x.c[0], x.room, "likeme", NULL);
     for (int i = 0; i < 3; i++)
-        ok(req(x.c[i], "\"op\":\"like\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)m));
+        ok(it_req(x.c[i], "\"op\":\"like\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)m));
     /* Idempotent: a second like changes nothing. */
-    cJSON *r = req(x.c[1], "\"op\":\"like\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)m);
+    cJSON *r = it_req(x.c[1], "\"op\":\"like\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)m);
     assert_null(wsc_err_code(r));
     cJSON_Delete(r);
-    r = req(x.c[2], "\"op\":\"unlike\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)m);
+    r = it_req(x.c[2], "\"op\":\"unlike\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)m);
     assert_int_equal(wsc_int(r, "ok.likes"), 2);
     int64_t v = wsc_int(r, "ok.v");
     cJSON_Delete(r);
@@ -248,14 +236,14 @@ static void likes_are_seen_identically_on_both_gateways(void **state)
                                 x.room, (long long)m, x.room, (long long)m),
                         "2/2");
     /* History carries the aggregates. */
-    r = req(x.c[2], "\"op\":\"history\",\"room\":\"%s\",\"limit\":1", x.room);
+    r = it_req(x.c[2], "\"op\":\"history\",\"room\":\"%s\",\"limit\":1", x.room);
     cJSON *item =
         cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "messages"), 0);
     assert_int_equal(wsc_int(item, "seq"), m);
     assert_int_equal(wsc_int(item, "likes"), 2);
     cJSON_Delete(r);
     /* Each person can list what they liked. */
-    r = req(x.c[0], "\"op\":\"my_votes\"");
+    r = it_req(x.c[0], "\"op\":\"my_votes\"");
     cJSON *likes = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "likes");
     assert_int_equal(cJSON_GetArraySize(likes), 1);
     assert_int_equal(wsc_int(cJSON_GetArrayItem(likes, 0), "seq"), m);
@@ -273,18 +261,19 @@ static void star_ratings_change_and_average(void **state)
     char parent[48];
     snprintf(parent, sizeof parent, ",\"parent\":%lld", (long long)e1);
     int64_t reply = send_msg(x.c[1], x.room, "reply1", parent);
-    ok(req(x.c[0], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":5", x.room,
-           (long long)e1));
-    ok(req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":4", x.room,
-           (long long)e1));
-    ok(req(x.c[2], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":1", x.room,
-           (long long)e1));
+    ok(it_req(x.c[0], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":5", x.room,
+              (long long)e1));
+    ok(it_req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":4", x.room,
+              (long long)e1));
+    ok(it_req(x.c[2], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":1", x.room,
+              (long long)e1));
     /* Changed, then removed. */
-    ok(req(x.c[2], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":3", x.room,
-           (long long)e1));
-    ok(req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":2", x.room,
-           (long long)e2));
-    cJSON *r = req(x.c[1], "\"op\":\"unrate\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)e1);
+    ok(it_req(x.c[2], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":3", x.room,
+              (long long)e1));
+    ok(it_req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":2", x.room,
+              (long long)e2));
+    cJSON *r =
+        it_req(x.c[1], "\"op\":\"unrate\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)e1);
     assert_int_equal(wsc_int(r, "ok.stars"), 2);
     int64_t v = wsc_int(r, "ok.v");
     cJSON_Delete(r);
@@ -296,14 +285,15 @@ static void star_ratings_change_and_average(void **state)
         cJSON_Delete(p);
     }
     /* Entries by rating: e1 (avg 4) before e2 (avg 2); e1 has one reply. */
-    r = req(x.c[2], "\"op\":\"entries\",\"room\":\"%s\",\"sort\":\"rating\"", x.room);
+    r = it_req(x.c[2], "\"op\":\"entries\",\"room\":\"%s\",\"sort\":\"rating\"", x.room);
     cJSON *list = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "entries");
     assert_int_equal(cJSON_GetArraySize(list), 2);
     assert_int_equal(wsc_int(cJSON_GetArrayItem(list, 0), "seq"), e1);
     assert_int_equal(wsc_int(cJSON_GetArrayItem(list, 0), "replies"), 1);
     assert_int_equal(wsc_int(cJSON_GetArrayItem(list, 1), "seq"), e2);
     cJSON_Delete(r);
-    r = req(x.c[2], "\"op\":\"entries\",\"room\":\"%s\",\"sort\":\"newest\",\"limit\":1", x.room);
+    r = it_req(x.c[2], "\"op\":\"entries\",\"room\":\"%s\",\"sort\":\"newest\",\"limit\":1",
+               x.room);
     list = cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "entries");
     assert_int_equal(wsc_int(cJSON_GetArrayItem(list, 0), "seq"), e2);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "has_more")));
@@ -316,7 +306,7 @@ static void star_ratings_change_and_average(void **state)
                     "\"body\":\"x\"%s",
                     x.room, bad);
     err(r, "bad_parent");
-    r = req(x.c[1], "\"op\":\"my_votes\",\"room\":\"%s\"", x.room);
+    r = it_req(x.c[1], "\"op\":\"my_votes\",\"room\":\"%s\"", x.room);
     assert_int_equal(
         cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "ratings")), 1);
     cJSON_Delete(r);
@@ -378,8 +368,8 @@ static void events_are_recovered_with_since(void **state)
     int64_t m = send_msg(x.c[0], x.room, "before", NULL);
     int64_t since = m;
     wsc_close(x.c[1]);
-    ok(req(x.c[0], "\"op\":\"like\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)m));
-    ok(req(x.c[0], "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)m));
+    ok(it_req(x.c[0], "\"op\":\"like\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)m));
+    ok(it_req(x.c[0], "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)m));
     usleep(500000); /* the events are written after their interval */
     int64_t after = send_msg(x.c[0], x.room, "after", NULL);
     x.c[1] = it_connect_auth(1, x.w.tok[1]);
@@ -426,36 +416,37 @@ static void refusals_store_nothing(void **state)
                          " count(*) FROM read_state)";
     char snap[64];
     snprintf(snap, sizeof snap, "%s", it_sql(before));
-    err(req(x.c[1], "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)e + 100),
+    err(it_req(x.c[1], "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)e + 100),
         "no_such_message");
-    err(req(x.c[1], "\"op\":\"seen\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)e + 100),
+    err(it_req(x.c[1], "\"op\":\"seen\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)e + 100),
         "no_such_message");
-    err(req(x.c[1], "\"op\":\"like\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)e),
+    err(it_req(x.c[1], "\"op\":\"like\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)e),
         "likes_not_allowed");
-    err(req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":6", x.room,
-            (long long)e),
+    err(it_req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":6", x.room,
+               (long long)e),
         "stars_out_of_range");
-    err(req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":0", x.room,
-            (long long)e),
+    err(it_req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":0", x.room,
+               (long long)e),
         "stars_out_of_range");
-    err(req(other.c[0], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":3", other.room,
-            (long long)om),
+    err(it_req(other.c[0], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":3", other.room,
+               (long long)om),
         "ratings_not_allowed");
     /* Another workspace's room and message: not joinable, so not votable. */
-    err(req(x.c[1], "\"op\":\"like\",\"room\":\"%s\",\"seq\":%lld", other.room, (long long)om),
+    err(it_req(x.c[1], "\"op\":\"like\",\"room\":\"%s\",\"seq\":%lld", other.room, (long long)om),
         "not_joined");
     err(it_join(x.c[1], other.room, -1), "room_not_found");
-    err(req(x.c[1], "\"op\":\"read\",\"room\":\"%s\",\"seq\":1", other.room), "not_joined");
-    err(req(x.c[1], "\"op\":\"seen_by\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)e + 50),
+    err(it_req(x.c[1], "\"op\":\"read\",\"room\":\"%s\",\"seq\":1", other.room), "not_joined");
+    err(it_req(x.c[1], "\"op\":\"seen_by\",\"room\":\"%s\",\"seq\":%lld", x.room,
+               (long long)e + 50),
         "no_such_message");
-    err(req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":\"5\"", x.room,
-            (long long)e),
+    err(it_req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":\"5\"", x.room,
+               (long long)e),
         "bad_request");
-    err(req(x.c[1], "\"op\":\"read\",\"room\":\"%s\"", x.room), "bad_request");
+    err(it_req(x.c[1], "\"op\":\"read\",\"room\":\"%s\"", x.room), "bad_request");
     assert_string_equal(it_sql(before), snap);
     /* The connection survives all of it. */
-    ok(req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":5", x.room,
-           (long long)e));
+    ok(it_req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":5", x.room,
+              (long long)e));
     rw_free(&x, 2);
     rw_free(&other, 1);
 }
@@ -467,7 +458,7 @@ static void large_rooms_keep_read_state_private(void **state)
     rw_make(&x, 2, "chat");
     it_sqlf("UPDATE rooms SET broadcast_reads = false WHERE id = '%s' RETURNING 1", x.room);
     int64_t m = send_msg(x.c[0], x.room, "quiet", NULL);
-    ok(req(x.c[1], "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)m));
+    ok(it_req(x.c[1], "\"op\":\"read\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)m));
     cJSON *p = wsc_wait_push(x.c[0], "read", 700);
     assert_null(p);
     /* ... but the state is stored. */

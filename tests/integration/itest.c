@@ -189,15 +189,31 @@ cJSON *it_send(struct wsc *c, const char *room, const char *cmid, const char *bo
                        room, cmid, body);
 }
 
+static cJSON *vreq(struct wsc *c, char *body, size_t cap, const char *fmt, va_list ap)
+{
+    vsnprintf(body, cap, fmt, ap);
+    cJSON *r = wsc_request(c, 5000, "%s", body);
+    assert_non_null(r);
+    return r;
+}
+
+cJSON *it_req(struct wsc *c, const char *fmt, ...)
+{
+    char body[512];
+    va_list ap;
+    va_start(ap, fmt);
+    cJSON *r = vreq(c, body, sizeof body, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
 cJSON *it_ok(struct wsc *c, const char *fmt, ...)
 {
     char body[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(body, sizeof body, fmt, ap);
+    cJSON *r = vreq(c, body, sizeof body, fmt, ap);
     va_end(ap);
-    cJSON *r = wsc_request(c, 5000, "%s", body);
-    assert_non_null(r);
     if (wsc_err_code(r)) fprintf(stderr, "%s: %s\n", body, wsc_err_code(r));
     assert_null(wsc_err_code(r));
     return r;

@@ -65,7 +65,10 @@ struct wsc *it_member(int g, const char *tok, const char *room);
 cJSON *it_join(struct wsc *c, const char *room, int64_t since);
 /* send; returns the reply */
 cJSON *it_send(struct wsc *c, const char *room, const char *cmid, const char *body);
-/* A command (the fields after "id") that must succeed: the test fails,
+/* A command (the fields after "id", printf-style): the reply, which the
+ * test requires (it fails on none in 5 s). */
+cJSON *it_req(struct wsc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The same for a command that must succeed: the test fails,
  * naming the error code, when it does not. Returns the reply. */
 cJSON *it_ok(struct wsc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 long it_rss_kb(int pid);

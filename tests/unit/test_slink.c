@@ -94,6 +94,33 @@ static const struct slink_hooks hooks_tpl = {
     .on_down = h_down,
 };
 
+/* Each test's loop and what its link's hooks saw (setup and teardown). */
+struct rig {
+    uv_loop_t loop;
+    struct seen s;
+    struct slink_hooks h;
+};
+
+static int rig_setup(void **state)
+{
+    struct rig *t = calloc(1, sizeof *t);
+    if (!t || uv_loop_init(&t->loop)) return -1;
+    t->h = hooks_tpl;
+    t->h.ud = &t->s;
+    *state = t;
+    return 0;
+}
+
+/* Every handle closed (the links too), so the loop closes. */
+static int rig_teardown(void **state)
+{
+    struct rig *t = *state;
+    int rc = uv_loop_close(&t->loop) ? -1 : 0;
+    free(t->s.last_msg);
+    free(t);
+    return rc;
+}
+
 /* Runs the loop until *v >= want or ms pass; whether it got there. */
 static bool run_until(uv_loop_t *loop, int *v, int want, int ms)
 {
@@ -133,23 +160,18 @@ static void close_link(uv_loop_t *loop, struct slink *l)
  * unsubscribe: everything on the node that owns the channel's slot */
 static void flow(void **state)
 {
-    (void)state;
+    struct rig *t = *state;
     if (!port()) skip();
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct seen s = {0};
-    struct slink_hooks h = hooks_tpl;
-    h.ud = &s;
     struct cslot_map *m = cluster_map();
     const char *ch = "room:{flow}";
     struct cslot_node *own = &m->node[m->owner[cslot_keyslot(ch, strlen(ch))]];
-    struct slink *l = slink_new(&loop, own->host, own->port, 2000, &h);
+    struct slink *l = slink_new(&t->loop, own->host, own->port, 2000, &t->h);
     assert_int_equal(slink_ssubscribe(l, ch, strlen(ch)), -EAGAIN); /* not connected */
     slink_start(l);
-    assert_true(run_until(&loop, &s.up, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.up, 1, 3000));
     assert_int_equal(slink_ssubscribe(l, ch, strlen(ch)), 0);
-    assert_true(run_until(&loop, &s.subscribed, 1, 3000));
-    assert_string_equal(s.last_ch, ch);
+    assert_true(run_until(&t->loop, &t->s.subscribed, 1, 3000));
+    assert_string_equal(t->s.last_ch, ch);
     redisContext *pub = redisConnect(own->host, own->port);
     static char big[300000];
     for (size_t i = 0; i < sizeof big; i++)
@@ -162,13 +184,13 @@ static void flow(void **state)
         redisReply *r = redisCommand(pub, "SPUBLISH %s %b", ch, msgs[i].p, msgs[i].n);
         assert_int_equal(r->integer, 1);
         freeReplyObject(r);
-        assert_true(run_until(&loop, &s.messages, i + 1, 3000));
-        assert_int_equal(s.last_len, msgs[i].n);
-        assert_memory_equal(s.last_msg, msgs[i].p, msgs[i].n);
+        assert_true(run_until(&t->loop, &t->s.messages, i + 1, 3000));
+        assert_int_equal(t->s.last_len, msgs[i].n);
+        assert_memory_equal(t->s.last_msg, msgs[i].p, msgs[i].n);
     }
     assert_int_equal(slink_sunsubscribe(l, ch, strlen(ch)), 0);
-    assert_true(run_until(&loop, &s.unsub, 1, 3000));
-    assert_int_equal(s.unsolicited, 0);
+    assert_true(run_until(&t->loop, &t->s.unsub, 1, 3000));
+    assert_int_equal(t->s.unsolicited, 0);
     redisReply *r = redisCommand(pub, "SPUBLISH %s x", ch);
     assert_int_equal(r->integer, 0); /* nobody listens any more */
     freeReplyObject(r);
@@ -177,12 +199,10 @@ static void flow(void **state)
     memset(longch, 'x', sizeof longch);
     assert_int_equal(slink_ssubscribe(l, longch, SLINK_CHAN_MAX + 1), -EINVAL);
     assert_int_equal(slink_ssubscribe(l, "", 0), -EINVAL);
-    assert_int_equal(s.down, 0);
+    assert_int_equal(t->s.down, 0);
     redisFree(pub);
-    close_link(&loop, l);
-    free(s.last_msg);
+    close_link(&t->loop, l);
     free(m);
-    assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 /* The master of m other than the owner of slot. */
@@ -193,21 +213,42 @@ static int other_master(const struct cslot_map *m, int slot)
     return -1;
 }
 
-/* Gives slot to master `to` of m, told to every master. */
+/* CLUSTER SETSLOT slot how id on node i of m, which must answer OK. */
+static void setslot(const struct cslot_map *m, int i, int slot, const char *how, const char *id)
+{
+    redisContext *n = redisConnect(m->node[i].host, m->node[i].port);
+    assert_true(n && !n->err);
+    redisReply *r = redisCommand(n, "CLUSTER SETSLOT %d %s %s", slot, how, id);
+    assert_int_equal(r->type, REDIS_REPLY_STATUS);
+    freeReplyObject(r);
+    redisFree(n);
+}
+
+static void node_id(const struct cslot_map *m, int i, char *out, size_t cap)
+{
+    redisContext *n = redisConnect(m->node[i].host, m->node[i].port);
+    assert_true(n && !n->err);
+    redisReply *r = redisCommand(n, "CLUSTER MYID");
+    snprintf(out, cap, "%s", r->str);
+    freeReplyObject(r);
+    redisFree(n);
+}
+
+/* Gives slot to master `to` of m as a reshard does: IMPORTING on `to`,
+ * MIGRATING on the owner, then NODE on `to` first (its config epoch goes
+ * up, so that gossip from the old owner cannot win the slot back), then on
+ * the other masters. The test's slots hold no keys. */
 static void give_slot(const struct cslot_map *m, int slot, int to)
 {
-    redisContext *c = redisConnect(m->node[to].host, m->node[to].port);
-    redisReply *id = redisCommand(c, "CLUSTER MYID");
-    for (int i = 0; i < m->nnodes; i++) {
-        if (m->node[i].master >= 0) continue;
-        redisContext *n = redisConnect(m->node[i].host, m->node[i].port);
-        redisReply *r = redisCommand(n, "CLUSTER SETSLOT %d NODE %s", slot, id->str);
-        assert_int_equal(r->type, REDIS_REPLY_STATUS);
-        freeReplyObject(r);
-        redisFree(n);
-    }
-    freeReplyObject(id);
-    redisFree(c);
+    int from = m->owner[slot];
+    char from_id[64], to_id[64];
+    node_id(m, from, from_id, sizeof from_id);
+    node_id(m, to, to_id, sizeof to_id);
+    setslot(m, to, slot, "IMPORTING", from_id);
+    setslot(m, from, slot, "MIGRATING", to_id);
+    setslot(m, to, slot, "NODE", to_id);
+    for (int i = 0; i < m->nnodes; i++)
+        if (m->node[i].master < 0 && i != to) setslot(m, i, slot, "NODE", to_id);
 }
 
 /* A node that does not own the slot answers MOVED, matched to the channel;
@@ -215,40 +256,34 @@ static void give_slot(const struct cslot_map *m, int slot, int to)
  * unasked. */
 static void moved(void **state)
 {
-    (void)state;
+    struct rig *t = *state;
     if (!port()) skip();
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct seen s = {0};
-    struct slink_hooks h = hooks_tpl;
-    h.ud = &s;
     struct cslot_map *m = cluster_map();
     const char *ch = "room:{moved}";
     int slot = cslot_keyslot(ch, strlen(ch));
     int oi = m->owner[slot], other = other_master(m, slot);
-    struct slink *lo = slink_new(&loop, m->node[other].host, m->node[other].port, 2000, &h);
+    struct slink *lo = slink_new(&t->loop, m->node[other].host, m->node[other].port, 2000, &t->h);
     slink_start(lo);
-    assert_true(run_until(&loop, &s.up, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.up, 1, 3000));
     assert_int_equal(slink_ssubscribe(lo, ch, strlen(ch)), 0);
-    assert_true(run_until(&loop, &s.refused, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.refused, 1, 3000));
     char want[128];
     snprintf(want, sizeof want, "MOVED %d %s:%d", slot, m->node[oi].host, m->node[oi].port);
-    assert_string_equal(s.last_err, want);
-    assert_string_equal(s.last_ch, ch);
+    assert_string_equal(t->s.last_err, want);
+    assert_string_equal(t->s.last_ch, ch);
     /* subscribe on the owner, then give the slot to the other master */
-    struct slink *l = slink_new(&loop, m->node[oi].host, m->node[oi].port, 2000, &h);
+    struct slink *l = slink_new(&t->loop, m->node[oi].host, m->node[oi].port, 2000, &t->h);
     slink_start(l);
-    assert_true(run_until(&loop, &s.up, 2, 3000));
+    assert_true(run_until(&t->loop, &t->s.up, 2, 3000));
     assert_int_equal(slink_ssubscribe(l, ch, strlen(ch)), 0);
-    assert_true(run_until(&loop, &s.subscribed, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.subscribed, 1, 3000));
     give_slot(m, slot, other);
-    assert_true(run_until(&loop, &s.unsolicited, 1, 5000));
-    assert_string_equal(s.last_ch, ch);
-    assert_int_equal(s.down, 0);
-    close_link(&loop, lo);
-    close_link(&loop, l);
+    assert_true(run_until(&t->loop, &t->s.unsolicited, 1, 5000));
+    assert_string_equal(t->s.last_ch, ch);
+    assert_int_equal(t->s.down, 0);
+    close_link(&t->loop, lo);
+    close_link(&t->loop, l);
     free(m);
-    assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 /* Our SUNSUBSCRIBE crosses the server's own sunsubscribe of a channel
@@ -258,13 +293,8 @@ static void moved(void **state)
  * link that stays up. */
 static void crossed_unsubscribe(void **state)
 {
-    (void)state;
+    struct rig *t = *state;
     if (!port()) skip();
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct seen s = {0};
-    struct slink_hooks h = hooks_tpl;
-    h.ud = &s;
     struct cslot_map *m = cluster_map();
     const char *x = "room:{crossed}";
     int slot = cslot_keyslot(x, strlen(x));
@@ -275,75 +305,62 @@ static void crossed_unsubscribe(void **state)
         if (m->owner[cslot_keyslot(y, strlen(y))] == oi && cslot_keyslot(y, strlen(y)) != slot)
             break;
     }
-    struct slink *l = slink_new(&loop, m->node[oi].host, m->node[oi].port, 2000, &h);
+    struct slink *l = slink_new(&t->loop, m->node[oi].host, m->node[oi].port, 2000, &t->h);
     slink_start(l);
-    assert_true(run_until(&loop, &s.up, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.up, 1, 3000));
     assert_int_equal(slink_ssubscribe(l, x, strlen(x)), 0);
-    assert_true(run_until(&loop, &s.subscribed, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.subscribed, 1, 3000));
     give_slot(m, slot, other);
     usleep(100 * 1000); /* the server's sunsubscribe is in our socket, unread */
     assert_int_equal(slink_sunsubscribe(l, x, strlen(x)), 0);
     assert_int_equal(slink_ssubscribe(l, y, strlen(y)), 0);
-    assert_true(run_until(&loop, &s.subscribed, 2, 3000));
-    assert_string_equal(s.last_ch, y);
-    assert_int_equal(s.down, 0);
-    assert_int_equal(s.refused, 0);
-    close_link(&loop, l);
+    assert_true(run_until(&t->loop, &t->s.subscribed, 2, 3000));
+    assert_string_equal(t->s.last_ch, y);
+    assert_int_equal(t->s.down, 0);
+    assert_int_equal(t->s.refused, 0);
+    close_link(&t->loop, l);
     free(m);
-    assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 /* The server kills the link: on_down, a reconnect, and it works again. */
 static void reconnect(void **state)
 {
-    (void)state;
+    struct rig *t = *state;
     if (!port()) skip();
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct seen s = {0};
-    struct slink_hooks h = hooks_tpl;
-    h.ud = &s;
     struct cslot_map *m = cluster_map();
     const char *ch = "room:{again}";
     struct cslot_node *own = &m->node[m->owner[cslot_keyslot(ch, strlen(ch))]];
-    struct slink *l = slink_new(&loop, own->host, own->port, 2000, &h);
+    struct slink *l = slink_new(&t->loop, own->host, own->port, 2000, &t->h);
     slink_start(l);
-    assert_true(run_until(&loop, &s.up, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.up, 1, 3000));
     assert_int_equal(slink_ssubscribe(l, ch, strlen(ch)), 0);
-    assert_true(run_until(&loop, &s.subscribed, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.subscribed, 1, 3000));
     redisContext *c = redisConnect(own->host, own->port);
     redisReply *r = redisCommand(c, "CLIENT KILL TYPE pubsub SKIPME yes");
     assert_true(r->integer >= 1);
     freeReplyObject(r);
-    assert_true(run_until(&loop, &s.down, 1, 3000));
-    assert_true(run_until(&loop, &s.up, 2, 5000));
+    assert_true(run_until(&t->loop, &t->s.down, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.up, 2, 5000));
     assert_int_equal(slink_reconnects(l), 1);
     assert_int_equal(slink_ssubscribe(l, ch, strlen(ch)), 0);
-    assert_true(run_until(&loop, &s.subscribed, 2, 3000));
+    assert_true(run_until(&t->loop, &t->s.subscribed, 2, 3000));
     r = redisCommand(c, "SPUBLISH %s back", ch);
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
-    assert_true(run_until(&loop, &s.messages, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.messages, 1, 3000));
     redisFree(c);
-    close_link(&loop, l);
-    free(s.last_msg);
+    close_link(&t->loop, l);
     free(m);
-    assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 /* Commands unanswered are bounded: past SLINK_MAX_PENDING, -ENOBUFS. */
 static void pending_bound(void **state)
 {
-    (void)state;
+    struct rig *t = *state;
     if (!port()) skip();
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct seen s = {0};
-    struct slink_hooks h = hooks_tpl;
-    h.ud = &s;
-    struct slink *l = slink_new(&loop, "127.0.0.1", port(), 2000, &h);
+    struct slink *l = slink_new(&t->loop, "127.0.0.1", port(), 2000, &t->h);
     slink_start(l);
-    assert_true(run_until(&loop, &s.up, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.up, 1, 3000));
     int rc = 0, n = 0;
     char ch[32];
     while (n <= SLINK_MAX_PENDING && !rc) {
@@ -352,54 +369,47 @@ static void pending_bound(void **state)
     }
     assert_int_equal(rc, -ENOBUFS);
     assert_int_equal(n, SLINK_MAX_PENDING);
-    close_link(&loop, l);
-    assert_int_equal(uv_loop_close(&loop), 0);
+    close_link(&t->loop, l);
 }
 
 /* A server that accepts and never answers: the link is dropped after its
  * timeout of loop time, and reconnects. */
 static void watchdog(void **state)
 {
-    (void)state;
+    struct rig *t = *state;
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
     assert_int_equal(listen(fd, 8), 0);
     socklen_t sl = sizeof sa;
     getsockname(fd, (struct sockaddr *)&sa, &sl);
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct seen s = {0};
-    struct slink_hooks h = hooks_tpl;
-    h.ud = &s;
-    struct slink *l = slink_new(&loop, "127.0.0.1", ntohs(sa.sin_port), 300, &h);
+    struct slink *l = slink_new(&t->loop, "127.0.0.1", ntohs(sa.sin_port), 300, &t->h);
     slink_start(l);
-    assert_true(run_until(&loop, &s.up, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.up, 1, 3000));
     /* idle and silent is fine: nothing is owed */
     int none = 0;
-    run_until(&loop, &none, 1, 600);
-    assert_int_equal(s.down, 0);
+    run_until(&t->loop, &none, 1, 600);
+    assert_int_equal(t->s.down, 0);
     assert_int_equal(slink_ssubscribe(l, "ch", 2), 0);
     uint64_t t0 = uv_hrtime();
-    assert_true(run_until(&loop, &s.down, 1, 3000));
+    assert_true(run_until(&t->loop, &t->s.down, 1, 3000));
     /* a tick's whole step counts, so up to one tick (100 ms) early */
     assert_true(uv_hrtime() - t0 >= 200 * 1000000ull);
-    assert_true(run_until(&loop, &s.up, 2, 3000)); /* the kernel still accepts */
-    close_link(&loop, l);
+    assert_true(run_until(&t->loop, &t->s.up, 2, 3000)); /* the kernel still accepts */
+    close_link(&t->loop, l);
     close(fd);
-    assert_int_equal(uv_loop_close(&loop), 0);
 }
 
 int main(void)
 {
     mem_fail_after(-1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(flow),
-        cmocka_unit_test(moved),
-        cmocka_unit_test(crossed_unsubscribe),
-        cmocka_unit_test(reconnect),
-        cmocka_unit_test(pending_bound),
-        cmocka_unit_test(watchdog),
+        cmocka_unit_test_setup_teardown(flow, rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(moved, rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(crossed_unsubscribe, rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(reconnect, rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(pending_bound, rig_setup, rig_teardown),
+        cmocka_unit_test_setup_teardown(watchdog, rig_setup, rig_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
