@@ -409,10 +409,12 @@ void presence_tick(struct presence *p, int64_t wall_ms, bool force)
      * clock, this is the wall clock). */
     if (p->live_ms && wall_ms >= p->live_ms && wall_ms - p->live_ms < PRESENCE_LIVE_EVERY_MS - 500)
         return;
-    /* After a gap in our own ticks (Redis or PostgreSQL away, a stall) the
-     * others' keys may have lapsed for the same reason: they get one key
-     * lifetime to write theirs again before they are believed gone. */
-    if (!p->live_ms || wall_ms - p->live_ms > 2 * PRESENCE_LIVE_EVERY_MS)
+    /* After a gap in our own ticks long enough for the others' keys to have
+     * lapsed for the same reason (Redis or PostgreSQL away), they get one
+     * key lifetime to write theirs again before they are believed gone. A
+     * shorter gap (a loop slowed down by a busy machine) cannot have done
+     * that, and must not slow the finding of a dead gateway down. */
+    if (!p->live_ms || wall_ms - p->live_ms > PRESENCE_LIVE_TTL_MS - 2 * PRESENCE_LIVE_EVERY_MS)
         p->grace_ms = wall_ms + PRESENCE_LIVE_TTL_MS;
     p->live_ms = wall_ms ? wall_ms : 1;
     char key[48], ttl[16];
