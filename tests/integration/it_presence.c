@@ -233,6 +233,7 @@ static void typing_crosses_gateways_and_is_rate_limited(void **state)
     struct it_world w;
     struct wsc *a, *b;
     it_pair(&w, 0, &a, 1, &b);
+    assert_int_equal(it_wait_subscribers(w.room, 2, 5000), 0);
     cJSON *r = wsc_request(a, 3000, "\"op\":\"typing\",\"room\":\"%s\"", w.room);
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(r, "ok"), "sent")));
     cJSON_Delete(r);

@@ -280,6 +280,21 @@ int64_t it_pair(struct it_world *w, int g0, struct wsc **a, int g1, struct wsc *
     return last;
 }
 
+int it_wait_subscribers(const char *room, int n, int ms)
+{
+    uint64_t end = it_now_ms() + (uint64_t)ms;
+    do {
+        char out[256];
+        /* NUMSUB answers the channel's name, then its count. */
+        if (it_run(out, sizeof out, "redis-cli -p %d PUBSUB NUMSUB room:%s | tail -n 1",
+                   IT.redis_port, room) == 0 &&
+            atoi(out) >= n)
+            return 0;
+        usleep(20000);
+    } while (it_now_ms() < end);
+    return -1;
+}
+
 int it_run(char *out, size_t cap, const char *fmt, ...)
 {
     char cmd[4096];

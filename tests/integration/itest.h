@@ -54,6 +54,10 @@ void it_world(struct it_world *w, int n, const char *visibility);
  * to g1 as *b, both joined to its room. Returns the room's last seq at b's
  * join (aborts the test on any failure). */
 int64_t it_pair(struct it_world *w, int g0, struct wsc **a, int g1, struct wsc **b);
+/* 0 once n gateways subscribe to room's bus channel, -1 after ms. A join is
+ * answered before its gateway's SUBSCRIBE is (messages are caught up on it),
+ * so a test of an unstored event across gateways waits for this first. */
+int it_wait_subscribers(const char *room, int n, int ms);
 /* Connect to gateway g (0/1), read hello, authenticate with tok. */
 struct wsc *it_connect_auth(int g, const char *tok);
 /* The same to any gateway's port, with client options (o may be NULL; tok
