@@ -116,15 +116,26 @@ pg_pids() {
   echo "$pm" $(pgrep -P "$pm")
 }
 
-gwargs=() pids=()
+# The gateways' heap (live and kept free) splits their RSS: what the
+# connections hold against what the allocator keeps (/metrics).
+"$bin" admin --pg "$conninfo" operator-token "$state/metrics.token" >/dev/null
+gwargs=() pids=() ports=()
 for i in $(seq 1 "$ngw"); do
   p=$(svc_free_port)
   # shellcheck disable=SC2086 # IDLE_GW_ARGS is a list of flags
-  svc_gw_start "$state" "gw$i" "$p" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 1000000 ${IDLE_GW_ARGS:-}
-  pids+=("$(cat "$state/gw$i.pid")")
+  svc_gw_start "$state" "gw$i" "$p" "$bin" "$conninfo" "$redis_port" --log-level warn --per-ip-max 1000000 \
+    --metrics-token-file "$state/metrics.token" ${IDLE_GW_ARGS:-}
+  pids+=("$(cat "$state/gw$i.pid")") ports+=("$p")
   gwargs+=(--gw "127.0.0.1:$p" --pid "${pids[-1]}")
 done
 sleep 1
+# heap: the gateways' summed heap bytes "in use free" (KB).
+heap() {
+  for p in "${ports[@]}"; do
+    curl -s --max-time 5 -H "Authorization: Bearer $(cat "$state/metrics.token")" "http://127.0.0.1:$p/metrics"
+  done | awk '/^parley_heap_in_use_bytes / {u += $2} /^parley_heap_free_bytes / {f += $2} END {printf "%d %d\n", u / 1024, f / 1024}'
+}
+heap0=$(heap)
 rss0=$(kb "${pids[@]}")
 fd0=$(fds "${pids[@]}")
 redis0=$(redis-cli -p "$redis_port" info memory | awk -F: '/^used_memory:/ {print $2+0}')
@@ -150,7 +161,7 @@ loadpid=$!
 # gateways then hold `connections` more descriptors than before); the
 # sample the hold is judged by is the last one taken 2 s or more before its
 # end (the generator closes everything after it).
-peak=0 rss_held=0 fd_held=0 t_full=""
+peak=0 rss_held=0 fd_held=0 t_full="" heap_held="0 0" heap_first="0 0" last=$t0
 # The hold's own cost (nothing but idle upkeep: presence, pings): gateway
 # CPU ticks and Redis commands from its first sample to the judged one.
 cmds() { redis-cli -p "$redis_port" info stats | awk -F: '/^total_commands_processed:/ {print $2+0}'; }
@@ -161,15 +172,18 @@ while kill -0 "$loadpid" 2>/dev/null; do
   held=$(($(fds "${pids[@]}") - fd0))
   now=$(date +%s)
   printf '\r[%4ds] gateways hold %6d connections, RSS %5d MB' "$((now - t0))" "$held" "$((r / 1024))" >&2
-  [ -z "$t_full" ] && [ "$held" -ge "$conns" ] && t_full=$now
+  # The generator's hold began after the sample before this one at the
+  # earliest: count from there, so that the judged sample is never late.
+  [ -z "$t_full" ] && [ "$held" -ge "$conns" ] && t_full=$last
+  last=$now
   if [ -n "$t_full" ]; then
     if [ $((now - t_full)) -le $((hold - 2)) ]; then
-      rss_held=$r fd_held=$held
+      rss_held=$r fd_held=$held heap_held=$(heap)
       c=$(svc_cpu_ticks "${pids[@]}" | awk '{s += $1} END {print s}')
-      if [ -z "$h0" ]; then h0=$c hc0=$(cmds) ht0=$(date +%s.%N); else h1=$c hc1=$(cmds) ht1=$(date +%s.%N); fi
+      if [ -z "$h0" ]; then h0=$c hc0=$(cmds) ht0=$(date +%s.%N) heap_first=$heap_held; else h1=$c hc1=$(cmds) ht1=$(date +%s.%N); fi
     fi
   elif [ "$held" -gt "$peak" ]; then
-    peak=$held rss_held=$r fd_held=$held # never all up: the most held
+    peak=$held rss_held=$r fd_held=$held heap_held=$(heap) # never all up: the most held
   fi
 done
 rc=0
@@ -192,7 +206,7 @@ done
 [ -s "$state/out.json" ] || { echo "parley-load gave no result (exit $rc)" >&2; exit 1; }
 python3 - "$state/out.json" "$conns" "$ngw" "$procs" "$rooms" "$rss0" "$rss_held" "$fd_held" \
   "$redis0" "$redis1" "$pg0" "$pg1" "$rc" "$cpu0" "$cpu1" "$(getconf CLK_TCK)" \
-  "${h0:-0}" "${h1:-0}" "$hc0" "$hc1" "$ht0" "$ht1" <<'PY'
+  "${h0:-0}" "${h1:-0}" "$hc0" "$hc1" "$ht0" "$ht1" "$heap0" "$heap_first" "$heap_held" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
 conns, ngw, procs, rooms, rss0, rss_held, fd_held, redis0, redis1, pg0, pg1, rc = (
@@ -210,6 +224,12 @@ if r["errors_by_code"]:
 print("| held by the gateways at the end of the hold (descriptors over the start) | %d |" % fd_held)
 print("| KB of gateway RSS per connection, all joined (parley-load) | %.2f |" % r["kb_per_connection"])
 print("| KB of gateway RSS per connection, end of the hold | %.2f |" % ((rss_held - rss0) / max(fd_held, 1)))
+hu0, hf0 = (int(x) for x in sys.argv[23].split())
+hua, hfa = (int(x) for x in sys.argv[24].split())
+hu1, hf1 = (int(x) for x in sys.argv[25].split())
+print("| the gateways' C heap over the start, KB per connection, in live allocations / kept free: start of the hold; end | %.2f / %.2f; %.2f / %.2f |" % (
+    (hua - hu0) / max(fd_held, 1), (hfa - hf0) / max(fd_held, 1),
+    (hu1 - hu0) / max(fd_held, 1), (hf1 - hf0) / max(fd_held, 1)))
 print("| gateways' RSS before / end of the hold, MB | %.0f / %.0f |" % (rss0 / 1024, rss_held / 1024))
 print("| connect to joined, p99 ms | %.0f |" % r["join_p99_ms"])
 print("| CPU ms per connection set up (sign-in and join): gateways / PostgreSQL / Redis | %s |" % (

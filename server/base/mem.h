@@ -6,6 +6,7 @@
 #ifndef PARLEY_MEM_H
 #define PARLEY_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,9 +23,31 @@ char *mem_strndup(const char *s, size_t n); /* NUL-terminated copy */
 void mem_hook_json(void);
 
 /* Called about once a second with a running count of connection events
- * (opened, authenticated, joined, closed): returns the heap's free pages to
- * the system once a burst of them has settled. 1 when it trimmed. */
+ * (opened, authenticated, joined, closed): gives the heap's free pages back
+ * to the system when resident memory that is not live heap has grown, on a
+ * tick that is not in a burst. 1 when it trimmed. */
 int mem_trim_tick(uint64_t events);
+
+/* mem_trim_tick's policy, apart so that tests can drive it: state between
+ * ticks (zero it to start). */
+struct mem_trim {
+    uint64_t events; /* the count at the last tick */
+    uint32_t ticks;  /* quiet ticks since the last look (a burst's do not count) */
+    bool looked;     /* floor is set */
+    size_t floor;    /* resident bytes not in live heap after the last trim (or the least seen) */
+};
+/* Whether this tick looks at the heap: the first one (a baseline), then a
+ * quiet one every 10 s. */
+bool mem_trim_looks(const struct mem_trim *t, uint64_t events);
+/* Whether to trim now, given this tick's count and, on a tick that looks,
+ * the resident and live heap bytes (ignored on others). The caller that
+ * trims sets floor to what is left not live afterwards. */
+bool mem_trim_due(struct mem_trim *t, uint64_t events, size_t resident, size_t in_use);
+
+/* The heap's bytes in live allocations and in free chunks it keeps (both 0
+ * where the C library does not say). RSS minus these is code, stacks and
+ * what libraries map themselves. */
+void mem_heap(size_t *in_use, size_t *kept_free);
 
 /* Tests: fail the n-th allocation from now (0 disables). */
 void mem_fail_after(long n);

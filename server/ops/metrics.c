@@ -70,6 +70,13 @@ char *metrics_render(struct app *a, size_t *len)
                "TCP connections refused on accept, by reason.", "reason",
                (const char *const[]){"per_ip_cap", "capacity"},
                (const uint64_t[]){s->refused_ip_cap, s->refused_capacity}, 2);
+    size_t heap_used, heap_free;
+    mem_heap(&heap_used, &heap_free);
+    metric(&o, "parley_heap_in_use_bytes", "gauge", "Bytes in live allocations of the C heap.",
+           (double)heap_used);
+    metric(&o, "parley_heap_free_bytes", "gauge",
+           "Bytes the C heap keeps in free chunks (fragmentation, until trimmed).",
+           (double)heap_free);
     metric(&o, "parley_tcp_connections", "gauge", "TCP connections open (HTTP and WebSocket).",
            (double)a->tcp_conns);
     counter_by(&o, "parley_handshakes_refused_total", "WebSocket upgrades refused, by reason.",
