@@ -157,11 +157,13 @@ timeout --signal=TERM "$limit" "$load" --fixture "$state/fixture" "${gwargs[@]}"
   --duration "$hold" --setup-s "$setup" --procs "$procs" --sources "$sources" --connect-rate "$rate" --json \
   >"$state/out.json" 2>"$state/load.err" &
 loadpid=$!
-# Sample while it runs. The hold starts when every connection is up (the
-# gateways then hold `connections` more descriptors than before); the
-# sample the hold is judged by is the last one taken 2 s or more before its
-# end (the generator closes everything after it).
-peak=0 rss_held=0 fd_held=0 t_full="" heap_held="0 0" heap_first="0 0" last=$t0
+# Sample while it runs. The hold is judged by the last sample in which the
+# gateways held every connection (one more descriptor each than at the
+# start): the generator closes everything at its end, and a connection lost
+# during the hold is counted by parley-load (dead). Sampling 100,000
+# descriptors takes seconds, so a window in time from the first full sample
+# judged the start of the hold, not its end.
+peak=0 rss_held=0 fd_held=0 t_full="" heap_held="0 0" heap_first="0 0"
 # The hold's own cost (nothing but idle upkeep: presence, pings): gateway
 # CPU ticks and Redis commands from its first sample to the judged one.
 cmds() { redis-cli -p "$redis_port" info stats | awk -F: '/^total_commands_processed:/ {print $2+0}'; }
@@ -172,17 +174,12 @@ while kill -0 "$loadpid" 2>/dev/null; do
   held=$(($(fds "${pids[@]}") - fd0))
   now=$(date +%s)
   printf '\r[%4ds] gateways hold %6d connections, RSS %5d MB' "$((now - t0))" "$held" "$((r / 1024))" >&2
-  # The generator's hold began after the sample before this one at the
-  # earliest: count from there, so that the judged sample is never late.
-  [ -z "$t_full" ] && [ "$held" -ge "$conns" ] && t_full=$last
-  last=$now
-  if [ -n "$t_full" ]; then
-    if [ $((now - t_full)) -le $((hold - 2)) ]; then
-      rss_held=$r fd_held=$held heap_held=$(heap)
-      c=$(svc_cpu_ticks "${pids[@]}" | awk '{s += $1} END {print s}')
-      if [ -z "$h0" ]; then h0=$c hc0=$(cmds) ht0=$(date +%s.%N) heap_first=$heap_held; else h1=$c hc1=$(cmds) ht1=$(date +%s.%N); fi
-    fi
-  elif [ "$held" -gt "$peak" ]; then
+  if [ "$held" -ge "$conns" ]; then
+    t_full=${t_full:-$now}
+    rss_held=$r fd_held=$held heap_held=$(heap)
+    c=$(svc_cpu_ticks "${pids[@]}" | awk '{s += $1} END {print s}')
+    if [ -z "$h0" ]; then h0=$c hc0=$(cmds) ht0=$(date +%s.%N) heap_first=$heap_held; else h1=$c hc1=$(cmds) ht1=$(date +%s.%N); fi
+  elif [ -z "$t_full" ] && [ "$held" -gt "$peak" ]; then
     peak=$held rss_held=$r fd_held=$held heap_held=$(heap) # never all up: the most held
   fi
 done

@@ -117,10 +117,10 @@ static void answer_ok(struct conn *c, struct aq_item *it, PGresult *res, int r, 
 {
     snprintf(c->person, sizeof c->person, "%s", PQgetvalue(res, r, 1));
     snprintf(c->workspace, sizeof c->workspace, "%s", PQgetvalue(res, r, 2));
-    snprintf(c->role, sizeof c->role, "%s", PQgetvalue(res, r, 3));
+    const char *role = PQgetvalue(res, r, 3);
     snprintf(c->token_id, sizeof c->token_id, "%s", PQgetvalue(res, r, 4));
     c->avatar = PQgetvalue(res, r, 5)[0] == 't';
-    c->prole = perm_role_parse(c->role, strlen(c->role));
+    c->prole = perm_role_parse(role, strlen(role));
     c->authed = true;
     c->auth_pending = false;
     pp_w_obj_begin(w);
@@ -137,11 +137,11 @@ static void answer_ok(struct conn *c, struct aq_item *it, PGresult *res, int r, 
              strnlen(c->ua_browser ? c->ua_browser : "Other", 64));
     pp_w_obj_end(w);
     log_info("authenticated", "conn=%llu person=%s workspace=%s role=%s", (unsigned long long)c->id,
-             c->person, c->workspace, c->role);
+             c->person, c->workspace, role);
     char buf[160];
     struct pp_w o;
     pp_w_init(&o, buf, sizeof buf);
-    pp_enc_auth_ok(&o, c->person, c->workspace, c->role);
+    pp_enc_auth_ok(&o, c->person, c->workspace, role);
     int len = pp_w_finish(&o);
     conn_reply_ok(c, it->id, buf, len > 0 ? (size_t)len : 0);
     observe(c, it);

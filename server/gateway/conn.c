@@ -9,6 +9,9 @@
 #include <libwebsockets.h>
 #include <string.h>
 
+/* A close frame's reason: its payload is at most 125 bytes, 2 of them the code. */
+#define CLOSE_REASON_MAX 123
+
 /* lws 4.1's value of its private LWS_WRITE_CLOSE (see conn_on_writeable). */
 #define LWS_WRITE_CLOSE_PRIVATE 4
 
@@ -287,11 +290,9 @@ void conn_destroy(struct conn *c)
 void conn_close(struct conn *c, uint16_t code, const char *reason)
 {
     if (c->closing) return;
-    char why[sizeof c->close_reason];
-    snprintf(why, sizeof why, "%s", reason); /* reason may be c->close_reason */
     c->closing = true;
     c->close_code = code;
-    memcpy(c->close_reason, why, sizeof why);
+    c->close_reason = reason;
     outq_clear(&c->q);
     dirty_unlink(c);
     /* The close frame always goes from WRITEABLE (conn_on_writeable). */
@@ -310,7 +311,7 @@ void conn_close_when_drained(struct conn *c, uint16_t code, const char *reason)
     }
     c->close_when_drained = true;
     c->close_code = code;
-    snprintf(c->close_reason, sizeof c->close_reason, "%s", reason);
+    c->close_reason = reason;
 }
 
 int conn_send(struct conn *c, struct frame *f)
@@ -489,11 +490,11 @@ int conn_on_writeable(struct conn *c)
          * this callback (warmcat/libwebsockets#1159), so the frame is written
          * here: its private LWS_WRITE_CLOSE opcode (4) is what lws itself
          * uses to send one. Then the connection is closed. */
-        unsigned char buf[FRAME_PRE + 2 + sizeof c->close_reason];
-        size_t rl = strlen(c->close_reason);
+        unsigned char buf[FRAME_PRE + 2 + CLOSE_REASON_MAX];
+        size_t rl = c->close_reason ? strnlen(c->close_reason, CLOSE_REASON_MAX) : 0;
         buf[FRAME_PRE] = (unsigned char)(c->close_code >> 8);
         buf[FRAME_PRE + 1] = (unsigned char)c->close_code;
-        memcpy(buf + FRAME_PRE + 2, c->close_reason, rl);
+        if (rl) memcpy(buf + FRAME_PRE + 2, c->close_reason, rl);
         lws_write(c->wsi, buf + FRAME_PRE, 2 + rl,
                   (enum lws_write_protocol)LWS_WRITE_CLOSE_PRIVATE);
         return -1;

@@ -67,7 +67,6 @@ struct conn {
     bool rx_paused;                  /* reading stopped for backpressure */
     char person[PP_UUID_LEN + 1];    /* authenticated person */
     char workspace[PP_UUID_LEN + 1]; /* the workspace of this session */
-    char role[12];                   /* role in that workspace */
     int prole;                       /* the same as enum role (perm.h) */
     struct outq q;                   /* frames waiting for WRITEABLE */
     unsigned char *rx;               /* reassembly of a fragmented message, or NULL */
@@ -79,7 +78,7 @@ struct conn {
     uint32_t nreqs;                  /* creqs linked: work not yet answered (creq_link) */
     uint32_t pacing;                 /* sends waiting for their pace (send.c) */
     uint16_t close_code;             /* status for the close frame */
-    char close_reason[48];           /* reason for the close frame */
+    const char *close_reason;        /* reason for the close frame (a literal) */
     struct http_req *req;            /* HTTP: the request being served, or NULL */
     char token_id[PP_UUID_LEN + 1];  /* the token this session authenticated with */
     bool avatar;                     /* the person is an avatar (bot) */
@@ -113,7 +112,8 @@ void conn_reply_ok(struct conn *c, int64_t id, const char *result, size_t len);
 void conn_reply_err(struct conn *c, int64_t id, enum pp_err_code code, const char *msg);
 
 /* Closes asynchronously with a WebSocket close code; queued frames are
- * dropped at once so their memory is freed now. */
+ * dropped at once so their memory is freed now. reason is kept, not copied
+ * (a literal; a close frame carries at most 123 bytes of it). */
 void conn_close(struct conn *c, uint16_t code, const char *reason);
 /* Closes after what is already queued has been written (shutdown: replies
  * to commands already answered must still reach the client). */

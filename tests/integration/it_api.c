@@ -554,6 +554,8 @@ static void logout_closes_websockets_on_both_gateways(void **state)
     hres_free(&r);
     assert_int_equal(wsc_wait_closed(a, 3000), 1008);
     assert_int_equal(wsc_wait_closed(b, 3000), 1008);
+    assert_string_equal(wsc_close_reason(a), "access revoked");
+    assert_string_equal(wsc_close_reason(b), "access revoked");
     /* The other session stays. */
     cJSON *p = wsc_request(other, 3000, "\"op\":\"ping\"");
     assert_non_null(p);

@@ -120,6 +120,7 @@ static void unauthenticated_connection_is_closed(void **state)
     int code = wsc_wait_closed(c, 5000);
     uint64_t dt = it_now_ms() - t0;
     assert_int_equal(code, 1008);
+    assert_string_equal(wsc_close_reason(c), "auth timeout");
     assert_true(dt >= 1000 && dt < 4500);
     wsc_close(c);
 }

@@ -26,6 +26,7 @@ struct wsc {
     cJSON **q; /* queued objects (ring) */
     size_t qhead, qlen;
     int close_code;    /* 0: open; >0 close frame code; -1 EOF without close */
+    char close_reason[124]; /* its reason (a close frame carries at most 123 bytes) */
     int64_t next_id;   /* command ids */
     unsigned messages; /* WebSocket messages received (an array counts once) */
     char *frag;        /* reassembly of fragmented server messages */
@@ -33,6 +34,11 @@ struct wsc {
 };
 
 static void parse(struct wsc *c);
+
+const char *wsc_close_reason(const struct wsc *c)
+{
+    return c->close_reason;
+}
 
 unsigned wsc_messages(const struct wsc *c)
 {
@@ -263,6 +269,10 @@ static void parse(struct wsc *c)
         const char *pl = (const char *)f.payload;
         if (f.opcode == 8) {
             c->close_code = wscl_close_code(&f);
+            size_t rl = f.len > 2 ? f.len - 2 : 0;
+            if (rl >= sizeof c->close_reason) rl = sizeof c->close_reason - 1;
+            memcpy(c->close_reason, pl + (f.len > 2 ? 2 : 0), rl);
+            c->close_reason[rl] = '\0';
         } else if (f.opcode == 9) {
             wsc_send_raw(c, 0x8a, pl, f.len);
         } else if (f.opcode == 1 || f.opcode == 0) {

@@ -64,6 +64,8 @@ int wsc_queued(struct wsc *c);
  * connection ended without a close frame. Waits up to timeout_ms reading. */
 int wsc_wait_closed(struct wsc *c, int timeout_ms);
 bool wsc_is_closed(const struct wsc *c);
+/* The reason in the server's close frame ("" when none came). */
+const char *wsc_close_reason(const struct wsc *c);
 /* WebSocket messages received so far; a packed array counts once. */
 unsigned wsc_messages(const struct wsc *c);
 
