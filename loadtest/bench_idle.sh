@@ -25,9 +25,11 @@
 # What it counts: the gateways' RSS (VmRSS from /proc) before the first
 # connection and while every connection is held, over the connections held;
 # PostgreSQL and Redis keep state per person and per room, not per
-# connection, and are reported beside it, not in it. "Dropped": connections
-# parley-load saw closed, and, from the gateways' side, descriptors open at
-# the end of the hold against those at the start of it.
+# connection, and are reported beside it, not in it. The hold's figures come
+# from the last sample in which the gateways held every connection (their
+# descriptors over those at the start). "Dropped": connections parley-load
+# saw closed during the hold; the gateways' side is checked only in that
+# it reached every connection.
 #
 # Starts its own PostgreSQL and Redis (scripts/services.sh) and gateways on
 # free loopback ports under a temp dir; stops all of them and removes the dir
@@ -132,7 +134,9 @@ sleep 1
 # heap: the gateways' summed heap bytes "in use free" (KB).
 heap() {
   for p in "${ports[@]}"; do
-    curl -s --max-time 5 -H "Authorization: Bearer $(cat "$state/metrics.token")" "http://127.0.0.1:$p/metrics"
+    # a gateway that does not answer adds nothing (the table row is then
+    # low), and never stops the run before its report
+    curl -sf --max-time 5 -H "Authorization: Bearer $(cat "$state/metrics.token")" "http://127.0.0.1:$p/metrics" || true
   done | awk '/^parley_heap_in_use_bytes / {u += $2} /^parley_heap_free_bytes / {f += $2} END {printf "%d %d\n", u / 1024, f / 1024}'
 }
 heap0=$(heap)
@@ -218,9 +222,9 @@ print("| connections authenticated and joined (parley-load) | %d |" % held)
 print("| closed during the hold (parley-load, dead) | %d |" % r["dead"])
 if r["errors_by_code"]:
     print("| errors by code | %s |" % json.dumps(r["errors_by_code"]))
-print("| held by the gateways at the end of the hold (descriptors over the start) | %d |" % fd_held)
+print("| held by the gateways at the last sample with all up (descriptors over the start) | %d |" % fd_held)
 print("| KB of gateway RSS per connection, all joined (parley-load) | %.2f |" % r["kb_per_connection"])
-print("| KB of gateway RSS per connection, end of the hold | %.2f |" % ((rss_held - rss0) / max(fd_held, 1)))
+print("| KB of gateway RSS per connection, end of the hold (last sample with all up) | %.2f |" % ((rss_held - rss0) / max(fd_held, 1)))
 hu0, hf0 = (int(x) for x in sys.argv[23].split())
 hua, hfa = (int(x) for x in sys.argv[24].split())
 hu1, hf1 = (int(x) for x in sys.argv[25].split())
