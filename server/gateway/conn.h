@@ -131,7 +131,8 @@ bool conn_low_water(const struct conn *c);
 /* Sweep: closes c as a slow consumer when frames have waited in its
  * out-queue for outq_stall_ms without a write (the peer reads nothing).
  * frozen: the loop itself did not run for a while (the process was stopped
- * or starved), so nobody had a chance to write: restart the clock instead. */
+ * or starved), so nobody had a chance to write: restart the clock instead.
+ * An empty out-queue that has not moved for 10 s gives its ring back. */
 void conn_check_stall(struct conn *c, uint64_t now, bool frozen);
 
 /* LWS_CALLBACK_SERVER_WRITEABLE: 0, or -1 to close. */

@@ -61,6 +61,15 @@ void outq_pop(struct outq *q)
     }
 }
 
+void outq_release(struct outq *q)
+{
+    if (q->count) return;
+    mem_free(q->ring);
+    q->ring = NULL;
+    q->cap = 0;
+    q->head = 0;
+}
+
 void outq_clear(struct outq *q)
 {
     while (q->count)

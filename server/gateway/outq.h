@@ -38,5 +38,8 @@ struct frame *outq_peek(const struct outq *q, uint32_t i);
 void outq_pop(struct outq *q);
 /* Drops every frame and the ring. */
 void outq_clear(struct outq *q);
+/* An empty queue gives its ring back (the next push allocates the smallest
+ * again): for connections idle a while, not after every write. */
+void outq_release(struct outq *q);
 
 #endif

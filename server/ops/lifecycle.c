@@ -151,7 +151,7 @@ static void on_sweep(uv_timer_t *t)
     if (a->draining && !a->stopped) drain_step(a);
 }
 
-/* Once a second: trim the heap after a burst of connections (mem.c);
+/* Once a second: give the heap's unused pages back when they grew (mem.c);
  * revalidate sessions every minute (revocations missed while
  * Redis was away, tokens that expired while connected) and anonymise old
  * visit-log IPs on the configured period, the first time shortly after start. */

@@ -618,7 +618,7 @@ struct sub *room_sub_new(struct conn *c, const char *room_id, int64_t join_id, b
                          int64_t since)
 {
     if (c->nsubs == c->subs_cap) {
-        uint32_t ncap = c->subs_cap ? c->subs_cap * 2 : 4;
+        uint32_t ncap = c->subs_cap ? c->subs_cap * 2 : 3; /* 24 B: malloc's least chunk */
         struct sub **n = mem_realloc(c->subs, ncap * sizeof *n);
         if (!n) return NULL;
         c->subs = n;

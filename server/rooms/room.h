@@ -45,15 +45,15 @@ struct sub {
     char room_id[PP_UUID_LEN + 1]; /* the room, also while checking */
     struct sub *prev, *next;       /* in room's member list */
     enum sub_state state;          /* see enum */
+    bool has_since;                /* join asked for recovery (from since) */
+    bool wait_drain;               /* replay paused until the out-queue drains below low water */
+    bool pres_snap;                /* the presence snapshot was sent */
     int64_t pos;                   /* last seq given to this connection */
     int64_t join_id;               /* command id of the pending join */
     uint64_t join_t0;              /* uv_hrtime at the join command, for latency */
-    bool has_since;                /* join asked for recovery */
-    int64_t since;                 /* ... from this seq */
-    bool wait_drain;               /* replay paused until the out-queue drains below low water */
+    int64_t since;                 /* recovery from this seq, when has_since */
     struct replay_fetch *fetch;    /* replay query in flight, or NULL (replay.h) */
     struct ticket *check;          /* join authorisation query in flight, or NULL */
-    bool pres_snap;                /* the presence snapshot was sent */
     uint64_t epoch;                /* app access_epoch when the join check was sent */
 };
 

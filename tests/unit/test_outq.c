@@ -144,6 +144,17 @@ static void outq_shrinks_when_drained(void **state)
     outq_pop(&q);
     assert_non_null(q.ring);
     assert_int_equal(q.cap, 4);
+    /* Released only when empty (an idle connection's, conn.c). */
+    outq_push(&q, f, &lim);
+    outq_release(&q);
+    assert_non_null(q.ring);
+    assert_int_equal(q.count, 1);
+    outq_pop(&q);
+    outq_release(&q);
+    assert_null(q.ring);
+    assert_int_equal(q.cap, 0);
+    assert_int_equal(outq_push(&q, f, &lim), 0);
+    assert_ptr_equal(outq_peek(&q, 0), f);
     outq_clear(&q);
     frame_unref(f);
 }
