@@ -26,8 +26,8 @@
 # connection and while every connection is held, over the connections held;
 # PostgreSQL and Redis keep state per person and per room, not per
 # connection, and are reported beside it, not in it. The hold's figures come
-# from the last sample in which the gateways held every connection (their
-# descriptors over those at the start). "Dropped": connections parley-load
+# from the last sample but one in which the gateways held every connection
+# (their descriptors over those at the start). "Dropped": connections parley-load
 # saw closed during the hold; the gateways' side is checked only in that
 # it reached every connection.
 #
@@ -161,17 +161,19 @@ timeout --signal=TERM "$limit" "$load" --fixture "$state/fixture" "${gwargs[@]}"
   --duration "$hold" --setup-s "$setup" --procs "$procs" --sources "$sources" --connect-rate "$rate" --json \
   >"$state/out.json" 2>"$state/load.err" &
 loadpid=$!
-# Sample while it runs. The hold is judged by the last sample in which the
-# gateways held every connection (one more descriptor each than at the
-# start): the generator closes everything at its end, and a connection lost
-# during the hold is counted by parley-load (dead). Sampling 100,000
-# descriptors takes seconds, so a window in time from the first full sample
-# judged the start of the hold, not its end.
-peak=0 rss_held=0 fd_held=0 t_full="" heap_held="0 0" heap_first="0 0"
+# Sample while it runs. The hold is judged by the last sample but one in
+# which the gateways held every connection (one more descriptor each than at
+# the start): the generator closes everything at its end, and the figures
+# read after a sample's descriptor count (the heap, CPU) may already see
+# that close in the last one. A connection lost during the hold is counted
+# by parley-load (dead). Sampling 100,000 descriptors takes seconds, so a
+# time window from the first full sample judged the start of the hold.
+peak=0 rss_held=0 fd_held=0 t_full="" heap_held="0 0" heap_first="0 0" pend=""
 # The hold's own cost (nothing but idle upkeep: presence, pings): gateway
 # CPU ticks and Redis commands from its first sample to the judged one.
 cmds() { redis-cli -p "$redis_port" info stats | awk -F: '/^total_commands_processed:/ {print $2+0}'; }
 h0="" h1="" hc0=0 hc1=0 ht0=0 ht1=0
+judge() { read -r rss_held fd_held h1 hc1 ht1 hu hf <<<"$pend"; heap_held="$hu $hf"; }
 while kill -0 "$loadpid" 2>/dev/null; do
   sleep 2
   r=$(kb "${pids[@]}")
@@ -180,13 +182,19 @@ while kill -0 "$loadpid" 2>/dev/null; do
   printf '\r[%4ds] gateways hold %6d connections, RSS %5d MB' "$((now - t0))" "$held" "$((r / 1024))" >&2
   if [ "$held" -ge "$conns" ]; then
     t_full=${t_full:-$now}
-    rss_held=$r fd_held=$held heap_held=$(heap)
+    hp=$(heap)
     c=$(svc_cpu_ticks "${pids[@]}" | awk '{s += $1} END {print s}')
-    if [ -z "$h0" ]; then h0=$c hc0=$(cmds) ht0=$(date +%s.%N) heap_first=$heap_held; else h1=$c hc1=$(cmds) ht1=$(date +%s.%N); fi
+    hc=$(cmds) ht=$(date +%s.%N)
+    if [ -z "$h0" ]; then h0=$c hc0=$hc ht0=$ht heap_first=$hp; fi
+    [ -n "$pend" ] && judge # the one before this is whole
+    pend="$r $held $c $hc $ht $hp"
   elif [ -z "$t_full" ] && [ "$held" -gt "$peak" ]; then
     peak=$held rss_held=$r fd_held=$held heap_held=$(heap) # never all up: the most held
   fi
 done
+# A hold with one full sample is judged by it.
+[ -n "$pend" ] && [ "$fd_held" -lt "$conns" ] && judge
+[ "${h1:-0}" = "$h0" ] && h1="" # one sample: no window for the hold's cost
 rc=0
 wait "$loadpid" || rc=$?
 loadpid=""
@@ -222,9 +230,9 @@ print("| connections authenticated and joined (parley-load) | %d |" % held)
 print("| closed during the hold (parley-load, dead) | %d |" % r["dead"])
 if r["errors_by_code"]:
     print("| errors by code | %s |" % json.dumps(r["errors_by_code"]))
-print("| held by the gateways at the last sample with all up (descriptors over the start) | %d |" % fd_held)
+print("| held by the gateways near the end of the hold (descriptors over the start) | %d |" % fd_held)
 print("| KB of gateway RSS per connection, all joined (parley-load) | %.2f |" % r["kb_per_connection"])
-print("| KB of gateway RSS per connection, end of the hold (last sample with all up) | %.2f |" % ((rss_held - rss0) / max(fd_held, 1)))
+print("| KB of gateway RSS per connection, end of the hold | %.2f |" % ((rss_held - rss0) / max(fd_held, 1)))
 hu0, hf0 = (int(x) for x in sys.argv[23].split())
 hua, hfa = (int(x) for x in sys.argv[24].split())
 hu1, hf1 = (int(x) for x in sys.argv[25].split())
