@@ -9,7 +9,8 @@
 #   nchan      nginx + nchan (Debian's libnginx-mod-nchan, a C pub/sub
 #              server), two workers sharing nchan's memory store, no
 #              persistence (loadtest/peers/nchan); installed when missing
-# Each round runs every system (ours first), at least three rounds; the
+# Each round runs every system (ours first in odd rounds, last in even
+# ones), at least three rounds; the
 # report gives medians and ratios against Parley.
 #
 #   loadtest/bench.sh [rounds] [rate per client] [seconds]     (defaults: 3 5 10)
@@ -24,7 +25,7 @@
 #                          chat); idle reports each system's memory per idle
 #                          connection instead of rates; reconnect only for
 #                          parley (the peers have no recovery)
-#   BENCH_SYSTEMS="parley socketio"      which systems, in this order (default
+#   BENCH_SYSTEMS="parley socketio"      which systems, in this order in odd rounds (default
 #                          all five; parley first, as the ratios' numerator)
 #   BENCH_PROCS=2          generator processes (one process holds at most
 #                          its file limit of connections)
@@ -293,8 +294,15 @@ results=$state/results # where measure appends (the rate search uses its own)
 
 # The raw floor in the same run: one small frame per write(2) on loopback.
 floor=$("$root/build/loadtest/parley-floor" 300000 120)
+# The order turns every round: on this machine the system that runs first
+# in a round did markedly worse (p50 393 against 57 ms in one A/B of two
+# builds, 113 against 88 ms with the order swapped), so a fixed order biased
+# every ratio against the first-named system.
+rev=$(echo "$systems" | tr ' ' '\n' | sed '/^$/d' | tac | tr '\n' ' ')
 for i in $(seq 1 "$rounds"); do
-  for sys in $systems; do run_system "$sys"; done
+  order=$systems
+  [ $((i % 2)) = 0 ] && order=$rev
+  for sys in $order; do run_system "$sys"; done
 done
 
 echo "$floor" >"$state/floor"
