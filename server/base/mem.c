@@ -82,9 +82,9 @@ void mem_hook_json(void)
  * not walked again and again. A gateway under steady churn (over about 25
  * reconnections a second, 4 events each) has no quiet tick and is never
  * trimmed: the churn itself reuses the holes. */
-#define TRIM_QUIET 100        /* connection events in a tick: still settled */
-#define TRIM_EVERY 10         /* ticks (seconds) between looks at the heap */
-#define TRIM_GAIN (2u << 20)  /* bytes of new slack worth a trim */
+#define TRIM_QUIET 100       /* connection events in a tick: still settled */
+#define TRIM_EVERY 10        /* ticks (seconds) between looks at the heap */
+#define TRIM_GAIN (2u << 20) /* bytes of new slack worth a trim */
 
 bool mem_trim_looks(const struct mem_trim *t, uint64_t events)
 {

@@ -68,12 +68,12 @@ struct pentry {
 };
 
 struct pview {
-    uint32_t n;                      /* people */
-    struct pentry *people;           /* them, sorted by id */
-    uint32_t nlocal;                 /* this gateway's people at the last tick */
-    char (*local)[PP_UUID_LEN + 3];  /* "person|a" entries written by this gateway */
-    bool known;                      /* read at least once */
-    bool pending;                    /* a read is in flight */
+    uint32_t n;                     /* people */
+    struct pentry *people;          /* them, sorted by id */
+    uint32_t nlocal;                /* this gateway's people at the last tick */
+    char (*local)[PP_UUID_LEN + 3]; /* "person|a" entries written by this gateway */
+    bool known;                     /* read at least once */
+    bool pending;                   /* a read is in flight */
     uint8_t dirty;      /* ticks that still read: a hint came (2: it may overtake its write) */
     uint32_t epoch;     /* the presence epoch at the last read */
     int64_t written_ms; /* wall ms of the last refresh (ZADD); 0: never */

@@ -25,11 +25,11 @@ struct wsc {
     size_t len, cap;
     cJSON **q; /* queued objects (ring) */
     size_t qhead, qlen;
-    int close_code;    /* 0: open; >0 close frame code; -1 EOF without close */
+    int close_code;         /* 0: open; >0 close frame code; -1 EOF without close */
     char close_reason[124]; /* its reason (a close frame carries at most 123 bytes) */
-    int64_t next_id;   /* command ids */
-    unsigned messages; /* WebSocket messages received (an array counts once) */
-    char *frag;        /* reassembly of fragmented server messages */
+    int64_t next_id;        /* command ids */
+    unsigned messages;      /* WebSocket messages received (an array counts once) */
+    char *frag;             /* reassembly of fragmented server messages */
     size_t frag_len;
 };
 
