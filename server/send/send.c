@@ -115,6 +115,15 @@ void send_decide(const struct send_facts *f, struct send_decision *d)
             }
         return;
     }
+    /* Each redaction becomes a placeholder of up to 23 bytes, so a body of
+     * many short ones can grow far past what was sent. Readers, exports and
+     * clients rely on max_body (the hello says it): such a body is refused,
+     * never stored longer or cut. */
+    if (v && v->text && v->len > f->max_body) {
+        refuse(d, PP_E_BODY_TOO_LONG, "body: longer than the limit once the guidelines' "
+                                      "redactions are applied");
+        return;
+    }
     d->refund = false;
     /* A rewritten body replaces the original, which is never stored. */
     d->rewrite = v && v->text;
@@ -411,7 +420,8 @@ static void decide(struct app *a, struct conn *c, const struct rc_room *r, const
                            .room = r,
                            .behind = c->pacing > 0,
                            .pace = w ? w->paced : SEND_PACE_UNASKED,
-                           .pv = w ? &w->pace : NULL};
+                           .pv = w ? &w->pace : NULL,
+                           .max_body = a->cfg.max_body};
     const struct pace *pc = f.pace == SEND_PACE_OK ? &w->pace : NULL;
     struct gl_verdict v = {.action = GL_ALLOW, .decisive = -1};
     struct send_decision d;

@@ -79,6 +79,7 @@ struct send_facts {
     const struct pace *pv;      /* SEND_PACE_OK/SLOW: the result */
     int eval_err;               /* gl_eval's error: -EILSEQ (not UTF-8), -ENOMEM */
     const struct gl_verdict *v; /* the guidelines' verdict, NULL: not evaluated */
+    size_t max_body;            /* --max-body: a rewrite longer than this is refused */
 };
 
 enum send_act {

@@ -70,7 +70,8 @@ static int setup(void **state)
                                .person = ME,
                                .now_ms = NOW,
                                .room = &x->room,
-                               .pace = SEND_PACE_UNASKED};
+                               .pace = SEND_PACE_UNASKED,
+                               .max_body = 4096};
     *state = x;
     return 0;
 }
@@ -424,6 +425,31 @@ static void rewrite_is_the_verdicts_text(void **state)
     assert_string_equal(x->v.text, "mail [email removed] about *****");
 }
 
+/* A rewrite longer than max_body (a redaction's placeholder is longer
+ * than what it replaces) is refused, and a paced send is given back; one
+ * of exactly max_body is stored. */
+static void rewrite_past_max_body_is_refused(void **state)
+{
+    struct fixture *x = *state;
+    struct send_decision d;
+    const char *text = "mail a@b.example about delta";
+    const size_t out = strlen("mail [email removed] about *****");
+    assert_true(out > strlen(text));
+    x->f.max_body = out;
+    decide_text(x, text, &d);
+    assert_int_equal(d.act, SEND_STORE);
+    assert_true(d.rewrite);
+    x->f.max_body = out - 1;
+    x->f.pace = SEND_PACE_OK;
+    x->f.pv = &x->pv;
+    decide_text(x, text, &d);
+    assert_int_equal(d.act, SEND_REFUSE);
+    assert_int_equal(d.code, PP_E_BODY_TOO_LONG);
+    assert_non_null(strstr(d.msg, "redactions"));
+    assert_false(d.rewrite);
+    assert_true(d.refund);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -445,6 +471,7 @@ int main(void)
         T(refused_after_counting_is_refunded),
         T(strictest_wins),
         T(rewrite_is_the_verdicts_text),
+        T(rewrite_past_max_body_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
