@@ -70,7 +70,7 @@ static void on_join_check(void *ud, PGresult *res, int err)
     struct sub *s = obj;
     if (!c || !s) return; /* closed, or left (the leave answered the join) */
     struct app *a = c->app;
-    s->check = NULL;
+    s->join->check = NULL;
     if (err) {
         reply_db_error(c, id, err);
         room_sub_leave(a, s);
@@ -88,7 +88,7 @@ static void on_join_check(void *ud, PGresult *res, int err)
     } else if (PQgetvalue(res, 0, 0)[0] != 't') {
         conn_reply_err(c, id, PP_E_FORBIDDEN, "you may not join this room");
         room_sub_leave(a, s);
-    } else if (s->epoch != a->access_epoch) {
+    } else if (s->join->epoch != a->access_epoch) {
         /* A room access change arrived while this check ran: its answer
          * may predate the change, so it is asked again. */
         int rc = join_check(c, s, id);
@@ -108,15 +108,15 @@ static int join_check(struct conn *c, struct sub *s, int64_t id)
     struct app *a = c->app;
     struct ticket *t = ticket_new(c, id, s);
     if (!t) return -ENOMEM;
-    s->check = t;
-    s->epoch = a->access_epoch;
+    s->join->check = t;
+    s->join->epoch = a->access_epoch;
     const char *v[5] = {s->room_id, c->workspace, c->person, c->token_id,
                         perm_allows((enum role)c->prole, P_ROOMS_MANAGE) ? "t" : "f"};
     int rc = db_query(a->db, -1, ST_JOIN_CHECK, 5, v, NULL, NULL, on_join_check, t);
     if (rc) {
         int64_t tid;
         ticket_done(t, -1, &tid, NULL);
-        s->check = NULL;
+        s->join->check = NULL;
     }
     return rc;
 }
@@ -128,7 +128,7 @@ static void op_join(struct conn *c, const struct pp_cmd *cmd)
         conn_reply_err(c, cmd->id, PP_E_FORBIDDEN, "your role may not join rooms");
         return;
     }
-    if (room_find_sub(c, cmd->room.str)) {
+    if (sub_find(c, cmd->room.str)) {
         conn_reply_err(c, cmd->id, PP_E_ALREADY_JOINED, "already joined");
         return;
     }
@@ -136,7 +136,7 @@ static void op_join(struct conn *c, const struct pp_cmd *cmd)
         conn_reply_err(c, cmd->id, PP_E_TOO_MANY_ROOMS, "too many rooms on this connection");
         return;
     }
-    struct sub *s = room_sub_new(c, cmd->room.str, cmd->id, cmd->has_since, cmd->since);
+    struct sub *s = sub_new(c, cmd->room.str, cmd->id, cmd->has_since, cmd->since);
     if (!s) {
         conn_reply_err(c, cmd->id, PP_E_INTERNAL, "out of memory");
         return;
@@ -163,13 +163,13 @@ static void reply_room(struct conn *c, int64_t id, const char *room)
 
 static void op_leave(struct conn *c, const struct pp_cmd *cmd)
 {
-    struct sub *s = room_find_sub(c, cmd->room.str);
+    struct sub *s = sub_find(c, cmd->room.str);
     if (!s) {
         conn_reply_err(c, cmd->id, PP_E_NOT_JOINED, "not joined");
         return;
     }
     if (s->state == SUB_CHECKING || s->state == SUB_WAITING)
-        conn_reply_err(c, s->join_id, PP_E_NOT_JOINED, "left before the join completed");
+        conn_reply_err(c, s->join->id, PP_E_NOT_JOINED, "left before the join completed");
     room_sub_leave(c->app, s);
     reply_room(c, cmd->id, cmd->room.str);
 }
@@ -178,7 +178,7 @@ static void op_leave(struct conn *c, const struct pp_cmd *cmd)
 
 static struct sub *joined(struct conn *c, const struct pp_cmd *cmd)
 {
-    struct sub *s = room_find_sub(c, cmd->room.str);
+    struct sub *s = sub_find(c, cmd->room.str);
     if (!s || s->state == SUB_CHECKING || s->state == SUB_WAITING) {
         conn_reply_err(c, cmd->id, PP_E_NOT_JOINED, "join the room first");
         return NULL;

@@ -78,13 +78,12 @@ void mem_hook_json(void)
  *
  * When: on a quiet tick (a trim walks the heap, never in a burst), at most
  * every TRIM_EVERY ticks, and only if the resident memory that is not live
- * heap grew by TRIM_GAIN since the last trim: a heap already given back is
+ * heap grew by MEM_TRIM_GAIN since the last trim: a heap already given back is
  * not walked again and again. A gateway under steady churn (over about 25
  * reconnections a second, 4 events each) has no quiet tick and is never
  * trimmed: the churn itself reuses the holes. */
-#define TRIM_QUIET 100       /* connection events in a tick: still settled */
-#define TRIM_EVERY 10        /* ticks (seconds) between looks at the heap */
-#define TRIM_GAIN (2u << 20) /* bytes of new slack worth a trim */
+#define TRIM_QUIET 100 /* connection events in a tick: still settled */
+#define TRIM_EVERY 10  /* ticks (seconds) between looks at the heap */
 
 bool mem_trim_looks(const struct mem_trim *t, uint64_t events)
 {
@@ -109,7 +108,7 @@ bool mem_trim_due(struct mem_trim *t, uint64_t events, size_t resident, size_t i
     }
     t->ticks = 0;
     if (slack < t->floor) t->floor = slack; /* the least seen is what a trim leaves */
-    return slack >= t->floor + TRIM_GAIN;
+    return slack >= t->floor + MEM_TRIM_GAIN;
 }
 
 /* Resident bytes of this process, 0 if unknown. */

@@ -36,6 +36,11 @@ struct mem_trim {
     bool looked;     /* floor is set */
     size_t floor;    /* resident bytes not in live heap after the last trim (or the least seen) */
 };
+/* New slack (resident bytes not in live heap) worth a trim. Each trim walks
+ * the heap (milliseconds at 60 MB) at most every 10 s, so the gain is small:
+ * what is left above the floor is charged to every connection, and 2 MB was
+ * 0.14 KB of each of 14,000 idle ones on a gateway (BENCHMARKS.md). */
+#define MEM_TRIM_GAIN ((size_t)512 << 10)
 /* Whether this tick looks at the heap: the first one (a baseline), then a
  * quiet one every 10 s. */
 bool mem_trim_looks(const struct mem_trim *t, uint64_t events);

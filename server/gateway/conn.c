@@ -9,6 +9,9 @@
 #include <libwebsockets.h>
 #include <string.h>
 
+/* 424 bytes and malloc's 8 are a 432-byte chunk (conn.h). */
+_Static_assert(sizeof(struct conn) <= 424, "struct conn grew past a 432-byte chunk");
+
 /* A close frame's reason: its payload is at most 125 bytes, 2 of them the code. */
 #define CLOSE_REASON_MAX 123
 /* An empty out-queue's ring is given back after this long without a write. */

@@ -51,6 +51,9 @@ struct ticket {
     uint64_t t0;    /* uv_hrtime when the command arrived, for latency */
 };
 
+/* One per connection for as long as it is open (lws's per-session data):
+ * the small fields are packed beside token_id so that it takes a 432-byte
+ * chunk (BENCHMARKS.md, memory per idle connection). */
 struct conn {
     struct app *app;                 /* owner of everything */
     struct lws *wsi;                 /* the lws connection */
@@ -77,21 +80,21 @@ struct conn {
     struct creq reqs;                /* sentinel of in-flight work */
     uint32_t nreqs;                  /* creqs linked: work not yet answered (creq_link) */
     uint32_t pacing;                 /* sends waiting for their pace (send.c) */
-    uint16_t close_code;             /* status for the close frame */
     const char *close_reason;        /* reason for the close frame (a literal) */
     struct http_req *req;            /* HTTP: the request being served, or NULL */
     char token_id[PP_UUID_LEN + 1];  /* the token this session authenticated with */
     bool avatar;                     /* the person is an avatar (bot) */
     bool revalidating;               /* in the token check in flight (ctl.c) */
+    bool flush_waiting;              /* in app's flush list */
+    bool dirty;                      /* in app's dirty list: written at the end of this turn */
+    uint16_t close_code;             /* status for the close frame */
     uint64_t typing_at;              /* uv_now of the last typing event sent (rate limit) */
     const char *ua_os, *ua_browser;  /* User-Agent families at the handshake */
     uint64_t wrote_at;               /* uv_now of the last write (write coalescing) */
     uint64_t moved_at;               /* uv_now the out-queue last moved (first frame, write) */
-    bool flush_waiting;              /* in app's flush list */
-    struct conn *flush_prev;         /* neighbours in that list */
+    struct conn *flush_prev;         /* neighbours in the flush list */
     struct conn *flush_next;         /* (NULL at its ends) */
-    bool dirty;                      /* in app's dirty list: written at the end of this turn */
-    struct conn *dirty_prev;         /* neighbours in that list */
+    struct conn *dirty_prev;         /* neighbours in the dirty list */
     struct conn *dirty_next;         /* (NULL at its ends) */
 };
 

@@ -331,13 +331,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 /* Memory per idle connection (BENCHMARKS.md): lws allocates RX_BUFFER
  * (+ LWS_PRE + 4) per WebSocket for as long as it is open. A message longer
  * than that arrives in several RECEIVE callbacks and ws_receive reassembles
- * it (up to max_frame), so this bounds only the piece size, not the message
- * size. 256 holds auth, join, receipts and a send of a short line whole
- * (longer ones take a pooled buffer); 512 cost 0.25 KB more on every idle
- * connection, 8% of the whole at 100,000. TX_PACKET keeps writes as they were:
+ * it (up to max_frame) in a pooled buffer, so this bounds only the piece
+ * size, not the message size. 128 holds auth, join and receipts whole, and
+ * a control frame (at most 125 bytes of payload, RFC 6455 5.5), which lws
+ * keeps in this buffer: it must not go lower. A send of more than a few
+ * words is reassembled; at 256 every idle connection cost 0.13 KB more, and
+ * at 512 0.38 KB. TX_PACKET keeps writes as they were:
  * with tx_packet_size 0, lws 4.1 caps each socket write at rx_buffer_size
  * (+ LWS_PRE + 4) and buffers the rest for the next POLLOUT (output.c). */
-#define RX_BUFFER 256
+#define RX_BUFFER 128
 #define TX_PACKET 4096
 /* lws's buffer for a request's headers (one per request in progress, kept
  * off the malloc heap by lwsmem.c). lws closes a request that overflows it

@@ -68,18 +68,18 @@ struct pentry {
 
 /* Who is online in a room (distinct people), as last read from Redis. */
 struct pview {
-    uint32_t n;                     /* people */
-    struct pentry *people;          /* them, sorted by id */
-    uint32_t nlocal;                /* this gateway's people at the last tick */
-    char (*local)[PP_UUID_LEN + 3]; /* "person|a" entries written by this gateway */
-    bool known;                     /* read at least once */
-    bool pending;                   /* a read is in flight */
-    uint8_t dirty;      /* ticks that still read: a hint came (2: it may overtake its write) */
-    uint32_t epoch;     /* the presence epoch at the last read */
-    int64_t written_ms; /* wall ms of the last refresh (ZADD); 0: never */
-    int64_t read_ms;    /* wall ms of the last read */
-    uint64_t sig;       /* local_sig at the last write */
-    uint32_t nsig;      /* and the count it was over */
+    uint32_t n;            /* people */
+    struct pentry *people; /* them, sorted by id */
+    uint32_t nlocal;       /* this gateway's people at the last tick */
+    struct pentry *local;  /* their entries as written, sorted (local_cmp) */
+    bool known;            /* read at least once */
+    bool pending;          /* a read is in flight */
+    uint8_t dirty;         /* ticks that still read: a hint came (2: it may overtake its write) */
+    uint32_t epoch;        /* the presence epoch at the last read */
+    int64_t written_ms;    /* wall ms of the last refresh (ZADD); 0: never */
+    int64_t read_ms;       /* wall ms of the last read */
+    uint64_t sig;          /* local_sig at the last write */
+    uint32_t nsig;         /* and the count it was over */
 };
 
 /* A read in flight: the room is found again by id when it is answered. */
@@ -114,12 +114,6 @@ uint32_t presence_people(const struct pview *v)
 static void presence_key(const char *room, char *key, size_t cap)
 {
     snprintf(key, cap, "parley:presence:{%s}", room); /* a room's keys share a slot */
-}
-
-/* An entry as written: "person|gateway|avatar", from a local "person|a". */
-static void entry(const struct presence *p, const char *local, char *out, size_t cap)
-{
-    snprintf(out, cap, "%.36s|%s|%c", local, p->gw, local[PP_UUID_LEN + 1]);
 }
 
 static void live_key(const char *gw, char *key, size_t cap)
@@ -170,6 +164,14 @@ static void id_text(const uint8_t id[ID_BYTES], char out[PP_UUID_LEN + 1])
         out[k++] = hex[id[i] & 15];
     }
     out[k] = '\0';
+}
+
+/* An entry as written: "person|gateway|avatar", from a local one. */
+static void entry(const struct presence *p, const struct pentry *local, char *out, size_t cap)
+{
+    char id[PP_UUID_LEN + 1];
+    id_text(local->id, id);
+    snprintf(out, cap, "%s|%s|%c", id, p->gw, local->avatar ? '1' : '0');
 }
 
 /* Encodes a presence push: the snapshot (list) or a diff, or just the count
@@ -243,9 +245,10 @@ static int pentry_cmp(const void *x, const void *y)
     return memcmp(((const struct pentry *)x)->id, ((const struct pentry *)y)->id, ID_BYTES);
 }
 
+/* Local entries: by id, then avatar flag (a person's connections agree). */
 static int local_cmp(const void *x, const void *y)
 {
-    return strcmp(x, y);
+    return memcmp(x, y, sizeof(struct pentry));
 }
 
 static void gw_check(struct presence *p, struct gwlive *g);
@@ -345,12 +348,9 @@ static int call(struct presence *p, bus_reply_cb cb, void *ud, int argc, const c
 }
 
 /* Whether cur (k sorted entries) is what was written last tick. */
-static bool local_same(const struct pview *v, char (*cur)[PP_UUID_LEN + 3], uint32_t k)
+static bool local_same(const struct pview *v, const struct pentry *cur, uint32_t k)
 {
-    if (k != v->nlocal) return false;
-    for (uint32_t i = 0; i < k; i++)
-        if (strcmp(cur[i], v->local[i])) return false;
-    return true;
+    return k == v->nlocal && (!k || !memcmp(cur, v->local, k * sizeof *cur));
 }
 
 /* Reads the room back (one read in flight at most). */
@@ -465,7 +465,7 @@ void presence_view_free(struct presence *p, const char *room_id, struct pview *v
             argv[0] = "ZREM";
             argv[1] = key;
             for (uint32_t i = 0; i < v->nlocal; i++) {
-                entry(p, v->local[i], members[i], sizeof members[i]);
+                entry(p, &v->local[i], members[i], sizeof members[i]);
                 argv[2 + i] = members[i];
             }
             call(p, ignore_reply, NULL, 2 + (int)v->nlocal, argv);
@@ -524,18 +524,20 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
         read_if_due(p, room_id, v, t);
         return;
     }
-    char(*cur)[PP_UUID_LEN + 3] = mem_alloc((n ? n : 1) * sizeof *cur);
+    /* 17 bytes a person (kept as v->local, one per room copy on a gateway) */
+    struct pentry *cur = mem_alloc((n ? n : 1) * sizeof *cur);
     if (!cur) return;
     uint32_t k = 0;
     for (struct sub *s = head; s; s = s->next) {
         if (s->state != SUB_LIVE && s->state != SUB_REPLAY) continue;
-        snprintf(cur[k++], sizeof cur[0], "%s|%c", s->conn->person, s->conn->avatar ? '1' : '0');
+        if (id_pack(s->conn->person, cur[k].id)) continue; /* never: auth gave it */
+        cur[k++].avatar = s->conn->avatar;
     }
     /* sorted, a person's several connections once (v->local stays sorted) */
     qsort(cur, k, sizeof *cur, local_cmp);
     uint32_t d = 0;
     for (uint32_t i = 0; i < k; i++)
-        if (!d || strcmp(cur[d - 1], cur[i])) memmove(cur[d++], cur[i], sizeof cur[0]);
+        if (!d || local_cmp(&cur[d - 1], &cur[i])) cur[d++] = cur[i];
     k = d;
     /* The signature moved but not the people (a second connection of
      * someone here): only it is new. */
@@ -567,7 +569,7 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
         argv[argc++] = "ZADD";
         argv[argc++] = key;
         for (uint32_t i = 0; i < k; i++, m++) {
-            entry(p, cur[i], members[m], sizeof members[m]);
+            entry(p, &cur[i], members[m], sizeof members[m]);
             argv[argc++] = exp;
             argv[argc++] = members[m];
         }
@@ -580,10 +582,10 @@ void presence_room(struct presence *p, const char *room_id, struct pview **view,
     for (uint32_t i = 0, j = 0; i < v->nlocal; i++) {
         /* both sorted: walk them together */
         int c = 1;
-        while (j < k && (c = strcmp(cur[j], v->local[i])) < 0)
+        while (j < k && (c = local_cmp(&cur[j], &v->local[i])) < 0)
             j++;
         if (j < k && c == 0) continue; /* still here */
-        entry(p, v->local[i], members[m], sizeof members[m]);
+        entry(p, &v->local[i], members[m], sizeof members[m]);
         argv[argc++] = members[m++];
     }
     if (argc > 2) bad |= call(p, ignore_reply, NULL, argc, argv);

@@ -39,14 +39,14 @@ struct reorder_held {
     void *item;  /* the caller's (a frame) */
 };
 
-struct reorder {
-    bool ready;               /* delivered is known (reorder_start) */
+struct reorder {              /* 48 bytes: one per room copy on a gateway */
     int64_t delivered;        /* last seq handed on */
     int64_t seen;             /* highest seq heard of */
     struct reorder_held *win; /* sorted by seq, all > delivered + 1; NULL when n is 0 */
+    uint64_t gap_since;       /* ms when the gap was noticed; 0: no gap */
     uint32_t n;               /* entries in win */
     uint32_t cap;             /* entries allocated in win */
-    uint64_t gap_since;       /* ms when the gap was noticed; 0: no gap */
+    bool ready;               /* delivered is known (reorder_start) */
     bool fetch_now;           /* the window overflowed: do not wait */
 };
 

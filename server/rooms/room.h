@@ -23,6 +23,7 @@
 #define PARLEY_ROOM_H
 
 #include "conn.h"
+#include "sub.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -32,39 +33,9 @@ struct frame;
 struct room;
 struct replay_fetch;
 
-enum sub_state {
-    SUB_CHECKING, /* join authorisation query in flight; not in a room yet */
-    SUB_WAITING,  /* in the room, waiting for it to learn its last seq */
-    SUB_REPLAY,   /* being given stored messages, paced: after since, or fell behind */
-    SUB_LIVE,     /* receiving fan-out */
-};
-
-struct sub {
-    struct conn *conn;             /* the member connection */
-    struct room *room;             /* NULL while SUB_CHECKING */
-    char room_id[PP_UUID_LEN + 1]; /* the room, also while checking */
-    struct sub *prev, *next;       /* in room's member list */
-    enum sub_state state;          /* see enum */
-    bool has_since;                /* join asked for recovery (from since) */
-    bool wait_drain;               /* replay paused until the out-queue drains below low water */
-    bool pres_snap;                /* the presence snapshot was sent */
-    int64_t pos;                   /* last seq given to this connection */
-    int64_t join_id;               /* command id of the pending join */
-    uint64_t join_t0;              /* uv_hrtime at the join command, for latency */
-    int64_t since;                 /* recovery from this seq, when has_since */
-    struct replay_fetch *fetch;    /* replay query in flight, or NULL (replay.h) */
-    struct ticket *check;          /* join authorisation query in flight, or NULL */
-    uint64_t epoch;                /* app access_epoch when the join check was sent */
-};
-
 int room_registry_new(struct app *a);
 void room_registry_free(struct app *a);
 
-/* The sub for room_id on c, or NULL. */
-struct sub *room_find_sub(struct conn *c, const char *room_id);
-/* Adds a SUB_CHECKING sub to c (NULL on allocation failure). */
-struct sub *room_sub_new(struct conn *c, const char *room_id, int64_t join_id, bool has_since,
-                         int64_t since);
 /* Authorisation passed: enter the room; the join reply is sent when the room
  * knows its position, then replay or live fan-out follows. */
 void room_sub_enter(struct app *a, struct sub *s);

@@ -154,7 +154,7 @@ static cJSON *reply_to(struct wsc *c, int64_t id)
     return NULL;
 }
 
-/* Messages over the gateway's 512-byte receive buffer are reassembled in
+/* Messages over the gateway's receive buffer (ws.c) are reassembled in
  * buffers the gateway keeps for reuse (ws.c): two connections reassembling
  * at the same time, finishing in either order, never share one, also when
  * a third takes the buffer one of them gave back, and every body is stored

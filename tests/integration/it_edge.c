@@ -490,6 +490,51 @@ static void bad_close_frames_get_1002(void **state)
     wsc_close(c);
 }
 
+/* A ping with the largest payload a control frame may carry (125 bytes)
+ * is answered with that payload whole, also between the pieces of a
+ * fragmented command longer than lws's receive buffer (ws.c keeps that
+ * buffer just above 125 bytes: a control frame lives in it), and the
+ * command still arrives whole. */
+static void ping_of_125_bytes_between_fragments(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 1, NULL);
+    struct wsc *c = it_connect_auth(0, w.tok[0]);
+    cJSON_Delete(it_join(c, w.room, -1));
+    unsigned char ping[125];
+    for (size_t i = 0; i < sizeof ping; i++)
+        ping[i] = (unsigned char)(i * 7 + 1);
+    char body[600], cmd[800];
+    memset(body, 'q', sizeof body - 1);
+    body[sizeof body - 1] = 0;
+    int n = snprintf(cmd, sizeof cmd,
+                     "{\"id\":9,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"p125\","
+                     "\"body\":\"%s\"}",
+                     w.room, body);
+    assert_int_equal(wsc_send_raw(c, 0x01, cmd, 300), 0);
+    assert_int_equal(wsc_send_raw(c, 0x89, ping, sizeof ping), 0);
+    assert_int_equal(wsc_send_raw(c, 0x80, cmd + 300, (size_t)n - 300), 0);
+    cJSON *r = wsc_next_reply(c, 5000);
+    assert_non_null(r);
+    assert_null(wsc_err_code(r));
+    assert_int_equal(wsc_int(r, "id"), 9);
+    cJSON_Delete(r);
+    const unsigned char *pong;
+    for (int i = 0; i < 50 && wsc_last_pong(c, &pong) < 0; i++)
+        cJSON_Delete(wsc_next(c, 100));
+    assert_int_equal(wsc_last_pong(c, &pong), (int)sizeof ping);
+    assert_memory_equal(pong, ping, sizeof ping);
+    /* the body was stored whole */
+    cJSON *h = wsc_request(c, 5000, "\"op\":\"history\",\"room\":\"%s\",\"limit\":1", w.room);
+    assert_non_null(h);
+    char *txt = cJSON_PrintUnformatted(h);
+    assert_non_null(strstr(txt, body));
+    free(txt);
+    cJSON_Delete(h);
+    wsc_close(c);
+}
+
 /* ---- write backpressure ------------------------------------------------------ */
 
 /* A sender that outruns the write batcher is stopped reading once half of
@@ -561,6 +606,7 @@ int main(void)
         cmocka_unit_test(metrics_need_the_token),
         cmocka_unit_test(malformed_upgrades_are_refused),
         cmocka_unit_test(bad_close_frames_get_1002),
+        cmocka_unit_test(ping_of_125_bytes_between_fragments),
         cmocka_unit_test(write_backpressure_stops_and_resumes_the_sender),
     };
     return cmocka_run_group_tests(tests, NULL, it_kill_spawned);

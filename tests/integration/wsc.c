@@ -31,6 +31,8 @@ struct wsc {
     unsigned messages;      /* WebSocket messages received (an array counts once) */
     char *frag;             /* reassembly of fragmented server messages */
     size_t frag_len;
+    unsigned char pong[125]; /* payload of the last pong received */
+    int pong_len;            /* its length; -1: none yet */
 };
 
 static void parse(struct wsc *c);
@@ -38,6 +40,12 @@ static void parse(struct wsc *c);
 const char *wsc_close_reason(const struct wsc *c)
 {
     return c->close_reason;
+}
+
+int wsc_last_pong(const struct wsc *c, const unsigned char **payload)
+{
+    *payload = c->pong;
+    return c->pong_len;
 }
 
 unsigned wsc_messages(const struct wsc *c)
@@ -138,6 +146,7 @@ struct wsc *wsc_connect(int port, const struct wsc_opts *o, int *http_status)
     int n = wscl_request(req, sizeof req, &u);
     struct wsc *c = calloc(1, sizeof *c);
     c->fd = fd;
+    c->pong_len = -1;
     c->q = calloc(QMAX, sizeof *c->q);
     if (n < 0) goto fail;
     if (o && o->tls) {
@@ -275,6 +284,9 @@ static void parse(struct wsc *c)
             c->close_reason[rl] = '\0';
         } else if (f.opcode == 9) {
             wsc_send_raw(c, 0x8a, pl, f.len);
+        } else if (f.opcode == 10) {
+            c->pong_len = f.len <= sizeof c->pong ? (int)f.len : (int)sizeof c->pong;
+            memcpy(c->pong, pl, (size_t)c->pong_len);
         } else if (f.opcode == 1 || f.opcode == 0) {
             if (f.fin && f.opcode == 1) {
                 on_message(c, pl, f.len);

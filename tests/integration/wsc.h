@@ -66,6 +66,9 @@ int wsc_wait_closed(struct wsc *c, int timeout_ms);
 bool wsc_is_closed(const struct wsc *c);
 /* The reason in the server's close frame ("" when none came). */
 const char *wsc_close_reason(const struct wsc *c);
+/* The payload of the last pong frame received so far (-1: none yet); it
+ * is read as frames arrive (wsc_next and the like). */
+int wsc_last_pong(const struct wsc *c, const unsigned char **payload);
 /* WebSocket messages received so far; a packed array counts once. */
 unsigned wsc_messages(const struct wsc *c);
 

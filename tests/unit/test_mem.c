@@ -11,6 +11,7 @@
 #include "mem.h"
 
 #define MB ((size_t)1 << 20)
+#define GAIN MEM_TRIM_GAIN
 
 /* One tick: the heap is offered only when the policy looks, as the gateway does. */
 static bool tick(struct mem_trim *t, uint64_t events, size_t slack, bool *looked)
@@ -32,17 +33,18 @@ static void trims_when_slack_grew_on_a_quiet_tick(void **state)
         assert_false(tick(&t, (uint64_t)i, 50 * MB, &looked));
         assert_false(looked);
     }
-    assert_true(tick(&t, 10, 10 * MB + 2 * MB, &looked));
+    assert_true(tick(&t, 10, 10 * MB + GAIN, &looked));
     assert_true(looked);
-    /* the caller trimmed and left 11 MB: 1 MB more is not worth a walk */
+    /* the caller trimmed and left 11 MB: less than the gain more is not
+     * worth a walk */
     t.floor = 11 * MB;
     for (int i = 11; i < 20; i++)
         assert_false(tick(&t, (uint64_t)i, 0, &looked));
-    assert_false(tick(&t, 20, 12 * MB, &looked));
+    assert_false(tick(&t, 20, 11 * MB + GAIN - 1, &looked));
     assert_true(looked);
     for (int i = 21; i < 30; i++)
         assert_false(tick(&t, (uint64_t)i, 0, &looked));
-    assert_true(tick(&t, 30, 13 * MB, &looked));
+    assert_true(tick(&t, 30, 11 * MB + GAIN, &looked));
 }
 
 static void never_in_a_burst(void **state)
@@ -78,7 +80,7 @@ static void floor_follows_the_least_seen(void **state)
     assert_int_equal(t.floor, 8 * MB);
     for (int i = 1; i < 10; i++)
         tick(&t, 0, 0, &looked);
-    assert_true(tick(&t, 0, 10 * MB, &looked)); /* 2 MB over the new floor */
+    assert_true(tick(&t, 0, 8 * MB + GAIN, &looked)); /* the gain over the new floor */
 }
 
 /* The gateway's own tick: the holes a burst left are given back once, on the
