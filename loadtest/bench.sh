@@ -176,7 +176,11 @@ if calls:
     r["send_per_delivery"] = sum(calls.get(k, 0) for k in ("sendto", "write", "writev", "sendmsg")) / d
 print(json.dumps(r))
 PY
-  tail -n 1 "$results" | cut -c1-200 >&2
+  # One line a run, to read the rounds apart (the table below gives medians).
+  tail -n 1 "$results" | python3 -c 'import json, sys
+r = json.loads(sys.stdin.read())
+print("%s: p50 %.1f ms, p99 %.1f ms, server CPU %.2f us/delivery, delivered %d" % (r["name"],
+      r.get("p50_ms", -1), r.get("p99_ms", -1), r["server_cpu_us_per_delivery"], r["delivered"]))' >&2
 }
 
 run_parley() { # name flags...
