@@ -50,8 +50,8 @@
 #                          epoll_ctl and send/write calls per delivery (the
 #                          tracing slows the servers: not a run for CPU figures)
 #   BENCH_ZIPF=1           room sizes by Zipf's law (1/rank^S) instead of equal
-#   BENCH_BODY=500         message body bytes (default 64; over about 150 a
-#                          send no longer fits parleyd's 256-byte receive
+#   BENCH_BODY=500         message body bytes (default 64; over about 25 a
+#                          send no longer fits parleyd's 128-byte receive
 #                          buffer and is reassembled)
 #   BENCH_DURABILITY=nondurable  PostgreSQL without fsync, synchronous_commit
 #                          and full_page_writes (default: all on, durable)
