@@ -386,7 +386,7 @@ static void join_reply(struct sub *s, bool recovered_field, bool recovered)
     char buf[160];
     struct pp_w w;
     pp_w_init(&w, buf, sizeof buf);
-    pp_enc_join_ok(&w, s->room->id, s->room->ro.delivered, recovered_field, recovered);
+    pp_enc_join_ok(&w, s->room_id, s->room->ro.delivered, recovered_field, recovered);
     int n = pp_w_finish(&w);
     conn_reply_ok(s->conn, s->join->id, buf, n > 0 ? (size_t)n : 0);
 }
@@ -406,7 +406,7 @@ static void announce(struct app *a, struct sub *s, bool joined)
     if (room_is_big(a, s->room)) return;
     char buf[256];
     int h = busfmt_event_header(buf, sizeof buf);
-    int n = pp_encode_member(buf + h, sizeof buf - (size_t)h, s->room->id, s->conn->person, joined);
+    int n = pp_encode_member(buf + h, sizeof buf - (size_t)h, s->room_id, s->conn->person, joined);
     char ch[BUSFMT_CHAN_CAP];
     size_t chlen = room_chan(s->room, ch);
     if (n > 0 && bus_publish(a->bus, ch, chlen, buf, (size_t)(h + n)) == 0)
@@ -419,7 +419,7 @@ static void sub_start(struct app *a, struct sub *s)
     struct sub_join *j = s->join;
     stats_observe(&a->stats.op_seconds[SO_JOIN], (double)(uv_hrtime() - j->t0) / 1e9, 0);
     log_info("joined", "conn=%llu workspace=%s room=%s since=%lld", (unsigned long long)s->conn->id,
-             s->conn->workspace, s->room->id, j->has_since ? (long long)j->since : -1LL);
+             s->conn->workspace, s->room_id, j->has_since ? (long long)j->since : -1LL);
     int64_t d = s->room->ro.delivered;
     bool replay = false;
     if (!j->has_since) {
@@ -444,7 +444,7 @@ static void sub_start(struct app *a, struct sub *s)
     sub_join_done(s); /* answered: what only the join needed goes */
     if (replay) replay_next(a, s);
     announce(a, s, true);
-    if (a->rooms->pres) presence_snapshot(a->rooms->pres, s->room->id, s->room->view, s);
+    if (a->rooms->pres) presence_snapshot(a->rooms->pres, s->room_id, s->room->view, s);
 }
 
 static void fail_waiting(struct app *a, struct room *r)
