@@ -120,8 +120,9 @@ void send_decide(const struct send_facts *f, struct send_decision *d)
      * clients rely on max_body (the hello says it): such a body is refused,
      * never stored longer or cut. */
     if (v && v->text && v->len > f->max_body) {
-        refuse(d, PP_E_BODY_TOO_LONG, "body: longer than the limit once the guidelines' "
-                                      "redactions are applied");
+        refuse(d, PP_E_BODY_TOO_LONG,
+               "body: longer than the limit once the guidelines' "
+               "redactions are applied");
         return;
     }
     d->refund = false;

@@ -87,6 +87,36 @@ static const char rules1[] =
     "{\"id\":\"codes\",\"kind\":\"regex\",\"pattern\":\"forbidden-[0-9]+\",\"action\":\"reject\"},"
     "{\"id\":\"links\",\"kind\":\"links\",\"action\":\"flag\"}]}";
 
+/* c sends body; it is accepted and the watcher gets want as its body. The
+ * push is returned (the caller frees it). */
+static cJSON *sent_and_seen(struct wsc *c, struct wsc *watcher, const char *room, const char *cmid,
+                            const char *body, const char *want)
+{
+    cJSON *r = it_send(c, room, cmid, body);
+    assert_null(wsc_err_code(r));
+    cJSON_Delete(r);
+    cJSON *p = wsc_wait_push(watcher, "message", 3000);
+    assert_non_null(p);
+    assert_string_equal(wsc_str(p, "body"), want);
+    return p;
+}
+
+/* c sends body; it is refused with code, the message names what, and
+ * nothing is stored under cmid. */
+static void refused(struct wsc *c, const char *room, const char *cmid, const char *body,
+                    const char *code, const char *what)
+{
+    cJSON *r = it_send(c, room, cmid, body);
+    assert_non_null(wsc_err_code(r)); /* accepted: the bug, reported as one */
+    assert_string_equal(wsc_err_code(r), code);
+    assert_non_null(strstr(wsc_str(r, "error.message"), what));
+    cJSON_Delete(r);
+    assert_string_equal(
+        it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s' AND client_msg_id = '%s'", room,
+                cmid),
+        "0");
+}
+
 static void messages_are_checked_before_anyone_sees_them(void **state)
 {
     (void)state;
@@ -96,43 +126,24 @@ static void messages_are_checked_before_anyone_sees_them(void **state)
     struct wsc *watcher = it_member(0, w.owner.token, w.room);
     struct wsc *m = it_member(1, w.member.token, w.room);
     struct wsc *bot = it_member(1, w.bot_tok, w.room);
-    cJSON *r = it_send(m, w.room, "g1", "well DARN it, mail me at ana@client.example");
-    assert_null(wsc_err_code(r));
-    cJSON_Delete(r);
-    cJSON *p = wsc_wait_push(watcher, "message", 3000);
-    assert_non_null(p);
-    assert_string_equal(wsc_str(p, "body"), "well **** it, mail me at [email removed]");
-    cJSON_Delete(p);
+    cJSON_Delete(sent_and_seen(m, watcher, w.room, "g1",
+                               "well DARN it, mail me at ana@client.example",
+                               "well **** it, mail me at [email removed]"));
     /* The original never reached storage. */
     assert_string_equal(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s' AND (body ILIKE"
                                 " '%%darn%%' OR body LIKE '%%ana@%%')",
                                 w.room),
                         "0");
     /* A bot is held to the same rules. */
-    r = it_send(bot, w.room, "b1", "Darn, I am a bot");
-    assert_null(wsc_err_code(r));
-    cJSON_Delete(r);
-    p = wsc_wait_push(watcher, "message", 3000);
-    assert_string_equal(wsc_str(p, "body"), "****, I am a bot");
+    cJSON *p = sent_and_seen(bot, watcher, w.room, "b1", "Darn, I am a bot", "****, I am a bot");
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(p, "avatar")));
     cJSON_Delete(p);
     /* Rejected: the sender is told which guideline, nothing is stored. */
-    r = it_send(m, w.room, "g2", "the code is FORBIDDEN-42");
-    assert_string_equal(wsc_err_code(r), "guideline_violation");
-    assert_non_null(strstr(wsc_str(r, "error.message"), "codes"));
-    cJSON_Delete(r);
-    assert_string_equal(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'"
-                                " AND client_msg_id = 'g2'",
-                                w.room),
-                        "0");
+    refused(m, w.room, "g2", "the code is FORBIDDEN-42", "guideline_violation", "codes");
     assert_null(wsc_wait_push(watcher, "message", 300));
     /* Flagged: delivered, and the hit recorded for moderators. */
-    r = it_send(m, w.room, "g3", "see https://elsewhere.example/x");
-    assert_null(wsc_err_code(r));
-    cJSON_Delete(r);
-    p = wsc_wait_push(watcher, "message", 3000);
-    assert_string_equal(wsc_str(p, "body"), "see https://elsewhere.example/x");
-    cJSON_Delete(p);
+    cJSON_Delete(sent_and_seen(m, watcher, w.room, "g3", "see https://elsewhere.example/x",
+                               "see https://elsewhere.example/x"));
     usleep(300000);
     assert_string_equal(it_sqlf("SELECT string_agg(rule_id || ':' || action, ',' ORDER BY id) FROM"
                                 " guideline_hits WHERE room_id = '%s'",
@@ -146,20 +157,8 @@ static void messages_are_checked_before_anyone_sees_them(void **state)
     for (int i = 0; i < 300; i++)
         o += (size_t)snprintf(big + o, sizeof big - o, "%sa%d@b.example", i ? " " : "", i % 10);
     assert_true(o < 4096 && o + 300 * 3 > 4096);
-    r = it_send(m, w.room, "g4", big);
-    assert_string_equal(wsc_err_code(r), "body_too_long");
-    assert_non_null(strstr(wsc_str(r, "error.message"), "redactions"));
-    cJSON_Delete(r);
-    r = it_send(m, w.room, "g5", "still here");
-    assert_null(wsc_err_code(r));
-    cJSON_Delete(r);
-    p = wsc_wait_push(watcher, "message", 3000);
-    assert_string_equal(wsc_str(p, "body"), "still here");
-    cJSON_Delete(p);
-    assert_string_equal(it_sqlf("SELECT count(*) FROM messages WHERE room_id = '%s'"
-                                " AND client_msg_id = 'g4'",
-                                w.room),
-                        "0");
+    refused(m, w.room, "g4", big, "body_too_long", "redactions");
+    cJSON_Delete(sent_and_seen(m, watcher, w.room, "g5", "still here", "still here"));
     wsc_close(watcher);
     wsc_close(m);
     wsc_close(bot);
