@@ -49,6 +49,9 @@
 #   BENCH_STRACE=1         count each server's syscalls with strace -c and print
 #                          epoll_ctl and send/write calls per delivery (the
 #                          tracing slows the servers: not a run for CPU figures)
+#   BENCH_PERF=DIR         profile each run with perf record -a -g (the whole
+#                          machine: gateways, PostgreSQL, Redis, generator)
+#                          into DIR/NAME.N.perf
 #   BENCH_ZIPF=1           room sizes by Zipf's law (1/rank^S) instead of equal
 #   BENCH_BODY=500         message body bytes (default 64; over about 25 a
 #                          send no longer fits parleyd's 128-byte receive
@@ -130,10 +133,25 @@ measure() {
     done
     sleep 1 # attached before the first connection
   fi
+  # BENCH_PERF=DIR: a whole-machine profile of the run (perf record -a -g),
+  # one file per run, DIR/NAME.N.perf; read it per process with
+  # `perf report -i FILE --comm parleyd` (or postgres, redis-server).
+  local profiler=""
+  if [ -n "${BENCH_PERF:-}" ]; then
+    mkdir -p "$BENCH_PERF"
+    local n=1
+    while [ -e "$BENCH_PERF/$name.$n.perf" ]; do n=$((n + 1)); done
+    perf record -q -F 499 -a -g -o "$BENCH_PERF/$name.$n.perf" >/dev/null 2>&1 &
+    profiler=$!
+  fi
   "$load" --proto "$proto" --fixture "$state/fixture" "${gws[@]}" \
     --scenario "$scenario" --rate "$rate" --duration "$secs" --body "$body" --sources 64 \
     --procs "$procs" --connect-rate "${BENCH_CONNECT_RATE:-0}" "${extra[@]}" \
     --csv "$state/$name.csv" --json >"$state/out.json" || true
+  if [ -n "$profiler" ]; then
+    kill -INT "$profiler"
+    wait "$profiler" || true
+  fi
   if [ -n "$tracers" ]; then
     # shellcheck disable=SC2086
     kill -INT $tracers
@@ -294,6 +312,21 @@ run_system() {
   esac
 }
 
+# A warm-up run of parley, then VACUUM ANALYZE, before anything is measured:
+# on tables never analyzed the planner may serve the send batch's retry
+# probe from messages_sender (sender, room, seq) and read every earlier
+# message of that sender in the room, so the first run saw PostgreSQL several
+# times slower, bigger batches and less gateway CPU per delivery than every
+# later one (BENCHMARKS.md, "The first run of a bench"). A live database has
+# statistics within a minute of its first writes (autovacuum).
+if [ "$scenario" != idle ]; then
+  results=$state/warmup
+  full_secs=$secs
+  secs=3
+  run_parley warmup >/dev/null 2>&1
+  secs=$full_secs
+  svc_pg "$PG_BIN/psql" -qXtA -h 127.0.0.1 -p "$pg_port" -U postgres -d parley -c "VACUUM ANALYZE" >/dev/null
+fi
 results=$state/results # where measure appends (the rate search uses its own)
 
 # The raw floor in the same run: one small frame per write(2) on loopback.

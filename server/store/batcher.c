@@ -13,12 +13,14 @@ struct batcher {
     struct batch_item *wait_head, *wait_tail; /* not yet in a batch */
     uint32_t nwait;
     struct batch bt;   /* in flight; its items array has batch_max slots */
-    uv_timer_t linger; /* started by the first item to wait */
+    uint64_t wait_t0;  /* uv_hrtime when the oldest waiting item was queued */
+    uv_timer_t linger; /* the rest of the oldest waiting item's linger */
     bool linger_on;
     bool paused; /* ops->pause stopped a sender: resume once the list drains */
 };
 
 static void flush(struct batcher *b);
+static void linger(struct batcher *b);
 
 static void on_linger(uv_timer_t *t)
 {
@@ -99,17 +101,45 @@ int batcher_add(struct batcher *b, struct batch_item *it)
     else
         b->wait_head = it;
     b->wait_tail = it;
-    b->nwait++;
+    if (!b->nwait++) b->wait_t0 = uv_hrtime();
     /* Stop reading from this sender instead of growing the list. */
     if (b->ops->pause && batcher_congested(b) && b->ops->pause(b->ud, it)) b->paused = true;
     if (b->bt.n) return 0; /* gathers while the batch in flight commits */
     if (b->nwait >= b->cfg.batch_max)
         flush(b);
-    else if (!b->linger_on) {
-        b->linger_on = true;
-        uv_timer_start(&b->linger, on_linger, (b->cfg.linger_us + 999) / 1000, 0);
-    }
+    else
+        linger(b);
     return 0;
+}
+
+/* Nanoseconds left of the oldest waiting item's linger. */
+static uint64_t linger_left(const struct batcher *b)
+{
+    uint64_t waited = uv_hrtime() - b->wait_t0, linger = (uint64_t)b->cfg.linger_us * 1000;
+    return waited < linger ? linger - waited : 0;
+}
+
+/* Sets the timer, if it is not set, for the end of the oldest waiting
+ * item's linger (a linger of 0: the next loop turn, so that what one
+ * turn's reads queue still goes as one batch). */
+static void linger(struct batcher *b)
+{
+    if (b->linger_on) return;
+    b->linger_on = true;
+    uv_timer_start(&b->linger, on_linger, (linger_left(b) + 999999) / 1000000, 0);
+}
+
+/* A run ended with items waiting: they go now if they make a full batch or
+ * the oldest has lingered, else when it will have. Before, they went as
+ * the run ended; on a fast database that made a statement of every two or
+ * three sends under load, with its fixed cost each time (BENCHMARKS.md,
+ * "Batches under load"). */
+static void linger_or_flush(struct batcher *b)
+{
+    if (b->nwait >= b->cfg.batch_max || !linger_left(b))
+        flush(b);
+    else
+        linger(b);
 }
 
 /* A run; one that cannot start ends here (the callback never comes). */
@@ -214,6 +244,5 @@ void batcher_done(struct batcher *b, int err, const char *sqlstate, void *res)
         b->paused = false;
         b->ops->resume(b->ud);
     }
-    /* What gathered meanwhile has waited long enough: it goes now. */
-    if (b->nwait) flush(b);
+    if (b->nwait) linger_or_flush(b);
 }

@@ -2,13 +2,15 @@
  * batcher.h - group commit, one implementation for every batched write
  * (messages and events in store.c, read state and votes in receipts.c).
  *
- * Items wait in a list bounded by queue_max. The first item to wait starts
- * a linger timer; when it fires, or as soon as batch_max items wait, up to
- * batch_max of them leave the list as ONE batch, which an executor runs as
- * one statement in one transaction. One batch is in flight at a time: what
- * arrives meanwhile gathers, and goes out the moment the batch in flight
- * completes (it has waited long enough), so the commit rate adapts to the
- * load without a timer per batch.
+ * Items wait in a list bounded by queue_max. Up to batch_max of them leave
+ * the list as ONE batch, which an executor runs as one statement in one
+ * transaction, once the oldest has waited linger_us or as soon as
+ * batch_max wait. One batch is in flight at a time: what arrives meanwhile
+ * gathers, and goes when the batch in flight completes if it is full or
+ * its oldest item has lingered by then, else when it has. So an item waits
+ * at most the longer of its linger and the run ahead of it, and under load
+ * a batch holds at least a linger's worth of items: about one commit per
+ * linger and gateway, whatever the database's speed.
  *
  * The batching knows nothing of SQL or connections (batcher_query is only
  * the glue to db.h for the usual run). The executor (ops) builds
@@ -91,7 +93,7 @@ struct batcher_ops {
 struct batcher_cfg {
     uint32_t batch_max; /* items per batch at most (>= 1) */
     uint32_t queue_max; /* items waiting at most */
-    uint32_t linger_us; /* how long the first waiting item may wait (rounded up to ms) */
+    uint32_t linger_us; /* how long the oldest waiting item waits (timer in whole ms) */
 };
 
 struct batcher;

@@ -129,20 +129,26 @@ static const struct db_stmt store_stmts[ST__COUNT] = {
          " locked AS ("
          "  SELECT r.id FROM rooms r WHERE r.id IN (SELECT room FROM counts)"
          "   ORDER BY r.id FOR UPDATE),"
+         /* locked runs first, whole, as alloc's one-time filter: every room
+          * is locked in id order before any is updated. (It was a join:
+          * the planner, expecting one row, made it a nested loop rescanning
+          * locked per room.) */
          " alloc AS ("
-         "  UPDATE rooms r SET last_seq = r.last_seq + c.k," ROOM_TS " FROM counts c, locked l"
-         "   WHERE r.id = c.room AND l.id = r.id"
+         "  UPDATE rooms r SET last_seq = r.last_seq + c.k," ROOM_TS " FROM counts c"
+         "   WHERE r.id = c.room AND (SELECT count(*) FROM locked) > 0"
          "   RETURNING r.id, r.last_seq - c.k AS base, r.last_ts),"
+         " placed AS ("
+         "  SELECT f.i, f.room, a.base + f.rn AS seq, f.sender, f.cmid, f.body, f.k,"
+         "   CASE WHEN f.k = 'reply' THEN f.parent END AS parent, a.last_ts"
+         "   FROM fresh f JOIN alloc a ON a.id = f.room),"
+         /* Runs to completion whether or not anything reads it, and an error
+          * (a duplicate key) fails the whole statement: the answer is read
+          * from placed, not joined back from the insert's RETURNING. */
          " ins AS ("
          "  INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body, kind, parent_seq,"
          "   created_at)"
-         "  SELECT f.room, a.base + f.rn, f.sender, f.cmid, f.body, f.k,"
-         "   CASE WHEN f.k = 'reply' THEN f.parent END, a.last_ts"
-         "    FROM fresh f JOIN alloc a ON a.id = f.room"
-         "  RETURNING room_id, seq, sender_id, client_msg_id, created_at, kind, parent_seq)"
-         " SELECT f.i, ins.seq, " TS_MS("ins.created_at") ", false, NULL, ins.kind, ins.parent_seq"
-         "   FROM ins JOIN fresh f ON f.room = ins.room_id AND f.sender = ins.sender_id"
-         "    AND f.cmid = ins.client_msg_id"
+         "  SELECT room, seq, sender, cmid, body, k, parent, last_ts FROM placed)"
+         " SELECT p.i, p.seq, " TS_MS("p.last_ts") ", false, NULL, p.k, p.parent FROM placed p"
          " UNION ALL"
          " SELECT e.i, e.seq, " TS_MS("e.created_at") ", true, e.body, e.kind, e.parent_seq"
          "  FROM existing e"

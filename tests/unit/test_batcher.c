@@ -252,7 +252,8 @@ static void linger_sends_a_lone_item(void **state)
 }
 
 /* batch_max waiting: the batch goes at once, without the linger; what
- * exceeds it waits for the next batch, in order. */
+ * exceeds it waits for the next batch, in order, and a full one goes as
+ * soon as the one in flight ends. */
 static void full_batch_goes_at_once_and_is_capped(void **state)
 {
     (void)state;
@@ -273,8 +274,14 @@ static void full_batch_goes_at_once_and_is_capped(void **state)
         assert_int_equal(e.last_n, want);
         for (uint32_t i = 0; i < want; i++)
             assert_int_equal(e.last_ids[i], next++);
-        /* The next batch leaves the moment this one ends. */
+        /* A full batch leaves the moment this one ends; the last two are
+         * short of one and wait out their linger (here: flushed). */
         end_run(&e, 0, NULL, NULL);
+        if (batch == 1) {
+            assert_int_equal(e.runs, 2);
+            assert_int_equal(batcher_waiting(e.b), 2);
+            batcher_flush(e.b);
+        }
         assert_int_equal(e.runs, batch < 2 ? batch + 2 : 3);
     }
     assert_int_equal(e.dispatches, 3);
@@ -322,8 +329,55 @@ static void one_batch_in_flight(void **state)
     batcher_flush(e.b);
     assert_int_equal(e.runs, 3);
     end_run(&e, 0, NULL, NULL);
+    while (e.runs < 4) /* item 7 lingers its 1 ms */
+        uv_run(&e.loop, UV_RUN_ONCE);
     end_run(&e, 0, NULL, NULL);
     assert_int_equal(e.runs, 4);
+    exec_done(&e);
+}
+
+/* Under load the linger counts from a batch's oldest item, not from the
+ * end of the run before: items that came during a short run wait out the
+ * rest of their linger (so a fast database gets a commit per linger, not
+ * one per run); items that have lingered, or fill a batch, go the moment
+ * the run ends. */
+static void linger_counts_from_the_oldest_item(void **state)
+{
+    (void)state;
+    struct exec e;
+    assert_int_equal(exec_init(&e, 4, 64, 30000), 0); /* 30 ms */
+    assert_int_equal(add(&e, 0, 0), 0);
+    while (!e.runs)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    uint64_t t1 = uv_hrtime();
+    assert_int_equal(add(&e, 1, 1), 0);
+    assert_int_equal(add(&e, 2, 2), 0);
+    end_run(&e, 0, NULL, NULL); /* a run far shorter than the linger */
+    assert_int_equal(e.runs, 1);
+    while (e.runs < 2)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    assert_true(ms_since(t1) >= 29);
+    assert_int_equal(e.last_n, 2);
+    assert_int_equal(e.last_ids[0], 1);
+    /* Lingered during a long run: it goes as the run ends. */
+    assert_int_equal(add(&e, 3, 3), 0);
+    uv_timer_t t;
+    uv_timer_init(&e.loop, &t);
+    uv_timer_start(&t, on_tick, 40, 0);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    assert_int_equal(e.runs, 2);
+    end_run(&e, 0, NULL, NULL);
+    assert_int_equal(e.runs, 3);
+    assert_int_equal(e.last_ids[0], 3);
+    /* A full batch does not linger. */
+    for (int i = 4; i < 8; i++)
+        assert_int_equal(add(&e, i, i), 0);
+    end_run(&e, 0, NULL, NULL);
+    assert_int_equal(e.runs, 4);
+    assert_int_equal(e.last_n, 4);
+    end_run(&e, 0, NULL, NULL);
+    assert_true(batcher_idle(e.b));
+    uv_close((uv_handle_t *)&t, NULL);
     exec_done(&e);
 }
 
@@ -663,6 +717,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(linger_sends_a_lone_item),
+        cmocka_unit_test(linger_counts_from_the_oldest_item),
         cmocka_unit_test(full_batch_goes_at_once_and_is_capped),
         cmocka_unit_test(one_batch_in_flight),
         cmocka_unit_test(admit_cuts_the_batch),
