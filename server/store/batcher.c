@@ -13,7 +13,6 @@ struct batcher {
     struct batch_item *wait_head, *wait_tail; /* not yet in a batch */
     uint32_t nwait;
     struct batch bt;   /* in flight; its items array has batch_max slots */
-    uint64_t wait_t0;  /* uv_hrtime when the oldest waiting item was queued */
     uv_timer_t linger; /* the rest of the oldest waiting item's linger */
     bool linger_on;
     bool paused; /* ops->pause stopped a sender: resume once the list drains */
@@ -21,12 +20,18 @@ struct batcher {
 
 static void flush(struct batcher *b);
 static void linger(struct batcher *b);
+static uint64_t linger_left(const struct batcher *b);
 
+/* The timer counts from the loop's time, taken when the turn began: after
+ * a long turn it fires early, and the rest is waited again. */
 static void on_linger(uv_timer_t *t)
 {
     struct batcher *b = t->data;
     b->linger_on = false;
-    flush(b);
+    if (b->nwait && b->nwait < b->cfg.batch_max && linger_left(b))
+        linger(b);
+    else
+        flush(b);
 }
 
 struct batcher *batcher_new(uv_loop_t *loop, const struct batcher_cfg *cfg,
@@ -96,12 +101,13 @@ int batcher_add(struct batcher *b, struct batch_item *it)
 {
     if (batcher_full(b)) return -EBUSY;
     it->next = NULL;
+    it->queued = uv_hrtime();
     if (b->wait_tail)
         b->wait_tail->next = it;
     else
         b->wait_head = it;
     b->wait_tail = it;
-    if (!b->nwait++) b->wait_t0 = uv_hrtime();
+    b->nwait++;
     /* Stop reading from this sender instead of growing the list. */
     if (b->ops->pause && batcher_congested(b) && b->ops->pause(b->ud, it)) b->paused = true;
     if (b->bt.n) return 0; /* gathers while the batch in flight commits */
@@ -115,7 +121,8 @@ int batcher_add(struct batcher *b, struct batch_item *it)
 /* Nanoseconds left of the oldest waiting item's linger. */
 static uint64_t linger_left(const struct batcher *b)
 {
-    uint64_t waited = uv_hrtime() - b->wait_t0, linger = (uint64_t)b->cfg.linger_us * 1000;
+    uint64_t waited = uv_hrtime() - b->wait_head->queued;
+    uint64_t linger = (uint64_t)b->cfg.linger_us * 1000;
     return waited < linger ? linger - waited : 0;
 }
 
@@ -129,14 +136,14 @@ static void linger(struct batcher *b)
     uv_timer_start(&b->linger, on_linger, (linger_left(b) + 999999) / 1000000, 0);
 }
 
-/* A run ended with items waiting: they go now if they make a full batch or
- * the oldest has lingered, else when it will have. Before, they went as
+/* A run ended with items waiting: they go now if they make a full batch,
+ * the oldest has lingered or senders wait paused, else when it will have. Before, they went as
  * the run ended; on a fast database that made a statement of every two or
  * three sends under load, with its fixed cost each time (BENCHMARKS.md,
  * "Batches under load"). */
 static void linger_or_flush(struct batcher *b)
 {
-    if (b->nwait >= b->cfg.batch_max || !linger_left(b))
+    if (b->nwait >= b->cfg.batch_max || b->paused || !linger_left(b))
         flush(b);
     else
         linger(b);

@@ -47,6 +47,7 @@
 /* The link of an item; embed it and get back with batcher_entry. */
 struct batch_item {
     struct batch_item *next; /* waiting list */
+    uint64_t queued;         /* uv_hrtime when batcher_add took it */
 };
 
 #define batcher_entry(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))

@@ -384,15 +384,16 @@ static void fill(struct place *pl, const char *t, const char *only_id, const cha
     /* The like's and the read's events are written after the coalescing
      * interval (--coalesce-ms), later than the acks: wait for them, or the
      * caller's "before" misses rows its "after" finds. */
-    for (int i = 0; i < 100 && strcmp(it_sqlf("SELECT EXISTS (SELECT 1 FROM messages m WHERE"
-                                              " m.room_id = r.id AND m.kind = 'votes') AND"
-                                              " (NOT r.broadcast_reads OR EXISTS (SELECT 1 FROM"
-                                              " messages m WHERE m.room_id = r.id AND"
-                                              " m.kind = 'read')) FROM rooms r WHERE r.id = '%s'",
-                                              pl->room),
-                                      "t");
-         i++)
-        usleep(100000);
+    const char *events = "";
+    for (int i = 0; i < 100 && strcmp(events, "t"); i++) {
+        events = it_sqlf("SELECT EXISTS (SELECT 1 FROM messages m WHERE m.room_id = r.id"
+                         " AND m.kind = 'votes') AND (NOT r.broadcast_reads OR EXISTS (SELECT 1"
+                         " FROM messages m WHERE m.room_id = r.id AND m.kind = 'read'))"
+                         " FROM rooms r WHERE r.id = '%s'",
+                         pl->room);
+        if (strcmp(events, "t")) usleep(100000);
+    }
+    assert_string_equal(events, "t");
 }
 
 /* The purge, run here in bounded runs (the gateways' job held off by its

@@ -381,6 +381,70 @@ static void linger_counts_from_the_oldest_item(void **state)
     exec_done(&e);
 }
 
+/* Items left behind by a full batch linger from their own arrival, not
+ * from that of the oldest item of the batch that left before them. */
+static void leftovers_linger_from_their_own_arrival(void **state)
+{
+    (void)state;
+    struct exec e;
+    assert_int_equal(exec_init(&e, 2, 64, 30000), 0); /* 30 ms */
+    assert_int_equal(add(&e, 0, 0), 0);
+    while (!e.runs)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    assert_int_equal(add(&e, 1, 1), 0); /* the oldest, at t1 */
+    uv_timer_t t;
+    uv_timer_init(&e.loop, &t);
+    uv_timer_start(&t, on_tick, 20, 0);
+    uv_run(&e.loop, UV_RUN_DEFAULT);
+    uint64_t t2 = uv_hrtime();
+    assert_int_equal(add(&e, 2, 2), 0);
+    assert_int_equal(add(&e, 3, 3), 0); /* left behind, at t1 + 20 ms */
+    end_run(&e, 0, NULL, NULL);         /* 1 and 2: a full batch, at once */
+    assert_int_equal(e.runs, 2);
+    assert_int_equal(e.last_ids[0], 1);
+    end_run(&e, 0, NULL, NULL);
+    assert_int_equal(e.runs, 2); /* 3 has waited nothing like 30 ms */
+    while (e.runs < 3)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    assert_true(ms_since(t2) >= 29);
+    assert_int_equal(e.last_ids[0], 3);
+    end_run(&e, 0, NULL, NULL);
+    uv_close((uv_handle_t *)&t, NULL);
+    exec_done(&e);
+}
+
+/* An item queued late in a long loop turn still waits its whole linger:
+ * libuv's timer counts from the turn's start, so it fires early and the
+ * batcher waits out the rest. */
+static struct exec *busy_e;
+static uint64_t busy_t;
+static void on_busy_turn(uv_timer_t *t)
+{
+    (void)t;
+    uint64_t t0 = uv_hrtime();
+    while (uv_hrtime() - t0 < 20 * 1000000ull) /* 20 ms of work in this turn */
+        ;
+    busy_t = uv_hrtime();
+    assert_int_equal(add(busy_e, 0, 0), 0);
+}
+
+static void linger_survives_a_long_turn(void **state)
+{
+    (void)state;
+    struct exec e;
+    assert_int_equal(exec_init(&e, 8, 64, 30000), 0); /* 30 ms */
+    busy_e = &e;
+    uv_timer_t t;
+    uv_timer_init(&e.loop, &t);
+    uv_timer_start(&t, on_busy_turn, 1, 0);
+    while (!e.runs)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    assert_true(ms_since(busy_t) >= 29);
+    end_run(&e, 0, NULL, NULL);
+    uv_close((uv_handle_t *)&t, NULL);
+    exec_done(&e);
+}
+
 /* admit may close a batch before an item (receipts: two votes on one
  * message); the item then leads the next batch. */
 static void admit_cuts_the_batch(void **state)
@@ -603,6 +667,28 @@ static void backpressure_thresholds(void **state)
     exec_done(&e);
 }
 
+/* Senders paused by backpressure send nothing more: what waits goes as the
+ * run ends, without waiting out a linger that could gather nothing. */
+static void paused_senders_skip_the_linger(void **state)
+{
+    (void)state;
+    struct exec e;
+    assert_int_equal(exec_init(&e, 8, 8, 30000), 0); /* pause at 4 waiting */
+    e.pause_ok = true;
+    assert_int_equal(add(&e, 0, 0), 0);
+    while (!e.runs)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    for (int i = 1; i < 5; i++)
+        assert_int_equal(add(&e, i, i), 0);
+    assert_int_equal(e.pause_asks, 1);
+    end_run(&e, 0, NULL, NULL);
+    assert_int_equal(e.runs, 2); /* at once: 4 of 8, lingered 0 ms */
+    assert_int_equal(e.last_n, 4);
+    end_run(&e, 0, NULL, NULL);
+    assert_int_equal(e.resumes, 1);
+    exec_done(&e);
+}
+
 /* ---- allocation failures ------------------------------------------------ */
 
 /* One life of a batcher and its executor: made, items queued, batches run
@@ -718,6 +804,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(linger_sends_a_lone_item),
         cmocka_unit_test(linger_counts_from_the_oldest_item),
+        cmocka_unit_test(leftovers_linger_from_their_own_arrival),
+        cmocka_unit_test(linger_survives_a_long_turn),
         cmocka_unit_test(full_batch_goes_at_once_and_is_capped),
         cmocka_unit_test(one_batch_in_flight),
         cmocka_unit_test(admit_cuts_the_batch),
@@ -726,6 +814,7 @@ int main(void)
         cmocka_unit_test(fail_all_when_lost_or_not_run),
         cmocka_unit_test(full_queue_refuses),
         cmocka_unit_test(backpressure_thresholds),
+        cmocka_unit_test(paused_senders_skip_the_linger),
         cmocka_unit_test(every_allocation_failure_is_handled),
         cmocka_unit_test(json_grows_past_a_short_estimate),
     };
