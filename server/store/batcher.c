@@ -137,10 +137,10 @@ static void linger(struct batcher *b)
 }
 
 /* A run ended with items waiting: they go now if they make a full batch,
- * the oldest has lingered or senders wait paused, else when it will have. Before, they went as
- * the run ended; on a fast database that made a statement of every two or
- * three sends under load, with its fixed cost each time (BENCHMARKS.md,
- * "Batches under load"). */
+ * the oldest has lingered or paused senders wait for them, else when the
+ * oldest will have lingered. Before, they went as the run ended; on a fast
+ * database that made a statement of every two or three sends under load,
+ * with its fixed cost each time (BENCHMARKS.md, "Batches under load"). */
 static void linger_or_flush(struct batcher *b)
 {
     if (b->nwait >= b->cfg.batch_max || b->paused || !linger_left(b))

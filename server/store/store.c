@@ -143,7 +143,8 @@ static const struct db_stmt store_stmts[ST__COUNT] = {
          "   FROM fresh f JOIN alloc a ON a.id = f.room),"
          /* Runs to completion whether or not anything reads it, and an error
           * (a duplicate key) fails the whole statement: the answer is read
-          * from placed, not joined back from the insert's RETURNING. */
+          * from placed, not joined back from the insert's RETURNING (which
+          * a trigger rewriting messages' rows would need; there is none). */
          " ins AS ("
          "  INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body, kind, parent_seq,"
          "   created_at)"
