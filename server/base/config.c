@@ -51,7 +51,7 @@ static const struct opt opts[] = {
     {"--batch-max", "PARLEY_BATCH_MAX", K_U32, OFF(batch_max), 0, 1, 10000,
      "messages per write transaction (256)"},
     {"--batch-delay-us", "PARLEY_BATCH_DELAY_US", K_U32, OFF(batch_delay_us), 0, 0, 1000000,
-     "how long a write batch's oldest send waits for more, in microseconds (5000)"},
+     "how long a write batch's oldest send waits for more, in microseconds (10000)"},
     {"--batch-queue-max", "PARLEY_BATCH_QUEUE_MAX", K_U32, OFF(batch_queue_max), 0, 16, 1 << 20,
      "messages waiting to be written (8192)"},
     {"--replay-limit", "PARLEY_REPLAY_LIMIT", K_U32, OFF(replay_limit), 0, 0, 1000000,
@@ -162,7 +162,7 @@ void config_defaults(struct config *c)
     c->outq_frames = 4096;
     c->outq_stall_ms = 10000;
     c->batch_max = 256;
-    c->batch_delay_us = 5000;
+    c->batch_delay_us = 10000;
     c->batch_queue_max = 8192;
     c->replay_limit = 1000;
     c->auth_timeout_ms = 5000;
