@@ -7,10 +7,11 @@
  * transaction, once the oldest has waited linger_us or as soon as
  * batch_max wait. One batch is in flight at a time: what arrives meanwhile
  * gathers, and goes when the batch in flight completes if it is full or
- * its oldest item has lingered by then, else when it has. So an item waits
- * at most the longer of its linger and the run ahead of it, and under load
- * a batch holds at least a linger's worth of items: about one commit per
- * linger and gateway, whatever the database's speed.
+ * its oldest item has lingered by then, else when it has. So an item that
+ * fits in the next batch waits at most the longer of its linger and the
+ * run ahead of it, and under load a batch holds at least a linger's worth
+ * of items: about one commit per linger and gateway, whatever the
+ * database's speed.
  *
  * The batching knows nothing of SQL or connections (batcher_query is only
  * the glue to db.h for the usual run). The executor (ops) builds

@@ -216,6 +216,17 @@ static void on_tick(uv_timer_t *t)
     (void)t;
 }
 
+/* Turns the loop for ms (a run in flight stays in flight meanwhile). */
+static void let_time_pass(struct exec *e, uint64_t ms)
+{
+    uv_timer_t t;
+    uv_timer_init(&e->loop, &t);
+    uv_timer_start(&t, on_tick, ms, 0);
+    uv_run(&e->loop, UV_RUN_DEFAULT);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&e->loop, UV_RUN_NOWAIT);
+}
+
 /* ---- gathering ---------------------------------------------------------- */
 
 /* Items short of a full batch wait for the linger, then go together;
@@ -306,13 +317,7 @@ static void one_batch_in_flight(void **state)
         uv_run(&e.loop, UV_RUN_ONCE);
     for (int i = 1; i < 6; i++)
         assert_int_equal(add(&e, i, i), 0);
-    /* Well past the linger, with the loop turning. */
-    uv_timer_t t;
-    uv_timer_init(&e.loop, &t);
-    uv_timer_start(&t, on_tick, 20, 0);
-    uv_run(&e.loop, UV_RUN_DEFAULT);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&e.loop, UV_RUN_NOWAIT);
+    let_time_pass(&e, 20); /* well past the linger */
     assert_int_equal(e.runs, 1);
     assert_int_equal(batcher_waiting(e.b), 5);
     end_run(&e, 0, NULL, NULL);
@@ -361,10 +366,7 @@ static void linger_counts_from_the_oldest_item(void **state)
     assert_int_equal(e.last_ids[0], 1);
     /* Lingered during a long run: it goes as the run ends. */
     assert_int_equal(add(&e, 3, 3), 0);
-    uv_timer_t t;
-    uv_timer_init(&e.loop, &t);
-    uv_timer_start(&t, on_tick, 40, 0);
-    uv_run(&e.loop, UV_RUN_DEFAULT);
+    let_time_pass(&e, 40);
     assert_int_equal(e.runs, 2);
     end_run(&e, 0, NULL, NULL);
     assert_int_equal(e.runs, 3);
@@ -377,7 +379,6 @@ static void linger_counts_from_the_oldest_item(void **state)
     assert_int_equal(e.last_n, 4);
     end_run(&e, 0, NULL, NULL);
     assert_true(batcher_idle(e.b));
-    uv_close((uv_handle_t *)&t, NULL);
     exec_done(&e);
 }
 
@@ -392,10 +393,7 @@ static void leftovers_linger_from_their_own_arrival(void **state)
     while (!e.runs)
         uv_run(&e.loop, UV_RUN_ONCE);
     assert_int_equal(add(&e, 1, 1), 0); /* the oldest, at t1 */
-    uv_timer_t t;
-    uv_timer_init(&e.loop, &t);
-    uv_timer_start(&t, on_tick, 20, 0);
-    uv_run(&e.loop, UV_RUN_DEFAULT);
+    let_time_pass(&e, 20);
     uint64_t t2 = uv_hrtime();
     assert_int_equal(add(&e, 2, 2), 0);
     assert_int_equal(add(&e, 3, 3), 0); /* left behind, at t1 + 20 ms */
@@ -409,7 +407,6 @@ static void leftovers_linger_from_their_own_arrival(void **state)
     assert_true(ms_since(t2) >= 29);
     assert_int_equal(e.last_ids[0], 3);
     end_run(&e, 0, NULL, NULL);
-    uv_close((uv_handle_t *)&t, NULL);
     exec_done(&e);
 }
 
