@@ -13,7 +13,7 @@ struct batcher {
     struct batch_item *wait_head, *wait_tail; /* not yet in a batch */
     uint32_t nwait;
     struct batch bt;   /* in flight; its items array has batch_max slots */
-    uv_timer_t linger; /* the rest of the oldest waiting item's linger */
+    uv_timer_t linger; /* the rest of the linger since the last batch left */
     bool linger_on;
     bool paused; /* ops->pause stopped a sender: resume once the list drains */
 };
@@ -101,7 +101,6 @@ int batcher_add(struct batcher *b, struct batch_item *it)
 {
     if (batcher_full(b)) return -EBUSY;
     it->next = NULL;
-    it->queued = uv_hrtime();
     if (b->wait_tail)
         b->wait_tail->next = it;
     else
@@ -118,17 +117,21 @@ int batcher_add(struct batcher *b, struct batch_item *it)
     return 0;
 }
 
-/* Nanoseconds left of the oldest waiting item's linger. */
+/* Nanoseconds until the next batch may leave: a linger after the last one
+ * left (bt.t0 stays when its run ends; 0 before the first). Batches are
+ * spaced, items do not each wait: after a quiet spell a send leaves on the
+ * next loop turn, and under load one batch leaves per linger. */
 static uint64_t linger_left(const struct batcher *b)
 {
-    uint64_t waited = uv_hrtime() - b->wait_head->queued;
+    if (!b->bt.t0) return 0;
+    uint64_t since = uv_hrtime() - b->bt.t0;
     uint64_t linger = (uint64_t)b->cfg.linger_us * 1000;
-    return waited < linger ? linger - waited : 0;
+    return since < linger ? linger - since : 0;
 }
 
-/* Sets the timer, if it is not set, for the end of the oldest waiting
- * item's linger (a linger of 0: the next loop turn, so that what one
- * turn's reads queue still goes as one batch). */
+/* Sets the timer, if it is not set, for the end of the linger (0 left: the
+ * next loop turn, so that what one turn's reads queue still goes as one
+ * batch). */
 static void linger(struct batcher *b)
 {
     if (b->linger_on) return;
@@ -137,8 +140,8 @@ static void linger(struct batcher *b)
 }
 
 /* A run ended with items waiting: they go now if they make a full batch,
- * the oldest has lingered or paused senders wait for them, else when the
- * oldest will have lingered. Before, they went as the run ended; on a fast
+ * the linger since the last batch left is over or paused senders wait for
+ * them, else when it will be. Before, they went as the run ended; on a fast
  * database that made a statement of every two or three sends under load,
  * with its fixed cost each time (BENCHMARKS.md, "Batches under load"). */
 static void linger_or_flush(struct batcher *b)

@@ -4,14 +4,15 @@
  *
  * Items wait in a list bounded by queue_max. Up to batch_max of them leave
  * the list as ONE batch, which an executor runs as one statement in one
- * transaction, once the oldest has waited linger_us or as soon as
- * batch_max wait. One batch is in flight at a time: what arrives meanwhile
- * gathers, and goes when the batch in flight completes if it is full or
- * its oldest item has lingered by then, else when it has. So an item that
- * fits in the next batch waits at most the longer of its linger and the
- * run ahead of it, and under load a batch holds at least a linger's worth
- * of items: about one commit per linger and gateway, whatever the
- * database's speed.
+ * transaction. Batches are spaced: one leaves linger_us after the one
+ * before it left (on the next loop turn if that is past, as after a quiet
+ * spell), or as soon as batch_max wait. One batch is in flight at a time:
+ * what arrives meanwhile gathers, and goes when the batch in flight
+ * completes if it is full or the linger is over by then, else when it is.
+ * So an item that fits in the next batch waits at most the longer of a
+ * linger and the run ahead of it, a lone send on a quiet gateway waits
+ * for nothing, and under load a batch holds a linger's worth of items:
+ * about one commit per linger and gateway, whatever the database's speed.
  *
  * The batching knows nothing of SQL or connections (batcher_query is only
  * the glue to db.h for the usual run). The executor (ops) builds
@@ -48,7 +49,6 @@
 /* The link of an item; embed it and get back with batcher_entry. */
 struct batch_item {
     struct batch_item *next; /* waiting list */
-    uint64_t queued;         /* uv_hrtime when batcher_add took it */
 };
 
 #define batcher_entry(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
@@ -58,7 +58,7 @@ struct batch {
     struct batch_item **items; /* in the order they were queued */
     uint32_t n;                /* 0: none in flight */
     int tries;                 /* 1 on the first run, 2 on the first retry ... */
-    uint64_t t0;               /* uv_hrtime when the batch left the list */
+    uint64_t t0;               /* uv_hrtime when the batch left the list (kept after) */
 };
 
 /* admit's answers. */
@@ -95,7 +95,7 @@ struct batcher_ops {
 struct batcher_cfg {
     uint32_t batch_max; /* items per batch at most (>= 1) */
     uint32_t queue_max; /* items waiting at most */
-    uint32_t linger_us; /* how long the oldest waiting item waits (timer in whole ms) */
+    uint32_t linger_us; /* between one batch leaving and the next (timer in whole ms) */
 };
 
 struct batcher;

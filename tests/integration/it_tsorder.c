@@ -196,8 +196,7 @@ static void batch_that_waited_for_a_lock_keeps_ts_order(void **state)
                           "{\"id\":%d,\"op\":\"send\",\"room\":\"%s\",\"client_msg_id\":\"s%d\","
                           "\"body\":\"second\"}",
                           20 + round, second, round);
-        assert_int_equal(wsc_send_text(a, msg[0], (size_t)n0), 0);
-        assert_int_equal(wsc_send_text(a, msg[1], (size_t)n1), 0);
+        assert_int_equal(wsc_send_raw2(a, 0x81, msg[0], (size_t)n0, 0x81, msg[1], (size_t)n1), 0);
         usleep(300000); /* the batch is waiting for the lock now */
         char cmid[16];
         snprintf(cmid, sizeof cmid, "b%d", round);

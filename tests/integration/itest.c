@@ -189,6 +189,14 @@ cJSON *it_send(struct wsc *c, const char *room, const char *cmid, const char *bo
                        room, cmid, body);
 }
 
+void it_prime_batch(struct wsc *c, const char *room, const char *cmid)
+{
+    cJSON *r = it_send(c, room, cmid, "primer");
+    assert_non_null(r);
+    if (wsc_err_code(r)) fail_msg("the primer was answered %s", wsc_err_code(r));
+    cJSON_Delete(r);
+}
+
 static cJSON *vreq(struct wsc *c, char *body, size_t cap, const char *fmt, va_list ap)
 {
     vsnprintf(body, cap, fmt, ap);

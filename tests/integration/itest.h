@@ -69,6 +69,10 @@ struct wsc *it_member(int g, const char *tok, const char *room);
 cJSON *it_join(struct wsc *c, const char *room, int64_t since);
 /* send; returns the reply */
 cJSON *it_send(struct wsc *c, const char *room, const char *cmid, const char *body);
+/* Sends one message (client_msg_id cmid) and requires it stored: on a quiet
+ * gateway its batch leaves at once, so sends that follow within the
+ * gateway's linger gather and leave together, as under load. */
+void it_prime_batch(struct wsc *c, const char *room, const char *cmid);
 /* A command (the fields after "id", printf-style): the reply, which the
  * test requires (it fails on none in 5 s). */
 cJSON *it_req(struct wsc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -35,6 +35,7 @@ struct exec {
     int max_inflight;           /* the most at once */
     int tries;                  /* bt->tries of the last run */
     uint32_t last_n;            /* bt->n of the last run */
+    uint64_t last_t0;           /* bt->t0 of the last run (when it left the list) */
     int last_ids[MAXI];         /* its items' ids, in order */
     int run_rc;                 /* what run returns (0: started) */
     int build_rc;               /* what build returns, unless it runs out of memory */
@@ -91,6 +92,7 @@ static int e_run(void *ud, const struct batch *bt)
     if (e->inflight > e->max_inflight) e->max_inflight = e->inflight;
     e->tries = bt->tries;
     e->last_n = bt->n;
+    e->last_t0 = bt->t0;
     for (uint32_t i = 0; i < bt->n && i < MAXI; i++)
         e->last_ids[i] = batcher_entry(bt->items[i], struct titem, bi)->id;
     return 0;
@@ -206,11 +208,6 @@ static void end_run(struct exec *e, int err, const char *sqlstate, void *res)
     batcher_done(e->b, err, sqlstate, res);
 }
 
-static uint64_t ms_since(uint64_t t0)
-{
-    return (uv_hrtime() - t0) / 1000000;
-}
-
 static void on_tick(uv_timer_t *t)
 {
     (void)t;
@@ -229,27 +226,27 @@ static void let_time_pass(struct exec *e, uint64_t ms)
 
 /* ---- gathering ---------------------------------------------------------- */
 
-/* Items short of a full batch wait for the linger, then go together;
- * nothing runs before. */
-static void linger_sends_a_lone_item(void **state)
+/* On a quiet batcher what one loop turn queues goes on the next turn,
+ * together, without a linger; what comes after that batch left waits until
+ * a linger after it (a lone send on a quiet gateway waited the linger out
+ * before batches were spaced). */
+static void a_quiet_batcher_sends_on_the_next_turn(void **state)
 {
     (void)state;
     struct exec e;
-    assert_int_equal(exec_init(&e, 8, 64, 30000), 0);
-    uv_update_time(&e.loop);
-    uint64_t t0 = uv_hrtime();
+    assert_int_equal(exec_init(&e, 8, 64, 30000), 0); /* 30 ms */
     assert_int_equal(add(&e, 0, 0), 0);
     assert_int_equal(add(&e, 1, 1), 0);
-    assert_int_equal(e.runs, 0);
+    assert_int_equal(e.runs, 0); /* not inside the turn that queued them */
     assert_false(batcher_idle(e.b));
-    while (!e.runs)
-        uv_run(&e.loop, UV_RUN_ONCE);
-    assert_true(ms_since(t0) >= 29); /* the timer's ms granularity */
+    uv_run(&e.loop, UV_RUN_NOWAIT); /* one turn, no sleeping */
+    assert_int_equal(e.runs, 1);
     assert_int_equal(e.builds, 1);
     assert_int_equal(e.last_n, 2);
     assert_int_equal(e.last_ids[0], 0);
     assert_int_equal(e.last_ids[1], 1);
     assert_int_equal(e.tries, 1);
+    uint64_t t0 = e.last_t0;
     int res;
     end_run(&e, 0, NULL, &res);
     assert_int_equal(e.dispatches, 1);
@@ -259,6 +256,15 @@ static void linger_sends_a_lone_item(void **state)
     assert_int_equal(e.released[1], 1);
     assert_true(batcher_idle(e.b));
     assert_int_equal(e.admit_first, 0);
+    /* The next one, a linger after the first left. */
+    assert_int_equal(add(&e, 2, 2), 0);
+    uv_run(&e.loop, UV_RUN_NOWAIT);
+    assert_int_equal(e.runs, 1);
+    while (e.runs < 2)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    assert_true((e.last_t0 - t0) / 1000000 >= 29); /* the timer's ms granularity */
+    assert_int_equal(e.last_ids[0], 2);
+    end_run(&e, 0, NULL, NULL);
     exec_done(&e);
 }
 
@@ -334,19 +340,19 @@ static void one_batch_in_flight(void **state)
     batcher_flush(e.b);
     assert_int_equal(e.runs, 3);
     end_run(&e, 0, NULL, NULL);
-    while (e.runs < 4) /* item 7 lingers its 1 ms */
+    while (e.runs < 4) /* item 7 waits a linger (1 ms) after 6 left */
         uv_run(&e.loop, UV_RUN_ONCE);
     end_run(&e, 0, NULL, NULL);
     assert_int_equal(e.runs, 4);
     exec_done(&e);
 }
 
-/* Under load the linger counts from a batch's oldest item, not from the
- * end of the run before: items that came during a short run wait out the
- * rest of their linger (so a fast database gets a commit per linger, not
- * one per run); items that have lingered, or fill a batch, go the moment
- * the run ends. */
-static void linger_counts_from_the_oldest_item(void **state)
+/* Under load batches leave a linger apart, counted from when the one
+ * before left, not from the end of its run: items that came during a short
+ * run wait out the rest of the linger (so a fast database gets a commit per
+ * linger, not one per run); items that have waited a linger, or fill a
+ * batch, go the moment the run ends. */
+static void a_short_run_does_not_shorten_the_linger(void **state)
 {
     (void)state;
     struct exec e;
@@ -354,24 +360,24 @@ static void linger_counts_from_the_oldest_item(void **state)
     assert_int_equal(add(&e, 0, 0), 0);
     while (!e.runs)
         uv_run(&e.loop, UV_RUN_ONCE);
-    uint64_t t1 = uv_hrtime();
+    uint64_t t0 = e.last_t0;
     assert_int_equal(add(&e, 1, 1), 0);
     assert_int_equal(add(&e, 2, 2), 0);
     end_run(&e, 0, NULL, NULL); /* a run far shorter than the linger */
     assert_int_equal(e.runs, 1);
     while (e.runs < 2)
         uv_run(&e.loop, UV_RUN_ONCE);
-    assert_true(ms_since(t1) >= 29);
+    assert_true((e.last_t0 - t0) / 1000000 >= 29);
     assert_int_equal(e.last_n, 2);
     assert_int_equal(e.last_ids[0], 1);
-    /* Lingered during a long run: it goes as the run ends. */
+    /* A linger went by during a long run: it goes as the run ends. */
     assert_int_equal(add(&e, 3, 3), 0);
     let_time_pass(&e, 40);
     assert_int_equal(e.runs, 2);
     end_run(&e, 0, NULL, NULL);
     assert_int_equal(e.runs, 3);
     assert_int_equal(e.last_ids[0], 3);
-    /* A full batch does not linger. */
+    /* A full batch does not wait for the linger. */
     for (int i = 4; i < 8; i++)
         assert_int_equal(add(&e, i, i), 0);
     end_run(&e, 0, NULL, NULL);
@@ -382,9 +388,9 @@ static void linger_counts_from_the_oldest_item(void **state)
     exec_done(&e);
 }
 
-/* Items left behind by a full batch linger from their own arrival, not
- * from that of the oldest item of the batch that left before them. */
-static void leftovers_linger_from_their_own_arrival(void **state)
+/* Items left behind by a full batch wait a linger from when that batch
+ * left, not from when the batch before it did. */
+static void leftovers_wait_a_linger_after_the_full_batch(void **state)
 {
     (void)state;
     struct exec e;
@@ -392,37 +398,35 @@ static void leftovers_linger_from_their_own_arrival(void **state)
     assert_int_equal(add(&e, 0, 0), 0);
     while (!e.runs)
         uv_run(&e.loop, UV_RUN_ONCE);
-    assert_int_equal(add(&e, 1, 1), 0); /* the oldest, at t1 */
+    assert_int_equal(add(&e, 1, 1), 0);
     let_time_pass(&e, 20);
-    uint64_t t2 = uv_hrtime();
     assert_int_equal(add(&e, 2, 2), 0);
-    assert_int_equal(add(&e, 3, 3), 0); /* left behind, at t1 + 20 ms */
+    assert_int_equal(add(&e, 3, 3), 0); /* left behind */
     end_run(&e, 0, NULL, NULL);         /* 1 and 2: a full batch, at once */
     assert_int_equal(e.runs, 2);
     assert_int_equal(e.last_ids[0], 1);
+    uint64_t t1 = e.last_t0;
     end_run(&e, 0, NULL, NULL);
-    assert_int_equal(e.runs, 2); /* 3 has waited nothing like 30 ms */
+    assert_int_equal(e.runs, 2); /* nothing like 30 ms since 1 and 2 left */
     while (e.runs < 3)
         uv_run(&e.loop, UV_RUN_ONCE);
-    assert_true(ms_since(t2) >= 29);
+    assert_true((e.last_t0 - t1) / 1000000 >= 29);
     assert_int_equal(e.last_ids[0], 3);
     end_run(&e, 0, NULL, NULL);
     exec_done(&e);
 }
 
-/* An item queued late in a long loop turn still waits its whole linger:
+/* An item queued late in a long loop turn still waits out the linger:
  * libuv's timer counts from the turn's start, so it fires early and the
  * batcher waits out the rest. */
 static struct exec *busy_e;
-static uint64_t busy_t;
 static void on_busy_turn(uv_timer_t *t)
 {
     (void)t;
     uint64_t t0 = uv_hrtime();
     while (uv_hrtime() - t0 < 20 * 1000000ull) /* 20 ms of work in this turn */
         ;
-    busy_t = uv_hrtime();
-    assert_int_equal(add(busy_e, 0, 0), 0);
+    assert_int_equal(add(busy_e, 1, 1), 0);
 }
 
 static void linger_survives_a_long_turn(void **state)
@@ -430,13 +434,18 @@ static void linger_survives_a_long_turn(void **state)
     (void)state;
     struct exec e;
     assert_int_equal(exec_init(&e, 8, 64, 30000), 0); /* 30 ms */
+    assert_int_equal(add(&e, 0, 0), 0);
+    while (!e.runs)
+        uv_run(&e.loop, UV_RUN_ONCE);
+    uint64_t t0 = e.last_t0;
+    end_run(&e, 0, NULL, NULL);
     busy_e = &e;
     uv_timer_t t;
     uv_timer_init(&e.loop, &t);
     uv_timer_start(&t, on_busy_turn, 1, 0);
-    while (!e.runs)
+    while (e.runs < 2)
         uv_run(&e.loop, UV_RUN_ONCE);
-    assert_true(ms_since(busy_t) >= 29);
+    assert_true((e.last_t0 - t0) / 1000000 >= 29);
     end_run(&e, 0, NULL, NULL);
     uv_close((uv_handle_t *)&t, NULL);
     exec_done(&e);
@@ -799,9 +808,9 @@ static void json_grows_past_a_short_estimate(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(linger_sends_a_lone_item),
-        cmocka_unit_test(linger_counts_from_the_oldest_item),
-        cmocka_unit_test(leftovers_linger_from_their_own_arrival),
+        cmocka_unit_test(a_quiet_batcher_sends_on_the_next_turn),
+        cmocka_unit_test(a_short_run_does_not_shorten_the_linger),
+        cmocka_unit_test(leftovers_wait_a_linger_after_the_full_batch),
         cmocka_unit_test(linger_survives_a_long_turn),
         cmocka_unit_test(full_batch_goes_at_once_and_is_capped),
         cmocka_unit_test(one_batch_in_flight),
