@@ -51,7 +51,8 @@ static const struct opt opts[] = {
     {"--batch-max", "PARLEY_BATCH_MAX", K_U32, OFF(batch_max), 0, 1, 10000,
      "messages per write transaction (256)"},
     {"--batch-delay-us", "PARLEY_BATCH_DELAY_US", K_U32, OFF(batch_delay_us), 0, 0, 1000000,
-     "least time between one write batch leaving and the next, in microseconds (10000)"},
+     "time between one write batch leaving and the next unless --batch-max wait, in microseconds"
+     " (10000)"},
     {"--batch-queue-max", "PARLEY_BATCH_QUEUE_MAX", K_U32, OFF(batch_queue_max), 0, 16, 1 << 20,
      "messages waiting to be written (8192)"},
     {"--replay-limit", "PARLEY_REPLAY_LIMIT", K_U32, OFF(replay_limit), 0, 0, 1000000,

@@ -27,7 +27,7 @@ struct config {
     uint32_t outq_stall_ms;           /* a connection whose out-queue has not moved for this long
                                          is closed as a slow consumer */
     uint32_t batch_max;               /* messages per write transaction at most */
-    uint32_t batch_delay_us;          /* least time between one write batch leaving and the next */
+    uint32_t batch_delay_us;          /* from one write batch leaving to the next, if not full */
     uint32_t batch_queue_max;         /* messages waiting for a batch at most (then rx flow off) */
     uint32_t replay_limit;            /* messages a join with since may replay at most */
     uint32_t auth_timeout_ms;         /* unauthenticated connections are closed after this */

@@ -28,7 +28,7 @@ static void on_linger(uv_timer_t *t)
 {
     struct batcher *b = t->data;
     b->linger_on = false;
-    if (b->nwait && b->nwait < b->cfg.batch_max && linger_left(b))
+    if (b->nwait && b->nwait < b->cfg.batch_max && !b->paused && linger_left(b))
         linger(b);
     else
         flush(b);
@@ -110,7 +110,7 @@ int batcher_add(struct batcher *b, struct batch_item *it)
     /* Stop reading from this sender instead of growing the list. */
     if (b->ops->pause && batcher_congested(b) && b->ops->pause(b->ud, it)) b->paused = true;
     if (b->bt.n) return 0; /* gathers while the batch in flight commits */
-    if (b->nwait >= b->cfg.batch_max)
+    if (b->nwait >= b->cfg.batch_max || b->paused)
         flush(b);
     else
         linger(b);

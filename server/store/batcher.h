@@ -6,12 +6,14 @@
  * the list as ONE batch, which an executor runs as one statement in one
  * transaction. Batches are spaced: one leaves linger_us after the one
  * before it left (on the next loop turn if that is past, as after a quiet
- * spell), or as soon as batch_max wait. One batch is in flight at a time:
+ * spell), or as soon as batch_max wait or a sender is paused (below). One
+ * batch is in flight at a time:
  * what arrives meanwhile gathers, and goes when the batch in flight
  * completes if it is full or the linger is over by then, else when it is.
  * So an item that fits in the next batch waits at most the longer of a
  * linger and the run ahead of it, a lone send on a quiet gateway waits
- * for nothing, and under load a batch holds a linger's worth of items:
+ * for nothing, and under load a batch holds at least a linger's worth of
+ * items:
  * about one commit per linger and gateway, whatever the database's speed.
  *
  * The batching knows nothing of SQL or connections (batcher_query is only
@@ -95,7 +97,8 @@ struct batcher_ops {
 struct batcher_cfg {
     uint32_t batch_max; /* items per batch at most (>= 1) */
     uint32_t queue_max; /* items waiting at most */
-    uint32_t linger_us; /* between one batch leaving and the next (timer in whole ms) */
+    uint32_t linger_us; /* between one batch leaving and the next, unless batch_max wait (timer in
+                           whole ms) */
 };
 
 struct batcher;

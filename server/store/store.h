@@ -7,8 +7,9 @@
  * last_seq + k ... RETURNING (rooms locked in id order so two gateways never
  * deadlock), the rows are inserted, and a retried client_msg_id returns the
  * row already stored (the same send twice in one batch is written once, the
- * later copy answered as a duplicate). The batch is written when it is full
- * or batch_delay_us old; while one batch commits the next one gathers. Only
+ * later copy answered as a duplicate). A batch is written when it is full,
+ * or batch_delay_us after the previous one left (at once after a quiet
+ * spell); while one batch commits the next one gathers. Only
  * after COMMIT is the sender answered and the push published, encoded once.
  *
  * Ownership: store_send and store_event copy what they need from the command; items link

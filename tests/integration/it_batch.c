@@ -93,10 +93,13 @@ static void duplicate_cmid_inside_one_batch(void **state)
     struct wsc *c = it_connect_port(port, NULL, w.tok[0]);
     assert_non_null(c);
     cJSON_Delete(it_join(c, w.room, -1));
-    it_prime_batch(c, w.room, "primer");
-    int64_t base = last_seq(w.room);
+    /* Counted before the primer, so that only its round trip comes between
+     * its batch leaving and the burst (the burst must come within the
+     * linger): two batches, the primer's and the burst's. */
+    int64_t base = last_seq(w.room) + 1; /* the primer's seq */
     double b0, s0, b1, s1;
     batches(port, &b0, &s0);
+    it_prime_batch(c, w.room, "primer");
 
     const char *rooms[N];
     for (int i = 0; i < N; i++)
@@ -109,8 +112,10 @@ static void duplicate_cmid_inside_one_batch(void **state)
     collect_replies(c, N, 100, r);
 
     batches(port, &b1, &s1);
-    if (b1 - b0 != 1 || s1 - s0 != N)
-        fail_msg("the burst did not share one batch: %.0f batches, %.0f sends", b1 - b0, s1 - s0);
+    if (b1 - b0 != 2 || s1 - s0 != N + 1)
+        fail_msg("the burst did not share one batch: %.0f batches, %.0f sends (the primer's"
+                 " included)",
+                 b1 - b0, s1 - s0);
     char failed[512] = "";
     for (int i = 0; i < N; i++)
         if (r[i].err)
@@ -203,10 +208,10 @@ static void two_rooms_share_a_batch_seqs_dense(void **state)
         cJSON_Delete(it_join(c[p], room[0], -1));
         cJSON_Delete(it_join(c[p], room[1], -1));
     }
-    it_prime_batch(c[0], room[1], "primer");
-    int64_t base[2] = {last_seq(room[0]), last_seq(room[1])};
+    int64_t base[2] = {last_seq(room[0]), last_seq(room[1]) + 1}; /* + the primer */
     double b0, s0, b1, s1;
     batches(port, &b0, &s0);
+    it_prime_batch(c[0], room[1], "primer"); /* as in duplicate_cmid_inside_one_batch */
 
     /* Per sender PER sends: A A B A B B A B ... */
     static const int pattern[PER] = {0, 0, 1, 0, 1, 1, 0, 1, 1, 0, 0, 1};
@@ -226,8 +231,10 @@ static void two_rooms_share_a_batch_seqs_dense(void **state)
     collect_replies(c[1], PER, 300, r[1]);
 
     batches(port, &b1, &s1);
-    if (b1 - b0 != 1 || s1 - s0 != N)
-        fail_msg("the sends did not share one batch: %.0f batches, %.0f sends", b1 - b0, s1 - s0);
+    if (b1 - b0 != 2 || s1 - s0 != N + 1)
+        fail_msg("the sends did not share one batch: %.0f batches, %.0f sends (the primer's"
+                 " included)",
+                 b1 - b0, s1 - s0);
     int64_t seqs[2][N];
     int n[2] = {0, 0};
     int64_t prev[2][2] = {{0, 0}, {0, 0}}; /* per sender and room */
