@@ -67,6 +67,7 @@ struct app {
     bool draining;                    /* shutting down: refuse new connections */
     uint64_t drain_started;           /* uv_now when draining began */
     bool closing_clients;             /* drain phase 2: 1001 sent to everyone */
+    bool settling;                    /* drain phase 3: clients gone, Redis answering the last */
     bool stopped;                     /* everything closed; the loop is winding down */
     int schema_version;               /* the migrations this build expects */
     bool schema_ok;                   /* the database was at schema_version when last checked */

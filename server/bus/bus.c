@@ -37,6 +37,7 @@ struct bus {
     struct link l[2];                 /* PUB and SUB */
     uv_timer_t tick;                  /* reconnects and the publish watchdog */
     unsigned unanswered;              /* publishes sent, reply not yet seen */
+    unsigned cl_calls;                /* cluster: bus_calls not yet answered (bus_settled) */
     unsigned long long answered;      /* replies seen on the publish link, ever */
     unsigned long long answered_seen; /* answered at the previous tick */
     uint64_t silent_ms;               /* loop time with commands unanswered and no reply */
@@ -230,6 +231,12 @@ void bus_close(struct bus *b)
     uv_close((uv_handle_t *)&b->tick, on_tick_closed);
 }
 
+bool bus_settled(const struct bus *b)
+{
+    if (b->cl) return !b->cl_calls; /* the cluster's publishes (hints) are not waited for */
+    return !b->l[PUB].up || !b->unanswered;
+}
+
 unsigned long long bus_reconnects(const struct bus *b)
 {
     if (b->cl) return cbus_reconnects(b->cl);
@@ -281,10 +288,29 @@ static void on_call_reply(redisAsyncContext *ac, void *r, void *priv)
     mem_free(c);
 }
 
+/* A cluster's: cbus answers every call, with NULL at the latest in cbus_close. */
+static void on_cl_call_reply(void *ud, const void *r)
+{
+    struct call *c = ud;
+    c->b->cl_calls--;
+    c->cb(c->ud, r);
+    mem_free(c);
+}
+
 int bus_call(struct bus *b, bus_reply_cb cb, void *ud, int argc, const char **argv,
              const size_t *argvlen)
 {
-    if (b->cl) return cbus_call(b->cl, cb, ud, argc, argv, argvlen);
+    if (b->cl) {
+        struct call *c = mem_alloc(sizeof *c);
+        if (!c) return -ENOMEM;
+        *c = (struct call){b, cb, ud};
+        int rc = cbus_call(b->cl, on_cl_call_reply, c, argc, argv, argvlen);
+        if (rc)
+            mem_free(c);
+        else
+            b->cl_calls++;
+        return rc;
+    }
     struct link *l = &b->l[PUB];
     if (!l->up) return -EAGAIN;
     if (b->unanswered >= BUS_MAX_UNANSWERED) return -ENOBUFS;

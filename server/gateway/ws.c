@@ -448,18 +448,13 @@ int ws_start(struct app *a, const struct gateway_hooks *hooks)
 void ws_finish(struct app *a)
 {
     if (a->lws) lws_context_destroy(a->lws);
-    /* Connections closed during the destruction above still called them. */
+    /* Connections closed during the destruction above still called them,
+     * and so did those lws gave up after ws_stop (a close frame to a client
+     * that reads nothing waits out its timeout): their WSI_DESTROY releases
+     * their address's count. */
     mem_free(a->gw_hooks);
     a->gw_hooks = NULL;
     rxpool_free(a);
-}
-
-void ws_stop(struct app *a)
-{
-    conn_writes_stop(a); /* before lws starts to take the connections apart */
-    /* With a foreign loop, destruction finishes over later loop turns; main
-     * calls ws_finish after the loop to complete it (as the lws examples do). */
-    if (a->lws) lws_context_destroy(a->lws);
     if (a->ips) {
         for (int i = 0; i < 1024; i++)
             while (a->ips->b[i]) {
@@ -470,4 +465,12 @@ void ws_stop(struct app *a)
         mem_free(a->ips);
         a->ips = NULL;
     }
+}
+
+void ws_stop(struct app *a)
+{
+    conn_writes_stop(a); /* before lws starts to take the connections apart */
+    /* With a foreign loop, destruction finishes over later loop turns; main
+     * calls ws_finish after the loop to complete it (as the lws examples do). */
+    if (a->lws) lws_context_destroy(a->lws);
 }

@@ -35,6 +35,7 @@
 #define SWEEP_MS 20             /* room gaps, auth deadlines, shutdown steps */
 #define DRAIN_FLUSH_MAX_MS 5000 /* shutdown: wait for pending writes at most */
 #define DRAIN_CLOSE_MAX_MS 2000 /* shutdown: wait for clients to close at most */
+#define DRAIN_SETTLE_MAX_MS 500 /* shutdown: wait for Redis's last answers at most */
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -102,10 +103,20 @@ static void drain_step(struct app *a)
             conn_close_when_drained(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
         return;
     }
-    if (a->nconns && waited < DRAIN_CLOSE_MAX_MS) return;
-    /* Clients that did not read their last replies in time are cut off. */
-    for (struct conn *c = a->conns; c; c = c->next)
-        conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+    if (!a->settling) {
+        if (a->nconns && waited < DRAIN_CLOSE_MAX_MS) return;
+        /* Clients that did not read their last replies in time are cut off. */
+        for (struct conn *c = a->conns; c; c = c->next)
+            conn_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+        a->settling = true;
+        a->drain_started = app_now_ms(a);
+        room_presence_leave(a);
+    }
+    /* The rooms the last clients left queued their presence removals, and
+     * the liveness key's deletion covers the rooms of clients lws is still
+     * closing: sent and answered before the links go, or the other gateways
+     * would list those people until the key lapses (about 12 s). */
+    if (!bus_settled(a->bus) && app_now_ms(a) - a->drain_started < DRAIN_SETTLE_MAX_MS) return;
     app_stop(a);
 }
 

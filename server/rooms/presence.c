@@ -453,6 +453,14 @@ void presence_tick(struct presence *p, int64_t wall_ms, bool force)
         if (!p->gws[i].pending) gw_check(p, &p->gws[i]);
 }
 
+void presence_leave(struct presence *p)
+{
+    char key[48];
+    live_key(p->gw, key, sizeof key);
+    const char *del[2] = {"DEL", key};
+    call(p, ignore_reply, NULL, 2, del);
+}
+
 void presence_view_free(struct presence *p, const char *room_id, struct pview *v)
 {
     if (!v) return;

@@ -42,6 +42,12 @@ void presence_free(struct presence *p);
  * gateway takes a new id, so that entries it could not remove while Redis
  * was away go with the old id's key. */
 void presence_tick(struct presence *p, int64_t wall_ms, bool force);
+/* A graceful stop, once its clients are gone or cut off: deletes this
+ * gateway's liveness key, so the other gateways leave out whatever entries
+ * it could not remove (rooms of clients still closing when the links go)
+ * at their next check, within about 2 s, instead of when the key lapses
+ * (10 s). No tick may follow (the drain stops them). */
+void presence_leave(struct presence *p);
 /* A presence hint for the room came from gateway gw (BUSFMT_GW_LEN
  * characters): the room is read on the next two ticks (a hint can overtake
  * its write when the room's channel and key live on different cluster

@@ -763,6 +763,11 @@ void room_presence_tick(struct app *a)
     rs->pres_force = false;
 }
 
+void room_presence_leave(struct app *a)
+{
+    if (a->rooms->pres && bus_up(a->bus)) presence_leave(a->rooms->pres);
+}
+
 void room_typing(struct app *a, struct sub *s)
 {
     char buf[160];

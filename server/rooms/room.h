@@ -69,6 +69,9 @@ void room_tick(struct app *a);
 
 /* Presence, once a second, for every room (presence.h). */
 void room_presence_tick(struct app *a);
+/* A graceful stop whose clients are gone or cut off: the others leave this
+ * gateway's people out from their next check (presence_leave). */
+void room_presence_leave(struct app *a);
 
 /* Moderation (ctl.c): a push for person (or "-") and the moderators of the
  * room on every gateway; the person taken out of the room here. */

@@ -481,15 +481,7 @@ static void sigterm_closes_after_queued_replies(void **state)
     struct wsc *a = it_connect_auth(0, w.tok[0]);
     assert_non_null(a);
     cJSON_Delete(it_join(a, w.room, -1));
-    static char body[3001];
-    memset(body, 'q', 3000);
-    for (int i = 0; i < 20; i++) {
-        char cmid[16];
-        snprintf(cmid, sizeof cmid, "big-%d", i);
-        cJSON *r = it_send(a, w.room, cmid, body);
-        assert_null(wsc_err_code(r));
-        cJSON_Delete(r);
-    }
+    it_send_big(a, w.room, 20);
     wsc_close(a);
     /* A reader with a 4 KiB receive buffer asks for PAGES pages of 60 KB
      * and does not read: the first fill the sockets' buffers, the rest wait
@@ -499,13 +491,7 @@ static void sigterm_closes_after_queued_replies(void **state)
     assert_non_null(c);
     cJSON_Delete(it_join(c, w.room, -1));
     enum { PAGES = 100 };
-    for (int i = 0; i < PAGES; i++) {
-        char msg[160];
-        int n =
-            snprintf(msg, sizeof msg, "{\"id\":%d,\"op\":\"history\",\"room\":\"%s\",\"limit\":20}",
-                     500 + i, w.room);
-        assert_int_equal(wsc_send_text(c, msg, (size_t)n), 0);
-    }
+    it_ask_history(c, w.room, PAGES, 500);
     /* every page answered into the gateway's queue before it stops */
     static char metrics[1 << 17];
     const char *series = "parley_op_seconds_count{op=\"history\"} ";

@@ -167,6 +167,68 @@ static void gone_gateways_people_leave(void **state)
     wsc_close(a);
 }
 
+/* Stops the gateway pid (its exit status 0) and requires a (on another
+ * gateway) to see person leave within bound_ms of the SIGTERM. */
+static void stop_and_see_leave(struct wsc *a, pid_t pid, const char *person, uint64_t bound_ms)
+{
+    uint64_t t0 = it_now_ms();
+    assert_int_equal(it_stop(pid), 0);
+    long ms = until(a, 20000, person, "left");
+    uint64_t total = it_now_ms() - t0;
+    print_message("left %llu ms after the SIGTERM (%ld ms after the exit)\n",
+                  (unsigned long long)total, ms);
+    assert_true(ms >= 0);
+    assert_true(total < bound_ms);
+}
+
+/* A gateway stopped gracefully takes its people out of presence as it
+ * goes: the others see them leave as its clients are closed, not when its
+ * liveness key lapses (10 to 12 s later). Its client here does not answer
+ * the close, so the drain waits its 2 s for it, then cuts it off. */
+static void a_stopped_gateways_people_leave_as_it_stops(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 2, NULL);
+    int port;
+    pid_t pid = it_own_gateway("gw-pres-stop", &port, NULL);
+    struct wsc *a = it_member(0, w.tok[0], w.room);
+    struct wsc *b = it_connect_port(port, NULL, w.tok[1]);
+    assert_non_null(b);
+    cJSON_Delete(it_join(b, w.room, -1));
+    assert_true(until(a, 5000, w.person[1], "joined") >= 0);
+    stop_and_see_leave(a, pid, w.person[1], 6000);
+    wsc_abort(b);
+    wsc_close(a);
+}
+
+/* The same for a client that reads nothing while the gateway stops: its
+ * queue never drains, so the drain cuts it off after 2 s and lws takes up
+ * to 2 s more to give its connection up; the stopping gateway deletes its
+ * liveness key first, so the others leave it out within about 2 s whatever
+ * its rooms' removals did. */
+static void a_stopped_gateways_stuck_client_leaves_too(void **state)
+{
+    (void)state;
+    struct it_world w;
+    it_world(&w, 2, NULL);
+    int port; /* an out-queue that takes more than the sockets do */
+    pid_t pid = it_own_gateway("gw-pres-stuck", &port, "--outq-bytes", "67108864", NULL);
+    struct wsc *a = it_member(0, w.tok[0], w.room);
+    it_send_big(a, w.room, 20); /* a history page is 60 KB */
+    struct wsc_opts small = {.rcvbuf = 4096};
+    struct wsc *b = it_connect_port(port, &small, w.tok[1]);
+    assert_non_null(b);
+    cJSON_Delete(it_join(b, w.room, -1));
+    assert_true(until(a, 5000, w.person[1], "joined") >= 0);
+    it_ask_history(b, w.room, 100, 500); /* 60 KB each, unread */
+    usleep(500000);
+    /* 4 s of drain and about 2 s to be found gone; not 12 more */
+    stop_and_see_leave(a, pid, w.person[1], 9000);
+    wsc_abort(b);
+    wsc_close(a);
+}
+
 /* Redis's count of calls of cmd so far. */
 static long calls(const char *cmd)
 {
@@ -266,6 +328,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(snapshot_diffs_and_people_count_once),
         cmocka_unit_test(gone_gateways_people_leave),
+        cmocka_unit_test(a_stopped_gateways_people_leave_as_it_stops),
+        cmocka_unit_test(a_stopped_gateways_stuck_client_leaves_too),
         cmocka_unit_test(idle_room_costs_no_redis_traffic),
         cmocka_unit_test(typing_crosses_gateways_and_is_rate_limited),
     };

@@ -197,6 +197,31 @@ void it_prime_batch(struct wsc *c, const char *room, const char *cmid)
     cJSON_Delete(r);
 }
 
+void it_send_big(struct wsc *c, const char *room, int n)
+{
+    static char body[3001];
+    memset(body, 'q', 3000);
+    for (int i = 0; i < n; i++) {
+        char cmid[16];
+        snprintf(cmid, sizeof cmid, "big-%d", i);
+        cJSON *r = it_send(c, room, cmid, body);
+        assert_non_null(r);
+        if (wsc_err_code(r)) fail_msg("a big send was answered %s", wsc_err_code(r));
+        cJSON_Delete(r);
+    }
+}
+
+void it_ask_history(struct wsc *c, const char *room, int n, int first_id)
+{
+    for (int i = 0; i < n; i++) {
+        char msg[160];
+        int len =
+            snprintf(msg, sizeof msg, "{\"id\":%d,\"op\":\"history\",\"room\":\"%s\",\"limit\":20}",
+                     first_id + i, room);
+        assert_int_equal(wsc_send_text(c, msg, (size_t)len), 0);
+    }
+}
+
 static cJSON *vreq(struct wsc *c, char *body, size_t cap, const char *fmt, va_list ap)
 {
     vsnprintf(body, cap, fmt, ap);
