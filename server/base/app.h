@@ -65,7 +65,7 @@ struct app {
     uv_signal_t sig_usr1;             /* SIGUSR1: one log level more verbose */
     uv_signal_t sig_usr2;             /* SIGUSR2: one log level quieter */
     bool draining;                    /* shutting down: refuse new connections */
-    uint64_t drain_started;           /* uv_now when draining began */
+    uint64_t drain_started;           /* uv_now when the drain's current phase began */
     bool closing_clients;             /* drain phase 2: 1001 sent to everyone */
     bool settling;                    /* drain phase 3: clients gone, Redis answering the last */
     bool stopped;                     /* everything closed; the loop is winding down */

@@ -448,10 +448,10 @@ int ws_start(struct app *a, const struct gateway_hooks *hooks)
 void ws_finish(struct app *a)
 {
     if (a->lws) lws_context_destroy(a->lws);
-    /* Connections closed during the destruction above still called them,
-     * and so did those lws gave up after ws_stop (a close frame to a client
-     * that reads nothing waits out its timeout): their WSI_DESTROY releases
-     * their address's count. */
+    /* Connections closed during the destruction above still called them.
+     * Every connection ws_stop's destruction closed releases its address's
+     * count in WSI_DESTROY, from libuv's close callback in a later loop
+     * turn: the counts are freed only now. */
     mem_free(a->gw_hooks);
     a->gw_hooks = NULL;
     rxpool_free(a);

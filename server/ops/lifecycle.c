@@ -112,10 +112,11 @@ static void drain_step(struct app *a)
         a->drain_started = app_now_ms(a);
         room_presence_leave(a);
     }
-    /* The rooms the last clients left queued their presence removals, and
-     * the liveness key's deletion covers the rooms of clients lws is still
-     * closing: sent and answered before the links go, or the other gateways
-     * would list those people until the key lapses (about 12 s). */
+    /* Sent and answered before the links go: the liveness key's deletion,
+     * and the presence removals of rooms already freed (a room whose
+     * unsubscribe is still unanswered, or whose clients were cut off, is
+     * freed only with the links; the deletion covers it). Else the other
+     * gateways would list those people until the key lapses (about 12 s). */
     if (!bus_settled(a->bus) && app_now_ms(a) - a->drain_started < DRAIN_SETTLE_MAX_MS) return;
     app_stop(a);
 }

@@ -44,9 +44,9 @@ void presence_free(struct presence *p);
 void presence_tick(struct presence *p, int64_t wall_ms, bool force);
 /* A graceful stop, once its clients are gone or cut off: deletes this
  * gateway's liveness key, so the other gateways leave out whatever entries
- * it could not remove (rooms of clients still closing when the links go)
- * at their next check, within about 2 s, instead of when the key lapses
- * (10 s). No tick may follow (the drain stops them). */
+ * it could not remove (rooms still open when the links go) from their
+ * next check of the key, 1 to 3 s later, instead of when it lapses (10 s).
+ * No tick may follow (the drain stops them). */
 void presence_leave(struct presence *p);
 /* A presence hint for the room came from gateway gw (BUSFMT_GW_LEN
  * characters): the room is read on the next two ticks (a hint can overtake

@@ -765,7 +765,7 @@ void room_presence_tick(struct app *a)
 
 void room_presence_leave(struct app *a)
 {
-    if (a->rooms->pres && bus_up(a->bus)) presence_leave(a->rooms->pres);
+    if (a->rooms->pres) presence_leave(a->rooms->pres); /* a link that is down: not sent */
 }
 
 void room_typing(struct app *a, struct sub *s)
