@@ -64,13 +64,13 @@ typedef void (*bus_reply_cb)(void *ud, const void *redis_reply);
 int bus_call(struct bus *b, bus_reply_cb cb, void *ud, int argc, const char **argv,
              const size_t *argvlen);
 
-bool bus_up(const struct bus *b); /* both connections established */
+bool bus_up(const struct bus *b);                       /* both connections established */
+unsigned long long bus_reconnects(const struct bus *b); /* links re-established */
 /* Every publish and command sent has its answer, or its link is down (no
  * answer will come); on a cluster, every command (its publishes are not
  * counted). A stop waits for this, so that what its last moments queued
- * (the presence removals of the rooms its clients left) reaches Redis
- * before the links are freed with it unsent. */
+ * (its presence key's deletion, the removals of rooms its clients left)
+ * reaches Redis before the links are freed with it unsent. */
 bool bus_settled(const struct bus *b);
-unsigned long long bus_reconnects(const struct bus *b); /* links re-established */
 
 #endif

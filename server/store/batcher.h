@@ -7,14 +7,13 @@
  * transaction. Batches are spaced: one leaves linger_us after the one
  * before it left (on the next loop turn if that is past, as after a quiet
  * spell), or as soon as batch_max wait or a sender is paused (below). One
- * batch is in flight at a time:
- * what arrives meanwhile gathers, and goes when the batch in flight
- * completes if it is full or the linger is over by then, else when it is.
- * So an item that fits in the next batch waits at most the longer of a
- * linger and the run ahead of it, a lone send on a quiet gateway waits
- * for nothing, and under load a batch holds at least a linger's worth of
- * items:
- * about one commit per linger and gateway, whatever the database's speed.
+ * batch is in flight at a time: what arrives meanwhile gathers, and goes
+ * when the batch in flight completes if it is full or the linger is over
+ * by then, else when it is. So an item that fits in the next batch waits
+ * at most the longer of a linger and the run ahead of it, a lone send on
+ * a quiet gateway waits for nothing, and under load a batch holds at least
+ * a linger's worth of items: about one commit per linger and gateway,
+ * whatever the database's speed.
  *
  * The batching knows nothing of SQL or connections (batcher_query is only
  * the glue to db.h for the usual run). The executor (ops) builds
