@@ -20,18 +20,15 @@ struct batcher {
 
 static void flush(struct batcher *b);
 static void linger(struct batcher *b);
-static uint64_t linger_left(const struct batcher *b);
+static void linger_or_flush(struct batcher *b);
 
 /* The timer counts from the loop's time, taken when the turn began: after
- * a long turn it fires early, and the rest is waited again. */
+ * a long turn it fires early, and linger_or_flush waits out the rest. */
 static void on_linger(uv_timer_t *t)
 {
     struct batcher *b = t->data;
     b->linger_on = false;
-    if (b->nwait && b->nwait < b->cfg.batch_max && !b->paused && linger_left(b))
-        linger(b);
-    else
-        flush(b);
+    linger_or_flush(b);
 }
 
 struct batcher *batcher_new(uv_loop_t *loop, const struct batcher_cfg *cfg,
@@ -139,13 +136,15 @@ static void linger(struct batcher *b)
     uv_timer_start(&b->linger, on_linger, (linger_left(b) + 999999) / 1000000, 0);
 }
 
-/* A run ended with items waiting: they go now if they make a full batch,
- * the linger since the last batch left is over or paused senders wait for
- * them, else when it will be. Before, they went as the run ended; on a fast
- * database that made a statement of every two or three sends under load,
- * with its fixed cost each time (BENCHMARKS.md, "Batches under load"). */
+/* The timer fired, or a run ended: what waits goes now if it makes a full
+ * batch, the linger since the last batch left is over or paused senders
+ * wait for it, else when the linger will be over. (Items once went as a
+ * run ended; on a fast database that made a statement of every two or
+ * three sends under load, with its fixed cost each time: BENCHMARKS.md,
+ * "Batches under load".) */
 static void linger_or_flush(struct batcher *b)
 {
+    if (!b->nwait) return;
     if (b->nwait >= b->cfg.batch_max || b->paused || !linger_left(b))
         flush(b);
     else
@@ -254,5 +253,5 @@ void batcher_done(struct batcher *b, int err, const char *sqlstate, void *res)
         b->paused = false;
         b->ops->resume(b->ud);
     }
-    if (b->nwait) linger_or_flush(b);
+    linger_or_flush(b);
 }

@@ -211,8 +211,10 @@ void it_send_big(struct wsc *c, const char *room, int n)
     }
 }
 
-void it_ask_history(struct wsc *c, const char *room, int n, int first_id)
+void it_ask_history(struct wsc *c, int port, const char *room, int n, int first_id)
 {
+    const char *series = "parley_op_seconds_count{op=\"history\"}";
+    double before = it_metric_port(port, series);
     for (int i = 0; i < n; i++) {
         char msg[160];
         int len =
@@ -220,6 +222,9 @@ void it_ask_history(struct wsc *c, const char *room, int n, int first_id)
                      first_id + i, room);
         assert_int_equal(wsc_send_text(c, msg, (size_t)len), 0);
     }
+    for (int i = 0; i < 200 && it_metric_port(port, series) - before < n; i++)
+        usleep(50000);
+    assert_true(it_metric_port(port, series) - before >= n);
 }
 
 static cJSON *vreq(struct wsc *c, char *body, size_t cap, const char *fmt, va_list ap)

@@ -76,9 +76,10 @@ void it_prime_batch(struct wsc *c, const char *room, const char *cmid);
 /* Sends n messages of 3,000 bytes (client_msg_ids big-0 ...) and requires
  * each stored: a history page of 20 is then about 60 KB. */
 void it_send_big(struct wsc *c, const char *room, int n);
-/* Asks for n history pages of 20 (command ids first_id ...) without
- * reading the answers. */
-void it_ask_history(struct wsc *c, const char *room, int n, int first_id);
+/* Asks the gateway at port for n history pages of 20 (command ids
+ * first_id ...) on c and waits until it has answered them all into c's
+ * queue (its op counter), without reading them. */
+void it_ask_history(struct wsc *c, int port, const char *room, int n, int first_id);
 /* A command (the fields after "id", printf-style): the reply, which the
  * test requires (it fails on none in 5 s). */
 cJSON *it_req(struct wsc *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
