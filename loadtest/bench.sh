@@ -139,13 +139,18 @@ measure() {
   fi
   # BENCH_PERF=DIR: a whole-machine profile of the run (perf record -a -g),
   # one file per run, DIR/NAME.N.perf; read it per process with
-  # `perf report -i FILE --comm parleyd` (or postgres, redis-server).
-  local profiler=""
+  # `perf report -i FILE --comm parleyd` (or postgres, redis-server). The
+  # samples carry the monotonic clock, and DIR/NAME.N.window holds the send
+  # window's (as parley-load's, whose CPU figure it is), so that
+  # `perf report -i FILE --time "$(cat DIR/NAME.N.window)"` leaves the
+  # connections' set-up out of the profile as the figure does.
+  local profiler="" perf_file=""
   if [ -n "${BENCH_PERF:-}" ]; then
     mkdir -p "$BENCH_PERF"
     local n=1
     while [ -e "$BENCH_PERF/$name.$n.perf" ]; do n=$((n + 1)); done
-    perf record -q -F 499 -a -g -o "$BENCH_PERF/$name.$n.perf" >/dev/null 2>&1 &
+    perf_file=$BENCH_PERF/$name.$n
+    perf record -q -F 499 -a -g -k CLOCK_MONOTONIC -o "$perf_file.perf" >/dev/null 2>&1 &
     profiler=$!
   fi
   "$load" --proto "$proto" --fixture "$state/fixture" "${gws[@]}" \
@@ -155,6 +160,8 @@ measure() {
   if [ -n "$profiler" ]; then
     kill -INT "$profiler"
     wait "$profiler" || true
+    python3 -c 'import json, sys; w = json.load(open(sys.argv[1]))["window_mono_s"]
+print("%.6f,%.6f" % tuple(w))' "$state/out.json" >"$perf_file.window" || true
   fi
   if [ -n "$tracers" ]; then
     # shellcheck disable=SC2086

@@ -44,6 +44,18 @@
 #   alternating, so that a noisy machine's drift falls on both; the medians
 #   and their ratio are printed.
 #
+# What PostgreSQL itself takes in on its bulk path, the floor under any
+# statement the batcher could send:
+#
+#   loadtest/bench_rows.sh --copy [rows] [batch] [conns]
+#                               (defaults: 300000 1000 1)
+#   COPY of message-shaped rows (64-byte bodies, fresh seqs over 500 rooms)
+#   into the migrated schema, `batch` rows a transaction, from `conns` psql
+#   clients at once, on a durable server; with messages' two foreign keys
+#   (rooms, people: one key-share look-up per row) and, in a second database,
+#   without them. The table is emptied and checkpointed before each run;
+#   BENCH_REPS runs of each (default 3), alternating; medians.
+#
 # Private PostgreSQL and Redis on loopback in a temp dir (scripts/services.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -109,6 +121,87 @@ print("\npartitioned / one table: %.2f" % (med("part", "rows_per_s") / med("flat
 if any(r["failed"] for r in rows):
     print("some runs failed (see above)")
     sys.exit(1)
+PY
+  exit 0
+fi
+if [ "${1:-}" = "--copy" ]; then
+  shift
+  nrows=${1:-300000} batch=${2:-1000} conns=${3:-1} reps=${BENCH_REPS:-3}
+  bin=$root/build/server/parleyd
+  [ -x "$bin" ] || svc_die "build first (cmake --build build)"
+  state=$(mktemp -d /tmp/parley-bench.XXXXXX)
+  chmod 755 "$state"
+  trap 'svc_pg_stop "$state"; rm -rf "$state"' EXIT
+  pg_port=$(svc_free_port)
+  svc_pg_start "$state" "$pg_port" "${BENCH_DURABILITY:-durable}"
+  base="host=127.0.0.1 port=$pg_port user=parley"
+  q() { svc_pg "$PG_BIN/psql" -qXtA -h 127.0.0.1 -p "$pg_port" -U postgres -d "$1" -c "$2"; }
+  echo "PostgreSQL: fsync=$(q postgres 'SHOW fsync') synchronous_commit=$(q postgres 'SHOW synchronous_commit')" \
+    "full_page_writes=$(q postgres 'SHOW full_page_writes')" >&2
+  for d in fk nofk; do
+    q postgres "CREATE DATABASE parley_$d OWNER parley" >/dev/null
+    "$bin" migrate --pg "$base dbname=parley_$d" >/dev/null
+    "$bin" admin --pg "$base dbname=parley_$d" load-fixture 1000 500 >/dev/null
+    # one sender per room, from the room's own workspace
+    q "parley_$d" "SELECT r.id, p.id FROM (SELECT id, row_number() OVER () n FROM rooms) r
+                   JOIN (SELECT id, row_number() OVER () n FROM people) p ON p.n = r.n" >"$state/pairs.$d"
+    python3 - "$state/pairs.$d" "$state/copy.$d" "$nrows" "$batch" "$conns" <<'PY'
+import sys
+pairs = [l.strip().split("|") for l in open(sys.argv[1]) if l.strip()]
+out, rows, batch, conns = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+files = [open("%s.%d" % (out, k), "w") for k in range(conns)]
+seq, body = {}, "x" * 64
+for b in range(0, rows, batch):
+    f = files[(b // batch) % conns]
+    f.write("COPY messages (room_id, seq, sender_id, client_msg_id, body, kind) FROM STDIN;\n")
+    for i in range(b, min(rows, b + batch)):
+        room, person = pairs[i % len(pairs)]
+        seq[room] = seq.get(room, 0) + 1
+        f.write("%s\t%d\t%s\tc%d\t%s\tmessage\n" % (room, seq[room], person, i, body))
+    f.write("\\.\n")
+PY
+  done
+  q parley_nofk "ALTER TABLE messages DROP CONSTRAINT messages_room_id_fkey,
+                 DROP CONSTRAINT messages_sender_id_fkey" >/dev/null
+  pm=$(head -n 1 "$state/pg/postmaster.pid")
+  # PostgreSQL's CPU: the postmaster's own and its reaped children's (each
+  # psql's backend exits within the run) plus the children still running
+  pg_ticks() {
+    { awk '{print $14 + $15 + $16 + $17}' "/proc/$pm/stat"
+      svc_cpu_ticks $(pgrep -P "$pm"); } | awk '{s += $1} END {print s}'
+  }
+  for rep in $(seq 1 "$reps"); do
+    for d in fk nofk; do
+      q "parley_$d" "TRUNCATE messages" >/dev/null
+      q "parley_$d" "CHECKPOINT" >/dev/null
+      t0=$(pg_ticks) s0=$(date +%s.%N)
+      for f in "$state/copy.$d".*; do
+        svc_pg "$PG_BIN/psql" -qXtA -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$pg_port" -U parley \
+          -d "parley_$d" -f "$f" >/dev/null &
+      done
+      wait
+      s1=$(date +%s.%N)
+      sleep 1 # the backends exit and are reaped
+      t1=$(pg_ticks)
+      n=$(q "parley_$d" "SELECT count(*) FROM messages")
+      [ "$n" = "$nrows" ] || svc_die "$d: $n rows of $nrows stored"
+      echo "$d $rep $n $s0 $s1 $t0 $t1" | tee -a "$state/copy" >&2
+    done
+  done
+  python3 - "$state/copy" "$batch" "$conns" "$(getconf CLK_TCK)" <<'PY'
+import statistics, sys
+runs = [l.split() for l in open(sys.argv[1])]
+tck = int(sys.argv[4])
+print("\nCOPY into messages, %s rows a transaction, %s connection(s), durable; medians of %d" % (
+    sys.argv[2], sys.argv[3], len(runs) // 2))
+print("| messages | rows/s (median) | PostgreSQL CPU µs per row | runs (rows/s) |")
+print("|---|---|---|---|")
+for d, label in (("fk", "with its foreign keys"), ("nofk", "without its two foreign keys")):
+    rs = [r for r in runs if r[0] == d]
+    rate = [int(r[2]) / (float(r[4]) - float(r[3])) for r in rs]
+    cpu = [(int(r[6]) - int(r[5])) / tck * 1e6 / int(r[2]) for r in rs]
+    print("| %s | %.0f | %.1f | %s |" % (label, statistics.median(rate), statistics.median(cpu),
+          ", ".join("%.0f" % x for x in rate)))
 PY
   exit 0
 fi

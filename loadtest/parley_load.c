@@ -13,7 +13,8 @@
  *   chat       steady sends at --rate per client (default)
  *   idle       connect, authenticate, join, then hold: memory per connection
  *              (--pid: the gateways whose RSS to measure; in every scenario
- *              their CPU over the send window is reported as pids_cpu_s)
+ *              their CPU over the send window is reported as pids_cpu_s, and
+ *              the window itself on the monotonic clock as window_mono_s)
  *   bigroom    chat with a fixture of one room (the same loop; named for the bench)
  *   reconnect  chat while every client drops its connection every
  *              --reconnect-every seconds and rejoins with since on the other
@@ -172,6 +173,7 @@ struct shared {
     int acks_done;                      /* workers with every command answered after the stop */
     long rss1;                          /* the gateways' RSS when sending starts */
     double cpu0, cpu1;                  /* their CPU seconds then, and when the drain ended */
+    uint64_t cpu1_ns;                   /* when the drain ended (monotonic; start_ns began it) */
     int drained;                        /* workers past the drain (the last sets cpu1) */
     double run_s;                       /* storm: the load's real length (it stops early) */
     uint64_t acked_in_room[MAX_ROOMS];  /* acknowledged messages, per room */
@@ -1247,7 +1249,10 @@ static void run_worker(struct client *cl, int n)
     if (G.scenario == S_STORM) G.S->run_s = (double)(stop - start) / 1e9;
     /* The gateways' CPU over the send window ends when the last worker is
      * past its drain, before any closes its connections. */
-    if (__atomic_add_fetch(&G.S->drained, 1, __ATOMIC_SEQ_CST) == G.procs) G.S->cpu1 = pids_cpu_s();
+    if (__atomic_add_fetch(&G.S->drained, 1, __ATOMIC_SEQ_CST) == G.procs) {
+        G.S->cpu1 = pids_cpu_s();
+        G.S->cpu1_ns = now_ns();
+    }
     for (uint64_t until = now_ns() + 2000000000ull;
          __atomic_load_n(&G.S->drained, __ATOMIC_SEQ_CST) < G.procs && now_ns() < until;)
         service(5);
@@ -1464,9 +1469,10 @@ int main(int argc, char **argv)
         printf(",\"retries\":%" PRIu64 ",\"refusals\":%" PRIu64 ",\"hinted\":%" PRIu64
                ",\"resent\":%" PRIu64 ",\"storm_cut\":%d,\"storm_reauthed\":%d"
                ",\"storm_recovered\":%d,\"storm_recover_ms\":%.1f,\"storm_recover_p50_ms\":%.1f"
-               ",\"storm_recover_p99_ms\":%.1f}\n",
+               ",\"storm_recover_p99_ms\":%.1f,\"window_mono_s\":[%.6f,%.6f]}\n",
                T.retries, T.refusals, T.hinted, T.resent, T.cut, T.reauthed, T.storm_recovered,
-               storm_ms, MS(T.rec_lat, 50), MS(T.rec_lat, 99));
+               storm_ms, MS(T.rec_lat, 50), MS(T.rec_lat, 99), (double)G.S->start_ns / 1e9,
+               (double)G.S->cpu1_ns / 1e9);
     } else {
         printf("\nscenario %s: %d clients (%d joined), %d rooms (largest %d), %d gateways, "
                "%d process%s, %g msg/s each, %gs\n",
