@@ -16,7 +16,8 @@
 #   loadtest/bench.sh [rounds] [rate per client] [seconds]     (defaults: 3 5 10)
 #   BENCH_PLOT=latency.png loadtest/bench.sh ...   also plots each system's
 #                          latency by percentile in the last round (gnuplot)
-#   BENCH_SEARCH="2 5 10 20" loadtest/bench.sh ...  then, per system, runs the
+#   BENCH_SEARCH="2 5 10 20" loadtest/bench.sh ...  then, for parley and
+#                          socketio (those of them in BENCH_SYSTEMS), runs the
 #                          rates of the ladder in order until one fails (p99
 #                          >= 100 ms, or any loss, duplicate, reorder or
 #                          error) and reports the highest that held
@@ -412,6 +413,7 @@ if [ -n "${BENCH_SEARCH:-}" ]; then
   results=$state/search
   reps=${BENCH_SEARCH_REPS:-1}
   for sys in parley socketio; do
+    case " $systems " in *" $sys "*) ;; *) continue ;; esac
     for rate in $BENCH_SEARCH; do
       for _ in $(seq 1 "$reps"); do run_system "$sys"; done
       python3 - "$results" "$rate" "$reps" <<'PY' || break
