@@ -416,8 +416,8 @@ static void json_query(struct conn *c, int64_t id, int stmt, int n, const char *
 
 static void op_unread(struct conn *c, const struct pp_cmd *cmd)
 {
-    const char *v[2] = {c->workspace, c->person};
-    json_query(c, cmd->id, ST_UNREAD, 2, v, false);
+    const char *v[3] = {c->workspace, c->person, c->token_id};
+    json_query(c, cmd->id, ST_UNREAD, 3, v, false);
 }
 
 static void op_seen_by(struct conn *c, const struct pp_cmd *cmd)

@@ -404,7 +404,9 @@ void http_api_handle(struct http_req *r)
         /* checked by the route's handler */
     } else if (rt->body) {
         struct jv_err e;
-        r->json = jv_parse(r->body ? r->body : "", r->body_len, rt->body, false, &e);
+        /* a body whose fields are all optional may be left out */
+        r->json =
+            jv_parse(r->body ? r->body : "", r->body_len, rt->body, jv_none_required(rt->body), &e);
         if (!r->json) {
             http_error(r, strcmp(e.code, "internal") ? 400 : 500, e.code, e.message, e.field);
             return;

@@ -7,6 +7,21 @@
 #include <stdio.h>
 #include <string.h>
 
+size_t jv_utf8_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xC0) != 0x80; /* every byte but a continuation starts one */
+    return n;
+}
+
+bool jv_none_required(const struct jv_field *fields)
+{
+    for (const struct jv_field *f = fields; f->name; f++)
+        if (f->required) return false;
+    return true;
+}
+
 bool jv_utf8_text(const char *s, size_t len, bool allow_newlines)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
@@ -169,22 +184,30 @@ static bool check(cJSON *v, const struct jv_field *f, struct jv_err *err)
     size_t len = strlen(s);
     switch (f->type) {
     case JV_TEXT:
-        if ((long long)len < f->min || (long long)len > f->max) {
-            char m[96];
-            snprintf(m, sizeof m, "must be %lld to %lld bytes", f->min, f->max);
-            return fail(err, "bad_field", f->name, m);
-        }
+        /* characters, as PostgreSQL's length() in the tables' checks and
+         * JSON Schema's maxLength count them (a name of 100 CJK characters
+         * is 300 bytes); valid UTF-8 first, or the count means nothing */
         if (!jv_utf8_text(s, len, false))
             return fail(err, "bad_field", f->name, "must be text without control characters");
-        return true;
-    case JV_SECRET:
-        if ((long long)len < f->min || (long long)len > f->max) {
+        long long chars = (long long)jv_utf8_chars(s, len);
+        if (chars < f->min || chars > f->max) {
             char m[96];
-            snprintf(m, sizeof m, "must be %lld to %lld bytes", f->min, f->max);
+            snprintf(m, sizeof m, "must be %lld to %lld characters", f->min, f->max);
             return fail(err, "bad_field", f->name, m);
         }
-        return jv_utf8_text(s, len, true) ? true
-                                          : fail(err, "bad_field", f->name, "must be valid text");
+        return true;
+    case JV_SECRET:
+        /* at least min characters (a password's strength is in them), at
+         * most max bytes (what the server copies and hashes is bounded) */
+        if (!jv_utf8_text(s, len, true))
+            return fail(err, "bad_field", f->name, "must be valid text");
+        if ((long long)jv_utf8_chars(s, len) < f->min || (long long)len > f->max) {
+            char m[96];
+            snprintf(m, sizeof m, "must be at least %lld characters and at most %lld bytes", f->min,
+                     f->max);
+            return fail(err, "bad_field", f->name, m);
+        }
+        return true;
     case JV_EMAIL:
         lower(v);
         return jv_email(s) ? true : fail(err, "bad_field", f->name, "must be an email address");

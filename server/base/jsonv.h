@@ -16,7 +16,7 @@
 #include <stddef.h>
 
 enum jv_type {
-    JV_TEXT,    /* UTF-8 text without control characters, min..max bytes */
+    JV_TEXT,    /* UTF-8 text without control characters, min..max characters */
     JV_EMAIL,   /* an address as people type it; lower-cased */
     JV_PHONE,   /* E.164: + and 8 to 15 digits, no leading zero */
     JV_URL,     /* http(s) URL without spaces, at most 2000 bytes */
@@ -26,7 +26,8 @@ enum jv_type {
     JV_ENUM,    /* one of choices */
     JV_DOMAINS, /* array of up to max DNS names; lower-cased */
     JV_UUIDS,   /* array of up to max UUIDs, no duplicates */
-    JV_SECRET,  /* a password or token: any characters but NUL, min..max bytes */
+    JV_SECRET,  /* a password or token: any characters but NUL; at least min
+                 * characters, at most max bytes */
 };
 
 struct jv_field {
@@ -34,7 +35,7 @@ struct jv_field {
     enum jv_type type;          /* what the value must be */
     bool required;              /* must be present */
     bool nullable;              /* null is allowed (clears the value on update) */
-    long long min, max;         /* text bytes, integer range, array length (max) */
+    long long min, max;         /* text length, integer range, array length (max) */
     const char *const *choices; /* JV_ENUM: NULL-terminated list */
 };
 
@@ -52,6 +53,10 @@ struct jv_err {
 cJSON *jv_parse(const char *body, size_t len, const struct jv_field *fields, bool allow_empty,
                 struct jv_err *err);
 
+/* Whether no field of the table is required (an empty body is then {}). */
+bool jv_none_required(const struct jv_field *fields);
+/* The characters (code points) of len bytes of valid UTF-8. */
+size_t jv_utf8_chars(const char *s, size_t len);
 /* Valid UTF-8 without control characters (but \n \r \t when allow_newlines). */
 bool jv_utf8_text(const char *s, size_t len, bool allow_newlines);
 bool jv_email(const char *s);

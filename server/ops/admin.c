@@ -2,6 +2,7 @@
 
 #include "auth.h"
 #include "guidelines.h"
+#include "jsonv.h"
 #include "mem.h"
 #include "pwpolicy.h"
 
@@ -586,8 +587,10 @@ static int set_password(PGconn *pg, const char *email)
     if (!fgets(pw, sizeof pw, stdin)) return 2;
     pw[strcspn(pw, "\r\n")] = 0;
     size_t len = strlen(pw);
-    if (len < AUTH_PW_MIN || len > AUTH_PW_MAX) {
-        fprintf(stderr, "parleyd: a password has %d to %d characters\n", AUTH_PW_MIN, AUTH_PW_MAX);
+    /* as the API counts (jsonv.h, JV_SECRET): characters at least, bytes at most */
+    if (!jv_utf8_text(pw, len, true) || jv_utf8_chars(pw, len) < AUTH_PW_MIN || len > AUTH_PW_MAX) {
+        fprintf(stderr, "parleyd: a password has at least %d characters and at most %d bytes\n",
+                AUTH_PW_MIN, AUTH_PW_MAX);
         return 2;
     }
     /* The same rules as sign-up: an operator's choice is no better. */

@@ -21,10 +21,14 @@
  * A room's log only grows under its row lock (lk), and only when the row
  * that needs the event was found (go), so a seq is never taken without its
  * row: recovery can never meet a hole. */
-/* The room of the path, if the actor may see it (ROOM_SEEN). */
+/* The room of the path, if the actor may see it (ROOM_SEEN). On the
+ * WebSocket (id2: the session's token) archived rooms and, for a token
+ * scoped to some rooms (an avatar's), the others do not exist either, as for
+ * join (store.c, join_check). */
+#define WS_ROOM_OPEN "(p.id2 IS NULL OR (r.archived_at IS NULL AND " TOKEN_OPENS("p.id2", "r") "))"
 #define ROOM_OF_WS                                                                                 \
     " rm AS (SELECT r.id, r.kind FROM rooms r, p WHERE r.id = p.id1 AND r.workspace_id = p.ws"     \
-    "  AND " ROOM_SEEN("r") ")"
+    "  AND " ROOM_SEEN("r") " AND " WS_ROOM_OPEN ")"
 /* The message z of the room, whether the actor may act on it (moderator, or
  * its sender within the workspace's window). */
 #define TARGET                                                                                     \
@@ -447,7 +451,10 @@ static void run(struct conn *c, int64_t id, enum mod_stmt s, const char *room, c
     int k = 0;
     if (perm_allows((enum role)c->prole, P_MODERATE)) y[k++] = 'M';
     if (perm_allows((enum role)c->prole, P_ROOMS_MANAGE)) y[k++] = 'r';
-    const char *v[NPARAMS] = {c->person, c->workspace, room,  NULL, body, x,
+    /* id2: the session's token, for the rooms it opens (ROOM_OF_WS); never
+     * NULL here, which would open archived rooms (auth always sets it) */
+    const char *tok = c->token_id[0] ? c->token_id : "00000000-0000-0000-0000-000000000000";
+    const char *v[NPARAMS] = {c->person, c->workspace, room,  tok, body, x,
                               y,         z ? z : "",   c->ip, "|"};
     creq_link(c, &q->cr);
     int rc = db_query(a->db, -1, global_stmt(s), NPARAMS, v, NULL, NULL, on_mod, q);

@@ -37,6 +37,12 @@
 #define ROOM_SEEN(r)                                                                               \
     "(" FLAG("r") " OR " r ".visibility = 'workspace' OR EXISTS (SELECT 1 FROM room_members rsx"   \
                   " WHERE rsx.room_id = " r ".id AND rsx.person_id = p.actor))"
+/* Room r (a rooms row alias) is one the access token tok (a uuid
+ * expression) opens: every room, unless the token is scoped to some rooms
+ * (an avatar's), then those. */
+#define TOKEN_OPENS(tok, r)                                                                        \
+    "NOT EXISTS (SELECT 1 FROM access_tokens tko WHERE tko.id = " tok                              \
+    " AND tko.room_ids IS NOT NULL AND NOT " r ".id = ANY(tko.room_ids))"
 /* Milliseconds since the epoch of a timestamptz expression. */
 #define TS_MS(col) "(extract(epoch from " col ") * 1000)::int8"
 /* Workspace id is not deleted (sql/011): a deleted workspace is, for

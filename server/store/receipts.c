@@ -63,7 +63,8 @@ const char receipts_batch_sql[] =
     "  AS t(i int, k text, room uuid, person uuid, seq int8, stars int)),"
     " chk AS (SELECT i.*, r.broadcast_reads AS br, m.kind AS mk, CASE"
     "   WHEN i.k = 'read' THEN CASE WHEN i.seq > r.last_seq THEN 'no_such_message' ELSE 'ok' END"
-    "   WHEN m.kind IS NULL OR m.kind IN ('votes', 'read') THEN 'no_such_message'"
+    /* event rows (votes, read, delete, edit, settings) are in the log but are no messages */
+    "   WHEN m.kind IS NULL OR m.kind NOT IN ('message', 'entry', 'reply') THEN 'no_such_message'"
     "   WHEN i.k IN ('like', 'unlike') AND m.kind <> 'message' THEN 'likes_not_allowed'"
     "   WHEN i.k IN ('rate', 'unrate') AND m.kind NOT IN ('entry', 'reply')"
     "    THEN 'ratings_not_allowed'"

@@ -59,8 +59,7 @@ static const struct db_stmt store_stmts[ST__COUNT] = {
                        " WHERE r.id = $1::uuid AND r.workspace_id = $2::uuid"
                        "   AND r.archived_at IS NULL"
                        /* a token scoped to rooms (an avatar's) opens only those */
-                       "   AND NOT EXISTS (SELECT 1 FROM access_tokens t WHERE t.id = $4::uuid"
-                       "    AND t.room_ids IS NOT NULL AND NOT r.id = ANY(t.room_ids))"
+                       "   AND " TOKEN_OPENS("$4::uuid", "r")
                        "   AND ($5::bool OR r.visibility = 'workspace' OR EXISTS ("
                        "         SELECT 1 FROM room_members m"
                        "          WHERE m.room_id = r.id AND m.person_id = $3::uuid))",
@@ -188,7 +187,9 @@ static const struct db_stmt store_stmts[ST__COUNT] = {
                        1},
     [ST_STATE_BATCH] = {"state_batch", receipts_batch_sql, 1},
     /* Unread: messages above the watermark, not mine, not seen out of order,
-     * counted up to 10000 per room (a badge shows "9999+" anyway). */
+     * counted up to 10000 per room (a badge shows "9999+" anyway), in the
+     * rooms I may join (join_check: not removed from it by a moderator, and
+     * within the rooms the session's token $3 opens, when it is scoped). */
     [ST_UNREAD] = {"unread",
                    "SELECT json_build_object('rooms', coalesce(json_agg(json_build_object("
                    "  'room', r.id, 'last_seq', r.last_seq, 'up_to', coalesce(rs.up_to, 0),"
@@ -201,8 +202,11 @@ static const struct db_stmt store_stmts[ST__COUNT] = {
                    " FROM (SELECT 1) one LEFT JOIN rooms r ON r.workspace_id = $1::uuid"
                    "  AND r.archived_at IS NULL AND (r.visibility = 'workspace' OR EXISTS ("
                    "   SELECT 1 FROM room_members rm WHERE rm.room_id = r.id AND rm.person_id = $2::uuid))"
+                   "  AND NOT EXISTS (SELECT 1 FROM room_bans b WHERE b.room_id = r.id"
+                   "   AND b.person_id = $2::uuid)"
+                   "  AND " TOKEN_OPENS("$3::uuid", "r")
                    " LEFT JOIN read_state rs ON rs.room_id = r.id AND rs.person_id = $2::uuid",
-                   2},
+                   3},
     /* Who has seen a message: everyone whose watermark covers it (the time
      * is when that watermark last moved) and everyone who saw it out of
      * order (the exact time); k of n, n being who may see the room. */

@@ -422,6 +422,19 @@ static void refusals_store_nothing(void **state)
         "no_such_message");
     err(it_req(x.c[1], "\"op\":\"like\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)e),
         "likes_not_allowed");
+    /* An event row of the log (an edit's) is no message: not seen, liked or rated. */
+    cJSON *ed = it_ok(x.c[0], "\"op\":\"edit\",\"room\":\"%s\",\"seq\":%lld,\"body\":\"edited\"",
+                      x.room, (long long)e);
+    int64_t ev = wsc_int(ed, "ok.event_seq");
+    cJSON_Delete(ed);
+    assert_true(ev > e); /* (the edit writes none of the tables snap counts) */
+    err(it_req(x.c[1], "\"op\":\"seen\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)ev),
+        "no_such_message");
+    err(it_req(x.c[1], "\"op\":\"like\",\"room\":\"%s\",\"seq\":%lld", x.room, (long long)ev),
+        "no_such_message");
+    err(it_req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":4", x.room,
+               (long long)ev),
+        "no_such_message");
     err(it_req(x.c[1], "\"op\":\"rate\",\"room\":\"%s\",\"seq\":%lld,\"stars\":6", x.room,
                (long long)e),
         "stars_out_of_range");

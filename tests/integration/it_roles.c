@@ -399,6 +399,122 @@ static void room_existence_walk(void **state)
     assert_string_equal(before, after);
 }
 
+/* Message 1 of room, by person, as the owner of the room's log would have it. */
+static void put_message(const char *room, const char *person)
+{
+    it_sqlf("WITH a AS (UPDATE rooms SET last_seq = 1 WHERE id = '%s' RETURNING id)"
+            " INSERT INTO messages (room_id, seq, sender_id, client_msg_id, body)"
+            " SELECT a.id, 1, '%s', 'iso', 'old words' FROM a RETURNING 1",
+            room, person);
+}
+
+/* The replies (without their ids) to cmd for room x and for a room id that
+ * does not exist differ: counted as a mismatch. */
+static void same_as_unknown(struct wsc *c, const char *cmd_tmpl, const char *room,
+                            const char *person, const char *held, const char *what)
+{
+    const char *unknown = "8f14e45f-ceea-467f-a8f5-1d2e3c4b5a69";
+    char cmd[512];
+    char *got[2];
+    for (int v = 0; v < 2; v++) {
+        fill(cmd, sizeof cmd, cmd_tmpl, v ? room : unknown, person, held);
+        cJSON *r = wsc_request(c, 5000, "%s", cmd);
+        assert_non_null(r);
+        got[v] = reply_text(r);
+    }
+    if (strcmp(got[0], got[1]))
+        mismatch("{%s}: unknown room -> %s, but %s -> %s\n", cmd_tmpl, got[0], what, got[1]);
+    free(got[0]);
+    free(got[1]);
+}
+
+/* On the WebSocket an archived room, and for a token scoped to some rooms (an
+ * avatar's) every other room, is answered like a room that does not exist
+ * (PROTOCOL.md, join), by the moderation ops a moderator or a bot may use
+ * too, and nothing changes; unread lists only the rooms the session may
+ * join (not those outside the token's rooms, nor one a moderator removed
+ * the person from). */
+static void archived_and_out_of_scope_rooms_do_not_exist(void **state)
+{
+    (void)state;
+    struct world b;
+    build(&b);
+    char path[192], body[160], old[40], open[40], other[40], tok[64], held[24];
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/rooms", b.ws);
+    create(b.owner.token, path, "{\"name\":\"old\"}", old);
+    create(b.owner.token, path, "{\"name\":\"open\"}", open);
+    create(b.owner.token, path, "{\"name\":\"other\"}", other);
+    put_message(old, b.owner.id);
+    put_message(other, b.owner.id);
+    snprintf(held, sizeof held, "%s",
+             it_sqlf("INSERT INTO pending (room_id, sender_id, client_msg_id, body, state)"
+                     " VALUES ('%s', '%s', 'old-held', 'held words', 'held') RETURNING id",
+                     old, b.member.id));
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/rooms/%s", b.ws, old);
+    struct hres r = http_req(IT.gw[0], NULL, "PATCH", path, b.owner.token, "{\"archived\":true}");
+    assert_int_equal(r.status, 200);
+    hres_free(&r);
+    snprintf(path, sizeof path, "/api/v1/workspaces/%s/avatars/%s/tokens", b.ws, b.avatar);
+    snprintf(body, sizeof body, "{\"rooms\":[\"%s\"]}", open);
+    r = http_req(IT.gw[0], NULL, "POST", path, b.owner.token, body);
+    assert_int_equal(r.status, 201);
+    snprintf(tok, sizeof tok, "%s", hres_str(&r, "token"));
+    hres_free(&r);
+    char before[64], after[64];
+    snapshot(b.ws, before);
+    mismatches = 0;
+    /* The owner moderates every room, archived ones not on the WebSocket. */
+    static const char *const mod_ops[] = {
+        "\"op\":\"pending\",\"room\":\"{r}\"",
+        "\"op\":\"approve\",\"room\":\"{r}\",\"pending\":{h}",
+        "\"op\":\"reject\",\"room\":\"{r}\",\"pending\":{h}",
+        "\"op\":\"delete\",\"room\":\"{r}\",\"seq\":1",
+        "\"op\":\"remove\",\"room\":\"{r}\",\"person\":\"{p}\"",
+        "\"op\":\"room_settings\",\"room\":\"{r}\",\"locked\":true",
+    };
+    struct wsc *owner = it_connect_auth(0, b.owner.token), *bot = it_connect_auth(1, tok);
+    assert_non_null(owner);
+    assert_non_null(bot);
+    for (size_t k = 0; k < sizeof mod_ops / sizeof mod_ops[0]; k++)
+        same_as_unknown(owner, mod_ops[k], old, b.member.id, held, "an archived room");
+    /* The bot's token opens "open" only: "other" and its message 1 are not there. */
+    same_as_unknown(bot, "\"op\":\"pending\",\"room\":\"{r}\"", other, NULL, NULL,
+                    "a room outside the token's");
+    same_as_unknown(bot, "\"op\":\"delete\",\"room\":\"{r}\",\"seq\":1", other, NULL, NULL,
+                    "a room outside the token's");
+    assert_int_equal(mismatches, 0);
+    snapshot(b.ws, after);
+    assert_string_equal(before, after);
+    /* unread: the bot's token opens one room; the member, removed from
+     * "open" by a moderator, no longer has it. */
+    cJSON *u = it_ok(bot, "\"op\":\"unread\"");
+    char *t = cJSON_PrintUnformatted(u);
+    assert_non_null(strstr(t, open));
+    assert_null(strstr(t, other));
+    assert_null(strstr(t, old));
+    free(t);
+    cJSON_Delete(u);
+    struct wsc *member = it_connect_auth(0, b.member.token);
+    assert_non_null(member);
+    u = it_ok(member, "\"op\":\"unread\"");
+    t = cJSON_PrintUnformatted(u);
+    assert_non_null(strstr(t, open));
+    assert_non_null(strstr(t, other));
+    free(t);
+    cJSON_Delete(u);
+    cJSON_Delete(
+        it_ok(owner, "\"op\":\"remove\",\"room\":\"%s\",\"person\":\"%s\"", open, b.member.id));
+    u = it_ok(member, "\"op\":\"unread\"");
+    t = cJSON_PrintUnformatted(u);
+    assert_null(strstr(t, open));
+    assert_non_null(strstr(t, other));
+    free(t);
+    cJSON_Delete(u);
+    wsc_close(owner);
+    wsc_close(bot);
+    wsc_close(member);
+}
+
 /* ---- the role matrix ----------------------------------------------------- */
 
 enum { OWNER, ADMIN, KEYUSER, SUPPORT, MEMBER, AVATAR, NROLES };
@@ -432,8 +548,9 @@ static const struct {
     {"guidelines.manage", "GET", "/api/v1/workspaces/%s/guidelines/audit", NULL, "OAK"},
     /* every moderation route: the room's pending list is anyone's (their own) */
     {"room.join", "GET", "/api/v1/workspaces/%s/rooms/%r/pending", NULL, "OAKSMV"},
-    {"room.moderate", "POST", "/api/v1/workspaces/%s/rooms/%r/pending/%h/approve", "{}", "OAK"},
-    {"room.moderate", "POST", "/api/v1/workspaces/%s/rooms/%r/pending/%h/reject", "{}", "OAK"},
+    /* (no body: every field of theirs is optional) */
+    {"room.moderate", "POST", "/api/v1/workspaces/%s/rooms/%r/pending/%h/approve", NULL, "OAK"},
+    {"room.moderate", "POST", "/api/v1/workspaces/%s/rooms/%r/pending/%h/reject", NULL, "OAK"},
     {"room.moderate", "PATCH", "/api/v1/workspaces/%s/rooms/%r/moderation", "{\"locked\":false}",
      "OAK"},
     {"room.moderate", "GET", "/api/v1/workspaces/%s/mutes", NULL, "OAK"},
@@ -882,6 +999,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(cross_workspace_walk),
         cmocka_unit_test(room_existence_walk),
+        cmocka_unit_test(archived_and_out_of_scope_rooms_do_not_exist),
         cmocka_unit_test(role_matrix),
         cmocka_unit_test(ws_role_matrix),
         cmocka_unit_test(contacts_visibility),

@@ -51,6 +51,7 @@ static const struct jv_field spec[] = {
     {"colour", JV_ENUM, false, false, 0, 0, colours},
     {"domains", JV_DOMAINS, false, false, 0, 2, NULL},
     {"ids", JV_UUIDS, false, false, 0, 3, NULL},
+    {"pw", JV_SECRET, false, false, 4, 12, NULL},
     {NULL, 0, 0, 0, 0, 0, NULL},
 };
 
@@ -111,6 +112,35 @@ static void table(void **state)
     cJSON_Delete(o);
     /* Invalid UTF-8 in the raw body. */
     fails("{\"name\":\"\xff\"}", "bad_json", "");
+    /* Text is counted in characters (ten letters of two bytes fit 10)... */
+    const char *ten = "{\"name\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+                      "\xc3\xa9\xc3\xa9\"}";
+    o = jv_parse(ten, strlen(ten), spec, false, &e);
+    assert_non_null(o);
+    cJSON_Delete(o);
+    fails("{\"name\":"
+          "\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9"
+          "\xc3\xa9\"}",
+          "bad_field", "name");
+    /* ... a secret's minimum too (three letters are three, not six), its
+     * maximum in bytes (what is copied and hashed). */
+    const char *four = "{\"name\":\"x\",\"pw\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}";
+    o = jv_parse(four, strlen(four), spec, false, &e);
+    assert_non_null(o);
+    cJSON_Delete(o);
+    fails("{\"name\":\"x\",\"pw\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}", "bad_field", "pw");
+    fails("{\"name\":\"x\",\"pw\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}",
+          "bad_field", "pw");
+    assert_int_equal(jv_utf8_chars("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10), 4);
+    /* An empty body is {} only where the caller allows it, which it does
+     * for a table without required fields. */
+    assert_false(jv_none_required(spec));
+    assert_true(jv_none_required(spec + 1));
+    fails("", "bad_json", "");
+    o = jv_parse("", 0, spec + 1, true, &e);
+    assert_non_null(o);
+    assert_null(o->child);
+    cJSON_Delete(o);
 }
 
 int main(void)
