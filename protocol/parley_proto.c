@@ -214,6 +214,15 @@ static bool text_ok(const char *s, size_t n, bool multiline)
     return true;
 }
 
+/* The characters of n bytes of valid UTF-8 (text_ok checked it). */
+static size_t utf8_chars(const char *s, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += ((unsigned char)s[i] & 0xC0) != 0x80;
+    return k;
+}
+
 static bool str_field(const cJSON *it, size_t min, size_t max, struct pp_str *out)
 {
     if (!cJSON_IsString(it)) return false;
@@ -317,8 +326,9 @@ static int decode_fields(const cJSON *root, const struct pp_limits *lim, struct 
             c->offset = (int)v;
             break;
         }
-        case F_REASON:
-            ok = str_field(it, 1, 500, &c->reason);
+        case F_REASON: /* 500 characters, as the HTTP API and the table count them */
+            ok = str_field(it, 1, 4 * 500, &c->reason) &&
+                 utf8_chars(c->reason.str, c->reason.len) <= 500;
             break;
         case F_PENDING:
             ok = get_int(it, 1, PP_MAX_ID, &c->pending);

@@ -130,7 +130,7 @@ struct pp_cmd {
     struct pp_str person;        /* seen_entries: optional uuid (default: me) */
     bool by_rating;              /* entries: sort "rating" (default "newest") */
     int offset;                  /* entries: 0..10000 */
-    struct pp_str reason;        /* moderation: optional, 1..500 bytes */
+    struct pp_str reason;        /* moderation: optional, 1..500 characters */
     int64_t pending;             /* approve, reject: the pending message id (>= 1) */
     int64_t duration_s;          /* mute: 1..31536000 seconds */
     bool has_locked, locked;     /* room_settings */

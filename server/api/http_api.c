@@ -404,9 +404,10 @@ void http_api_handle(struct http_req *r)
         /* checked by the route's handler */
     } else if (rt->body) {
         struct jv_err e;
-        /* a body whose fields are all optional may be left out */
-        r->json =
-            jv_parse(r->body ? r->body : "", r->body_len, rt->body, jv_none_required(rt->body), &e);
+        /* approve, reject and delete take only an optional reason: the body
+         * may be left out (elsewhere a missing body is a mistake, never {}:
+         * a token minted unscoped and without expiry, a settings event) */
+        r->json = jv_parse(r->body ? r->body : "", r->body_len, rt->body, rt->body == f_reason, &e);
         if (!r->json) {
             http_error(r, strcmp(e.code, "internal") ? 400 : 500, e.code, e.message, e.field);
             return;

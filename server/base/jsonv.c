@@ -15,13 +15,6 @@ size_t jv_utf8_chars(const char *s, size_t len)
     return n;
 }
 
-bool jv_none_required(const struct jv_field *fields)
-{
-    for (const struct jv_field *f = fields; f->name; f++)
-        if (f->required) return false;
-    return true;
-}
-
 bool jv_utf8_text(const char *s, size_t len, bool allow_newlines)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;

@@ -231,7 +231,8 @@ static void ack(const struct dcfg *c, long id, long attempt, const char *status,
     cJSON_AddNumberToObject(o, "attempt", (double)attempt);
     if (error) {
         char e[1001];
-        snprintf(e, sizeof e, "%s", error); /* the route takes 1000 bytes */
+        snprintf(e, sizeof e, "%s",
+                 error); /* the route takes 1000 characters; replies are shorter */
         cJSON_AddStringToObject(o, "error", e);
     }
     if (retry_after_s > 0) cJSON_AddNumberToObject(o, "retry_after_s", (double)retry_after_s);

@@ -60,8 +60,8 @@
                    "wm.removed_at IS NULL"                                                         \
                    "  AND wm.person_id = (p.b->>'person_id')::uuid),"                              \
                    " sc AS (SELECT (p.b->>'room_id') IS NULL OR EXISTS (SELECT 1 FROM rooms r"     \
-                   "  WHERE r.id = (p.b->>'room_id')::uuid AND r.workspace_id = p.ws) AS ok FROM " \
-                   "p)"
+                   "  WHERE r.id = (p.b->>'room_id')::uuid AND r.workspace_id = p.ws"              \
+                   "  AND " WS_ROOM_OPEN ") AS ok FROM p)"
 #define NOT_YOURS ERR("forbidden", "person_id", "your role may not act on this person")
 #define CSVQ(x) "'\"' || replace(coalesce((" x ")::text, ''), '\"', '\"\"') || '\"'"
 

@@ -455,6 +455,11 @@ static void archived_and_out_of_scope_rooms_do_not_exist(void **state)
     assert_int_equal(r.status, 200);
     hres_free(&r);
     snprintf(path, sizeof path, "/api/v1/workspaces/%s/avatars/%s/tokens", b.ws, b.avatar);
+    /* A forgotten body is a mistake here, not {} (an unscoped token without expiry). */
+    r = http_req(IT.gw[0], NULL, "POST", path, b.owner.token, NULL);
+    assert_int_equal(r.status, 400);
+    assert_string_equal(hres_str(&r, "error.code"), "bad_json");
+    hres_free(&r);
     snprintf(body, sizeof body, "{\"rooms\":[\"%s\"]}", open);
     r = http_req(IT.gw[0], NULL, "POST", path, b.owner.token, body);
     assert_int_equal(r.status, 201);
@@ -471,6 +476,8 @@ static void archived_and_out_of_scope_rooms_do_not_exist(void **state)
         "\"op\":\"delete\",\"room\":\"{r}\",\"seq\":1",
         "\"op\":\"remove\",\"room\":\"{r}\",\"person\":\"{p}\"",
         "\"op\":\"room_settings\",\"room\":\"{r}\",\"locked\":true",
+        "\"op\":\"mute\",\"room\":\"{r}\",\"person\":\"{p}\",\"duration_s\":60",
+        "\"op\":\"unmute\",\"room\":\"{r}\",\"person\":\"{p}\"",
     };
     struct wsc *owner = it_connect_auth(0, b.owner.token), *bot = it_connect_auth(1, tok);
     assert_non_null(owner);
@@ -485,6 +492,10 @@ static void archived_and_out_of_scope_rooms_do_not_exist(void **state)
     assert_int_equal(mismatches, 0);
     snapshot(b.ws, after);
     assert_string_equal(before, after);
+    /* ... while the room its token opens is there for it. */
+    cJSON *mine = it_ok(bot, "\"op\":\"pending\",\"room\":\"%s\"", open);
+    assert_string_equal(wsc_str(mine, "ok.room"), open);
+    cJSON_Delete(mine);
     /* unread: the bot's token opens one room; the member, removed from
      * "open" by a moderator, no longer has it. */
     cJSON *u = it_ok(bot, "\"op\":\"unread\"");

@@ -450,6 +450,23 @@ static void moderation_commands(void **state)
         assert_int_equal(pp_decode(in, strlen(in), &lim, &c, &e), -1);
         if (e.code != bad[i].code) fail_msg("%s: got %s", in, pp_err_name(e.code));
     }
+    /* A reason is 500 characters (1,000 bytes of two-byte letters), not 500 bytes. */
+    for (int n = 500; n <= 501; n++) {
+        static char big[4096];
+        int k =
+            snprintf(big, sizeof big,
+                     "{\"id\":1,\"op\":\"delete\",\"room\":\"%s\",\"seq\":1,\"reason\":\"", ROOM);
+        for (int i = 0; i < n; i++)
+            k += snprintf(big + k, sizeof big - (size_t)k, "\xc3\xa9");
+        snprintf(big + k, sizeof big - (size_t)k, "\"}");
+        assert_int_equal(pp_decode(big, strlen(big), &lim, &c, &e), n == 500 ? 0 : -1);
+        if (n == 500) {
+            assert_int_equal(c.reason.len, 1000);
+            pp_cmd_free(&c);
+        } else {
+            assert_int_equal(e.code, PP_E_BAD_REQUEST);
+        }
+    }
     /* A deleted stub and an edited message say so. */
     char buf[512];
     struct pp_message m = {.room = ROOM,
