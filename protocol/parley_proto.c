@@ -214,8 +214,7 @@ static bool text_ok(const char *s, size_t n, bool multiline)
     return true;
 }
 
-/* The characters of n bytes of valid UTF-8 (text_ok checked it). */
-static size_t utf8_chars(const char *s, size_t n)
+size_t pp_utf8_chars(const char *s, size_t n)
 {
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
@@ -328,7 +327,7 @@ static int decode_fields(const cJSON *root, const struct pp_limits *lim, struct 
         }
         case F_REASON: /* 500 characters, as the HTTP API and the table count them */
             ok = str_field(it, 1, 4 * 500, &c->reason) &&
-                 utf8_chars(c->reason.str, c->reason.len) <= 500;
+                 pp_utf8_chars(c->reason.str, c->reason.len) <= 500;
             break;
         case F_PENDING:
             ok = get_int(it, 1, PP_MAX_ID, &c->pending);

@@ -171,6 +171,9 @@ bool pp_uuid_valid(const char *s, size_t len);  /* canonical lower-case 8-4-4-4-
  * as \u0000 or as a raw byte; an escaped backslash before "u0000" is not
  * one. Both the decoder and the HTTP API refuse such input. */
 bool pp_json_has_nul(const char *buf, size_t len);
+/* The characters (code points) of n bytes of valid UTF-8: what a text
+ * field's length is counted in, here, in the HTTP API and in the tables. */
+size_t pp_utf8_chars(const char *s, size_t n);
 
 /*
  * JSON writer into a caller buffer. Every call appends; on overflow the

@@ -7,14 +7,6 @@
 #include <stdio.h>
 #include <string.h>
 
-size_t jv_utf8_chars(const char *s, size_t len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        n += ((unsigned char)s[i] & 0xC0) != 0x80; /* every byte but a continuation starts one */
-    return n;
-}
-
 bool jv_utf8_text(const char *s, size_t len, bool allow_newlines)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
@@ -182,7 +174,7 @@ static bool check(cJSON *v, const struct jv_field *f, struct jv_err *err)
          * is 300 bytes); valid UTF-8 first, or the count means nothing */
         if (!jv_utf8_text(s, len, false))
             return fail(err, "bad_field", f->name, "must be text without control characters");
-        long long chars = (long long)jv_utf8_chars(s, len);
+        long long chars = (long long)pp_utf8_chars(s, len);
         if (chars < f->min || chars > f->max) {
             char m[96];
             snprintf(m, sizeof m, "must be %lld to %lld characters", f->min, f->max);
@@ -194,7 +186,7 @@ static bool check(cJSON *v, const struct jv_field *f, struct jv_err *err)
          * most max bytes (what the server copies and hashes is bounded) */
         if (!jv_utf8_text(s, len, true))
             return fail(err, "bad_field", f->name, "must be valid text");
-        if ((long long)jv_utf8_chars(s, len) < f->min || (long long)len > f->max) {
+        if ((long long)pp_utf8_chars(s, len) < f->min || (long long)len > f->max) {
             char m[96];
             snprintf(m, sizeof m, "must be at least %lld characters and at most %lld bytes", f->min,
                      f->max);

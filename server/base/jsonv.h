@@ -53,8 +53,6 @@ struct jv_err {
 cJSON *jv_parse(const char *body, size_t len, const struct jv_field *fields, bool allow_empty,
                 struct jv_err *err);
 
-/* The characters (code points) of len bytes of valid UTF-8. */
-size_t jv_utf8_chars(const char *s, size_t len);
 /* Valid UTF-8 without control characters (but \n \r \t when allow_newlines). */
 bool jv_utf8_text(const char *s, size_t len, bool allow_newlines);
 bool jv_email(const char *s);

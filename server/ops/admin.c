@@ -3,6 +3,7 @@
 #include "auth.h"
 #include "guidelines.h"
 #include "jsonv.h"
+#include "parley_proto.h"
 #include "mem.h"
 #include "pwpolicy.h"
 
@@ -588,7 +589,7 @@ static int set_password(PGconn *pg, const char *email)
     pw[strcspn(pw, "\r\n")] = 0;
     size_t len = strlen(pw);
     /* as the API counts (jsonv.h, JV_SECRET): characters at least, bytes at most */
-    if (!jv_utf8_text(pw, len, true) || jv_utf8_chars(pw, len) < AUTH_PW_MIN || len > AUTH_PW_MAX) {
+    if (!jv_utf8_text(pw, len, true) || pp_utf8_chars(pw, len) < AUTH_PW_MIN || len > AUTH_PW_MAX) {
         fprintf(stderr, "parleyd: a password has at least %d characters and at most %d bytes\n",
                 AUTH_PW_MIN, AUTH_PW_MAX);
         return 2;

@@ -451,10 +451,9 @@ static void run(struct conn *c, int64_t id, enum mod_stmt s, const char *room, c
     int k = 0;
     if (perm_allows((enum role)c->prole, P_MODERATE)) y[k++] = 'M';
     if (perm_allows((enum role)c->prole, P_ROOMS_MANAGE)) y[k++] = 'r';
-    /* id2: the session's token, for the rooms it opens (ROOM_OF_WS); never
-     * NULL here, which would open archived rooms (auth always sets it) */
-    const char *tok = c->token_id[0] ? c->token_id : "00000000-0000-0000-0000-000000000000";
-    const char *v[NPARAMS] = {c->person, c->workspace, room,  tok, body, x,
+    /* id2: the session's token (auth set it), for the rooms it opens
+     * (ROOM_OF_WS); never NULL here, which would open archived rooms */
+    const char *v[NPARAMS] = {c->person, c->workspace, room,  c->token_id, body, x,
                               y,         z ? z : "",   c->ip, "|"};
     creq_link(c, &q->cr);
     int rc = db_query(a->db, -1, global_stmt(s), NPARAMS, v, NULL, NULL, on_mod, q);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "jsonv.h"
+#include "parley_proto.h"
 
 static void values(void **state)
 {
@@ -131,7 +132,7 @@ static void table(void **state)
     fails("{\"name\":\"x\",\"pw\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}", "bad_field", "pw");
     fails("{\"name\":\"x\",\"pw\":\"\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\"}",
           "bad_field", "pw");
-    assert_int_equal(jv_utf8_chars("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10), 4);
+    assert_int_equal(pp_utf8_chars("a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 10), 4);
     /* An empty body is {} only where the caller allows it. */
     fails("", "bad_json", "");
     o = jv_parse("", 0, spec + 1, true, &e);
